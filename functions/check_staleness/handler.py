@@ -1,0 +1,27 @@
+"""CheckStaleness: is the fetched data fresh enough to decide on? (result lands at $.staleness)"""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from ffe.contracts import CheckStalenessInput, parse
+from ffe.domain.strategies import StrategyParams
+from ffe.observability import DATA_STALENESS_SECONDS, STALE_SERIES, MetricUnit, logger, metrics, tracer
+from ffe.steps.staleness import check_staleness
+
+
+@logger.inject_lambda_context(correlation_id_path="execution_id")
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    data = parse(CheckStalenessInput, event)
+    logger.append_keys(cycle_id=data.cycle_id, asset=data.asset, timeframe=data.timeframe)
+    result = check_staleness(data, clock=lambda: datetime.now(UTC), params=StrategyParams())
+    metrics.add_dimension(name="asset", value=data.asset)
+    metrics.add_dimension(name="timeframe", value=str(data.timeframe))
+    if result.age_seconds is not None:
+        metrics.add_metric(name=DATA_STALENESS_SECONDS, unit=MetricUnit.Seconds, value=result.age_seconds)
+    metrics.add_metric(name=STALE_SERIES, unit=MetricUnit.Count, value=int(result.stale))
+    logger.info("staleness checked", extra=result.model_dump(mode="json"))
+    return result.model_dump(mode="json")

@@ -1,0 +1,257 @@
+"""Pydantic models for everything that crosses a state boundary of the DecisionCycle state machine.
+
+Naming: ``<Step>Input`` / ``<Step>Result``. Every model forbids unknown fields, so ASL payload drift
+fails loudly at the boundary; ``parse`` turns a validation failure into ``InvalidInputError`` whose
+message names the offending field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from ffe.domain.errors import InvalidInputError
+from ffe.domain.models import Action, Bar, Timeframe
+from ffe.domain.series import validate_series
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]
+Symbol = Annotated[str, Field(pattern=r"^[A-Z0-9]{3,12}$", description="e.g. BTCUSD, EURUSD")]
+CycleId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
+Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+
+
+class Contract(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def parse(model: type[M] | TypeAdapter[Any], event: Any, name: str | None = None) -> Any:
+    """Validate a raw event into ``model`` (a model class, or a TypeAdapter for a union).
+
+    Raises:
+        InvalidInputError: naming every offending field, e.g. ``timeframe: Input should be '1m', ...``.
+    """
+    label = name or getattr(model, "__name__", "event")
+    try:
+        if isinstance(model, TypeAdapter):
+            return model.validate_python(event)
+        return model.model_validate(event)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<event>'}: {err['msg']}" for err in exc.errors()
+        )
+        raise InvalidInputError(f"invalid {label}: {problems}") from None
+
+
+# --- cycle ------------------------------------------------------------------------------------------
+
+
+class CycleInput(Contract):
+    """What a schedule (through its InputTransformer) or the API hands the state machine."""
+
+    cycle_id: CycleId
+    as_of: UtcDatetime
+    timeframe: Timeframe
+    assets: Annotated[list[Symbol], Field(min_length=1, max_length=50)]
+
+    @field_validator("assets")
+    @classmethod
+    def _unique(cls, assets: list[str]) -> list[str]:
+        duplicates = sorted({a for a in assets if assets.count(a) > 1})
+        if duplicates:
+            raise ValueError(f"duplicated assets: {', '.join(duplicates)}")
+        return assets
+
+
+class AssetTask(Contract):
+    """One Map iteration: one asset of one cycle."""
+
+    cycle_id: CycleId
+    as_of: UtcDatetime
+    timeframe: Timeframe
+    asset: Symbol
+    execution_id: str | None = None
+
+
+# --- FetchMarketData --------------------------------------------------------------------------------
+
+FetchMarketDataInput = AssetTask
+
+
+class BarModel(Contract):
+    time: UtcDatetime
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float = 0.0
+
+    def to_domain(self) -> Bar:
+        return Bar(self.time, self.open, self.high, self.low, self.close, self.volume)
+
+    @classmethod
+    def from_domain(cls, bar: Bar) -> BarModel:
+        return cls(time=bar.time, open=bar.open, high=bar.high, low=bar.low, close=bar.close, volume=bar.volume)
+
+
+class DataSource(Contract):
+    provider: str
+    dataset: str
+    synthetic: bool = Field(description="True when the bars come from the seeded generator, not the market")
+    simulated_clock: bool = Field(
+        description="True for replayed history: data age is judged against the cycle's as_of, not the wall clock"
+    )
+
+
+class MarketData(Contract):
+    """Bars for one asset as fetched, validated against the cycle's as_of."""
+
+    cycle_id: CycleId
+    as_of: UtcDatetime
+    timeframe: Timeframe
+    asset: Symbol
+    execution_id: str | None = None
+    source: DataSource
+    bars: list[BarModel]
+    bars_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+    @model_validator(mode="after")
+    def _series_is_sound(self) -> MarketData:
+        # Domain rules, re-checked at every boundary that carries bars (InvalidInputError is a ValueError).
+        validate_series(self.domain_bars(), self.as_of)
+        if self.bars_sha256 != digest_bars(self.bars):
+            raise ValueError("bars_sha256 does not match the bars")
+        return self
+
+    def domain_bars(self) -> list[Bar]:
+        return [b.to_domain() for b in self.bars]
+
+
+def digest_bars(bars: list[BarModel]) -> str:
+    """SHA-256 of the canonical JSON of the bars: the 'full input hash' recorded with a decision."""
+    canonical = json.dumps([b.model_dump(mode="json") for b in bars], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+FetchMarketDataResult = MarketData
+
+# --- CheckStaleness (its result lands at $.staleness) ------------------------------------------------
+
+CheckStalenessInput = MarketData
+
+
+class CheckStalenessResult(Contract):
+    stale: bool
+    reason: str
+    bar_count: int = Field(ge=0)
+    last_bar_time: UtcDatetime | None
+    age_seconds: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None
+    threshold_seconds: Annotated[int, Field(gt=0)] | None
+    checked_at: UtcDatetime
+
+
+# --- Decide ------------------------------------------------------------------------------------------
+
+
+class DecideInput(MarketData):
+    staleness: CheckStalenessResult
+
+    @model_validator(mode="after")
+    def _fresh_only(self) -> DecideInput:
+        if self.staleness.stale:
+            raise ValueError("staleness: stale data must never reach a model")
+        return self
+
+
+# --- RecordDecision ----------------------------------------------------------------------------------
+
+
+class DecisionRecord(Contract):
+    """A decision, from the model (fresh data) or from the staleness gate (HOLD)."""
+
+    kind: Literal["decision"] = "decision"
+    cycle_id: CycleId
+    as_of: UtcDatetime
+    timeframe: Timeframe
+    asset: Symbol
+    execution_id: str | None = None
+    bar_time: UtcDatetime | None
+    action: Action
+    confidence: Probability
+    stale: bool
+    reason: str = Field(min_length=1, max_length=2000)
+    data_age_seconds: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None
+    staleness_threshold_seconds: int | None
+    model: str = Field(min_length=1, max_length=64)
+    model_version: str = Field(min_length=1, max_length=64)
+    signals: dict[str, Annotated[float, Field(ge=-1, le=1, allow_inf_nan=False)]] = Field(default_factory=dict)
+    source: DataSource
+    input_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+DecideResult = DecisionRecord
+
+
+class FailureRecord(Contract):
+    """An asset (or a whole cycle) that could not be decided, with the error that stopped it.
+
+    Fields are free text on purpose: the failure may be that they were malformed.
+    """
+
+    kind: Literal["failure"] = "failure"
+    cycle_id: Annotated[str, Field(max_length=256)] | None = None
+    as_of: Annotated[str, Field(max_length=64)] | None = None
+    timeframe: Annotated[str, Field(max_length=32)] | None = None
+    asset: Annotated[str, Field(max_length=64)] | None = None
+    execution_id: str | None = None
+    error: str = Field(min_length=1, max_length=256, description="Step Functions error name, e.g. InvalidInputError")
+    cause: str = Field(default="", max_length=32768)
+    cycle_input: Any = Field(default=None, description="the raw execution input, for cycle-level failures")
+
+    @field_validator("cycle_id", "as_of", "timeframe", "asset", mode="before")
+    @classmethod
+    def _stringify(cls, value: Any) -> Any:
+        # A malformed event may carry a number or a list where a string belongs: keep it, as text.
+        return value if value is None or isinstance(value, str) else json.dumps(value, default=str)
+
+
+RecordDecisionInput = Annotated[DecisionRecord | FailureRecord, Field(discriminator="kind")]
+
+
+_RECORD_ADAPTER: TypeAdapter[DecisionRecord | FailureRecord] = TypeAdapter(RecordDecisionInput)
+
+
+def parse_record(event: Any) -> DecisionRecord | FailureRecord:
+    """Validate a RecordDecision payload (a decision or a failure, told apart by ``kind``)."""
+    return parse(_RECORD_ADAPTER, event, name="RecordDecisionInput")
+
+
+class RecordDecisionResult(Contract):
+    kind: Literal["decision", "failure"]
+    id: int
+    created: bool = Field(description="False when this exact record was already stored (a retried task)")
+    cycle_id: str | None
+    asset: str | None
+    action: Action | None = None
+    error: str | None = None
+

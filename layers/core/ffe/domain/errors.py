@@ -1,0 +1,42 @@
+"""Errors by what the caller must do.
+
+The class name *is* the Step Functions error name (Lambda reports it as ``errorType``):
+``decision_cycle.asl.json`` retries ``TransientError`` and catches the rest. Renaming a class
+here is an interface change.
+"""
+
+
+class FfeError(Exception):
+    """Base of every error the engine raises on purpose."""
+
+
+class TransientError(FfeError):
+    """Worth retrying: timeouts, 5xx, a database that is briefly unreachable."""
+
+
+class PermanentError(FfeError):
+    """Retrying cannot help; the asset's iteration records the failure and moves on."""
+
+
+class InvalidInputError(PermanentError, ValueError):
+    """The input is malformed: a bad event, an unknown asset or timeframe, bad bars."""
+
+
+class StaleDataError(PermanentError):
+    """Data too old to decide on (the state machine normally routes stale data to HOLD instead)."""
+
+
+class AuthError(PermanentError):
+    """A provider or broker rejected our credentials (401/403 or auth wording)."""
+
+
+class RateLimitedError(TransientError):
+    """A provider asked us to slow down (429 or an in-body rate-limit note)."""
+
+    def __init__(self, message: str, retry_after_seconds: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
+class RiskLimitViolation(PermanentError):
+    """A decision would break a hard risk limit."""

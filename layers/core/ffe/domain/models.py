@@ -1,0 +1,60 @@
+"""Domain vocabulary: timeframes, actions, bars."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+
+class Timeframe(StrEnum):
+    M1 = "1m"
+    M5 = "5m"
+    M15 = "15m"
+    M30 = "30m"
+    H1 = "1h"
+    H4 = "4h"
+    D1 = "1d"
+
+    @property
+    def duration(self) -> timedelta:
+        return _DURATIONS[self]
+
+    @property
+    def is_daily(self) -> bool:
+        return self is Timeframe.D1
+
+
+_DURATIONS = {
+    Timeframe.M1: timedelta(minutes=1),
+    Timeframe.M5: timedelta(minutes=5),
+    Timeframe.M15: timedelta(minutes=15),
+    Timeframe.M30: timedelta(minutes=30),
+    Timeframe.H1: timedelta(hours=1),
+    Timeframe.H4: timedelta(hours=4),
+    Timeframe.D1: timedelta(days=1),
+}
+
+
+class Action(StrEnum):
+    BUY = "BUY"
+    SELL = "SELL"
+    HOLD = "HOLD"
+
+
+class AssetClass(StrEnum):
+    CRYPTO = "crypto"
+    FX = "fx"
+    EQUITY = "equity"
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    """One OHLCV bar; ``time`` is the bar's open time in UTC."""
+
+    time: datetime
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float = 0.0

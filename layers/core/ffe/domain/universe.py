@@ -1,0 +1,26 @@
+"""The tradable universe: which symbols the engine knows and what class each belongs to."""
+
+from ffe.domain.errors import InvalidInputError
+from ffe.domain.models import AssetClass
+
+ASSET_CLASSES: dict[str, AssetClass] = {
+    "BTCUSD": AssetClass.CRYPTO,
+    "ETHUSD": AssetClass.CRYPTO,
+    "EURUSD": AssetClass.FX,
+    "GBPUSD": AssetClass.FX,
+}
+
+DEFAULT_UNIVERSE: tuple[str, ...] = ("BTCUSD", "ETHUSD", "EURUSD", "GBPUSD")
+
+
+def asset_class_of(symbol: str) -> AssetClass:
+    """The asset class of a known symbol.
+
+    Raises:
+        InvalidInputError: the symbol is not in the universe.
+    """
+    try:
+        return ASSET_CLASSES[symbol]
+    except KeyError:
+        known = ", ".join(sorted(ASSET_CLASSES))
+        raise InvalidInputError(f"unknown asset {symbol!r}; known assets: {known}") from None

@@ -1,0 +1,243 @@
+"""Embedded AWS: the project's template deployed into moto, with the real handlers behind its Lambdas.
+
+``LocalCloud`` is the whole offline stack: translate template.yaml, upload the function and layer code
+to (moto's) S3, put the database credentials in (moto's) Secrets Manager, create the CloudFormation
+stack, and start DecisionCycle executions the way the EventBridge schedules do.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+import time
+import uuid
+import zipfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+from moto import mock_aws
+from psycopg.conninfo import conninfo_to_dict
+
+from ffe.local.lambdas import FunctionCode, InProcessLambdas
+from ffe.local.template import ARTIFACT_BUCKET, REGION, s3_objects, translate
+
+STACK_NAME = "ffe-local"
+_LOCAL_ENV = {
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",  # noqa: S105  # moto's fake credentials
+    "AWS_SESSION_TOKEN": "testing",
+    "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon offline
+}
+
+
+@dataclass(frozen=True)
+class Schedule:
+    rule_name: str
+    expression: str
+    state: str
+    input_paths: dict[str, str]
+    input_template: str
+
+    def input_for(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Apply the rule's InputTransformer to an event, as EventBridge does for a JSON template."""
+        text = self.input_template
+        for name, path in self.input_paths.items():
+            text = text.replace(f"<{name}>", json.dumps(_json_path(event, path)))
+        result: dict[str, Any] = json.loads(text)
+        return result
+
+
+@dataclass
+class LocalCloud:
+    root: Path
+    database_url: str
+    stage: str = "dev"
+    echo_logs: bool = False
+    state_machine_arn: str = ""
+    schedules: dict[str, Schedule] = field(default_factory=dict)  # by timeframe
+    lambdas: InProcessLambdas = field(init=False)
+    _mock: Any = field(default=None, repr=False)
+    _patch: Any = field(default=None, repr=False)
+    _saved_env: dict[str, str | None] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.lambdas = InProcessLambdas(echo_logs=self.echo_logs)
+
+    def __enter__(self) -> LocalCloud:
+        for key, value in _LOCAL_ENV.items():
+            self._saved_env[key] = os.environ.get(key)
+            os.environ[key] = value
+        self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
+        self._mock.start()
+        self._patch = self.lambdas.patched()
+        self._patch.__enter__()
+        self.deploy()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._patch.__exit__(None, None, None)
+        self._mock.stop()
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+    # --- deploy -------------------------------------------------------------------------------------
+
+    def deploy(self) -> None:
+        secret_arn = self._database_secret()
+        parameters = {"Stage": self.stage, "DatabaseSecretArn": secret_arn}
+        translated = translate(self.root, parameters)
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket=ARTIFACT_BUCKET)
+        for logical_id, key in s3_objects(translated.cloudformation).items():
+            s3.put_object(Bucket=ARTIFACT_BUCKET, Key=key, Body=_zip(translated.code_dirs[logical_id]))
+        cfn = boto3.client("cloudformation", region_name=REGION)
+        cfn.create_stack(
+            StackName=STACK_NAME,
+            TemplateBody=json.dumps(translated.cloudformation),
+            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+            Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
+        )
+        stack = cfn.describe_stacks(StackName=STACK_NAME)["Stacks"][0]
+        if stack["StackStatus"] != "CREATE_COMPLETE":
+            raise RuntimeError(f"local stack failed: {stack['StackStatus']} {stack.get('StackStatusReason', '')}")
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+        self.state_machine_arn = outputs["DecisionCycleStateMachineArn"]
+        _hand_to_executor(self.state_machine_arn)
+        self._register_functions(cfn, translated.cloudformation, translated.code_dirs)
+        self._read_schedules(cfn)
+
+    def _database_secret(self) -> str:
+        """The embedded database's credentials, in the RDS secret format the functions read in AWS."""
+        info = conninfo_to_dict(self.database_url)
+        secret = {
+            "engine": "postgres",
+            "host": info.get("host", "localhost"),
+            "port": int(info.get("port", 5432)),
+            "username": info.get("user", "postgres"),
+            "password": info.get("password", ""),
+            "dbname": info.get("dbname", "ffe"),
+            "sslmode": info.get("sslmode", "disable"),
+        }
+        sm = boto3.client("secretsmanager", region_name=REGION)
+        return sm.create_secret(Name=f"ffe-{self.stage}-database", SecretString=json.dumps(secret))["ARN"]
+
+    def _register_functions(self, cfn: Any, template: dict[str, Any], code_dirs: dict[str, Path]) -> None:
+        resources = cfn.describe_stack_resources(StackName=STACK_NAME)["StackResources"]
+        # moto lists skipped (condition-false) resources without ids: keep only the created ones
+        physical = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in resources if r.get("PhysicalResourceId")}
+        layer_dirs = [
+            code_dirs[lid] for lid, res in template["Resources"].items() if res["Type"] == "AWS::Lambda::LayerVersion"
+        ]
+        for logical_id, resource in template["Resources"].items():
+            if resource["Type"] == "AWS::Lambda::Function":
+                name = physical[logical_id].split(":")[-1]
+                code = FunctionCode(code_dirs[logical_id], resource["Properties"]["Handler"])
+                self.lambdas.register(name, code)
+        # Layers are importable the way /opt/python is in Lambda (moto does not attach them; see README).
+        _ensure_on_path(layer_dirs)
+
+    def _read_schedules(self, cfn: Any) -> None:
+        events = boto3.client("events", region_name=REGION)
+        for rule in events.list_rules()["Rules"]:
+            for target in events.list_targets_by_rule(Rule=rule["Name"])["Targets"]:
+                transformer = target.get("InputTransformer")
+                if target["Arn"] != self.state_machine_arn or not transformer:
+                    continue
+                schedule = Schedule(
+                    rule["Name"], rule.get("ScheduleExpression", ""), rule["State"],
+                    transformer["InputPathsMap"], transformer["InputTemplate"],
+                )  # fmt: skip
+                probe = schedule.input_for({"id": "probe", "time": "1970-01-01T00:00:00Z"})
+                self.schedules[probe["timeframe"]] = schedule
+
+    # --- run ----------------------------------------------------------------------------------------
+
+    def scheduled_event(self, timeframe: str, at: datetime) -> dict[str, Any]:
+        """The event EventBridge sends when the ``timeframe`` rule fires at ``at``."""
+        schedule = self.schedules[timeframe]
+        return {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": "123456789012",
+            "time": at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": REGION,
+            "resources": [f"arn:aws:events:{REGION}:123456789012:rule/{schedule.rule_name}"],
+            "detail": {},
+        }
+
+    def start_execution(self, cycle_input: dict[str, Any] | str, name: str | None = None) -> str:
+        body = cycle_input if isinstance(cycle_input, str) else json.dumps(cycle_input)
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        kwargs = {"stateMachineArn": self.state_machine_arn, "input": body}
+        if name:
+            kwargs["name"] = name
+        return str(sfn.start_execution(**kwargs)["executionArn"])
+
+    def wait(self, execution_arn: str, timeout_s: float = 300) -> dict[str, Any]:
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            desc: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
+            if desc["status"] != "RUNNING":
+                return desc
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"execution still running after {timeout_s:.0f} s: {execution_arn}")
+            time.sleep(0.05)
+
+    def history(self, execution_arn: str) -> list[dict[str, Any]]:
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        pages = sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn)
+        return [event for page in pages for event in page["events"]]
+
+
+def _hand_to_executor(arn: str) -> None:
+    """Re-create a stack's state machine (same ARN) in moto's executing Step Functions backend.
+
+    moto's CloudFormation writes state machines to its plain backend, while executions run in its
+    parser backend. Creating it there through the public API also validates the ASL with moto's
+    parser, as AWS does on deploy.
+    """
+    from moto.stepfunctions.models import stepfunctions_backends
+
+    account, region = arn.split(":")[4], arn.split(":")[3]
+    machine = stepfunctions_backends[account][region].describe_state_machine(arn)
+    sfn = boto3.client("stepfunctions", region_name=region)
+    created = sfn.create_state_machine(
+        name=machine.name, definition=machine.definition, roleArn=machine.roleArn, type=machine.type
+    )
+    if created["stateMachineArn"] != arn:
+        raise RuntimeError(f"state machine re-created as {created['stateMachineArn']}, expected {arn}")
+
+
+def _json_path(event: dict[str, Any], path: str) -> Any:
+    value: Any = event
+    for part in path.removeprefix("$.").split("."):
+        value = value[part]
+    return value
+
+
+def _zip(folder: Path) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                zf.write(path, path.relative_to(folder))
+    return buffer.getvalue()
+
+
+def _ensure_on_path(folders: list[Path]) -> None:
+    for folder in folders:
+        if str(folder) not in sys.path:
+            sys.path.insert(0, str(folder))

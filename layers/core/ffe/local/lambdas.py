@@ -1,0 +1,169 @@
+"""Run the real Lambda handlers in-process when moto invokes a function.
+
+moto would start a Docker container per invocation; there is no Docker here, so we replace one private
+method, ``LambdaFunction._invoke_lambda`` (moto's minor version is pinned for this). Everything around
+it is moto's own: the Invoke API, Step Functions' Lambda task, error reporting by ``errorType`` and the
+CloudWatch log stream each invocation writes.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import logging
+import os
+import sys
+import threading
+import traceback
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from moto.awslambda.models import LambdaFunction
+
+Handler = Callable[[Any, Any], Any]
+
+
+@dataclass
+class LambdaContext:
+    """The attributes of the Lambda runtime's context object that handlers and Powertools read."""
+
+    function_name: str
+    invoked_function_arn: str
+    memory_limit_in_mb: int = 512
+    function_version: str = "$LATEST"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    log_group_name: str = ""
+    log_stream_name: str = "local"
+    timeout_s: float = 30.0
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int(self.timeout_s * 1000)
+
+
+@dataclass
+class FunctionCode:
+    code_dir: Path
+    handler: str  # "module.function", as in the template
+
+
+class _ThreadStdout(io.TextIOBase):
+    """sys.stdout that writes into the current invocation's buffer (so logs go to its log stream)."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.local = threading.local()
+
+    def write(self, text: str) -> int:
+        buffer = getattr(self.local, "buffer", None)
+        return (buffer or self.real).write(text)
+
+    def flush(self) -> None:
+        (getattr(self.local, "buffer", None) or self.real).flush()
+
+
+class InProcessLambdas:
+    """Registry of deployed functions -> local handler code, and the moto patch that calls them."""
+
+    def __init__(self, echo_logs: bool = False) -> None:
+        self.functions: dict[str, FunctionCode] = {}
+        self.echo_logs = echo_logs
+        self._modules: dict[str, ModuleType] = {}
+        self._lock = threading.RLock()  # one invocation at a time: handlers share os.environ
+        self._original: Any = None
+        self.invocations: list[tuple[str, bool]] = []
+
+    def register(self, function_name: str, code: FunctionCode) -> None:
+        self.functions[function_name] = code
+
+    @contextmanager
+    def patched(self) -> Iterator[InProcessLambdas]:
+        """Install the moto hook (and a per-thread stdout so each invocation's logs are captured)."""
+        self._original = LambdaFunction._invoke_lambda
+        runtime = self
+
+        def _invoke_lambda(fn: LambdaFunction, event: Any = None) -> tuple[str, bool, str]:
+            return runtime.invoke(fn, event)
+
+        LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign]
+        stdout = sys.stdout
+        if not isinstance(stdout, _ThreadStdout):
+            sys.stdout = _ThreadStdout(stdout)
+            _redirect_log_handlers(stdout, sys.stdout)
+        try:
+            yield self
+        finally:
+            LambdaFunction._invoke_lambda = self._original  # type: ignore[method-assign]
+            if sys.stdout is not stdout:
+                _redirect_log_handlers(sys.stdout, stdout)
+            sys.stdout = stdout
+
+    def invoke(self, fn: LambdaFunction, event: Any) -> tuple[str, bool, str]:
+        code = self.functions.get(fn.function_name)
+        if code is None:
+            message = f"no local code registered for Lambda function {fn.function_name!r}"
+            return json.dumps({"errorType": "ResourceNotFoundException", "errorMessage": message}), True, message
+        if isinstance(event, str):
+            event = json.loads(event or "{}")
+        context = LambdaContext(
+            function_name=fn.function_name,
+            invoked_function_arn=fn.function_arn,
+            memory_limit_in_mb=int(fn.memory_size or 512),
+            log_group_name=f"/aws/lambda/{fn.function_name}",
+            timeout_s=float(fn.timeout or 30),
+        )
+        with self._lock:
+            os.environ.update({k: str(v) for k, v in (fn.environment_vars or {}).items()})
+            handler = self._handler(fn.function_name, code)
+            buffer = io.StringIO()
+            sys.stdout.local.buffer = buffer if isinstance(sys.stdout, _ThreadStdout) else None  # type: ignore[attr-defined]
+            try:
+                result, errored = json.dumps(handler(event, context), default=str), False
+            except Exception as exc:  # noqa: BLE001  # reported to the caller exactly as Lambda does
+                result, errored = json.dumps(_error_payload(exc)), True
+                buffer.write(f"[ERROR] {type(exc).__name__}: {exc}\n")
+            finally:
+                if isinstance(sys.stdout, _ThreadStdout):
+                    sys.stdout.local.buffer = None
+            self.invocations.append((fn.function_name, errored))
+        logs = buffer.getvalue()
+        fn.save_logs(logs or "(no output)")
+        if self.echo_logs:
+            sys.stdout.write(logs)
+        return result, errored, logs
+
+    def _handler(self, function_name: str, code: FunctionCode) -> Handler:
+        """Import the function's module once, like a warm container keeps it."""
+        module_name, _, attr = code.handler.rpartition(".")
+        module = self._modules.get(function_name)
+        if module is None:
+            path = code.code_dir / f"{module_name.replace('.', '/')}.py"
+            spec = importlib.util.spec_from_file_location(f"ffe_local_fn.{function_name}.{module_name}", path)
+            if spec is None or spec.loader is None:
+                raise ImportError(f"cannot load {path}")
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            self._modules[function_name] = module
+        handler: Handler = getattr(module, attr)
+        return handler
+
+
+def _redirect_log_handlers(old: Any, new: Any) -> None:
+    """Loggers made before the patch (Powertools binds sys.stdout when a Logger is built) follow it."""
+    for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
+        for handler in getattr(logger, "handlers", []):
+            if isinstance(handler, logging.StreamHandler) and handler.stream is old:
+                handler.setStream(new)
+
+
+def _error_payload(exc: BaseException) -> dict[str, Any]:
+    return {
+        "errorType": type(exc).__name__,
+        "errorMessage": str(exc),
+        "stackTrace": traceback.format_exception(type(exc), exc, exc.__traceback__),
+    }

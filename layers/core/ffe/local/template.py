@@ -1,0 +1,116 @@
+"""template.yaml -> CloudFormation, offline, the way ``sam build`` + ``sam deploy`` would see it.
+
+Local CodeUri/ContentUri become S3 objects (uploaded by the deployer), DefinitionUri is inlined,
+aws-sam-translator runs with no managed-policy lookup, and DefinitionSubstitutions are folded into
+``Fn::Sub`` so moto's CloudFormation can resolve them.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from samtranslator.parser.parser import Parser
+from samtranslator.translator.translator import Translator
+from samtranslator.yaml_helper import yaml_parse
+
+ARTIFACT_BUCKET = "ffe-local-artifacts"
+REGION = "us-east-1"
+
+
+@dataclass
+class TranslatedTemplate:
+    cloudformation: dict[str, Any]
+    code_dirs: dict[str, Path] = field(default_factory=dict)  # logical id -> local folder (functions, layers)
+    substitutions: dict[str, dict[str, Any]] = field(default_factory=dict)  # state machine -> original keys
+
+
+def project_root() -> Path:
+    """The folder holding template.yaml: the working directory or one of its parents."""
+    for folder in (Path.cwd(), *Path.cwd().parents):
+        if (folder / "template.yaml").exists():
+            return folder
+    raise FileNotFoundError("template.yaml not found in the working directory or its parents")
+
+
+def load_sam(root: Path) -> dict[str, Any]:
+    return yaml_parse((root / "template.yaml").read_text())
+
+
+def translate(root: Path, parameters: dict[str, str]) -> TranslatedTemplate:
+    """Transform ``root/template.yaml`` to plain CloudFormation that moto can deploy."""
+    sam = load_sam(root)
+    code_dirs: dict[str, Path] = {}
+    for logical_id, resource in sam["Resources"].items():
+        props = resource.get("Properties", {})
+        for key in ("CodeUri", "ContentUri"):
+            if isinstance(props.get(key), str) and not props[key].startswith("s3://"):
+                code_dirs[logical_id] = (root / props[key]).resolve()
+                props[key] = f"s3://{ARTIFACT_BUCKET}/{logical_id}.zip"
+        if isinstance(props.get("DefinitionUri"), str):
+            props["Definition"] = json.loads((root / props.pop("DefinitionUri")).read_text())
+
+    translator = Translator({}, Parser(), boto_session=boto3.Session(region_name=REGION))
+    cfn = translator.translate(sam_template=sam, parameter_values=dict(parameters), get_managed_policy_map=dict)
+    out = TranslatedTemplate(cfn, _rekey_layers(cfn, code_dirs))
+    for logical_id, resource in cfn["Resources"].items():
+        if resource["Type"] == "AWS::StepFunctions::StateMachine":
+            out.substitutions[logical_id] = copy.deepcopy(resource["Properties"].get("DefinitionSubstitutions", {}))
+            fold_substitutions(resource["Properties"])
+    return out
+
+
+def fold_substitutions(props: dict[str, Any]) -> None:
+    """Turn DefinitionString + DefinitionSubstitutions into one string-form ``Fn::Sub``.
+
+    The list form of ``Fn::Sub`` would be simpler, but moto implements it with ``string.Template``,
+    which turns the ASL's ``$$.Execution.Id`` into ``$.Execution.Id``; so each ``${Key}`` is rewritten
+    to the ``${Resource.Attr}`` / ``${Param}`` it stands for.
+    """
+    definition = props.pop("DefinitionString")
+    if isinstance(definition, dict) and "Fn::Join" in definition:
+        separator, parts = definition["Fn::Join"]
+        definition = separator.join(parts)
+    subs = props.pop("DefinitionSubstitutions", {})
+
+    def replace(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key not in subs:
+            raise KeyError(f"${{{key}}} in the state machine definition has no DefinitionSubstitutions entry")
+        value = subs[key]
+        if isinstance(value, dict) and "Fn::GetAtt" in value:
+            return "${" + ".".join(value["Fn::GetAtt"]) + "}"
+        if isinstance(value, dict) and "Ref" in value:
+            return "${" + value["Ref"] + "}"
+        if isinstance(value, str):
+            return value
+        raise ValueError(f"unsupported DefinitionSubstitutions value for {key}: {value!r}")
+
+    props["DefinitionString"] = {"Fn::Sub": re.sub(r"\$\{([A-Za-z0-9_]+)\}", replace, definition)}
+
+
+def _rekey_layers(cfn: dict[str, Any], code_dirs: dict[str, Path]) -> dict[str, Path]:
+    """The translator renames a LayerVersion to ``<Id><hash>``; follow it so its code is uploaded too."""
+    out = dict(code_dirs)
+    for logical_id, resource in cfn["Resources"].items():
+        if resource["Type"] == "AWS::Lambda::LayerVersion" and logical_id not in out:
+            for original in list(code_dirs):
+                if logical_id.startswith(original):
+                    out[logical_id] = code_dirs[original]
+    return out
+
+
+def s3_objects(cfn: dict[str, Any]) -> dict[str, str]:
+    """logical id -> S3 key of every Lambda function / layer whose code the deployer must upload."""
+    keys = {}
+    for logical_id, resource in cfn["Resources"].items():
+        props = resource.get("Properties", {})
+        code = props.get("Code") or props.get("Content")
+        if resource["Type"] in ("AWS::Lambda::Function", "AWS::Lambda::LayerVersion") and isinstance(code, dict):
+            keys[logical_id] = code["S3Key"]
+    return keys

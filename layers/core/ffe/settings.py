@@ -1,0 +1,58 @@
+"""Per-function settings, read from the environment once per container (``get_settings``).
+
+Each function composes the mixins it needs, so a missing or malformed setting fails on the first
+invocation with a message naming it. Secrets never live here: only the ARN of the secret.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from typing import Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ffe.domain.errors import PermanentError
+
+S = TypeVar("S", bound="BaseSettings")
+
+
+class BaseSettings(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    stage: str = "local"
+
+
+class MarketDataSettings(BaseSettings):
+    market_data_provider: Literal["replay"] = "replay"
+    lookback_bars: int = Field(default=120, ge=60, le=1000)
+
+
+class DatabaseSettings(BaseSettings):
+    """Either a libpq URL (local runs, tests) or the ARN of an RDS-style JSON secret (AWS)."""
+
+    database_url: str | None = None
+    db_secret_arn: str | None = None
+    db_statement_timeout_ms: int = Field(default=5000, ge=100, le=60_000)
+    db_connect_timeout_s: int = Field(default=5, ge=1, le=60)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DatabaseSettings:
+        if not (self.database_url or self.db_secret_arn):
+            raise ValueError("set DB_SECRET_ARN (AWS) or DATABASE_URL (local) so decisions can be recorded")
+        return self
+
+
+class DecideSettings(BaseSettings):
+    entry_threshold: float = Field(default=0.15, gt=0, lt=1)
+
+
+@cache
+def get_settings(model: type[S]) -> S:
+    """Parse ``model`` from the environment (keys are the field names, upper-cased)."""
+    env = {k.lower(): v for k, v in os.environ.items()}
+    try:
+        return model.model_validate(env)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])).upper() or 'environment'}: {e['msg']}" for e in exc.errors())
+        raise PermanentError(f"bad configuration for {model.__name__}: {problems}") from None

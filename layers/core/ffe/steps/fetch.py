@@ -1,0 +1,27 @@
+"""FetchMarketData: bars for one asset, validated before they leave the step."""
+
+from dataclasses import asdict
+
+from ffe.contracts import AssetTask, BarModel, DataSource, MarketData, digest_bars, parse
+from ffe.domain.ports import MarketDataProvider
+from ffe.domain.universe import asset_class_of
+
+
+def fetch_market_data(task: AssetTask, provider: MarketDataProvider, lookback: int) -> MarketData:
+    """Fetch ``lookback`` completed bars of ``task.asset`` as of ``task.as_of``.
+
+    Raises:
+        InvalidInputError: unknown asset, or bars that fail validation (NaN, non-positive prices,
+            duplicated, out-of-order or future timestamps, naive times).
+    """
+    asset_class_of(task.asset)
+    fetched = provider.fetch(task.asset, task.timeframe, task.as_of, lookback)
+    bars = [parse(BarModel, asdict(bar), name=f"bar {i} from {provider.name}") for i, bar in enumerate(fetched.bars)]
+    source = DataSource(
+        provider=provider.name,
+        dataset=fetched.dataset,
+        synthetic=fetched.synthetic,
+        simulated_clock=fetched.simulated_clock,
+    )
+    payload = {**task.model_dump(), "source": source, "bars": bars, "bars_sha256": digest_bars(bars)}
+    return parse(MarketData, payload)
