@@ -18,5 +18,6 @@ DATA_STALENESS_SECONDS = "data_staleness_seconds"
 STALE_SERIES = "stale_series"
 DECISIONS = "decisions"
 FAILURES = "failures"
+DUPLICATE_RECORDS = "duplicate_records"
 
 __all__ = ["logger", "tracer", "metrics", "MetricUnit"]

@@ -50,14 +50,15 @@ def assess_staleness(
         reason = f"only {len(bars)} bars, at least {min_bars} needed"
         return StalenessVerdict(True, reason, threshold_seconds=threshold_s, **common)
     if threshold_s is not None and age > threshold_s:
-        reason = f"last bar closed {_human(age)} ago, limit for {timeframe} is {_human(threshold_s)}"
+        reason = f"last bar closed {human_duration(age)} ago, limit for {timeframe} is {human_duration(threshold_s)}"
         return StalenessVerdict(True, reason, threshold_seconds=threshold_s, **common)
-    limit = "no age limit for daily bars" if threshold_s is None else f"limit {_human(threshold_s)}"
-    reason = f"last bar closed {_human(age)} ago ({limit})"
+    limit = "no age limit for daily bars" if threshold_s is None else f"limit {human_duration(threshold_s)}"
+    reason = f"last bar closed {human_duration(age)} ago ({limit})"
     return StalenessVerdict(False, reason, threshold_seconds=threshold_s, **common)
 
 
-def _human(seconds: float) -> str:
+def human_duration(seconds: float) -> str:
+    """A short human reading of a duration: 45 s, 12 min, 3 h 5 min, 2 d 4 h."""
     minutes = int(seconds // 60)
     if minutes < 120:
         return f"{minutes} min" if minutes else f"{int(seconds)} s"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import sys
 import time
@@ -74,6 +75,9 @@ class LocalCloud:
         for key, value in _LOCAL_ENV.items():
             self._saved_env[key] = os.environ.get(key)
             os.environ[key] = value
+        if not self.echo_logs:
+            # moto's ASL interpreter logs every caught state error at ERROR; the history reports them.
+            logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._mock.start()
         self._patch = self.lambdas.patched()
@@ -180,10 +184,8 @@ class LocalCloud:
     def start_execution(self, cycle_input: dict[str, Any] | str, name: str | None = None) -> str:
         body = cycle_input if isinstance(cycle_input, str) else json.dumps(cycle_input)
         sfn = boto3.client("stepfunctions", region_name=REGION)
-        kwargs = {"stateMachineArn": self.state_machine_arn, "input": body}
-        if name:
-            kwargs["name"] = name
-        return str(sfn.start_execution(**kwargs)["executionArn"])
+        started = sfn.start_execution(stateMachineArn=self.state_machine_arn, input=body, name=name or str(uuid.uuid4()))
+        return str(started["executionArn"])
 
     def wait(self, execution_arn: str, timeout_s: float = 300) -> dict[str, Any]:
         sfn = boto3.client("stepfunctions", region_name=REGION)

@@ -17,6 +17,7 @@ import sys
 import threading
 import traceback
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -123,7 +124,12 @@ class InProcessLambdas:
             buffer = io.StringIO()
             sys.stdout.local.buffer = buffer if isinstance(sys.stdout, _ThreadStdout) else None  # type: ignore[attr-defined]
             try:
-                result, errored = json.dumps(handler(event, context), default=str), False
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    response = handler(event, context)
+                for warning in caught:  # Lambda writes warnings into the function's log, not the caller's
+                    buffer.write(f"[WARNING] {warning.category.__name__}: {warning.message}\n")
+                result, errored = json.dumps(response, default=str), False
             except Exception as exc:  # noqa: BLE001  # reported to the caller exactly as Lambda does
                 result, errored = json.dumps(_error_payload(exc)), True
                 buffer.write(f"[ERROR] {type(exc).__name__}: {exc}\n")

@@ -40,6 +40,9 @@ class EmbeddedPostgres:
     _stop_on_close: bool = field(default=False, repr=False)
     _pgserver: Any = field(default=None, repr=False)
 
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir).absolute()  # pg_ctl runs with the data dir as cwd
+
     def start(self) -> EmbeddedPostgres:
         if os.environ.get("DATABASE_URL"):
             self.url, self.kind = os.environ["DATABASE_URL"], "DATABASE_URL"
@@ -62,6 +65,15 @@ class EmbeddedPostgres:
             assert bindir is not None
             _run_as_owner([str(bindir / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"], self.data_dir)
         self._stop_on_close = False
+
+    def stop_if_running(self) -> None:
+        """Stop a cluster in ``data_dir`` whoever started it (``ffe reset``)."""
+        bindir = find_bindir()
+        if bindir is not None and (self.data_dir / "PG_VERSION").exists():
+            pg_ctl = [str(bindir / "pg_ctl"), "-D", str(self.data_dir)]
+            if _run_as_owner([*pg_ctl, "status"], self.data_dir, check=False).returncode == 0:
+                _run_as_owner([*pg_ctl, "-m", "fast", "-w", "stop"], self.data_dir)
+        shutil.rmtree(socket_dir(self.data_dir), ignore_errors=True)
 
     def __enter__(self) -> EmbeddedPostgres:
         return self.start()

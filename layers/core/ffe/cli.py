@@ -1,0 +1,122 @@
+"""The ``ffe`` command: run decision cycles offline and inspect what was recorded."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+STATE_DIR = Path(".ffe")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ffe", description=__doc__)
+    parser.add_argument("--state-dir", type=Path, default=STATE_DIR, help="local state (default: ./.ffe)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run one decision cycle through the real state machine, offline")
+    run.add_argument("--as-of", type=_utc, default=None, help="simulated schedule time, ISO-8601 (default: a "
+                     "Saturday in June 2019 where crypto is fresh and FX stale)")  # fmt: skip
+    run.add_argument("--timeframe", default="1h", help="which schedule fires: 15m, 1h or 1d (default 1h)")
+    run.add_argument("--assets", type=lambda s: [a.strip() for a in s.split(",") if a.strip()], default=None,
+                     help="comma-separated symbols instead of the schedule's universe")  # fmt: skip
+    run.add_argument("--input", dest="raw_input", default=None,
+                     help="start the execution with this exact JSON instead of a schedule event")  # fmt: skip
+    run.add_argument("--logs", action="store_true", help="also print each Lambda invocation's log lines")
+
+    decisions = commands.add_parser("decisions", help="list recorded decisions, newest first")
+    decisions.add_argument("--limit", type=int, default=20)
+    decisions.add_argument("--asset", default=None)
+
+    commands.add_parser("reset", help="stop the embedded Postgres and delete the local state")
+
+    args = parser.parse_args(argv)
+    from ffe.local.runner import LocalState
+
+    state = LocalState(args.state_dir)
+    if args.command == "run":
+        return _run(state, args)
+    if args.command == "decisions":
+        return _decisions(state, args.limit, args.asset)
+    state.reset()
+    print(f"removed {args.state_dir}/ (embedded Postgres data and run history)")
+    return 0
+
+
+def _run(state: Any, args: argparse.Namespace) -> int:
+    from ffe.domain.staleness import human_duration
+    from ffe.local.runner import DEFAULT_AS_OF, run_cycle
+
+    report = run_cycle(
+        state, as_of=args.as_of or DEFAULT_AS_OF, timeframe=args.timeframe, assets=args.assets,
+        raw_input=args.raw_input, echo_logs=args.logs,
+    )  # fmt: skip
+    cycle = report.cycle_input if isinstance(report.cycle_input, dict) else {}
+    print(f"DecisionCycle {cycle.get('timeframe', '?')} as of {cycle.get('as_of', '?')}"
+          f"  (schedule {report.rule_name}, cycle {cycle.get('cycle_id', '?')})")  # fmt: skip
+    print(f"execution {report.execution_arn}: {report.status}"
+          + (f"  {report.error}: {report.cause}" if report.error else ""))  # fmt: skip
+    print(f"set-up {report.setup_postgres_s + report.setup_aws_s:.1f} s (Postgres {report.setup_postgres_s:.1f} s, "
+          f"moto stack {report.setup_aws_s:.1f} s), execution {report.execution_s:.1f} s; database: {report.database}")
+    print()
+    rows = [
+        [
+            d["asset"],
+            _time(d["bar_time"]),
+            "-" if d["data_age_seconds"] is None else human_duration(d["data_age_seconds"]),
+            d["action"],
+            f"{d['confidence']:.2f}",
+            d["reason"],
+        ]
+        for d in report.decisions
+    ]
+    rows += [[f["asset"] or "(cycle)", "-", "-", "FAILED", "-", f"{f['error_class']}: {f['message']}"] for f in report.failures]
+    print(table(["asset", "bar time (UTC)", "data age", "action", "conf", "reason"], rows))
+    print()
+    print("Execution history (Step Functions console, table view)")
+    print(table(
+        ["state", "type", "asset", "status", "attempts", "duration", "error"],
+        [[v.name, v.type, v.asset, v.status, str(v.attempts or ""), f"{v.duration_ms:.0f} ms", v.error[:90]]
+         for v in report.visits],
+    ))  # fmt: skip
+    return 0 if report.status == "SUCCEEDED" else 1
+
+
+def _decisions(state: Any, limit: int, asset: str | None) -> int:
+    from ffe.local.runner import recent_decisions
+
+    rows = recent_decisions(state, limit=limit, asset=asset)
+    if not rows:
+        print("no decisions recorded yet: run `ffe run` first")
+        return 0
+    print(table(
+        ["id", "recorded (UTC)", "asset", "tf", "bar time (UTC)", "action", "conf", "reason"],
+        [[str(r["id"]), _time(r["created_at"]), r["asset"], r["timeframe"], _time(r["bar_time"]), r["action"],
+          f"{r['confidence']:.2f}", r["reason"][:80]] for r in rows],
+    ))  # fmt: skip
+    return 0
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    """A plain fixed-width text table."""
+    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=False)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    return "\n".join(lines)
+
+
+def _time(value: datetime | None) -> str:
+    return "-" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _utc(text: str) -> datetime:
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

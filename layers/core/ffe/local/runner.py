@@ -1,0 +1,149 @@
+"""One decision cycle, offline, start to finish: what ``ffe run`` and ``make run`` do."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from ffe.local.aws import LocalCloud
+from ffe.local.history import StateVisit, state_visits
+from ffe.local.postgres import EmbeddedPostgres
+from ffe.local.template import project_root
+
+# A Saturday inside the bundled 2019 crypto data: BTCUSD and ETHUSD trade around the clock (fresh),
+# the FX market is closed for the weekend (GBPUSD stale) and the bundled EURUSD history ended in 2017.
+DEFAULT_AS_OF = datetime(2019, 6, 15, 12, 1, tzinfo=UTC)
+
+
+@dataclass
+class CycleReport:
+    execution_arn: str
+    status: str
+    error: str
+    cause: str
+    cycle_input: Any
+    rule_name: str
+    database: str
+    setup_postgres_s: float
+    setup_aws_s: float
+    execution_s: float
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    visits: list[StateVisit] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LocalState:
+    """What persists between commands in the working directory's ``.ffe/``."""
+
+    root: Path
+
+    @property
+    def pgdata(self) -> Path:
+        return self.root / "pgdata"
+
+    @property
+    def runs(self) -> Path:
+        return self.root / "runs"
+
+    def postgres(self) -> EmbeddedPostgres:
+        return EmbeddedPostgres(self.pgdata)
+
+    def reset(self) -> None:
+        """Stop the embedded cluster if it runs and delete everything under ``.ffe/``."""
+        self.postgres().stop_if_running()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def run_cycle(
+    state: LocalState,
+    as_of: datetime = DEFAULT_AS_OF,
+    timeframe: str = "1h",
+    assets: list[str] | None = None,
+    raw_input: str | None = None,
+    project: Path | None = None,
+    echo_logs: bool = False,
+) -> CycleReport:
+    """Deploy the stack into moto, fire the ``timeframe`` schedule at ``as_of``, wait, collect the outcome.
+
+    ``raw_input`` bypasses the schedule and starts the execution with exactly that JSON (to see how a
+    malformed event is handled); ``assets`` overrides the schedule's universe.
+    """
+    t0 = time.perf_counter()
+    with state.postgres() as pg:
+        t1 = time.perf_counter()
+        with LocalCloud(project or project_root(), pg.url, echo_logs=echo_logs) as cloud:
+            t2 = time.perf_counter()
+            schedule = cloud.schedules[timeframe] if timeframe in cloud.schedules else None
+            if raw_input is not None:
+                name, body = None, raw_input
+            elif schedule is None:
+                raise ValueError(f"no schedule for timeframe {timeframe!r}; the template has {sorted(cloud.schedules)}")
+            else:
+                event = cloud.scheduled_event(timeframe, as_of)
+                cycle_input = schedule.input_for(event)
+                if assets:
+                    cycle_input["assets"] = assets
+                name, body = event["id"], json.dumps(cycle_input)
+            arn = cloud.start_execution(body, name=name)
+            desc = cloud.wait(arn)
+            t3 = time.perf_counter()
+            visits = state_visits(cloud.history(arn))
+        report = CycleReport(
+            execution_arn=arn,
+            status=desc["status"],
+            error=desc.get("error", ""),
+            cause=desc.get("cause", ""),
+            cycle_input=json.loads(body),
+            rule_name=schedule.rule_name if schedule and raw_input is None else "(manual input)",
+            database=pg.kind,
+            setup_postgres_s=t1 - t0,
+            setup_aws_s=t2 - t1,
+            execution_s=t3 - t2,
+            visits=visits,
+        )
+        report.decisions, report.failures = _outcome(pg.url, arn)
+    _save(state, report)
+    return report
+
+
+def _outcome(url: str, execution_arn: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    with psycopg.connect(url, row_factory=dict_row) as conn:
+        decisions = conn.execute(
+            "SELECT asset, bar_time, data_age_seconds, staleness_threshold_seconds, action, confidence, stale,"
+            " reason, model FROM decisions WHERE execution_id = %s ORDER BY asset",
+            (execution_arn,),
+        ).fetchall()
+        failures = conn.execute(
+            "SELECT asset, error_class, message FROM failures WHERE execution_id = %s ORDER BY asset NULLS FIRST",
+            (execution_arn,),
+        ).fetchall()
+    return decisions, failures
+
+
+def recent_decisions(state: LocalState, limit: int = 20, asset: str | None = None) -> list[dict[str, Any]]:
+    """What ``ffe run`` stored, newest first (starts and stops the embedded cluster)."""
+    with state.postgres() as pg, psycopg.connect(pg.url, row_factory=dict_row) as conn:
+        exists = conn.execute("SELECT to_regclass('decisions') IS NOT NULL AS ok").fetchone()
+        if not exists or not exists["ok"]:
+            return []
+        return conn.execute(
+            "SELECT id, created_at, cycle_id, asset, timeframe, bar_time, action, confidence, reason"
+            " FROM decisions WHERE %(asset)s::text IS NULL OR asset = %(asset)s"
+            " ORDER BY id DESC LIMIT %(limit)s",
+            {"asset": asset, "limit": limit},
+        ).fetchall()
+
+
+def _save(state: LocalState, report: CycleReport) -> None:
+    state.runs.mkdir(parents=True, exist_ok=True)
+    name = report.execution_arn.rsplit(":", 1)[-1]
+    (state.runs / f"{name}.json").write_text(json.dumps(asdict(report), default=str, indent=2))
