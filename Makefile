@@ -1,0 +1,62 @@
+# The README's two commands: `make run` and `make test`. Everything else is for contributors.
+SHELL := /bin/bash
+PYTHON ?= $(shell for p in python3.12 python3.11 python3.13 python3; do command -v $$p >/dev/null && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' && echo $$p && break; done)
+VENV := .venv
+BIN := $(VENV)/bin
+PIP_FLAGS ?= --quiet --disable-pip-version-check
+STAGE ?= dev
+
+.PHONY: run test unit integration lint typecheck validate bench build deploy clean reset
+
+$(BIN)/python:
+	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install $(PIP_FLAGS) --upgrade pip
+
+# One stamp per extra, refreshed whenever pyproject.toml changes.
+$(VENV)/.local-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install $(PIP_FLAGS) -e ".[local]"
+	@touch $@
+
+$(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install $(PIP_FLAGS) -e ".[dev]"
+	@touch $@ $(VENV)/.local-installed
+
+run: $(VENV)/.local-installed  ## one real decision cycle, offline
+	$(BIN)/ffe run
+
+test: $(VENV)/.dev-installed  ## the whole suite (unit, state machine, template, integration, e2e)
+	$(BIN)/pytest -n auto --dist loadfile -q
+
+unit: $(VENV)/.dev-installed
+	$(BIN)/pytest -q tests/unit
+
+integration: $(VENV)/.dev-installed
+	$(BIN)/pytest -q tests/integration tests/e2e
+
+lint: $(VENV)/.dev-installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/cfn-lint template.yaml iac/*.yaml
+
+typecheck: $(VENV)/.dev-installed
+	$(BIN)/mypy layers/core/ffe functions
+
+validate: lint  ## what `sam validate --lint` checks, without the SAM CLI
+	$(BIN)/python -c "from ffe.local.template import translate, project_root; translate(project_root(), {'Stage': '$(STAGE)', 'DatabaseSecretArn': ''}); print('template.yaml translates')"
+
+bench: $(VENV)/.dev-installed  ## figures, never assertions
+	$(BIN)/python bench/bench_decision.py
+	$(BIN)/python bench/bench_cycle.py
+
+build:  ## needs the AWS SAM CLI
+	sam build --config-env $(STAGE)
+
+deploy: build  ## STAGE=dev|staging|prod
+	sam deploy --config-env $(STAGE)
+
+reset: $(VENV)/.local-installed
+	$(BIN)/ffe reset
+
+clean:
+	rm -rf $(VENV) .aws-sam .ffe

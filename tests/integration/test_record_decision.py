@@ -1,0 +1,90 @@
+"""RecordDecision against a real PostgreSQL: idempotent writes, failures, outages."""
+
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+
+from ffe.adapters.store import PostgresDecisionStore
+from ffe.contracts import DataSource, DecisionRecord, FailureRecord
+from ffe.domain.errors import TransientError
+from ffe.domain.models import Action, Timeframe
+from functions.record_decision import handler as record_decision
+
+SOURCE = DataSource(provider="replay", dataset="test", synthetic=False, simulated_clock=True)
+
+
+def decision(cycle_id: str, **change: object) -> dict:  # type: ignore[type-arg]
+    rec = DecisionRecord(
+        cycle_id=cycle_id, as_of=datetime(2019, 6, 15, 12, 1, tzinfo=UTC), timeframe=Timeframe.H1, asset="BTCUSD",
+        bar_time=datetime(2019, 6, 15, 11, tzinfo=UTC), action=Action.BUY, confidence=0.4, stale=False,
+        reason="test", data_age_seconds=60.0, staleness_threshold_seconds=7200, model="naive_router",
+        model_version="1", signals={"trend_following": 0.5}, source=SOURCE, input_sha256="0" * 64,
+    )  # fmt: skip
+    return {**rec.model_dump(mode="json"), **change}
+
+
+def count(db: psycopg.Connection, table: str, cycle_id: str) -> int:
+    return db.execute(f"SELECT count(*) FROM {table} WHERE cycle_id = %s", (cycle_id,)).fetchone()[0]  # type: ignore[index]
+
+
+def test_same_decision_twice_gives_one_row(database_url, db, cycle_id, lambda_context) -> None:  # type: ignore[no-untyped-def]
+    first = record_decision.lambda_handler(decision(cycle_id), lambda_context)
+    second = record_decision.lambda_handler(decision(cycle_id), lambda_context)
+    assert first["created"] is True and second["created"] is False
+    assert first["id"] == second["id"]
+    assert count(db, "decisions", cycle_id) == 1
+
+
+def test_stale_hold_without_bars_is_still_idempotent(database_url, db, cycle_id, lambda_context) -> None:  # type: ignore[no-untyped-def]
+    hold = decision(cycle_id, bar_time=None, action="HOLD", confidence=1.0, stale=True, data_age_seconds=None,
+                    model="staleness_gate", signals={})  # fmt: skip
+    record_decision.lambda_handler(hold, lambda_context)
+    record_decision.lambda_handler(hold, lambda_context)
+    assert count(db, "decisions", cycle_id) == 1
+
+
+def test_next_bar_is_a_new_decision(database_url, db, cycle_id, lambda_context) -> None:  # type: ignore[no-untyped-def]
+    record_decision.lambda_handler(decision(cycle_id), lambda_context)
+    record_decision.lambda_handler(decision(cycle_id, bar_time="2019-06-15T12:00:00Z"), lambda_context)
+    assert count(db, "decisions", cycle_id) == 2
+
+
+def test_failure_is_recorded_once_with_its_message(database_url, db, cycle_id, lambda_context) -> None:  # type: ignore[no-untyped-def]
+    cause = '{"errorType": "InvalidInputError", "errorMessage": "unknown asset \'XAUUSD\'", "stackTrace": []}'
+    failure = {"kind": "failure", "cycle_id": cycle_id, "asset": "XAUUSD", "error": "InvalidInputError", "cause": cause}
+    out = record_decision.lambda_handler(failure, lambda_context)
+    record_decision.lambda_handler(failure, lambda_context)
+    assert out["kind"] == "failure" and out["error"] == "InvalidInputError"
+    row = db.execute("SELECT error_class, message FROM failures WHERE cycle_id = %s", (cycle_id,)).fetchall()
+    assert row == [("InvalidInputError", "unknown asset 'XAUUSD'")]
+
+
+def test_cycle_failure_names_the_bad_field(database_url, db, cycle_id, lambda_context) -> None:  # type: ignore[no-untyped-def]
+    raw = {"cycle_id": cycle_id, "as_of": "2019-06-15T12:01:00Z", "timeframe": "1h"}
+    event = {"kind": "failure", "cycle_input": raw, "error": "States.Runtime", "cause": "JSONPath '$.assets' not found"}
+    record_decision.lambda_handler(event, lambda_context)
+    row = db.execute("SELECT error_class, message, asset FROM failures WHERE cycle_id = %s", (cycle_id,)).fetchone()
+    assert row is not None and row[0] == "InvalidInputError" and "assets: Field required" in row[1] and row[2] is None
+
+
+def test_unreachable_database_is_transient(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store = PostgresDecisionStore(f"postgresql://postgres@/ffe?host={tmp_path}&port=1&connect_timeout=1")
+    rec = FailureRecord(cycle_id="c", error="X")
+    with pytest.raises(TransientError, match="cannot reach the decision store"):
+        store.record_failure(rec, "m")
+
+
+def test_database_outage_mid_life_is_transient_then_recovers(postgres, db, cycle_id) -> None:  # type: ignore[no-untyped-def]
+    store = PostgresDecisionStore(postgres)
+    store.record_failure(FailureRecord(cycle_id=cycle_id, asset="A", error="X"), "first")
+    # Given the server drops our connection (as a failover or RDS Proxy recycle would)
+    pid = store._conn.info.backend_pid  # type: ignore[union-attr]
+    db.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    # When the next write runs, Then it fails as transient (the state machine retries) ...
+    with pytest.raises(TransientError):
+        store.record_failure(FailureRecord(cycle_id=cycle_id, asset="B", error="X"), "second")
+    # ... and the retry reconnects and succeeds
+    assert store.record_failure(FailureRecord(cycle_id=cycle_id, asset="B", error="X"), "second").created
+    assert count(db, "failures", cycle_id) == 2
+    store.close()

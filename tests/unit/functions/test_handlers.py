@@ -1,0 +1,99 @@
+"""The real handlers, called the way Lambda calls them (event dict + context)."""
+
+import json
+import math
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from ffe.contracts import MarketData
+from ffe.domain.errors import InvalidInputError
+from functions.check_staleness import handler as check_staleness
+from functions.decide import handler as decide
+from functions.fetch_market_data import handler as fetch
+from tests.fakes.market_data import FixedProvider, hourly
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+AS_OF = datetime(2019, 6, 15, 12, 1, tzinfo=UTC)
+
+
+def task(**change: object) -> dict:  # type: ignore[type-arg]
+    return {**json.loads((EVENTS / "asset_task.json").read_text()), **change}
+
+
+def test_fetch_returns_validated_bars_for_the_asset(lambda_context, capsys) -> None:  # type: ignore[no-untyped-def]
+    out = fetch.lambda_handler(task(), lambda_context)
+    data = MarketData.model_validate(out)
+    assert data.asset == "BTCUSD" and len(data.bars) == 120
+    assert data.bars[-1].time < AS_OF
+    metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert any("bars_fetched" in m for m in metrics)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [({"asset": "XAUUSD"}, "unknown asset 'XAUUSD'"), ({"timeframe": "7m"}, "timeframe"), ({"as_of": None}, "as_of")],
+)
+def test_fetch_rejects_bad_tasks_with_invalid_input(lambda_context, change, message) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(InvalidInputError, match=message):
+        fetch.lambda_handler(task(**change), lambda_context)
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "message"),
+    [
+        (lambda b: [*b[:-1], replace(b[-1], close=math.nan)], "close is not a finite number"),
+        (lambda b: [*b[:-1], replace(b[-1], low=-2.0)], "low must be positive"),
+        (lambda b: [*b, b[-1]], "duplicated timestamp"),
+        (lambda b: [*b[:-2], b[-1], b[-2]], "out of order"),
+        (lambda b: [*b, replace(b[-1], time=AS_OF + timedelta(hours=2))], "in the future"),
+    ],
+    ids=["nan", "negative", "duplicate", "out-of-order", "future"],
+)
+def test_fetch_never_passes_bad_bars_on(lambda_context, monkeypatch, corrupt, message) -> None:  # type: ignore[no-untyped-def]
+    bars = hourly([100 + i * 0.1 for i in range(80)], AS_OF - timedelta(hours=2))
+    monkeypatch.setattr(fetch, "get_provider", lambda settings: FixedProvider(corrupt(bars)))
+    with pytest.raises(InvalidInputError, match=message):
+        fetch.lambda_handler(task(), lambda_context)
+
+
+def fetched(lambda_context) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    return fetch.lambda_handler(task(), lambda_context)
+
+
+def test_check_staleness_fresh_series_and_metric(lambda_context, capsys) -> None:  # type: ignore[no-untyped-def]
+    data = fetched(lambda_context)
+    capsys.readouterr()
+    out = check_staleness.lambda_handler(data, lambda_context)
+    assert out["stale"] is False and out["age_seconds"] == 60.0 and out["threshold_seconds"] == 7200
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert emf[0]["data_staleness_seconds"] == [60.0]
+    assert emf[0]["asset"] == "BTCUSD"
+
+
+def test_check_staleness_rejects_tampered_bars(lambda_context) -> None:  # type: ignore[no-untyped-def]
+    data = fetched(lambda_context)
+    data["bars"][-1]["volume"] = data["bars"][-1]["volume"] + 1
+    with pytest.raises(InvalidInputError, match="bars_sha256 does not match"):
+        check_staleness.lambda_handler(data, lambda_context)
+
+
+def test_decide_blends_fresh_data_into_a_decision_record(lambda_context) -> None:  # type: ignore[no-untyped-def]
+    data = fetched(lambda_context)
+    data["staleness"] = check_staleness.lambda_handler(data, lambda_context)
+    out = decide.lambda_handler(data, lambda_context)
+    assert out["kind"] == "decision" and out["model"] == "naive_router"
+    assert out["action"] in ("BUY", "SELL", "HOLD") and 0 <= out["confidence"] <= 1
+    assert set(out["signals"]) == {"trend_following", "mean_reversion", "breakout"}
+    assert out["bar_time"] == data["bars"][-1]["time"]
+    assert out["input_sha256"] == data["bars_sha256"]
+
+
+def test_decide_refuses_stale_data(lambda_context) -> None:  # type: ignore[no-untyped-def]
+    data = fetched(lambda_context)
+    staleness = check_staleness.lambda_handler(data, lambda_context)
+    data["staleness"] = {**staleness, "stale": True}
+    with pytest.raises(InvalidInputError, match="stale data must never reach a model"):
+        decide.lambda_handler(data, lambda_context)
