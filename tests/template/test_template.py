@@ -1,0 +1,80 @@
+"""template.yaml and the nested stacks: lint clean, translate offline, say what a deploy needs."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ffe.local.template import load_sam, translate
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def translated() -> dict:  # type: ignore[type-arg]
+    return translate(ROOT, {"Stage": "dev", "DatabaseSecretArn": ""}).cloudformation
+
+
+def test_cfn_lint_passes_on_the_template_and_nested_stacks() -> None:
+    files = ["template.yaml", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "iac").glob("*.yaml"))]
+    result = subprocess.run(  # noqa: S603
+        [str(Path(sys.executable).parent / "cfn-lint"), *files], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_functions_run_python312_with_the_core_layer() -> None:
+    sam = load_sam(ROOT)
+    assert sam["Globals"]["Function"]["Runtime"] == "python3.12"
+    functions = {k: v for k, v in sam["Resources"].items() if v["Type"] == "AWS::Serverless::Function"}
+    assert set(functions) >= {"FetchMarketDataFunction", "CheckStalenessFunction", "DecideFunction",
+                              "RecordDecisionFunction"}  # fmt: skip
+    for logical_id, fn in functions.items():
+        code = ROOT / fn["Properties"]["CodeUri"]
+        assert (code / "handler.py").exists(), logical_id
+    layer = sam["Resources"]["CoreLayer"]
+    assert layer["Properties"]["ContentUri"] == "layers/core" and layer["Metadata"]["BuildMethod"] == "python3.12"
+
+
+def test_lambda_requirements_stay_lean() -> None:
+    lines = (ROOT / "layers/core/requirements.txt").read_text().lower().splitlines()
+    requirements = [line for line in lines if line.strip() and not line.startswith("#")]
+    assert requirements
+    for heavy in ("pandas", "scikit-learn", "sklearn", "torch", "mlflow", "sagemaker"):
+        assert not any(heavy in line for line in requirements), heavy
+
+
+def test_translates_offline_with_substitutions_folded(translated) -> None:  # type: ignore[no-untyped-def]
+    machines = [r for r in translated["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"]
+    assert len(machines) == 1
+    props = machines[0]["Properties"]
+    assert "DefinitionSubstitutions" not in props
+    body = props["DefinitionString"]["Fn::Sub"]
+    assert "${FetchMarketDataFunction.Arn}" in body and "${RecordDecisionFunction.Arn}" in body
+    assert "$$.Execution.Id" in body  # context paths survive the fold
+
+
+def test_one_schedule_per_timeframe_building_the_cycle_input(translated) -> None:  # type: ignore[no-untyped-def]
+    rules = [r for r in translated["Resources"].values() if r["Type"] == "AWS::Events::Rule"]
+    timeframes = set()
+    for rule in rules:
+        target = rule["Properties"]["Targets"][0]
+        template, subs = target["InputTransformer"]["InputTemplate"]["Fn::Sub"], {}
+        assert target["InputTransformer"]["InputPathsMap"] == {"id": "$.id", "time": "$.time"}
+        text = template.replace("${AssetUniverseJson}", '["BTCUSD"]').replace("<id>", '"e"').replace("<time>", '"t"')
+        cycle = json.loads(text, **subs)
+        assert set(cycle) == {"cycle_id", "as_of", "timeframe", "assets"}
+        timeframes.add(cycle["timeframe"])
+        assert "Stage" in json.dumps(rule["Properties"]["Name"])  # per stage
+    assert timeframes == {"15m", "1h", "1d"}
+
+
+def test_samconfig_has_every_stage() -> None:
+    import tomllib
+
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text())
+    for stage in ("dev", "staging", "prod"):
+        overrides = config[stage]["deploy"]["parameters"]["parameter_overrides"]
+        assert f"Stage={stage}" in (overrides if isinstance(overrides, str) else " ".join(overrides))
