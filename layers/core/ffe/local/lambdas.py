@@ -53,21 +53,6 @@ class FunctionCode:
     handler: str  # "module.function", as in the template
 
 
-class _ThreadStdout(io.TextIOBase):
-    """sys.stdout that writes into the current invocation's buffer (so logs go to its log stream)."""
-
-    def __init__(self, real: Any) -> None:
-        self.real = real
-        self.local = threading.local()
-
-    def write(self, text: str) -> int:
-        buffer = getattr(self.local, "buffer", None)
-        return (buffer or self.real).write(text)
-
-    def flush(self) -> None:
-        (getattr(self.local, "buffer", None) or self.real).flush()
-
-
 class InProcessLambdas:
     """Registry of deployed functions -> local handler code, and the moto patch that calls them."""
 
@@ -78,13 +63,14 @@ class InProcessLambdas:
         self._lock = threading.RLock()  # one invocation at a time: handlers share os.environ
         self._original: Any = None
         self.invocations: list[tuple[str, bool]] = []
+        self._env_before: dict[str, str | None] = {}
 
     def register(self, function_name: str, code: FunctionCode) -> None:
         self.functions[function_name] = code
 
     @contextmanager
     def patched(self) -> Iterator[InProcessLambdas]:
-        """Install the moto hook (and a per-thread stdout so each invocation's logs are captured)."""
+        """Install the moto hook for as long as the context lasts."""
         self._original = LambdaFunction._invoke_lambda
         runtime = self
 
@@ -92,17 +78,15 @@ class InProcessLambdas:
             return runtime.invoke(fn, event)
 
         LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign]
-        stdout = sys.stdout
-        if not isinstance(stdout, _ThreadStdout):
-            sys.stdout = _ThreadStdout(stdout)
-            _redirect_log_handlers(stdout, sys.stdout)
         try:
             yield self
         finally:
             LambdaFunction._invoke_lambda = self._original  # type: ignore[method-assign]
-            if sys.stdout is not stdout:
-                _redirect_log_handlers(sys.stdout, stdout)
-            sys.stdout = stdout
+            for key, value in self._env_before.items():  # the functions' environment leaves with them
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
     def invoke(self, fn: LambdaFunction, event: Any) -> tuple[str, bool, str]:
         code = self.functions.get(fn.function_name)
@@ -119,10 +103,13 @@ class InProcessLambdas:
             timeout_s=float(fn.timeout or 30),
         )
         with self._lock:
-            os.environ.update({k: str(v) for k, v in (fn.environment_vars or {}).items()})
+            for key, value in (fn.environment_vars or {}).items():
+                self._env_before.setdefault(key, os.environ.get(key))
+                os.environ[key] = str(value)
             handler = self._handler(fn.function_name, code)
             buffer = io.StringIO()
-            sys.stdout.local.buffer = buffer if isinstance(sys.stdout, _ThreadStdout) else None  # type: ignore[attr-defined]
+            caller_stdout, sys.stdout = sys.stdout, buffer  # the function's stdout is its log stream
+            _redirect_log_handlers(caller_stdout, buffer)
             try:
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
@@ -134,8 +121,8 @@ class InProcessLambdas:
                 result, errored = json.dumps(_error_payload(exc)), True
                 buffer.write(f"[ERROR] {type(exc).__name__}: {exc}\n")
             finally:
-                if isinstance(sys.stdout, _ThreadStdout):
-                    sys.stdout.local.buffer = None
+                _redirect_log_handlers(buffer, caller_stdout)
+                sys.stdout = caller_stdout
             self.invocations.append((fn.function_name, errored))
         logs = buffer.getvalue()
         fn.save_logs(logs or "(no output)")
@@ -160,7 +147,7 @@ class InProcessLambdas:
 
 
 def _redirect_log_handlers(old: Any, new: Any) -> None:
-    """Loggers made before the patch (Powertools binds sys.stdout when a Logger is built) follow it."""
+    """Powertools binds sys.stdout when a Logger is built; point such handlers at the new stream."""
     for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
         for handler in getattr(logger, "handlers", []):
             if isinstance(handler, logging.StreamHandler) and handler.stream is old:

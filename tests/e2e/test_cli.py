@@ -1,0 +1,32 @@
+"""`ffe run`, `ffe decisions` and `ffe reset`, as a user types them: state persists in the state dir."""
+
+from pathlib import Path
+
+import pytest
+
+from ffe.cli import main
+
+
+def test_run_then_decisions_then_reset(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("DATABASE_URL", raising=False)  # the CLI's own embedded cluster, in the state dir
+    state = tmp_path / "state"
+
+    # When a user runs one cycle
+    assert main(["--state-dir", str(state), "run"]) == 0
+    out = capsys.readouterr().out
+    # Then the table shows fresh decisions and stale HOLDs, and the console-style history follows
+    assert "SUCCEEDED" in out and "DecisionCycle 1h as of 2019-06-15T12:01:00Z" in out
+    rows = {line.split()[0]: line for line in out.splitlines() if line[:6] in ("BTCUSD", "ETHUSD", "EURUSD", "GBPUSD")}
+    assert "stale data: last bar closed" in rows["GBPUSD"] and " HOLD " in rows["GBPUSD"]
+    assert "equal-weight blend" in rows["BTCUSD"]
+    assert "Execution history" in out and "Hold on stale data" in out and "Record decision" in out
+    assert (state / "pgdata" / "PG_VERSION").exists() and list((state / "runs").glob("*.json"))
+
+    # And a later command finds what was stored
+    assert main(["--state-dir", str(state), "decisions"]) == 0
+    listed = capsys.readouterr().out
+    assert all(asset in listed for asset in ("BTCUSD", "ETHUSD", "EURUSD", "GBPUSD"))
+
+    # And reset wipes it
+    assert main(["--state-dir", str(state), "reset"]) == 0
+    assert not state.exists()
