@@ -12,6 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from ffe.local.lambdas import cold_start
 from ffe.local.postgres import EmbeddedPostgres
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,19 +38,9 @@ def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(autouse=True)
 def _fresh_containers() -> Iterator[None]:
     """Every test starts like a cold Lambda container: no cached settings, store or provider."""
-    from ffe.adapters.market_data import get_provider
-    from ffe.adapters.store import get_store
-    from ffe.settings import get_settings
-
-    def clear() -> None:
-        if get_store.cache_info().currsize:
-            get_store().close()
-        for cached in (get_settings, get_store, get_provider):
-            cached.cache_clear()
-
-    clear()
+    cold_start()
     yield
-    clear()
+    cold_start()
 
 
 @pytest.fixture(scope="session")

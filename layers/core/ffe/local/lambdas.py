@@ -78,10 +78,12 @@ class InProcessLambdas:
             return runtime.invoke(fn, event)
 
         LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign]
+        cold_start()
         try:
             yield self
         finally:
             LambdaFunction._invoke_lambda = self._original  # type: ignore[method-assign]
+            cold_start()
             for key, value in self._env_before.items():  # the functions' environment leaves with them
                 if value is None:
                     os.environ.pop(key, None)
@@ -144,6 +146,18 @@ class InProcessLambdas:
             self._modules[function_name] = module
         handler: Handler = getattr(module, attr)
         return handler
+
+
+def cold_start() -> None:
+    """Forget what warm containers keep (settings, provider, the store's open connection)."""
+    from ffe.adapters.market_data import get_provider
+    from ffe.adapters.store import get_store
+    from ffe.settings import get_settings
+
+    if get_store.cache_info().currsize:
+        get_store().close()
+    for cached in (get_settings, get_store, get_provider):
+        cached.cache_clear()
 
 
 def _redirect_log_handlers(old: Any, new: Any) -> None:
