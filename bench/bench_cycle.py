@@ -22,8 +22,10 @@ with tempfile.TemporaryDirectory() as tmp:
     print("one full local cycle, 4 assets (BTCUSD, ETHUSD, EURUSD, GBPUSD), 1h, real state machine in moto")
     for label, r in (("first run (initdb)", first), ("second run", second)):
         setup = r.setup_postgres_s + r.setup_aws_s
-        print(f"  {label:<19} set-up {setup:5.2f} s (Postgres {r.setup_postgres_s:.2f} s, moto stack "
-              f"{r.setup_aws_s:.2f} s)  execution {r.execution_s:5.2f} s  {r.status}, {len(r.decisions)} decisions")
+        print(
+            f"  {label:<19} set-up {setup:5.2f} s (Postgres {r.setup_postgres_s:.2f} s, moto stack "
+            f"{r.setup_aws_s:.2f} s)  execution {r.execution_s:5.2f} s  {r.status}, {len(r.decisions)} decisions"
+        )
 
     # Warm: the stack stays deployed and the handlers stay imported, as warm Lambda containers would.
     with EmbeddedPostgres(state.pgdata) as pg, LocalCloud(project_root(), pg.url) as cloud:

@@ -45,7 +45,9 @@ def test_every_placeholder_has_a_definition_substitution(asl) -> None:  # type: 
     name, definition = asl
     placeholders = set(re.findall(r"\$\{([A-Za-z0-9_]+)\}", json.dumps(definition)))
     machines = [r for r in load_sam(ROOT)["Resources"].values() if r["Type"] == "AWS::Serverless::StateMachine"]
-    subs = next(m["Properties"]["DefinitionSubstitutions"] for m in machines if m["Properties"]["DefinitionUri"].endswith(name))
+    subs = next(
+        m["Properties"]["DefinitionSubstitutions"] for m in machines if m["Properties"]["DefinitionUri"].endswith(name)
+    )
     assert placeholders, "the ASL names its functions only through substitutions"
     assert placeholders == set(subs)
     assert "arn:aws:lambda" not in json.dumps(definition)
@@ -92,7 +94,9 @@ def test_stale_branch_builds_a_hold_with_age_threshold_and_reason() -> None:
 
 def test_definition_is_accepted_by_the_step_functions_parser(asl) -> None:  # type: ignore[no-untyped-def]
     name, definition = asl
-    text = re.sub(r"\$\{([A-Za-z0-9_]+)\}", r"arn:aws:lambda:us-east-1:123456789012:function:\1", json.dumps(definition))
+    text = re.sub(
+        r"\$\{([A-Za-z0-9_]+)\}", r"arn:aws:lambda:us-east-1:123456789012:function:\1", json.dumps(definition)
+    )
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         sfn = boto3.client("stepfunctions", region_name="us-east-1")
         role = "arn:aws:iam::123456789012:role/sfn"

@@ -59,8 +59,10 @@ def _run(state: Any, args: argparse.Namespace) -> int:
           f"  (schedule {report.rule_name}, cycle {cycle.get('cycle_id', '?')})")  # fmt: skip
     print(f"execution {report.execution_arn}: {report.status}"
           + (f"  {report.error}: {report.cause}" if report.error else ""))  # fmt: skip
-    print(f"set-up {report.setup_postgres_s + report.setup_aws_s:.1f} s (Postgres {report.setup_postgres_s:.1f} s, "
-          f"moto stack {report.setup_aws_s:.1f} s), execution {report.execution_s:.1f} s; database: {report.database}")
+    print(
+        f"set-up {report.setup_postgres_s + report.setup_aws_s:.1f} s (Postgres {report.setup_postgres_s:.1f} s, "
+        f"moto stack {report.setup_aws_s:.1f} s), execution {report.execution_s:.1f} s; database: {report.database}"
+    )
     print()
     rows = [
         [
@@ -73,7 +75,10 @@ def _run(state: Any, args: argparse.Namespace) -> int:
         ]
         for d in report.decisions
     ]
-    rows += [[f["asset"] or "(cycle)", "-", "-", "FAILED", "-", f"{f['error_class']}: {f['message']}"] for f in report.failures]
+    rows += [
+        [f["asset"] or "(cycle)", "-", "-", "FAILED", "-", f"{f['error_class']}: {f['message']}"]
+        for f in report.failures
+    ]
     print(table(["asset", "bar time (UTC)", "data age", "action", "conf", "reason"], rows))
     print()
     print("Execution history (Step Functions console, table view)")

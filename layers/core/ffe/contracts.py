@@ -254,4 +254,3 @@ class RecordDecisionResult(Contract):
     asset: str | None
     action: Action | None = None
     error: str | None = None
-

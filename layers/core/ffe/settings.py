@@ -54,5 +54,7 @@ def get_settings(model: type[S]) -> S:
     try:
         return model.model_validate(env)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])).upper() or 'environment'}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])).upper() or 'environment'}: {e['msg']}" for e in exc.errors()
+        )
         raise PermanentError(f"bad configuration for {model.__name__}: {problems}") from None

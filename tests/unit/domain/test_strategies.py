@@ -62,9 +62,15 @@ def test_naive_router_is_an_equal_weight_blend() -> None:
 
 @pytest.mark.parametrize(
     ("scores", "action", "confidence"),
-    [((-0.6, -0.3, 0.0), Action.SELL, 0.3), ((0.1, -0.1, 0.0), Action.HOLD, 1.0), ((0.3, 0.0, 0.0), Action.HOLD, 1 / 3)],
+    [
+        ((-0.6, -0.3, 0.0), Action.SELL, 0.3),
+        ((0.1, -0.1, 0.0), Action.HOLD, 1.0),
+        ((0.3, 0.0, 0.0), Action.HOLD, 1 / 3),
+    ],
 )
-def test_naive_router_actions_and_confidence(scores: tuple[float, float, float], action: Action, confidence: float) -> None:
+def test_naive_router_actions_and_confidence(
+    scores: tuple[float, float, float], action: Action, confidence: float
+) -> None:
     blend = naive_router(dict(zip(Strategy, scores, strict=True)), entry_threshold=0.15)
     assert blend.action is action
     assert blend.confidence == pytest.approx(confidence, abs=1e-6)

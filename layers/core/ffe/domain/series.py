@@ -46,6 +46,5 @@ def _check_prices(bar: Bar, where: str) -> None:
         raise InvalidInputError(f"{where}: volume must be a finite number >= 0, got {bar.volume}")
     if bar.high < max(bar.open, bar.close) or bar.low > min(bar.open, bar.close):
         raise InvalidInputError(
-            f"{where}: high/low do not bracket open/close "
-            f"(o={bar.open} h={bar.high} l={bar.low} c={bar.close})"
+            f"{where}: high/low do not bracket open/close (o={bar.open} h={bar.high} l={bar.low} c={bar.close})"
         )

@@ -30,9 +30,7 @@ class StalenessVerdict:
     threshold_seconds: int | None
 
 
-def assess_staleness(
-    bars: Sequence[Bar], timeframe: Timeframe, now: datetime, min_bars: int
-) -> StalenessVerdict:
+def assess_staleness(bars: Sequence[Bar], timeframe: Timeframe, now: datetime, min_bars: int) -> StalenessVerdict:
     """Judge whether ``bars`` are fresh enough to decide on at ``now`` (the injected clock).
 
     The age is measured from the last bar's close (open time + timeframe). An empty series, or one

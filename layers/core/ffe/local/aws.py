@@ -184,7 +184,9 @@ class LocalCloud:
     def start_execution(self, cycle_input: dict[str, Any] | str, name: str | None = None) -> str:
         body = cycle_input if isinstance(cycle_input, str) else json.dumps(cycle_input)
         sfn = boto3.client("stepfunctions", region_name=REGION)
-        started = sfn.start_execution(stateMachineArn=self.state_machine_arn, input=body, name=name or str(uuid.uuid4()))
+        started = sfn.start_execution(
+            stateMachineArn=self.state_machine_arn, input=body, name=name or str(uuid.uuid4())
+        )
         return str(started["executionArn"])
 
     def wait(self, execution_arn: str, timeout_s: float = 300) -> dict[str, Any]:

@@ -54,7 +54,9 @@ def _visit(entered: dict[str, Any], members: list[dict[str, Any]]) -> StateVisit
     if failures:
         failure = next((v for k, v in failures[-1].items() if k.endswith("EventDetails")), {})
         error = f"{failure.get('error', '')}: {_message(failure.get('cause', ''))}".strip(": ")
-    outcomes = [t for t in types if t.endswith(("Succeeded", "Failed", "TimedOut")) and not t.startswith("MapIteration")]
+    outcomes = [
+        t for t in types if t.endswith(("Succeeded", "Failed", "TimedOut")) and not t.startswith("MapIteration")
+    ]
     if outcomes and not outcomes[-1].endswith("Succeeded"):
         status = "Failed"
     elif any(t.endswith("StateExited") for t in types):
