@@ -40,7 +40,8 @@ lint: $(VENV)/.dev-installed
 	$(BIN)/cfn-lint template.yaml iac/*.yaml
 
 typecheck: $(VENV)/.dev-installed
-	$(BIN)/mypy layers/core/ffe functions
+	MYPYPATH=layers/core $(BIN)/mypy --explicit-package-bases -p ffe
+	MYPYPATH=layers/core $(BIN)/mypy --explicit-package-bases functions
 
 validate: lint  ## what `sam validate --lint` checks, without the SAM CLI
 	$(BIN)/python -c "from ffe.local.template import translate, project_root; translate(project_root(), {'Stage': '$(STAGE)', 'DatabaseSecretArn': ''}); print('template.yaml translates')"

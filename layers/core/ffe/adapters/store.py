@@ -143,7 +143,7 @@ def conninfo_from_settings(settings: DatabaseSettings) -> str:
         return make_conninfo(settings.database_url, connect_timeout=settings.db_connect_timeout_s)
     from aws_lambda_powertools.utilities import parameters
 
-    secret: dict[str, Any] = parameters.get_secret(settings.db_secret_arn, transform="json", max_age=300)  # type: ignore[arg-type,assignment]
+    secret = parameters.get_secret(str(settings.db_secret_arn), transform="json", max_age=300)
     return make_conninfo(
         host=secret["host"],
         port=secret.get("port", 5432),

@@ -43,16 +43,15 @@ def assess_staleness(bars: Sequence[Bar], timeframe: Timeframe, now: datetime, m
 
     last = bars[-1]
     age = max(0.0, (now - (last.time + timeframe.duration)).total_seconds())
-    common = {"bar_count": len(bars), "last_bar_time": last.time, "age_seconds": age}
     if len(bars) < min_bars:
-        reason = f"only {len(bars)} bars, at least {min_bars} needed"
-        return StalenessVerdict(True, reason, threshold_seconds=threshold_s, **common)
-    if threshold_s is not None and age > threshold_s:
+        stale, reason = True, f"only {len(bars)} bars, at least {min_bars} needed"
+    elif threshold_s is not None and age > threshold_s:
+        stale = True
         reason = f"last bar closed {human_duration(age)} ago, limit for {timeframe} is {human_duration(threshold_s)}"
-        return StalenessVerdict(True, reason, threshold_seconds=threshold_s, **common)
-    limit = "no age limit for daily bars" if threshold_s is None else f"limit {human_duration(threshold_s)}"
-    reason = f"last bar closed {human_duration(age)} ago ({limit})"
-    return StalenessVerdict(False, reason, threshold_seconds=threshold_s, **common)
+    else:
+        limit = "no age limit for daily bars" if threshold_s is None else f"limit {human_duration(threshold_s)}"
+        stale, reason = False, f"last bar closed {human_duration(age)} ago ({limit})"
+    return StalenessVerdict(stale, reason, len(bars), last.time, age, threshold_s)
 
 
 def human_duration(seconds: float) -> str:

@@ -126,7 +126,7 @@ class LocalCloud:
         secret = {
             "engine": "postgres",
             "host": info.get("host", "localhost"),
-            "port": int(info.get("port", 5432)),
+            "port": int(str(info.get("port") or 5432)),
             "username": info.get("user", "postgres"),
             "password": info.get("password", ""),
             "dbname": info.get("dbname", "ffe"),

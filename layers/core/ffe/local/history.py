@@ -52,7 +52,7 @@ def _visit(entered: dict[str, Any], members: list[dict[str, Any]]) -> StateVisit
     failures = [e for e in members if e["type"].endswith("Failed")]
     error = ""
     if failures:
-        failure = next((v for k, v in failures[-1].items() if k.endswith("EventDetails")), {})
+        failure: dict[str, Any] = next((v for k, v in failures[-1].items() if k.endswith("EventDetails")), {})
         error = f"{failure.get('error', '')}: {_message(failure.get('cause', ''))}".strip(": ")
     outcomes = [
         t for t in types if t.endswith(("Succeeded", "Failed", "TimedOut")) and not t.startswith("MapIteration")

@@ -77,7 +77,7 @@ class InProcessLambdas:
         def _invoke_lambda(fn: LambdaFunction, event: Any = None) -> tuple[str, bool, str]:
             return runtime.invoke(fn, event)
 
-        LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign]
+        LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign,assignment]
         cold_start()
         try:
             yield self
