@@ -15,7 +15,7 @@ def test_run_then_decisions_then_reset(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(["--state-dir", str(state), "run"]) == 0
     out = capsys.readouterr().out
     # Then the table shows fresh decisions and stale HOLDs, and the console-style history follows
-    assert "SUCCEEDED" in out and "DecisionCycle 1h as of 2019-06-15T12:01:00Z" in out
+    assert "SUCCEEDED" in out and "DecisionCycle 1h as of 2019-06-15T12:01:00Z" in out, out
     rows = {line.split()[0]: line for line in out.splitlines() if line[:6] in ("BTCUSD", "ETHUSD", "EURUSD", "GBPUSD")}
     assert "stale data: last bar closed" in rows["GBPUSD"] and " HOLD " in rows["GBPUSD"]
     assert "equal-weight blend" in rows["BTCUSD"]
@@ -25,7 +25,8 @@ def test_run_then_decisions_then_reset(tmp_path: Path, capsys: pytest.CaptureFix
     # And a later command finds what was stored
     assert main(["--state-dir", str(state), "decisions"]) == 0
     listed = capsys.readouterr().out
-    assert all(asset in listed for asset in ("BTCUSD", "ETHUSD", "EURUSD", "GBPUSD"))
+    for asset in ("BTCUSD", "ETHUSD", "EURUSD", "GBPUSD"):
+        assert asset in listed, f"{asset} missing from `ffe decisions`:\n{listed}\n--- ffe run printed:\n{out}"
 
     # And reset wipes it
     assert main(["--state-dir", str(state), "reset"]) == 0

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from ffe.steps.record import lambda_error_message
+
 
 @dataclass(frozen=True)
 class StateVisit:
@@ -53,7 +55,7 @@ def _visit(entered: dict[str, Any], members: list[dict[str, Any]]) -> StateVisit
     error = ""
     if failures:
         failure: dict[str, Any] = next((v for k, v in failures[-1].items() if k.endswith("EventDetails")), {})
-        error = f"{failure.get('error', '')}: {_message(failure.get('cause', ''))}".strip(": ")
+        error = f"{failure.get('error', '')}: {lambda_error_message(failure.get('cause', ''))}".strip(": ")
     outcomes = [
         t for t in types if t.endswith(("Succeeded", "Failed", "TimedOut")) and not t.startswith("MapIteration")
     ]
@@ -82,11 +84,3 @@ def _asset(raw: str | None) -> str:
         return ""
     asset = value.get("asset") if isinstance(value, dict) else None
     return asset if isinstance(asset, str) else ""
-
-
-def _message(cause: str) -> str:
-    try:
-        payload = json.loads(cause)
-    except ValueError:
-        return cause
-    return str(payload.get("errorMessage", cause)) if isinstance(payload, dict) else cause

@@ -64,6 +64,7 @@ class EmbeddedPostgres:
             bindir = find_bindir()
             assert bindir is not None
             _run_as_owner([str(bindir / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"], self.data_dir)
+            shutil.rmtree(socket_dir(self.data_dir), ignore_errors=True)
         self._stop_on_close = False
 
     def stop_if_running(self) -> None:

@@ -35,10 +35,10 @@ def explain_failure(rec: FailureRecord) -> tuple[FailureRecord, str]:
                 cycle_id = rec.cycle_input["cycle_id"]
             fixed = rec.model_copy(update={"error": InvalidInputError.__name__, "cycle_id": cycle_id})
             return fixed, str(exc)
-    return rec, _lambda_error_message(rec.cause) or rec.error
+    return rec, lambda_error_message(rec.cause) or rec.error
 
 
-def _lambda_error_message(cause: str) -> str:
+def lambda_error_message(cause: str) -> str:
     """Lambda reports ``{"errorType", "errorMessage", "stackTrace"}`` as the Step Functions cause."""
     try:
         payload = json.loads(cause)
