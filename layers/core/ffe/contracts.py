@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, overload
 
 from pydantic import (
     AfterValidator,
@@ -29,6 +29,7 @@ from ffe.domain.models import Action, Bar, Timeframe
 from ffe.domain.series import validate_series
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 
 def _utc(value: datetime) -> datetime:
@@ -45,7 +46,11 @@ class Contract(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def parse(model: type[M] | TypeAdapter[Any], event: Any, name: str | None = None) -> Any:
+@overload
+def parse(model: type[M], event: Any, name: str | None = None) -> M: ...
+@overload
+def parse(model: TypeAdapter[T], event: Any, name: str | None = None) -> T: ...
+def parse(model: type[M] | TypeAdapter[T], event: Any, name: str | None = None) -> M | T:
     """Validate a raw event into ``model`` (a model class, or a TypeAdapter for a union).
 
     Raises:

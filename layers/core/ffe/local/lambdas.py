@@ -62,11 +62,16 @@ class InProcessLambdas:
         self._modules: dict[str, ModuleType] = {}
         self._lock = threading.RLock()  # one invocation at a time: handlers share os.environ
         self._original: Any = None
-        self.invocations: list[tuple[str, bool]] = []
         self._env_before: dict[str, str | None] = {}
 
     def register(self, function_name: str, code: FunctionCode) -> None:
+        """Register and initialise a function (its module-level code runs now, as in Lambda's init phase).
+
+        Importing up front also keeps compilation out of the Map's worker threads: CPython 3.11 can fail
+        with "AST constructor recursion depth mismatch" when threads compile concurrently (gh-106905).
+        """
         self.functions[function_name] = code
+        self._handler(function_name, code)
 
     @contextmanager
     def patched(self) -> Iterator[InProcessLambdas]:
@@ -108,14 +113,13 @@ class InProcessLambdas:
             for key, value in (fn.environment_vars or {}).items():
                 self._env_before.setdefault(key, os.environ.get(key))
                 os.environ[key] = str(value)
-            handler = self._handler(fn.function_name, code)
             buffer = io.StringIO()
             caller_stdout, sys.stdout = sys.stdout, buffer  # the function's stdout is its log stream
             _redirect_log_handlers(caller_stdout, buffer)
             try:
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
-                    response = handler(event, context)
+                    response = self._handler(fn.function_name, code)(event, context)
                 for warning in caught:  # Lambda writes warnings into the function's log, not the caller's
                     buffer.write(f"[WARNING] {warning.category.__name__}: {warning.message}\n")
                 result, errored = json.dumps(response, default=str), False
@@ -125,7 +129,6 @@ class InProcessLambdas:
             finally:
                 _redirect_log_handlers(buffer, caller_stdout)
                 sys.stdout = caller_stdout
-            self.invocations.append((fn.function_name, errored))
         logs = buffer.getvalue()
         fn.save_logs(logs or "(no output)")
         if self.echo_logs:
