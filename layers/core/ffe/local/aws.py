@@ -7,11 +7,13 @@ stack, and start DecisionCycle executions the way the EventBridge schedules do.
 
 from __future__ import annotations
 
+import ast
 import io
 import json
 import logging
 import os
 import sys
+import threading
 import time
 import uuid
 import zipfile
@@ -80,6 +82,7 @@ class LocalCloud:
             logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._mock.start()
+        _serialise_ast_building()
         self._patch = self.lambdas.patched()
         self._patch.__enter__()
         self.deploy()
@@ -223,6 +226,36 @@ def _hand_to_executor(arn: str) -> None:
     )
     if created["stateMachineArn"] != arn:
         raise RuntimeError(f"state machine re-created as {created['stateMachineArn']}, expected {arn}")
+
+
+_AST_LOCK = threading.RLock()
+
+
+def _serialise_ast_building() -> None:
+    """Build Python ASTs one thread at a time while moto runs Map iterations in parallel threads.
+
+    Each iteration's Lambda call goes through moto's werkzeug URL rules, which are compiled with
+    ``ast.parse`` + ``compile``; moto's ASL interpreter also calls ``ast.literal_eval``. On CPython
+    before 3.11.9 / 3.12.4, building ASTs in several threads at once can fail with "AST constructor
+    recursion depth mismatch" (python/cpython gh-106905). Installed once per process; a lock only.
+    """
+    from werkzeug.routing.rules import Rule
+
+    if getattr(ast.parse, "ffe_serialised", False):
+        return
+    parse, rule_compile = ast.parse, Rule.compile
+
+    def locked_parse(*args: Any, **kwargs: Any) -> Any:
+        with _AST_LOCK:
+            return parse(*args, **kwargs)
+
+    def locked_compile(self: Rule) -> None:
+        with _AST_LOCK:
+            rule_compile(self)
+
+    locked_parse.ffe_serialised = True  # type: ignore[attr-defined]
+    ast.parse = locked_parse
+    Rule.compile = locked_compile  # type: ignore[method-assign]
 
 
 def _json_path(event: dict[str, Any], path: str) -> Any:
