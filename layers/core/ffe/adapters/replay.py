@@ -76,12 +76,17 @@ def load_bars(file: str) -> tuple[Bar, ...]:
     )
 
 
+@cache
+def _open_times(file: str) -> tuple[datetime, ...]:
+    return tuple(b.time for b in load_bars(file))
+
+
 def _completed(dataset: Dataset, timeframe: Timeframe, as_of: datetime, lookback: int) -> list[Bar]:
     native = dataset.timeframe
     if timeframe.duration < native.duration:
         return []  # the bundled set has no finer bars: an empty series, which the staleness gate holds on
     bars = load_bars(dataset.file)
-    closed = bisect_right([b.time for b in bars], as_of - native.duration)
+    closed = bisect_right(_open_times(dataset.file), as_of - native.duration)
     if timeframe == native:
         return list(bars[max(0, closed - lookback) : closed])
     return _resample(bars[:closed], timeframe, as_of)[-lookback:]
