@@ -1,6 +1,9 @@
 # The README's two commands: `make run` and `make test`. Everything else is for contributors.
 SHELL := /bin/bash
-PYTHON ?= $(shell for p in python3.12 python3.11 python3.13 python3; do command -v $$p >/dev/null && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' && echo $$p && break; done)
+# The first Python >= 3.11 on PATH (pyenv shims that are not activated fail the check quietly).
+ifeq ($(origin PYTHON), undefined)
+PYTHON := $(shell for p in python3.12 python3.11 python3.13 python3; do $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1 && echo $$p && break; done)
+endif
 VENV := .venv
 BIN := $(VENV)/bin
 PIP_FLAGS ?= --quiet --disable-pip-version-check
