@@ -6,7 +6,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ffe.adapters.market_data import get_provider
 from ffe.contracts import AssetTask, parse
-from ffe.observability import BARS_FETCHED, MetricUnit, logger, metrics, tracer
+from ffe.observability import BARS_FETCHED, CACHE_HIT_RATE, PROVIDER_FALLBACKS, MetricUnit, logger, metrics, tracer
 from ffe.settings import MarketDataSettings, get_settings
 from ffe.steps.fetch import fetch_market_data
 
@@ -21,5 +21,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     data = fetch_market_data(task, provider=get_provider(settings), lookback=settings.lookback_bars)
     metrics.add_dimension(name="provider", value=data.source.provider)
     metrics.add_metric(name=BARS_FETCHED, unit=MetricUnit.Count, value=len(data.bars))
+    if data.source.route:  # live: how much came from the cache, and how many providers were passed over
+        hit_rate = 100.0 * data.source.cached_bars / len(data.bars) if data.bars else 0.0
+        metrics.add_metric(name=CACHE_HIT_RATE, unit=MetricUnit.Percent, value=round(hit_rate, 2))
+        fallbacks = sum(1 for step in data.source.route if step.outcome != "ok")
+        metrics.add_metric(name=PROVIDER_FALLBACKS, unit=MetricUnit.Count, value=fallbacks)
     logger.info("fetched", extra={"bars": len(data.bars), "dataset": data.source.dataset})
     return data.model_dump(mode="json")

@@ -57,7 +57,11 @@ def test_translates_offline_with_substitutions_folded(translated) -> None:  # ty
 
 
 def test_one_schedule_per_timeframe_building_the_cycle_input(translated) -> None:  # type: ignore[no-untyped-def]
-    rules = [r for r in translated["Resources"].values() if r["Type"] == "AWS::Events::Rule"]
+    rules = [
+        r
+        for r in translated["Resources"].values()
+        if r["Type"] == "AWS::Events::Rule" and "InputTransformer" in r["Properties"]["Targets"][0]
+    ]
     timeframes = set()
     for rule in rules:
         target = rule["Properties"]["Targets"][0]
@@ -78,3 +82,16 @@ def test_samconfig_has_every_stage() -> None:
     for stage in ("dev", "staging", "prod"):
         overrides = config[stage]["deploy"]["parameters"]["parameter_overrides"]
         assert f"Stage={stage}" in (overrides if isinstance(overrides, str) else " ".join(overrides))
+
+
+def test_preflight_runs_daily_and_market_data_state_has_its_tables(translated) -> None:  # type: ignore[no-untyped-def]
+    resources = translated["Resources"]
+    daily = [r for r in resources.values() if r["Type"] == "AWS::Events::Rule"
+             and r["Properties"].get("ScheduleExpression") == "cron(30 6 * * ? *)"]  # fmt: skip
+    assert len(daily) == 1 and "PreflightFunction" in json.dumps(daily[0]["Properties"]["Targets"])
+    cache = resources["BarCacheTable"]["Properties"]
+    assert [k["AttributeName"] for k in cache["KeySchema"]] == ["series", "t"]
+    assert cache["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert resources["CircuitBreakerTable"]["Properties"]["KeySchema"] == [{"AttributeName": "name", "KeyType": "HASH"}]
+    env = resources["FetchMarketDataFunction"]["Properties"]["Environment"]["Variables"]
+    assert {"BREAKER_TABLE", "BAR_CACHE_TABLE", "MARKET_DATA_PROVIDER"} <= set(env)

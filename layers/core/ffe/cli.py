@@ -26,6 +26,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--input", dest="raw_input", default=None,
                      help="start the execution with this exact JSON instead of a schedule event")  # fmt: skip
     run.add_argument("--logs", action="store_true", help="also print each Lambda invocation's log lines")
+    run.add_argument("--provider", choices=["replay", "live"], default="replay",
+                     help="replay: bundled history (default); live: Coinbase/Oanda/Alpha Vantage with the "
+                     "credentials in ALPHA_VANTAGE_API_KEY, OANDA_API_TOKEN, OANDA_ACCOUNT_ID")  # fmt: skip
+
+    commands.add_parser("preflight", help="check every configured live provider (credentials from the environment)")
 
     decisions = commands.add_parser("decisions", help="list recorded decisions, newest first")
     decisions.add_argument("--limit", type=int, default=20)
@@ -41,6 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(state, args)
     if args.command == "decisions":
         return _decisions(state, args.limit, args.asset)
+    if args.command == "preflight":
+        return _preflight(state)
     state.reset()
     print(f"removed {args.state_dir}/ (embedded Postgres data and run history)")
     return 0
@@ -52,7 +59,7 @@ def _run(state: Any, args: argparse.Namespace) -> int:
 
     report = run_cycle(
         state, as_of=args.as_of or DEFAULT_AS_OF, timeframe=args.timeframe, assets=args.assets,
-        raw_input=args.raw_input, echo_logs=args.logs,
+        raw_input=args.raw_input, echo_logs=args.logs, provider=args.provider,
     )  # fmt: skip
     cycle = report.cycle_input if isinstance(report.cycle_input, dict) else {}
     print(f"DecisionCycle {cycle.get('timeframe', '?')} as of {cycle.get('as_of', '?')}"
@@ -71,15 +78,16 @@ def _run(state: Any, args: argparse.Namespace) -> int:
             "-" if d["data_age_seconds"] is None else human_duration(d["data_age_seconds"]),
             d["action"],
             f"{d['confidence']:.2f}",
+            _source(d["source"]),
             d["reason"],
         ]
         for d in report.decisions
     ]
     rows += [
-        [f["asset"] or "(cycle)", "-", "-", "FAILED", "-", f"{f['error_class']}: {f['message']}"]
+        [f["asset"] or "(cycle)", "-", "-", "FAILED", "-", "-", f"{f['error_class']}: {f['message']}"]
         for f in report.failures
     ]
-    print(table(["asset", "bar time (UTC)", "data age", "action", "conf", "reason"], rows))
+    print(table(["asset", "bar time (UTC)", "data age", "action", "conf", "source", "reason"], rows))
     print()
     print("Execution history (Step Functions console, table view)")
     print(table(
@@ -88,6 +96,19 @@ def _run(state: Any, args: argparse.Namespace) -> int:
          for v in report.visits],
     ))  # fmt: skip
     return 0 if report.status == "SUCCEEDED" else 1
+
+
+def _preflight(state: Any) -> int:
+    from ffe.local.runner import run_preflight_locally
+
+    report = run_preflight_locally(state)
+    print(f"pre-flight at {report['checked_at']}: {'healthy' if report['healthy'] else 'NOT healthy'}")
+    print(table(
+        ["provider", "status", "latency", "hint", "message"],
+        [[c["provider"], c["status"], "-" if c["latency_ms"] is None else f"{c['latency_ms']:.0f} ms", c["hint"],
+          c["message"][:100]] for c in report["providers"]],
+    ))  # fmt: skip
+    return 0 if report["healthy"] else 1
 
 
 def _decisions(state: Any, limit: int, asset: str | None) -> int:
@@ -103,6 +124,14 @@ def _decisions(state: Any, limit: int, asset: str | None) -> int:
           f"{r['confidence']:.2f}", r["reason"][:80]] for r in rows],
     ))  # fmt: skip
     return 0
+
+
+def _source(source: dict[str, Any]) -> str:
+    """Where the bars came from: the provider route (failed hops marked x) or the replayed data set."""
+    route = source.get("route") or []
+    if route:
+        return " > ".join(step["provider"] + ("" if step["outcome"] == "ok" else " x") for step in route)
+    return "synthetic" if source.get("synthetic") else str(source.get("provider", "?"))
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:

@@ -119,6 +119,13 @@ class BarModel(Contract):
         return cls(time=bar.time, open=bar.open, high=bar.high, low=bar.low, close=bar.close, volume=bar.volume)
 
 
+class RouteStepModel(Contract):
+    provider: str
+    outcome: Literal["ok", "failed", "skipped"]
+    error: str | None = None
+    detail: str = ""
+
+
 class DataSource(Contract):
     provider: str
     dataset: str
@@ -126,6 +133,8 @@ class DataSource(Contract):
     simulated_clock: bool = Field(
         description="True for replayed history: data age is judged against the cycle's as_of, not the wall clock"
     )
+    route: list[RouteStepModel] = Field(default_factory=list, description="every provider tried, in order")
+    cached_bars: int = Field(default=0, ge=0, description="bars served from the bar cache")
 
 
 class MarketData(Contract):

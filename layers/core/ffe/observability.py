@@ -19,5 +19,9 @@ STALE_SERIES = "stale_series"
 DECISIONS = "decisions"
 FAILURES = "failures"
 DUPLICATE_RECORDS = "duplicate_records"
+BREAKER_TRANSITIONS = "breaker_transitions"
+CACHE_HIT_RATE = "cache_hit_rate"
+PROVIDER_FALLBACKS = "provider_fallbacks"
+PROVIDER_HEALTHY = "provider_healthy"
 
 __all__ = ["logger", "tracer", "metrics", "MetricUnit"]

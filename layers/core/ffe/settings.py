@@ -23,8 +23,20 @@ class BaseSettings(BaseModel):
     stage: str = "local"
 
 
-class MarketDataSettings(BaseSettings):
-    market_data_provider: Literal["replay"] = "replay"
+class ProviderSettings(BaseSettings):
+    """Which live providers are configured: a provider without its secret is left out of every chain."""
+
+    alpha_vantage_secret_arn: str | None = None
+    oanda_secret_arn: str | None = None
+    coinbase_enabled: bool = True  # public candles: no credentials needed
+    breaker_table: str | None = None  # DynamoDB; unset = breakers per container only
+    bar_cache_table: str | None = None  # DynamoDB; unset = no cache
+    breaker_fail_max: int = Field(default=5, ge=1, le=100)
+    breaker_reset_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+
+
+class MarketDataSettings(ProviderSettings):
+    market_data_provider: Literal["replay", "live"] = "replay"
     lookback_bars: int = Field(default=120, ge=60, le=1000)
 
 

@@ -1,6 +1,8 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ffe.domain.models import Bar, Timeframe
 from ffe.domain.staleness import THRESHOLDS, assess_staleness
@@ -81,3 +83,30 @@ def test_in_progress_bar_counts_as_fresh_not_negative_age() -> None:
     bars = series_closing_at(NOW + timedelta(minutes=30), Timeframe.H1)
     verdict = assess_staleness(bars, Timeframe.H1, NOW, MIN_BARS)
     assert verdict.stale is False and verdict.age_seconds == 0.0
+
+
+@given(
+    timeframe=st.sampled_from([tf for tf in Timeframe if THRESHOLDS[tf] is not None]),
+    n=st.integers(min_value=0, max_value=80),
+    extra_age_s=st.integers(min_value=1, max_value=60 * 60 * 24 * 400),
+    now=st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)),
+)
+def test_no_series_older_than_its_threshold_ever_leaves_the_gate_fresh(
+    timeframe: Timeframe, n: int, extra_age_s: int, now: datetime
+) -> None:
+    limit = THRESHOLDS[timeframe]
+    assert limit is not None
+    bars = series_closing_at(now - limit - timedelta(seconds=extra_age_s), timeframe, n=n)
+    assert assess_staleness(bars, timeframe, now, min_bars=5).stale
+
+
+@given(
+    timeframe=st.sampled_from(list(Timeframe)),
+    n=st.integers(min_value=0, max_value=60),
+    age_s=st.integers(min_value=0, max_value=60 * 60 * 24 * 10),
+)
+def test_fresh_verdict_implies_enough_bars_within_the_limit(timeframe: Timeframe, n: int, age_s: int) -> None:
+    verdict = assess_staleness(series_closing_at(NOW - timedelta(seconds=age_s), timeframe, n=n), timeframe, NOW, 20)
+    limit = THRESHOLDS[timeframe]
+    if not verdict.stale:
+        assert n >= 20 and (limit is None or age_s <= limit.total_seconds())

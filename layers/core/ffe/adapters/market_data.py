@@ -1,15 +1,71 @@
-"""Choosing the market-data provider a function uses."""
+"""Building the market-data provider a function uses, once per container."""
+
+from __future__ import annotations
 
 from functools import cache
+from typing import Any
 
+from ffe.adapters.bar_cache import DynamoDBBarCache
+from ffe.adapters.breaker import BreakerFactory, dynamodb_breakers, make_breaker
+from ffe.adapters.providers.base import Credentials, LiveProvider, shared_client
 from ffe.adapters.replay import ReplayProvider
+from ffe.adapters.routing import RoutedProvider
 from ffe.domain.ports import MarketDataProvider
-from ffe.settings import MarketDataSettings
+from ffe.settings import MarketDataSettings, ProviderSettings
 
 
 @cache
 def get_provider(settings: MarketDataSettings) -> MarketDataProvider:
-    """The configured provider, built once per container (live providers arrive with issue #3)."""
-    match settings.market_data_provider:
-        case "replay":
-            return ReplayProvider()
+    """``replay``: bundled history; ``live``: the routed Alpha Vantage / Coinbase / Oanda chain."""
+    if settings.market_data_provider == "replay":
+        return ReplayProvider()
+    return RoutedProvider(live_providers(settings), breakers(settings), bar_cache(settings))
+
+
+def live_providers(settings: ProviderSettings) -> dict[str, LiveProvider]:
+    """The configured live providers by name (one pooled HTTP client shared by all of them)."""
+    from ffe.adapters.providers.alpha_vantage import AlphaVantageProvider
+    from ffe.adapters.providers.coinbase import CoinbaseProvider
+    from ffe.adapters.providers.oanda import OandaProvider
+
+    client = shared_client()
+    providers: dict[str, LiveProvider] = {}
+    if settings.coinbase_enabled:
+        providers["coinbase"] = CoinbaseProvider(client)
+    if settings.oanda_secret_arn:
+        providers["oanda"] = OandaProvider(client, secret_credentials(settings.oanda_secret_arn))
+    if settings.alpha_vantage_secret_arn:
+        providers["alpha_vantage"] = AlphaVantageProvider(client, secret_credentials(settings.alpha_vantage_secret_arn))
+    return providers
+
+
+def secret_credentials(arn: str) -> Credentials:
+    """Read the JSON secret at call time through Powertools (cached 5 min), never keep it in settings."""
+
+    def read() -> dict[str, str]:
+        from aws_lambda_powertools.utilities import parameters
+
+        secret: dict[str, str] = parameters.get_secret(arn, transform="json", max_age=300)
+        return secret
+
+    return read
+
+
+def breakers(settings: ProviderSettings) -> BreakerFactory:
+    if settings.breaker_table:
+        table = dynamodb_table(settings.breaker_table)
+        return dynamodb_breakers(table, settings.breaker_fail_max, settings.breaker_reset_timeout_s)
+    built: dict[str, Any] = {}
+    return lambda name: built.setdefault(
+        name, make_breaker(name, fail_max=settings.breaker_fail_max, reset_timeout_s=settings.breaker_reset_timeout_s)
+    )
+
+
+def bar_cache(settings: ProviderSettings) -> DynamoDBBarCache | None:
+    return DynamoDBBarCache(dynamodb_table(settings.bar_cache_table)) if settings.bar_cache_table else None
+
+
+def dynamodb_table(name: str) -> Any:
+    import boto3
+
+    return boto3.resource("dynamodb").Table(name)

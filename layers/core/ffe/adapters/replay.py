@@ -15,6 +15,7 @@ from importlib import resources
 from ffe.adapters.synthetic import synthetic_bars
 from ffe.domain.models import Bar, Timeframe
 from ffe.domain.ports import FetchedSeries
+from ffe.domain.resample import resample
 from ffe.domain.universe import asset_class_of
 
 DATA_PACKAGE = "ffe.data.bars"
@@ -89,32 +90,4 @@ def _completed(dataset: Dataset, timeframe: Timeframe, as_of: datetime, lookback
     closed = bisect_right(_open_times(dataset.file), as_of - native.duration)
     if timeframe == native:
         return list(bars[max(0, closed - lookback) : closed])
-    return _resample(bars[:closed], timeframe, as_of)[-lookback:]
-
-
-def _resample(bars: tuple[Bar, ...], timeframe: Timeframe, as_of: datetime) -> list[Bar]:
-    """Aggregate native bars into ``timeframe`` buckets aligned to the Unix epoch; only closed buckets."""
-    width = int(timeframe.duration.total_seconds())
-    out: list[Bar] = []
-    bucket: list[Bar] = []
-    for bar in bars:
-        start = int(bar.time.timestamp()) // width * width
-        if bucket and int(bucket[0].time.timestamp()) // width * width != start:
-            out.append(_merge(bucket, width))
-            bucket = []
-        bucket.append(bar)
-    if bucket:
-        out.append(_merge(bucket, width))
-    return [b for b in out if b.time + timeframe.duration <= as_of]
-
-
-def _merge(bucket: list[Bar], width: int) -> Bar:
-    start = datetime.fromtimestamp(int(bucket[0].time.timestamp()) // width * width, tz=bucket[0].time.tzinfo)
-    return Bar(
-        start,
-        bucket[0].open,
-        max(b.high for b in bucket),
-        min(b.low for b in bucket),
-        bucket[-1].close,
-        sum(b.volume for b in bucket),
-    )
+    return resample(bars[:closed], timeframe, as_of)[-lookback:]

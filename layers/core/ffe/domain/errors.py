@@ -7,7 +7,16 @@ here is an interface change.
 
 
 class FfeError(Exception):
-    """Base of every error the engine raises on purpose."""
+    """Base of every error the engine raises on purpose.
+
+    Keyword context (provider, asset, timeframe, http_status, request_id, ...) is kept on
+    ``.context`` and appended to the message, so it survives into the Step Functions cause.
+    """
+
+    def __init__(self, message: str, **context: object) -> None:
+        self.context = {key: value for key, value in context.items() if value is not None}
+        detail = ", ".join(f"{key}={value}" for key, value in self.context.items())
+        super().__init__(f"{message} [{detail}]" if detail else message)
 
 
 class TransientError(FfeError):
@@ -33,8 +42,8 @@ class AuthError(PermanentError):
 class RateLimitedError(TransientError):
     """A provider asked us to slow down (429 or an in-body rate-limit note)."""
 
-    def __init__(self, message: str, retry_after_seconds: float | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, retry_after_seconds: float | None = None, **context: object) -> None:
+        super().__init__(message, retry_after_seconds=retry_after_seconds, **context)
         self.retry_after_seconds = retry_after_seconds
 
 

@@ -11,11 +11,23 @@ from ffe.domain.models import Bar, Timeframe
 
 
 @dataclass(frozen=True, slots=True)
+class RouteStep:
+    """One provider tried for a fetch: ``ok``, ``failed`` (with the error) or ``skipped`` (breaker open)."""
+
+    provider: str
+    outcome: str
+    error: str | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class FetchedSeries:
     bars: Sequence[Bar]
     dataset: str
     synthetic: bool
     simulated_clock: bool
+    route: tuple[RouteStep, ...] = ()
+    cached_bars: int = 0  # how many of ``bars`` came from the bar cache, not the provider
 
 
 class MarketDataProvider(Protocol):

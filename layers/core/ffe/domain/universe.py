@@ -8,6 +8,10 @@ ASSET_CLASSES: dict[str, AssetClass] = {
     "ETHUSD": AssetClass.CRYPTO,
     "EURUSD": AssetClass.FX,
     "GBPUSD": AssetClass.FX,
+    "USDJPY": AssetClass.FX,
+    "SPY": AssetClass.EQUITY,
+    "AAPL": AssetClass.EQUITY,
+    "MSFT": AssetClass.EQUITY,
 }
 
 DEFAULT_UNIVERSE: tuple[str, ...] = ("BTCUSD", "ETHUSD", "EURUSD", "GBPUSD")

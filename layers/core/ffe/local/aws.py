@@ -63,6 +63,8 @@ class LocalCloud:
     database_url: str
     stage: str = "dev"
     echo_logs: bool = False
+    market_data: str = "replay"  # the template's MarketDataProvider: replay | live
+    provider_secrets: dict[str, dict[str, str]] = field(default_factory=dict)  # provider -> secret JSON
     state_machine_arn: str = ""
     schedules: dict[str, Schedule] = field(default_factory=dict)  # by timeframe
     lambdas: InProcessLambdas = field(init=False)
@@ -100,8 +102,12 @@ class LocalCloud:
     # --- deploy -------------------------------------------------------------------------------------
 
     def deploy(self) -> None:
-        secret_arn = self._database_secret()
-        parameters = {"Stage": self.stage, "DatabaseSecretArn": secret_arn}
+        parameters = {
+            "Stage": self.stage,
+            "DatabaseSecretArn": self._database_secret(),
+            "MarketDataProvider": self.market_data,
+            **self._provider_secrets(),
+        }
         translated = translate(self.root, parameters)
         s3 = boto3.client("s3", region_name=REGION)
         s3.create_bucket(Bucket=ARTIFACT_BUCKET)
@@ -137,6 +143,43 @@ class LocalCloud:
         }
         sm = boto3.client("secretsmanager", region_name=REGION)
         return sm.create_secret(Name=f"ffe-{self.stage}-database", SecretString=json.dumps(secret))["ARN"]
+
+    def _provider_secrets(self) -> dict[str, str]:
+        """Provider credentials into (moto's) Secrets Manager, their ARNs as the template's parameters."""
+        sm = boto3.client("secretsmanager", region_name=REGION)
+        parameter = {"alpha_vantage": "AlphaVantageSecretArn", "oanda": "OandaSecretArn"}
+        return {
+            parameter[name]: sm.create_secret(Name=f"ffe/{self.stage}/{name}", SecretString=json.dumps(secret))["ARN"]
+            for name, secret in self.provider_secrets.items()
+        }
+
+    def function_environment(self, name_suffix: str) -> dict[str, str]:
+        """The deployed environment of the function whose name ends with ``name_suffix``."""
+        config = boto3.client("lambda", region_name=REGION).get_function_configuration(
+            FunctionName=f"ffe-{self.stage}-{name_suffix}"
+        )
+        return dict(config.get("Environment", {}).get("Variables", {}))
+
+    def market_data_health(self) -> Any:
+        """Providers configured, breaker states and cache reachability, as FetchMarketData sees them."""
+        from ffe.health import market_data_health
+        from ffe.settings import ProviderSettings
+
+        env = self.function_environment("fetch-market-data")
+        settings = ProviderSettings.model_validate({k.lower(): v for k, v in env.items()})
+        return market_data_health(
+            settings, dynamodb=lambda name: boto3.resource("dynamodb", region_name=REGION).Table(name)
+        )
+
+    def invoke(self, name_suffix: str, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Invoke a deployed function through (moto's) Lambda API, as the console's Test button does."""
+        response = boto3.client("lambda", region_name=REGION).invoke(
+            FunctionName=f"ffe-{self.stage}-{name_suffix}", Payload=json.dumps(event or {}).encode()
+        )
+        payload: dict[str, Any] = json.loads(response["Payload"].read() or b"{}")
+        if response.get("FunctionError"):
+            raise RuntimeError(f"{name_suffix} failed: {payload.get('errorType')}: {payload.get('errorMessage')}")
+        return payload
 
     def _register_functions(self, cfn: Any, template: dict[str, Any], code_dirs: dict[str, Path]) -> None:
         resources = cfn.describe_stack_resources(StackName=STACK_NAME)["StackResources"]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +40,7 @@ class CycleReport:
     decisions: list[dict[str, Any]] = field(default_factory=list)
     failures: list[dict[str, Any]] = field(default_factory=list)
     visits: list[StateVisit] = field(default_factory=list)
+    health: Any = None  # MarketDataHealth at start-up, for live runs
 
 
 @dataclass(frozen=True)
@@ -71,16 +74,21 @@ def run_cycle(
     raw_input: str | None = None,
     project: Path | None = None,
     echo_logs: bool = False,
+    provider: str = "replay",
 ) -> CycleReport:
     """Deploy the stack into moto, fire the ``timeframe`` schedule at ``as_of``, wait, collect the outcome.
 
     ``raw_input`` bypasses the schedule and starts the execution with exactly that JSON (to see how a
-    malformed event is handled); ``assets`` overrides the schedule's universe.
+    malformed event is handled); ``assets`` overrides the schedule's universe. ``provider="live"`` fetches
+    from the real providers with the credentials in the environment (``provider_secrets_from_env``).
     """
     t0 = time.perf_counter()
     with state.postgres() as pg:
         t1 = time.perf_counter()
-        with LocalCloud(project or project_root(), pg.url, echo_logs=echo_logs) as cloud:
+        secrets = provider_secrets_from_env() if provider == "live" else {}
+        with LocalCloud(project or project_root(), pg.url, echo_logs=echo_logs, market_data=provider,
+                        provider_secrets=secrets) as cloud:  # fmt: skip
+            health = cloud.market_data_health() if provider == "live" else None
             t2 = time.perf_counter()
             schedule = cloud.schedules[timeframe] if timeframe in cloud.schedules else None
             if raw_input is not None:
@@ -109,17 +117,44 @@ def run_cycle(
             setup_aws_s=t2 - t1,
             execution_s=t3 - t2,
             visits=visits,
+            health=health,
         )
         report.decisions, report.failures = _outcome(pg.url, arn)
     _save(state, report)
     return report
 
 
+def provider_secrets_from_env(env: Mapping[str, str] | None = None) -> dict[str, dict[str, str]]:
+    """Live-provider credentials for local runs, from the environment (never from files in the repo).
+
+    ALPHA_VANTAGE_API_KEY; OANDA_API_TOKEN + OANDA_ACCOUNT_ID (+ OANDA_ENVIRONMENT=practice|live).
+    Coinbase candles are public and need nothing.
+    """
+    env = os.environ if env is None else env
+    secrets: dict[str, dict[str, str]] = {}
+    if env.get("ALPHA_VANTAGE_API_KEY"):
+        secrets["alpha_vantage"] = {"api_key": env["ALPHA_VANTAGE_API_KEY"]}
+    if env.get("OANDA_API_TOKEN") and env.get("OANDA_ACCOUNT_ID"):
+        secrets["oanda"] = {
+            "token": env["OANDA_API_TOKEN"],
+            "account_id": env["OANDA_ACCOUNT_ID"],
+            "environment": env.get("OANDA_ENVIRONMENT", "practice"),
+        }
+    return secrets
+
+
+def run_preflight_locally(state: LocalState, project: Path | None = None) -> dict[str, Any]:
+    """Deploy, then invoke the Preflight function with the environment's provider credentials."""
+    with state.postgres() as pg, LocalCloud(project or project_root(), pg.url, market_data="live",
+                                             provider_secrets=provider_secrets_from_env()) as cloud:  # fmt: skip
+        return cloud.invoke("preflight")
+
+
 def _outcome(url: str, execution_arn: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     with psycopg.connect(url, row_factory=dict_row) as conn:
         decisions = conn.execute(
             "SELECT asset, bar_time, data_age_seconds, staleness_threshold_seconds, action, confidence, stale,"
-            " reason, model FROM decisions WHERE execution_id = %s ORDER BY asset",
+            " reason, model, source FROM decisions WHERE execution_id = %s ORDER BY asset",
             (execution_arn,),
         ).fetchall()
         failures = conn.execute(

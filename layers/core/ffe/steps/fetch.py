@@ -2,7 +2,7 @@
 
 from dataclasses import asdict
 
-from ffe.contracts import AssetTask, BarModel, DataSource, MarketData, digest_bars, parse
+from ffe.contracts import AssetTask, BarModel, DataSource, MarketData, RouteStepModel, digest_bars, parse
 from ffe.domain.ports import MarketDataProvider
 from ffe.domain.universe import asset_class_of
 
@@ -22,6 +22,8 @@ def fetch_market_data(task: AssetTask, provider: MarketDataProvider, lookback: i
         dataset=fetched.dataset,
         synthetic=fetched.synthetic,
         simulated_clock=fetched.simulated_clock,
+        route=[RouteStepModel(**asdict(step)) for step in fetched.route],
+        cached_bars=fetched.cached_bars,
     )
     payload = {**task.model_dump(), "source": source, "bars": bars, "bars_sha256": digest_bars(bars)}
     return parse(MarketData, payload)

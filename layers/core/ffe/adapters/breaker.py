@@ -1,0 +1,130 @@
+"""Circuit breakers per provider (pybreaker), their state shared across Lambda containers in DynamoDB.
+
+pybreaker runs the CLOSED -> OPEN -> HALF_OPEN state machine and its thread safety; this module only
+stores that state in one DynamoDB item per breaker, so every warm container sees the same breaker,
+and reports each transition as a log line and a metric.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pybreaker
+
+from ffe.domain.errors import InvalidInputError
+from ffe.observability import BREAKER_TRANSITIONS, MetricUnit, logger, metrics
+
+
+class DynamoDBBreakerStorage(pybreaker.CircuitBreakerStorage):
+    """pybreaker state in a DynamoDB item ``{name, state, failures, successes, opened_at}``.
+
+    Counters use atomic ``ADD`` updates; reads are strongly consistent, so a breaker opened by one
+    container is open for all of them from the next call on.
+    """
+
+    def __init__(self, table: Any, name: str) -> None:
+        super().__init__(name)
+        self._table = table
+        self._key = {"name": name}
+
+    def _get(self, attribute: str, default: Any) -> Any:
+        item = self._table.get_item(Key=self._key, ConsistentRead=True).get("Item", {})
+        return item.get(attribute, default)
+
+    def _set(self, attribute: str, value: Any) -> None:
+        self._table.update_item(
+            Key=self._key, UpdateExpression="SET #a = :v", ExpressionAttributeNames={"#a": attribute},
+            ExpressionAttributeValues={":v": value},
+        )  # fmt: skip
+
+    def _add(self, attribute: str, delta: int) -> None:
+        self._table.update_item(
+            Key=self._key, UpdateExpression="ADD #a :d", ExpressionAttributeNames={"#a": attribute},
+            ExpressionAttributeValues={":d": delta},
+        )  # fmt: skip
+
+    @property
+    def state(self) -> str:
+        return str(self._get("state", pybreaker.STATE_CLOSED))
+
+    @state.setter
+    def state(self, state: str) -> None:
+        self._set("state", state)
+
+    def increment_counter(self) -> None:
+        self._add("failures", 1)
+
+    def reset_counter(self) -> None:
+        self._set("failures", 0)
+
+    def increment_success_counter(self) -> None:
+        self._add("successes", 1)
+
+    def reset_success_counter(self) -> None:
+        self._set("successes", 0)
+
+    @property
+    def counter(self) -> int:
+        return int(self._get("failures", 0))
+
+    @property
+    def success_counter(self) -> int:
+        return int(self._get("successes", 0))
+
+    @property
+    def opened_at(self) -> datetime | None:
+        value = self._get("opened_at", None)
+        return None if value is None else datetime.fromisoformat(value)
+
+    @opened_at.setter
+    def opened_at(self, when: datetime) -> None:
+        self._set("opened_at", when.astimezone(UTC).isoformat())
+
+
+class TransitionReporter(pybreaker.CircuitBreakerListener):
+    """Every state change becomes a structured log line and the ``breaker_transitions`` metric."""
+
+    def state_change(self, cb: pybreaker.CircuitBreaker, old_state: Any, new_state: Any) -> None:
+        old, new = getattr(old_state, "name", str(old_state)), getattr(new_state, "name", str(new_state))
+        logger.warning("circuit breaker transition", extra={"breaker": cb.name, "from": old, "to": new})
+        metrics.add_metric(name=BREAKER_TRANSITIONS, unit=MetricUnit.Count, value=1)
+
+
+def _not_the_providers_fault(exc: BaseException) -> bool:
+    """A request the provider rightly refused (unknown symbol, bad parameter) says nothing about its health."""
+    return isinstance(exc, InvalidInputError) and exc.context.get("http_status") in (400, 404)
+
+
+def make_breaker(
+    name: str,
+    storage: pybreaker.CircuitBreakerStorage | None = None,
+    fail_max: int = 5,
+    reset_timeout_s: float = 60.0,
+) -> pybreaker.CircuitBreaker:
+    """A breaker that opens after ``fail_max`` consecutive failures and half-opens after the cool-down."""
+    return pybreaker.CircuitBreaker(
+        fail_max=fail_max,
+        reset_timeout=reset_timeout_s,
+        name=name,
+        state_storage=storage or pybreaker.CircuitMemoryStorage(pybreaker.STATE_CLOSED),
+        listeners=[TransitionReporter()],
+        exclude=[_not_the_providers_fault],
+        throw_new_error_on_trip=False,  # the provider's own classified error is what the route records
+    )
+
+
+BreakerFactory = Callable[[str], pybreaker.CircuitBreaker]
+
+
+def dynamodb_breakers(table: Any, fail_max: int, reset_timeout_s: float) -> BreakerFactory:
+    """Breakers by provider name, each backed by its item in ``table`` (built once per name per container)."""
+    built: dict[str, pybreaker.CircuitBreaker] = {}
+
+    def breaker(name: str) -> pybreaker.CircuitBreaker:
+        if name not in built:
+            built[name] = make_breaker(name, DynamoDBBreakerStorage(table, name), fail_max, reset_timeout_s)
+        return built[name]
+
+    return breaker

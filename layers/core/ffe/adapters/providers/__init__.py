@@ -1,0 +1,1 @@
+"""Live market-data providers (Alpha Vantage, Coinbase, Oanda) over httpx."""

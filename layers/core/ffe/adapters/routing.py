@@ -1,0 +1,118 @@
+"""Live market data: route by asset class through a fallback chain of providers.
+
+For each provider in the asset class's chain: skip it if its circuit breaker is open; otherwise read
+the cached bars, ask the provider only for newer ones, keep the bars that had closed by ``as_of``,
+validate the series and cache it. The first provider that succeeds wins; every attempt is recorded in
+the route, which travels with the data into the decision record and the logs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+import pybreaker
+
+from ffe.adapters.bar_cache import DynamoDBBarCache
+from ffe.adapters.breaker import BreakerFactory
+from ffe.adapters.providers.base import LiveProvider
+from ffe.domain.errors import AuthError, FfeError, InvalidInputError, RateLimitedError, TransientError
+from ffe.domain.models import AssetClass, Bar, Timeframe
+from ffe.domain.ports import FetchedSeries, RouteStep
+from ffe.domain.series import validate_series
+from ffe.domain.universe import asset_class_of
+from ffe.observability import logger
+
+# crypto -> Coinbase then Alpha Vantage; FX -> Oanda then Alpha Vantage; equities -> Alpha Vantage.
+CHAINS: dict[AssetClass, tuple[str, ...]] = {
+    AssetClass.CRYPTO: ("coinbase", "alpha_vantage"),
+    AssetClass.FX: ("oanda", "alpha_vantage"),
+    AssetClass.EQUITY: ("alpha_vantage",),
+}
+
+
+class RoutedProvider:
+    name = "live"
+
+    def __init__(
+        self,
+        providers: Mapping[str, LiveProvider],
+        breakers: BreakerFactory,
+        cache: DynamoDBBarCache | None = None,
+        chains: Mapping[AssetClass, Sequence[str]] = CHAINS,
+    ) -> None:
+        self.providers = dict(providers)
+        self.breakers = breakers
+        self.cache = cache
+        self.chains = chains
+
+    def chain(self, asset: str) -> list[str]:
+        """The providers this asset would be fetched from, in order (configured ones only)."""
+        return [name for name in self.chains[asset_class_of(asset)] if name in self.providers]
+
+    def fetch(self, asset: str, timeframe: Timeframe, as_of: datetime, lookback: int) -> FetchedSeries:
+        route: list[RouteStep] = []
+        errors: list[FfeError] = []
+        chain = self.chain(asset)
+        if not chain:
+            raise InvalidInputError(f"no configured provider serves {asset_class_of(asset)} assets", asset=asset)
+        for name in chain:
+            breaker = self.breakers(name)
+            try:
+                bars, cached = breaker.call(self._fetch_from, self.providers[name], asset, timeframe, as_of, lookback)
+            except pybreaker.CircuitBreakerError:
+                route.append(RouteStep(name, "skipped", "CircuitOpen", "circuit breaker open"))
+                continue
+            except FfeError as exc:
+                route.append(RouteStep(name, "failed", type(exc).__name__, str(exc)))
+                errors.append(exc)
+                continue
+            route.append(RouteStep(name, "ok", detail=f"{len(bars) - cached} new bars, {cached} from cache"))
+            _log_route(asset, timeframe, route)
+            return FetchedSeries(
+                bars, f"{name}:{asset}:{timeframe}", synthetic=False, simulated_clock=False, route=tuple(route),
+                cached_bars=cached,
+            )  # fmt: skip
+        _log_route(asset, timeframe, route)
+        raise _exhausted(asset, timeframe, route, errors)
+
+    def _fetch_from(
+        self, provider: LiveProvider, asset: str, timeframe: Timeframe, as_of: datetime, lookback: int
+    ) -> tuple[list[Bar], int]:
+        cached = self.cache.recent(provider.name, asset, timeframe, as_of, lookback) if self.cache else []
+        # With nothing cached, ask for twice the look-back window (providers page through it), so market
+        # closures (FX weekends, exchange holidays) still leave ``lookback`` bars.
+        start = cached[-1].time + timeframe.duration if cached else as_of - 2 * lookback * timeframe.duration
+        fresh: list[Bar] = []
+        if start + timeframe.duration <= as_of:  # a newer bar may have closed since the last cached one
+            fetched = provider.candles(asset, timeframe, start, as_of)
+            fresh = [b for b in fetched if start <= b.time and b.time + timeframe.duration <= as_of]
+        bars = (cached + fresh)[-lookback:]
+        try:
+            validate_series(bars, as_of)
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"{provider.name} sent bars that fail validation: {exc}",
+                                    provider=provider.name, asset=asset, timeframe=timeframe) from exc  # fmt: skip
+        if self.cache and fresh:
+            self.cache.put(provider.name, asset, timeframe, fresh)
+        return bars, max(0, len(bars) - len(fresh))
+
+
+def _log_route(asset: str, timeframe: Timeframe, route: list[RouteStep]) -> None:
+    steps = [{"provider": s.provider, "outcome": s.outcome, "error": s.error, "detail": s.detail} for s in route]
+    fallbacks = sum(1 for s in route if s.outcome != "ok")
+    logger.info("market data route", extra={"asset": asset, "timeframe": str(timeframe), "route": steps,
+                                            "fallbacks": fallbacks})  # fmt: skip
+
+
+def _exhausted(asset: str, timeframe: Timeframe, route: list[RouteStep], errors: list[FfeError]) -> FfeError:
+    """Every provider failed: retry-worthy if any failure was, else the most telling permanent error."""
+    summary = "; ".join(f"{s.provider}: {s.outcome} ({s.error})" for s in route)
+    message = f"every provider failed for {asset} {timeframe}: {summary}"
+    context = {"asset": asset, "timeframe": timeframe}
+    if not errors or any(isinstance(e, TransientError) for e in errors):  # includes RateLimitedError
+        retry_after = max((e.retry_after_seconds or 0 for e in errors if isinstance(e, RateLimitedError)), default=0)
+        return TransientError(message, retry_after_seconds=retry_after or None, **context)
+    if any(isinstance(e, AuthError) for e in errors):
+        return AuthError(message, **context)
+    return InvalidInputError(message, **context)
