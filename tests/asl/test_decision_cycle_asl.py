@@ -20,6 +20,7 @@ LAMBDA_RETRYABLE = {
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
     "TransientError",
+    "RateLimitedError",  # a subclass in Python, but Step Functions matches error names exactly
 }
 ERROR_CLASSES = {name for name, obj in inspect.getmembers(errors, inspect.isclass) if issubclass(obj, Exception)}
 

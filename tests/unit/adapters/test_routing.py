@@ -13,7 +13,7 @@ import pytest
 from moto import mock_aws
 
 from ffe.adapters.bar_cache import DynamoDBBarCache
-from ffe.adapters.breaker import DynamoDBBreakerStorage, dynamodb_breakers, make_breaker
+from ffe.adapters.breaker import Cooldowns, DynamoDBBreakerStorage, dynamodb_breakers, make_breaker
 from ffe.adapters.routing import RoutedProvider
 from ffe.domain.errors import AuthError, InvalidInputError, RateLimitedError, TransientError
 from ffe.domain.models import AssetClass, Timeframe
@@ -95,6 +95,30 @@ def test_all_providers_failing_raises_the_retryable_error_first(tables, errors, 
     with pytest.raises(raised, match="every provider failed for BTCUSD 1h: coinbase: failed") as info:
         router(tables, first, second).fetch("BTCUSD", Timeframe.H1, AS_OF, 120)
     assert info.value.context["asset"] == "BTCUSD"
+
+
+def test_retry_after_is_honoured_across_containers(tables) -> None:  # type: ignore[no-untyped-def]
+    # Given Coinbase answers 429 with Retry-After: 30
+    coinbase, av = ScriptedProvider("coinbase"), ScriptedProvider("alpha_vantage")
+    coinbase.failure = RateLimitedError("slow down", retry_after_seconds=30)
+    now = [AS_OF]
+
+    def routed() -> RoutedProvider:  # a fresh "container" on the same tables each time
+        return RoutedProvider({"coinbase": coinbase, "alpha_vantage": av},
+                              dynamodb_breakers(tables["breakers"], fail_max=5, reset_timeout_s=30),
+                              cooldowns=Cooldowns(tables["breakers"]), clock=lambda: now[0])  # fmt: skip
+
+    first = routed().fetch("BTCUSD", Timeframe.H1, AS_OF, 120)
+    assert [(s.provider, s.outcome) for s in first.route] == [("coinbase", "failed"), ("alpha_vantage", "ok")]
+    # When another container fetches within the 30 s, Then Coinbase is not even asked
+    calls = len(coinbase.calls)
+    second = routed().fetch("BTCUSD", Timeframe.H1, AS_OF, 120)
+    assert second.route[0].outcome == "skipped" and second.route[0].error == "RateLimited"
+    assert len(coinbase.calls) == calls
+    # And after it, Coinbase is tried again
+    now[0] = AS_OF + timedelta(seconds=31)
+    coinbase.failure = None
+    assert routed().fetch("BTCUSD", Timeframe.H1, AS_OF, 120).route[0].outcome == "ok"
 
 
 def test_bad_bars_from_one_provider_fall_back_to_the_next(tables) -> None:  # type: ignore[no-untyped-def]

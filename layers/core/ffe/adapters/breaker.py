@@ -118,6 +118,33 @@ def make_breaker(
 BreakerFactory = Callable[[str], pybreaker.CircuitBreaker]
 
 
+class Cooldowns:
+    """Retry-After honoured across containers: a rate-limited provider is skipped until the time it gave.
+
+    Kept as ``rate_limited_until`` on the provider's breaker item when a table is configured.
+    """
+
+    def __init__(self, table: Any | None = None) -> None:
+        self._table = table
+        self._memory: dict[str, datetime] = {}
+
+    def until(self, name: str) -> datetime | None:
+        if self._table is None:
+            return self._memory.get(name)
+        item = self._table.get_item(Key={"name": name}, ConsistentRead=True).get("Item", {})
+        value = item.get("rate_limited_until")
+        return None if value is None else datetime.fromisoformat(value)
+
+    def hold(self, name: str, until: datetime) -> None:
+        if self._table is None:
+            self._memory[name] = until
+            return
+        self._table.update_item(
+            Key={"name": name}, UpdateExpression="SET rate_limited_until = :u",
+            ExpressionAttributeValues={":u": until.astimezone(UTC).isoformat()},
+        )  # fmt: skip
+
+
 def dynamodb_breakers(table: Any, fail_max: int, reset_timeout_s: float) -> BreakerFactory:
     """Breakers by provider name, each backed by its item in ``table`` (built once per name per container)."""
     built: dict[str, pybreaker.CircuitBreaker] = {}

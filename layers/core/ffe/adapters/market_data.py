@@ -6,7 +6,7 @@ from functools import cache
 from typing import Any
 
 from ffe.adapters.bar_cache import DynamoDBBarCache
-from ffe.adapters.breaker import BreakerFactory, dynamodb_breakers, make_breaker
+from ffe.adapters.breaker import BreakerFactory, Cooldowns, dynamodb_breakers, make_breaker
 from ffe.adapters.providers.base import Credentials, LiveProvider, shared_client
 from ffe.adapters.replay import ReplayProvider
 from ffe.adapters.routing import RoutedProvider
@@ -19,7 +19,8 @@ def get_provider(settings: MarketDataSettings) -> MarketDataProvider:
     """``replay``: bundled history; ``live``: the routed Alpha Vantage / Coinbase / Oanda chain."""
     if settings.market_data_provider == "replay":
         return ReplayProvider()
-    return RoutedProvider(live_providers(settings), breakers(settings), bar_cache(settings))
+    cooldowns = Cooldowns(dynamodb_table(settings.breaker_table) if settings.breaker_table else None)
+    return RoutedProvider(live_providers(settings), breakers(settings), bar_cache(settings), cooldowns=cooldowns)
 
 
 def live_providers(settings: ProviderSettings) -> dict[str, LiveProvider]:

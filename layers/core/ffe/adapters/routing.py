@@ -8,13 +8,13 @@ the route, which travels with the data into the decision record and the logs.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import datetime
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 
 import pybreaker
 
 from ffe.adapters.bar_cache import DynamoDBBarCache
-from ffe.adapters.breaker import BreakerFactory
+from ffe.adapters.breaker import BreakerFactory, Cooldowns
 from ffe.adapters.providers.base import LiveProvider
 from ffe.domain.errors import AuthError, FfeError, InvalidInputError, RateLimitedError, TransientError
 from ffe.domain.models import AssetClass, Bar, Timeframe
@@ -40,11 +40,15 @@ class RoutedProvider:
         breakers: BreakerFactory,
         cache: DynamoDBBarCache | None = None,
         chains: Mapping[AssetClass, Sequence[str]] = CHAINS,
+        cooldowns: Cooldowns | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.providers = dict(providers)
         self.breakers = breakers
         self.cache = cache
         self.chains = chains
+        self.cooldowns = cooldowns or Cooldowns()
+        self.clock = clock
 
     def chain(self, asset: str) -> list[str]:
         """The providers this asset would be fetched from, in order (configured ones only)."""
@@ -57,6 +61,10 @@ class RoutedProvider:
         if not chain:
             raise InvalidInputError(f"no configured provider serves {asset_class_of(asset)} assets", asset=asset)
         for name in chain:
+            until = self.cooldowns.until(name)
+            if until is not None and until > self.clock():
+                route.append(RouteStep(name, "skipped", "RateLimited", f"Retry-After until {until.isoformat()}"))
+                continue
             breaker = self.breakers(name)
             try:
                 bars, cached = breaker.call(self._fetch_from, self.providers[name], asset, timeframe, as_of, lookback)
@@ -66,6 +74,8 @@ class RoutedProvider:
             except FfeError as exc:
                 route.append(RouteStep(name, "failed", type(exc).__name__, str(exc)))
                 errors.append(exc)
+                if isinstance(exc, RateLimitedError) and exc.retry_after_seconds:
+                    self.cooldowns.hold(name, self.clock() + timedelta(seconds=exc.retry_after_seconds))
                 continue
             route.append(RouteStep(name, "ok", detail=f"{len(bars) - cached} new bars, {cached} from cache"))
             _log_route(asset, timeframe, route)
