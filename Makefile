@@ -52,6 +52,7 @@ validate: lint  ## what `sam validate --lint` checks, without the SAM CLI
 bench: $(VENV)/.dev-installed  ## figures, never assertions
 	$(BIN)/python bench/bench_decision.py
 	$(BIN)/python bench/bench_cycle.py
+	$(BIN)/python bench/bench_providers.py
 
 build:  ## needs the AWS SAM CLI
 	sam build --config-env $(STAGE)

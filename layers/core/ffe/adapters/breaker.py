@@ -20,33 +20,41 @@ from ffe.observability import BREAKER_TRANSITIONS, MetricUnit, logger, metrics
 class DynamoDBBreakerStorage(pybreaker.CircuitBreakerStorage):
     """pybreaker state in a DynamoDB item ``{name, state, failures, successes, opened_at}``.
 
-    Counters use atomic ``ADD`` updates; reads are strongly consistent, so a breaker opened by one
-    container is open for all of them from the next call on.
+    Counters use atomic ``ADD`` updates; reads are strongly consistent, one per call: a healthy call costs
+    one read and no write, and a breaker opened by one container is open for every other from its next
+    call on.
     """
 
     def __init__(self, table: Any, name: str) -> None:
         super().__init__(name)
         self._table = table
         self._key = {"name": name}
+        self._item: dict[str, Any] | None = None
 
     def _get(self, attribute: str, default: Any) -> Any:
-        item = self._table.get_item(Key=self._key, ConsistentRead=True).get("Item", {})
-        return item.get(attribute, default)
+        if self._item is None:
+            self._item = self._table.get_item(Key=self._key, ConsistentRead=True).get("Item", {})
+        return self._item.get(attribute, default)
 
     def _set(self, attribute: str, value: Any) -> None:
         self._table.update_item(
             Key=self._key, UpdateExpression="SET #a = :v", ExpressionAttributeNames={"#a": attribute},
             ExpressionAttributeValues={":v": value},
         )  # fmt: skip
+        self._item = None
 
     def _add(self, attribute: str, delta: int) -> None:
         self._table.update_item(
             Key=self._key, UpdateExpression="ADD #a :d", ExpressionAttributeNames={"#a": attribute},
             ExpressionAttributeValues={":d": delta},
         )  # fmt: skip
+        self._item = None
 
     @property
     def state(self) -> str:
+        # pybreaker reads the state first in every call: read the shared item afresh here, and let the
+        # counter and opened_at reads of the same call use that snapshot (every write drops it).
+        self._item = None
         return str(self._get("state", pybreaker.STATE_CLOSED))
 
     @state.setter
@@ -57,13 +65,15 @@ class DynamoDBBreakerStorage(pybreaker.CircuitBreakerStorage):
         self._add("failures", 1)
 
     def reset_counter(self) -> None:
-        self._set("failures", 0)
+        if self._get("failures", 0):  # every success resets: skip the write when there is nothing to reset
+            self._set("failures", 0)
 
     def increment_success_counter(self) -> None:
         self._add("successes", 1)
 
     def reset_success_counter(self) -> None:
-        self._set("successes", 0)
+        if self._get("successes", 0):
+            self._set("successes", 0)
 
     @property
     def counter(self) -> int:
