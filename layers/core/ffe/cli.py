@@ -18,8 +18,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run one decision cycle through the real state machine, offline")
-    run.add_argument("--as-of", type=_utc, default=None, help="simulated schedule time, ISO-8601 (default: a "
-                     "Saturday in June 2019 where crypto is fresh and FX stale)")  # fmt: skip
+    run.add_argument("--as-of", type=_utc, default=None, help="schedule time, ISO-8601 (default: now with "
+                     "--provider live, else a Saturday in June 2019 where crypto is fresh and FX stale)")  # fmt: skip
     run.add_argument("--timeframe", default="1h", help="which schedule fires: 15m, 1h or 1d (default 1h)")
     run.add_argument("--assets", type=lambda s: [a.strip() for a in s.split(",") if a.strip()], default=None,
                      help="comma-separated symbols instead of the schedule's universe")  # fmt: skip
@@ -57,8 +57,9 @@ def _run(state: Any, args: argparse.Namespace) -> int:
     from ffe.domain.staleness import human_duration
     from ffe.local.runner import DEFAULT_AS_OF, run_cycle
 
+    default_as_of = _now_minute() if args.provider == "live" else DEFAULT_AS_OF
     report = run_cycle(
-        state, as_of=args.as_of or DEFAULT_AS_OF, timeframe=args.timeframe, assets=args.assets,
+        state, as_of=args.as_of or default_as_of, timeframe=args.timeframe, assets=args.assets,
         raw_input=args.raw_input, echo_logs=args.logs, provider=args.provider,
     )  # fmt: skip
     cycle = report.cycle_input if isinstance(report.cycle_input, dict) else {}
@@ -66,6 +67,13 @@ def _run(state: Any, args: argparse.Namespace) -> int:
           f"  (schedule {report.rule_name}, cycle {cycle.get('cycle_id', '?')})")  # fmt: skip
     print(f"execution {report.execution_arn}: {report.status}"
           + (f"  {report.error}: {report.cause}" if report.error else ""))  # fmt: skip
+    if report.health is not None:
+        providers = ", ".join(
+            f"{p.provider} {'configured' if p.configured else 'not configured'} (breaker {p.breaker})"
+            for p in report.health.providers
+        )
+        cache = "reachable" if report.health.cache_reachable else "UNREACHABLE"
+        print(f"market data: {providers}; bar cache {cache}")
     print(
         f"set-up {report.setup_postgres_s + report.setup_aws_s:.1f} s (Postgres {report.setup_postgres_s:.1f} s, "
         f"moto stack {report.setup_aws_s:.1f} s), execution {report.execution_s:.1f} s; database: {report.database}"
@@ -145,6 +153,11 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
 
 def _time(value: datetime | None) -> str:
     return "-" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _now_minute() -> datetime:
+    """Live data is judged against the wall clock: a live run's schedule fires now."""
+    return datetime.now(UTC).replace(second=0, microsecond=0)
 
 
 def _utc(text: str) -> datetime:

@@ -550,3 +550,19 @@ def test_fake_server_probe_answers_exchange_rate() -> None:
 
     # Then it answered the documented function
     assert params(fake.requests[0])["function"] == "CURRENCY_EXCHANGE_RATE"
+
+
+def test_request_urls_carrying_the_key_are_never_logged(caplog) -> None:  # type: ignore[no-untyped-def]
+    import logging
+
+    import httpx
+
+    from ffe.adapters.providers import base
+
+    # Given httpx's own request logging at its most verbose setting for the root logger
+    caplog.set_level(logging.DEBUG)
+    client = httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(200, json={})))
+    # When a key-bearing request is made through the shared module's settings
+    base.get_json(client, base.Call("alpha_vantage"), "https://www.alphavantage.co/query", params={"apikey": "SECRET"})
+    # Then nothing logged it
+    assert "SECRET" not in caplog.text

@@ -8,6 +8,7 @@ never the query string (Alpha Vantage puts the API key there).
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -21,6 +22,9 @@ import httpx
 
 from ffe.domain.errors import AuthError, InvalidInputError, RateLimitedError, TransientError
 from ffe.domain.models import AssetClass, Bar, Timeframe
+
+# httpx logs every request URL at INFO, query string included, and Alpha Vantage's key is in the query.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 # Every call has a timeout: connect fast, read within a Lambda-friendly budget.
 TIMEOUT = httpx.Timeout(10.0, connect=3.0)
