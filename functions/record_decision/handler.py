@@ -1,4 +1,4 @@
-"""RecordDecision: store a decision or an asset's failure in PostgreSQL, exactly once."""
+"""RecordDecision: store a decision, an asset's failure or a cycle's opening/closing in PostgreSQL, exactly once."""
 
 from typing import Any
 
@@ -6,7 +6,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ffe.adapters.store import get_store
 from ffe.contracts import parse_record
-from ffe.observability import DECISIONS, DUPLICATE_RECORDS, FAILURES, MetricUnit, logger, metrics, tracer
+from ffe.observability import logger, metrics, record_metrics, tracer
 from ffe.steps.record import record
 
 
@@ -15,15 +15,8 @@ from ffe.steps.record import record
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     rec = parse_record(event)
-    logger.append_keys(cycle_id=rec.cycle_id, asset=rec.asset)
+    logger.append_keys(cycle_id=getattr(rec, "cycle_id", None), asset=getattr(rec, "asset", None))
     result = record(rec, store=get_store())
-    if not result.created:
-        metrics.add_metric(name=DUPLICATE_RECORDS, unit=MetricUnit.Count, value=1)
-    elif result.kind == "decision":
-        metrics.add_dimension(name="action", value=str(result.action))
-        metrics.add_metric(name=DECISIONS, unit=MetricUnit.Count, value=1)
-    else:
-        metrics.add_dimension(name="error", value=str(result.error))
-        metrics.add_metric(name=FAILURES, unit=MetricUnit.Count, value=1)
+    record_metrics(rec, result)
     logger.info("recorded", extra={"kind": result.kind, "record_id": result.id, "duplicate": not result.created})
     return result.model_dump(mode="json")

@@ -57,8 +57,12 @@ def test_every_placeholder_has_a_definition_substitution(asl) -> None:  # type: 
 def test_every_task_retries_transient_errors_with_1_2_4_s_backoff(asl) -> None:  # type: ignore[no-untyped-def]
     _, definition = asl
     tasks = {n: s for n, s in states(definition).items() if s["Type"] == "Task"}
-    assert tasks
+    lambdas = {n: t for n, t in tasks.items() if t["Resource"].endswith("FunctionArn}")}
+    assert lambdas
     for name, task in tasks.items():
+        if name not in lambdas:  # a service integration (SQS): retried on that service's errors
+            assert task["Retry"], name
+            continue
         retry = next((r for r in task.get("Retry", []) if set(r["ErrorEquals"]) >= LAMBDA_RETRYABLE), None)
         assert retry is not None, f"{name} does not retry Lambda service errors and TransientError"
         intervals = [retry["IntervalSeconds"] * retry["BackoffRate"] ** i for i in range(retry["MaxAttempts"])]
@@ -81,7 +85,7 @@ def test_custom_error_names_are_domain_error_classes(asl) -> None:  # type: igno
         for s in states(definition).values()
         for rule in s.get("Retry", []) + s.get("Catch", [])
         for e in rule["ErrorEquals"]
-        if not e.startswith(("States.", "Lambda."))
+        if "." not in e  # States.*, Lambda.*, SQS.* are the services' own names
     }
     assert names and names <= ERROR_CLASSES
 
@@ -103,3 +107,13 @@ def test_definition_is_accepted_by_the_step_functions_parser(asl) -> None:  # ty
         role = "arn:aws:iam::123456789012:role/sfn"
         arn = sfn.create_state_machine(name=name.split(".")[0], definition=text, roleArn=role)["stateMachineArn"]
         assert json.loads(sfn.describe_state_machine(stateMachineArn=arn)["definition"]) == json.loads(text)
+
+
+def test_a_record_the_store_refuses_goes_to_the_dead_letter_queue() -> None:
+    definition = json.loads((ROOT / "state_machines/decision_cycle.asl.json").read_text())
+    every = states(definition)
+    for recorder in ("Record decision", "Close the cycle", "Record cycle failure"):
+        target = every[recorder]["Catch"][0]["Next"]
+        assert every[target]["Resource"] == "arn:aws:states:::sqs:sendMessage", recorder
+        # the record's own fields (a failure record has an `error` field) are never overwritten
+        assert every[recorder]["Catch"][0]["ResultPath"] == "$.record_error"

@@ -65,7 +65,7 @@ def test_cycle_decides_fresh_assets_and_holds_stale_ones(cloud: LocalCloud) -> N
     for fresh in ("BTCUSD", "ETHUSD"):
         d = decisions[fresh]
         assert d["stale"] is False and d["model"] == "naive_router" and d["data_age_seconds"] == 60.0
-        assert set(d["signals"]) == {"trend_following", "mean_reversion", "breakout"}
+        assert set(d["reasons"]["signals"]) == {"trend_following", "mean_reversion", "breakout"}
         assert visits(result, "Decide", fresh)
     for stale in ("EURUSD", "GBPUSD"):
         d = decisions[stale]

@@ -32,6 +32,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     commands.add_parser("preflight", help="check every configured live provider (credentials from the environment)")
 
+    dlq = commands.add_parser("dlq", help="the dead-letter queue of records the store refused")
+    dlq.add_argument("action", choices=["replay"], help="write every parked record (idempotent)")
+    dlq.add_argument("--stage", default=None, help="replay the deployed stage's queue in AWS instead of the local one")
+    dlq.add_argument("--region", default=None, help="AWS region of the deployed stage (default: your AWS config)")
+
+    db = commands.add_parser("db", help="the decision store")
+    db.add_argument("action", choices=["migrate"], help="apply the schema migrations in order (idempotent)")
+
     decisions = commands.add_parser("decisions", help="list recorded decisions, newest first")
     decisions.add_argument("--limit", type=int, default=20)
     decisions.add_argument("--asset", default=None)
@@ -48,6 +56,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _decisions(state, args.limit, args.asset)
     if args.command == "preflight":
         return _preflight(state)
+    if args.command == "dlq":
+        return _dlq_replay(state, args.stage, args.region)
+    if args.command == "db":
+        from ffe.local.runner import migrate_locally
+
+        applied = migrate_locally(state)
+        print(f"applied {', '.join(applied)}" if applied else "schema already up to date")
+        return 0
     state.reset()
     print(f"removed {args.state_dir}/ (embedded Postgres data and run history)")
     return 0
@@ -97,6 +113,9 @@ def _run(state: Any, args: argparse.Namespace) -> int:
     ]
     print(table(["asset", "bar time (UTC)", "data age", "action", "conf", "source", "reason"], rows))
     print()
+    if report.dead_letters:
+        print(f"{report.dead_letters} record(s) parked in the dead-letter queue: run `ffe dlq replay` to write them")
+        print()
     print("Execution history (Step Functions console, table view)")
     print(table(
         ["state", "type", "asset", "status", "attempts", "duration", "error"],
@@ -104,6 +123,25 @@ def _run(state: Any, args: argparse.Namespace) -> int:
          for v in report.visits],
     ))  # fmt: skip
     return 0 if report.status == "SUCCEEDED" else 1
+
+
+def _dlq_replay(state: Any, stage: str | None, region: str | None) -> int:
+    if stage is None:
+        from ffe.local.runner import replay_dead_letters_locally
+
+        report = replay_dead_letters_locally(state)
+    else:  # the deployed stage: the queue and function names come from the template's naming
+        import boto3
+
+        from ffe.dlq import replay
+
+        session = boto3.Session(region_name=region)
+        queue = session.client("sqs").get_queue_url(QueueName=f"ffe-{stage}-decision-dlq")["QueueUrl"]
+        report = replay(session.client("sqs"), session.client("lambda"), queue, f"ffe-{stage}-record-decision")
+    print(f"replayed {report.replayed} record(s); {len(report.failed)} kept in the queue")
+    for failure in report.failed:
+        print(f"  {failure}")
+    return 0 if not report.failed else 1
 
 
 def _preflight(state: Any) -> int:

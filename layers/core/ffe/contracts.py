@@ -221,9 +221,49 @@ class DecisionRecord(Contract):
     signals: dict[str, Annotated[float, Field(ge=-1, le=1, allow_inf_nan=False)]] = Field(default_factory=dict)
     source: DataSource
     input_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    regime: str | None = Field(default=None, max_length=64, description="market regime, once detected")
+    size: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = Field(
+        default=None, description="position size, once the risk gate sets it"
+    )
 
 
 DecideResult = DecisionRecord
+
+
+class CycleOpened(Contract):
+    """The first state of every execution: register the cycle."""
+
+    kind: Literal["cycle_opened"] = "cycle_opened"
+    cycle: Any = Field(description="the raw execution input; read as a CycleHeader by the step")
+    execution_id: str
+
+
+class CycleHeader(BaseModel):
+    """What a cycle needs to run at all: an id and a list of assets to map over.
+
+    Everything else is checked per asset, so a bad timeframe or as_of fails each asset with its reason
+    instead of failing the execution (see the ASL's Map).
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    cycle_id: CycleId
+    assets: Annotated[list[Any], Field(min_length=1, max_length=50)]
+    timeframe: Annotated[str, Field(max_length=32)] | None = None
+    as_of: Any = None
+
+    def as_of_time(self) -> datetime | None:
+        try:
+            return TypeAdapter(UtcDatetime).validate_python(self.as_of)
+        except ValidationError:
+            return None
+
+
+class CycleClosed(Contract):
+    kind: Literal["cycle_closed"] = "cycle_closed"
+    cycle_id: CycleId
+    execution_id: str
+    status: Literal["SUCCEEDED", "FAILED"]
 
 
 class FailureRecord(Contract):
@@ -249,20 +289,21 @@ class FailureRecord(Contract):
         return value if value is None or isinstance(value, str) else json.dumps(value, default=str)
 
 
-RecordDecisionInput = Annotated[DecisionRecord | FailureRecord, Field(discriminator="kind")]
+Record = DecisionRecord | FailureRecord | CycleOpened | CycleClosed
+RecordDecisionInput = Annotated[Record, Field(discriminator="kind")]
 
 
-_RECORD_ADAPTER: TypeAdapter[DecisionRecord | FailureRecord] = TypeAdapter(RecordDecisionInput)
+_RECORD_ADAPTER: TypeAdapter[Record] = TypeAdapter(RecordDecisionInput)
 
 
-def parse_record(event: Any) -> DecisionRecord | FailureRecord:
-    """Validate a RecordDecision payload (a decision or a failure, told apart by ``kind``)."""
+def parse_record(event: Any) -> Record:
+    """Validate a RecordDecision payload (decision, failure, cycle opened/closed), told apart by ``kind``."""
     return parse(_RECORD_ADAPTER, event, name="RecordDecisionInput")
 
 
 class RecordDecisionResult(Contract):
-    kind: Literal["decision", "failure"]
-    id: int
+    kind: Literal["decision", "failure", "cycle_opened", "cycle_closed"]
+    id: int | None = Field(description="row id of the decision or failure; None for cycle records")
     created: bool = Field(description="False when this exact record was already stored (a retried task)")
     cycle_id: str | None
     asset: str | None

@@ -1,9 +1,10 @@
 """The one place that builds the logger, tracer and metrics every function shares."""
 
 import os
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "ffe")
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "FFE")
@@ -24,4 +25,28 @@ CACHE_HIT_RATE = "cache_hit_rate"
 PROVIDER_FALLBACKS = "provider_fallbacks"
 PROVIDER_HEALTHY = "provider_healthy"
 
-__all__ = ["logger", "tracer", "metrics", "MetricUnit"]
+HOLD_REASONS = "hold_reasons"
+CYCLES = "cycles"
+
+
+def record_metrics(record: Any, result: Any) -> None:
+    """EMF for one RecordDecision: decisions by action and asset, HOLD reasons, failures by class, cycles."""
+    if not result.created:
+        metrics.add_metric(name=DUPLICATE_RECORDS, unit=MetricUnit.Count, value=1)
+    elif result.kind == "decision":
+        metrics.add_dimension(name="action", value=str(result.action))
+        metrics.add_dimension(name="asset", value=str(result.asset))
+        metrics.add_metric(name=DECISIONS, unit=MetricUnit.Count, value=1)
+        if str(result.action) == "HOLD":
+            reason = "stale_data" if record.stale else "no_signal"
+            with single_metric(name=HOLD_REASONS, unit=MetricUnit.Count, value=1, namespace=NAMESPACE) as metric:
+                metric.add_dimension(name="reason", value=reason)
+    elif result.kind == "failure":
+        metrics.add_dimension(name="error", value=str(result.error))
+        metrics.add_metric(name=FAILURES, unit=MetricUnit.Count, value=1)
+    else:
+        metrics.add_dimension(name="event", value=result.kind)
+        metrics.add_metric(name=CYCLES, unit=MetricUnit.Count, value=1)
+
+
+__all__ = ["logger", "tracer", "metrics", "MetricUnit", "record_metrics"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any, Protocol
 
@@ -17,7 +18,7 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 from psycopg.types.json import Jsonb
 
-from ffe.contracts import DecisionRecord, FailureRecord
+from ffe.contracts import CycleHeader, DecisionRecord, FailureRecord
 from ffe.domain.errors import TransientError
 from ffe.observability import logger
 from ffe.settings import DatabaseSettings, get_settings
@@ -35,24 +36,30 @@ class DecisionStore(Protocol):
 
     def record_failure(self, record: FailureRecord, message: str) -> Stored: ...
 
+    def open_cycle(self, cycle: CycleHeader, execution_id: str) -> bool: ...
+
+    def close_cycle(self, cycle_id: str, status: str) -> bool: ...
+
 
 _INSERT_DECISION = """
-INSERT INTO decisions (cycle_id, execution_id, asset, timeframe, as_of, bar_time, action, confidence, stale,
-                       reason, data_age_seconds, staleness_threshold_seconds, model, model_version, signals,
-                       source, input_sha256)
-VALUES (%(cycle_id)s, %(execution_id)s, %(asset)s, %(timeframe)s, %(as_of)s, %(bar_time)s, %(action)s,
-        %(confidence)s, %(stale)s, %(reason)s, %(data_age_seconds)s, %(staleness_threshold_seconds)s, %(model)s,
-        %(model_version)s, %(signals)s, %(source)s, %(input_sha256)s)
+INSERT INTO decisions (cycle_id, execution_id, stage, asset, timeframe, as_of, bar_time, action, confidence, size,
+                       stale, reason, reasons, data_age_seconds, staleness_threshold_seconds, model, model_version,
+                       regime, source, input_sha256)
+VALUES (%(cycle_id)s, %(execution_id)s, %(stage)s, %(asset)s, %(timeframe)s, %(as_of)s, %(bar_time)s, %(action)s,
+        %(confidence)s, %(size)s, %(stale)s, %(reason)s, %(reasons)s, %(data_age_seconds)s,
+        %(staleness_threshold_seconds)s, %(model)s, %(model_version)s, %(regime)s, %(source)s, %(input_sha256)s)
 ON CONFLICT ON CONSTRAINT decisions_natural_key DO NOTHING
 RETURNING id
 """
 _FIND_DECISION = """
 SELECT id, input_sha256 FROM decisions
-WHERE cycle_id = %(cycle_id)s AND asset = %(asset)s AND bar_time IS NOT DISTINCT FROM %(bar_time)s
+WHERE as_of = %(as_of)s AND cycle_id = %(cycle_id)s AND asset = %(asset)s
+  AND bar_time IS NOT DISTINCT FROM %(bar_time)s
 """
 _INSERT_FAILURE = """
-INSERT INTO failures (cycle_id, execution_id, asset, timeframe, as_of, error_class, message, cause)
-VALUES (%(cycle_id)s, %(execution_id)s, %(asset)s, %(timeframe)s, %(as_of)s, %(error)s, %(message)s, %(cause)s)
+INSERT INTO failures (cycle_id, execution_id, stage, asset, timeframe, as_of, error_class, message, cause)
+VALUES (%(cycle_id)s, %(execution_id)s, %(stage)s, %(asset)s, %(timeframe)s, %(as_of)s, %(error)s, %(message)s,
+        %(cause)s)
 ON CONFLICT ON CONSTRAINT failures_natural_key DO NOTHING
 RETURNING id
 """
@@ -60,24 +67,36 @@ _FIND_FAILURE = """
 SELECT id FROM failures
 WHERE cycle_id IS NOT DISTINCT FROM %(cycle_id)s AND asset IS NOT DISTINCT FROM %(asset)s
 """
+_OPEN_CYCLE = """
+INSERT INTO cycles (id, execution_arn, stage, timeframe, as_of, assets, status)
+VALUES (%(id)s, %(execution_arn)s, %(stage)s, %(timeframe)s, %(as_of)s, %(assets)s, 'RUNNING')
+ON CONFLICT (id) DO NOTHING
+RETURNING id
+"""
+_CLOSE_CYCLE = """
+UPDATE cycles SET status = %(status)s, finished_at = now() WHERE id = %(id)s AND status = 'RUNNING' RETURNING id
+"""
 
 
 class PostgresDecisionStore:
-    def __init__(self, conninfo: str, statement_timeout_ms: int = 5000) -> None:
+    def __init__(self, conninfo: str, statement_timeout_ms: int = 5000, stage: str = "local") -> None:
         self._conninfo = conninfo
         self._statement_timeout_ms = statement_timeout_ms
+        self._stage = stage
         self._conn: psycopg.Connection | None = None
         self._lock = threading.Lock()
+        self._partitions: set[tuple[int, int]] = set()  # months whose partition this container has ensured
 
     def record_decision(self, record: DecisionRecord) -> Stored:
         params = record.model_dump(mode="python")
         params.update(
-            signals=Jsonb(params["signals"]),
+            reasons=Jsonb({"signals": params.pop("signals")}),
             source=Jsonb(params["source"]),
             action=record.action.value,
             timeframe=record.timeframe.value,
+            stage=self._stage,
         )
-        stored, existing = self._write(_INSERT_DECISION, _FIND_DECISION, params)
+        stored, existing = self._write(_INSERT_DECISION, _FIND_DECISION, params, partition=record.as_of)
         if existing is not None and existing[1] != record.input_sha256:
             # Same cycle, asset and bar but other input: the first write wins; say so loudly.
             logger.warning("decision already stored with different input", extra={"decision_id": stored.id})
@@ -85,15 +104,40 @@ class PostgresDecisionStore:
 
     def record_failure(self, record: FailureRecord, message: str) -> Stored:
         params = record.model_dump(mode="python")
-        params.update(message=message, cause=Jsonb(_json_or_text(record.cause)))
+        params.update(message=message, cause=Jsonb(_json_or_text(record.cause)), stage=self._stage)
         stored, _ = self._write(_INSERT_FAILURE, _FIND_FAILURE, params)
         return stored
 
-    def _write(self, insert: str, find: str, params: dict[str, Any]) -> tuple[Stored, tuple[Any, ...] | None]:
+    def open_cycle(self, cycle: CycleHeader, execution_id: str) -> bool:
+        """Register a cycle as RUNNING; False when a retried task finds it already registered."""
+        params = {
+            "id": cycle.cycle_id, "execution_arn": execution_id, "stage": self._stage,
+            "timeframe": cycle.timeframe, "as_of": cycle.as_of_time(), "assets": Jsonb(cycle.assets),
+        }  # fmt: skip
+        return self._execute(_OPEN_CYCLE, params)
+
+    def close_cycle(self, cycle_id: str, status: str) -> bool:
+        """Mark a RUNNING cycle SUCCEEDED or FAILED; False when it was closed already (or never opened)."""
+        return self._execute(_CLOSE_CYCLE, {"id": cycle_id, "status": status})
+
+    def _execute(self, sql: str, params: dict[str, Any]) -> bool:
+        with self._lock:
+            conn = self._connection()
+            try:
+                return conn.execute(sql, params).fetchone() is not None  # type: ignore[arg-type]
+            except psycopg.OperationalError as exc:
+                self._drop()
+                raise TransientError(f"database unavailable: {exc}") from exc
+
+    def _write(
+        self, insert: str, find: str, params: dict[str, Any], partition: datetime | None = None
+    ) -> tuple[Stored, tuple[Any, ...] | None]:
         """Insert, or read back the row an earlier attempt stored (returned as the second item)."""
         with self._lock:
             conn = self._connection()
             try:
+                if partition is not None:
+                    self._ensure_partition(conn, partition)
                 with conn.transaction():
                     inserted = conn.execute(insert, params).fetchone()  # type: ignore[arg-type]
                     if inserted is not None:
@@ -105,6 +149,12 @@ class PostgresDecisionStore:
         if existing is None:  # deleted between the two statements: vanishingly rare, and safe to retry
             raise TransientError("conflicting row vanished before it could be read back")
         return Stored(existing[0], created=False), tuple(existing)
+
+    def _ensure_partition(self, conn: psycopg.Connection, at: datetime) -> None:
+        month = (at.astimezone(UTC).year, at.astimezone(UTC).month)
+        if month not in self._partitions:
+            conn.execute("SELECT ffe_ensure_decision_partition(%s)", (at,))
+            self._partitions.add(month)
 
     def _connection(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed or self._conn.broken:
@@ -124,6 +174,7 @@ class PostgresDecisionStore:
         if self._conn is not None:
             self._conn.close()
         self._conn = None
+        self._partitions.clear()
 
     def close(self) -> None:
         with self._lock:
@@ -159,4 +210,4 @@ def conninfo_from_settings(settings: DatabaseSettings) -> str:
 def get_store() -> PostgresDecisionStore:
     """The container's store, built once so a warm start reuses its connection."""
     settings = get_settings(DatabaseSettings)
-    return PostgresDecisionStore(conninfo_from_settings(settings), settings.db_statement_timeout_ms)
+    return PostgresDecisionStore(conninfo_from_settings(settings), settings.db_statement_timeout_ms, settings.stage)

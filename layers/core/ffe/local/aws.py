@@ -65,6 +65,7 @@ class LocalCloud:
     echo_logs: bool = False
     market_data: str = "replay"  # the template's MarketDataProvider: replay | live
     provider_secrets: dict[str, dict[str, str]] = field(default_factory=dict)  # provider -> secret JSON
+    dlq_file: Path | None = None  # where parked records survive between commands (moto's SQS does not)
     state_machine_arn: str = ""
     schedules: dict[str, Schedule] = field(default_factory=dict)  # by timeframe
     lambdas: InProcessLambdas = field(init=False)
@@ -88,9 +89,11 @@ class LocalCloud:
         self._patch = self.lambdas.patched()
         self._patch.__enter__()
         self.deploy()
+        self._restore_dead_letters()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._save_dead_letters()
         self._patch.__exit__(None, None, None)
         self._mock.stop()
         for key, value in self._saved_env.items():
@@ -209,6 +212,46 @@ class LocalCloud:
                 )  # fmt: skip
                 probe = schedule.input_for({"id": "probe", "time": "1970-01-01T00:00:00Z"})
                 self.schedules[probe["timeframe"]] = schedule
+
+    @property
+    def dead_letter_queue_url(self) -> str:
+        sqs = boto3.client("sqs", region_name=REGION)
+        return str(sqs.get_queue_url(QueueName=f"ffe-{self.stage}-decision-dlq")["QueueUrl"])
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        """The records parked in the dead-letter queue (left in the queue)."""
+        sqs = boto3.client("sqs", region_name=REGION)
+        messages: dict[str, dict[str, Any]] = {}
+        while True:
+            batch = sqs.receive_message(QueueUrl=self.dead_letter_queue_url, MaxNumberOfMessages=10,
+                                        VisibilityTimeout=0).get("Messages", [])  # fmt: skip
+            new = [m for m in batch if m["MessageId"] not in messages]
+            if not new:
+                return list(messages.values())
+            messages.update({m["MessageId"]: m for m in new})
+
+    def replay_dead_letters(self) -> Any:
+        from ffe.dlq import replay
+
+        return replay(boto3.client("sqs", region_name=REGION), boto3.client("lambda", region_name=REGION),
+                      self.dead_letter_queue_url, f"ffe-{self.stage}-record-decision")  # fmt: skip
+
+    def _save_dead_letters(self) -> None:
+        if self.dlq_file is None:
+            return
+        bodies = [m["Body"] for m in self.dead_letters()]
+        if bodies:
+            self.dlq_file.parent.mkdir(parents=True, exist_ok=True)
+            self.dlq_file.write_text(json.dumps(bodies, indent=1))
+        elif self.dlq_file.exists():
+            self.dlq_file.unlink()
+
+    def _restore_dead_letters(self) -> None:
+        if self.dlq_file is None or not self.dlq_file.exists():
+            return
+        sqs = boto3.client("sqs", region_name=REGION)
+        for body in json.loads(self.dlq_file.read_text()):
+            sqs.send_message(QueueUrl=self.dead_letter_queue_url, MessageBody=body)
 
     # --- run ----------------------------------------------------------------------------------------
 

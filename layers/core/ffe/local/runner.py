@@ -41,6 +41,7 @@ class CycleReport:
     failures: list[dict[str, Any]] = field(default_factory=list)
     visits: list[StateVisit] = field(default_factory=list)
     health: Any = None  # MarketDataHealth at start-up, for live runs
+    dead_letters: int = 0  # records parked in the DLQ, waiting for `ffe dlq replay`
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,10 @@ class LocalState:
     @property
     def runs(self) -> Path:
         return self.root / "runs"
+
+    @property
+    def dead_letters(self) -> Path:
+        return self.root / "dead-letters.json"
 
     def postgres(self) -> EmbeddedPostgres:
         return EmbeddedPostgres(self.pgdata)
@@ -87,7 +92,7 @@ def run_cycle(
         t1 = time.perf_counter()
         secrets = provider_secrets_from_env() if provider == "live" else {}
         with LocalCloud(project or project_root(), pg.url, echo_logs=echo_logs, market_data=provider,
-                        provider_secrets=secrets) as cloud:  # fmt: skip
+                        provider_secrets=secrets, dlq_file=state.dead_letters) as cloud:  # fmt: skip
             health = cloud.market_data_health() if provider == "live" else None
             t2 = time.perf_counter()
             schedule = cloud.schedules[timeframe] if timeframe in cloud.schedules else None
@@ -105,6 +110,7 @@ def run_cycle(
             desc = cloud.wait(arn)
             t3 = time.perf_counter()
             visits = state_visits(cloud.history(arn))
+            parked = len(cloud.dead_letters())
         report = CycleReport(
             execution_arn=arn,
             status=desc["status"],
@@ -118,6 +124,7 @@ def run_cycle(
             execution_s=t3 - t2,
             visits=visits,
             health=health,
+            dead_letters=parked,
         )
         report.decisions, report.failures = _outcome(pg.url, arn)
     _save(state, report)
@@ -148,6 +155,20 @@ def run_preflight_locally(state: LocalState, project: Path | None = None) -> dic
     with state.postgres() as pg, LocalCloud(project or project_root(), pg.url, market_data="live",
                                              provider_secrets=provider_secrets_from_env()) as cloud:  # fmt: skip
         return cloud.invoke("preflight")
+
+
+def replay_dead_letters_locally(state: LocalState, project: Path | None = None) -> Any:
+    """Write the records parked by earlier local runs (kept in .ffe/) through RecordDecision."""
+    with state.postgres() as pg, LocalCloud(project or project_root(), pg.url, dlq_file=state.dead_letters) as cloud:
+        return cloud.replay_dead_letters()
+
+
+def migrate_locally(state: LocalState) -> list[str]:
+    """Apply the schema migrations to the embedded database (or DATABASE_URL when set)."""
+    from ffe.store.migrate import migrate
+
+    with state.postgres() as pg, psycopg.connect(pg.url, autocommit=True) as conn:
+        return migrate(conn)
 
 
 def _outcome(url: str, execution_arn: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -5,12 +5,33 @@ from __future__ import annotations
 import json
 
 from ffe.adapters.store import DecisionStore
-from ffe.contracts import CycleInput, DecisionRecord, FailureRecord, RecordDecisionResult, parse
+from ffe.contracts import (
+    CycleClosed,
+    CycleHeader,
+    CycleInput,
+    CycleOpened,
+    DecisionRecord,
+    FailureRecord,
+    Record,
+    RecordDecisionResult,
+    parse,
+)
 from ffe.domain.errors import InvalidInputError
 
 
-def record(rec: DecisionRecord | FailureRecord, store: DecisionStore) -> RecordDecisionResult:
-    """Store ``rec`` idempotently; a retried task gets the first write's id with ``created=False``."""
+def record(rec: Record, store: DecisionStore) -> RecordDecisionResult:
+    """Store ``rec`` idempotently; a retried task gets the first write's id with ``created=False``.
+
+    Raises:
+        InvalidInputError: a cycle opened without an id or assets (the execution records why and stops).
+    """
+    if isinstance(rec, CycleOpened):
+        cycle = parse(CycleHeader, rec.cycle)
+        created = store.open_cycle(cycle, rec.execution_id)
+        return RecordDecisionResult(kind=rec.kind, id=None, created=created, cycle_id=cycle.cycle_id, asset=None)
+    if isinstance(rec, CycleClosed):
+        created = store.close_cycle(rec.cycle_id, rec.status)
+        return RecordDecisionResult(kind=rec.kind, id=None, created=created, cycle_id=rec.cycle_id, asset=None)
     if isinstance(rec, DecisionRecord):
         stored = store.record_decision(rec)
         return RecordDecisionResult(
@@ -19,6 +40,8 @@ def record(rec: DecisionRecord | FailureRecord, store: DecisionStore) -> RecordD
         )  # fmt: skip
     rec, message = explain_failure(rec)
     stored = store.record_failure(rec, message)
+    if rec.cycle_input is not None and rec.cycle_id:  # the whole cycle failed: close it if it was opened
+        store.close_cycle(rec.cycle_id, "FAILED")
     return RecordDecisionResult(
         kind="failure", id=stored.id, created=stored.created, cycle_id=rec.cycle_id, asset=rec.asset, error=rec.error
     )
@@ -26,15 +49,15 @@ def record(rec: DecisionRecord | FailureRecord, store: DecisionStore) -> RecordD
 
 def explain_failure(rec: FailureRecord) -> tuple[FailureRecord, str]:
     """The failure's human message; a cycle whose input was malformed is re-validated to name the field."""
-    if rec.cycle_input is not None:
-        try:
-            parse(CycleInput, rec.cycle_input)
-        except InvalidInputError as exc:
-            cycle_id = rec.cycle_id
-            if isinstance(rec.cycle_input, dict) and isinstance(rec.cycle_input.get("cycle_id"), str):
-                cycle_id = rec.cycle_input["cycle_id"]
-            fixed = rec.model_copy(update={"error": InvalidInputError.__name__, "cycle_id": cycle_id})
-            return fixed, str(exc)
+    if rec.cycle_input is None:
+        return rec, lambda_error_message(rec.cause) or rec.error
+    raw = rec.cycle_input
+    if isinstance(raw, dict) and isinstance(raw.get("cycle_id"), str) and not rec.cycle_id:
+        rec = rec.model_copy(update={"cycle_id": raw["cycle_id"]})
+    try:
+        parse(CycleInput, raw)
+    except InvalidInputError as exc:
+        return rec.model_copy(update={"error": InvalidInputError.__name__}), str(exc)
     return rec, lambda_error_message(rec.cause) or rec.error
 
 

@@ -16,8 +16,8 @@ def migration_files() -> list[tuple[str, str]]:
     return [(name.removesuffix(".sql"), f.read_text()) for name, f in files]
 
 
-def migrate(conn: psycopg.Connection) -> list[str]:
-    """Bring the schema up to date; returns the versions applied now (empty when already current)."""
+def migrate(conn: psycopg.Connection, up_to: str | None = None) -> list[str]:
+    """Bring the schema up to date (or up to version ``up_to``); returns the versions applied now."""
     applied_now: list[str] = []
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
@@ -27,6 +27,8 @@ def migrate(conn: psycopg.Connection) -> list[str]:
         )
         done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
         for version, sql in migration_files():
+            if up_to is not None and version > up_to:
+                break
             if version in done:
                 continue
             conn.execute(sql)  # type: ignore[arg-type]  # trusted, bundled DDL
