@@ -95,3 +95,23 @@ def test_preflight_runs_daily_and_market_data_state_has_its_tables(translated) -
     assert resources["CircuitBreakerTable"]["Properties"]["KeySchema"] == [{"AttributeName": "name", "KeyType": "HASH"}]
     env = resources["FetchMarketDataFunction"]["Properties"]["Environment"]["Variables"]
     assert {"BREAKER_TABLE", "BAR_CACHE_TABLE", "MARKET_DATA_PROVIDER"} <= set(env)
+
+
+def test_api_is_iam_authorised_and_proxies_every_route_to_the_api_function(translated) -> None:  # type: ignore[no-untyped-def]
+    # moto cannot deploy API Gateway, so the API is checked here, on the translated template
+    api = next(r for r in translated["Resources"].values() if r["Type"] == "AWS::ApiGateway::RestApi")
+    method = api["Properties"]["Body"]["paths"]["/{proxy+}"]["x-amazon-apigateway-any-method"]
+    assert method["security"] == [{"AWS_IAM": []}]
+    integration = method["x-amazon-apigateway-integration"]
+    assert integration["type"] == "aws_proxy" and "ApiFunction.Arn" in json.dumps(integration["uri"])
+    assert "credentials" not in integration  # not the caller's credentials: execute-api:Invoke is enough
+
+
+def test_offline_deploy_leaves_out_only_what_moto_cannot_create(translated) -> None:  # type: ignore[no-untyped-def]
+    from ffe.local.template import without_unsupported
+
+    kept = without_unsupported(translated)
+    left_out = set(translated["Resources"]) - set(kept["Resources"])
+    assert all(translated["Resources"][r]["Type"].startswith(("AWS::ApiGateway::", "AWS::Lambda::Permission"))
+               for r in left_out)  # fmt: skip
+    assert {"ApiFunction", "DecisionCycleStateMachine", "RecordDecisionFunction"} <= set(kept["Resources"])

@@ -45,6 +45,7 @@ class DatabaseSettings(BaseSettings):
 
     database_url: str | None = None
     db_secret_arn: str | None = None
+    db_host: str | None = None  # e.g. the RDS Proxy endpoint: overrides the secret's host
     db_statement_timeout_ms: int = Field(default=5000, ge=100, le=60_000)
     db_connect_timeout_s: int = Field(default=5, ge=1, le=60)
 

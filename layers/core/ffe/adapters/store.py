@@ -196,7 +196,7 @@ def conninfo_from_settings(settings: DatabaseSettings) -> str:
 
     secret = parameters.get_secret(str(settings.db_secret_arn), transform="json", max_age=300)
     return make_conninfo(
-        host=secret["host"],
+        host=settings.db_host or secret["host"],
         port=secret.get("port", 5432),
         user=secret["username"],
         password=secret["password"],

@@ -27,7 +27,7 @@ from moto import mock_aws
 from psycopg.conninfo import conninfo_to_dict
 
 from ffe.local.lambdas import FunctionCode, InProcessLambdas
-from ffe.local.template import ARTIFACT_BUCKET, REGION, s3_objects, translate
+from ffe.local.template import ARTIFACT_BUCKET, REGION, s3_objects, translate, without_unsupported
 
 STACK_NAME = "ffe-local"
 _LOCAL_ENV = {
@@ -109,6 +109,8 @@ class LocalCloud:
             "Stage": self.stage,
             "DatabaseSecretArn": self._database_secret(),
             "MarketDataProvider": self.market_data,
+            # moto cannot take a custom resource's answer; the store migrates on first connect instead
+            "RunMigrationsOnDeploy": "false",
             **self._provider_secrets(),
         }
         translated = translate(self.root, parameters)
@@ -119,7 +121,7 @@ class LocalCloud:
         cfn = boto3.client("cloudformation", region_name=REGION)
         cfn.create_stack(
             StackName=STACK_NAME,
-            TemplateBody=json.dumps(translated.cloudformation),
+            TemplateBody=json.dumps(without_unsupported(translated.cloudformation)),
             Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
             Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
         )
