@@ -82,3 +82,18 @@ def test_cycle_with_unreadable_as_of_is_still_registered(postgres: str, db: psyc
     store.open_cycle(header, "arn:exec")
     assert db.execute("SELECT timeframe, as_of FROM cycles WHERE id = %s", (cycle_id,)).fetchone() == ("2h", None)
     store.close()
+
+
+def test_backfill_copies_many_and_is_idempotent(postgres: str, db: psycopg.Connection, cycle_id: str) -> None:
+    store = PostgresDecisionStore(postgres)
+    records = [decision(cycle_id, datetime(2020, month, 10, hour, 1, tzinfo=UTC), asset)
+               for month in (1, 2) for hour in range(3) for asset in ("BTCUSD", "ETHUSD")]  # fmt: skip
+    assert store.backfill(records) == 12
+    assert store.backfill(records) == 0  # the same batch again adds nothing
+    assert store.record_decision(records[0]).created is False  # and meets single writes on the same key
+    rows = db.execute(
+        "SELECT tableoid::regclass::text, count(*) FROM decisions WHERE cycle_id = %s GROUP BY 1 ORDER BY 1",
+        (cycle_id,),
+    ).fetchall()
+    assert rows == [("decisions_2020_01", 6), ("decisions_2020_02", 6)]
+    store.close()

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any, Protocol
 
 import psycopg
+from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from psycopg.types.json import Jsonb
 
@@ -41,16 +43,24 @@ class DecisionStore(Protocol):
     def close_cycle(self, cycle_id: str, status: str) -> bool: ...
 
 
-_INSERT_DECISION = """
-INSERT INTO decisions (cycle_id, execution_id, stage, asset, timeframe, as_of, bar_time, action, confidence, size,
-                       stale, reason, reasons, data_age_seconds, staleness_threshold_seconds, model, model_version,
-                       regime, source, input_sha256)
-VALUES (%(cycle_id)s, %(execution_id)s, %(stage)s, %(asset)s, %(timeframe)s, %(as_of)s, %(bar_time)s, %(action)s,
-        %(confidence)s, %(size)s, %(stale)s, %(reason)s, %(reasons)s, %(data_age_seconds)s,
-        %(staleness_threshold_seconds)s, %(model)s, %(model_version)s, %(regime)s, %(source)s, %(input_sha256)s)
-ON CONFLICT ON CONSTRAINT decisions_natural_key DO NOTHING
-RETURNING id
-"""
+_DECISION_COLUMNS = (
+    "cycle_id", "execution_id", "stage", "asset", "timeframe", "as_of", "bar_time", "action", "confidence", "size",
+    "stale", "reason", "reasons", "data_age_seconds", "staleness_threshold_seconds", "model", "model_version",
+    "regime", "source", "input_sha256",
+)  # fmt: skip
+_COLUMNS = sql.SQL(", ").join(map(sql.Identifier, _DECISION_COLUMNS))
+_INSERT_DECISION = sql.SQL(
+    "INSERT INTO decisions ({columns}) VALUES ({values})"
+    " ON CONFLICT ON CONSTRAINT decisions_natural_key DO NOTHING RETURNING id"
+).format(columns=_COLUMNS, values=sql.SQL(", ").join(map(sql.Placeholder, _DECISION_COLUMNS)))
+_BACKFILL_TABLE = sql.SQL(
+    "CREATE TEMP TABLE backfill_decisions ON COMMIT DROP AS SELECT {columns} FROM decisions WITH NO DATA"
+).format(columns=_COLUMNS)
+_COPY_BACKFILL = sql.SQL("COPY backfill_decisions ({columns}) FROM STDIN").format(columns=_COLUMNS)
+_BACKFILL_INSERT = sql.SQL(
+    "INSERT INTO decisions ({columns}) SELECT {columns} FROM backfill_decisions"
+    " ON CONFLICT ON CONSTRAINT decisions_natural_key DO NOTHING"
+).format(columns=_COLUMNS)
 _FIND_DECISION = """
 SELECT id, input_sha256 FROM decisions
 WHERE as_of = %(as_of)s AND cycle_id = %(cycle_id)s AND asset = %(asset)s
@@ -88,14 +98,7 @@ class PostgresDecisionStore:
         self._partitions: set[tuple[int, int]] = set()  # months whose partition this container has ensured
 
     def record_decision(self, record: DecisionRecord) -> Stored:
-        params = record.model_dump(mode="python")
-        params.update(
-            reasons=Jsonb({"signals": params.pop("signals")}),
-            source=Jsonb(params["source"]),
-            action=record.action.value,
-            timeframe=record.timeframe.value,
-            stage=self._stage,
-        )
+        params = _decision_params(record, self._stage)
         stored, existing = self._write(_INSERT_DECISION, _FIND_DECISION, params, partition=record.as_of)
         if existing is not None and existing[1] != record.input_sha256:
             # Same cycle, asset and bar but other input: the first write wins; say so loudly.
@@ -107,6 +110,27 @@ class PostgresDecisionStore:
         params.update(message=message, cause=Jsonb(_json_or_text(record.cause)), stage=self._stage)
         stored, _ = self._write(_INSERT_FAILURE, _FIND_FAILURE, params)
         return stored
+
+    def backfill(self, records: Sequence[DecisionRecord]) -> int:
+        """Store many decisions at once (backtests, imports): COPY into a temporary table, then one
+        idempotent INSERT ... SELECT. Returns how many were new; re-running the same batch adds none."""
+        rows = [_decision_params(r, self._stage) for r in records]
+        with self._lock:
+            conn = self._connection()
+            try:
+                for at in {r.as_of.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+                           for r in records}:  # fmt: skip
+                    self._ensure_partition(conn, at)
+                with conn.transaction():
+                    conn.execute(_BACKFILL_TABLE)
+                    with conn.cursor().copy(_COPY_BACKFILL) as copy:
+                        for row in rows:
+                            copy.write_row([row[c] for c in _DECISION_COLUMNS])
+                    inserted = conn.execute(_BACKFILL_INSERT).rowcount
+            except psycopg.OperationalError as exc:
+                self._drop()
+                raise TransientError(f"database unavailable while backfilling: {exc}") from exc
+        return inserted
 
     def open_cycle(self, cycle: CycleHeader, execution_id: str) -> bool:
         """Register a cycle as RUNNING; False when a retried task finds it already registered."""
@@ -130,7 +154,7 @@ class PostgresDecisionStore:
                 raise TransientError(f"database unavailable: {exc}") from exc
 
     def _write(
-        self, insert: str, find: str, params: dict[str, Any], partition: datetime | None = None
+        self, insert: sql.Composable | str, find: str, params: dict[str, Any], partition: datetime | None = None
     ) -> tuple[Stored, tuple[Any, ...] | None]:
         """Insert, or read back the row an earlier attempt stored (returned as the second item)."""
         with self._lock:
@@ -179,6 +203,18 @@ class PostgresDecisionStore:
     def close(self) -> None:
         with self._lock:
             self._drop()
+
+
+def _decision_params(record: DecisionRecord, stage: str) -> dict[str, Any]:
+    params = record.model_dump(mode="python")
+    params.update(
+        reasons=Jsonb({"signals": params.pop("signals")}),
+        source=Jsonb(params["source"]),
+        action=record.action.value,
+        timeframe=record.timeframe.value,
+        stage=stage,
+    )
+    return params
 
 
 def _json_or_text(cause: str) -> Any:

@@ -63,11 +63,14 @@ DECLARE
     name text := 'decisions_' || to_char(month_start AT TIME ZONE 'UTC', 'YYYY_MM');
 BEGIN
     IF to_regclass(name) IS NULL THEN
-        PERFORM pg_advisory_xact_lock(hashtext(name));  -- concurrent writers: one creates, the others wait
-        IF to_regclass(name) IS NULL THEN
-            EXECUTE format('CREATE TABLE %I PARTITION OF decisions FOR VALUES FROM (%L) TO (%L)',
+        -- Concurrent writers: one creates the partition; the others may still have a stale catalog view
+        -- when they get here, so "already exists" is the expected outcome for them, not an error.
+        BEGIN
+            EXECUTE format('CREATE TABLE IF NOT EXISTS %I PARTITION OF decisions FOR VALUES FROM (%L) TO (%L)',
                            name, month_start, month_start + interval '1 month');
-        END IF;
+        EXCEPTION WHEN duplicate_table OR unique_violation THEN
+            NULL;
+        END;
     END IF;
     RETURN name;
 END $$;
