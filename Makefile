@@ -53,6 +53,7 @@ bench: $(VENV)/.dev-installed  ## figures, never assertions
 	$(BIN)/python bench/bench_decision.py
 	$(BIN)/python bench/bench_cycle.py
 	$(BIN)/python bench/bench_providers.py
+	$(BIN)/python bench/bench_store.py
 
 build:  ## needs the AWS SAM CLI
 	sam build --config-env $(STAGE)

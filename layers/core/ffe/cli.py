@@ -37,6 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     dlq.add_argument("--stage", default=None, help="replay the deployed stage's queue in AWS instead of the local one")
     dlq.add_argument("--region", default=None, help="AWS region of the deployed stage (default: your AWS config)")
 
+    api = commands.add_parser("api", help="serve the API on 127.0.0.1 against the local stack (Ctrl-C stops it)")
+    api.add_argument("--port", type=int, default=8080)
+
     db = commands.add_parser("db", help="the decision store")
     db.add_argument("action", choices=["migrate"], help="apply the schema migrations in order (idempotent)")
 
@@ -58,6 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _preflight(state)
     if args.command == "dlq":
         return _dlq_replay(state, args.stage, args.region)
+    if args.command == "api":
+        from ffe.local.runner import serve_api
+
+        return serve_api(state, args.port)
     if args.command == "db":
         from ffe.local.runner import migrate_locally
 

@@ -115,7 +115,7 @@ class InProcessLambdas:
                 os.environ[key] = str(value)
             buffer = io.StringIO()
             caller_stdout, sys.stdout = sys.stdout, buffer  # the function's stdout is its log stream
-            _redirect_log_handlers(caller_stdout, buffer)
+            swapped = _capture_log_handlers(buffer)
             try:
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
@@ -127,7 +127,8 @@ class InProcessLambdas:
                 result, errored = json.dumps(_error_payload(exc)), True
                 buffer.write(f"[ERROR] {type(exc).__name__}: {exc}\n")
             finally:
-                _redirect_log_handlers(buffer, caller_stdout)
+                for handler, stream in swapped:
+                    handler.setStream(stream)
                 sys.stdout = caller_stdout
         logs = buffer.getvalue()
         fn.save_logs(logs or "(no output)")
@@ -163,12 +164,22 @@ def cold_start() -> None:
         cached.cache_clear()
 
 
-def _redirect_log_handlers(old: Any, new: Any) -> None:
-    """Powertools binds sys.stdout when a Logger is built; point such handlers at the new stream."""
+def _capture_log_handlers(buffer: io.StringIO) -> list[tuple[logging.StreamHandler[Any], Any]]:
+    """Point every stdout log handler at the invocation's buffer; returns (handler, old stream) pairs.
+
+    Powertools binds whatever sys.stdout was when its Logger was built (in tests, an earlier test's
+    capture stream), so handlers are swapped by kind, not by identity with the current sys.stdout.
+    Files, stderr and test-framework handlers are left alone.
+    """
+    swapped = []
     for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
         for handler in getattr(logger, "handlers", []):
-            if isinstance(handler, logging.StreamHandler) and handler.stream is old:
-                handler.setStream(new)
+            if (
+                type(handler) is logging.StreamHandler  # not FileHandler, not pytest's capture handlers
+                and handler.stream not in (sys.stderr, sys.__stderr__)
+            ):
+                swapped.append((handler, handler.setStream(buffer)))
+    return swapped
 
 
 def _error_payload(exc: BaseException) -> dict[str, Any]:

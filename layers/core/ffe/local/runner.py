@@ -163,12 +163,36 @@ def replay_dead_letters_locally(state: LocalState, project: Path | None = None) 
         return cloud.replay_dead_letters()
 
 
-def migrate_locally(state: LocalState) -> list[str]:
-    """Apply the schema migrations to the embedded database (or DATABASE_URL when set)."""
+def serve_api(state: LocalState, port: int, project: Path | None = None) -> int:
+    """``ffe api``: the deployed Api function behind http://127.0.0.1:PORT, until interrupted."""
+    from ffe.local.api_server import serve
+
+    with state.postgres() as pg, LocalCloud(project or project_root(), pg.url, dlq_file=state.dead_letters) as cloud:
+        migrate_database(pg.url)
+        server = serve(lambda event: cloud.invoke("api", event), port=port)
+        bound = server.server_address[1]
+        print(f"ffe API on http://127.0.0.1:{bound}  (database: {pg.kind})")
+        print(f"  try: curl -s localhost:{bound}/decisions | python -m json.tool")
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            print("stopped")
+        finally:
+            server.server_close()
+    return 0
+
+
+def migrate_database(url: str) -> list[str]:
     from ffe.store.migrate import migrate
 
-    with state.postgres() as pg, psycopg.connect(pg.url, autocommit=True) as conn:
+    with psycopg.connect(url, autocommit=True) as conn:
         return migrate(conn)
+
+
+def migrate_locally(state: LocalState) -> list[str]:
+    """Apply the schema migrations to the embedded database (or DATABASE_URL when set)."""
+    with state.postgres() as pg:
+        return migrate_database(pg.url)
 
 
 def _outcome(url: str, execution_arn: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
