@@ -308,7 +308,7 @@ def get_cycle(
     tags=["health"],
 )
 def health() -> Response[HealthReport]:
-    from ffe.health import market_data_health  # pybreaker and the provider registry: only this route needs them
+    from ffe.health import market_data_health  # looked up per call, so a test can replace it
 
     queries = get_queries()
     database, age = _database_health(queries), None
