@@ -1,0 +1,83 @@
+"""What a broker knows and the risk gate needs: balances, positions, venue product rules, orders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+from typing import Protocol
+
+
+class OrderSide(StrEnum):
+    BUY = "BUY"
+    SELL = "SELL"
+
+
+class OrderStatus(StrEnum):
+    PENDING = "PENDING"
+    FILLED = "FILLED"
+    PARTIALLY_FILLED = "PARTIALLY_FILLED"
+    REJECTED = "REJECTED"
+    CANCELLED = "CANCELLED"
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    """Account value in the account currency; ``available`` is what new orders may use."""
+
+    currency: str
+    equity: Decimal
+    available: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    asset: str
+    quantity: Decimal  # negative = short
+    average_price: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class ProductRules:
+    """A venue's order constraints for one product (in base units, e.g. BTC or EUR)."""
+
+    asset: str
+    min_size: Decimal
+    size_increment: Decimal
+    min_notional: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    client_order_id: str  # the idempotency key: the venue never fills two orders with the same one
+    asset: str
+    side: OrderSide
+    quantity: Decimal  # base units, already rounded to the product's increment
+
+
+@dataclass(frozen=True, slots=True)
+class OrderResult:
+    client_order_id: str
+    venue_order_id: str | None
+    status: OrderStatus
+    filled_quantity: Decimal
+    average_price: Decimal | None
+    fee: Decimal
+    detail: str = ""
+
+
+class Broker(Protocol):
+    """A venue account. Every method raises the engine's classified errors (AuthError with a fix hint,
+    TransientError, InvalidInputError); none of them ever returns a default in place of a failed read."""
+
+    name: str
+
+    def balance(self) -> Balance: ...
+
+    def positions(self) -> list[Position]: ...
+
+    def product_rules(self, asset: str) -> ProductRules: ...
+
+    def place_order(self, order: OrderRequest) -> OrderResult: ...
+
+    def order_status(self, client_order_id: str) -> OrderResult | None: ...
