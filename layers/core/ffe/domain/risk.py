@@ -1,0 +1,236 @@
+"""The hard risk gate between every model and every order (DESIGN.md §2). Pure: no I/O, no clock.
+
+``gate`` turns a decision into an approved order size (possibly reduced) or a block, with
+machine-readable reasons. ``violations`` re-checks a would-be portfolio against every limit; the
+gate's own output must never produce one (a property test and the ``risk_violation_not_blocked``
+alarm guard that promise).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import ROUND_DOWN, Decimal
+from enum import StrEnum
+
+from ffe.domain.models import Action
+from ffe.domain.portfolio import Balance, OrderSide, Position, ProductRules
+
+ZERO = Decimal(0)
+
+
+class RiskReason(StrEnum):
+    NO_TRADE = "no_trade"  # the decision was HOLD
+    BALANCE_UNKNOWN = "balance_unknown"
+    INVALID_INPUT = "invalid_input"  # NaN/negative balance or price, no volatility
+    DAILY_LOSS_KILL_SWITCH = "daily_loss_kill_switch"
+    DRAWDOWN_KILL_SWITCH = "drawdown_kill_switch"
+    NOTHING_TO_SELL = "nothing_to_sell"  # spot venue, no long position
+    POSITION_CAP = "position_cap"  # reduced (or blocked) to the per-asset cap
+    GROSS_EXPOSURE_CAP = "gross_exposure_cap"
+    CASH = "cash"  # reduced to the available balance
+    VAR_LIMIT = "var_limit"
+    BELOW_MIN_SIZE = "below_min_size"
+
+
+@dataclass(frozen=True, slots=True)
+class RiskLimits:
+    """Per-stage limits (fractions of equity unless stated); validated when loaded."""
+
+    target_daily_volatility: float = 0.01  # a full-confidence position moves equity ~1 % a day
+    max_position_fraction: float = 0.10
+    max_gross_exposure: float = 1.0
+    daily_loss_limit: float = 0.03
+    max_drawdown: float = 0.15
+    var_limit: float = 0.02  # 1-bar historical VaR of the position after the trade
+    var_confidence: float = 0.95
+    bars_per_day: float = 24.0  # to scale bar volatility to a day (24 for 1h bars)
+
+    def __post_init__(self) -> None:
+        for name in ("target_daily_volatility", "max_position_fraction", "daily_loss_limit", "max_drawdown",
+                     "var_limit"):  # fmt: skip
+            value = getattr(self, name)
+            if not (0 < value < 1):
+                raise ValueError(f"{name} must be in (0, 1), got {value}")
+        if not 0 < self.max_gross_exposure <= 10:
+            raise ValueError(f"max_gross_exposure must be in (0, 10], got {self.max_gross_exposure}")
+        if not 0.5 <= self.var_confidence < 1:
+            raise ValueError(f"var_confidence must be in [0.5, 1), got {self.var_confidence}")
+        if self.bars_per_day <= 0:
+            raise ValueError("bars_per_day must be positive")
+
+
+@dataclass(frozen=True, slots=True)
+class Portfolio:
+    balance: Balance | None  # None: the read failed. Never replaced by a default.
+    positions: Mapping[str, Position]
+    prices: Mapping[str, Decimal]  # mark price of every asset held or traded
+    day_start_equity: Decimal
+    peak_equity: Decimal
+
+    def notional(self, asset: str) -> Decimal:
+        position = self.positions.get(asset)
+        return ZERO if position is None else position.quantity * self.prices.get(asset, position.average_price)
+
+
+@dataclass(frozen=True, slots=True)
+class RiskVerdict:
+    approved: bool
+    side: OrderSide | None
+    quantity: Decimal  # base units, rounded to the product's increment; 0 when blocked
+    reasons: tuple[RiskReason, ...]
+    detail: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def blocked(self) -> bool:
+        return not self.approved
+
+
+def gate(
+    action: Action,
+    confidence: float,
+    asset: str,
+    returns: Sequence[float],
+    portfolio: Portfolio,
+    limits: RiskLimits,
+    rules: ProductRules,
+    allow_short: bool = False,
+) -> RiskVerdict:
+    """Size ``action`` for ``asset`` within every limit, or block it with the reasons why."""
+    if action is Action.HOLD:
+        return _blocked(RiskReason.NO_TRADE)
+    balance = portfolio.balance
+    if balance is None:
+        return _blocked(RiskReason.BALANCE_UNKNOWN, detail="the balance could not be read: no new exposure")
+    price = portfolio.prices.get(asset)
+    stats = _return_stats(returns, limits.var_confidence)
+    problem = _bad_inputs(balance, price, confidence, stats)
+    if problem or price is None or stats is None:
+        return _blocked(RiskReason.INVALID_INPUT, detail=problem)
+    sigma_bar, loss_quantile = stats
+    equity = balance.equity
+    if equity <= portfolio.day_start_equity * (1 - _d(limits.daily_loss_limit)):
+        return _blocked(
+            RiskReason.DAILY_LOSS_KILL_SWITCH, detail=f"equity {equity}, day start {portfolio.day_start_equity}"
+        )
+    if equity <= portfolio.peak_equity * (1 - _d(limits.max_drawdown)):
+        return _blocked(RiskReason.DRAWDOWN_KILL_SWITCH, detail=f"equity {equity}, peak {portfolio.peak_equity}")
+
+    side = OrderSide.BUY if action is Action.BUY else OrderSide.SELL
+    sign = Decimal(1) if side is OrderSide.BUY else Decimal(-1)
+    held = portfolio.positions[asset].quantity if asset in portfolio.positions else ZERO
+    sigma_day = sigma_bar * math.sqrt(limits.bars_per_day)
+    wanted_notional = equity * Decimal(limits.target_daily_volatility / sigma_day * confidence)
+    quantity = wanted_notional / price
+    reasons: list[RiskReason] = []
+
+    caps = _caps(asset, held, sign, price, equity, portfolio, limits, loss_quantile, balance, allow_short)
+    for reason, cap in caps:
+        if cap < quantity:
+            quantity, reasons = max(cap, ZERO), [*reasons, reason]
+    quantity = (quantity / rules.size_increment).to_integral_value(rounding=ROUND_DOWN) * rules.size_increment
+    if quantity <= 0 and not reasons:
+        reasons.append(RiskReason.BELOW_MIN_SIZE)
+    if quantity < rules.min_size or quantity * price < rules.min_notional:
+        if side is OrderSide.SELL and not allow_short and held <= 0:
+            return _blocked(RiskReason.NOTHING_TO_SELL, detail=f"no {asset} position to sell on a spot venue")
+        return _blocked(*(reasons or [RiskReason.BELOW_MIN_SIZE]), RiskReason.BELOW_MIN_SIZE,
+                        detail=f"{quantity} < min {rules.min_size}")  # fmt: skip
+    return RiskVerdict(True, side, quantity, tuple(reasons), {"sigma_day": f"{sigma_day:.6f}"})
+
+
+def _caps(
+    asset: str, held: Decimal, sign: Decimal, price: Decimal, equity: Decimal, portfolio: Portfolio,
+    limits: RiskLimits, loss_quantile: Decimal, balance: Balance, allow_short: bool,
+) -> list[tuple[RiskReason, Decimal]]:  # fmt: skip
+    """The most each limit lets this trade be, in base units (same direction as ``sign``)."""
+    cap_notional = equity * _d(limits.max_position_fraction)
+    # per-asset: |held + sign*q| * price <= cap  ->  q <= cap/price - sign*held
+    position_cap = cap_notional / price - sign * held
+    other_gross = sum((abs(portfolio.notional(a)) for a in portfolio.positions if a != asset), ZERO)
+    gross_room = equity * _d(limits.max_gross_exposure) - other_gross
+    gross_cap = max(gross_room, ZERO) / price - sign * held
+    var_cap = equity * _d(limits.var_limit) / (loss_quantile * price) - sign * held
+    caps = [(RiskReason.POSITION_CAP, position_cap), (RiskReason.GROSS_EXPOSURE_CAP, gross_cap),
+            (RiskReason.VAR_LIMIT, var_cap)]  # fmt: skip
+    if sign > 0:
+        caps.append((RiskReason.CASH, balance.available / price))
+    elif not allow_short:
+        caps.append((RiskReason.NOTHING_TO_SELL, max(held, ZERO)))
+    return caps
+
+
+def violations(
+    asset: str, side: OrderSide, quantity: Decimal, portfolio: Portfolio, limits: RiskLimits,
+    rules: ProductRules, returns: Sequence[float], allow_short: bool = False,
+) -> list[str]:  # fmt: skip
+    """Every limit the portfolio would break after the order (empty when the order is within limits)."""
+    found: list[str] = []
+    balance = portfolio.balance
+    price = portfolio.prices.get(asset)
+    if balance is None or price is None:
+        return ["order without a known balance or price"]
+    sign = Decimal(1) if side is OrderSide.BUY else Decimal(-1)
+    held = portfolio.positions[asset].quantity if asset in portfolio.positions else ZERO
+    after = held + sign * quantity
+    equity = balance.equity
+    tolerance = Decimal("1e-9") * equity
+    if abs(after) * price > equity * _d(limits.max_position_fraction) + tolerance and abs(after) > abs(held):
+        found.append("position cap")
+    gross = sum((abs(portfolio.notional(a)) for a in portfolio.positions if a != asset), ZERO) + abs(after) * price
+    if gross > equity * _d(limits.max_gross_exposure) + tolerance and abs(after) > abs(held):
+        found.append("gross exposure cap")
+    stats = _return_stats(returns, limits.var_confidence)
+    loss_quantile = stats[1] if stats else Decimal(0)
+    if abs(after) * price * loss_quantile > equity * _d(limits.var_limit) + tolerance and abs(after) > abs(held):
+        found.append("VaR limit")
+    if side is OrderSide.BUY and quantity * price > balance.available + tolerance:
+        found.append("more than the available balance")
+    if not allow_short and after < 0:
+        found.append("short on a spot venue")
+    if quantity < rules.min_size or quantity % rules.size_increment != 0:
+        found.append("size below the venue minimum or off its increment")
+    if abs(after) > abs(held) and (
+        equity <= portfolio.day_start_equity * (1 - _d(limits.daily_loss_limit))
+        or equity <= portfolio.peak_equity * (1 - _d(limits.max_drawdown))
+    ):
+        found.append("new exposure while a kill switch is on")
+    return found
+
+
+def _d(fraction: float) -> Decimal:
+    """A configured fraction as the Decimal it was written as (0.03, not 0.0299999...)."""
+    return Decimal(str(fraction))
+
+
+def _return_stats(returns: Sequence[float], var_confidence: float) -> tuple[float, Decimal] | None:
+    """(bar volatility, historical VaR loss quantile as a positive fraction), or None when unusable."""
+    n = len(returns)
+    if n < 20 or not all(math.isfinite(r) for r in returns):
+        return None
+    mean = math.fsum(returns) / n
+    sigma = math.sqrt(math.fsum((r - mean) ** 2 for r in returns) / n)
+    if sigma == 0:
+        return None
+    ordered = sorted(returns)
+    worst = ordered[min(n - 1, int((1 - var_confidence) * n))]
+    return sigma, Decimal(max(-worst, 1e-12))
+
+
+def _bad_inputs(balance: Balance, price: Decimal | None, confidence: float, stats: tuple[float, Decimal] | None) -> str:
+    if not balance.equity.is_finite() or not balance.available.is_finite():
+        return "balance is not a finite number"
+    if balance.equity <= 0 or balance.available < 0:
+        return f"balance must be positive (equity {balance.equity}, available {balance.available})"
+    if price is None or not price.is_finite() or price <= 0:
+        return f"no valid price ({price})"
+    if not 0 < confidence <= 1 or math.isnan(confidence):
+        return f"confidence must be in (0, 1], got {confidence}"
+    if stats is None:
+        return "not enough finite, non-constant returns to measure volatility and VaR"
+    return ""
+
+
+def _blocked(*reasons: RiskReason, detail: str = "") -> RiskVerdict:
+    return RiskVerdict(False, None, ZERO, tuple(dict.fromkeys(reasons)), {"why": detail} if detail else {})

@@ -1,0 +1,164 @@
+"""The risk gate: sizing, every limit at its boundary, kill switches, and the property that no approved
+order ever breaks a limit."""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ffe.domain.models import Action
+from ffe.domain.portfolio import Balance, OrderSide, Position, ProductRules
+from ffe.domain.risk import Portfolio, RiskLimits, RiskReason, gate, violations
+
+D = Decimal
+RULES = ProductRules("BTCUSD", min_size=D("0.0001"), size_increment=D("0.00000001"), min_notional=D("1"))
+LIMITS = RiskLimits()
+# hourly returns with a known spread: +-1 % alternating -> pstdev 0.01, daily sigma 0.049
+RETURNS = [0.01 if i % 2 else -0.01 for i in range(48)]
+
+
+def portfolio(equity: str = "100000", available: str | None = None, held: str = "0", price: str = "50000",
+              day_start: str | None = None, peak: str | None = None) -> Portfolio:  # fmt: skip
+    positions = {"BTCUSD": Position("BTCUSD", D(held), D(price))} if D(held) else {}
+    return Portfolio(
+        balance=Balance("USD", D(equity), D(available if available is not None else equity)),
+        positions=positions, prices={"BTCUSD": D(price)},
+        day_start_equity=D(day_start or equity), peak_equity=D(peak or equity),
+    )  # fmt: skip
+
+
+def test_size_is_confidence_scaled_and_volatility_targeted() -> None:
+    low = gate(Action.BUY, 0.2, "BTCUSD", RETURNS, portfolio(), LIMITS, RULES)
+    high = gate(Action.BUY, 0.4, "BTCUSD", RETURNS, portfolio(), LIMITS, RULES)
+    # target 1 % daily / (1 % hourly * sqrt 24) * confidence * equity / price
+    expected_low = D(100000) * D(0.01 / (0.01 * math.sqrt(24)) * 0.2) / D(50000)
+    assert low.approved and high.approved and low.reasons == ()
+    assert abs(low.quantity - expected_low) < D("0.00000002")
+    assert abs(high.quantity - 2 * low.quantity) < D("0.00000003")
+
+
+def test_position_cap_reduces_at_the_boundary() -> None:
+    # a full-confidence wish (0.82 BTC = 41 % of equity) is cut to 10 % of equity = 0.2 BTC
+    verdict = gate(Action.BUY, 1.0, "BTCUSD", RETURNS, portfolio(), LIMITS, RULES)
+    assert verdict.approved and RiskReason.POSITION_CAP in verdict.reasons
+    assert verdict.quantity == D("0.2")
+    # already at the cap: nothing more may be bought
+    full = gate(Action.BUY, 1.0, "BTCUSD", RETURNS, portfolio(held="0.2"), LIMITS, RULES)
+    assert full.blocked and RiskReason.POSITION_CAP in full.reasons
+
+
+def test_gross_exposure_cap_counts_other_positions() -> None:
+    book = portfolio()
+    others = {f"X{i}USD": Position(f"X{i}USD", D(1), D(9800)) for i in range(10)}  # 98 % of equity elsewhere
+    crowded = Portfolio(book.balance, others, {**book.prices, **{a: D(9800) for a in others}}, D(100000), D(100000))
+    verdict = gate(Action.BUY, 1.0, "BTCUSD", RETURNS, crowded, LIMITS, RULES)
+    assert RiskReason.GROSS_EXPOSURE_CAP in verdict.reasons and verdict.quantity == D("0.04")  # 2 % left
+
+
+def test_cash_limits_buys_on_a_spot_venue() -> None:
+    verdict = gate(Action.BUY, 1.0, "BTCUSD", RETURNS, portfolio(available="5000"), LIMITS, RULES)
+    assert RiskReason.CASH in verdict.reasons and verdict.quantity == D("0.1")
+
+
+def test_var_limit_caps_fat_tailed_assets() -> None:
+    # calm most of the time, three -15 % bars in 40: the 95 % VaR (a -15 % bar) binds, not the volatility
+    fat_tail = [-0.15] * 3 + [0.001 if i % 2 else -0.001 for i in range(37)]
+    tight = RiskLimits(var_limit=0.002)
+    verdict = gate(Action.BUY, 1.0, "BTCUSD", fat_tail, portfolio(), tight, RULES)
+    assert RiskReason.VAR_LIMIT in verdict.reasons
+    assert verdict.quantity * D(50000) * D("0.15") <= D(100000) * D("0.002")
+    assert (
+        verdict.quantity * D(50000) * D("0.15") > D(100000) * D("0.002") - D(50000) * D("0.15") * RULES.size_increment
+    )
+
+
+@pytest.mark.parametrize(
+    ("equity", "day_start", "peak", "reason"),
+    [("97000", "100000", "100000", RiskReason.DAILY_LOSS_KILL_SWITCH),
+     ("85000", "85000", "100000", RiskReason.DRAWDOWN_KILL_SWITCH)],
+)  # fmt: skip
+def test_kill_switches_block_at_their_boundary(equity: str, day_start: str, peak: str, reason: RiskReason) -> None:
+    blocked = gate(Action.BUY, 0.5, "BTCUSD", RETURNS, portfolio(equity, day_start=day_start, peak=peak), LIMITS, RULES)
+    assert blocked.blocked and blocked.reasons == (reason,)
+    just_inside = str(D(equity) + 1)
+    ok = gate(Action.BUY, 0.5, "BTCUSD", RETURNS, portfolio(just_inside, day_start=day_start, peak=peak), LIMITS,
+              RULES)  # fmt: skip
+    assert ok.approved
+
+
+def test_unknown_balance_is_never_replaced_by_a_default() -> None:
+    book = portfolio()
+    unknown = Portfolio(None, book.positions, book.prices, book.day_start_equity, book.peak_equity)
+    verdict = gate(Action.BUY, 0.9, "BTCUSD", RETURNS, unknown, LIMITS, RULES)
+    assert verdict.blocked and verdict.reasons == (RiskReason.BALANCE_UNKNOWN,) and verdict.quantity == 0
+
+
+@pytest.mark.parametrize(
+    "book",
+    [portfolio(equity="-5"), portfolio(available="-1"), portfolio(equity="NaN"), portfolio(price="0"),
+     portfolio(price="NaN")],
+    ids=["negative-equity", "negative-available", "nan-equity", "zero-price", "nan-price"],
+)  # fmt: skip
+def test_bad_numbers_never_make_an_order(book: Portfolio) -> None:
+    verdict = gate(Action.BUY, 0.5, "BTCUSD", RETURNS, book, LIMITS, RULES)
+    assert verdict.blocked and verdict.reasons == (RiskReason.INVALID_INPUT,)
+
+
+def test_below_venue_minimum_is_blocked_and_spot_cannot_short() -> None:
+    tiny = gate(Action.BUY, 0.01, "BTCUSD", RETURNS, portfolio(equity="100"), LIMITS, RULES)
+    assert tiny.blocked and RiskReason.BELOW_MIN_SIZE in tiny.reasons
+    short = gate(Action.SELL, 0.5, "BTCUSD", RETURNS, portfolio(), LIMITS, RULES)
+    assert short.blocked and short.reasons == (RiskReason.NOTHING_TO_SELL,)
+    reduce = gate(Action.SELL, 1.0, "BTCUSD", RETURNS, portfolio(held="0.05"), LIMITS, RULES)
+    assert reduce.approved and reduce.side is OrderSide.SELL and reduce.quantity == D("0.05")
+
+
+def test_hold_is_not_an_order() -> None:
+    assert gate(Action.HOLD, 1.0, "BTCUSD", RETURNS, portfolio(), LIMITS, RULES).reasons == (RiskReason.NO_TRADE,)
+
+
+def test_limits_are_validated_when_loaded() -> None:
+    with pytest.raises(ValueError, match="max_position_fraction"):
+        RiskLimits(max_position_fraction=1.5)
+
+
+money = st.decimals(min_value=D("100"), max_value=D("10000000"), places=2, allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    action=st.sampled_from([Action.BUY, Action.SELL]),
+    confidence=st.floats(min_value=0.0001, max_value=1.0),
+    equity=money,
+    available_fraction=st.floats(min_value=0, max_value=1),
+    held=st.decimals(min_value=D("-5"), max_value=D("5"), places=4),
+    price=st.decimals(min_value=D("0.5"), max_value=D("100000"), places=2),
+    other_fraction=st.floats(min_value=0.0, max_value=1.2),
+    day_start_factor=st.floats(min_value=0.95, max_value=1.04),
+    peak_factor=st.floats(min_value=1.0, max_value=1.2),
+    spread=st.floats(min_value=0.0005, max_value=0.3),
+    allow_short=st.booleans(),
+)
+def test_no_approved_order_ever_breaks_a_limit(  # type: ignore[no-untyped-def]
+    action, confidence, equity, available_fraction, held, price, other_fraction, day_start_factor, peak_factor, spread,
+    allow_short,
+) -> None:  # fmt: skip
+    if not allow_short and held < 0:
+        held = -held
+    other = (equity * D(other_fraction)).quantize(D("0.01"))  # the rest of the book, up to 120 % of equity
+    returns = [spread if i % 3 else -spread * 1.5 for i in range(40)]
+    positions = {"BTCUSD": Position("BTCUSD", held, price)} if held else {}
+    positions["OTHERUSD"] = Position("OTHERUSD", D(1), other or D("0.01"))
+    book = Portfolio(
+        Balance("USD", equity, (equity * D(available_fraction)).quantize(D("0.01"))),
+        positions, {"BTCUSD": price, "OTHERUSD": other or D("0.01")},
+        (equity * D(day_start_factor)).quantize(D("0.01")), (equity * D(peak_factor)).quantize(D("0.01")),
+    )  # fmt: skip
+    verdict = gate(action, confidence, "BTCUSD", returns, book, LIMITS, RULES, allow_short=allow_short)
+    if verdict.approved:
+        assert verdict.side is not None
+        assert violations("BTCUSD", verdict.side, verdict.quantity, book, LIMITS, RULES, returns, allow_short) == []
