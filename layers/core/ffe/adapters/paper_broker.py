@@ -1,0 +1,210 @@
+"""The paper broker: the default execution venue in every stage until one explicitly goes live.
+
+Orders are accepted at once and fill at the open of the first bar that opens at or after the order
+(the next bar), with configurable fees and slippage. Cash, positions and orders live in PostgreSQL, so
+the portfolio carries over from cycle to cycle and from container to container. Idempotent by client
+order id: a retried ExecuteOrder finds its order instead of placing a second one.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from ffe.domain.errors import InvalidInputError, TransientError
+from ffe.domain.models import AssetClass, Bar
+from ffe.domain.portfolio import Balance, OrderRequest, OrderResult, OrderSide, OrderStatus, Position, ProductRules
+from ffe.domain.universe import asset_class_of
+
+D = Decimal
+# Conservative venue-like minimums for paper trading (crypto in coins, FX in units, equities in shares).
+DEFAULT_RULES = {
+    AssetClass.CRYPTO: (D("0.0001"), D("0.00000001")),
+    AssetClass.FX: (D("1"), D("1")),
+    AssetClass.EQUITY: (D("1"), D("1")),
+}
+
+
+STARTING_CASH, FEE_RATE, SLIPPAGE = D("100000"), D("0.001"), D("0.0005")  # 10 bp fee, 5 bp slippage
+
+
+class PaperBroker:
+    name = "paper"
+
+    def __init__(
+        self,
+        conninfo: str,
+        account_id: str,
+        clock: Callable[[], datetime],
+        starting_cash: Decimal = STARTING_CASH,
+        currency: str = "USD",
+        fee_rate: Decimal = FEE_RATE,
+        slippage: Decimal = SLIPPAGE,
+    ) -> None:
+        if not starting_cash.is_finite() or starting_cash <= 0:
+            raise InvalidInputError(f"paper starting cash must be a positive number, got {starting_cash}")
+        self._conninfo = conninfo
+        self.account_id = account_id
+        self._clock = clock
+        self._starting_cash = starting_cash
+        self._currency = currency
+        self.fee_rate = fee_rate
+        self.slippage = slippage
+        self._conn: psycopg.Connection[dict[str, Any]] | None = None
+        self._lock = threading.Lock()
+
+    # --- Broker protocol ------------------------------------------------------------------------------
+
+    def balance(self) -> Balance:
+        with self._db() as conn:
+            cash = self._cash(conn)
+            marked = conn.execute(
+                "SELECT coalesce(sum(quantity * mark_price), 0) AS value FROM paper_positions WHERE account_id = %s",
+                (self.account_id,),
+            ).fetchone()
+        value = D(marked["value"]) if marked else D(0)
+        return Balance(self._currency, equity=cash + value, available=cash)
+
+    def positions(self) -> list[Position]:
+        with self._db() as conn:
+            self._cash(conn)
+            rows = conn.execute(
+                "SELECT asset, quantity, average_price FROM paper_positions WHERE account_id = %s AND quantity <> 0"
+                " ORDER BY asset",
+                (self.account_id,),
+            ).fetchall()
+        return [Position(r["asset"], D(r["quantity"]), D(r["average_price"])) for r in rows]
+
+    def product_rules(self, asset: str) -> ProductRules:
+        min_size, increment = DEFAULT_RULES[asset_class_of(asset)]
+        return ProductRules(asset, min_size, increment)
+
+    def place_order(self, order: OrderRequest) -> OrderResult:
+        rules = self.product_rules(order.asset)
+        if order.quantity < rules.min_size or order.quantity % rules.size_increment:
+            raise InvalidInputError(f"paper order of {order.quantity} {order.asset} is below the minimum "
+                                    f"{rules.min_size} or off the increment {rules.size_increment}")  # fmt: skip
+        with self._db() as conn:
+            self._cash(conn)
+            conn.execute(
+                "INSERT INTO paper_orders (client_order_id, account_id, asset, side, quantity, placed_at, status)"
+                " VALUES (%s, %s, %s, %s, %s, %s, 'PENDING') ON CONFLICT (client_order_id) DO NOTHING",
+                (order.client_order_id, self.account_id, order.asset, order.side.value, order.quantity, self._clock()),
+            )
+            return self._result(conn, order.client_order_id)  # the first placement's, on a retry
+
+    def order_status(self, client_order_id: str) -> OrderResult | None:
+        with self._db() as conn:
+            row = conn.execute("SELECT 1 FROM paper_orders WHERE client_order_id = %s", (client_order_id,)).fetchone()
+            return self._result(conn, client_order_id) if row else None
+
+    # --- the market moves -----------------------------------------------------------------------------
+
+    def settle(self, asset: str, bars: Sequence[Bar]) -> list[OrderResult]:
+        """Fill the asset's pending orders at the open of their next bar; mark its position to the last close."""
+        if not bars:
+            return []
+        filled: list[OrderResult] = []
+        with self._db() as conn, conn.transaction():
+            pending = conn.execute(
+                "SELECT client_order_id, side, quantity, placed_at FROM paper_orders"
+                " WHERE account_id = %s AND asset = %s AND status = 'PENDING' ORDER BY placed_at FOR UPDATE",
+                (self.account_id, asset),
+            ).fetchall()
+            for order in pending:
+                bar = next((b for b in bars if b.time >= order["placed_at"]), None)
+                if bar is not None:
+                    self._fill(conn, asset, order, bar)
+                    filled.append(self._result(conn, order["client_order_id"]))
+            conn.execute(
+                "UPDATE paper_positions SET mark_price = %s WHERE account_id = %s AND asset = %s",
+                (D(repr(bars[-1].close)), self.account_id, asset),
+            )
+        return filled
+
+    def _fill(self, conn: psycopg.Connection[dict[str, Any]], asset: str, order: dict[str, Any], bar: Bar) -> None:
+        side, quantity = OrderSide(order["side"]), D(order["quantity"])
+        sign = D(1) if side is OrderSide.BUY else D(-1)
+        price = D(repr(bar.open)) * (1 + sign * self.slippage)
+        notional = quantity * price
+        fee = notional * self.fee_rate
+        cash = self._cash(conn)
+        if side is OrderSide.BUY and notional + fee > cash:
+            conn.execute(
+                "UPDATE paper_orders SET status = 'REJECTED', detail = %s WHERE client_order_id = %s",
+                (f"insufficient cash: {notional + fee} needed, {cash} available", order["client_order_id"]),
+            )
+            return
+        held = conn.execute(
+            "SELECT quantity, average_price FROM paper_positions WHERE account_id = %s AND asset = %s FOR UPDATE",
+            (self.account_id, asset),
+        ).fetchone()
+        old_qty, old_avg = (D(held["quantity"]), D(held["average_price"])) if held else (D(0), D(0))
+        new_qty = old_qty + sign * quantity
+        if new_qty == 0:
+            new_avg = D(0)
+        elif old_qty == 0 or (old_qty > 0) != (new_qty > 0):
+            new_avg = price  # opened, or flipped through zero
+        elif abs(new_qty) > abs(old_qty):
+            new_avg = (old_qty * old_avg + sign * quantity * price) / new_qty  # added to the position
+        else:
+            new_avg = old_avg  # reduced: the cost basis of what is left is unchanged
+        conn.execute(
+            "INSERT INTO paper_positions (account_id, asset, quantity, average_price, mark_price)"
+            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (account_id, asset)"
+            " DO UPDATE SET quantity = EXCLUDED.quantity, average_price = EXCLUDED.average_price,"
+            " mark_price = EXCLUDED.mark_price",
+            (self.account_id, asset, new_qty, new_avg, price),
+        )
+        conn.execute(
+            "UPDATE paper_accounts SET cash = cash - %s WHERE id = %s", (sign * notional + fee, self.account_id)
+        )
+        conn.execute(
+            "UPDATE paper_orders SET status = 'FILLED', fill_price = %s, fee = %s, filled_bar_time = %s"
+            " WHERE client_order_id = %s",
+            (price, fee, bar.time, order["client_order_id"]),
+        )
+
+    # --- plumbing -------------------------------------------------------------------------------------
+
+    def _cash(self, conn: psycopg.Connection[dict[str, Any]]) -> Decimal:
+        """The account's cash, opening the account with the starting cash on first use."""
+        conn.execute(
+            "INSERT INTO paper_accounts (id, currency, cash) VALUES (%s, %s, %s) ON CONFLICT (id) DO NOTHING",
+            (self.account_id, self._currency, self._starting_cash),
+        )
+        row = conn.execute("SELECT cash FROM paper_accounts WHERE id = %s", (self.account_id,)).fetchone()
+        return D(row["cash"]) if row else D(0)
+
+    def _result(self, conn: psycopg.Connection[dict[str, Any]], client_order_id: str) -> OrderResult:
+        row = conn.execute("SELECT * FROM paper_orders WHERE client_order_id = %s", (client_order_id,)).fetchone()
+        if row is None:
+            raise InvalidInputError(f"no paper order {client_order_id!r}")
+        filled = row["status"] == "FILLED"
+        return OrderResult(
+            client_order_id=client_order_id, venue_order_id=f"paper-{client_order_id}",
+            status=OrderStatus(row["status"]), filled_quantity=D(row["quantity"]) if filled else D(0),
+            average_price=D(row["fill_price"]) if filled else None, fee=D(row["fee"]), detail=row["detail"],
+        )  # fmt: skip
+
+    @contextmanager
+    def _db(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+        """The broker's one connection (re-opened when broken), used by one thread at a time."""
+        with self._lock:
+            if self._conn is None or self._conn.closed or self._conn.broken:
+                try:
+                    self._conn = psycopg.connect(self._conninfo, autocommit=True, row_factory=dict_row)
+                except psycopg.OperationalError as exc:
+                    raise TransientError(f"paper broker database unavailable: {exc}") from exc
+            yield self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
