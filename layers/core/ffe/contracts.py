@@ -42,6 +42,16 @@ CycleId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0
 Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 
 
+def unique_assets(assets: list[str]) -> list[str]:
+    duplicates = sorted({a for a in assets if assets.count(a) > 1})
+    if duplicates:
+        raise ValueError(f"duplicated assets: {', '.join(duplicates)}")
+    return assets
+
+
+Assets = Annotated[list[Symbol], Field(min_length=1, max_length=50), AfterValidator(unique_assets)]
+
+
 class Contract(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -77,15 +87,7 @@ class CycleInput(Contract):
     cycle_id: CycleId
     as_of: UtcDatetime
     timeframe: Timeframe
-    assets: Annotated[list[Symbol], Field(min_length=1, max_length=50)]
-
-    @field_validator("assets")
-    @classmethod
-    def _unique(cls, assets: list[str]) -> list[str]:
-        duplicates = sorted({a for a in assets if assets.count(a) > 1})
-        if duplicates:
-            raise ValueError(f"duplicated assets: {', '.join(duplicates)}")
-        return assets
+    assets: Assets
 
 
 class AssetTask(Contract):

@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from ffe.api.problems import BadRequest, FieldProblem
-from ffe.contracts import Symbol
+from ffe.contracts import Symbol, unique_assets
 from ffe.domain.models import Action, Timeframe
 from ffe.domain.universe import asset_class_of
 from ffe.health import MarketDataHealth
@@ -102,9 +102,7 @@ class CycleRequest(BaseModel):
     @field_validator("assets")
     @classmethod
     def _known_and_unique(cls, assets: list[str]) -> list[str]:
-        duplicates = sorted({a for a in assets if assets.count(a) > 1})
-        if duplicates:
-            raise ValueError(f"duplicated assets: {', '.join(duplicates)}")
+        unique_assets(assets)
         for asset in assets:
             asset_class_of(asset)  # InvalidInputError (a ValueError) naming the unknown asset
         return assets
