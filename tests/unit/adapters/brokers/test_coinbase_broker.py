@@ -1,0 +1,654 @@
+"""CoinbaseBroker against recorded Advanced Trade bodies and a fake venue (httpx.MockTransport only).
+
+The fake checks every request's JWT with the public half of a throwaway P-256 key, the way Coinbase does,
+and keeps orders by client_order_id with the documented de-duplication: a second create with the same
+client_order_id does not create an order and answers the first one.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable, Mapping
+from decimal import Decimal as D
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from ffe.adapters.brokers.coinbase import CoinbaseBroker
+from ffe.domain.errors import AuthError, FfeError, InvalidInputError, RateLimitedError, TransientError
+from ffe.domain.portfolio import Balance, OrderRequest, OrderSide, OrderStatus, Position, ProductRules
+
+BODIES = Path(__file__).resolve().parents[3] / "fakes" / "bodies" / "coinbase_broker"
+KEY_NAME = "organizations/5c1d6a2e-7f0b-4e59-9a3c-2b8e1f4d6c70/apiKeys/9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b"
+_KEY = ec.generate_private_key(ec.SECP256R1())
+PEM = _KEY.private_bytes(
+    serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+).decode()
+PUBLIC = _KEY.public_key()
+NOW = 1_709_265_600  # 2024-03-01T04:00:00Z
+API = "/api/v3/brokerage"
+REQUEST_ID = "f2b1c3d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
+CLIENT_ID = "9f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f"
+
+
+def body(name: str) -> Any:
+    return json.loads((BODIES / name).read_text())
+
+
+def raw(name: str) -> bytes:
+    return (BODIES / name).read_bytes()
+
+
+class FakeCoinbase:
+    """Advanced Trade's brokerage routes over one portfolio; counts order creations (POSTs)."""
+
+    def __init__(self, *, create: str = "ok", accounts: Any = None, price: str = "62000.00") -> None:
+        self.create = create  # "ok", or a recorded failure body to answer every create with
+        self.accounts = accounts if accounts is not None else body("accounts.json")
+        self.price = price
+        self.requests: list[httpx.Request] = []
+        self.orders: dict[str, dict[str, Any]] = {}  # order_id -> order object
+        self.by_client: dict[str, str] = {}
+        self.lose_next_create_response = False  # create the order, then time out before answering
+
+    @property
+    def posts(self) -> int:
+        return sum(1 for r in self.requests if r.method == "POST")
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        if not self._authorized(request):
+            return httpx.Response(401, text="Unauthorized\n", headers={"x-request-id": REQUEST_ID})
+        path = request.url.path
+        if request.method == "GET" and path == f"{API}/accounts":
+            return _json(self.accounts)
+        if request.method == "GET" and path.startswith(f"{API}/products/"):
+            product_id = path.rsplit("/", 1)[1]
+            if product_id not in ("BTC-USD", "ETH-USD"):
+                return _json(body("error_not_found.json"), 404)
+            product = body("product_btc_usd.json") | {"product_id": product_id, "price": self.price}
+            return _json(product)
+        if request.method == "POST" and path == f"{API}/orders":
+            return self._create(request)
+        if request.method == "GET" and path == f"{API}/orders/historical/batch":
+            listed = body("orders_list.json") | {"orders": list(reversed(self.orders.values()))}
+            return _json(listed)
+        if request.method == "GET" and path.startswith(f"{API}/orders/historical/"):
+            order = self.orders.get(path.rsplit("/", 1)[1])
+            return _json({"order": order}) if order else _json(body("error_not_found.json"), 404)
+        return _json({"error": "NOT_FOUND", "message": "Not Found"}, 404)
+
+    def _authorized(self, request: httpx.Request) -> bool:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        try:
+            claims = jwt.decode(token, PUBLIC, algorithms=["ES256"], options={"verify_exp": False, "verify_nbf": False})
+        except jwt.PyJWTError:
+            return False
+        return scheme == "Bearer" and claims.get("uri") == f"{request.method} {request.url.host}{request.url.path}"
+
+    def _create(self, request: httpx.Request) -> httpx.Response:
+        payload = json.loads(request.content)
+        if self.create != "ok":
+            return _json(body(self.create))
+        client_id = payload["client_order_id"]
+        order_id = self.by_client.get(client_id)
+        if order_id is None:  # a duplicate client_order_id creates nothing and answers the first order
+            order_id = f"11111-00000-{len(self.orders):06d}"
+            self.by_client[client_id] = order_id
+            size = payload["order_configuration"]["market_market_ioc"]["base_size"]
+            self.orders[order_id] = body("order_filled.json")["order"] | {
+                "order_id": order_id,
+                "client_order_id": client_id,
+                "product_id": payload["product_id"],
+                "side": payload["side"],
+                "filled_size": size,
+                "order_configuration": {"market_market_ioc": {"base_size": size}},
+            }
+        if self.lose_next_create_response:
+            self.lose_next_create_response = False
+            raise httpx.ReadTimeout("timed out reading the response", request=request)
+        created = body("order_created.json")
+        created["success_response"] |= {
+            "order_id": order_id,
+            "client_order_id": client_id,
+            "product_id": payload["product_id"],
+            "side": payload["side"],
+        }
+        return _json(created)
+
+
+def _json(value: Any, status: int = 200) -> httpx.Response:
+    return httpx.Response(status, json=value, headers={"x-request-id": REQUEST_ID})
+
+
+def credentials(**overrides: str) -> Callable[[], Mapping[str, str]]:
+    values = {"key_name": KEY_NAME, "private_key": PEM} | overrides
+    return lambda: values
+
+
+def broker_for(
+    handler: Callable[[httpx.Request], httpx.Response], creds: Callable[[], Mapping[str, str]] | None = None
+) -> CoinbaseBroker:
+    client = httpx.Client(transport=httpx.MockTransport(handler))
+    return CoinbaseBroker(client, creds or credentials(), clock=lambda: NOW)
+
+
+def answering(status: int, content: bytes, seen: list[httpx.Request] | None = None) -> Callable:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if seen is not None:
+            seen.append(request)
+        return httpx.Response(status, content=content, headers={"x-request-id": REQUEST_ID})
+
+    return handler
+
+
+def buy(quantity: str = "0.001", client_order_id: str = CLIENT_ID, side: OrderSide = OrderSide.BUY) -> OrderRequest:
+    return OrderRequest(client_order_id, "BTCUSD", side, D(quantity))
+
+
+def assert_no_secret(error: Exception, requests: list[httpx.Request] = ()) -> None:  # type: ignore[assignment]
+    text = str(error) + repr(getattr(error, "context", {}))
+    assert KEY_NAME not in text
+    assert all(line not in text for line in PEM.splitlines() if "PRIVATE KEY" not in line)
+    for request in requests:
+        assert request.headers["Authorization"].split(" ", 1)[1] not in text
+
+
+# --- balance ----------------------------------------------------------------------------------------------------
+
+
+def test_balance_values_cash_and_holdings_in_usd_as_decimals() -> None:
+    # Given USD 10250.55 free + 120 on hold, 0.125 BTC free + 0.005 on hold at 62000, and an empty ETH account
+    fake = FakeCoinbase()
+    # When the balance is read
+    balance = broker_for(fake).balance()
+    # Then equity is cash plus the BTC at its product price, available is the free cash, all Decimal
+    assert balance == Balance("USD", D("10370.55") + D("0.130") * D("62000.00"), D("10250.55"))
+    assert isinstance(balance.equity, D) and isinstance(balance.available, D)
+    # And only the held BTC needed a price (no request for the empty ETH account)
+    assert [r.url.path for r in fake.requests] == [f"{API}/accounts", f"{API}/products/BTC-USD"]
+    assert fake.requests[0].url.params["limit"] == "250"
+
+
+def test_balance_counts_usdc_as_cash() -> None:
+    # Given a USDC account next to USD
+    accounts = body("accounts.json")
+    usdc = copy.deepcopy(accounts["accounts"][0])
+    usdc |= {
+        "currency": "USDC",
+        "available_balance": {"value": "500", "currency": "USDC"},
+        "hold": {"value": "0", "currency": "USDC"},
+    }
+    accounts["accounts"] = [accounts["accounts"][0], usdc]
+    # When the balance is read
+    balance = broker_for(FakeCoinbase(accounts=accounts)).balance()
+    # Then USDC is cash at par, available and in equity, with no product lookup
+    assert balance == Balance("USD", D("10870.55"), D("10750.55"))
+
+
+def test_balance_follows_the_accounts_cursor() -> None:
+    # Given two pages of accounts
+    first = body("accounts.json") | {"has_next": True, "cursor": "789100"}
+    first["accounts"] = first["accounts"][:1]
+    second = body("accounts.json")
+    second["accounts"] = second["accounts"][1:]
+    fake = FakeCoinbase()
+    pages = iter([first, second])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == f"{API}/accounts":
+            fake.requests.append(request)
+            return _json(next(pages))
+        return fake(request)
+
+    # When the balance is read
+    balance = broker_for(handler).balance()
+    # Then both pages count, the second asked for with the cursor
+    assert balance.available == D("10250.55")
+    assert balance.equity == D("10370.55") + D("0.130") * D("62000.00")
+    assert [r.url.params.get("cursor") for r in fake.requests if r.url.path == f"{API}/accounts"] == [None, "789100"]
+
+
+def test_balance_401_is_an_auth_error_naming_the_key_to_fix_and_no_secret() -> None:
+    # Given Coinbase rejects the JWT
+    seen: list[httpx.Request] = []
+    broker = broker_for(answering(401, raw("error_unauthorized.txt"), seen))
+    # When the balance is read
+    with pytest.raises(AuthError) as caught:
+        broker.balance()
+    # Then the error says which secret to fix, with full context and no key, PEM or JWT
+    error = caught.value
+    assert "key_name" in str(error) and "private_key" in str(error) and "Fix:" in str(error)
+    assert error.context["provider"] == "coinbase"
+    assert error.context["http_status"] == 401
+    assert error.context["request_id"] == REQUEST_ID
+    assert error.context["endpoint"] == "GET https://api.coinbase.com/api/v3/brokerage/accounts"
+    assert_no_secret(error, seen)
+
+
+def test_balance_403_is_an_auth_error_naming_the_view_permission() -> None:
+    seen: list[httpx.Request] = []
+    broker = broker_for(answering(403, raw("error_permission_denied.json"), seen))
+    with pytest.raises(AuthError) as caught:
+        broker.balance()
+    assert "'View' permission" in str(caught.value)
+    assert "Missing required scopes" in str(caught.value)
+    assert caught.value.context["http_status"] == 403
+    assert_no_secret(caught.value, seen)
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+def test_balance_server_error_is_transient_with_context(status: int) -> None:
+    broker = broker_for(answering(status, raw("error_internal.json")))
+    with pytest.raises(TransientError) as caught:
+        broker.balance()
+    assert not isinstance(caught.value, RateLimitedError)
+    assert caught.value.context["http_status"] == status
+    assert caught.value.context["request_id"] == REQUEST_ID
+
+
+def test_balance_timeout_is_transient_and_names_the_endpoint() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        raise httpx.ConnectTimeout("timed out", request=request)
+
+    with pytest.raises(TransientError) as caught:
+        broker_for(handler).balance()
+    assert caught.value.context["endpoint"] == "GET https://api.coinbase.com/api/v3/brokerage/accounts"
+    assert caught.value.context["provider"] == "coinbase"
+    assert_no_secret(caught.value, seen)
+
+
+def test_balance_malformed_json_is_invalid_input() -> None:
+    with pytest.raises(InvalidInputError, match="malformed JSON") as caught:
+        broker_for(answering(200, raw("truncated.txt"))).balance()
+    assert caught.value.context["http_status"] == 200
+
+
+def _with_usd(**changes: Any) -> Any:
+    accounts = body("accounts.json")
+    usd = accounts["accounts"][0]
+    for key, value in changes.items():
+        if value is None:
+            usd.pop(key)
+        else:
+            usd[key] = value
+    return accounts
+
+
+@pytest.mark.parametrize(
+    "accounts",
+    [
+        _with_usd(available_balance={"value": "-5.00", "currency": "USD"}),
+        _with_usd(available_balance={"value": "NaN", "currency": "USD"}),
+        _with_usd(hold={"value": "Infinity", "currency": "USD"}),
+        _with_usd(available_balance={"value": "ten", "currency": "USD"}),
+        _with_usd(available_balance={"value": 10.5, "currency": "USD"}),
+        _with_usd(available_balance=None),
+        _with_usd(hold=None),
+        _with_usd(currency=None),
+        {"has_next": False, "cursor": ""},
+        {"accounts": "none", "has_next": False},
+        [],
+    ],
+    ids=["negative", "nan", "infinite-hold", "text", "float", "no-available", "no-hold", "no-currency",
+         "no-accounts", "accounts-not-a-list", "not-an-object"],
+)  # fmt: skip
+def test_balance_bad_numbers_or_missing_fields_are_invalid_input_never_a_default(accounts: Any) -> None:
+    # Given an accounts body that is not a readable balance
+    broker = broker_for(FakeCoinbase(accounts=accounts))
+    # When / Then the read fails loudly instead of falling back to a default
+    with pytest.raises(InvalidInputError):
+        broker.balance()
+
+
+@pytest.mark.parametrize("price", ["0", "-1", "NaN"])
+def test_balance_holding_without_a_usable_price_fails_the_read(price: str) -> None:
+    with pytest.raises(InvalidInputError):
+        broker_for(FakeCoinbase(price=price)).balance()
+
+
+def test_balance_holding_without_a_usd_product_fails_the_read_instead_of_being_left_out() -> None:
+    accounts = body("accounts.json")
+    accounts["accounts"][1]["currency"] = "XYZ"
+    with pytest.raises(InvalidInputError, match="ProductID is invalid"):
+        broker_for(FakeCoinbase(accounts=accounts)).balance()
+
+
+# --- JWT --------------------------------------------------------------------------------------------------------
+
+
+def test_every_request_carries_a_fresh_es256_jwt_with_the_documented_claims() -> None:
+    # Given a venue that checks signatures with the key's public half
+    fake = FakeCoinbase()
+    broker = broker_for(fake)
+    # When the balance is read (two requests) and an order placed (POST)
+    broker.balance()
+    broker.place_order(buy())
+    # Then each Authorization is "Bearer <jwt>" signed ES256 by our key, with the documented header and claims
+    seen = []
+    for request in fake.requests:
+        scheme, token = request.headers["Authorization"].split(" ")
+        assert scheme == "Bearer"
+        header = jwt.get_unverified_header(token)
+        claims = jwt.decode(token, PUBLIC, algorithms=["ES256"], options={"verify_exp": False, "verify_nbf": False})
+        assert header["alg"] == "ES256"
+        assert header["kid"] == KEY_NAME
+        assert len(header["nonce"]) == 32 and int(header["nonce"], 16) >= 0
+        assert claims == {
+            "sub": KEY_NAME,
+            "iss": "cdp",
+            "nbf": NOW,
+            "exp": NOW + 120,
+            "uri": f"{request.method} api.coinbase.com{request.url.path}",
+        }
+        seen.append((token, header["nonce"]))
+    # And the uri never carries the query string, and no JWT or nonce is reused
+    assert fake.requests[0].url.query and "?" not in jwt.decode(seen[0][0], options={"verify_signature": False})["uri"]
+    assert any(r.method == "POST" for r in fake.requests)
+    assert len({token for token, _ in seen}) == len(seen) == len({nonce for _, nonce in seen})
+
+
+def test_jwt_verifies_against_the_public_key_within_its_two_minute_window() -> None:
+    # Given a broker on the real clock
+    fake = FakeCoinbase()
+    client = httpx.Client(transport=httpx.MockTransport(fake))
+    CoinbaseBroker(client, credentials()).product_rules("BTCUSD")
+    # When the token is verified with nbf/exp checks on
+    token = fake.requests[0].headers["Authorization"].split(" ")[1]
+    claims = jwt.decode(token, PUBLIC, algorithms=["ES256"])
+    # Then it is valid now and expires two minutes after it starts
+    assert claims["exp"] - claims["nbf"] == 120
+
+
+def test_private_key_pasted_with_escaped_newlines_is_accepted() -> None:
+    fake = FakeCoinbase()
+    broker_for(fake, credentials(private_key=PEM.replace("\n", "\\n"))).product_rules("BTCUSD")
+    assert len(fake.requests) == 1
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{"private_key": "not a key"}, {"private_key": ""}, {"key_name": ""}],
+    ids=["garbage-key", "no-key", "no-key-name"],
+)
+def test_unusable_credentials_are_an_auth_error_before_any_request(overrides: dict[str, str]) -> None:
+    fake = FakeCoinbase()
+    with pytest.raises(AuthError, match="Fix:") as caught:
+        broker_for(fake, credentials(**overrides)).balance()
+    assert fake.requests == []
+    assert_no_secret(caught.value)
+
+
+def test_a_non_p256_key_is_an_auth_error_that_says_es256() -> None:
+    other = ec.generate_private_key(ec.SECP384R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    with pytest.raises(AuthError, match="ES256"):
+        broker_for(FakeCoinbase(), credentials(private_key=other.decode())).balance()
+
+
+# --- positions and product rules ----------------------------------------------------------------------------------
+
+
+def test_positions_are_the_non_zero_crypto_holdings_in_engine_symbols() -> None:
+    positions = broker_for(FakeCoinbase()).positions()
+    assert positions == [Position("BTCUSD", D("0.13000000"), D("62000.00"))]
+
+
+def test_product_rules_parse_base_min_size_increment_and_quote_min_size() -> None:
+    # Given the recorded BTC-USD product
+    fake = FakeCoinbase()
+    broker = broker_for(fake)
+    # When its rules are read twice
+    rules = broker.product_rules("BTCUSD")
+    again = broker.product_rules("BTCUSD")
+    # Then they come from base_min_size, base_increment and quote_min_size, and the second read is cached
+    assert rules == ProductRules("BTCUSD", D("0.00001"), D("0.00000001"), D("1"))
+    assert again == rules
+    assert [r.url.path for r in fake.requests] == [f"{API}/products/BTC-USD"]
+
+
+def test_product_rules_unknown_product_is_invalid_input() -> None:
+    with pytest.raises(InvalidInputError, match="ProductID is invalid"):
+        broker_for(FakeCoinbase()).product_rules("DOGEUSD")
+
+
+@pytest.mark.parametrize("field", ["base_min_size", "base_increment", "quote_min_size"])
+def test_product_rules_missing_field_is_invalid_input(field: str) -> None:
+    product = body("product_btc_usd.json")
+    product.pop(field)
+    with pytest.raises(InvalidInputError, match=field):
+        broker_for(answering(200, json.dumps(product).encode())).product_rules("BTCUSD")
+
+
+# --- orders -------------------------------------------------------------------------------------------------------
+
+
+def test_place_order_posts_a_market_ioc_order_and_reads_back_its_fill() -> None:
+    # Given a venue that fills market orders
+    fake = FakeCoinbase()
+    # When 0.001 BTC is bought
+    result = broker_for(fake).place_order(buy("0.001"))
+    # Then the documented create-order body went out
+    (post,) = [r for r in fake.requests if r.method == "POST"]
+    assert str(post.url) == "https://api.coinbase.com/api/v3/brokerage/orders"
+    assert json.loads(post.content) == {
+        "client_order_id": CLIENT_ID,
+        "product_id": "BTC-USD",
+        "side": "BUY",
+        "order_configuration": {"market_market_ioc": {"base_size": "0.001"}},
+    }
+    # And the result is the order's fill as Decimals, read with Get Order
+    assert result.status is OrderStatus.FILLED
+    assert (result.client_order_id, result.venue_order_id) == (CLIENT_ID, "11111-00000-000000")
+    assert (result.filled_quantity, result.average_price, result.fee) == (D("0.001"), D("62010.5"), D("0.372063"))
+    assert result.detail == ""
+    assert fake.requests[-1].url.path == f"{API}/orders/historical/11111-00000-000000"
+
+
+def test_place_order_sell_sends_side_sell_and_a_plain_decimal_size() -> None:
+    fake = FakeCoinbase()
+    broker_for(fake).place_order(buy("1E-5", side=OrderSide.SELL))
+    (post,) = [r for r in fake.requests if r.method == "POST"]
+    sent = json.loads(post.content)
+    assert sent["side"] == "SELL"
+    assert sent["order_configuration"]["market_market_ioc"]["base_size"] == "0.00001"
+
+
+def test_place_order_insufficient_funds_is_rejected_with_the_venue_reason() -> None:
+    # Given a venue answering success=false, INSUFFICIENT_FUND
+    fake = FakeCoinbase(create="order_insufficient_fund.json")
+    # When an order is placed
+    result = broker_for(fake).place_order(buy("10"))
+    # Then it is a REJECTED result carrying Coinbase's reason, not an exception
+    assert result.status is OrderStatus.REJECTED
+    assert result.venue_order_id is None
+    assert result.filled_quantity == 0 and result.average_price is None and result.fee == 0
+    assert "INSUFFICIENT_FUND" in result.detail
+    assert "Insufficient balance in source account" in result.detail
+
+
+def test_place_order_venue_rejection_keeps_the_preview_failure_reason() -> None:
+    fake = FakeCoinbase(create="order_base_size_too_small.json")
+    result = broker_for(fake).place_order(buy("0.00001"))
+    assert result.status is OrderStatus.REJECTED
+    assert result.detail == "PREVIEW_INVALID_BASE_SIZE_TOO_SMALL"
+
+
+@pytest.mark.parametrize("quantity", ["0.000001", "0", "-0.01", "NaN"])
+def test_place_order_below_the_minimum_is_refused_before_any_order_request(quantity: str) -> None:
+    # Given a product whose base_min_size is 0.00001
+    fake = FakeCoinbase()
+    broker = broker_for(fake)
+    broker.product_rules("BTCUSD")
+    fake.requests.clear()
+    # When a smaller order is placed
+    with pytest.raises(InvalidInputError) as caught:
+        broker.place_order(buy(quantity))
+    # Then nothing at all was sent (the rules were already known) and the error says why
+    assert fake.requests == []
+    assert caught.value.context["client_order_id"] == CLIENT_ID
+
+
+def test_place_order_below_the_minimum_with_cold_rules_sends_no_order() -> None:
+    fake = FakeCoinbase()
+    with pytest.raises(InvalidInputError, match="below the venue minimum 0.00001; not sent"):
+        broker_for(fake).place_order(buy("0.000009"))
+    assert [r.method for r in fake.requests] == ["GET"]
+    assert fake.posts == 0
+
+
+def test_place_order_off_the_increment_is_refused() -> None:
+    fake = FakeCoinbase()
+    with pytest.raises(InvalidInputError, match="increment"):
+        broker_for(fake).place_order(buy("0.000100001"))
+    assert fake.posts == 0
+
+
+def test_duplicate_place_order_in_one_container_posts_once() -> None:
+    # Given one broker
+    fake = FakeCoinbase()
+    broker = broker_for(fake)
+    # When the same client_order_id is placed twice
+    first = broker.place_order(buy())
+    second = broker.place_order(buy())
+    # Then one order was created and sent once; the second call read it back
+    assert fake.posts == 1
+    assert len(fake.orders) == 1
+    assert second == first
+
+
+def test_duplicate_place_order_from_another_container_gets_the_first_order_back() -> None:
+    # Given an order placed by one container
+    fake = FakeCoinbase()
+    first = broker_for(fake).place_order(buy())
+    # When another container (a fresh broker) places the same client_order_id
+    second = broker_for(fake).place_order(buy())
+    # Then Coinbase's documented de-duplication answers the first order: still a single order
+    assert len(fake.orders) == 1
+    assert second.venue_order_id == first.venue_order_id
+    assert second == first
+
+
+def test_a_lost_create_response_is_transient_and_the_retry_does_not_double_the_order() -> None:
+    # Given a venue that creates the order, then the response is lost
+    fake = FakeCoinbase()
+    fake.lose_next_create_response = True
+    broker = broker_for(fake)
+    # When the order is placed, fails, and the state machine retries it
+    with pytest.raises(TransientError) as caught:
+        broker.place_order(buy())
+    assert caught.value.context["endpoint"] == "POST https://api.coinbase.com/api/v3/brokerage/orders"
+    result = broker.place_order(buy())
+    # Then there is still one order, and the retry returns it
+    assert len(fake.orders) == 1
+    assert result.status is OrderStatus.FILLED
+
+
+def test_place_order_403_names_the_trade_permission() -> None:
+    fake = FakeCoinbase()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            fake.requests.append(request)
+            return _json(body("error_permission_denied.json"), 403)
+        return fake(request)
+
+    with pytest.raises(AuthError, match="'Trade' permission") as caught:
+        broker_for(handler).place_order(buy())
+    assert_no_secret(caught.value, fake.requests)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [{}, {"success": "yes"}, {"success": True}, {"success": True, "success_response": {"order_id": ""}}],
+    ids=["empty", "success-not-bool", "no-success-response", "empty-order-id"],
+)
+def test_place_order_malformed_create_response_is_invalid_input(answer: dict[str, Any]) -> None:
+    fake = FakeCoinbase()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return _json(answer)
+        return fake(request)
+
+    with pytest.raises(InvalidInputError):
+        broker_for(handler).place_order(buy())
+
+
+@pytest.mark.parametrize(
+    ("changes", "status", "detail"),
+    [
+        ({"status": "CANCELLED", "filled_size": "0", "average_filled_price": "0", "total_fees": "0"},
+         OrderStatus.CANCELLED, ""),
+        ({"status": "EXPIRED", "filled_size": "0", "average_filled_price": "0", "total_fees": "0"},
+         OrderStatus.CANCELLED, "EXPIRED"),
+        ({"status": "CANCELLED", "filled_size": "0.0004"}, OrderStatus.PARTIALLY_FILLED, "CANCELLED"),
+        ({"status": "OPEN", "filled_size": "0", "average_filled_price": "0", "total_fees": "0"},
+         OrderStatus.PENDING, "OPEN"),
+        ({"status": "FAILED", "filled_size": "0", "average_filled_price": "0", "total_fees": "0",
+          "reject_message": "Insufficient balance in source account"},
+         OrderStatus.REJECTED, "Insufficient balance in source account"),
+    ],
+    ids=["cancelled", "expired", "partially-filled", "open", "failed"],
+)  # fmt: skip
+def test_order_statuses_map_to_the_engine_vocabulary(changes: dict[str, str], status: OrderStatus, detail: str) -> None:
+    fake = FakeCoinbase()
+    broker = broker_for(fake)
+    broker.place_order(buy())
+    fake.orders["11111-00000-000000"] |= changes
+    result = broker.order_status(CLIENT_ID)
+    assert result is not None
+    assert (result.status, result.detail) == (status, detail)
+    if result.filled_quantity == 0:
+        assert result.average_price is None
+
+
+def test_a_fill_without_a_price_is_invalid_input() -> None:
+    fake = FakeCoinbase()
+    broker = broker_for(fake)
+    broker.place_order(buy())
+    fake.orders["11111-00000-000000"]["average_filled_price"] = "0"
+    with pytest.raises(InvalidInputError, match="average_filled_price"):
+        broker.order_status(CLIENT_ID)
+
+
+def test_an_unknown_order_status_is_invalid_input() -> None:
+    fake = FakeCoinbase()
+    broker = broker_for(fake)
+    broker.place_order(buy())
+    fake.orders["11111-00000-000000"]["status"] = "HALF_DONE"
+    with pytest.raises(InvalidInputError, match="HALF_DONE"):
+        broker.order_status(CLIENT_ID)
+
+
+def test_order_status_finds_an_order_placed_by_another_container_in_the_recent_orders() -> None:
+    # Given an order placed elsewhere
+    fake = FakeCoinbase()
+    placed = broker_for(fake).place_order(buy())
+    fake.requests.clear()
+    # When a fresh broker asks for its status
+    result = broker_for(fake).order_status(CLIENT_ID)
+    # Then it is found by scanning List Orders, and matches what was placed
+    assert result == placed
+    assert fake.requests[0].url.path == f"{API}/orders/historical/batch"
+
+
+def test_order_status_unknown_client_order_id_is_none() -> None:
+    assert broker_for(FakeCoinbase()).order_status("never-placed") is None
+
+
+def test_errors_are_ffe_errors_with_the_broker_as_provider() -> None:
+    with pytest.raises(FfeError) as caught:
+        broker_for(answering(500, raw("error_internal.json"))).place_order(buy())
+    assert caught.value.context["provider"] == "coinbase"
+    assert caught.value.context["asset"] == "BTCUSD"
