@@ -66,6 +66,9 @@ def test_cycle_decides_fresh_assets_and_holds_stale_ones(cloud: LocalCloud) -> N
         d = decisions[fresh]
         assert d["stale"] is False and d["model"] == "naive_router" and d["data_age_seconds"] == 60.0
         assert set(d["reasons"]["signals"]) == {"trend_following", "mean_reversion", "breakout"}
+        if d["action"] != "HOLD":  # every order-bound decision went through the risk gate and carries its size
+            assert d["reasons"]["risk"]["approved"] is True and d["size"] > 0
+            assert visits(result, "Gate risk", fresh)
         assert visits(result, "Decide", fresh)
     for stale in ("EURUSD", "GBPUSD"):
         d = decisions[stale]

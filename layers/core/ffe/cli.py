@@ -109,16 +109,17 @@ def _run(state: Any, args: argparse.Namespace) -> int:
             "-" if d["data_age_seconds"] is None else human_duration(d["data_age_seconds"]),
             d["action"],
             f"{d['confidence']:.2f}",
+            "-" if d["size"] is None else f"{d['size']:.8g}",
             _source(d["source"]),
             d["reason"],
         ]
         for d in report.decisions
     ]
     rows += [
-        [f["asset"] or "(cycle)", "-", "-", "FAILED", "-", "-", f"{f['error_class']}: {f['message']}"]
+        [f["asset"] or "(cycle)", "-", "-", "FAILED", "-", "-", "-", f"{f['error_class']}: {f['message']}"]
         for f in report.failures
     ]
-    print(table(["asset", "bar time (UTC)", "data age", "action", "conf", "source", "reason"], rows))
+    print(table(["asset", "bar time (UTC)", "data age", "action", "conf", "size", "source", "reason"], rows))
     print()
     if report.dead_letters:
         print(f"{report.dead_letters} record(s) parked in the dead-letter queue: run `ffe dlq replay` to write them")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Annotated, Any, Literal, TypeVar, overload
 
 from pydantic import (
@@ -202,6 +203,19 @@ class DecideInput(MarketData):
 # --- RecordDecision ----------------------------------------------------------------------------------
 
 
+class RiskAssessment(Contract):
+    """The risk gate's verdict on a BUY/SELL: the approved size, or why it was blocked or reduced."""
+
+    approved: bool
+    side: Literal["BUY", "SELL"] | None
+    quantity: Decimal = Field(ge=0, description="base units, rounded to the venue increment; 0 when blocked")
+    reasons: list[str] = Field(default_factory=list, description="machine-readable: position_cap, var_limit, ...")
+    detail: dict[str, str] = Field(default_factory=dict)
+    broker: str
+    equity: Decimal | None = None
+    original_action: Action
+
+
 class DecisionRecord(Contract):
     """A decision, from the model (fresh data) or from the staleness gate (HOLD)."""
 
@@ -225,11 +239,19 @@ class DecisionRecord(Contract):
     input_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     regime: str | None = Field(default=None, max_length=64, description="market regime, once detected")
     size: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = Field(
-        default=None, description="position size, once the risk gate sets it"
+        default=None, description="position size approved by the risk gate (base units)"
     )
+    risk: RiskAssessment | None = Field(default=None, description="the risk gate's verdict on a BUY/SELL")
 
 
 DecideResult = DecisionRecord
+
+
+class GateRiskInput(MarketData):
+    """The asset's data with the model's decision (at $.decision), for the risk gate."""
+
+    staleness: CheckStalenessResult
+    decision: DecisionRecord
 
 
 class CycleOpened(Contract):

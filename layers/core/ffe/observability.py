@@ -26,6 +26,8 @@ PROVIDER_FALLBACKS = "provider_fallbacks"
 PROVIDER_HEALTHY = "provider_healthy"
 
 HOLD_REASONS = "hold_reasons"
+RISK_BLOCKS = "risk_blocks"
+RISK_VIOLATION_NOT_BLOCKED = "risk_violation_not_blocked"  # the critical alarm: must stay 0
 CYCLES = "cycles"
 
 
@@ -38,7 +40,8 @@ def record_metrics(record: Any, result: Any) -> None:
         metrics.add_dimension(name="asset", value=str(result.asset))
         metrics.add_metric(name=DECISIONS, unit=MetricUnit.Count, value=1)
         if str(result.action) == "HOLD":
-            reason = "stale_data" if record.stale else "no_signal"
+            blocked = record.risk is not None and not record.risk.approved
+            reason = "stale_data" if record.stale else "risk_blocked" if blocked else "no_signal"
             with single_metric(name=HOLD_REASONS, unit=MetricUnit.Count, value=1, namespace=NAMESPACE) as metric:
                 metric.add_dimension(name="reason", value=reason)
     elif result.kind == "failure":

@@ -71,3 +71,16 @@ def get_settings(model: type[S]) -> S:
             f"{'.'.join(map(str, e['loc'])).upper() or 'environment'}: {e['msg']}" for e in exc.errors()
         )
         raise PermanentError(f"bad configuration for {model.__name__}: {problems}") from None
+
+
+class RiskSettings(DatabaseSettings):
+    """The stage's risk limits and execution venue (defaults are conservative; set per stage)."""
+
+    execution_mode: Literal["off", "paper", "live"] = "paper"
+    paper_starting_cash: float = Field(default=100_000, gt=0)
+    risk_target_daily_volatility: float = Field(default=0.01, gt=0, lt=1)
+    risk_max_position_fraction: float = Field(default=0.10, gt=0, lt=1)
+    risk_max_gross_exposure: float = Field(default=1.0, gt=0, le=10)
+    risk_daily_loss_limit: float = Field(default=0.03, gt=0, lt=1)
+    risk_max_drawdown: float = Field(default=0.15, gt=0, lt=1)
+    risk_var_limit: float = Field(default=0.02, gt=0, lt=1)

@@ -60,6 +60,10 @@ class PaperBroker:
         self._conn: psycopg.Connection[dict[str, Any]] | None = None
         self._lock = threading.Lock()
 
+    def set_clock(self, clock: Callable[[], datetime]) -> None:
+        """Orders are stamped by this clock (the cycle's as_of: each cycle's warm container resets it)."""
+        self._clock = clock
+
     # --- Broker protocol ------------------------------------------------------------------------------
 
     def balance(self) -> Balance:

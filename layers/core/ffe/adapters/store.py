@@ -77,6 +77,11 @@ _FIND_FAILURE = """
 SELECT id FROM failures
 WHERE cycle_id IS NOT DISTINCT FROM %(cycle_id)s AND asset IS NOT DISTINCT FROM %(asset)s
 """
+_INSERT_RISK_EVENT = """
+INSERT INTO risk_events (decision_id, as_of, cycle_id, asset, rule, blocked, detail)
+VALUES (%s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (decision_id, rule) DO NOTHING
+"""
 _OPEN_CYCLE = """
 INSERT INTO cycles (id, execution_arn, stage, timeframe, as_of, assets, status)
 VALUES (%(id)s, %(execution_arn)s, %(stage)s, %(timeframe)s, %(as_of)s, %(assets)s, 'RUNNING')
@@ -100,6 +105,14 @@ class PostgresDecisionStore:
     def record_decision(self, record: DecisionRecord) -> Stored:
         params = _decision_params(record, self._stage)
         stored, existing = self._write(_INSERT_DECISION, _FIND_DECISION, params, partition=record.as_of)
+        if record.risk is not None and record.risk.reasons:  # idempotent: one row per rule per decision
+            blocked = not record.risk.approved
+            rows = [
+                (stored.id, record.as_of, record.cycle_id, record.asset, rule, blocked,
+                 Jsonb({**record.risk.detail, "original_action": str(record.risk.original_action)}))
+                for rule in record.risk.reasons
+            ]  # fmt: skip
+            self._executemany(_INSERT_RISK_EVENT, rows)
         if existing is not None and existing[1] != record.input_sha256:
             # Same cycle, asset and bar but other input: the first write wins; say so loudly.
             logger.warning("decision already stored with different input", extra={"decision_id": stored.id})
@@ -143,6 +156,16 @@ class PostgresDecisionStore:
     def close_cycle(self, cycle_id: str, status: str) -> bool:
         """Mark a RUNNING cycle SUCCEEDED or FAILED; False when it was closed already (or never opened)."""
         return self._execute(_CLOSE_CYCLE, {"id": cycle_id, "status": status})
+
+    def _executemany(self, statement: str, rows: list[tuple[Any, ...]]) -> None:
+        with self._lock:
+            conn = self._connection()
+            try:
+                with conn.cursor() as cur:
+                    cur.executemany(statement, rows)  # type: ignore[arg-type]
+            except psycopg.OperationalError as exc:
+                self._drop()
+                raise TransientError(f"database unavailable: {exc}") from exc
 
     def _execute(self, sql: str, params: dict[str, Any]) -> bool:
         with self._lock:
@@ -207,8 +230,12 @@ class PostgresDecisionStore:
 
 def _decision_params(record: DecisionRecord, stage: str) -> dict[str, Any]:
     params = record.model_dump(mode="python")
+    del params["risk"]
+    reasons: dict[str, Any] = {"signals": params.pop("signals")}
+    if record.risk is not None:
+        reasons["risk"] = record.risk.model_dump(mode="json")
     params.update(
-        reasons=Jsonb({"signals": params.pop("signals")}),
+        reasons=Jsonb(reasons),
         source=Jsonb(params["source"]),
         action=record.action.value,
         timeframe=record.timeframe.value,

@@ -162,6 +162,8 @@ def cold_start() -> None:
         get_store().close()
     for cached in (get_settings, get_store, get_provider):
         cached.cache_clear()
+    if "ffe.adapters.brokers_factory" in sys.modules:  # the paper broker's connection
+        sys.modules["ffe.adapters.brokers_factory"].close_brokers()
     if "ffe.api.app" in sys.modules:  # the API's read connection and Step Functions client
         sys.modules["ffe.api.app"].reset()
 

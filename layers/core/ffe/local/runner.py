@@ -199,7 +199,7 @@ def _outcome(url: str, execution_arn: str) -> tuple[list[dict[str, Any]], list[d
     with psycopg.connect(url, row_factory=dict_row) as conn:
         decisions = conn.execute(
             "SELECT asset, bar_time, data_age_seconds, staleness_threshold_seconds, action, confidence, stale,"
-            " reason, model, source FROM decisions WHERE execution_id = %s ORDER BY asset",
+            " reason, model, source, size FROM decisions WHERE execution_id = %s ORDER BY asset",
             (execution_arn,),
         ).fetchall()
         failures = conn.execute(

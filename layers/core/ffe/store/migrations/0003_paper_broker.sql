@@ -30,3 +30,6 @@ CREATE TABLE paper_orders (
     detail          text        NOT NULL DEFAULT ''
 );
 CREATE INDEX paper_orders_pending_idx ON paper_orders (account_id, asset) WHERE status = 'PENDING';
+
+-- One row per rule per decision, so a retried RecordDecision never doubles a risk event.
+CREATE UNIQUE INDEX risk_events_decision_rule_idx ON risk_events (decision_id, rule);

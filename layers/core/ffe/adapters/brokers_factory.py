@@ -1,0 +1,49 @@
+"""The execution venue a function uses, from the stage's settings."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from ffe.adapters.paper_broker import PaperBroker
+from ffe.adapters.store import conninfo_from_settings
+from ffe.domain.errors import PermanentError
+from ffe.domain.portfolio import Broker
+from ffe.domain.risk import RiskLimits
+from ffe.settings import RiskSettings
+
+_BROKERS: dict[tuple[RiskSettings, str], PaperBroker] = {}
+
+
+def get_broker(settings: RiskSettings, as_of: datetime) -> Broker:
+    """The paper broker (one per container and stage, so its connection is reused); orders are stamped
+    with the cycle's as_of, which is what makes replayed and live runs fill at the same next bar."""
+    if settings.execution_mode == "live":
+        # The Coinbase/Oanda adapters exist (ffe.adapters.brokers); routing live orders to them comes with
+        # the ExecuteOrder state. Until then a stage set to live must not quietly size against paper.
+        raise PermanentError("EXECUTION_MODE=live is not wired into the cycle yet; use paper")
+    key = (settings, settings.stage)
+    broker = _BROKERS.get(key)
+    if broker is None:
+        broker = PaperBroker(conninfo_from_settings(settings), account_id=f"paper-{settings.stage}",
+                             clock=lambda: as_of, starting_cash=Decimal(str(settings.paper_starting_cash)))  # fmt: skip
+        _BROKERS[key] = broker
+    broker.set_clock(lambda: as_of)
+    return broker
+
+
+def risk_limits(settings: RiskSettings) -> RiskLimits:
+    return RiskLimits(
+        target_daily_volatility=settings.risk_target_daily_volatility,
+        max_position_fraction=settings.risk_max_position_fraction,
+        max_gross_exposure=settings.risk_max_gross_exposure,
+        daily_loss_limit=settings.risk_daily_loss_limit,
+        max_drawdown=settings.risk_max_drawdown,
+        var_limit=settings.risk_var_limit,
+    )
+
+
+def close_brokers() -> None:
+    for broker in _BROKERS.values():
+        broker.close()
+    _BROKERS.clear()

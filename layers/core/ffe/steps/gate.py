@@ -1,0 +1,62 @@
+"""GateRisk: the hard gate between the model and any order. A blocked decision becomes a HOLD that keeps
+the model's call and the reasons; an approved one carries its size."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from decimal import Decimal
+
+from ffe.contracts import DecisionRecord, GateRiskInput, RiskAssessment
+from ffe.domain.errors import AuthError, InvalidInputError
+from ffe.domain.models import Action
+from ffe.domain.portfolio import Broker
+from ffe.domain.risk import Portfolio, RiskLimits, RiskVerdict, gate, violations
+
+ViolationAlarm = Callable[[str, list[str]], None]
+
+
+def gate_risk(inp: GateRiskInput, broker: Broker, limits: RiskLimits, alarm: ViolationAlarm) -> DecisionRecord:
+    """Size the decision within every limit, or turn it into a HOLD that says why."""
+    decision = inp.decision
+    if decision.action is Action.HOLD:
+        return decision
+    bars = inp.domain_bars()
+    settle = getattr(broker, "settle", None)
+    if settle is not None:  # the paper venue fills its pending orders at this asset's newest bars first
+        settle(inp.asset, bars)
+    price = Decimal(repr(bars[-1].close))
+    returns = [math.log(b.close / a.close) for a, b in zip(bars, bars[1:], strict=False)]
+    portfolio = _portfolio(broker, inp.asset, price)
+    rules = broker.product_rules(inp.asset)
+    verdict = gate(decision.action, decision.confidence, inp.asset, returns, portfolio, limits, rules)
+    if verdict.approved and verdict.side is not None:
+        broken = violations(inp.asset, verdict.side, verdict.quantity, portfolio, limits, rules, returns)
+        if broken:  # cannot happen (a property test says so); if it ever does, block and raise the alarm
+            alarm(inp.asset, broken)
+            verdict = RiskVerdict(False, None, Decimal(0), verdict.reasons, {"violations": ", ".join(broken)})
+    assessment = RiskAssessment(
+        approved=verdict.approved, side=verdict.side.value if verdict.side else None, quantity=verdict.quantity,
+        reasons=[str(r) for r in verdict.reasons], detail=verdict.detail, broker=broker.name,
+        equity=portfolio.balance.equity if portfolio.balance else None, original_action=decision.action,
+    )  # fmt: skip
+    if verdict.approved:
+        return decision.model_copy(update={"risk": assessment, "size": float(verdict.quantity)})
+    why = ", ".join(assessment.reasons) or "blocked"
+    return decision.model_copy(update={
+        "action": Action.HOLD, "confidence": 1.0, "risk": assessment, "size": None,
+        "reason": f"risk gate blocked {decision.action}: {why}; model: {decision.reason}"[:2000],
+    })  # fmt: skip
+
+
+def _portfolio(broker: Broker, asset: str, price: Decimal) -> Portfolio:
+    """The venue's account as the gate sees it; a balance that cannot be read is None, never a default."""
+    try:
+        balance = broker.balance()
+        positions = {p.asset: p for p in broker.positions()}
+    except (AuthError, InvalidInputError):
+        balance, positions = None, {}
+    prices = {a: p.average_price for a, p in positions.items()} | {asset: price}
+    equity = balance.equity if balance else Decimal(0)
+    # Kill-switch history (start-of-day and peak equity) is not tracked yet: both start at today's equity.
+    return Portfolio(balance, positions, prices, day_start_equity=equity, peak_equity=equity)

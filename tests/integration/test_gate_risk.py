@@ -1,0 +1,111 @@
+"""GateRisk with the paper broker on a real PostgreSQL: sized approvals, blocks recorded as HOLD with
+risk events, unknown balances, and the alarm for a violation that slipped through."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+import pytest
+
+from ffe.adapters.paper_broker import PaperBroker
+from ffe.adapters.replay import ReplayProvider
+from ffe.adapters.store import PostgresDecisionStore
+from ffe.contracts import BarModel, DataSource, DecisionRecord, GateRiskInput, digest_bars
+from ffe.domain.errors import AuthError
+from ffe.domain.models import Action, Timeframe
+from ffe.domain.risk import RiskLimits
+from ffe.steps import gate as gate_module
+from ffe.steps.gate import gate_risk
+from ffe.store.migrate import migrate
+
+AS_OF = datetime(2019, 6, 15, 12, 1, tzinfo=UTC)
+SOURCE = DataSource(provider="replay", dataset="t", synthetic=False, simulated_clock=True)
+
+
+def gate_input(cycle_id: str, action: Action = Action.BUY, confidence: float = 0.5) -> GateRiskInput:
+    bars = [BarModel(**asdict(b)) for b in ReplayProvider().fetch("BTCUSD", Timeframe.H1, AS_OF, 120).bars]
+    decision = DecisionRecord(
+        cycle_id=cycle_id, as_of=AS_OF, timeframe=Timeframe.H1, asset="BTCUSD", bar_time=bars[-1].time,
+        action=action, confidence=confidence, stale=False, reason="model says so", data_age_seconds=60.0,
+        staleness_threshold_seconds=7200, model="naive_router", model_version="1", source=SOURCE,
+        input_sha256=digest_bars(bars),
+    )  # fmt: skip
+    staleness = {"stale": False, "reason": "fresh", "bar_count": len(bars), "last_bar_time": bars[-1].time,
+                 "age_seconds": 60.0, "threshold_seconds": 7200, "checked_at": AS_OF}  # fmt: skip
+    return GateRiskInput(cycle_id=cycle_id, as_of=AS_OF, timeframe=Timeframe.H1, asset="BTCUSD", source=SOURCE,
+                         bars=bars, bars_sha256=digest_bars(bars), staleness=staleness, decision=decision)  # fmt: skip
+
+
+@pytest.fixture
+def broker(postgres: str, cycle_id: str) -> Any:
+    with psycopg.connect(postgres, autocommit=True) as conn:
+        migrate(conn)
+    paper = PaperBroker(postgres, f"paper-{cycle_id}", clock=lambda: AS_OF, starting_cash=Decimal("100000"))
+    yield paper
+    paper.close()
+
+
+def no_alarm(asset: str, broken: list[str]) -> None:
+    raise AssertionError(f"unexpected violation alarm for {asset}: {broken}")
+
+
+def test_approved_buy_carries_its_size_within_the_position_cap(broker, cycle_id) -> None:  # type: ignore[no-untyped-def]
+    record = gate_risk(gate_input(cycle_id, confidence=1.0), broker, RiskLimits(), no_alarm)
+    assert record.action is Action.BUY and record.risk is not None and record.risk.approved
+    assert record.size is not None and record.size > 0
+    price = gate_input(cycle_id).bars[-1].close
+    assert record.size * price <= 100000 * 0.10 + 1e-6  # the per-asset cap
+    assert "position_cap" in record.risk.reasons and record.risk.broker == "paper"
+
+
+def test_blocked_decision_is_recorded_as_hold_with_risk_events(postgres, broker, cycle_id, db) -> None:  # type: ignore[no-untyped-def]
+    # Given a spot SELL with nothing to sell
+    record = gate_risk(gate_input(cycle_id, action=Action.SELL), broker, RiskLimits(), no_alarm)
+    assert record.action is Action.HOLD and record.confidence == 1.0 and record.size is None
+    assert record.risk is not None and record.risk.reasons == ["nothing_to_sell"]
+    assert record.reason.startswith("risk gate blocked SELL: nothing_to_sell; model: model says so")
+    # When it is recorded (twice: a retried task)
+    store = PostgresDecisionStore(postgres)
+    first, again = store.record_decision(record), store.record_decision(record)
+    store.close()
+    # Then one decision and one risk event, linked, saying it was blocked
+    assert first.id == again.id
+    events = db.execute("SELECT rule, blocked FROM risk_events WHERE decision_id = %s", (first.id,)).fetchall()
+    assert events == [("nothing_to_sell", True)]
+
+
+def test_unreadable_balance_blocks_and_never_defaults(broker, cycle_id, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    def rejected() -> None:
+        raise AuthError("paper account locked", provider="paper")
+
+    monkeypatch.setattr(broker, "balance", rejected)
+    record = gate_risk(gate_input(cycle_id), broker, RiskLimits(), no_alarm)
+    assert record.action is Action.HOLD and record.risk is not None
+    assert record.risk.reasons == ["balance_unknown"] and record.risk.equity is None
+
+
+def test_a_violation_after_approval_is_blocked_and_raises_the_alarm(broker, cycle_id, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(gate_module, "violations", lambda *args, **kwargs: ["position cap"])
+    alarms: list[tuple[str, list[str]]] = []
+    record = gate_risk(gate_input(cycle_id), broker, RiskLimits(), lambda asset, broken: alarms.append((asset, broken)))
+    assert alarms == [("BTCUSD", ["position cap"])]
+    assert record.action is Action.HOLD and record.risk is not None and not record.risk.approved
+
+
+def test_hold_passes_through_untouched(broker, cycle_id) -> None:  # type: ignore[no-untyped-def]
+    inp = gate_input(cycle_id, action=Action.HOLD)
+    assert gate_risk(inp, broker, RiskLimits(), no_alarm) == inp.decision
+
+
+def test_settles_pending_paper_orders_before_sizing(broker, cycle_id) -> None:  # type: ignore[no-untyped-def]
+    from ffe.domain.portfolio import OrderRequest, OrderSide
+
+    broker.set_clock(lambda: AS_OF - timedelta(hours=3))
+    broker.place_order(OrderRequest(f"{cycle_id}-carry", "BTCUSD", OrderSide.BUY, Decimal("0.5")))
+    gate_risk(gate_input(cycle_id, confidence=0.2), broker, RiskLimits(), no_alarm)
+    [position] = broker.positions()
+    assert position.quantity == Decimal("0.5")  # filled from the bars the gate saw
