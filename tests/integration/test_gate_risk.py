@@ -109,3 +109,22 @@ def test_settles_pending_paper_orders_before_sizing(broker, cycle_id) -> None:  
     gate_risk(gate_input(cycle_id, confidence=0.2), broker, RiskLimits(), no_alarm)
     [position] = broker.positions()
     assert position.quantity == Decimal("0.5")  # filled from the bars the gate saw
+
+
+def test_execute_refuses_what_the_gate_did_not_approve_and_skips_when_off(broker, cycle_id) -> None:  # type: ignore[no-untyped-def]
+    from ffe.contracts import ExecuteOrderInput, RecordDecisionResult
+    from ffe.domain.errors import InvalidInputError
+    from ffe.steps.execute import execute_order
+
+    recorded = RecordDecisionResult(kind="decision", id=1, created=True, cycle_id=cycle_id, asset="BTCUSD")
+    blocked = gate_risk(gate_input(cycle_id, action=Action.SELL), broker, RiskLimits(), no_alarm)
+
+    class NoLog:
+        def record_execution(self, *args: Any) -> bool:
+            raise AssertionError("nothing may be recorded")
+
+    with pytest.raises(InvalidInputError, match="no approved order"):
+        execute_order(ExecuteOrderInput(**blocked.model_dump(), recorded=recorded), broker, NoLog(), "paper")
+    approved = gate_risk(gate_input(cycle_id), broker, RiskLimits(), no_alarm)
+    skipped = execute_order(ExecuteOrderInput(**approved.model_dump(), recorded=recorded), broker, NoLog(), "off")
+    assert skipped.status == "SKIPPED" and broker.order_status(skipped.client_order_id) is None

@@ -327,9 +327,25 @@ def parse_record(event: Any) -> Record:
 
 class RecordDecisionResult(Contract):
     kind: Literal["decision", "failure", "cycle_opened", "cycle_closed"]
+    execute: bool = Field(default=False, description="an approved BUY/SELL: the state machine places its order")
     id: int | None = Field(description="row id of the decision or failure; None for cycle records")
     created: bool = Field(description="False when this exact record was already stored (a retried task)")
     cycle_id: str | None
     asset: str | None
     action: Action | None = None
     error: str | None = None
+
+
+class ExecuteOrderInput(DecisionRecord):
+    """A recorded decision the risk gate approved (at $), with what RecordDecision returned (at $.recorded)."""
+
+    recorded: RecordDecisionResult
+
+
+class ExecuteOrderResult(Contract):
+    client_order_id: str
+    venue: str
+    status: str
+    quantity: Decimal
+    decision_id: int
+    created: bool = Field(description="False when a retried task found the order already placed")

@@ -27,6 +27,7 @@ PROVIDER_HEALTHY = "provider_healthy"
 
 HOLD_REASONS = "hold_reasons"
 RISK_BLOCKS = "risk_blocks"
+ORDERS = "orders"
 RISK_VIOLATION_NOT_BLOCKED = "risk_violation_not_blocked"  # the critical alarm: must stay 0
 CYCLES = "cycles"
 

@@ -20,8 +20,9 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from psycopg.types.json import Jsonb
 
-from ffe.contracts import CycleHeader, DecisionRecord, FailureRecord
+from ffe.contracts import CycleHeader, DecisionRecord, ExecuteOrderInput, FailureRecord
 from ffe.domain.errors import TransientError
+from ffe.domain.portfolio import OrderRequest, OrderResult
 from ffe.observability import logger
 from ffe.settings import DatabaseSettings, get_settings
 from ffe.store.migrate import migrate
@@ -81,6 +82,14 @@ _INSERT_RISK_EVENT = """
 INSERT INTO risk_events (decision_id, as_of, cycle_id, asset, rule, blocked, detail)
 VALUES (%s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (decision_id, rule) DO NOTHING
+"""
+_INSERT_EXECUTION = """
+INSERT INTO executions (decision_id, as_of, venue, mode, client_order_id, venue_order_id, side, quantity, price,
+                        status, detail)
+VALUES (%(decision_id)s, %(as_of)s, %(venue)s, %(mode)s, %(client_order_id)s, %(venue_order_id)s, %(side)s,
+        %(quantity)s, %(price)s, %(status)s, %(detail)s)
+ON CONFLICT (client_order_id) DO NOTHING
+RETURNING id
 """
 _OPEN_CYCLE = """
 INSERT INTO cycles (id, execution_arn, stage, timeframe, as_of, assets, status)
@@ -144,6 +153,18 @@ class PostgresDecisionStore:
                 self._drop()
                 raise TransientError(f"database unavailable while backfilling: {exc}") from exc
         return inserted
+
+    def record_execution(
+        self, inp: ExecuteOrderInput, order: OrderRequest, result: OrderResult, venue: str, mode: str
+    ) -> bool:
+        """Link an order to its decision; False when a retried task finds it already linked."""
+        params = {
+            "decision_id": inp.recorded.id, "as_of": inp.as_of, "venue": venue, "mode": mode,
+            "client_order_id": order.client_order_id, "venue_order_id": result.venue_order_id,
+            "side": order.side.value, "quantity": order.quantity, "price": result.average_price,
+            "status": str(result.status), "detail": Jsonb({"fee": str(result.fee), "detail": result.detail}),
+        }  # fmt: skip
+        return self._execute(_INSERT_EXECUTION, params)
 
     def open_cycle(self, cycle: CycleHeader, execution_id: str) -> bool:
         """Register a cycle as RUNNING; False when a retried task finds it already registered."""

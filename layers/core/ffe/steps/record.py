@@ -17,6 +17,7 @@ from ffe.contracts import (
     parse,
 )
 from ffe.domain.errors import InvalidInputError
+from ffe.domain.models import Action
 
 
 def record(rec: Record, store: DecisionStore) -> RecordDecisionResult:
@@ -34,9 +35,10 @@ def record(rec: Record, store: DecisionStore) -> RecordDecisionResult:
         return RecordDecisionResult(kind=rec.kind, id=None, created=created, cycle_id=rec.cycle_id, asset=None)
     if isinstance(rec, DecisionRecord):
         stored = store.record_decision(rec)
+        execute = rec.risk is not None and rec.risk.approved and rec.action is not Action.HOLD
         return RecordDecisionResult(
             kind="decision", id=stored.id, created=stored.created, cycle_id=rec.cycle_id, asset=rec.asset,
-            action=rec.action,
+            action=rec.action, execute=execute,
         )  # fmt: skip
     rec, message = explain_failure(rec)
     stored = store.record_failure(rec, message)

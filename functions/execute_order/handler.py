@@ -1,0 +1,27 @@
+"""ExecuteOrder: place an approved decision's order on the stage's venue, exactly once."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from ffe.adapters.brokers_factory import get_broker
+from ffe.adapters.store import get_store
+from ffe.contracts import ExecuteOrderInput, parse
+from ffe.observability import ORDERS, MetricUnit, logger, metrics, tracer
+from ffe.settings import RiskSettings, get_settings
+from ffe.steps.execute import execute_order
+
+
+@logger.inject_lambda_context(correlation_id_path="execution_id")
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    inp = parse(ExecuteOrderInput, event)
+    logger.append_keys(cycle_id=inp.cycle_id, asset=inp.asset)
+    settings = get_settings(RiskSettings)
+    result = execute_order(inp, get_broker(settings, inp.as_of), get_store(), settings.execution_mode)
+    metrics.add_dimension(name="venue", value=result.venue)
+    metrics.add_metric(name=ORDERS, unit=MetricUnit.Count, value=int(result.created))
+    logger.info("order placed", extra={"client_order_id": result.client_order_id, "order_status": result.status,
+                                       "venue": result.venue, "new_order": result.created})  # fmt: skip
+    return result.model_dump(mode="json")
