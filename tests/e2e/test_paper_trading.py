@@ -47,7 +47,7 @@ def rows(url: str, sql: str, *params: Any) -> list[dict[str, Any]]:
 
 
 def test_positions_carry_over_between_cycles(cloud: LocalCloud, paper_db: str) -> None:
-    # Given a BUY decided at 12:01: its paper order waits for the next bar (13:00)
+    # Given a BUY decided at 12:01 on the 11:00 bar: its paper order fills at the next bar's (12:00) open
     first = cycle(cloud, FIRST)
     [order] = rows(paper_db, "SELECT e.*, d.id AS decided FROM executions e JOIN decisions d ON d.id = e.decision_id"
                              " AND d.as_of = e.as_of WHERE d.cycle_id = %s", first)  # fmt: skip
@@ -55,12 +55,12 @@ def test_positions_carry_over_between_cycles(cloud: LocalCloud, paper_db: str) -
     assert rows(paper_db, "SELECT * FROM paper_positions WHERE quantity <> 0") == []
     # And a retried ExecuteOrder (same payload, twice) places nothing new
     retry_execute_order(cloud, paper_db, first)
-    # When the cycles at 13:01 and 14:01 run (the 13:00 bar is complete only at 14:00)
+    # When the next cycle runs at 13:01 (the 12:00 bar is complete by then)
     cycle(cloud, FIRST + timedelta(hours=1))
-    cycle(cloud, FIRST + timedelta(hours=2))
-    # Then the first order filled at the 13:00 open and the position is held across cycles
+    # Then the order filled at the 12:00 open, and the position is there for the cycle after
     [filled] = rows(paper_db, "SELECT * FROM paper_orders WHERE client_order_id = %s", order["client_order_id"])
-    assert filled["status"] == "FILLED" and filled["filled_bar_time"] == datetime(2019, 6, 15, 13, tzinfo=UTC)
+    assert filled["status"] == "FILLED" and filled["filled_bar_time"] == datetime(2019, 6, 15, 12, tzinfo=UTC)
+    cycle(cloud, FIRST + timedelta(hours=2))
     [position] = rows(paper_db, "SELECT * FROM paper_positions WHERE asset = 'BTCUSD'")
     assert Decimal(position["quantity"]) >= Decimal(order["quantity"])
     account = rows(paper_db, "SELECT cash FROM paper_accounts")[0]

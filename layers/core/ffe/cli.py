@@ -48,6 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     decisions.add_argument("--asset", default=None)
 
     commands.add_parser("reset", help="stop the embedded Postgres and delete the local state")
+    commands.add_parser("portfolio", help="the paper account: cash, positions, equity, exposure")
 
     args = parser.parse_args(argv)
     from ffe.local.runner import LocalState
@@ -59,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _decisions(state, args.limit, args.asset)
     if args.command == "preflight":
         return _preflight(state)
+    if args.command == "portfolio":
+        return _portfolio(state, heading=True)
     if args.command == "dlq":
         return _dlq_replay(state, args.stage, args.region)
     if args.command == "api":
@@ -78,9 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(state: Any, args: argparse.Namespace) -> int:
     from ffe.domain.staleness import human_duration
-    from ffe.local.runner import DEFAULT_AS_OF, run_cycle
+    from ffe.local.runner import run_cycle
 
-    default_as_of = _now_minute() if args.provider == "live" else DEFAULT_AS_OF
+    default_as_of = _now_minute() if args.provider == "live" else state.next_as_of(args.timeframe)
     report = run_cycle(
         state, as_of=args.as_of or default_as_of, timeframe=args.timeframe, assets=args.assets,
         raw_input=args.raw_input, echo_logs=args.logs, provider=args.provider,
@@ -124,6 +127,8 @@ def _run(state: Any, args: argparse.Namespace) -> int:
     if report.dead_letters:
         print(f"{report.dead_letters} record(s) parked in the dead-letter queue: run `ffe dlq replay` to write them")
         print()
+    _portfolio(state, heading=False)
+    print()
     print("Execution history (Step Functions console, table view)")
     print(table(
         ["state", "type", "asset", "status", "attempts", "duration", "error"],
@@ -131,6 +136,25 @@ def _run(state: Any, args: argparse.Namespace) -> int:
          for v in report.visits],
     ))  # fmt: skip
     return 0 if report.status == "SUCCEEDED" else 1
+
+
+def _portfolio(state: Any, heading: bool) -> int:
+    from ffe.local.runner import paper_portfolio
+
+    book = paper_portfolio(state)
+    if book is None:
+        print("no paper account yet: run `ffe run` first")
+        return 0
+    print(f"paper account {book['account']}: equity {book['equity']:.2f} {book['currency']}, cash {book['cash']:.2f},"
+          f" exposure {book['exposure']:.1%}, {book['pending_orders']} order(s) waiting for the next bar")  # fmt: skip
+    if book["positions"]:
+        print(table(
+            ["asset", "quantity", "average price", "mark", "value", "unrealised P&L"],
+            [[p["asset"], f"{p['quantity']:.8g}", f"{p['average_price']:.2f}", f"{p['mark_price']:.2f}",
+              f"{p['value']:.2f}", f"{(p['mark_price'] - p['average_price']) * p['quantity']:+.2f}"]
+             for p in book["positions"]],
+        ))  # fmt: skip
+    return 0
 
 
 def _dlq_replay(state: Any, stage: str | None, region: str | None) -> int:

@@ -17,7 +17,7 @@ _BROKERS: dict[tuple[RiskSettings, str], PaperBroker] = {}
 
 def get_broker(settings: RiskSettings, as_of: datetime) -> Broker:
     """The paper broker (one per container and stage, so its connection is reused); orders are stamped
-    with the cycle's as_of, which is what makes replayed and live runs fill at the same next bar."""
+    with ``as_of`` (the decision bar's close), so replayed and live runs fill at the same next bar."""
     if settings.execution_mode == "live":
         # The Coinbase/Oanda adapters exist (ffe.adapters.brokers); routing live orders to them comes with
         # the ExecuteOrder state. Until then a stage set to live must not quietly size against paper.

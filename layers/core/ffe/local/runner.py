@@ -9,12 +9,14 @@ import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
 
+from ffe.domain.models import Timeframe
 from ffe.local.aws import LocalCloud
 from ffe.local.history import StateVisit, state_visits
 from ffe.local.postgres import EmbeddedPostgres
@@ -61,6 +63,21 @@ class LocalState:
     @property
     def dead_letters(self) -> Path:
         return self.root / "dead-letters.json"
+
+    @property
+    def replay_clock(self) -> Path:
+        return self.root / "replay-clock"
+
+    def next_as_of(self, timeframe: str) -> datetime:
+        """Replay advances one bar per run: the first run is DEFAULT_AS_OF, each later one a bar after the last."""
+        if not self.replay_clock.exists():
+            return DEFAULT_AS_OF
+        last = datetime.fromisoformat(self.replay_clock.read_text().strip())
+        return last + Timeframe(timeframe).duration
+
+    def remember(self, as_of: datetime) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.replay_clock.write_text(as_of.isoformat())
 
     def postgres(self) -> EmbeddedPostgres:
         return EmbeddedPostgres(self.pgdata)
@@ -128,6 +145,8 @@ def run_cycle(
         )
         report.decisions, report.failures = _outcome(pg.url, arn)
     _save(state, report)
+    if raw_input is None and provider == "replay":
+        state.remember(as_of)
     return report
 
 
@@ -155,6 +174,32 @@ def run_preflight_locally(state: LocalState, project: Path | None = None) -> dic
     with state.postgres() as pg, LocalCloud(project or project_root(), pg.url, market_data="live",
                                              provider_secrets=provider_secrets_from_env()) as cloud:  # fmt: skip
         return cloud.invoke("preflight")
+
+
+def paper_portfolio(state: LocalState, stage: str = "dev") -> dict[str, Any] | None:
+    """The stage's paper account from the store: cash, positions marked to the last bar, exposure."""
+    with state.postgres() as pg, psycopg.connect(pg.url, row_factory=dict_row) as conn:
+        if conn.execute("SELECT to_regclass('paper_accounts') IS NOT NULL AS ok").fetchone() == {"ok": False}:
+            return None
+        account = conn.execute("SELECT * FROM paper_accounts WHERE id = %s", (f"paper-{stage}",)).fetchone()
+        if account is None:
+            return None
+        positions = conn.execute(
+            "SELECT asset, quantity, average_price, mark_price, quantity * mark_price AS value FROM paper_positions"
+            " WHERE account_id = %s AND quantity <> 0 ORDER BY asset",
+            (account["id"],),
+        ).fetchall()
+        pending = conn.execute(
+            "SELECT count(*) AS n FROM paper_orders WHERE account_id = %s AND status = 'PENDING'", (account["id"],)
+        ).fetchone()
+    value = sum((p["value"] for p in positions), Decimal(0))
+    equity = account["cash"] + value
+    gross = sum((abs(p["value"]) for p in positions), Decimal(0))
+    return {
+        "account": account["id"], "currency": account["currency"], "cash": account["cash"], "equity": equity,
+        "exposure": gross / equity if equity else Decimal(0), "positions": positions,
+        "pending_orders": pending["n"] if pending else 0,
+    }  # fmt: skip
 
 
 def replay_dead_letters_locally(state: LocalState, project: Path | None = None) -> Any:
