@@ -22,6 +22,16 @@ def test_run_then_decisions_then_reset(tmp_path: Path, capsys: pytest.CaptureFix
     assert "Execution history" in out and "Hold on stale data" in out and "Record decision" in out
     assert (state / "pgdata" / "PG_VERSION").exists() and list((state / "runs").glob("*.json"))
 
+    assert "paper account paper-dev" in out and "order(s) waiting for the next bar" in out
+
+    # And the next run is one bar later, with the first run's orders filled and the positions carried over
+    assert main(["--state-dir", str(state), "run"]) == 0
+    second = capsys.readouterr().out
+    assert "as of 2019-06-15T13:01:00Z" in second
+    assert any(line.startswith("BTCUSD  1.1") for line in second.splitlines()), second  # the position table
+    assert main(["--state-dir", str(state), "portfolio"]) == 0
+    assert "BTCUSD" in capsys.readouterr().out
+
     # And a later command finds what was stored
     assert main(["--state-dir", str(state), "decisions"]) == 0
     listed = capsys.readouterr().out
