@@ -77,6 +77,7 @@ class RiskSettings(DatabaseSettings):
     """The stage's risk limits and execution venue (defaults are conservative; set per stage)."""
 
     execution_mode: Literal["off", "paper", "live"] = "paper"
+    risk_limits_parameter: str | None = None  # SSM parameter (JSON) with the stage's limits; overrides RISK_*
     paper_starting_cash: float = Field(default=100_000, gt=0)
     risk_target_daily_volatility: float = Field(default=0.01, gt=0, lt=1)
     risk_max_position_fraction: float = Field(default=0.10, gt=0, lt=1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from ffe.adapters.paper_broker import PaperBroker
 from ffe.adapters.store import conninfo_from_settings
@@ -33,14 +34,28 @@ def get_broker(settings: RiskSettings, as_of: datetime) -> Broker:
 
 
 def risk_limits(settings: RiskSettings) -> RiskLimits:
-    return RiskLimits(
-        target_daily_volatility=settings.risk_target_daily_volatility,
-        max_position_fraction=settings.risk_max_position_fraction,
-        max_gross_exposure=settings.risk_max_gross_exposure,
-        daily_loss_limit=settings.risk_daily_loss_limit,
-        max_drawdown=settings.risk_max_drawdown,
-        var_limit=settings.risk_var_limit,
-    )
+    """The stage's limits: the SSM parameter (JSON, read through Powertools, cached 5 min) when one is
+    configured, else the RISK_* environment. Validated either way; a bad value stops the gate."""
+    values: dict[str, Any] = {
+        "target_daily_volatility": settings.risk_target_daily_volatility,
+        "max_position_fraction": settings.risk_max_position_fraction,
+        "max_gross_exposure": settings.risk_max_gross_exposure,
+        "daily_loss_limit": settings.risk_daily_loss_limit,
+        "max_drawdown": settings.risk_max_drawdown,
+        "var_limit": settings.risk_var_limit,
+    }
+    if settings.risk_limits_parameter:
+        from aws_lambda_powertools.utilities import parameters
+
+        stored = parameters.get_parameter(settings.risk_limits_parameter, transform="json", max_age=300)
+        if not isinstance(stored, dict) or set(stored) - set(values):
+            raise PermanentError(f"risk limits in {settings.risk_limits_parameter} must be a JSON object with keys "
+                                 f"among {sorted(values)}, got {stored!r}")  # fmt: skip
+        values.update(stored)
+    try:
+        return RiskLimits(**{k: float(v) for k, v in values.items()})
+    except (TypeError, ValueError) as exc:
+        raise PermanentError(f"invalid risk limits: {exc}") from exc
 
 
 def close_brokers() -> None:
