@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from datetime import date
 from decimal import Decimal
 
 from ffe.contracts import DecisionRecord, GateRiskInput, RiskAssessment
@@ -27,7 +28,7 @@ def gate_risk(inp: GateRiskInput, broker: Broker, limits: RiskLimits, alarm: Vio
         settle(inp.asset, bars)
     price = Decimal(repr(bars[-1].close))
     returns = [math.log(b.close / a.close) for a, b in zip(bars, bars[1:], strict=False)]
-    portfolio = _portfolio(broker, inp.asset, price)
+    portfolio = _portfolio(broker, inp.asset, price, inp.as_of.date())
     rules = broker.product_rules(inp.asset)
     verdict = gate(decision.action, decision.confidence, inp.asset, returns, portfolio, limits, rules)
     if verdict.approved and verdict.side is not None:
@@ -49,7 +50,7 @@ def gate_risk(inp: GateRiskInput, broker: Broker, limits: RiskLimits, alarm: Vio
     })  # fmt: skip
 
 
-def _portfolio(broker: Broker, asset: str, price: Decimal) -> Portfolio:
+def _portfolio(broker: Broker, asset: str, price: Decimal, day: date) -> Portfolio:
     """The venue's account as the gate sees it; a balance that cannot be read is None, never a default."""
     try:
         balance = broker.balance()
@@ -58,5 +59,8 @@ def _portfolio(broker: Broker, asset: str, price: Decimal) -> Portfolio:
         balance, positions = None, {}
     prices = {a: p.average_price for a, p in positions.items()} | {asset: price}
     equity = balance.equity if balance else Decimal(0)
-    # Kill-switch history (start-of-day and peak equity) is not tracked yet: both start at today's equity.
-    return Portfolio(balance, positions, prices, day_start_equity=equity, peak_equity=equity)
+    day_start, peak = equity, equity
+    marks = getattr(broker, "equity_marks", None)  # the venue's memory of start-of-day and peak equity
+    if marks is not None and balance is not None:
+        day_start, peak = marks(day, equity)
+    return Portfolio(balance, positions, prices, day_start_equity=day_start, peak_equity=peak)

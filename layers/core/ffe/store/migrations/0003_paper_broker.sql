@@ -4,6 +4,10 @@ CREATE TABLE paper_accounts (
     id          text        PRIMARY KEY,          -- e.g. the stage: one paper account per stage
     currency    text        NOT NULL,
     cash        numeric     NOT NULL,
+    -- the kill switches' memory: equity at the start of the (UTC) day, and the highest equity seen
+    day_start_date   date,
+    day_start_equity numeric,
+    peak_equity      numeric,
     created_at  timestamptz NOT NULL DEFAULT now()
 );
 
