@@ -55,6 +55,7 @@ bench: $(VENV)/.dev-installed  ## figures, never assertions
 	$(BIN)/python bench/bench_providers.py
 	$(BIN)/python bench/bench_store.py
 	$(BIN)/python bench/bench_risk.py
+	$(BIN)/python bench/bench_paper.py
 
 build:  ## needs the AWS SAM CLI
 	sam build --config-env $(STAGE)
