@@ -6,16 +6,19 @@ from typing import Any
 from aws_lambda_powertools.metrics import single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from ffe.adapters.brokers_factory import venue_brokers
 from ffe.adapters.market_data import live_providers
 from ffe.observability import NAMESPACE, PROVIDER_HEALTHY, MetricUnit, logger, tracer
-from ffe.settings import ProviderSettings, get_settings
+from ffe.settings import ProviderSettings, RiskSettings, get_settings
 from ffe.steps.preflight import run_preflight
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    report = run_preflight(live_providers(get_settings(ProviderSettings)), clock=lambda: datetime.now(UTC))
+    now = datetime.now(UTC)
+    brokers = venue_brokers(get_settings(RiskSettings), now)
+    report = run_preflight(live_providers(get_settings(ProviderSettings)), clock=lambda: now, brokers=brokers)
     for check in report.providers:
         if check.status != "not_configured":  # one metric per provider, dimensioned by provider
             with single_metric(name=PROVIDER_HEALTHY, unit=MetricUnit.Count, value=int(check.status == "ok"),

@@ -145,3 +145,5 @@ def test_preflight_reports_good_bad_key_and_unreachable_providers(cloud: LocalCl
     assert status == {"coinbase": "ok", "alpha_vantage": "auth_failed", "oanda": "unreachable"}
     assert report["healthy"] is False
     assert AV_KEY not in json.dumps(report)
+    paper = next(b for b in report["brokers"] if b["broker"] == "paper")  # the stage's venue: balance readable
+    assert paper["status"] == "ok" and paper["equity"].endswith("USD") and paper["min_order"] == "0.0001 BTCUSD"

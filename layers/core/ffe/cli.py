@@ -186,6 +186,13 @@ def _preflight(state: Any) -> int:
         [[c["provider"], c["status"], "-" if c["latency_ms"] is None else f"{c['latency_ms']:.0f} ms", c["hint"],
           c["message"][:100]] for c in report["providers"]],
     ))  # fmt: skip
+    if report.get("brokers"):
+        print()
+        print(table(
+            ["broker", "status", "latency", "equity", "min order", "hint / message"],
+            [[b["broker"], b["status"], "-" if b["latency_ms"] is None else f"{b['latency_ms']:.0f} ms",
+              b["equity"] or "-", b["min_order"] or "-", (b["hint"] or b["message"])[:100]] for b in report["brokers"]],
+        ))  # fmt: skip
     return 0 if report["healthy"] else 1
 
 

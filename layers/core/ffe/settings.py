@@ -78,6 +78,8 @@ class RiskSettings(DatabaseSettings):
 
     execution_mode: Literal["off", "paper", "live"] = "paper"
     risk_limits_parameter: str | None = None  # SSM parameter (JSON) with the stage's limits; overrides RISK_*
+    oanda_secret_arn: str | None = None  # the same token trades on Oanda (checked by pre-flight)
+    coinbase_trading_secret_arn: str | None = None  # CDP API key {"key_name", "private_key"} for Advanced Trade
     paper_starting_cash: float = Field(default=100_000, gt=0)
     risk_target_daily_volatility: float = Field(default=0.01, gt=0, lt=1)
     risk_max_position_fraction: float = Field(default=0.10, gt=0, lt=1)

@@ -37,3 +37,31 @@ def test_unconfigured_providers_are_reported_not_probed() -> None:
     statuses = {c.provider: c.status for c in report.providers}
     assert statuses == {"coinbase": "ok", "oanda": "not_configured", "alpha_vantage": "not_configured"}
     assert report.healthy is True
+
+
+def test_brokers_are_checked_independently_and_never_defaulted() -> None:
+    from decimal import Decimal
+
+    from ffe.domain.portfolio import Balance, ProductRules
+
+    class Venue:
+        def __init__(self, name: str, failure: Exception | None = None) -> None:
+            self.name, self.failure = name, failure
+
+        def balance(self) -> Balance:
+            if self.failure:
+                raise self.failure
+            return Balance("USD", Decimal("1000"), Decimal("900"))
+
+        def product_rules(self, asset: str) -> ProductRules:
+            return ProductRules(asset, Decimal("0.001"), Decimal("0.001"))
+
+    report = run_preflight(
+        {"coinbase": ScriptedProvider("coinbase")}, clock=lambda: NOW,
+        brokers={"paper": Venue("paper"), "oanda": Venue("oanda", AuthError("401", provider="oanda"))},  # type: ignore[dict-item]
+    )  # fmt: skip
+    by_name = {b.broker: b for b in report.brokers}
+    assert by_name["paper"].status == "ok" and by_name["paper"].equity == "1000 USD"
+    assert by_name["paper"].min_order == "0.001 BTCUSD"
+    assert by_name["oanda"].status == "auth_failed" and by_name["oanda"].equity is None
+    assert report.healthy is False  # a broker that cannot read its balance fails the pre-flight

@@ -33,6 +33,23 @@ def get_broker(settings: RiskSettings, as_of: datetime) -> Broker:
     return broker
 
 
+def venue_brokers(settings: RiskSettings, now: datetime) -> dict[str, Broker]:
+    """The brokers pre-flight checks: the stage's paper account, and every live venue with credentials."""
+    from ffe.adapters.brokers.coinbase import CoinbaseBroker
+    from ffe.adapters.brokers.oanda import OandaBroker
+    from ffe.adapters.market_data import secret_credentials
+    from ffe.adapters.providers.base import shared_client
+
+    brokers: dict[str, Broker] = {}
+    if settings.execution_mode != "off":
+        brokers["paper"] = get_broker(settings.model_copy(update={"execution_mode": "paper"}), now)
+    if settings.oanda_secret_arn:
+        brokers["oanda"] = OandaBroker(shared_client(), secret_credentials(settings.oanda_secret_arn))
+    if settings.coinbase_trading_secret_arn:
+        brokers["coinbase"] = CoinbaseBroker(shared_client(), secret_credentials(settings.coinbase_trading_secret_arn))
+    return brokers
+
+
 def risk_limits(settings: RiskSettings) -> RiskLimits:
     """The stage's limits: the SSM parameter (JSON, read through Powertools, cached 5 min) when one is
     configured, else the RISK_* environment. Validated either way; a bad value stops the gate."""

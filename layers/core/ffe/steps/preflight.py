@@ -12,6 +12,7 @@ from pydantic import Field
 from ffe.adapters.providers.base import LiveProvider
 from ffe.contracts import Contract, UtcDatetime
 from ffe.domain.errors import AuthError, FfeError, RateLimitedError, TransientError
+from ffe.domain.portfolio import Broker
 
 Status = Literal["ok", "auth_failed", "rate_limited", "unreachable", "error", "not_configured"]
 KNOWN_PROVIDERS = ("coinbase", "oanda", "alpha_vantage")
@@ -30,19 +31,55 @@ class ProviderCheck(Contract):
     hint: str = ""
 
 
+class BrokerCheck(Contract):
+    broker: str
+    status: Status
+    latency_ms: float | None = None
+    equity: str | None = Field(default=None, description="the balance read, proving it is readable")
+    min_order: str | None = Field(default=None, description="the venue's minimum order size for the probe product")
+    message: str = ""
+    hint: str = ""
+
+
 class PreflightResult(Contract):
     checked_at: UtcDatetime
-    healthy: bool = Field(description="every configured provider answered ok")
+    healthy: bool = Field(description="every configured provider and broker answered ok")
     providers: list[ProviderCheck]
+    brokers: list[BrokerCheck] = Field(default_factory=list)
 
 
-def run_preflight(providers: Mapping[str, LiveProvider], clock: Callable[[], datetime]) -> PreflightResult:
-    """Probe each configured provider with a tiny real request; never stop at the first failure."""
+# The product each venue's order rules are loaded for (proves the product catalogue is readable).
+PROBE_PRODUCT = {"paper": "BTCUSD", "coinbase": "BTCUSD", "oanda": "EURUSD"}
+
+
+def run_preflight(
+    providers: Mapping[str, LiveProvider], clock: Callable[[], datetime], brokers: Mapping[str, Broker] | None = None
+) -> PreflightResult:
+    """Probe each configured provider and broker independently; never stop at the first failure."""
     checks = [_check(name, providers.get(name)) for name in KNOWN_PROVIDERS]
+    venue_checks = [_check_broker(name, broker) for name, broker in (brokers or {}).items()]
     configured = [c for c in checks if c.status != "not_configured"]
-    return PreflightResult(
-        checked_at=clock(), healthy=bool(configured) and all(c.status == "ok" for c in configured), providers=checks
-    )
+    healthy = bool(configured) and all(c.status == "ok" for c in configured)
+    healthy = healthy and all(c.status == "ok" for c in venue_checks)
+    return PreflightResult(checked_at=clock(), healthy=healthy, providers=checks, brokers=venue_checks)
+
+
+def _check_broker(name: str, broker: Broker) -> BrokerCheck:
+    """Balance readable (never defaulted) and the venue's order minimums loaded."""
+    started = time.perf_counter()
+    try:
+        balance = broker.balance()
+        rules = broker.product_rules(PROBE_PRODUCT.get(name, "BTCUSD"))
+    except FfeError as exc:
+        status, hint = _diagnose(name, exc)
+        latency = round((time.perf_counter() - started) * 1000, 1)
+        return BrokerCheck(broker=name, status=status, latency_ms=latency, message=str(exc), hint=hint)
+    except Exception as exc:  # noqa: BLE001  # one broker's bug must not hide the others
+        return BrokerCheck(broker=name, status="error", message=f"{type(exc).__name__}: {exc}")
+    return BrokerCheck(
+        broker=name, status="ok", latency_ms=round((time.perf_counter() - started) * 1000, 1),
+        equity=f"{balance.equity} {balance.currency}", min_order=f"{rules.min_size} {rules.asset}",
+    )  # fmt: skip
 
 
 def _check(name: str, provider: LiveProvider | None) -> ProviderCheck:
