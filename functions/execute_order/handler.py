@@ -21,7 +21,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     settings = get_settings(RiskSettings)
     # The order goes in at the close of the bar it was decided on, so it fills at the next bar's open.
     placed_at = inp.bar_time + inp.timeframe.duration if inp.bar_time else inp.as_of
-    result = execute_order(inp, get_broker(settings, placed_at), get_store(), settings.execution_mode)
+    result = execute_order(inp, get_broker(settings, placed_at, inp.asset), get_store(), settings.execution_mode)
     metrics.add_dimension(name="venue", value=result.venue)
     metrics.add_metric(name=ORDERS, unit=MetricUnit.Count, value=int(result.created))
     logger.info("order placed", extra={"client_order_id": result.client_order_id, "order_status": result.status,

@@ -130,10 +130,14 @@ def test_execute_refuses_what_the_gate_did_not_approve_and_skips_when_off(broker
     assert skipped.status == "SKIPPED" and broker.order_status(skipped.client_order_id) is None
 
 
-def test_drawdown_from_the_remembered_peak_trips_the_kill_switch(broker, cycle_id) -> None:  # type: ignore[no-untyped-def]
+def test_drawdown_from_the_remembered_peak_trips_the_kill_switch(postgres, broker, cycle_id) -> None:  # type: ignore[no-untyped-def]
     from datetime import date
 
-    broker.equity_marks(date(2019, 6, 14), Decimal("130000"))  # the account was worth 130k yesterday
-    record = gate_risk(gate_input(cycle_id), broker, RiskLimits(), no_alarm)  # 100k today: -23 % from the peak
+    from ffe.adapters.equity_marks import PostgresEquityMarks
+
+    memory = PostgresEquityMarks(postgres)
+    memory.marks(broker.account_id, date(2019, 6, 14), Decimal("130000"))  # worth 130k yesterday
+    record = gate_risk(gate_input(cycle_id), broker, RiskLimits(), no_alarm, memory)  # 100k today: -23 %
+    memory.close()
     assert record.action is Action.HOLD and record.risk is not None
     assert record.risk.reasons == ["drawdown_kill_switch"]

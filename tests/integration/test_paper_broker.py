@@ -99,8 +99,10 @@ def test_bad_orders_and_accounts_are_refused(postgres: str, account: str) -> Non
 def test_equity_marks_remember_the_day_start_and_the_peak(postgres: str, account: str) -> None:
     from datetime import date
 
-    broker = PaperBroker(postgres, account, clock=lambda: T0)
-    assert broker.equity_marks(date(2019, 6, 15), D("100000")) == (D("100000"), D("100000"))
-    assert broker.equity_marks(date(2019, 6, 15), D("104000")) == (D("100000"), D("104000"))  # same day: peak moves
-    assert broker.equity_marks(date(2019, 6, 16), D("97000")) == (D("97000"), D("104000"))  # new day starts at 97k
-    broker.close()
+    from ffe.adapters.equity_marks import PostgresEquityMarks
+
+    memory = PostgresEquityMarks(postgres)
+    assert memory.marks(account, date(2019, 6, 15), D("100000")) == (D("100000"), D("100000"))
+    assert memory.marks(account, date(2019, 6, 15), D("104000")) == (D("100000"), D("104000"))  # peak moves
+    assert memory.marks(account, date(2019, 6, 16), D("97000")) == (D("97000"), D("104000"))  # a new day
+    memory.close()

@@ -41,3 +41,22 @@ def test_limits_from_ssm_are_validated(stored: object, message: str | None) -> N
         else:
             with pytest.raises(PermanentError, match=message):
                 risk_limits(configured)
+
+
+def test_live_mode_routes_each_asset_class_to_its_broker_or_refuses() -> None:
+    from datetime import UTC, datetime
+
+    from ffe.adapters.brokers.coinbase import CoinbaseBroker
+    from ffe.adapters.brokers.oanda import OandaBroker
+    from ffe.adapters.brokers_factory import close_brokers, get_broker
+
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:ffe/dev/x"
+    live = settings(execution_mode="live", oanda_secret_arn=arn, coinbase_trading_secret_arn=arn)
+    now = datetime(2026, 1, 5, tzinfo=UTC)
+    assert isinstance(get_broker(live, now, "EURUSD"), OandaBroker)
+    assert isinstance(get_broker(live, now, "BTCUSD"), CoinbaseBroker)
+    with pytest.raises(PermanentError, match="no live broker is configured for SPY"):
+        get_broker(live, now, "SPY")
+    close_brokers()
+    with pytest.raises(PermanentError, match="CoinbaseTradingSecretArn"):
+        get_broker(settings(execution_mode="live"), now, "BTCUSD")

@@ -6,23 +6,27 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from ffe.adapters.equity_marks import PostgresEquityMarks
 from ffe.adapters.paper_broker import PaperBroker
 from ffe.adapters.store import conninfo_from_settings
 from ffe.domain.errors import PermanentError
+from ffe.domain.models import AssetClass
 from ffe.domain.portfolio import Broker
 from ffe.domain.risk import RiskLimits
+from ffe.domain.universe import asset_class_of
 from ffe.settings import RiskSettings
 
 _BROKERS: dict[tuple[RiskSettings, str], PaperBroker] = {}
+_LIVE: dict[str, Broker] = {}
+_MEMORY: dict[str, PostgresEquityMarks] = {}
 
 
-def get_broker(settings: RiskSettings, as_of: datetime) -> Broker:
-    """The paper broker (one per container and stage, so its connection is reused); orders are stamped
-    with ``as_of`` (the decision bar's close), so replayed and live runs fill at the same next bar."""
+def get_broker(settings: RiskSettings, as_of: datetime, asset: str | None = None) -> Broker:
+    """The stage's venue for ``asset``: the paper account (one per container, so its connection is reused),
+    or in live mode the asset class's broker (crypto: Coinbase Advanced Trade; FX: Oanda). Paper orders
+    are stamped with ``as_of`` (the decision bar's close), so they fill at the next bar's open."""
     if settings.execution_mode == "live":
-        # The Coinbase/Oanda adapters exist (ffe.adapters.brokers); routing live orders to them comes with
-        # the ExecuteOrder state. Until then a stage set to live must not quietly size against paper.
-        raise PermanentError("EXECUTION_MODE=live is not wired into the cycle yet; use paper")
+        return _live_broker(settings, asset)
     key = (settings, settings.stage)
     broker = _BROKERS.get(key)
     if broker is None:
@@ -31,6 +35,29 @@ def get_broker(settings: RiskSettings, as_of: datetime) -> Broker:
         _BROKERS[key] = broker
     broker.set_clock(lambda: as_of)
     return broker
+
+
+def _live_broker(settings: RiskSettings, asset: str | None) -> Broker:
+    from ffe.adapters.brokers.coinbase import CoinbaseBroker
+    from ffe.adapters.brokers.oanda import OandaBroker
+    from ffe.adapters.market_data import secret_credentials
+    from ffe.adapters.providers.base import shared_client
+
+    asset_class = asset_class_of(asset) if asset else None
+    if asset_class is AssetClass.CRYPTO and settings.coinbase_trading_secret_arn:
+        return _LIVE.setdefault("coinbase", CoinbaseBroker(shared_client(),
+                                secret_credentials(settings.coinbase_trading_secret_arn)))  # fmt: skip
+    if asset_class is AssetClass.FX and settings.oanda_secret_arn:
+        return _LIVE.setdefault("oanda", OandaBroker(shared_client(), secret_credentials(settings.oanda_secret_arn)))
+    raise PermanentError(f"EXECUTION_MODE=live but no live broker is configured for {asset} ({asset_class}): set "
+                         "CoinbaseTradingSecretArn for crypto or OandaSecretArn for FX")  # fmt: skip
+
+
+def get_equity_memory(settings: RiskSettings) -> PostgresEquityMarks:
+    """The kill switches' memory, one per container (its connection is reused)."""
+    if "memory" not in _MEMORY:
+        _MEMORY["memory"] = PostgresEquityMarks(conninfo_from_settings(settings))
+    return _MEMORY["memory"]
 
 
 def venue_brokers(settings: RiskSettings, now: datetime) -> dict[str, Broker]:
@@ -79,3 +106,7 @@ def close_brokers() -> None:
     for broker in _BROKERS.values():
         broker.close()
     _BROKERS.clear()
+    _LIVE.clear()
+    for memory in _MEMORY.values():
+        memory.close()
+    _MEMORY.clear()

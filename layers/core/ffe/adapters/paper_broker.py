@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -108,22 +108,6 @@ class PaperBroker:
         with self._db() as conn:
             row = conn.execute("SELECT 1 FROM paper_orders WHERE client_order_id = %s", (client_order_id,)).fetchone()
             return self._result(conn, client_order_id) if row else None
-
-    def equity_marks(self, day: date, equity: Decimal) -> tuple[Decimal, Decimal]:
-        """(start-of-day equity, peak equity) for the kill switches, updated with ``equity`` seen on ``day``."""
-        with self._db() as conn:
-            self._cash(conn)
-            row = conn.execute(
-                "UPDATE paper_accounts SET"
-                " day_start_equity = CASE WHEN day_start_date IS DISTINCT FROM %(day)s THEN %(equity)s"
-                "                         ELSE day_start_equity END,"
-                " day_start_date = %(day)s,"
-                " peak_equity = GREATEST(coalesce(peak_equity, %(equity)s), %(equity)s)"
-                " WHERE id = %(id)s RETURNING day_start_equity, peak_equity",
-                {"day": day, "equity": equity, "id": self.account_id},
-            ).fetchone()
-        assert row is not None
-        return D(row["day_start_equity"]), D(row["peak_equity"])
 
     # --- the market moves -----------------------------------------------------------------------------
 

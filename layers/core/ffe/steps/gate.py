@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
 
+from ffe.adapters.equity_marks import EquityMemory
 from ffe.contracts import DecisionRecord, GateRiskInput, RiskAssessment
 from ffe.domain.errors import AuthError, InvalidInputError
 from ffe.domain.models import Action
@@ -17,7 +18,9 @@ from ffe.domain.risk import Portfolio, RiskLimits, RiskVerdict, gate, violations
 ViolationAlarm = Callable[[str, list[str]], None]
 
 
-def gate_risk(inp: GateRiskInput, broker: Broker, limits: RiskLimits, alarm: ViolationAlarm) -> DecisionRecord:
+def gate_risk(
+    inp: GateRiskInput, broker: Broker, limits: RiskLimits, alarm: ViolationAlarm, memory: EquityMemory | None = None
+) -> DecisionRecord:
     """Size the decision within every limit, or turn it into a HOLD that says why."""
     decision = inp.decision
     if decision.action is Action.HOLD:
@@ -28,7 +31,7 @@ def gate_risk(inp: GateRiskInput, broker: Broker, limits: RiskLimits, alarm: Vio
         settle(inp.asset, bars)
     price = Decimal(repr(bars[-1].close))
     returns = [math.log(b.close / a.close) for a, b in zip(bars, bars[1:], strict=False)]
-    portfolio = _portfolio(broker, inp.asset, price, inp.as_of.date())
+    portfolio = _portfolio(broker, inp.asset, price, inp.as_of.date(), memory)
     rules = broker.product_rules(inp.asset)
     verdict = gate(decision.action, decision.confidence, inp.asset, returns, portfolio, limits, rules)
     if verdict.approved and verdict.side is not None:
@@ -50,7 +53,7 @@ def gate_risk(inp: GateRiskInput, broker: Broker, limits: RiskLimits, alarm: Vio
     })  # fmt: skip
 
 
-def _portfolio(broker: Broker, asset: str, price: Decimal, day: date) -> Portfolio:
+def _portfolio(broker: Broker, asset: str, price: Decimal, day: date, memory: EquityMemory | None) -> Portfolio:
     """The venue's account as the gate sees it; a balance that cannot be read is None, never a default."""
     try:
         balance = broker.balance()
@@ -60,7 +63,6 @@ def _portfolio(broker: Broker, asset: str, price: Decimal, day: date) -> Portfol
     prices = {a: p.average_price for a, p in positions.items()} | {asset: price}
     equity = balance.equity if balance else Decimal(0)
     day_start, peak = equity, equity
-    marks = getattr(broker, "equity_marks", None)  # the venue's memory of start-of-day and peak equity
-    if marks is not None and balance is not None:
-        day_start, peak = marks(day, equity)
+    if memory is not None and balance is not None:  # the account's remembered start-of-day and peak equity
+        day_start, peak = memory.marks(getattr(broker, "account_id", broker.name), day, equity)
     return Portfolio(balance, positions, prices, day_start_equity=day_start, peak_equity=peak)

@@ -1,13 +1,18 @@
 -- The paper broker's account: cash, positions and orders survive across cycles (and Lambda containers).
+-- And the kill switches' memory for every venue account: start-of-day (UTC) equity and peak equity.
+
+CREATE TABLE equity_marks (
+    account          text        PRIMARY KEY,   -- e.g. paper-dev, coinbase-prod
+    day_start_date   date        NOT NULL,
+    day_start_equity numeric     NOT NULL,
+    peak_equity      numeric     NOT NULL,
+    updated_at       timestamptz NOT NULL DEFAULT now()
+);
 
 CREATE TABLE paper_accounts (
     id          text        PRIMARY KEY,          -- e.g. the stage: one paper account per stage
     currency    text        NOT NULL,
     cash        numeric     NOT NULL,
-    -- the kill switches' memory: equity at the start of the (UTC) day, and the highest equity seen
-    day_start_date   date,
-    day_start_equity numeric,
-    peak_equity      numeric,
     created_at  timestamptz NOT NULL DEFAULT now()
 );
 
