@@ -146,7 +146,8 @@ def _portfolio(state: Any, heading: bool) -> int:
         print("no paper account yet: run `ffe run` first")
         return 0
     print(f"paper account {book['account']}: equity {book['equity']:.2f} {book['currency']}, cash {book['cash']:.2f},"
-          f" exposure {book['exposure']:.1%}, {book['pending_orders']} order(s) waiting for the next bar")  # fmt: skip
+          f" exposure {book['exposure']:.1%}, drawdown {book['drawdown']:.1%} from peak {book['peak']:.2f},"
+          f" {book['pending_orders']} order(s) waiting for the next bar")  # fmt: skip
     if book["positions"]:
         print(table(
             ["asset", "quantity", "average price", "mark", "value", "unrealised P&L"],

@@ -81,6 +81,8 @@ class RiskSettings(DatabaseSettings):
     oanda_secret_arn: str | None = None  # the same token trades on Oanda (checked by pre-flight)
     coinbase_trading_secret_arn: str | None = None  # CDP API key {"key_name", "private_key"} for Advanced Trade
     paper_starting_cash: float = Field(default=100_000, gt=0)
+    paper_fee_rate: float = Field(default=0.001, ge=0, lt=0.1)  # 10 bp of the notional per fill
+    paper_slippage: float = Field(default=0.0005, ge=0, lt=0.1)  # 5 bp against the order, from the bar's open
     risk_target_daily_volatility: float = Field(default=0.01, gt=0, lt=1)
     risk_max_position_fraction: float = Field(default=0.10, gt=0, lt=1)
     risk_max_gross_exposure: float = Field(default=1.0, gt=0, le=10)

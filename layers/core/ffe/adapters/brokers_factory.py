@@ -30,8 +30,11 @@ def get_broker(settings: RiskSettings, as_of: datetime, asset: str | None = None
     key = (settings, settings.stage)
     broker = _BROKERS.get(key)
     if broker is None:
-        broker = PaperBroker(conninfo_from_settings(settings), account_id=f"paper-{settings.stage}",
-                             clock=lambda: as_of, starting_cash=Decimal(str(settings.paper_starting_cash)))  # fmt: skip
+        broker = PaperBroker(
+            conninfo_from_settings(settings), account_id=f"paper-{settings.stage}", clock=lambda: as_of,
+            starting_cash=Decimal(str(settings.paper_starting_cash)), fee_rate=Decimal(str(settings.paper_fee_rate)),
+            slippage=Decimal(str(settings.paper_slippage)),
+        )  # fmt: skip
         _BROKERS[key] = broker
     broker.set_clock(lambda: as_of)
     return broker

@@ -192,11 +192,14 @@ def paper_portfolio(state: LocalState, stage: str = "dev") -> dict[str, Any] | N
         pending = conn.execute(
             "SELECT count(*) AS n FROM paper_orders WHERE account_id = %s AND status = 'PENDING'", (account["id"],)
         ).fetchone()
+        marks = conn.execute("SELECT peak_equity FROM equity_marks WHERE account = %s", (account["id"],)).fetchone()
     value = sum((p["value"] for p in positions), Decimal(0))
     equity = account["cash"] + value
     gross = sum((abs(p["value"]) for p in positions), Decimal(0))
+    peak = max(marks["peak_equity"], equity) if marks else equity
     return {
         "account": account["id"], "currency": account["currency"], "cash": account["cash"], "equity": equity,
+        "peak": peak, "drawdown": (peak - equity) / peak if peak else Decimal(0),
         "exposure": gross / equity if equity else Decimal(0), "positions": positions,
         "pending_orders": pending["n"] if pending else 0,
     }  # fmt: skip
