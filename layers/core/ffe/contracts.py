@@ -103,8 +103,6 @@ class AssetTask(Contract):
 
 # --- FetchMarketData --------------------------------------------------------------------------------
 
-FetchMarketDataInput = AssetTask
-
 
 class BarModel(Contract):
     time: UtcDatetime
@@ -169,8 +167,6 @@ def digest_bars(bars: list[BarModel]) -> str:
     canonical = json.dumps([b.model_dump(mode="json") for b in bars], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
-
-FetchMarketDataResult = MarketData
 
 # --- CheckStaleness (its result lands at $.staleness) ------------------------------------------------
 
@@ -242,9 +238,6 @@ class DecisionRecord(Contract):
         default=None, description="position size approved by the risk gate (base units)"
     )
     risk: RiskAssessment | None = Field(default=None, description="the risk gate's verdict on a BUY/SELL")
-
-
-DecideResult = DecisionRecord
 
 
 class GateRiskInput(MarketData):

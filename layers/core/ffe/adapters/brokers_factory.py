@@ -16,7 +16,7 @@ from ffe.domain.risk import RiskLimits
 from ffe.domain.universe import asset_class_of
 from ffe.settings import RiskSettings
 
-_BROKERS: dict[tuple[RiskSettings, str], PaperBroker] = {}
+_BROKERS: dict[RiskSettings, PaperBroker] = {}
 _LIVE: dict[str, Broker] = {}
 _MEMORY: dict[str, PostgresEquityMarks] = {}
 
@@ -27,15 +27,14 @@ def get_broker(settings: RiskSettings, as_of: datetime, asset: str | None = None
     are stamped with ``as_of`` (the decision bar's close), so they fill at the next bar's open."""
     if settings.execution_mode == "live":
         return _live_broker(settings, asset)
-    key = (settings, settings.stage)
-    broker = _BROKERS.get(key)
+    broker = _BROKERS.get(settings)
     if broker is None:
         broker = PaperBroker(
             conninfo_from_settings(settings), account_id=f"paper-{settings.stage}", clock=lambda: as_of,
             starting_cash=Decimal(str(settings.paper_starting_cash)), fee_rate=Decimal(str(settings.paper_fee_rate)),
             slippage=Decimal(str(settings.paper_slippage)),
         )  # fmt: skip
-        _BROKERS[key] = broker
+        _BROKERS[settings] = broker
     broker.set_clock(lambda: as_of)
     return broker
 

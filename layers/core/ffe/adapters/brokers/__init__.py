@@ -7,6 +7,7 @@ with a fix hint, and strict decimal parsing: a broker read never turns a bad num
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -124,6 +125,23 @@ def check_quantity(order: OrderRequest, rules: ProductRules, call: Call) -> None
             "not sent",
             **context,
         )
+
+
+class RulesCache:
+    """A venue's product rules, kept for ``ttl_s`` (they change rarely; every order needs them)."""
+
+    def __init__(self, monotonic: Callable[[], float], ttl_s: float = 300.0) -> None:
+        self._monotonic = monotonic
+        self._ttl_s = ttl_s
+        self._rules: dict[str, tuple[float, ProductRules]] = {}
+
+    def get(self, asset: str) -> ProductRules | None:
+        cached = self._rules.get(asset)
+        return cached[1] if cached is not None and self._monotonic() - cached[0] < self._ttl_s else None
+
+    def put(self, rules: ProductRules) -> ProductRules:
+        self._rules[rules.asset] = (self._monotonic(), rules)
+        return rules
 
 
 def plain(number: Decimal) -> str:

@@ -55,7 +55,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ffe.adapters.brokers import check_quantity, decimal_field, field_of, plain, send_json
+from ffe.adapters.brokers import RulesCache, check_quantity, decimal_field, field_of, plain, send_json
 from ffe.adapters.providers.base import Call, Credentials, split_pair
 from ffe.domain.errors import AuthError, InvalidInputError
 from ffe.domain.portfolio import Balance, OrderRequest, OrderResult, OrderStatus, Position, ProductRules
@@ -68,7 +68,6 @@ MAX_PAGES = 20  # 5000 accounts: a body that keeps saying has_next past this is 
 SCAN_PAGE = 100
 MAX_SCAN_PAGES = 5
 CASH_EQUIVALENTS = {"USD": ("USDC",)}
-RULES_TTL_SECONDS = 300.0
 
 KEY_HINT = (
     "check the Coinbase secret: 'key_name' must be the CDP API key name (organizations/{org_id}/apiKeys/{key_id}) "
@@ -107,8 +106,7 @@ class CoinbaseBroker:
         self._quote = quote
         self._cash = {quote, *CASH_EQUIVALENTS.get(quote, ())}
         self._clock = clock
-        self._monotonic = monotonic
-        self._rules: dict[str, tuple[float, ProductRules]] = {}
+        self._rules = RulesCache(monotonic)
         self._placed: dict[str, str] = {}  # client_order_id -> venue order id, for this container
 
     # --- Broker -------------------------------------------------------------------------------------------------
@@ -136,8 +134,8 @@ class CoinbaseBroker:
     def product_rules(self, asset: str) -> ProductRules:
         """``base_min_size``, ``base_increment`` and ``quote_min_size`` of the product, cached for 5 minutes."""
         cached = self._rules.get(asset)
-        if cached is not None and self._monotonic() - cached[0] < RULES_TTL_SECONDS:
-            return cached[1]
+        if cached is not None:
+            return cached
         call = Call(self.name, asset)
         body, response = self._product(_product_id(call), call)
         rules = ProductRules(
@@ -148,8 +146,7 @@ class CoinbaseBroker:
         )
         if rules.size_increment <= 0:
             raise InvalidInputError(f"{self.name} sent base_increment {rules.size_increment}", **call.context(response))
-        self._rules[asset] = (self._monotonic(), rules)
-        return rules
+        return self._rules.put(rules)
 
     def place_order(self, order: OrderRequest) -> OrderResult:
         """A market IOC order for ``order.quantity`` base units; the same client_order_id never fills twice."""

@@ -37,13 +37,12 @@ from urllib.parse import quote
 
 import httpx
 
-from ffe.adapters.brokers import check_quantity, decimal_field, field_of, plain, send_json
+from ffe.adapters.brokers import RulesCache, check_quantity, decimal_field, field_of, plain, send_json
 from ffe.adapters.providers.base import Call, Credentials, provider_message, split_pair
 from ffe.domain.errors import AuthError, InvalidInputError
 from ffe.domain.portfolio import Balance, OrderRequest, OrderResult, OrderSide, OrderStatus, Position, ProductRules
 
 HOSTS = {"practice": "https://api-fxpractice.oanda.com", "live": "https://api-fxtrade.oanda.com"}
-RULES_TTL_SECONDS = 300.0
 ACCESS_HINT = (
     "check the OANDA secret's 'token': it must be a current v20 personal access token (OANDA Hub > Manage API "
     "Access; a regenerated token revokes the old one), and a practice token only works with environment=practice"
@@ -66,8 +65,7 @@ class OandaBroker:
     ) -> None:
         self._client = client
         self._credentials = credentials
-        self._monotonic = monotonic
-        self._rules: dict[str, tuple[float, ProductRules]] = {}
+        self._rules = RulesCache(monotonic)
 
     # --- Broker -------------------------------------------------------------------------------------------------
 
@@ -104,8 +102,8 @@ class OandaBroker:
     def product_rules(self, asset: str) -> ProductRules:
         """``minimumTradeSize`` and ``10 ** -tradeUnitsPrecision`` of the instrument, cached for 5 minutes."""
         cached = self._rules.get(asset)
-        if cached is not None and self._monotonic() - cached[0] < RULES_TTL_SECONDS:
-            return cached[1]
+        if cached is not None:
+            return cached
         call = Call(self.name, asset)
         instrument = _instrument(call)
         body, response = self._request("GET", "instruments", call, params={"instruments": instrument})
@@ -119,8 +117,7 @@ class OandaBroker:
         if not 0 <= precision <= 12:
             raise InvalidInputError(f"{self.name} sent tradeUnitsPrecision {precision}", **call.context(response))
         rules = ProductRules(asset=asset, min_size=minimum, size_increment=Decimal(1).scaleb(-precision))
-        self._rules[asset] = (self._monotonic(), rules)
-        return rules
+        return self._rules.put(rules)
 
     def place_order(self, order: OrderRequest) -> OrderResult:
         """A FOK market order; an order already carrying ``client_order_id`` is returned instead of placed."""
