@@ -1,13 +1,20 @@
-"""The three strategy signals the meta-controller later weights. Each scores in [-1, 1]:
-positive favours buying, negative selling, 0 no view."""
+"""The three strategy signals the meta-controller weights. Each scores in [-1, 1]:
+positive favours buying, negative selling, 0 no view.
+
+Every strategy is computed for a whole series at once (:func:`score_matrix`, row ``t`` reads bars ``..t``
+only); a single decision is the last row over the last ``min_bars`` bars. Each row reduces its own window,
+so a backtest over years and a Lambda over 120 bars produce the same bits.
+"""
 
 from __future__ import annotations
 
-import math
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from numpy.typing import NDArray
 
 from ffe.domain.models import Bar
 
@@ -16,6 +23,9 @@ class Strategy(StrEnum):
     TREND_FOLLOWING = "trend_following"
     MEAN_REVERSION = "mean_reversion"
     BREAKOUT = "breakout"
+
+
+STRATEGIES: tuple[Strategy, ...] = tuple(Strategy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,53 +41,99 @@ class StrategyParams:
         return max(self.slow_window, self.zscore_window, self.channel_window) + 1
 
 
-def trend_following(closes: Sequence[float], fast: int, slow: int) -> float:
-    """Moving-average cross: fast SMA over slow SMA, scaled by the recent volatility of returns."""
-    _need(closes, slow + 1, "trend following")
-    fast_ma = statistics.fmean(closes[-fast:])
-    slow_ma = statistics.fmean(closes[-slow:])
+def trend_following_series(closes: NDArray[np.float64], fast: int, slow: int) -> NDArray[np.float64]:
+    """Moving-average cross: fast SMA over slow SMA, scaled by the volatility of the slow window's returns."""
+    c = np.asarray(closes, dtype=np.float64)
+    out = np.full(c.size, np.nan)
+    if c.size < slow + 1:
+        return out
+    t = np.arange(slow, c.size)
+    fast_ma = sliding_window_view(c, fast).mean(axis=1)[t - fast + 1]
+    slow_ma = sliding_window_view(c, slow).mean(axis=1)[t - slow + 1]
     spread = (fast_ma - slow_ma) / slow_ma
-    window = closes[-(slow + 1) :]
-    returns = [math.log(b / a) for a, b in zip(window, window[1:], strict=False)]
-    sigma = statistics.pstdev(returns)
-    if sigma == 0.0:
-        return float(math.copysign(1.0, spread)) if spread else 0.0
-    return math.tanh(spread / (2.0 * sigma))
+    sigma = sliding_window_view(np.diff(np.log(c)), slow).std(axis=1)[t - slow]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scaled = np.tanh(spread / (2.0 * sigma))
+    out[t] = np.where(sigma == 0.0, np.sign(spread), scaled)
+    return out
+
+
+def mean_reversion_series(closes: NDArray[np.float64], window: int) -> NDArray[np.float64]:
+    """Z-score of each close against its rolling mean; stretched prices score against the move."""
+    c = np.asarray(closes, dtype=np.float64)
+    out = np.full(c.size, np.nan)
+    if c.size < window:
+        return out
+    windows = sliding_window_view(c, window)
+    sd = windows.std(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (c[window - 1 :] - windows.mean(axis=1)) / sd
+    out[window - 1 :] = np.where(sd == 0.0, 0.0, -np.tanh(z / 2.0))
+    return out
+
+
+def breakout_series(
+    highs: NDArray[np.float64], lows: NDArray[np.float64], closes: NDArray[np.float64], window: int
+) -> NDArray[np.float64]:
+    """Donchian channel over the ``window`` bars before each bar: +1 above, -1 below, else 0."""
+    c = np.asarray(closes, dtype=np.float64)
+    out = np.full(c.size, np.nan)
+    if c.size < window + 1:
+        return out
+    upper = sliding_window_view(np.asarray(highs, dtype=np.float64), window).max(axis=1)[:-1]
+    lower = sliding_window_view(np.asarray(lows, dtype=np.float64), window).min(axis=1)[:-1]
+    last = c[window:]
+    out[window:] = np.where(last > upper, 1.0, np.where(last < lower, -1.0, 0.0))
+    return out
+
+
+def score_matrix(
+    highs: NDArray[np.float64], lows: NDArray[np.float64], closes: NDArray[np.float64], params: StrategyParams
+) -> NDArray[np.float64]:
+    """Every strategy's score at every bar, columns in :data:`STRATEGIES` order; NaN during warm-up."""
+    return np.column_stack(
+        [
+            trend_following_series(closes, params.fast_window, params.slow_window),
+            mean_reversion_series(closes, params.zscore_window),
+            breakout_series(highs, lows, closes, params.channel_window),
+        ]
+    )
+
+
+def bar_arrays(bars: Sequence[Bar]) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """Highs, lows and closes of ``bars`` as float arrays."""
+    return (
+        np.fromiter((b.high for b in bars), np.float64, len(bars)),
+        np.fromiter((b.low for b in bars), np.float64, len(bars)),
+        np.fromiter((b.close for b in bars), np.float64, len(bars)),
+    )
+
+
+def trend_following(closes: Sequence[float], fast: int, slow: int) -> float:
+    """The trend-following score of the last close."""
+    _need(closes, slow + 1, "trend following")
+    return float(trend_following_series(np.asarray(closes[-(slow + 1) :], dtype=np.float64), fast, slow)[-1])
 
 
 def mean_reversion(closes: Sequence[float], window: int) -> float:
-    """Z-score of the last close against its rolling mean; stretched prices score against the move."""
+    """The mean-reversion score of the last close."""
     _need(closes, window, "mean reversion")
-    recent = closes[-window:]
-    sd = statistics.pstdev(recent)
-    if sd == 0.0:
-        return 0.0
-    z = (closes[-1] - statistics.fmean(recent)) / sd
-    return -math.tanh(z / 2.0)
+    return float(mean_reversion_series(np.asarray(closes[-window:], dtype=np.float64), window)[-1])
 
 
 def breakout(bars: Sequence[Bar], window: int) -> float:
-    """Donchian channel over the ``window`` bars before the last: +1 above, -1 below, else 0."""
+    """The breakout score of the last bar."""
     _need(bars, window + 1, "breakout")
-    channel = bars[-(window + 1) : -1]
-    upper = max(b.high for b in channel)
-    lower = min(b.low for b in channel)
-    close = bars[-1].close
-    if close > upper:
-        return 1.0
-    if close < lower:
-        return -1.0
-    return 0.0
+    highs, lows, closes = bar_arrays(bars[-(window + 1) :])
+    return float(breakout_series(highs, lows, closes, window)[-1])
 
 
 def score_all(bars: Sequence[Bar], params: StrategyParams) -> dict[Strategy, float]:
-    """Every strategy's score on the same series."""
-    closes = [b.close for b in bars]
-    return {
-        Strategy.TREND_FOLLOWING: trend_following(closes, params.fast_window, params.slow_window),
-        Strategy.MEAN_REVERSION: mean_reversion(closes, params.zscore_window),
-        Strategy.BREAKOUT: breakout(bars, params.channel_window),
-    }
+    """Every strategy's score on the last bar of ``bars``."""
+    _need(bars, params.min_bars, "score_all")
+    highs, lows, closes = bar_arrays(bars[-params.min_bars :])
+    row = score_matrix(highs, lows, closes, params)[-1]
+    return {name: float(value) for name, value in zip(STRATEGIES, row, strict=True)}
 
 
 def _need(series: Sequence[object], n: int, name: str) -> None:

@@ -12,6 +12,7 @@ ASSET_CLASSES: dict[str, AssetClass] = {
     "SPY": AssetClass.EQUITY,
     "AAPL": AssetClass.EQUITY,
     "MSFT": AssetClass.EQUITY,
+    "SPX": AssetClass.EQUITY,  # the S&P 500 index: bundled daily history for training and backtests
 }
 
 DEFAULT_UNIVERSE: tuple[str, ...] = ("BTCUSD", "ETHUSD", "EURUSD", "GBPUSD")
