@@ -183,17 +183,53 @@ class CheckStalenessResult(Contract):
     checked_at: UtcDatetime
 
 
-# --- Decide ------------------------------------------------------------------------------------------
+# --- DetectRegime ------------------------------------------------------------------------------------
 
 
-class DecideInput(MarketData):
+class DetectRegimeInput(MarketData):
     staleness: CheckStalenessResult
 
     @model_validator(mode="after")
-    def _fresh_only(self) -> DecideInput:
+    def _fresh_only(self) -> DetectRegimeInput:
         if self.staleness.stale:
             raise ValueError("staleness: stale data must never reach a model")
         return self
+
+
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class RegimeResult(Contract):
+    """The regime posterior at the decision's bar, and over the bars the meta-controller rolls through."""
+
+    available: bool = Field(description="False when no regime model could be used; ``reason`` says why")
+    reason: str = Field(default="", max_length=1000)
+    model_version: str | None = Field(default=None, max_length=64)
+    asset_class: str | None = None
+    label: str | None = Field(default=None, max_length=64, description="the most probable regime")
+    probabilities: dict[str, Probability] = Field(default_factory=dict, description="posterior by regime label")
+    features: dict[str, FiniteFloat] = Field(default_factory=dict, description="the features at the decision's bar")
+    path_features: list[list[FiniteFloat]] = Field(
+        default_factory=list, max_length=500, description="feature rows of the last bars, oldest first"
+    )
+    path_posteriors: list[list[Probability]] = Field(
+        default_factory=list, max_length=500, description="posterior rows of the same bars (label order)"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RegimeResult:
+        if self.available and (self.label is None or not self.probabilities or not self.path_posteriors):
+            raise ValueError("an available regime needs a label, probabilities and a path")
+        if len(self.path_features) != len(self.path_posteriors):
+            raise ValueError("path_features and path_posteriors must cover the same bars")
+        return self
+
+
+# --- Decide ------------------------------------------------------------------------------------------
+
+
+class DecideInput(DetectRegimeInput):
+    regime: RegimeResult | None = Field(default=None, description="DetectRegime's result (at $.regime)")
 
 
 # --- RecordDecision ----------------------------------------------------------------------------------
@@ -234,6 +270,10 @@ class DecisionRecord(Contract):
     source: DataSource
     input_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     regime: str | None = Field(default=None, max_length=64, description="market regime, once detected")
+    regime_probabilities: dict[str, Probability] = Field(default_factory=dict, description="posterior by regime")
+    weights: dict[str, Probability] = Field(
+        default_factory=dict, description="the meta-controller's weight per strategy option (sums to 1)"
+    )
     size: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = Field(
         default=None, description="position size approved by the risk gate (base units)"
     )
@@ -244,6 +284,7 @@ class GateRiskInput(MarketData):
     """The asset's data with the model's decision (at $.decision), for the risk gate."""
 
     staleness: CheckStalenessResult
+    regime: RegimeResult | None = None
     decision: DecisionRecord
 
 

@@ -56,10 +56,6 @@ class DatabaseSettings(BaseSettings):
         return self
 
 
-class DecideSettings(BaseSettings):
-    entry_threshold: float = Field(default=0.15, gt=0, lt=1)
-
-
 @cache
 def get_settings(model: type[S]) -> S:
     """Parse ``model`` from the environment (keys are the field names, upper-cased)."""
@@ -89,3 +85,11 @@ class RiskSettings(DatabaseSettings):
     risk_daily_loss_limit: float = Field(default=0.03, gt=0, lt=1)
     risk_max_drawdown: float = Field(default=0.15, gt=0, lt=1)
     risk_var_limit: float = Field(default=0.02, gt=0, lt=1)
+
+
+class DecideSettings(BaseSettings):
+    """Where the champion's numpy export lives: ``bundled`` (shipped in the layer), a folder, or ``s3://``."""
+
+    model_uri: str = "bundled"
+    model_cache_seconds: int = Field(default=300, ge=0, le=86_400)  # a promotion reaches warm containers within
+    entry_threshold: float = Field(default=0.15, gt=0, lt=1)

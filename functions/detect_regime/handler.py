@@ -1,0 +1,29 @@
+"""DetectRegime: the market regime posterior from the champion's mixture (result lands at $.regime)."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from ffe.adapters.models import BUNDLES, ModelBundle, ModelUnavailableError
+from ffe.contracts import DetectRegimeInput, parse
+from ffe.domain.features import FeatureParams
+from ffe.observability import logger, tracer
+from ffe.settings import DecideSettings, get_settings
+from ffe.steps.regime import detect_regime
+
+
+@logger.inject_lambda_context(correlation_id_path="execution_id")
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    inp = parse(DetectRegimeInput, event)
+    logger.append_keys(cycle_id=inp.cycle_id, asset=inp.asset, timeframe=inp.timeframe)
+    settings = get_settings(DecideSettings)
+    bundle: ModelBundle | ModelUnavailableError
+    try:
+        bundle = BUNDLES.get(settings.model_uri, settings.model_cache_seconds)
+    except ModelUnavailableError as exc:
+        bundle = exc
+    path_bars = bundle.meta.roll_bars if isinstance(bundle, ModelBundle) else 1
+    result = detect_regime(inp, bundle, FeatureParams(), path_bars)
+    logger.info("regime detected", extra={"regime": result.label, "available": result.available, "why": result.reason})
+    return result.model_dump(mode="json")

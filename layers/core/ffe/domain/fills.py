@@ -1,0 +1,66 @@
+"""The paper venue's fill rule, pure: the paper broker books it in PostgreSQL, the backtester in memory.
+
+An order fills at the open of the first bar that opens at or after it, moved against the order by the
+slippage fraction; the fee is a fraction of the filled notional. A BUY whose notional plus fee exceeds the
+cash is rejected. Averages follow the usual cost-basis rule: adding re-averages, reducing keeps the basis,
+opening or flipping through zero starts at the fill price.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from ffe.domain.portfolio import OrderSide
+
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    price: Decimal  # the open, moved against the order by the slippage
+    notional: Decimal  # quantity * price
+    fee: Decimal
+    cash_out: Decimal  # what leaves the cash: sign * notional + fee (negative for a sale)
+    quantity: Decimal  # the position after the fill (negative = short)
+    average_price: Decimal  # its cost basis (0 when flat)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    detail: str
+
+
+def fill_price(open_price: Decimal, side: OrderSide, slippage: Decimal) -> Decimal:
+    """The bar's open moved against the order: up for a BUY, down for a SELL."""
+    sign = Decimal(1) if side is OrderSide.BUY else Decimal(-1)
+    return open_price * (1 + sign * slippage)
+
+
+def apply_fill(
+    side: OrderSide,
+    quantity: Decimal,
+    open_price: Decimal,
+    cash: Decimal,
+    held: Decimal,
+    average: Decimal,
+    fee_rate: Decimal,
+    slippage: Decimal,
+) -> Fill | Rejection:
+    """Fill ``quantity`` at ``open_price`` against a book of ``cash`` and ``held`` units at ``average``."""
+    sign = Decimal(1) if side is OrderSide.BUY else Decimal(-1)
+    price = fill_price(open_price, side, slippage)
+    notional = quantity * price
+    fee = notional * fee_rate
+    if side is OrderSide.BUY and notional + fee > cash:
+        return Rejection(f"insufficient cash: {notional + fee} needed, {cash} available")
+    new_qty = held + sign * quantity
+    if new_qty == 0:
+        new_avg = ZERO
+    elif held == 0 or (held > 0) != (new_qty > 0):
+        new_avg = price  # opened, or flipped through zero
+    elif abs(new_qty) > abs(held):
+        new_avg = (held * average + sign * quantity * price) / new_qty  # added to the position
+    else:
+        new_avg = average  # reduced: the cost basis of what is left is unchanged
+    return Fill(price, notional, fee, sign * notional + fee, new_qty, new_avg)
