@@ -1,6 +1,7 @@
 """template.yaml and the nested stacks: lint clean, translate offline, say what a deploy needs."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -44,6 +45,21 @@ def test_lambda_requirements_stay_lean() -> None:
     assert requirements
     for heavy in ("pandas", "scikit-learn", "sklearn", "torch", "mlflow", "sagemaker"):
         assert not any(heavy in line for line in requirements), heavy
+
+
+def test_no_handler_imports_a_heavy_library() -> None:
+    """The lean-Lambda rule, checked on what actually gets imported: every handler, in a fresh interpreter."""
+    handlers = sorted(p.parent.name for p in (ROOT / "functions").glob("*/handler.py"))
+    script = (
+        "import importlib, sys\n"
+        f"for name in {handlers!r}:\n"
+        "    importlib.import_module(f'functions.{name}.handler')\n"
+        "heavy = {'torch', 'sklearn', 'mlflow', 'pandas', 'sagemaker', 'scipy', 'matplotlib'}\n"
+        "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'layers/core'}{os.pathsep}{ROOT}"}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=ROOT, check=True)
+    assert len(handlers) >= 10 and out.stdout.strip() == "[]"
 
 
 def test_translates_offline_with_substitutions_folded(translated) -> None:  # type: ignore[no-untyped-def]
