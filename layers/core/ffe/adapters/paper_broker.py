@@ -1,9 +1,10 @@
 """The paper broker: the default execution venue in every stage until one explicitly goes live.
 
 Orders are accepted at once and fill at the open of the first bar that opens at or after the order
-(the next bar), with configurable fees and slippage. Cash, positions and orders live in PostgreSQL, so
-the portfolio carries over from cycle to cycle and from container to container. Idempotent by client
-order id: a retried ExecuteOrder finds its order instead of placing a second one.
+(the next bar), with configurable fees and slippage (the rule is ``ffe.domain.fills``, which the
+backtester shares). Cash, positions and orders live in PostgreSQL, so the portfolio carries over from
+cycle to cycle and from container to container. Idempotent by client order id: a retried ExecuteOrder
+finds its order instead of placing a second one.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from ffe.domain.errors import InvalidInputError, TransientError
+from ffe.domain.fills import Rejection, apply_fill
 from ffe.domain.models import AssetClass, Bar
 from ffe.domain.portfolio import Balance, OrderRequest, OrderResult, OrderSide, OrderStatus, Position, ProductRules
 from ffe.domain.universe import asset_class_of
@@ -134,46 +136,33 @@ class PaperBroker:
         return filled
 
     def _fill(self, conn: psycopg.Connection[dict[str, Any]], asset: str, order: dict[str, Any], bar: Bar) -> None:
-        side, quantity = OrderSide(order["side"]), D(order["quantity"])
-        sign = D(1) if side is OrderSide.BUY else D(-1)
-        price = D(repr(bar.open)) * (1 + sign * self.slippage)
-        notional = quantity * price
-        fee = notional * self.fee_rate
-        cash = self._cash(conn)
-        if side is OrderSide.BUY and notional + fee > cash:
-            conn.execute(
-                "UPDATE paper_orders SET status = 'REJECTED', detail = %s WHERE client_order_id = %s",
-                (f"insufficient cash: {notional + fee} needed, {cash} available", order["client_order_id"]),
-            )
-            return
         held = conn.execute(
             "SELECT quantity, average_price FROM paper_positions WHERE account_id = %s AND asset = %s FOR UPDATE",
             (self.account_id, asset),
         ).fetchone()
         old_qty, old_avg = (D(held["quantity"]), D(held["average_price"])) if held else (D(0), D(0))
-        new_qty = old_qty + sign * quantity
-        if new_qty == 0:
-            new_avg = D(0)
-        elif old_qty == 0 or (old_qty > 0) != (new_qty > 0):
-            new_avg = price  # opened, or flipped through zero
-        elif abs(new_qty) > abs(old_qty):
-            new_avg = (old_qty * old_avg + sign * quantity * price) / new_qty  # added to the position
-        else:
-            new_avg = old_avg  # reduced: the cost basis of what is left is unchanged
+        outcome = apply_fill(
+            OrderSide(order["side"]), D(order["quantity"]), D(repr(bar.open)), self._cash(conn), old_qty, old_avg,
+            self.fee_rate, self.slippage,
+        )  # fmt: skip
+        if isinstance(outcome, Rejection):
+            conn.execute(
+                "UPDATE paper_orders SET status = 'REJECTED', detail = %s WHERE client_order_id = %s",
+                (outcome.detail, order["client_order_id"]),
+            )
+            return
         conn.execute(
             "INSERT INTO paper_positions (account_id, asset, quantity, average_price, mark_price)"
             " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (account_id, asset)"
             " DO UPDATE SET quantity = EXCLUDED.quantity, average_price = EXCLUDED.average_price,"
             " mark_price = EXCLUDED.mark_price",
-            (self.account_id, asset, new_qty, new_avg, price),
+            (self.account_id, asset, outcome.quantity, outcome.average_price, outcome.price),
         )
-        conn.execute(
-            "UPDATE paper_accounts SET cash = cash - %s WHERE id = %s", (sign * notional + fee, self.account_id)
-        )
+        conn.execute("UPDATE paper_accounts SET cash = cash - %s WHERE id = %s", (outcome.cash_out, self.account_id))
         conn.execute(
             "UPDATE paper_orders SET status = 'FILLED', fill_price = %s, fee = %s, filled_bar_time = %s"
             " WHERE client_order_id = %s",
-            (price, fee, bar.time, order["client_order_id"]),
+            (outcome.price, outcome.fee, bar.time, order["client_order_id"]),
         )
 
     # --- plumbing -------------------------------------------------------------------------------------

@@ -1,0 +1,79 @@
+"""``ffe backtest``: replay a bundled series through every strategy and write the report.
+
+Registered by ``ffe.cli``: ``add_arguments(subparser)`` then ``command(args)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ffe.adapters.models import BUNDLED, ModelBundle, ModelUnavailableError, load_bundle
+from ffe.adapters.replay import datasets, load_bars
+from ffe.backtest.engine import BacktestConfig, BarArrays, holdout_start, run_backtest
+from ffe.backtest.report import format_table, write_report
+
+HOLDOUT_FRACTION = 0.25  # the tail of each bundled series that training never sees
+DEFAULT_STATE_DIR = Path(".ffe")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--asset", default="EURUSD", help="a bundled series (default EURUSD)")
+    parser.add_argument(
+        "--span",
+        choices=["holdout", "all"],
+        default="holdout",
+        help="holdout: the last 25%% of the series, which training never sees (default); all: the whole series",
+    )
+    parser.add_argument(
+        "--model-uri",
+        default=None,
+        help="the model bundle: a folder, s3://bucket/prefix or 'bundled' (the shipped champion); default: the "
+        "champion `ffe train` left in <state dir>/champion/, else the bundled one",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="report folder (default: <state dir>/backtests/<asset>-<timestamp>/)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def command(args: argparse.Namespace) -> int:
+    """Run the backtest the arguments describe, print the table, write the report; 0 on success."""
+    known = datasets()
+    dataset = known.get(args.asset)
+    if dataset is None:
+        print(f"no bundled series for {args.asset!r}; bundled: {', '.join(sorted(known))}", file=sys.stderr)
+        return 2
+    bundle: ModelBundle | ModelUnavailableError
+    uri = args.model_uri or _default_model_uri(args)
+    print(f"model bundle: {uri}")
+    try:
+        bundle = load_bundle(uri)
+    except ModelUnavailableError as exc:
+        bundle = exc
+        print(f"model bundle unavailable, the meta-controller row runs the naive-router fallback: {exc}")
+    bars = BarArrays.from_bars(load_bars(dataset.file))
+    start = holdout_start(bars.times, HOLDOUT_FRACTION) if args.span == "holdout" else None
+    config = BacktestConfig(progress=not args.no_progress)
+    result = run_backtest(bars, args.asset, dataset.timeframe, bundle, start=start, config=config)
+    out = args.out or _default_out(args, args.asset)
+    paths = write_report(result, out)
+    print(format_table(result))
+    print(f"report: {paths['json']}")
+    for name, path in paths.items():
+        if name != "json":
+            print(f"  {name}: {path}")
+    return 0
+
+
+def _default_model_uri(args: argparse.Namespace) -> str:
+    champion = Path(getattr(args, "state_dir", None) or DEFAULT_STATE_DIR) / "champion"
+    return str(champion) if (champion / "manifest.json").exists() else BUNDLED
+
+
+def _default_out(args: argparse.Namespace, asset: str) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    state = getattr(args, "state_dir", None) or DEFAULT_STATE_DIR
+    return Path(state) / "backtests" / f"{asset}-{stamp}"
