@@ -141,3 +141,19 @@ def test_drawdown_from_the_remembered_peak_trips_the_kill_switch(postgres, broke
     memory.close()
     assert record.action is Action.HOLD and record.risk is not None
     assert record.risk.reasons == ["drawdown_kill_switch"]
+
+
+@pytest.mark.parametrize(("timeframe", "per_day"), [(Timeframe.H1, 24.0), (Timeframe.M15, 96.0), (Timeframe.D1, 1.0)])
+def test_volatility_is_scaled_to_a_day_by_the_cycle_timeframe(
+    broker, cycle_id, monkeypatch, timeframe, per_day
+) -> None:  # type: ignore[no-untyped-def]
+    # A daily bar's volatility is already a day's: scaling it by sqrt(24) would shrink every daily position 5x.
+    seen: list[RiskLimits] = []
+    real_gate = gate_module.gate
+    monkeypatch.setattr(gate_module, "gate", lambda *a: seen.append(a[5]) or real_gate(*a))
+    inp = gate_input(cycle_id)
+    inp = inp.model_copy(
+        update={"timeframe": timeframe, "decision": inp.decision.model_copy(update={"timeframe": timeframe})}
+    )
+    gate_risk(inp, broker, RiskLimits(), no_alarm)
+    assert [limits.bars_per_day for limits in seen] == [per_day]

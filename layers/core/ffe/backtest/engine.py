@@ -256,8 +256,8 @@ def periods_per_year(asset_class: AssetClass, timeframe: Timeframe) -> float:
 
 
 def bars_per_day(timeframe: Timeframe) -> float:
-    """RiskLimits.bars_per_day for a timeframe (scales a bar's volatility to a day's)."""
-    return max(1.0, 86_400 / timeframe.duration.total_seconds())
+    """RiskLimits.bars_per_day for a timeframe, as GateRisk sets it."""
+    return timeframe.bars_per_day
 
 
 def holdout_start(times: NDArray[np.datetime64], fraction: float = 0.25) -> datetime:

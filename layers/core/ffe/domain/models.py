@@ -24,6 +24,11 @@ class Timeframe(StrEnum):
     def is_daily(self) -> bool:
         return self is Timeframe.D1
 
+    @property
+    def bars_per_day(self) -> float:
+        """How many bars make a day: scales one bar's volatility to a day's (24 for 1h, 1 for 1d)."""
+        return 86_400.0 / self.duration.total_seconds()
+
 
 _DURATIONS = {
     Timeframe.M1: timedelta(minutes=1),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 
@@ -26,6 +27,7 @@ def gate_risk(
     if decision.action is Action.HOLD:
         return decision
     bars = inp.domain_bars()
+    limits = replace(limits, bars_per_day=inp.timeframe.bars_per_day)  # a daily bar's volatility is a day's
     settle = getattr(broker, "settle", None)
     if settle is not None:  # the paper venue fills its pending orders at this asset's newest bars first
         settle(inp.asset, bars)
