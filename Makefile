@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 STAGE ?= dev
 
-.PHONY: run test unit integration lint typecheck validate bench build deploy clean reset
+.PHONY: run test train backtest training-source unit integration lint typecheck validate bench build deploy clean reset
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required"; exit 1; }
@@ -21,15 +21,32 @@ $(VENV)/.local-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install $(PIP_FLAGS) -e ".[local]"
 	@touch $@
 
+$(VENV)/.training-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install $(PIP_FLAGS) -e ".[local,training]"
+	@touch $@ $(VENV)/.local-installed
+
 $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install $(PIP_FLAGS) -e ".[dev]"
-	@touch $@ $(VENV)/.local-installed
+	@touch $@ $(VENV)/.local-installed $(VENV)/.training-installed
 
 run: $(VENV)/.local-installed  ## one real decision cycle, offline
 	$(BIN)/ffe run
 
 test: $(VENV)/.dev-installed  ## the whole suite (unit, state machine, template, integration, e2e)
 	$(BIN)/pytest -n auto --dist loadfile -q
+
+train: $(VENV)/.training-installed  ## regime mixtures + meta-controller from the bundled data, into MLflow
+	$(BIN)/ffe train
+
+backtest: $(VENV)/.training-installed  ## the champion against the naive router and every strategy, held-out data
+	$(BIN)/ffe backtest --asset EURUSD
+	$(BIN)/ffe backtest --asset SPX
+
+training-source:  ## build/training/: what a SageMaker training job runs (script mode source_dir)
+	rm -rf build/training && mkdir -p build/training
+	cp -r layers/core/ffe build/training/ffe
+	find build/training -name __pycache__ -prune -exec rm -rf {} +
+	cat layers/core/requirements.txt layers/core/requirements-training.txt > build/training/requirements.txt
 
 unit: $(VENV)/.dev-installed
 	$(BIN)/pytest -q tests/unit
@@ -56,6 +73,8 @@ bench: $(VENV)/.dev-installed  ## figures, never assertions
 	$(BIN)/python bench/bench_store.py
 	$(BIN)/python bench/bench_risk.py
 	$(BIN)/python bench/bench_paper.py
+	$(BIN)/python bench/bench_mlflow.py
+	$(BIN)/python bench/bench_backtest.py
 
 build:  ## needs the AWS SAM CLI
 	sam build --config-env $(STAGE)

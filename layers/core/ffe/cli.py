@@ -47,6 +47,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     decisions.add_argument("--limit", type=int, default=20)
     decisions.add_argument("--asset", default=None)
 
+    from ffe.training.cli import add_models_arguments, add_train_arguments
+
+    add_train_arguments(commands.add_parser("train", help="fit the regime mixtures and train the meta-controller "
+                                            "on the bundled data; track and register in MLflow"))  # fmt: skip
+    add_models_arguments(commands.add_parser("models", help="registered meta-controller versions: list, promote, "
+                                             "publish to a stage"))  # fmt: skip
+    from ffe.backtest.cli import add_arguments as add_backtest_arguments
+
+    add_backtest_arguments(commands.add_parser("backtest", help="replay the decision pipeline over a bundled series: "
+                                               "metrics for every strategy, JSON report and plots"))  # fmt: skip
+
     commands.add_parser("reset", help="stop the embedded Postgres and delete the local state")
     commands.add_parser("portfolio", help="the paper account: cash, positions, equity, exposure")
 
@@ -58,6 +69,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(state, args)
     if args.command == "decisions":
         return _decisions(state, args.limit, args.asset)
+    if args.command in ("train", "models"):
+        from ffe.training.cli import models_command, train_command
+
+        return train_command(args, state) if args.command == "train" else models_command(args, state)
+    if args.command == "backtest":
+        from ffe.backtest.cli import command as backtest_command
+
+        return backtest_command(args)
     if args.command == "preflight":
         return _preflight(state)
     if args.command == "portfolio":

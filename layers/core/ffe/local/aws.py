@@ -66,6 +66,7 @@ class LocalCloud:
     market_data: str = "replay"  # the template's MarketDataProvider: replay | live
     provider_secrets: dict[str, dict[str, str]] = field(default_factory=dict)  # provider -> secret JSON
     dlq_file: Path | None = None  # where parked records survive between commands (moto's SQS does not)
+    champion_dir: Path | None = None  # a trained bundle (`ffe train`) to serve from the model bucket; else bundled
     state_machine_arn: str = ""
     schedules: dict[str, Schedule] = field(default_factory=dict)  # by timeframe
     lambdas: InProcessLambdas = field(init=False)
@@ -111,6 +112,7 @@ class LocalCloud:
             "MarketDataProvider": self.market_data,
             # moto cannot take a custom resource's answer; the store migrates on first connect instead
             "RunMigrationsOnDeploy": "false",
+            "ModelSource": "bucket" if self.champion_dir is not None else "bundled",
             **self._provider_secrets(),
         }
         translated = translate(self.root, parameters)
@@ -130,6 +132,9 @@ class LocalCloud:
             raise RuntimeError(f"local stack failed: {stack['StackStatus']} {stack.get('StackStatusReason', '')}")
         outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
         self.state_machine_arn = outputs["DecisionCycleStateMachineArn"]
+        if self.champion_dir is not None:  # what `ffe models publish` does in AWS
+            for f in sorted(self.champion_dir.iterdir()):
+                s3.put_object(Bucket=outputs["ModelBucketName"], Key=f"champion/{f.name}", Body=f.read_bytes())
         _hand_to_executor(self.state_machine_arn)
         self._register_functions(cfn, translated.cloudformation, translated.code_dirs)
         self._read_schedules(cfn)

@@ -155,6 +155,7 @@ class InProcessLambdas:
 def cold_start() -> None:
     """Forget what warm containers keep (settings, provider, the store's open connection)."""
     from ffe.adapters.market_data import get_provider
+    from ffe.adapters.models import BUNDLES
     from ffe.adapters.store import get_store
     from ffe.settings import get_settings
 
@@ -162,6 +163,7 @@ def cold_start() -> None:
         get_store().close()
     for cached in (get_settings, get_store, get_provider):
         cached.cache_clear()
+    BUNDLES.clear()
     if "ffe.adapters.brokers_factory" in sys.modules:  # the paper broker's connection
         sys.modules["ffe.adapters.brokers_factory"].close_brokers()
     if "ffe.api.app" in sys.modules:  # the API's read connection and Step Functions client

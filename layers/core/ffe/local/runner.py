@@ -65,6 +65,14 @@ class LocalState:
         return self.root / "dead-letters.json"
 
     @property
+    def champion(self) -> Path:
+        """The champion bundle ``ffe train`` / ``ffe models promote`` left here; ``ffe run`` serves it."""
+        return self.root / "champion"
+
+    def champion_dir(self) -> Path | None:
+        return self.champion if (self.champion / "manifest.json").exists() else None
+
+    @property
     def replay_clock(self) -> Path:
         return self.root / "replay-clock"
 
@@ -109,7 +117,8 @@ def run_cycle(
         t1 = time.perf_counter()
         secrets = provider_secrets_from_env() if provider == "live" else {}
         with LocalCloud(project or project_root(), pg.url, echo_logs=echo_logs, market_data=provider,
-                        provider_secrets=secrets, dlq_file=state.dead_letters) as cloud:  # fmt: skip
+                        provider_secrets=secrets, dlq_file=state.dead_letters,
+                        champion_dir=state.champion_dir()) as cloud:  # fmt: skip
             health = cloud.market_data_health() if provider == "live" else None
             t2 = time.perf_counter()
             schedule = cloud.schedules[timeframe] if timeframe in cloud.schedules else None
