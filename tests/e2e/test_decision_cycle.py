@@ -64,8 +64,14 @@ def test_cycle_decides_fresh_assets_and_holds_stale_ones(cloud: LocalCloud) -> N
     assert set(decisions) == {"BTCUSD", "ETHUSD", "EURUSD", "GBPUSD"} and not result["failures"]
     for fresh in ("BTCUSD", "ETHUSD"):
         d = decisions[fresh]
-        assert d["stale"] is False and d["model"] == "naive_router" and d["data_age_seconds"] == 60.0
+        assert d["stale"] is False and d["model"] == "meta_controller" and d["data_age_seconds"] == 60.0
         assert set(d["reasons"]["signals"]) == {"trend_following", "mean_reversion", "breakout"}
+        # the shipped champion decided: its weights over the options, and the regime posterior it read
+        weights = d["reasons"]["weights"]
+        assert set(weights) == {"trend_following", "mean_reversion", "breakout", "flat"}  # jsonb: no key order
+        assert abs(sum(weights.values()) - 1.0) <= 1e-3
+        assert d["regime"] in d["reasons"]["regime_probabilities"] and d["model_version"].startswith("ffe-")
+        assert visits(result, "Detect regime", fresh)
         if d["action"] != "HOLD":  # every order-bound decision went through the risk gate and carries its size
             assert d["reasons"]["risk"]["approved"] is True and d["size"] > 0
             assert visits(result, "Gate risk", fresh)
@@ -76,6 +82,7 @@ def test_cycle_decides_fresh_assets_and_holds_stale_ones(cloud: LocalCloud) -> N
         assert d["data_age_seconds"] > 7200 and d["staleness_threshold_seconds"] == 7200
         assert d["reason"].startswith("stale data: last bar closed")
         assert visits(result, "Hold on stale data", stale) and not visits(result, "Decide", stale)
+        assert not visits(result, "Detect regime", stale)  # stale data never reaches a model
     assert decisions["GBPUSD"]["source"]["synthetic"] is True
     assert decisions["BTCUSD"]["cycle_id"] == result["input"]["cycle_id"]
 

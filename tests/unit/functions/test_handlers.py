@@ -12,6 +12,7 @@ from ffe.contracts import MarketData
 from ffe.domain.errors import InvalidInputError
 from functions.check_staleness import handler as check_staleness
 from functions.decide import handler as decide
+from functions.detect_regime import handler as detect_regime
 from functions.fetch_market_data import handler as fetch
 from tests.fakes.market_data import FixedProvider, hourly
 
@@ -80,11 +81,22 @@ def test_check_staleness_rejects_tampered_bars(lambda_context) -> None:  # type:
         check_staleness.lambda_handler(data, lambda_context)
 
 
+def test_detect_regime_then_decide_with_the_shipped_champion(lambda_context) -> None:  # type: ignore[no-untyped-def]
+    data = fetched(lambda_context)
+    data["staleness"] = check_staleness.lambda_handler(data, lambda_context)
+    data["regime"] = detect_regime.lambda_handler(data, lambda_context)
+    assert data["regime"]["available"] is True and data["regime"]["asset_class"] == "crypto"
+    out = decide.lambda_handler(data, lambda_context)
+    assert out["model"] == "meta_controller" and out["model_version"] == data["regime"]["model_version"]
+    assert out["regime"] == data["regime"]["label"] and abs(sum(out["weights"].values()) - 1.0) <= 1e-3
+
+
 def test_decide_blends_fresh_data_into_a_decision_record(lambda_context) -> None:  # type: ignore[no-untyped-def]
     data = fetched(lambda_context)
     data["staleness"] = check_staleness.lambda_handler(data, lambda_context)
-    out = decide.lambda_handler(data, lambda_context)
+    out = decide.lambda_handler(data, lambda_context)  # no $.regime: the naive router decides, and says why
     assert out["kind"] == "decision" and out["model"] == "naive_router"
+    assert out["reason"].startswith("naive router fallback (no regime was detected")
     assert out["action"] in ("BUY", "SELL", "HOLD") and 0 <= out["confidence"] <= 1
     assert set(out["signals"]) == {"trend_following", "mean_reversion", "breakout"}
     assert out["bar_time"] == data["bars"][-1]["time"]

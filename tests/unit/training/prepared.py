@@ -22,6 +22,6 @@ class Prepared:
 def prepare(symbol: str, bars: int) -> Prepared:
     series = load_series(symbol).slice(0, bars)
     train_rows, _ = holdout(len(series))
-    regime, _ = fit_regime(feature_matrix(series.closes, FeatureParams())[train_rows], series.asset_class, "t", 7)
+    regime = fit_regime(feature_matrix(series.closes, FeatureParams())[train_rows], series.asset_class, "t", 7).model
     train, test = holdout_envs(series, regime)
     return Prepared(series, regime, train, test)

@@ -10,23 +10,23 @@ from ffe.training.data import holdout, load_series
 from ffe.training.regime import fit_regime
 
 
-def _fit(symbol: str) -> tuple[np.ndarray, RegimeModel, BayesianGaussianMixture]:
+def _fit(symbol: str) -> tuple[np.ndarray, RegimeModel, BayesianGaussianMixture, np.ndarray]:
     series = load_series(symbol)
     features = feature_matrix(series.closes, FeatureParams())
     train, _ = holdout(len(series))
-    model, gmm = fit_regime(features[train], series.asset_class, "test-1", seed=7)
-    return features, model, gmm
+    model, gmm, order = fit_regime(features[train], series.asset_class, "test-1", seed=7)
+    return features, model, gmm, order
 
 
 @pytest.fixture(scope="module")
 def btc() -> tuple[np.ndarray, RegimeModel, BayesianGaussianMixture]:
-    return _fit("BTCUSD")
+    return _fit("BTCUSD")[:3]
 
 
 @pytest.mark.parametrize("symbol", ["BTCUSD", "EURUSD"])
 def test_numpy_posterior_equals_predict_proba_on_fitted_and_held_out_rows(symbol: str) -> None:
     # Given a mixture fitted on the training rows only
-    features, model, gmm = _fit(symbol)
+    features, model, gmm, order = _fit(symbol)
     rows = features[np.all(np.isfinite(features), axis=1)]  # every complete row, held-out ones included
     _, test = holdout(len(features))
     assert rows.shape[0] > test.stop - test.start
@@ -35,7 +35,7 @@ def test_numpy_posterior_equals_predict_proba_on_fitted_and_held_out_rows(symbol
     ours = posterior(model, rows)
 
     # Then it is scikit-learn's predict_proba on the standardized rows
-    theirs = gmm.predict_proba((rows - model.scaler_mean) / model.scaler_scale)
+    theirs = gmm.predict_proba((rows - model.scaler_mean) / model.scaler_scale)[:, order]  # canonical order
     assert np.max(np.abs(ours - theirs)) <= 1e-9
     np.testing.assert_allclose(ours.sum(axis=1), 1.0, atol=1e-12)
 
@@ -63,6 +63,12 @@ def test_export_standardizes_on_the_training_rows_and_labels_every_component_uni
     assert np.exp(model.log_weights).sum() <= 1.0 + 1e-12
 
 
+def test_components_are_ordered_from_most_bearish_to_most_bullish() -> None:
+    _, model, gmm, order = _fit("EURUSD")
+    momentum = model.means[:, 0] * model.scaler_scale[0] + model.scaler_mean[0]
+    assert np.all(np.diff(momentum) >= 0) and sorted(order.tolist()) == list(range(gmm.n_components))
+
+
 def test_fit_regime_rejects_the_wrong_number_of_features() -> None:
     with pytest.raises(ValueError, match="features"):
         fit_regime(np.zeros((100, 2)), "fx", "v", seed=1)
@@ -71,6 +77,6 @@ def test_fit_regime_rejects_the_wrong_number_of_features() -> None:
 def test_fit_regime_is_reproducible_from_its_seed() -> None:
     series = load_series("EURUSD").slice(0, 1500)
     features = feature_matrix(series.closes, FeatureParams())
-    first, _ = fit_regime(features, "fx", "v", seed=3)
-    second, _ = fit_regime(features, "fx", "v", seed=3)
+    first = fit_regime(features, "fx", "v", seed=3).model
+    second = fit_regime(features, "fx", "v", seed=3).model
     assert first.to_dict() == second.to_dict()

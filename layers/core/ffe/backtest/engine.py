@@ -261,10 +261,11 @@ def bars_per_day(timeframe: Timeframe) -> float:
 
 
 def holdout_start(times: NDArray[np.datetime64], fraction: float = 0.25) -> datetime:
-    """Open time of the first bar of the last ``fraction`` of a series (the part training never sees)."""
+    """Open time of the first bar of the last ``fraction`` of a series: the rows ``ffe.training.data.holdout``
+    keeps out of training, to the bar."""
     if not 0.0 < fraction <= 1.0 or times.size == 0:
         raise ValueError(f"need a non-empty series and a fraction in (0, 1], got {fraction}")
-    i = min(times.size - 1, int(math.floor(times.size * (1.0 - fraction))))
+    i = min(times.size - 1, times.size - int(round(times.size * fraction)))
     return _to_datetime(times[i])
 
 

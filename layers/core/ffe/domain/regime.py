@@ -8,7 +8,6 @@ digamma) into two per-component vectors, so the posterior below is the same arit
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -139,5 +138,6 @@ def regime_label(mean_features: Mapping[str, float]) -> str:
         direction = "uptrend" if momentum > 0 else "downtrend"
     else:
         direction = "range"
-    calm = "volatile" if vol > math.log(1.25) else "calm"
-    return f"{direction}, {calm}"
+    # volatility is log(short σ / long σ): ±0.1 is a 10 % rise or fall against the longer window.
+    mood = "volatile" if vol > 0.1 else "calm" if vol < -0.1 else "steady"
+    return f"{direction}, {mood}"

@@ -56,7 +56,7 @@ class TrainPlan:
     holdout_fraction: float = 0.25
     online_fraction: float = 0.3  # of the training rows: the "new data" of the EWC update
     n_components: int = 6
-    ewc_lambda: float = 50.0
+    ewc_lambda: float = 10.0  # larger all but freezes the online update (see ffe.training.ewc)
     ewc_epochs: int = 6
     meta: MetaTrainConfig = field(default_factory=MetaTrainConfig)
     progress: bool = True
@@ -170,7 +170,7 @@ def _fit_regimes(plan: TrainPlan, series: Sequence[TrainingSeries]) -> dict[str,
         train_rows, _ = holdout(len(s), plan.holdout_fraction)
         by_class.setdefault(s.asset_class, []).append(feature_matrix(s.closes, FeatureParams())[train_rows])
     return {
-        cls: fit_regime(np.concatenate(rows), cls, "pending", plan.seed, plan.n_components)[0]
+        cls: fit_regime(np.concatenate(rows), cls, "pending", plan.seed, plan.n_components).model
         for cls, rows in sorted(by_class.items())
     }
 

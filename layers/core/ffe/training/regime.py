@@ -8,6 +8,8 @@ without scipy or scikit-learn.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numpy.typing import NDArray
 from scipy.special import digamma
@@ -18,13 +20,19 @@ from ffe.domain.features import FEATURE_NAMES
 from ffe.domain.regime import RegimeModel, regime_label
 
 
+class RegimeFit(NamedTuple):
+    model: RegimeModel
+    gmm: BayesianGaussianMixture
+    order: NDArray[np.intp]  # model component k is gmm component order[k]
+
+
 def fit_regime(
     features_raw: NDArray[np.float64],
     asset_class: str,
     version: str,
     seed: int,
     n_components: int = 6,
-) -> tuple[RegimeModel, BayesianGaussianMixture]:
+) -> RegimeFit:
     """Fit the mixture on the complete rows of ``features_raw`` (columns in ``FEATURE_NAMES`` order).
 
     Raises:
@@ -50,24 +58,23 @@ def fit_regime(
     # Three features: BLAS threads only add hand-off latency to the 3x3 solves (1.5-3 s against 0.4 s on 2 cores).
     with threadpool_limits(limits=1):
         gmm.fit((x - mean) / scale)
+    raw_means = np.asarray(gmm.means_) * scale + mean
+    # Canonical order: component k is the k-th most bearish (lowest mean momentum) in every asset class, so the
+    # one meta-controller that reads the posteriors of every class's mixture sees comparable inputs.
+    order = np.argsort(raw_means[:, FEATURE_NAMES.index("momentum")], kind="stable")
     model = RegimeModel(
         asset_class=asset_class,
         version=version,
         feature_names=FEATURE_NAMES,
         scaler_mean=mean,
         scaler_scale=scale,
-        means=np.asarray(gmm.means_, dtype=np.float64),
-        precisions_cholesky=np.asarray(gmm.precisions_cholesky_, dtype=np.float64),
-        log_weights=np.asarray(gmm._estimate_log_weights(), dtype=np.float64),
-        log_prob_offset=log_prob_offset(gmm),
-        labels=_unique(
-            [
-                regime_label(dict(zip(FEATURE_NAMES, (m * scale + mean).tolist(), strict=True)))
-                for m in np.asarray(gmm.means_)
-            ]
-        ),
+        means=np.asarray(gmm.means_, dtype=np.float64)[order],
+        precisions_cholesky=np.asarray(gmm.precisions_cholesky_, dtype=np.float64)[order],
+        log_weights=np.asarray(gmm._estimate_log_weights(), dtype=np.float64)[order],
+        log_prob_offset=log_prob_offset(gmm)[order],
+        labels=_unique([regime_label(dict(zip(FEATURE_NAMES, m.tolist(), strict=True))) for m in raw_means[order]]),
     )
-    return model, gmm
+    return RegimeFit(model, gmm, order)
 
 
 def log_prob_offset(gmm: BayesianGaussianMixture) -> NDArray[np.float64]:

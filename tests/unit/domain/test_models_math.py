@@ -1,0 +1,131 @@
+"""The numpy the Lambdas run: market features, the meta-controller's weights, the blend, the yardsticks."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from ffe.adapters.replay import load_bars
+from ffe.domain.ensemble import naive_router, weighted_blend
+from ffe.domain.errors import InvalidInputError
+from ffe.domain.features import FeatureParams, feature_matrix, latest_features
+from ffe.domain.meta import OPTIONS, MetaPolicy, latest_weights, rolled_weights
+from ffe.domain.models import Action
+from ffe.domain.performance import churn_rate, max_disruption, max_drawdown, sharpe, sortino, turnover
+from ffe.domain.strategies import Strategy, StrategyParams, bar_arrays, score_all, score_matrix
+from tests.fakes.models import random_meta_policy
+
+P = FeatureParams()
+BTC = load_bars("BTCUSD_1h.csv.gz")
+CLOSES = np.array([b.close for b in BTC])
+
+
+def test_features_of_a_straight_line_and_of_a_zigzag() -> None:
+    line = np.exp(np.linspace(0.0, 0.5, 100))  # constant log return: no noise, perfectly efficient
+    row = feature_matrix(line, P)[-1]
+    assert row[2] == pytest.approx(1.0) and row[1] == pytest.approx(0.0, abs=1e-9) and row[0] > 1e6
+    zigzag = np.array([100.0 + (1.0 if i % 2 else -1.0) for i in range(100)])
+    assert feature_matrix(zigzag, P)[-1][2] == pytest.approx(0.0)  # travels far, goes nowhere
+
+
+def test_features_are_nan_during_warm_up_only() -> None:
+    f = feature_matrix(CLOSES[:200], P)
+    assert np.isnan(f[: P.warmup - 1]).all() and np.isfinite(f[P.warmup - 1 :]).all()
+
+
+@settings(max_examples=30, deadline=None)
+@given(t=st.integers(min_value=P.warmup, max_value=len(CLOSES) - 1), extra=st.integers(min_value=0, max_value=300))
+def test_a_feature_row_depends_only_on_its_own_window(t: int, extra: int) -> None:
+    # The backtester computes features over years, the Lambda over its last bars: the same bits.
+    whole = feature_matrix(CLOSES, P)[t]
+    window = feature_matrix(CLOSES[max(0, t + 1 - P.warmup - extra) : t + 1], P)[-1]
+    assert np.array_equal(whole, window) and np.array_equal(whole, latest_features(CLOSES[: t + 1], P))
+
+
+@settings(max_examples=30, deadline=None)
+@given(t=st.integers(min_value=StrategyParams().min_bars, max_value=len(BTC) - 1))
+def test_strategy_scores_of_one_bar_equal_the_whole_series_row(t: int) -> None:
+    whole = score_matrix(*bar_arrays(BTC), StrategyParams())[t]
+    one = score_all(BTC[: t + 1], StrategyParams())
+    assert np.array_equal(whole, [one[s] for s in Strategy])
+
+
+def test_features_refuse_bad_closes() -> None:
+    with pytest.raises(ValueError, match="finite and positive"):
+        feature_matrix(np.array([1.0, -1.0, 2.0]), P)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    features=arrays(np.float64, (30, 3), elements=st.floats(-50, 50)),
+    seed=st.integers(0, 10_000),
+)
+def test_weights_are_a_convex_combination_for_any_input(features: np.ndarray, seed: int) -> None:
+    policy = random_meta_policy(seed=seed)
+    posteriors = np.random.default_rng(seed).dirichlet(np.ones(policy.n_regimes), 30)
+    w = rolled_weights(policy, features, posteriors)
+    done = w[policy.roll_bars - 1 :]
+    assert np.isnan(w[: policy.roll_bars - 1]).all()
+    assert np.all(done >= 0) and np.max(np.abs(done.sum(axis=1) - 1.0)) <= 1e-3
+
+
+def test_rolled_weights_for_every_row_equal_a_single_decision() -> None:
+    policy = random_meta_policy(seed=4)
+    features = feature_matrix(CLOSES[:400], P)
+    posteriors = np.random.default_rng(1).dirichlet(np.ones(policy.n_regimes), 400)
+    all_rows = rolled_weights(policy, features, posteriors)
+    for t in (P.warmup - 1 + policy.roll_bars - 1, 250, 399):
+        one = latest_weights(policy, features[: t + 1], posteriors[: t + 1])
+        np.testing.assert_allclose(all_rows[t], one, atol=1e-12)
+    assert np.isnan(all_rows[P.warmup + policy.roll_bars - 3]).all()  # its roll would touch the warm-up
+
+
+def test_smoothing_bounds_how_far_weights_move_in_one_bar() -> None:
+    policy = random_meta_policy(seed=9)
+    features = feature_matrix(CLOSES[:600], P)
+    posteriors = np.random.default_rng(2).dirichlet(np.ones(policy.n_regimes) * 0.1, 600)  # jumpy regimes
+    w = rolled_weights(policy, features, posteriors)
+    labels = np.argmax(posteriors, axis=1)
+    rows = ~np.isnan(w[:, 0])
+    assert max_disruption(w[rows], labels[rows]) <= policy.smoothing
+
+
+def test_policy_artifact_is_validated() -> None:
+    raw = random_meta_policy().to_dict()
+    assert MetaPolicy.from_dict(raw).to_dict() == raw
+    with pytest.raises(InvalidInputError, match="options"):
+        MetaPolicy.from_dict({**raw, "options": ["trend_following", "flat"]})
+    with pytest.raises(InvalidInputError, match="last layer must output 4 logits"):
+        MetaPolicy.from_dict({**raw, "layers": raw["layers"][:1]})
+
+
+def test_weighted_blend_flat_weight_shrinks_conviction() -> None:
+    scores = {Strategy.TREND_FOLLOWING: 0.6, Strategy.MEAN_REVERSION: 0.3, Strategy.BREAKOUT: 0.0}
+    equal = dict(zip([str(o) for o in OPTIONS], [1 / 3, 1 / 3, 1 / 3, 0.0], strict=True))
+    assert weighted_blend(scores, equal).action is naive_router(scores).action is Action.BUY
+    assert weighted_blend(scores, equal).score == pytest.approx(naive_router(scores).score)
+    mostly_flat = dict(zip([str(o) for o in OPTIONS], [0.1, 0.1, 0.1, 0.7], strict=True))
+    held = weighted_blend(scores, mostly_flat)
+    assert held.action is Action.HOLD and held.score == pytest.approx(0.09)
+    with pytest.raises(ValueError, match="sum to 1"):
+        weighted_blend(scores, {"trend_following": 0.5})
+
+
+def test_yardsticks_on_constructed_paths() -> None:
+    assert max_drawdown(np.array([100.0, 120.0, 90.0, 130.0])) == pytest.approx(0.25)
+    assert max_drawdown(np.array([1.0, 2.0, 3.0])) == 0.0
+    r = np.array([0.01, -0.02, 0.03, 0.01])
+    assert sharpe(r, 252) == pytest.approx(np.mean(r) / np.std(r, ddof=1) * math.sqrt(252))
+    assert sortino(r, 252) == pytest.approx(np.mean(r) / math.sqrt(np.mean(np.minimum(r, 0) ** 2)) * math.sqrt(252))
+    assert sharpe(np.zeros(10), 252) == 0.0
+    positions = np.array([0.0, 1.0, 1.0, 0.0, 0.0, -1.0, 1.0])
+    assert churn_rate(positions) == pytest.approx(4 / 6)  # entry, exit, entry short, flip long
+    assert churn_rate(np.ones(10)) == 0.0
+    assert turnover(np.array([0.5, 0.5, 0.0])) == pytest.approx((0.5 + 0 + 0.5) / 3)
+    hard = np.array([[1, 0, 0, 0], [1, 0, 0, 0], [0, 1, 0, 0]], dtype=float)
+    assert max_disruption(hard, np.array([0, 0, 1])) == 1.0 and max_disruption(hard, np.array([0, 0, 0])) == 0.0
