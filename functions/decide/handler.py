@@ -4,7 +4,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ffe.adapters.models import BUNDLES, ModelBundle, ModelUnavailableError
+from ffe.adapters.models import champion
 from ffe.contracts import DecideInput, parse
 from ffe.domain.strategies import StrategyParams
 from ffe.observability import MODEL_FALLBACKS, MetricUnit, logger, metrics, tracer
@@ -19,11 +19,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     inp = parse(DecideInput, event)
     logger.append_keys(cycle_id=inp.cycle_id, asset=inp.asset, timeframe=inp.timeframe)
     settings = get_settings(DecideSettings)
-    bundle: ModelBundle | ModelUnavailableError
-    try:
-        bundle = BUNDLES.get(settings.model_uri, settings.model_cache_seconds)
-    except ModelUnavailableError as exc:
-        bundle = exc
+    bundle = champion(settings.model_uri, settings.model_cache_seconds)
     record = decide(inp, bundle, StrategyParams(), settings.entry_threshold)
     metrics.add_dimension(name="model", value=record.model)
     metrics.add_metric(name=MODEL_FALLBACKS, unit=MetricUnit.Count, value=int(record.model != "meta_controller"))

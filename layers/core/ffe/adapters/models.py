@@ -136,3 +136,11 @@ class BundleCache:
 
 
 BUNDLES = BundleCache()
+
+
+def champion(uri: str, max_age: float) -> ModelBundle | ModelUnavailableError:
+    """The container's cached bundle, or the reason it cannot be used (the steps fall back on it)."""
+    try:
+        return BUNDLES.get(uri, max_age)
+    except ModelUnavailableError as exc:
+        return exc
