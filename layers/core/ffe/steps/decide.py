@@ -23,6 +23,8 @@ def decide(
     if weights is not None and isinstance(bundle, ModelBundle):
         blend = weighted_blend(scores, weights, entry_threshold)
         model, version, reason = META_CONTROLLER, bundle.version, blend.reason
+        if inp.regime is not None and inp.regime.label is not None:
+            reason += f"; regime {inp.regime.label} ({inp.regime.probabilities[inp.regime.label]:.2f})"
     else:
         blend = naive_router(scores, entry_threshold)
         model, version = NAIVE_ROUTER, NAIVE_ROUTER_VERSION
