@@ -13,7 +13,6 @@ exported parameters).
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 from collections.abc import Callable, Sequence
@@ -230,9 +229,3 @@ def summary(outcome: TrainOutcome) -> str:
                 f"{m['churn_rate']:7.2%} {m['max_disruption']:8.3f}"
             )
     return "\n".join(lines)
-
-
-def as_json(outcome: TrainOutcome) -> str:
-    return json.dumps(
-        {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(outcome).items()}, indent=1, default=str
-    )
