@@ -225,6 +225,70 @@ class RegimeResult(Contract):
         return self
 
 
+# --- Inference endpoint (InferDecision -> SageMaker POST /invocations) -------------------------------
+
+
+class BarsSummary(Contract):
+    """What the LLM reads about the bars: the last close and how the series moved (no raw arrays)."""
+
+    bars: int = Field(ge=1)
+    first_time: UtcDatetime
+    last_time: UtcDatetime
+    last_close: Annotated[float, Field(gt=0, allow_inf_nan=False)]
+    change_pct: FiniteFloat = Field(description="last close against the first, in percent")
+    high: Annotated[float, Field(gt=0, allow_inf_nan=False)]
+    low: Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+class InferenceInstance(Contract):
+    """One decision to infer: the strategies' scores, the regime path the RL voter rolls over, a summary."""
+
+    asset: Symbol
+    timeframe: Timeframe
+    as_of: UtcDatetime
+    scores: dict[str, Annotated[float, Field(ge=-1, le=1, allow_inf_nan=False)]] = Field(min_length=1)
+    regime_label: str | None = Field(default=None, max_length=64)
+    regime_probabilities: dict[str, Probability] = Field(default_factory=dict)
+    features: dict[str, FiniteFloat] = Field(default_factory=dict)
+    path_features: list[list[FiniteFloat]] = Field(min_length=1, max_length=500)
+    path_posteriors: list[list[Probability]] = Field(min_length=1, max_length=500)
+    summary: BarsSummary
+    entry_threshold: Annotated[float, Field(gt=0, lt=1)] = 0.15
+
+
+class InferenceRequest(Contract):
+    instances: list[InferenceInstance] = Field(min_length=1, max_length=256)
+    llm: bool = Field(default=True, description="False: the RL voter alone (the latency-critical path)")
+
+
+class VoterOutput(Contract):
+    """One voter's say: its action and confidence, or why it abstained; which model; how long it took."""
+
+    voter: Literal["rl", "llm"]
+    status: Literal["voted", "abstained", "unavailable", "skipped"]
+    action: Action | None = None
+    confidence: Probability | None = None
+    reasoning: str = Field(default="", max_length=2000)
+    model: str = Field(default="", max_length=128)
+    model_version: str = Field(default="", max_length=64)
+    latency_ms: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
+    weights: dict[str, Probability] = Field(default_factory=dict)
+
+
+class InferencePrediction(Contract):
+    action: Action
+    confidence: Probability
+    reason: str = Field(min_length=1, max_length=2000)
+    rule: str = Field(description="which branch of the ensemble rule decided")
+    voters: list[VoterOutput]
+
+
+class InferenceResponse(Contract):
+    predictions: list[InferencePrediction]
+    model_version: str
+    device: str = Field(description="cpu, or the GPU the models run on")
+
+
 # --- Decide ------------------------------------------------------------------------------------------
 
 
