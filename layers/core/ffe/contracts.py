@@ -342,6 +342,7 @@ class DecisionRecord(Contract):
         default=None, description="position size approved by the risk gate (base units)"
     )
     risk: RiskAssessment | None = Field(default=None, description="the risk gate's verdict on a BUY/SELL")
+    voters: list[VoterOutput] = Field(default_factory=list, description="the inference endpoint's voters")
 
 
 class GateRiskInput(MarketData):

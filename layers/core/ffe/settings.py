@@ -93,3 +93,17 @@ class DecideSettings(BaseSettings):
     model_uri: str = "bundled"
     model_cache_seconds: int = Field(default=300, ge=0, le=86_400)  # a promotion reaches warm containers within
     entry_threshold: float = Field(default=0.15, gt=0, lt=1)
+
+
+class InferenceSettings(DecideSettings):
+    """The stage's SageMaker endpoint for InferDecision (``ffe-<stage>-inference`` by default)."""
+
+    inference_endpoint: str = "ffe-local-inference"
+    inference_variant: str | None = "AllTraffic"
+    inference_endpoint_url: str | None = None  # local runs: the inference server on loopback
+    inference_timeout_s: float = Field(default=2.0, gt=0, le=60)
+    inference_connect_timeout_s: float = Field(default=1.0, gt=0, le=10)
+    inference_llm: bool = True  # False: the RL voter alone (the latency-critical path)
+    breaker_table: str | None = None
+    breaker_fail_max: int = Field(default=3, ge=1, le=100)
+    breaker_reset_timeout_s: float = Field(default=30.0, gt=0, le=3600)

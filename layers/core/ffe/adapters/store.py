@@ -253,7 +253,7 @@ def _decision_params(record: DecisionRecord, stage: str) -> dict[str, Any]:
     params = record.model_dump(mode="python")
     del params["risk"]
     reasons: dict[str, Any] = {"signals": params.pop("signals")}
-    for key in ("weights", "regime_probabilities"):  # the meta-controller's view, when it decided
+    for key in ("weights", "regime_probabilities", "voters"):  # the models' view, when they decided
         if value := params.pop(key):
             reasons[key] = value
     if record.risk is not None:

@@ -1,0 +1,97 @@
+"""The SageMaker inference endpoint as InferDecision sees it: one InvokeEndpoint call, a short timeout,
+behind a circuit breaker shared across containers (the market-data breakers' table and storage).
+
+Any failure here is an ``InferenceUnavailableError``: the step turns it into a HOLD that says why, never
+into a decision the models did not make.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any, Protocol
+
+import pybreaker
+from pydantic import ValidationError
+
+from ffe.adapters.breaker import DynamoDBBreakerStorage, make_breaker
+from ffe.contracts import InferenceRequest, InferenceResponse
+from ffe.settings import InferenceSettings
+
+
+class InferenceUnavailableError(Exception):
+    """The endpoint could not give a valid answer (timeout, error, open breaker, malformed response)."""
+
+
+class InferenceClient(Protocol):
+    def infer(self, request: InferenceRequest, trace_header: str | None = None) -> InferenceResponse: ...
+
+
+class SageMakerInference:
+    """``sagemaker-runtime`` InvokeEndpoint with the stage's endpoint and variant."""
+
+    def __init__(self, runtime: Any, endpoint: str, variant: str | None, breaker: pybreaker.CircuitBreaker) -> None:
+        self._runtime = runtime
+        self._endpoint = endpoint
+        self._variant = variant
+        self._breaker = breaker
+
+    def infer(self, request: InferenceRequest, trace_header: str | None = None) -> InferenceResponse:
+        """The endpoint's predictions, validated.
+
+        Raises:
+            InferenceUnavailableError: naming the endpoint and what went wrong.
+        """
+        try:
+            return self._breaker.call(self._invoke, request, trace_header)
+        except pybreaker.CircuitBreakerError as exc:
+            raise InferenceUnavailableError(f"circuit breaker for {self._endpoint} is open: {exc}") from exc
+        except InferenceUnavailableError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure of the endpoint is the same thing to the cycle
+            raise InferenceUnavailableError(f"{self._endpoint}: {type(exc).__name__}: {exc}") from exc
+
+    def _invoke(self, request: InferenceRequest, trace_header: str | None) -> InferenceResponse:
+        kwargs: dict[str, Any] = {
+            "EndpointName": self._endpoint,
+            "ContentType": "application/json",
+            "Accept": "application/json",
+            "Body": request.model_dump_json().encode(),
+        }
+        if self._variant:
+            kwargs["TargetVariant"] = self._variant
+        if trace_header:
+            kwargs["CustomAttributes"] = f"traceparent={trace_header}"
+        body = self._runtime.invoke_endpoint(**kwargs)["Body"].read()
+        try:
+            response = InferenceResponse.model_validate(json.loads(body))
+        except (ValueError, ValidationError) as exc:
+            raise InferenceUnavailableError(
+                f"{self._endpoint} answered something that is not a prediction: {exc}"
+            ) from exc
+        if len(response.predictions) != len(request.instances):
+            raise InferenceUnavailableError(
+                f"{self._endpoint} answered {len(response.predictions)} predictions for {len(request.instances)}"
+            )
+        return response
+
+
+@cache
+def get_inference(settings: InferenceSettings) -> InferenceClient:
+    """One client per container: botocore with the short timeouts and no SDK retries (the breaker and the
+    state machine own retrying), the breaker in DynamoDB when a table is configured."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        connect_timeout=settings.inference_connect_timeout_s,
+        read_timeout=settings.inference_timeout_s,
+        retries={"total_max_attempts": 1},
+    )
+    runtime = boto3.client("sagemaker-runtime", config=config, endpoint_url=settings.inference_endpoint_url)
+    name = f"inference:{settings.inference_endpoint}"
+    storage = None
+    if settings.breaker_table:
+        storage = DynamoDBBreakerStorage(boto3.resource("dynamodb").Table(settings.breaker_table), name)
+    breaker = make_breaker(name, storage, settings.breaker_fail_max, settings.breaker_reset_timeout_s)
+    return SageMakerInference(runtime, settings.inference_endpoint, settings.inference_variant, breaker)
