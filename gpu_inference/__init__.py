@@ -1,0 +1,1 @@
+"""The SageMaker inference container: RL meta-controller (TorchScript) + LLM voter (Ollama) behind /invocations."""

@@ -1,0 +1,144 @@
+"""iac/inference.yaml: lint clean, data capture and autoscaling wired to the endpoint, same env as deploy.py."""
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from samtranslator.yaml_helper import yaml_parse
+
+from gpu_inference import deploy
+
+ROOT = Path(__file__).resolve().parents[2]
+STACK = ROOT / "iac" / "inference.yaml"
+
+
+@pytest.fixture(scope="module")
+def stack() -> dict[str, Any]:
+    return yaml_parse(STACK.read_text())  # type: ignore[no-any-return]
+
+
+def resources_of(stack: dict[str, Any], type_: str) -> list[dict[str, Any]]:
+    return [r for r in stack["Resources"].values() if r["Type"] == type_]
+
+
+def only(stack: dict[str, Any], type_: str) -> dict[str, Any]:
+    found = resources_of(stack, type_)
+    assert len(found) == 1, type_
+    return found[0]["Properties"]  # type: ignore[no-any-return]
+
+
+def test_cfn_lint_passes_on_the_inference_stack() -> None:
+    result = subprocess.run(  # noqa: S603
+        [str(Path(sys.executable).parent / "cfn-lint"), str(STACK.relative_to(ROOT))],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_endpoint_is_named_per_stage_with_one_all_traffic_variant(stack) -> None:  # type: ignore[no-untyped-def]
+    # Given the stack / When reading the endpoint and its config / Then the names match deploy.py's
+    endpoint = only(stack, "AWS::SageMaker::Endpoint")
+    assert endpoint["EndpointName"] == {"Fn::Sub": "ffe-${Stage}-inference"}
+    assert deploy.endpoint_name("dev") == "ffe-dev-inference"
+    variants = only(stack, "AWS::SageMaker::EndpointConfig")["ProductionVariants"]
+    assert [v["VariantName"] for v in variants] == [deploy.VARIANT_NAME] == ["AllTraffic"]
+    assert variants[0]["InstanceType"] == {"Ref": "InstanceType"}
+    assert stack["Parameters"]["InstanceType"]["Default"] == deploy.STAGES["dev"].instance_type == "ml.g5.xlarge"
+    assert variants[0]["ContainerStartupHealthCheckTimeoutInSeconds"] == deploy.STARTUP_TIMEOUT_S
+
+
+def test_endpoint_config_captures_input_and_output_as_json(stack) -> None:  # type: ignore[no-untyped-def]
+    capture = only(stack, "AWS::SageMaker::EndpointConfig")["DataCaptureConfig"]
+    assert capture["EnableCapture"] is True
+    assert {o["CaptureMode"] for o in capture["CaptureOptions"]} == {"Input", "Output"}
+    assert capture["CaptureContentTypeHeader"]["JsonContentTypes"] == ["application/json"]
+    assert capture["InitialSamplingPercentage"] == {"Ref": "DataCaptureSamplingPercentage"}
+    assert "${DataCaptureBucket}" in capture["DestinationS3Uri"]["Fn::Sub"]
+
+
+def test_scalable_target_is_the_endpoint_variant(stack) -> None:  # type: ignore[no-untyped-def]
+    target = only(stack, "AWS::ApplicationAutoScaling::ScalableTarget")
+    assert target["ServiceNamespace"] == "sagemaker"
+    assert target["ResourceId"] == {"Fn::Sub": "endpoint/${Endpoint.EndpointName}/variant/AllTraffic"}
+    assert stack["Resources"]["Endpoint"]["Type"] == "AWS::SageMaker::Endpoint"
+    assert target["ScalableDimension"] == deploy.SCALABLE_DIMENSION == "sagemaker:variant:DesiredInstanceCount"
+    assert (target["MinCapacity"], target["MaxCapacity"]) == ({"Ref": "MinCapacity"}, {"Ref": "MaxCapacity"})
+
+
+def test_scaling_policy_tracks_invocations_per_instance(stack) -> None:  # type: ignore[no-untyped-def]
+    policy = only(stack, "AWS::ApplicationAutoScaling::ScalingPolicy")
+    assert policy["PolicyType"] == "TargetTrackingScaling"
+    assert policy["ScalingTargetId"] == {"Ref": "ScalableTarget"}
+    config = policy["TargetTrackingScalingPolicyConfiguration"]
+    assert config["PredefinedMetricSpecification"]["PredefinedMetricType"] == "SageMakerVariantInvocationsPerInstance"
+    assert config["TargetValue"] == {"Ref": "TargetInvocationsPerInstance"}
+    # the same cooldowns as the SDK path
+    assert (config["ScaleOutCooldown"], config["ScaleInCooldown"]) == (
+        deploy.SCALE_OUT_COOLDOWN_S,
+        deploy.SCALE_IN_COOLDOWN_S,
+    )
+
+
+def test_container_environment_is_deploy_container_env(stack) -> None:  # type: ignore[no-untyped-def]
+    # Given the model's container env in the YAML and CONTAINER_ENV in deploy.py
+    env = only(stack, "AWS::SageMaker::Model")["PrimaryContainer"]["Environment"]
+    parameters = stack["Parameters"]
+    # Then the keys are the same and every value resolves to the same default
+    assert set(env) == set(deploy.CONTAINER_ENV)
+    for key, value in env.items():
+        if isinstance(value, dict) and "Ref" in value:
+            resolved = "{stage}" if value["Ref"] == "Stage" else str(parameters[value["Ref"]]["Default"])
+        elif isinstance(value, dict) and "Fn::Sub" in value:
+            resolved = value["Fn::Sub"].replace("${Stage}", "{stage}")
+        else:
+            resolved = str(value)
+        assert resolved == deploy.CONTAINER_ENV[key], key
+    assert env["OLLAMA_HOST"] == "127.0.0.1:11434"
+    assert parameters["OllamaModel"]["Default"] == "llama3.2:3b-instruct-q4_0"
+    assert parameters["OllamaFallbackModel"]["Default"] == "llama3.2:1b-instruct-q4_0"
+
+
+def test_model_serves_the_image_and_bundle_as_its_own_role(stack) -> None:  # type: ignore[no-untyped-def]
+    model = only(stack, "AWS::SageMaker::Model")
+    assert model["PrimaryContainer"]["Image"] == {"Ref": "ImageUri"}
+    assert model["PrimaryContainer"]["ModelDataUrl"] == {"Ref": "ModelDataUrl"}
+    assert model["ExecutionRoleArn"] == {"Fn::GetAtt": ["ExecutionRole", "Arn"]}
+
+
+def test_execution_role_reads_only_the_models_bucket(stack) -> None:  # type: ignore[no-untyped-def]
+    role = stack["Resources"]["ExecutionRole"]["Properties"]
+    principal = role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["Service"]
+    assert principal == "sagemaker.amazonaws.com"
+    statements = {s["Sid"]: s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]}
+    assert "${ModelsBucketName}/*" in statements["ModelDataRead"]["Resource"]["Fn::Sub"]
+    assert "${DataCaptureBucket}/data-capture/${Stage}/*" in statements["DataCaptureWrite"]["Resource"]["Fn::Sub"]
+    s3_statements = [s for s in statements.values() if any(str(a).startswith("s3:") for a in _list(s["Action"]))]
+    assert all(s["Resource"] != "*" for s in s3_statements)
+    assert {"ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"} <= set(statements["EcrPull"]["Action"])
+
+
+def test_alarms_cover_latency_p95_and_serving_errors(stack) -> None:  # type: ignore[no-untyped-def]
+    alarms = {a["Properties"]["MetricName"]: a["Properties"] for a in resources_of(stack, "AWS::CloudWatch::Alarm")}
+    assert set(alarms) == {"ModelLatency", "Invocation5XXErrors"}
+    assert alarms["ModelLatency"]["ExtendedStatistic"] == "p95"
+    for alarm in alarms.values():
+        assert alarm["Namespace"] == "AWS/SageMaker"
+        dims = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
+        assert dims == {"EndpointName": {"Fn::GetAtt": ["Endpoint", "EndpointName"]}, "VariantName": "AllTraffic"}
+    assert "model serving down" in alarms["Invocation5XXErrors"]["AlarmDescription"]["Fn::Sub"]
+
+
+def test_outputs_name_the_endpoint_variant_and_arn(stack) -> None:  # type: ignore[no-untyped-def]
+    outputs = stack["Outputs"]
+    assert {"EndpointName", "VariantName", "EndpointArn"} <= set(outputs)
+    assert outputs["VariantName"]["Value"] == deploy.VARIANT_NAME
+    assert outputs["EndpointArn"]["Value"] == {"Ref": "Endpoint"}  # Ref of a SageMaker endpoint is its ARN
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
