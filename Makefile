@@ -62,6 +62,7 @@ lint: $(VENV)/.dev-installed
 typecheck: $(VENV)/.dev-installed
 	MYPYPATH=layers/core $(BIN)/mypy --explicit-package-bases -p ffe
 	MYPYPATH=layers/core $(BIN)/mypy --explicit-package-bases functions
+	MYPYPATH=layers/core $(BIN)/mypy --explicit-package-bases gpu_inference
 
 validate: lint  ## what `sam validate --lint` checks, without the SAM CLI
 	$(BIN)/python -c "from ffe.local.template import translate, project_root; translate(project_root(), {'Stage': '$(STAGE)', 'DatabaseSecretArn': ''}); print('template.yaml translates')"
@@ -75,6 +76,7 @@ bench: $(VENV)/.dev-installed  ## figures, never assertions
 	$(BIN)/python bench/bench_paper.py
 	$(BIN)/python bench/bench_mlflow.py
 	$(BIN)/python bench/bench_backtest.py
+	PYTHONPATH=layers/core:. $(BIN)/python bench/bench_inference.py
 
 build:  ## needs the AWS SAM CLI
 	sam build --config-env $(STAGE)

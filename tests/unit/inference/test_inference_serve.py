@@ -1,0 +1,154 @@
+"""The HTTP shell: /ping, /invocations, the sagemaker-runtime path (real boto3 client) and trace propagation."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import boto3
+import httpx
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from ffe.contracts import InferenceRequest, InferenceResponse
+from gpu_inference.predictor import Predictor
+from gpu_inference.serve import InferenceServer, serve_in_thread
+from gpu_inference.tracing import get_tracer, make_provider
+
+
+@pytest.fixture(scope="module")
+def exporter() -> InMemorySpanExporter:
+    return InMemorySpanExporter()
+
+
+@pytest.fixture(scope="module")
+def predictor(exporter: InMemorySpanExporter) -> Predictor:
+    return Predictor.load("bundled", device="cpu", tracer=get_tracer(make_provider(exporter)))
+
+
+@pytest.fixture
+def server(predictor: Predictor) -> Iterator[InferenceServer]:
+    srv, stop = serve_in_thread(predictor)
+    yield srv
+    stop()
+
+
+@pytest.fixture
+def body(make_instance) -> bytes:
+    return InferenceRequest(instances=[make_instance()], llm=False).model_dump_json().encode()
+
+
+def test_ping_503_until_the_predictor_is_ready_then_200(predictor: Predictor) -> None:
+    srv, stop = serve_in_thread(None)
+    try:
+        assert httpx.get(f"{srv.url}/ping").status_code == 503
+        srv.predictor = predictor
+        assert httpx.get(f"{srv.url}/ping").status_code == 200
+    finally:
+        stop()
+
+
+def test_invocations_answers_an_inference_response(server: InferenceServer, body: bytes) -> None:
+    r = httpx.post(f"{server.url}/invocations", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 200
+    response = InferenceResponse.model_validate_json(r.content)
+    assert response.device == "cpu" and response.predictions[0].rule == "rl_only_llm_skipped"
+
+
+def test_invocations_before_ready_is_503(body: bytes) -> None:
+    srv, stop = serve_in_thread(None)
+    try:
+        r = httpx.post(f"{srv.url}/invocations", content=body, headers={"Content-Type": "application/json"})
+    finally:
+        stop()
+    assert r.status_code == 503 and r.json()["error"] == "ModelNotReady"
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "status", "needle"),
+    [
+        (b"{not json", "application/json", 400, "not JSON"),
+        (b"{}", "text/csv", 415, "Content-Type must be application/json"),
+        (b'{"instances": []}', "application/json", 422, "instances"),
+        (b'{"instances": [{"asset": "BTCUSD"}]}', "application/json", 422, "instances.0.timeframe"),
+    ],
+    ids=["bad-json", "content-type", "empty-instances", "missing-fields"],
+)
+def test_invocations_bad_requests_are_4xx_naming_the_problem(
+    server: InferenceServer, content: bytes, content_type: str, status: int, needle: str
+) -> None:
+    r = httpx.post(f"{server.url}/invocations", content=content, headers={"Content-Type": content_type})
+    assert r.status_code == status
+    assert needle in r.json()["message"]
+
+
+def test_unknown_route_is_404(server: InferenceServer) -> None:
+    assert httpx.get(f"{server.url}/metrics").status_code == 404
+    assert httpx.post(f"{server.url}/predict", content=b"{}").status_code == 404
+
+
+def test_boto3_sagemaker_runtime_client_invokes_the_local_server(
+    server: InferenceServer, body: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a real sagemaker-runtime client pointed at loopback, with dummy credentials
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    client = boto3.client(
+        "sagemaker-runtime",
+        region_name="us-east-1",
+        endpoint_url=server.url,
+        config=Config(retries={"max_attempts": 1}),
+    )
+    # When it invokes an endpoint
+    out = client.invoke_endpoint(
+        EndpointName="ffe-dev", Body=body, ContentType="application/json", Accept="application/json"
+    )
+    # Then the body is the InferenceResponse
+    assert out["ContentType"] == "application/json"
+    response = InferenceResponse.model_validate_json(out["Body"].read())
+    assert response.predictions[0].voters[0].voter == "rl"
+    # And a validation error surfaces as a ClientError naming it
+    with pytest.raises(ClientError) as caught:
+        client.invoke_endpoint(EndpointName="ffe-dev", Body=b'{"instances": []}', ContentType="application/json")
+    assert caught.value.response["Error"]["Code"] == "ValidationError"
+    assert "instances" in caught.value.response["Error"]["Message"]
+
+
+def test_traceparent_header_continues_the_callers_trace(
+    server: InferenceServer, body: bytes, exporter: InMemorySpanExporter
+) -> None:
+    exporter.clear()
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    headers = {"Content-Type": "application/json", "traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"}
+    assert httpx.post(f"{server.url}/invocations", content=body, headers=headers).status_code == 200
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    assert {"invocations", "rl_voter"} <= spans.keys()
+    assert {f"{s.context.trace_id:032x}" for s in spans.values()} == {trace_id}
+    assert (
+        spans["rl_voter"].parent is not None
+        and spans["rl_voter"].parent.span_id == spans["invocations"].context.span_id
+    )
+    assert f"{spans['invocations'].parent.span_id:016x}" == "00f067aa0ba902b7"
+
+
+def test_xray_trace_header_continues_the_step_functions_trace(
+    server: InferenceServer, body: bytes, exporter: InMemorySpanExporter
+) -> None:
+    exporter.clear()
+    headers = {
+        "Content-Type": "application/json",
+        "X-Amzn-Trace-Id": "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+    }
+    assert httpx.post(f"{server.url}/invocations", content=body, headers=headers).status_code == 200
+    span = next(s for s in exporter.get_finished_spans() if s.name == "invocations")
+    assert f"{span.context.trace_id:032x}" == "5759e988bd862e3fe1be46a994272793"
+
+
+def test_model_load_span_is_recorded() -> None:
+    exporter = InMemorySpanExporter()
+    Predictor.load("bundled", device="cpu", tracer=get_tracer(make_provider(exporter)))
+    (span,) = exporter.get_finished_spans()
+    assert span.name == "model_load" and span.attributes is not None and span.attributes["device"] == "cpu"
+    assert json.dumps(dict(span.attributes))  # plain attributes
