@@ -11,9 +11,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ffe.adapters.models import BUNDLED, ModelBundle, ModelUnavailableError, load_bundle
-from ffe.adapters.replay import datasets, load_bars
-from ffe.backtest.engine import BacktestConfig, BarArrays, holdout_start, run_backtest
-from ffe.backtest.report import format_table, write_report
 
 HOLDOUT_FRACTION = 0.25  # the tail of each bundled series that training never sees
 DEFAULT_STATE_DIR = Path(".ffe")
@@ -41,6 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def command(args: argparse.Namespace) -> int:
     """Run the backtest the arguments describe, print the table, write the report; 0 on success."""
+    # Imported here: `ffe` builds every subcommand's parser, and `ffe run` should not pay for the engine.
+    from ffe.adapters.replay import datasets, load_bars
+    from ffe.backtest.engine import BacktestConfig, BarArrays, holdout_start, run_backtest
+    from ffe.backtest.report import format_table, write_report
+
     known = datasets()
     dataset = known.get(args.asset)
     if dataset is None:

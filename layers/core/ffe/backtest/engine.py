@@ -255,11 +255,6 @@ def periods_per_year(asset_class: AssetClass, timeframe: Timeframe) -> float:
     return float(252 * math.ceil(6.5 * 3600 / timeframe.duration.total_seconds()))
 
 
-def bars_per_day(timeframe: Timeframe) -> float:
-    """RiskLimits.bars_per_day for a timeframe, as GateRisk sets it."""
-    return timeframe.bars_per_day
-
-
 def holdout_start(times: NDArray[np.datetime64], fraction: float = 0.25) -> datetime:
     """Open time of the first bar of the last ``fraction`` of a series: the rows ``ffe.training.data.holdout``
     keeps out of training, to the bar."""
@@ -296,7 +291,7 @@ def run_backtest(
         raise ValueError(f"no bars in the window [{start}, {end})")
     data = series.head(hi)  # nothing after the window is ever read
     asset_class = asset_class_of(asset)
-    limits = cfg.limits or RiskLimits(bars_per_day=bars_per_day(timeframe))
+    limits = cfg.limits or RiskLimits(bars_per_day=timeframe.bars_per_day)  # as GateRisk sets it
     with _one_blas_thread():
         market = _market(data, asset_class, bundle, cfg)
     ppy = periods_per_year(asset_class, timeframe)
@@ -705,7 +700,6 @@ __all__ = [
     "Metrics",
     "StrategyName",
     "StrategyRun",
-    "bars_per_day",
     "holdout_start",
     "periods_per_year",
     "run_backtest",
