@@ -38,6 +38,8 @@ CONTAINER_ENV: dict[str, str] = {
     "OLLAMA_HOST": "127.0.0.1:11434",
     "OLLAMA_MODEL": DEFAULT_OLLAMA_MODEL,
     "OLLAMA_FALLBACK_MODEL": DEFAULT_OLLAMA_FALLBACK_MODEL,
+    # Per Ollama call; a decision may take a retry and the fallback model (InferDecision reads for 20 s).
+    "FFE_LLM_TIMEOUT_S": "5",
     "SAGEMAKER_MODEL_SERVER_TIMEOUT": "60",
     "STAGE": "{stage}",
     "OTEL_SERVICE_NAME": "ffe-inference",

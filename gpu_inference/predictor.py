@@ -133,6 +133,12 @@ class Predictor:
         return out
 
     def _check(self, inst: InferenceInstance) -> str:
+        if inst.regime_model_version is not None and inst.regime_model_version != self.version:
+            # posteriors of another bundle's mixture: its components need not mean what this policy learned
+            return (
+                f"the regime path came from model {inst.regime_model_version}, this endpoint serves {self.version}:"
+                " publish one champion to both (ffe models publish) and redeploy"
+            )
         rows, posts = inst.path_features, inst.path_posteriors
         if len(rows) < self.roll_bars or len(posts) < self.roll_bars:
             return f"the meta-controller needs {self.roll_bars} path rows, got {min(len(rows), len(posts))}"

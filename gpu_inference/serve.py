@@ -37,6 +37,7 @@ class InferenceServer(ThreadingHTTPServer):
     def __init__(self, predictor: Predictor | None, host: str, port: int, tracer: trace.Tracer | None = None) -> None:
         super().__init__((host, port), _Handler)
         self.predictor = predictor
+        self.load_error: str | None = None  # why the models could not load; /ping stays 503 and says it
         self.tracer = tracer or (predictor.tracer if predictor is not None else get_tracer())
 
     @property
@@ -70,6 +71,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if self.server.ready:
             self._json(200, {"status": "ready"})
+        elif self.server.load_error:
+            self._json(503, {"status": "failed", "error": self.server.load_error})
         else:
             self._json(503, {"status": "loading"})
 
@@ -87,7 +90,9 @@ class _Handler(BaseHTTPRequestHandler):
                 request = self._request()
                 predictor = self.server.predictor
                 if predictor is None or not predictor.ready:
-                    raise _BadRequest(503, "ModelNotReady", "the models are still loading")
+                    why = self.server.load_error
+                    message = f"the models failed to load: {why}" if why else "the models are still loading"
+                    raise _BadRequest(503, "ModelNotReady", message)
                 span.set_attribute("instances", len(request.instances))
                 span.set_attribute("llm", request.llm)
                 response = predictor.predict(request)
@@ -199,7 +204,8 @@ def main() -> None:  # pragma: no cover - the container's entry point
     def load() -> None:
         try:
             server.predictor = Predictor.load(model_dir, llm=llm, tracer=tracer)
-        except Exception:  # /ping stays 503, so SageMaker fails the deployment with this in the logs
+        except Exception as exc:  # /ping stays 503, so SageMaker fails the deployment with this in the logs
+            server.load_error = f"{type(exc).__name__}: {exc}"
             logger.exception("model load failed", extra={"model_dir": model_dir})
             return
         logger.info(

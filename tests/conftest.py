@@ -20,6 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "FFE")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+# A developer's own Ollama must never vote in tests: the LLM voter finds nothing here (loopback port 9 is closed).
+os.environ["OLLAMA_HOST"] = "127.0.0.1:9"
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ from ffe.adapters.models import ModelBundle, champion
 from ffe.contracts import DetectRegimeInput, parse
 from ffe.domain.features import FeatureParams
 from ffe.observability import logger, tracer
-from ffe.settings import DecideSettings, get_settings
+from ffe.settings import ModelSettings, get_settings
 from ffe.steps.regime import detect_regime
 
 
@@ -17,7 +17,7 @@ from ffe.steps.regime import detect_regime
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     inp = parse(DetectRegimeInput, event)
     logger.append_keys(cycle_id=inp.cycle_id, asset=inp.asset, timeframe=inp.timeframe)
-    settings = get_settings(DecideSettings)
+    settings = get_settings(ModelSettings)
     bundle = champion(settings.model_uri, settings.model_cache_seconds)
     path_bars = bundle.meta.roll_bars if isinstance(bundle, ModelBundle) else 1
     result = detect_regime(inp, bundle, FeatureParams(), path_bars)

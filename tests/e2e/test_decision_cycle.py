@@ -64,9 +64,13 @@ def test_cycle_decides_fresh_assets_and_holds_stale_ones(cloud: LocalCloud) -> N
     assert set(decisions) == {"BTCUSD", "ETHUSD", "EURUSD", "GBPUSD"} and not result["failures"]
     for fresh in ("BTCUSD", "ETHUSD"):
         d = decisions[fresh]
-        assert d["stale"] is False and d["model"] == "meta_controller" and d["data_age_seconds"] == 60.0
+        assert d["stale"] is False and d["model"] == "inference_ensemble" and d["data_age_seconds"] == 60.0
         assert set(d["reasons"]["signals"]) == {"trend_following", "mean_reversion", "breakout"}
-        # the shipped champion decided: its weights over the options, and the regime posterior it read
+        # the inference server's RL voter (the shipped champion) decided; no Ollama here, so the LLM said so
+        rl, llm = d["reasons"]["voters"]
+        assert (rl["voter"], rl["status"], rl["model_version"]) == ("rl", "voted", d["model_version"])
+        assert (llm["voter"], llm["status"]) == ("llm", "unavailable") and "unreachable" in llm["reasoning"]
+        assert "[rule rl_only_llm_unavailable; " in d["reason"]
         weights = d["reasons"]["weights"]
         assert set(weights) == {"trend_following", "mean_reversion", "breakout", "flat"}  # jsonb: no key order
         assert abs(sum(weights.values()) - 1.0) <= 1e-3
@@ -75,13 +79,13 @@ def test_cycle_decides_fresh_assets_and_holds_stale_ones(cloud: LocalCloud) -> N
         if d["action"] != "HOLD":  # every order-bound decision went through the risk gate and carries its size
             assert d["reasons"]["risk"]["approved"] is True and d["size"] > 0
             assert visits(result, "Gate risk", fresh)
-        assert visits(result, "Decide", fresh)
+        assert visits(result, "Infer decision", fresh)
     for stale in ("EURUSD", "GBPUSD"):
         d = decisions[stale]
         assert (d["action"], d["confidence"], d["stale"], d["model"]) == ("HOLD", 1.0, True, "staleness_gate")
         assert d["data_age_seconds"] > 7200 and d["staleness_threshold_seconds"] == 7200
         assert d["reason"].startswith("stale data: last bar closed")
-        assert visits(result, "Hold on stale data", stale) and not visits(result, "Decide", stale)
+        assert visits(result, "Hold on stale data", stale) and not visits(result, "Infer decision", stale)
         assert not visits(result, "Detect regime", stale)  # stale data never reaches a model
     assert decisions["GBPUSD"]["source"]["synthetic"] is True
     assert decisions["BTCUSD"]["cycle_id"] == result["input"]["cycle_id"]

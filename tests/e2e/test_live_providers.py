@@ -113,7 +113,7 @@ def test_each_asset_class_is_fetched_from_its_first_provider_and_then_cached(clo
     assert route(first["decisions"]["EURUSD"]) == [("oanda", "ok")]
     assert route(first["decisions"]["SPY"]) == [("alpha_vantage", "ok")]
     btc = first["decisions"]["BTCUSD"]
-    assert btc["stale"] is False and btc["model"] == "meta_controller"  # crypto trades around the clock
+    assert btc["stale"] is False and btc["model"] == "inference_ensemble"  # crypto trades around the clock
     assert btc["source"]["simulated_clock"] is False and btc["data_age_seconds"] < 3600
     # When the next cycle runs, Then the bars come from the cache (only new bars are fetched)
     second = run(cloud, ["BTCUSD"])

@@ -142,3 +142,74 @@ def test_outputs_name_the_endpoint_variant_and_arn(stack) -> None:  # type: igno
 
 def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
+
+
+# --- template.yaml: InferDecision and the optional nested stack ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sam() -> dict[str, Any]:
+    return yaml_parse((ROOT / "template.yaml").read_text())  # type: ignore[no-any-return]
+
+
+def test_infer_decision_calls_the_stage_endpoint_and_only_that(sam) -> None:  # type: ignore[no-untyped-def]
+    fn = sam["Resources"]["InferDecisionFunction"]["Properties"]
+    env = fn["Environment"]["Variables"]
+    # the settings InferDecision reads (ffe.settings.InferenceSettings), named as deploy.py names the endpoint
+    assert env["INFERENCE_ENDPOINT"] == {"Fn::Sub": "ffe-${Stage}-inference"}
+    assert env["INFERENCE_VARIANT"] == deploy.VARIANT_NAME
+    assert env["INFERENCE_LLM"] == {"Ref": "InferenceLlmVote"}
+    statements = [s for p in fn["Policies"] if isinstance(p, dict) and "Statement" in p for s in p["Statement"]]
+    invoke = [s for s in statements if s["Action"] == "sagemaker:InvokeEndpoint"]
+    assert [s["Resource"] for s in invoke] == [
+        {"Fn::Sub": "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:endpoint/ffe-${Stage}-inference"}
+    ]
+    assert "VpcConfig" not in fn  # sagemaker-runtime and DynamoDB are reached without the VPC's NAT
+
+
+def test_the_read_timeout_covers_the_containers_llm_budget(sam) -> None:  # type: ignore[no-untyped-def]
+    # Given the container's per-call Ollama timeout, a retry on an invalid answer and one fallback model
+    per_call = float(deploy.CONTAINER_ENV["FFE_LLM_TIMEOUT_S"])
+    fn = sam["Resources"]["InferDecisionFunction"]["Properties"]
+    timeout = fn["Environment"]["Variables"]["INFERENCE_TIMEOUT_S"]["Fn::If"]
+    assert timeout[0] == "LlmVoteOn"
+    with_llm, rl_only = float(timeout[1]), float(timeout[2])
+    # Then InferDecision waits for the worst LLM path, and the Lambda outlives its own read timeout
+    assert with_llm >= 3 * per_call + 1
+    assert rl_only <= 2
+    assert fn["Timeout"] > with_llm + 1  # + the 1 s connect timeout
+
+
+def test_the_state_machine_decides_through_infer_decision(sam) -> None:  # type: ignore[no-untyped-def]
+    machine = sam["Resources"]["DecisionCycleStateMachine"]["Properties"]
+    assert machine["DefinitionSubstitutions"]["InferDecisionFunctionArn"] == {
+        "Fn::GetAtt": ["InferDecisionFunction", "Arn"]
+    }
+    invokable = [p["LambdaInvokePolicy"]["FunctionName"] for p in machine["Policies"] if "LambdaInvokePolicy" in p]
+    assert {"Ref": "InferDecisionFunction"} in invokable
+    assert "DecideFunction" not in sam["Resources"]
+
+
+def test_nested_inference_stack_is_optional_and_sized_per_stage(sam) -> None:  # type: ignore[no-untyped-def]
+    nested = sam["Resources"]["InferenceStack"]
+    assert nested["Condition"] == "CreateInferenceEndpoint"
+    assert sam["Conditions"]["CreateInferenceEndpoint"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "InferenceImageUri"}, ""]}]
+    }
+    params = nested["Properties"]["Parameters"]
+    assert nested["Properties"]["TemplateURL"] == "iac/inference.yaml"
+    assert set(params) - set(yaml_parse(STACK.read_text())["Parameters"]) == set()  # every one exists there
+    assert params["ModelDataUrl"] == {"Ref": "InferenceModelDataUrl"}
+    # stage capacities agree with deploy.py's
+    mapping = sam["Mappings"]["StageConfig"]
+    for stage, defaults in deploy.STAGES.items():
+        assert (mapping[stage]["InferenceMinCapacity"], mapping[stage]["InferenceMaxCapacity"]) == (
+            defaults.min_capacity,
+            defaults.max_capacity,
+        ), stage
+    # an image without model data is refused before anything is created
+    rule = sam["Rules"]["InferenceEndpointNeedsModelData"]
+    assert rule["Assertions"][0]["Assert"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "InferenceModelDataUrl"}, ""]}]}
+    output = sam["Outputs"]["InferenceEndpointName"]
+    assert output["Condition"] == "CreateInferenceEndpoint"
+    assert output["Value"] == {"Fn::GetAtt": ["InferenceStack", "Outputs.EndpointName"]}

@@ -30,7 +30,7 @@ def test_functions_run_python312_with_the_core_layer() -> None:
     sam = load_sam(ROOT)
     assert sam["Globals"]["Function"]["Runtime"] == "python3.12"
     functions = {k: v for k, v in sam["Resources"].items() if v["Type"] == "AWS::Serverless::Function"}
-    assert set(functions) >= {"FetchMarketDataFunction", "CheckStalenessFunction", "DecideFunction",
+    assert set(functions) >= {"FetchMarketDataFunction", "CheckStalenessFunction", "InferDecisionFunction",
                               "RecordDecisionFunction"}  # fmt: skip
     for logical_id, fn in functions.items():
         code = ROOT / fn["Properties"]["CodeUri"]

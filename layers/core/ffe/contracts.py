@@ -249,6 +249,9 @@ class InferenceInstance(Contract):
     scores: dict[str, Annotated[float, Field(ge=-1, le=1, allow_inf_nan=False)]] = Field(min_length=1)
     regime_label: str | None = Field(default=None, max_length=64)
     regime_probabilities: dict[str, Probability] = Field(default_factory=dict)
+    regime_model_version: str | None = Field(
+        default=None, max_length=64, description="the bundle whose mixture made the path; must be the endpoint's"
+    )
     features: dict[str, FiniteFloat] = Field(default_factory=dict)
     path_features: list[list[FiniteFloat]] = Field(min_length=1, max_length=500)
     path_posteriors: list[list[Probability]] = Field(min_length=1, max_length=500)

@@ -31,7 +31,6 @@ ORDERS = "orders"
 RISK_VIOLATION_NOT_BLOCKED = "risk_violation_not_blocked"  # the critical alarm: must stay 0
 CYCLES = "cycles"
 INFERENCE_UNAVAILABLE = "inference_unavailable"  # decisions held because the endpoint could not answer
-MODEL_FALLBACKS = "model_fallbacks"  # decisions made by the naive router because the champion could not run
 
 
 def record_metrics(record: Any, result: Any) -> None:

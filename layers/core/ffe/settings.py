@@ -87,17 +87,17 @@ class RiskSettings(DatabaseSettings):
     risk_var_limit: float = Field(default=0.02, gt=0, lt=1)
 
 
-class DecideSettings(BaseSettings):
+class ModelSettings(BaseSettings):
     """Where the champion's numpy export lives: ``bundled`` (shipped in the layer), a folder, or ``s3://``."""
 
     model_uri: str = "bundled"
     model_cache_seconds: int = Field(default=300, ge=0, le=86_400)  # a promotion reaches warm containers within
-    entry_threshold: float = Field(default=0.15, gt=0, lt=1)
 
 
-class InferenceSettings(DecideSettings):
+class InferenceSettings(BaseSettings):
     """The stage's SageMaker endpoint for InferDecision (``ffe-<stage>-inference`` by default)."""
 
+    entry_threshold: float = Field(default=0.15, gt=0, lt=1)  # |blend| the RL voter needs to leave HOLD
     inference_endpoint: str = "ffe-local-inference"
     inference_variant: str | None = "AllTraffic"
     inference_endpoint_url: str | None = None  # local runs: the inference server on loopback

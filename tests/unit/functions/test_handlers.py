@@ -2,6 +2,7 @@
 
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,13 +12,18 @@ import pytest
 from ffe.contracts import MarketData
 from ffe.domain.errors import InvalidInputError
 from functions.check_staleness import handler as check_staleness
-from functions.decide import handler as decide
 from functions.detect_regime import handler as detect_regime
 from functions.fetch_market_data import handler as fetch
+from functions.infer_decision import handler as infer_decision
+from gpu_inference.gpu import LLAMA_1B_Q4, LlmPlan
+from gpu_inference.llm import LlmVoter
+from gpu_inference.predictor import Predictor
+from gpu_inference.serve import serve_in_thread
 from tests.fakes.market_data import FixedProvider, hourly
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 AS_OF = datetime(2019, 6, 15, 12, 1, tzinfo=UTC)
+CPU_PLAN = LlmPlan(LLAMA_1B_Q4, None, "cpu", "no GPU")
 
 
 def task(**change: object) -> dict:  # type: ignore[type-arg]
@@ -81,31 +87,55 @@ def test_check_staleness_rejects_tampered_bars(lambda_context) -> None:  # type:
         check_staleness.lambda_handler(data, lambda_context)
 
 
-def test_detect_regime_then_decide_with_the_shipped_champion(lambda_context) -> None:  # type: ignore[no-untyped-def]
+@pytest.fixture
+def endpoint(monkeypatch) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """The inference container's server on loopback (bundled champion, CPU, no Ollama), as InferDecision's URL."""
+    server, stop = serve_in_thread(Predictor.load("bundled", device="cpu", llm=LlmVoter(CPU_PLAN)))
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, "testing")
+    monkeypatch.setenv("INFERENCE_ENDPOINT", "ffe-dev-inference")
+    monkeypatch.setenv("INFERENCE_ENDPOINT_URL", server.url)
+    yield server.url
+    stop()
+
+
+def regime_detected(lambda_context) -> dict:  # type: ignore[no-untyped-def,type-arg]
     data = fetched(lambda_context)
     data["staleness"] = check_staleness.lambda_handler(data, lambda_context)
     data["regime"] = detect_regime.lambda_handler(data, lambda_context)
+    return data
+
+
+def test_detect_regime_then_infer_with_the_shipped_champion(lambda_context, endpoint, capsys) -> None:  # type: ignore[no-untyped-def]
+    data = regime_detected(lambda_context)
     assert data["regime"]["available"] is True and data["regime"]["asset_class"] == "crypto"
-    out = decide.lambda_handler(data, lambda_context)
-    assert out["model"] == "meta_controller" and out["model_version"] == data["regime"]["model_version"]
+    capsys.readouterr()
+    out = infer_decision.lambda_handler(data, lambda_context)
+    # the endpoint served the same champion DetectRegime read, and both voters are in the record
+    assert out["kind"] == "decision" and out["model"] == "inference_ensemble"
+    assert out["model_version"] == data["regime"]["model_version"]
     assert out["regime"] == data["regime"]["label"] and abs(sum(out["weights"].values()) - 1.0) <= 1e-3
-
-
-def test_decide_blends_fresh_data_into_a_decision_record(lambda_context) -> None:  # type: ignore[no-untyped-def]
-    data = fetched(lambda_context)
-    data["staleness"] = check_staleness.lambda_handler(data, lambda_context)
-    out = decide.lambda_handler(data, lambda_context)  # no $.regime: the naive router decides, and says why
-    assert out["kind"] == "decision" and out["model"] == "naive_router"
-    assert out["reason"].startswith("naive router fallback (no regime was detected")
-    assert out["action"] in ("BUY", "SELL", "HOLD") and 0 <= out["confidence"] <= 1
+    assert [(v["voter"], v["status"]) for v in out["voters"]] == [("rl", "voted"), ("llm", "unavailable")]
     assert set(out["signals"]) == {"trend_following", "mean_reversion", "breakout"}
-    assert out["bar_time"] == data["bars"][-1]["time"]
-    assert out["input_sha256"] == data["bars_sha256"]
+    assert out["bar_time"] == data["bars"][-1]["time"] and out["input_sha256"] == data["bars_sha256"]
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert emf[0]["inference_unavailable"] == [0.0]
 
 
-def test_decide_refuses_stale_data(lambda_context) -> None:  # type: ignore[no-untyped-def]
+def test_infer_holds_when_the_endpoint_is_down(lambda_context, endpoint, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    data = regime_detected(lambda_context)
+    monkeypatch.setenv("INFERENCE_ENDPOINT_URL", "http://127.0.0.1:9")  # nobody listens there
+    capsys.readouterr()
+    out = infer_decision.lambda_handler(data, lambda_context)
+    assert (out["action"], out["confidence"], out["model_version"]) == ("HOLD", 1.0, "unavailable")
+    assert out["reason"].startswith("inference_unavailable: ffe-dev-inference: EndpointConnectionError")
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert emf[0]["inference_unavailable"] == [1.0]
+
+
+def test_infer_refuses_stale_data(lambda_context) -> None:  # type: ignore[no-untyped-def]
     data = fetched(lambda_context)
     staleness = check_staleness.lambda_handler(data, lambda_context)
     data["staleness"] = {**staleness, "stale": True}
     with pytest.raises(InvalidInputError, match="stale data must never reach a model"):
-        decide.lambda_handler(data, lambda_context)
+        infer_decision.lambda_handler(data, lambda_context)

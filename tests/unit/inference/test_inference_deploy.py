@@ -64,6 +64,7 @@ def test_plan_per_stage_uses_the_stage_defaults(stage: str, initial: int, maximu
         "OLLAMA_HOST": "127.0.0.1:11434",
         "OLLAMA_MODEL": "llama3.2:3b-instruct-q4_0",
         "OLLAMA_FALLBACK_MODEL": "llama3.2:1b-instruct-q4_0",
+        "FFE_LLM_TIMEOUT_S": "5",
         "SAGEMAKER_MODEL_SERVER_TIMEOUT": "60",
         "STAGE": stage,
         "OTEL_SERVICE_NAME": "ffe-inference",

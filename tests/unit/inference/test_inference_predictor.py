@@ -108,3 +108,15 @@ def test_short_path_makes_the_rl_voter_unavailable_and_holds(predictor: Predicto
     assert (pred[0].action, pred[0].confidence, pred[0].rule) == ("HOLD", 1.0, "rl_unavailable")
     assert "needs 24 path rows" in pred[0].reason
     assert pred[1].voters[0].status == "voted"  # the other instance is unaffected
+
+
+def test_regime_from_another_bundle_holds_rather_than_misread(predictor: Predictor, make_instance) -> None:
+    # Given one instance whose regime path came from the endpoint's bundle and one from an older bundle
+    same = make_instance().model_copy(update={"regime_model_version": predictor.version})
+    other = make_instance().model_copy(update={"regime_model_version": "ffe-000000000000"})
+    # When both are predicted
+    pred = predictor.predict(InferenceRequest(instances=[same, other], llm=False)).predictions
+    # Then the matching one is voted on and the mismatched one holds, naming both versions
+    assert pred[0].voters[0].status == "voted"
+    assert (pred[1].action, pred[1].rule) == ("HOLD", "rl_unavailable")
+    assert "ffe-000000000000" in pred[1].reason and predictor.version in pred[1].reason

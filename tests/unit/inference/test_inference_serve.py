@@ -64,6 +64,19 @@ def test_invocations_before_ready_is_503(body: bytes) -> None:
     finally:
         stop()
     assert r.status_code == 503 and r.json()["error"] == "ModelNotReady"
+    assert r.json()["message"] == "the models are still loading"
+
+
+def test_a_failed_model_load_is_503_saying_why(body: bytes) -> None:
+    srv, stop = serve_in_thread(None)
+    srv.load_error = "ModelLoadError: cannot load the model from /opt/ml/model: no manifest.json"
+    try:
+        ping = httpx.get(f"{srv.url}/ping")
+        r = httpx.post(f"{srv.url}/invocations", content=body, headers={"Content-Type": "application/json"})
+    finally:
+        stop()
+    assert ping.status_code == 503 and ping.json() == {"status": "failed", "error": srv.load_error}
+    assert r.status_code == 503 and r.json()["message"] == f"the models failed to load: {srv.load_error}"
 
 
 @pytest.mark.parametrize(

@@ -96,7 +96,7 @@ class BacktestConfig:
 
     strategies: tuple[StrategyName, ...] = ALL_STRATEGIES
     lookback_bars: int = 120  # MarketDataSettings.lookback_bars
-    entry_threshold: float = 0.15  # DecideSettings.entry_threshold
+    entry_threshold: float = 0.15  # InferenceSettings.entry_threshold
     strategy_params: StrategyParams = field(default_factory=StrategyParams)
     feature_params: FeatureParams = field(default_factory=FeatureParams)
     limits: RiskLimits | None = None  # None: RiskLimits() with bars_per_day from the timeframe

@@ -1,8 +1,9 @@
 """Embedded AWS: the project's template deployed into moto, with the real handlers behind its Lambdas.
 
 ``LocalCloud`` is the whole offline stack: translate template.yaml, upload the function and layer code
-to (moto's) S3, put the database credentials in (moto's) Secrets Manager, create the CloudFormation
-stack, and start DecisionCycle executions the way the EventBridge schedules do.
+to (moto's) S3, put the database credentials in (moto's) Secrets Manager, serve the inference
+container's server on loopback (``ffe.local.inference``), create the CloudFormation stack, and start
+DecisionCycle executions the way the EventBridge schedules do.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ import boto3
 from moto import mock_aws
 from psycopg.conninfo import conninfo_to_dict
 
-from ffe.local.lambdas import FunctionCode, InProcessLambdas
+from ffe.local.inference import LocalInference
+from ffe.local.lambdas import FunctionCode, InProcessLambdas, cold_start
 from ffe.local.template import ARTIFACT_BUCKET, REGION, s3_objects, translate, without_unsupported
 
 STACK_NAME = "ffe-local"
@@ -67,15 +69,18 @@ class LocalCloud:
     provider_secrets: dict[str, dict[str, str]] = field(default_factory=dict)  # provider -> secret JSON
     dlq_file: Path | None = None  # where parked records survive between commands (moto's SQS does not)
     champion_dir: Path | None = None  # a trained bundle (`ffe train`) to serve from the model bucket; else bundled
+    ollama_host: str | None = None  # the LLM voter's Ollama; None: OLLAMA_HOST (unreachable: the voter says so)
     state_machine_arn: str = ""
     schedules: dict[str, Schedule] = field(default_factory=dict)  # by timeframe
     lambdas: InProcessLambdas = field(init=False)
+    inference: LocalInference = field(init=False)
     _mock: Any = field(default=None, repr=False)
     _patch: Any = field(default=None, repr=False)
     _saved_env: dict[str, str | None] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.lambdas = InProcessLambdas(echo_logs=self.echo_logs)
+        self.inference = LocalInference(self.root, self.champion_dir, self.ollama_host)
 
     def __enter__(self) -> LocalCloud:
         for key, value in _LOCAL_ENV.items():
@@ -84,6 +89,7 @@ class LocalCloud:
         if not self.echo_logs:
             # moto's ASL interpreter logs every caught state error at ERROR; the history reports them.
             logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
+        self.inference.start()  # the endpoint InferDecision calls, before the stack that points at it
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._mock.start()
         _serialise_ast_building()
@@ -97,6 +103,7 @@ class LocalCloud:
         self._save_dead_letters()
         self._patch.__exit__(None, None, None)
         self._mock.stop()
+        self.inference.stop()
         for key, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -113,6 +120,7 @@ class LocalCloud:
             # moto cannot take a custom resource's answer; the store migrates on first connect instead
             "RunMigrationsOnDeploy": "false",
             "ModelSource": "bucket" if self.champion_dir is not None else "bundled",
+            "InferenceEndpointUrl": self.inference.url,  # sagemaker-runtime calls go to the local server
             **self._provider_secrets(),
         }
         translated = translate(self.root, parameters)
@@ -169,6 +177,15 @@ class LocalCloud:
             FunctionName=f"ffe-{self.stage}-{name_suffix}"
         )
         return dict(config.get("Environment", {}).get("Variables", {}))
+
+    def configure_function(self, name_suffix: str, **variables: str) -> None:
+        """Change a deployed function's environment (``aws lambda update-function-configuration``); warm
+        containers are recycled, so the next invocation reads it."""
+        env = {**self.function_environment(name_suffix), **variables}
+        boto3.client("lambda", region_name=REGION).update_function_configuration(
+            FunctionName=f"ffe-{self.stage}-{name_suffix}", Environment={"Variables": env}
+        )
+        cold_start()
 
     def market_data_health(self) -> Any:
         """Providers configured, breaker states and cache reachability, as FetchMarketData sees them."""

@@ -128,7 +128,7 @@ class InProcessLambdas:
                 buffer.write(f"[ERROR] {type(exc).__name__}: {exc}\n")
             finally:
                 for handler, stream in swapped:
-                    handler.setStream(stream)
+                    handler.stream = stream  # no flush: the buffer is read below, the old stream may be closed
                 sys.stdout = caller_stdout
         logs = buffer.getvalue()
         fn.save_logs(logs or "(no output)")
@@ -175,7 +175,8 @@ def _capture_log_handlers(buffer: io.StringIO) -> list[tuple[logging.StreamHandl
 
     Powertools binds whatever sys.stdout was when its Logger was built (in tests, an earlier test's
     capture stream), so handlers are swapped by kind, not by identity with the current sys.stdout.
-    Files, stderr and test-framework handlers are left alone.
+    Files, stderr and test-framework handlers are left alone. The old stream is not flushed: it may be
+    an earlier capture that is closed by now (a library's handler bound at import, torch's for one).
     """
     swapped = []
     for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
@@ -184,7 +185,12 @@ def _capture_log_handlers(buffer: io.StringIO) -> list[tuple[logging.StreamHandl
                 type(handler) is logging.StreamHandler  # not FileHandler, not pytest's capture handlers
                 and handler.stream not in (sys.stderr, sys.__stderr__)
             ):
-                swapped.append((handler, handler.setStream(buffer)))
+                handler.acquire()
+                try:
+                    swapped.append((handler, handler.stream))
+                    handler.stream = buffer
+                finally:
+                    handler.release()
     return swapped
 
 

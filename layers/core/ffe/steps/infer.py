@@ -39,7 +39,8 @@ def infer_decision(
         return _hold(common, f"{UNAVAILABLE}: the RL voter needs the regime path ({why})")
     instance = InferenceInstance(
         asset=inp.asset, timeframe=inp.timeframe, as_of=inp.as_of, scores=scores, regime_label=regime.label,
-        regime_probabilities=regime.probabilities, features=regime.features, path_features=regime.path_features,
+        regime_probabilities=regime.probabilities, regime_model_version=regime.model_version,
+        features=regime.features, path_features=regime.path_features,
         path_posteriors=regime.path_posteriors, summary=summarize(bars), entry_threshold=entry_threshold,
     )  # fmt: skip
     try:

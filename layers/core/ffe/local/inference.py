@@ -1,0 +1,72 @@
+"""The inference endpoint, offline: the container's own server (``gpu_inference.serve``) on loopback.
+
+``LocalCloud`` starts it before deploying and passes its URL as the template's ``InferenceEndpointUrl``, so
+InferDecision's ``sagemaker-runtime`` InvokeEndpoint call reaches it exactly as it reaches SageMaker in AWS
+(moto lets requests to hosts it does not emulate through). It serves the same champion DetectRegime reads
+(``ffe run``'s ``.ffe/champion/`` or the bundled one), on the GPU if torch sees one, else on CPU; the LLM
+voter asks the Ollama at ``OLLAMA_HOST`` and reports itself unavailable when none answers.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# Where the container's code lives in the checkout; it is not part of the installed ``ffe`` package.
+CONTAINER_PACKAGE = "gpu_inference"
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class LocalInference:
+    project: Path
+    model_dir: Path | None = None  # a champion bundle folder; None: the one shipped in the ffe package
+    ollama_host: str | None = None  # None: OLLAMA_HOST, else Ollama's default (127.0.0.1:11434)
+    url: str = ""
+    load_error: str | None = None  # the models could not load: the server answers 503 saying why
+    predictor: Any = field(default=None, repr=False)
+    server: Any = field(default=None, repr=False)
+    _stop: Callable[[], None] | None = field(default=None, repr=False)
+
+    def start(self) -> str:
+        """Load the models and serve them on a free loopback port; returns the server's URL."""
+        if not (self.project / CONTAINER_PACKAGE).is_dir():
+            raise RuntimeError(f"no {CONTAINER_PACKAGE}/ in {self.project}: the local endpoint runs its server")
+        if str(self.project) not in sys.path:
+            sys.path.insert(0, str(self.project))
+        from gpu_inference.deploy import CONTAINER_ENV
+        from gpu_inference.gpu import detect
+        from gpu_inference.llm import LlmVoter
+        from gpu_inference.predictor import ModelLoadError, Predictor
+        from gpu_inference.serve import serve_in_thread
+
+        _, plan = detect()
+        per_call = float(os.environ.get("FFE_LLM_TIMEOUT_S", CONTAINER_ENV["FFE_LLM_TIMEOUT_S"]))
+        llm = LlmVoter(plan, host=self.ollama_host, timeout_s=per_call)
+        try:
+            self.predictor = Predictor.load(str(self.model_dir) if self.model_dir is not None else "bundled", llm=llm)
+        except ModelLoadError as exc:  # as in SageMaker: the endpoint runs unhealthy and every call says why
+            self.load_error = str(exc)
+            logger.warning("inference models failed to load", extra={"error": self.load_error})
+        self.server, self._stop = serve_in_thread(self.predictor)
+        self.server.load_error = self.load_error
+        self.url = self.server.url
+        return self.url
+
+    def stop(self) -> None:
+        """Stop serving and free the models here. Left to the garbage collector, a torch module can be freed
+        by a daemon thread while the interpreter exits, and torch then aborts the process."""
+        if self._stop is not None:
+            self._stop()
+            self._stop = None
+        if self.server is not None:
+            self.server.predictor = None
+        self.predictor = None
+        gc.collect()
