@@ -8,6 +8,7 @@ SageMaker's bring-your-own-container contract: listen on ``SAGEMAKER_BIND_TO_POR
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -178,6 +179,10 @@ def serve_in_thread(
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+        # A keep-alive handler thread still holds the server. Drop the models here: freed by a daemon thread
+        # while the interpreter exits, a torch module aborts the process ("terminate called ...").
+        server.predictor = None
+        gc.collect()
 
     return server, stop
 

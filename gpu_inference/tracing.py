@@ -26,6 +26,8 @@ SERVICE_NAME = "ffe-gpu-inference"
 _XRAY_ROOT = re.compile(r"Root=1-([0-9a-fA-F]{8})-([0-9a-fA-F]{24})")
 _XRAY_PARENT = re.compile(r"Parent=([0-9a-fA-F]{16})")
 _XRAY_SAMPLED = re.compile(r"Sampled=([01])")
+_W3C_IN_ATTRIBUTES = re.compile(r"traceparent=(00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2})")
+CUSTOM_ATTRIBUTES_HEADER = "x-amzn-sagemaker-custom-attributes"
 
 
 def make_provider(exporter: str | SpanExporter | None = None) -> TracerProvider:
@@ -56,13 +58,22 @@ def get_tracer(provider: TracerProvider | None = None) -> trace.Tracer:
 
 
 def parent_context(headers: Mapping[str, str]) -> Context | None:
-    """The caller's trace as a parent context: ``traceparent`` first, then ``X-Amzn-Trace-Id``; None if neither."""
+    """The caller's trace as a parent context; None if it sent none.
+
+    In order: a W3C ``traceparent`` header, an ``X-Amzn-Trace-Id`` header, then the same two inside
+    ``X-Amzn-SageMaker-Custom-Attributes`` (InvokeEndpoint's ``CustomAttributes``, which is how InferDecision
+    passes its X-Ray trace through SageMaker).
+    """
     lowered = {k.lower(): v for k, v in headers.items()}
+    attributes = lowered.get(CUSTOM_ATTRIBUTES_HEADER, "")
+    w3c = _W3C_IN_ATTRIBUTES.search(attributes)
+    if "traceparent" not in lowered and w3c:
+        lowered["traceparent"] = w3c.group(1)
     if "traceparent" in lowered:
         ctx = TraceContextTextMapPropagator().extract(carrier=lowered)
         if trace.get_current_span(ctx).get_span_context().is_valid:
             return ctx
-    amzn = lowered.get("x-amzn-trace-id", "")
+    amzn = lowered.get("x-amzn-trace-id", "") or attributes
     root = _XRAY_ROOT.search(amzn)
     if root is None:
         return None

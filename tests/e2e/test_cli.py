@@ -19,7 +19,10 @@ def test_run_then_decisions_then_reset(tmp_path: Path, capsys: pytest.CaptureFix
     assert "SUCCEEDED" in out and "DecisionCycle 1h as of 2019-06-15T12:01:00Z" in out, out
     rows = {line.split()[0]: line for line in out.splitlines() if line[:6] in ("BTCUSD", "ETHUSD", "EURUSD", "GBPUSD")}
     assert "stale data: last bar closed" in rows["GBPUSD"] and " HOLD " in rows["GBPUSD"]
-    assert "meta-controller blend" in rows["BTCUSD"]  # the shipped champion decided
+    assert "meta-controller blend" in rows["BTCUSD"]  # the shipped champion decided, on the inference server
+    assert "[rule rl_only_llm_unavailable; " in rows["BTCUSD"]  # no Ollama in tests: the reason says so
+    assert re.search(r"^inference: http://127\.0\.0\.1:\d+ serves ffe-[0-9a-f]{12} on ", out, re.M), out
+    assert "(unreachable, so the RL voter decides alone and says so)" in out
     assert "Execution history" in out and "Hold on stale data" in out and "Record decision" in out
     assert (state / "pgdata" / "PG_VERSION").exists() and list((state / "runs").glob("*.json"))
 

@@ -123,6 +123,8 @@ def _run(state: Any, args: argparse.Namespace) -> int:
         f"set-up {report.setup_postgres_s + report.setup_aws_s:.1f} s (Postgres {report.setup_postgres_s:.1f} s, "
         f"moto stack {report.setup_aws_s:.1f} s), execution {report.execution_s:.1f} s; database: {report.database}"
     )
+    if report.inference:
+        print(f"inference: {report.inference}")
     print()
     rows = [
         [

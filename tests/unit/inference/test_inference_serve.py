@@ -12,7 +12,9 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from ffe.adapters.inference import get_inference
 from ffe.contracts import InferenceRequest, InferenceResponse
+from ffe.settings import InferenceSettings
 from gpu_inference.predictor import Predictor
 from gpu_inference.serve import InferenceServer, serve_in_thread
 from gpu_inference.tracing import get_tracer, make_provider
@@ -165,3 +167,34 @@ def test_model_load_span_is_recorded() -> None:
     (span,) = exporter.get_finished_spans()
     assert span.name == "model_load" and span.attributes is not None and span.attributes["device"] == "cpu"
     assert json.dumps(dict(span.attributes))  # plain attributes
+
+
+def test_infer_decisions_xray_trace_reaches_the_container_through_custom_attributes(
+    server: InferenceServer, body: bytes, exporter: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given InferDecision's own client (ffe.adapters.inference) pointed at the server, and a Lambda X-Ray trace
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, "testing")
+    client = get_inference(InferenceSettings(inference_endpoint="ffe-dev-inference", inference_endpoint_url=server.url))
+    xray = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+    exporter.clear()
+    # When it infers (boto3 sends the trace as X-Amzn-SageMaker-Custom-Attributes, as SageMaker forwards it)
+    client.infer(InferenceRequest.model_validate_json(body), trace_header=xray)
+    # Then the container's spans belong to the Lambda's trace, under its segment
+    span = next(s for s in exporter.get_finished_spans() if s.name == "invocations")
+    assert f"{span.context.trace_id:032x}" == "5759e988bd862e3fe1be46a994272793"
+    assert span.parent is not None and f"{span.parent.span_id:016x}" == "53995c3f42cd8ad8"
+
+
+def test_w3c_traceparent_in_custom_attributes_is_continued(
+    server: InferenceServer, body: bytes, exporter: InMemorySpanExporter
+) -> None:
+    exporter.clear()
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    headers = {
+        "Content-Type": "application/json",
+        "X-Amzn-SageMaker-Custom-Attributes": f"traceparent=00-{trace_id}-00f067aa0ba902b7-01",
+    }
+    assert httpx.post(f"{server.url}/invocations", content=body, headers=headers).status_code == 200
+    span = next(s for s in exporter.get_finished_spans() if s.name == "invocations")
+    assert f"{span.context.trace_id:032x}" == trace_id

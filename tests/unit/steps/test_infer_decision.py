@@ -73,7 +73,7 @@ def test_the_endpoint_ensemble_decides_and_explains_itself() -> None:
         "ffe-dev-inference", "AllTraffic", "application/json")  # fmt: skip
     sent = InferenceRequest.model_validate_json(call["Body"])
     assert sent.instances[0].asset == "BTCUSD" and len(sent.instances[0].path_posteriors) == BUNDLE.meta.roll_bars
-    assert call["CustomAttributes"] == "traceparent=Root=1-abc"
+    assert call["CustomAttributes"] == "X-Amzn-Trace-Id=Root=1-abc"
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,8 @@ from ffe.adapters.breaker import DynamoDBBreakerStorage, make_breaker
 from ffe.contracts import InferenceRequest, InferenceResponse
 from ffe.settings import InferenceSettings
 
+TRACE_ATTRIBUTE = "X-Amzn-Trace-Id"  # the Lambda's X-Ray header, carried in CustomAttributes
+
 
 class InferenceUnavailableError(Exception):
     """The endpoint could not give a valid answer (timeout, error, open breaker, malformed response)."""
@@ -60,8 +62,8 @@ class SageMakerInference:
         }
         if self._variant:
             kwargs["TargetVariant"] = self._variant
-        if trace_header:
-            kwargs["CustomAttributes"] = f"traceparent={trace_header}"
+        if trace_header:  # SageMaker hands CustomAttributes to the container as X-Amzn-SageMaker-Custom-Attributes
+            kwargs["CustomAttributes"] = f"{TRACE_ATTRIBUTE}={trace_header}"
         body = self._runtime.invoke_endpoint(**kwargs)["Body"].read()
         try:
             response = InferenceResponse.model_validate(json.loads(body))

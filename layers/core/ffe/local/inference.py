@@ -9,7 +9,6 @@ voter asks the Ollama at ``OLLAMA_HOST`` and reports itself unavailable when non
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import sys
@@ -22,6 +21,7 @@ from typing import Any
 CONTAINER_PACKAGE = "gpu_inference"
 
 logger = logging.getLogger(__name__)
+_LLM_LOG = logging.getLogger("gpu_inference.llm")
 
 
 @dataclass
@@ -34,6 +34,7 @@ class LocalInference:
     predictor: Any = field(default=None, repr=False)
     server: Any = field(default=None, repr=False)
     _stop: Callable[[], None] | None = field(default=None, repr=False)
+    _llm_log_level: int = field(default=logging.NOTSET, repr=False)
 
     def start(self) -> str:
         """Load the models and serve them on a free loopback port; returns the server's URL."""
@@ -50,6 +51,11 @@ class LocalInference:
         _, plan = detect()
         per_call = float(os.environ.get("FFE_LLM_TIMEOUT_S", CONTAINER_ENV["FFE_LLM_TIMEOUT_S"]))
         llm = LlmVoter(plan, host=self.ollama_host, timeout_s=per_call)
+        # No Ollama is the usual local case: `describe()` and every decision's reason say so; no warning per call.
+        self._llm_log_level = _LLM_LOG.level
+        _LLM_LOG.setLevel(logging.ERROR)
+        if llm.available():
+            _LLM_LOG.setLevel(self._llm_log_level)
         try:
             self.predictor = Predictor.load(str(self.model_dir) if self.model_dir is not None else "bundled", llm=llm)
         except ModelLoadError as exc:  # as in SageMaker: the endpoint runs unhealthy and every call says why
@@ -60,13 +66,21 @@ class LocalInference:
         self.url = self.server.url
         return self.url
 
+    def describe(self) -> str:
+        """One line for ``ffe run``: the server, the champion and device it serves, and the LLM voter's Ollama."""
+        if self.predictor is None:
+            return f"{self.url} is unhealthy, every decision holds: {self.load_error}"
+        llm = self.predictor.llm
+        line = f"{self.url} serves {self.predictor.version} on {self.predictor.device_name}"
+        if llm is None:
+            return f"{line}; no LLM voter"
+        reach = "reachable" if llm.available() else "unreachable, so the RL voter decides alone and says so"
+        return f"{line}; LLM voter {' or '.join(llm.models)} via Ollama at {llm.host} ({reach})"
+
     def stop(self) -> None:
-        """Stop serving and free the models here. Left to the garbage collector, a torch module can be freed
-        by a daemon thread while the interpreter exits, and torch then aborts the process."""
+        """Stop serving and let go of the models (``serve_in_thread``'s stop frees them on this thread)."""
+        self.predictor = None
         if self._stop is not None:
             self._stop()
             self._stop = None
-        if self.server is not None:
-            self.server.predictor = None
-        self.predictor = None
-        gc.collect()
+        _LLM_LOG.setLevel(self._llm_log_level)

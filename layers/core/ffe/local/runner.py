@@ -44,6 +44,7 @@ class CycleReport:
     visits: list[StateVisit] = field(default_factory=list)
     health: Any = None  # MarketDataHealth at start-up, for live runs
     dead_letters: int = 0  # records parked in the DLQ, waiting for `ffe dlq replay`
+    inference: str = ""  # the local inference endpoint: what it serves, where, and whether the LLM can vote
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,7 @@ def run_cycle(
                         provider_secrets=secrets, dlq_file=state.dead_letters,
                         champion_dir=state.champion_dir()) as cloud:  # fmt: skip
             health = cloud.market_data_health() if provider == "live" else None
+            inference = cloud.inference.describe()
             t2 = time.perf_counter()
             schedule = cloud.schedules[timeframe] if timeframe in cloud.schedules else None
             if raw_input is not None:
@@ -151,6 +153,7 @@ def run_cycle(
             visits=visits,
             health=health,
             dead_letters=parked,
+            inference=inference,
         )
         report.decisions, report.failures = _outcome(pg.url, arn)
     _save(state, report)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import tarfile
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -126,13 +127,34 @@ def _publish(state: Any, stage: str, bucket: str | None, region: str | None) -> 
         outputs = cfn.describe_stacks(StackName=f"ffe-{stage}")["Stacks"][0].get("Outputs", [])
         bucket = next(o["OutputValue"] for o in outputs if o["OutputKey"] == "ModelBucketName")
     s3 = boto3.client("s3", region_name=region)
+    # The endpoint's model data: the same files as a tarball SageMaker unpacks into /opt/ml/model, under the
+    # bundle's version so a deployed endpoint never sees its artifact change underneath it.
+    model_data = f"endpoint/{bundle.version}/model.tar.gz"
+    with tempfile.TemporaryDirectory() as tmp:
+        tarball = Path(tmp) / "model.tar.gz"
+        model_tarball(folder, tarball)
+        s3.upload_file(str(tarball), bucket, model_data)
     manifest = folder / "manifest.json"
     for f in sorted(folder.iterdir()):
         if f != manifest:
             s3.upload_file(str(f), bucket, f"champion/{f.name}")
     s3.upload_file(str(manifest), bucket, "champion/manifest.json")  # last: readers never see a half bundle
-    print(f"published {bundle.version} to s3://{bucket}/champion/ (deploy with ModelSource=bucket to serve it)")
+    url = f"s3://{bucket}/{model_data}"
+    print(f"published {bundle.version} to s3://{bucket}/champion/ (DetectRegime reads it with ModelSource=bucket)")
+    print(f"and the endpoint's model data to {url}; serve it: in samconfig.toml's [{stage}.deploy.parameters]")
+    print(f"  parameter_overrides add InferenceImageUri=<ecr image> InferenceModelDataUrl={url}, then sam deploy,")
+    print(f"  or: python gpu_inference/deploy.py --stage {stage} --image-uri <ecr image> --model-data {url}")
+    print("Until the endpoint serves the same version, its RL voter refuses the new regime paths: decisions hold.")
     return 0
+
+
+def model_tarball(folder: Path, target: Path) -> Path:
+    """``folder``'s files at the root of a gzipped tarball (SageMaker's model.tar.gz layout)."""
+    with tarfile.open(target, "w:gz") as tar:
+        for f in sorted(folder.iterdir()):
+            if f.is_file():
+                tar.add(f, arcname=f.name)
+    return target
 
 
 def _copy(src: Path, dst: Path) -> None:
