@@ -20,7 +20,7 @@ from conftest import build_instance  # noqa: E402 - the tests' real-instance bui
 
 from ffe.contracts import InferenceRequest  # noqa: E402
 from gpu_inference.predictor import Predictor  # noqa: E402
-from gpu_inference.serve import serve_in_thread  # noqa: E402
+from gpu_inference.serve import serve_in_thread, settle  # noqa: E402
 
 RUNS = 200
 
@@ -39,6 +39,7 @@ def percentiles(fn: Callable[[], object], runs: int = RUNS) -> tuple[float, floa
 
 predictor = Predictor.load("bundled")
 requests = {n: InferenceRequest(instances=[build_instance(offset=i) for i in range(n)], llm=False) for n in (1, 64)}
+settle()  # as the container does once its models have loaded
 print(f"inference RL path on {predictor.device_name}, model {predictor.version} ({RUNS} runs each, ms)")
 for n, request in requests.items():
     p50, p95 = percentiles(lambda request=request: predictor.predict(request))

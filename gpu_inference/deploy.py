@@ -7,7 +7,8 @@ The same deployment as ``iac/inference.yaml`` for teams that do not go through C
         [--target-invocations 100] [--data-capture-s3 s3://...] [--dry-run]
 
 ``--dry-run`` prints the plan as JSON and imports neither the SageMaker SDK nor boto3. The SDK is imported
-only inside :func:`deploy`: it belongs to this operator tool, never to a Lambda package.
+only inside :func:`deploy`: it belongs to this operator tool, never to a Lambda package. It is the v2 SDK
+(``pip install "sagemaker>=2.200,<3"``; checked with 2.257.7): v3 replaced ``sagemaker.model.Model``.
 """
 
 from __future__ import annotations

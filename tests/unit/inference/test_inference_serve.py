@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Iterator
 
@@ -16,7 +17,7 @@ from ffe.adapters.inference import get_inference
 from ffe.contracts import InferenceRequest, InferenceResponse
 from ffe.settings import InferenceSettings
 from gpu_inference.predictor import Predictor
-from gpu_inference.serve import InferenceServer, serve_in_thread
+from gpu_inference.serve import InferenceServer, serve_in_thread, settle
 from gpu_inference.tracing import get_tracer, make_provider
 
 
@@ -198,3 +199,11 @@ def test_w3c_traceparent_in_custom_attributes_is_continued(
     assert httpx.post(f"{server.url}/invocations", content=body, headers=headers).status_code == 200
     span = next(s for s in exporter.get_finished_spans() if s.name == "invocations")
     assert f"{span.context.trace_id:032x}" == trace_id
+
+
+def test_settle_moves_the_loaded_models_out_of_the_cyclic_collector(predictor: Predictor) -> None:
+    try:
+        settle()
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
