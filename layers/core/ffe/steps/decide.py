@@ -1,5 +1,9 @@
 """Decide: the meta-controller's regime-aware blend of the strategies, or the naive router when the
-champion model cannot be used (and every such decision says why)."""
+champion model cannot be used (and every such decision says why).
+
+No Lambda runs this any more: in the cycle, InferDecision asks the endpoint, whose RL voter computes the same
+weights with the TorchScript policy (within 1e-5). This numpy form is the reference the backtester is checked
+against (``tests/unit/backtest/test_backtest_parity.py``) and what ``ffe backtest`` replays."""
 
 from __future__ import annotations
 
