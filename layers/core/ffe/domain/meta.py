@@ -147,7 +147,7 @@ def rolled_weights(
 def latest_weights(
     policy: MetaPolicy, features: NDArray[np.float64], posteriors: NDArray[np.float64]
 ) -> NDArray[np.float64]:
-    """Weights for the last row, from the last ``roll_bars`` rows (as the endpoint's RL voter and ``ffe.steps.decide`` compute them)."""
+    """Weights for the last row, from the last ``roll_bars`` rows (the endpoint's RL voter and ``ffe.steps.decide``)."""
     m = policy.roll_bars
     if features.shape[0] < m:
         raise ValueError(f"the meta-controller needs {m} feature rows, got {features.shape[0]}")
