@@ -8,7 +8,9 @@ The same deployment as ``iac/inference.yaml`` for teams that do not go through C
 
 ``--dry-run`` prints the plan as JSON and imports neither the SageMaker SDK nor boto3. The SDK is imported
 only inside :func:`deploy`: it belongs to this operator tool, never to a Lambda package. It is the v2 SDK
-(``pip install "sagemaker>=2.200,<3"``; checked with 2.257.7): v3 replaced ``sagemaker.model.Model``.
+(``pip install "sagemaker>=2.200,<3"``; checked with 2.257.7): v3 replaced ``sagemaker.model.Model``. The
+container's defaults (Ollama models, per-call timeout) come from its own modules, so it runs in the project's
+environment (``ffe`` and the container's requirements importable).
 """
 
 from __future__ import annotations
@@ -21,13 +23,20 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
+
+if not __package__:  # run as a script (python gpu_inference/deploy.py): the repository root holds the package
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from gpu_inference.gpu import LLAMA_1B_Q4, LLAMA_3B_Q4  # noqa: E402 - after the path above
+from gpu_inference.llm import DEFAULT_TIMEOUT_S  # noqa: E402
 
 VARIANT_NAME = "AllTraffic"
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 SCALING_METRIC = "SageMakerVariantInvocationsPerInstance"
-DEFAULT_OLLAMA_MODEL = "llama3.2:3b-instruct-q4_0"
-DEFAULT_OLLAMA_FALLBACK_MODEL = "llama3.2:1b-instruct-q4_0"
+DEFAULT_OLLAMA_MODEL = LLAMA_3B_Q4
+DEFAULT_OLLAMA_FALLBACK_MODEL = LLAMA_1B_Q4
 # Unpacking the bundle, starting Ollama and loading the LLM onto the GPU takes minutes (same as the YAML).
 STARTUP_TIMEOUT_S = 600
 SCALE_OUT_COOLDOWN_S = 60
@@ -40,7 +49,7 @@ CONTAINER_ENV: dict[str, str] = {
     "OLLAMA_MODEL": DEFAULT_OLLAMA_MODEL,
     "OLLAMA_FALLBACK_MODEL": DEFAULT_OLLAMA_FALLBACK_MODEL,
     # Per Ollama call; a decision may take a retry and the fallback model (InferDecision reads for 20 s).
-    "FFE_LLM_TIMEOUT_S": "5",
+    "FFE_LLM_TIMEOUT_S": f"{DEFAULT_TIMEOUT_S:g}",
     "SAGEMAKER_MODEL_SERVER_TIMEOUT": "60",
     "STAGE": "{stage}",
     "OTEL_SERVICE_NAME": "ffe-inference",

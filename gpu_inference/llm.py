@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import time
@@ -24,7 +25,9 @@ from ffe.contracts import InferenceInstance, VoterOutput
 from gpu_inference.gpu import LlmPlan
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
-DEFAULT_TIMEOUT_S = 20.0
+# Per Ollama call (FFE_LLM_TIMEOUT_S): a decision may take a retry and the fallback model, and InferDecision reads
+# for 20 s. The one default: deploy.py's CONTAINER_ENV, serve.main and the offline endpoint take it from here.
+DEFAULT_TIMEOUT_S = 5.0
 MAX_ATTEMPTS = 2  # the first answer and one retry
 
 logger = logging.getLogger(__name__)
@@ -66,6 +69,24 @@ class _ModelFailed(Exception):
 
 class _Unreachable(Exception):
     """Ollama itself is not there."""
+
+
+def timeout_from_env() -> float:
+    """The per-call Ollama timeout in seconds: ``FFE_LLM_TIMEOUT_S``, else :data:`DEFAULT_TIMEOUT_S`.
+
+    Raises:
+        ValueError: the variable is set to anything but a positive number.
+    """
+    raw = os.environ.get("FFE_LLM_TIMEOUT_S", "").strip()
+    if not raw:
+        return DEFAULT_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"FFE_LLM_TIMEOUT_S must be a positive number of seconds, got {raw!r}")
+    return value
 
 
 def build_prompt(instance: InferenceInstance) -> str:

@@ -198,7 +198,7 @@ def settle() -> None:
 def main() -> None:  # pragma: no cover - the container's entry point
     """Bind first (so /ping answers 503 while loading), then load the models and serve."""
     from gpu_inference.gpu import detect
-    from gpu_inference.llm import DEFAULT_TIMEOUT_S, LlmVoter
+    from gpu_inference.llm import LlmVoter, timeout_from_env
     from gpu_inference.tracing import make_provider
 
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
@@ -209,7 +209,7 @@ def main() -> None:  # pragma: no cover - the container's entry point
     info, plan = detect()
     llm = None
     if os.environ.get("FFE_LLM", "on") != "off":
-        llm = LlmVoter(plan, timeout_s=float(os.environ.get("FFE_LLM_TIMEOUT_S", DEFAULT_TIMEOUT_S)))
+        llm = LlmVoter(plan, timeout_s=timeout_from_env())
     model_dir = os.environ.get("SM_MODEL_DIR", os.environ.get("FFE_MODEL_DIR", "/opt/ml/model"))
     if not os.path.exists(os.path.join(model_dir, "manifest.json")):
         model_dir = "bundled"  # no model artifact attached: serve the champion shipped in the ffe package

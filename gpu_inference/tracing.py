@@ -1,7 +1,9 @@
 """OpenTelemetry tracing for the container: spans ``model_load``, ``invocations``, ``rl_voter``, ``llm_voter``.
 
-The exporter comes from ``FFE_TRACE_EXPORTER``: ``none`` (default), ``console``, or ``otlp`` (needs
-``opentelemetry-exporter-otlp-proto-http``; endpoint from the standard ``OTEL_EXPORTER_OTLP_*`` variables).
+The exporter comes from the standard ``OTEL_TRACES_EXPORTER``: ``none`` (default), ``console``, or ``otlp`` (needs
+``opentelemetry-exporter-otlp-proto-http``; endpoint from the standard ``OTEL_EXPORTER_OTLP_*`` variables). The
+resource reads ``OTEL_SERVICE_NAME`` and ``OTEL_RESOURCE_ATTRIBUTES``; ``service.name`` is
+:data:`SERVICE_NAME` when neither names it.
 Tests pass an ``InMemorySpanExporter``. A request continues its caller's trace: the W3C ``traceparent`` header
 when present, else the X-Ray ``X-Amzn-Trace-Id`` header (``Root=1-<8 hex>-<24 hex>;Parent=<16 hex>``) that
 SageMaker forwards, so the endpoint's spans share the Step Functions execution's trace id.
@@ -16,7 +18,7 @@ from collections.abc import Mapping
 
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.resources import OTELResourceDetector, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor, SpanExporter
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
@@ -31,9 +33,12 @@ CUSTOM_ATTRIBUTES_HEADER = "x-amzn-sagemaker-custom-attributes"
 
 
 def make_provider(exporter: str | SpanExporter | None = None) -> TracerProvider:
-    """A tracer provider exporting to ``exporter`` (a name as ``FFE_TRACE_EXPORTER`` takes, or an exporter)."""
-    provider = TracerProvider(resource=Resource.create({"service.name": SERVICE_NAME}))
-    name_or_exporter = exporter if exporter is not None else os.environ.get("FFE_TRACE_EXPORTER", "none")
+    """A tracer provider exporting to ``exporter`` (a name as ``OTEL_TRACES_EXPORTER`` takes, or an exporter)."""
+    # Resource.create's own attributes win over the environment's: merge the environment back over the default.
+    resource = Resource.create({"service.name": SERVICE_NAME}).merge(OTELResourceDetector().detect())
+    provider = TracerProvider(resource=resource)
+    configured = os.environ.get("OTEL_TRACES_EXPORTER", "").strip().lower() or "none"
+    name_or_exporter = exporter if exporter is not None else configured
     chosen = _named_exporter(name_or_exporter) if isinstance(name_or_exporter, str) else name_or_exporter
     if chosen is not None:
         provider.add_span_processor(SimpleSpanProcessor(chosen))
@@ -50,7 +55,7 @@ def _named_exporter(name: str) -> SpanExporter | None:
 
         exporter: SpanExporter = OTLPSpanExporter()
         return exporter
-    raise ValueError(f"FFE_TRACE_EXPORTER must be none, console or otlp, got {name!r}")
+    raise ValueError(f"OTEL_TRACES_EXPORTER must be none, console or otlp, got {name!r}")
 
 
 def get_tracer(provider: TracerProvider | None = None) -> trace.Tracer:

@@ -4,7 +4,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ffe.adapters.models import ModelBundle, champion
+from ffe.adapters.models import champion
 from ffe.contracts import DetectRegimeInput, parse
 from ffe.domain.features import FeatureParams
 from ffe.observability import logger, tracer
@@ -19,7 +19,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     logger.append_keys(cycle_id=inp.cycle_id, asset=inp.asset, timeframe=inp.timeframe)
     settings = get_settings(ModelSettings)
     bundle = champion(settings.model_uri, settings.model_cache_seconds)
-    path_bars = bundle.meta.roll_bars if isinstance(bundle, ModelBundle) else 1
-    result = detect_regime(inp, bundle, FeatureParams(), path_bars)
+    result = detect_regime(inp, bundle, FeatureParams())
     logger.info("regime detected", extra={"regime": result.label, "available": result.available, "why": result.reason})
     return result.model_dump(mode="json")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import psycopg
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from ffe.adapters.paper_broker import PaperBroker
 from ffe.domain.errors import InvalidInputError
 from ffe.domain.models import Bar
-from ffe.domain.portfolio import OrderRequest, OrderSide, OrderStatus
+from ffe.domain.portfolio import Balance, OrderRequest, OrderSide, OrderStatus
 from ffe.store.migrate import migrate
 
 D = Decimal
@@ -81,6 +82,49 @@ def test_unaffordable_fill_is_rejected_not_overdrawn(postgres: str, account: str
     [result] = broker.settle("BTCUSD", [bar(13, 50000, 50000)])
     assert result.status is OrderStatus.REJECTED and "insufficient cash" in result.detail
     assert broker.balance().available == D("100")
+    broker.close()
+
+
+def test_the_account_is_opened_once_per_connection(
+    postgres: str, account: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given every statement the broker sends is recorded
+    statements: list[str] = []
+    real_connect = psycopg.connect
+
+    def connect(*args: Any, **kwargs: Any) -> psycopg.Connection[Any]:
+        conn = real_connect(*args, **kwargs)
+        real_execute = conn.execute
+
+        def execute(query: Any, *rest: Any, **options: Any) -> Any:
+            statements.append(str(query))
+            return real_execute(query, *rest, **options)
+
+        monkeypatch.setattr(conn, "execute", execute)
+        return conn
+
+    monkeypatch.setattr(psycopg, "connect", connect)
+    broker = PaperBroker(postgres, account, clock=lambda: T0, starting_cash=D("500"))
+
+    def opened() -> int:
+        return sum(s.startswith("INSERT INTO paper_accounts") for s in statements)
+
+    # When the positions are read first: one query, and they never touch the account
+    assert broker.positions() == []
+    assert len(statements) == 1 and opened() == 0
+    # Then the first balance opens the account with the starting cash, and later reads only read
+    assert broker.balance() == Balance("USD", D("500"), D("500"))
+    assert opened() == 1
+    before = len(statements)
+    assert broker.balance() == Balance("USD", D("500"), D("500"))
+    broker.place_order(OrderRequest("once-1", "BTCUSD", OrderSide.BUY, D("0.001")))
+    assert len(statements) - before == 2 + 2  # cash and marks; the order and its result
+    assert opened() == 1
+    # And a re-opened connection checks the account again
+    broker.close()
+    broker.place_order(OrderRequest("once-2", "BTCUSD", OrderSide.BUY, D("0.001")))
+    assert opened() == 2
+    assert broker.balance().available == D("500")
     broker.close()
 
 

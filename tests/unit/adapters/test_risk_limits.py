@@ -60,3 +60,52 @@ def test_live_mode_routes_each_asset_class_to_its_broker_or_refuses() -> None:
     close_brokers()
     with pytest.raises(PermanentError, match="CoinbaseTradingSecretArn"):
         get_broker(settings(execution_mode="live"), now, "BTCUSD")
+
+
+def test_live_brokers_are_built_once_and_shared_with_pre_flight(monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import UTC, datetime
+
+    from ffe.adapters.brokers import coinbase, oanda
+    from ffe.adapters.brokers_factory import close_brokers, get_broker, venue_brokers
+
+    built: list[str] = []
+
+    class CountedCoinbase(coinbase.CoinbaseBroker):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            built.append("coinbase")
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    class CountedOanda(oanda.OandaBroker):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            built.append("oanda")
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(coinbase, "CoinbaseBroker", CountedCoinbase)
+    monkeypatch.setattr(oanda, "OandaBroker", CountedOanda)
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:ffe/dev/x"
+    live = settings(execution_mode="live", oanda_secret_arn=arn, coinbase_trading_secret_arn=arn)
+    now = datetime(2026, 1, 5, tzinfo=UTC)
+    crypto = get_broker(live, now, "BTCUSD")
+    assert get_broker(live, now, "ETHUSD") is crypto
+    checked = venue_brokers(live, now)
+    assert list(checked) == ["paper", "oanda", "coinbase"]
+    assert checked["coinbase"] is crypto and checked["oanda"] is get_broker(live, now, "EURUSD")
+    assert built == ["coinbase", "oanda"]
+    close_brokers()
+    assert get_broker(live, now, "BTCUSD") is not crypto  # a cold container builds again
+    assert built == ["coinbase", "oanda", "coinbase"]
+    close_brokers()
+
+
+def test_equity_memory_is_one_per_container_and_closed_with_the_brokers(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ffe.adapters import brokers_factory
+    from ffe.adapters.equity_marks import PostgresEquityMarks
+
+    closed: list[PostgresEquityMarks] = []
+    monkeypatch.setattr(PostgresEquityMarks, "close", lambda self: closed.append(self))
+    memory = brokers_factory.get_equity_memory(settings())
+    assert brokers_factory.get_equity_memory(settings()) is memory
+    brokers_factory.close_brokers()
+    assert closed == [memory]
+    assert brokers_factory.get_equity_memory(settings()) is not memory
+    brokers_factory.close_brokers()

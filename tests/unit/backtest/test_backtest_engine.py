@@ -21,10 +21,9 @@ from ffe.backtest.engine import (
     BarArrays,
     StrategyName,
     holdout_start,
-    periods_per_year,
     run_backtest,
 )
-from ffe.domain.models import AssetClass, Bar, Timeframe
+from ffe.domain.models import Bar, Timeframe
 from tests.fakes.models import random_bundle
 
 N_BARS, START = 400, 200  # a short real series: 200 bars of look-back/selection, 200 traded
@@ -208,22 +207,6 @@ def test_regime_switch_is_skipped_with_a_reason_when_nothing_precedes_the_window
     assert "regime_switch" not in result.runs and "before the window" in result.skipped["regime_switch"]
     no_model = run_backtest(_btc(), "BTCUSD", Timeframe.H1, None, start=_start(_btc()))
     assert "no regimes" in no_model.skipped["regime_switch"] and no_model.bundle_note == "no model bundle"
-
-
-@pytest.mark.parametrize(
-    ("asset_class", "timeframe", "expected"),
-    [
-        (AssetClass.CRYPTO, Timeframe.H1, 24 * 365),
-        (AssetClass.FX, Timeframe.H1, 24 * 260),
-        (AssetClass.EQUITY, Timeframe.D1, 252),
-        (AssetClass.CRYPTO, Timeframe.D1, 365),
-        (AssetClass.EQUITY, Timeframe.H1, 7 * 252),
-    ],
-)
-def test_annualization_by_asset_class_and_timeframe(
-    asset_class: AssetClass, timeframe: Timeframe, expected: int
-) -> None:
-    assert periods_per_year(asset_class, timeframe) == expected
 
 
 def test_holdout_is_the_last_quarter_and_the_window_bounds_are_half_open() -> None:

@@ -107,8 +107,7 @@ def _cycle(asset: str, t: int, variant: str) -> tuple[CheckStalenessResult, Regi
         return staleness, None, None
     bundle = _lambda_bundle(variant)
     payload = {**data.model_dump(mode="json"), "staleness": staleness.model_dump(mode="json")}
-    path_bars = bundle.meta.roll_bars if isinstance(bundle, ModelBundle) else 1  # as the DetectRegime handler
-    regime = detect_regime(_via_json(DetectRegimeInput, payload), bundle, FeatureParams(), path_bars)
+    regime = detect_regime(_via_json(DetectRegimeInput, payload), bundle, FeatureParams())
     decide_input = _via_json(DecideInput, {**payload, "regime": regime.model_dump(mode="json")})
     return staleness, regime, decide(decide_input, bundle, StrategyParams(), ENTRY_THRESHOLD)
 

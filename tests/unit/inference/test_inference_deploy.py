@@ -278,3 +278,21 @@ def test_deploy_updates_an_existing_endpoint_around_autoscaling(fake_sdk: Record
         "register_scalable_target",
         "put_scaling_policy",
     ]
+
+
+def test_container_defaults_come_from_the_containers_own_modules() -> None:
+    from gpu_inference import gpu, llm
+
+    assert (deploy.DEFAULT_OLLAMA_MODEL, deploy.DEFAULT_OLLAMA_FALLBACK_MODEL) == (gpu.LLAMA_3B_Q4, gpu.LLAMA_1B_Q4)
+    assert deploy.CONTAINER_ENV["FFE_LLM_TIMEOUT_S"] == f"{llm.DEFAULT_TIMEOUT_S:g}" == "5"
+
+
+def test_dry_run_as_a_script_from_the_repository_root() -> None:
+    # Given `python gpu_inference/deploy.py` (its folder, not the repository root, is first on sys.path)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    cmd = [sys.executable, "gpu_inference/deploy.py", *argv("dev", "--dry-run")]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, check=True)  # noqa: S603
+    # Then it finds the container's modules and prints the plan with their defaults
+    printed = json.loads(out.stdout)
+    assert printed["env"]["OLLAMA_FALLBACK_MODEL"] == "llama3.2:1b-instruct-q4_0"
+    assert printed["env"]["FFE_LLM_TIMEOUT_S"] == "5"

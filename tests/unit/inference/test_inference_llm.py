@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from gpu_inference import llm
 from gpu_inference.gpu import LLAMA_1B_Q4, LLAMA_3B_Q4, LlmPlan
 from gpu_inference.llm import ANSWER_SCHEMA, LlmAnswer, LlmVoter, build_prompt, parse_answer
 from tests.fakes import ollama_server as fake
@@ -128,3 +129,22 @@ def test_parse_answer_rejects_out_of_range_and_long_reasoning() -> None:
     with pytest.raises(ValueError, match="action"):
         parse_answer(json.dumps({"action": "STRONG_BUY", "confidence": 0.5, "reasoning": "x"}))
     assert parse_answer(json.dumps(fake.GOOD_ANSWER)) == LlmAnswer(**fake.GOOD_ANSWER)
+
+
+def test_timeout_from_env_defaults_to_the_one_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FFE_LLM_TIMEOUT_S", raising=False)
+    assert llm.timeout_from_env() == llm.DEFAULT_TIMEOUT_S == 5.0
+    monkeypatch.setenv("FFE_LLM_TIMEOUT_S", "")
+    assert llm.timeout_from_env() == 5.0
+
+
+def test_timeout_from_env_reads_ffe_llm_timeout_s(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FFE_LLM_TIMEOUT_S", " 7.5 ")
+    assert llm.timeout_from_env() == 7.5
+
+
+@pytest.mark.parametrize("raw", ["soon", "0", "-1", "inf", "nan"])
+def test_timeout_from_env_rejects_anything_but_a_positive_number(monkeypatch: pytest.MonkeyPatch, raw: str) -> None:
+    monkeypatch.setenv("FFE_LLM_TIMEOUT_S", raw)
+    with pytest.raises(ValueError, match="FFE_LLM_TIMEOUT_S must be a positive number"):
+        llm.timeout_from_env()

@@ -34,8 +34,7 @@ def market(asset: str = "BTCUSD", lookback: int = 120) -> dict:  # type: ignore[
 
 
 def regime_for(payload: dict, bundle=BUNDLE) -> RegimeResult:  # type: ignore[no-untyped-def,type-arg]
-    path = bundle.meta.roll_bars if not isinstance(bundle, ModelUnavailableError) else 1
-    return detect_regime(DetectRegimeInput.model_validate(payload), bundle, FeatureParams(), path)
+    return detect_regime(DetectRegimeInput.model_validate(payload), bundle, FeatureParams())
 
 
 def test_regime_is_the_posterior_of_the_asset_class_model_over_the_last_bars() -> None:

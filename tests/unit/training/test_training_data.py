@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from ffe.adapters.replay import DATA_PACKAGE, datasets, load_bars
-from ffe.training.data import asset_class_symbols, holdout, load_series, periods_per_year, walk_forward
+from ffe.training.data import asset_class_symbols, holdout, load_series, walk_forward
 
 
 def test_load_series_matches_the_bundled_bars_and_names_their_bytes() -> None:
@@ -20,6 +20,7 @@ def test_load_series_matches_the_bundled_bars_and_names_their_bytes() -> None:
     # Then the arrays are the bars, in order, and the digest is that of the file
     assert len(series) == len(bars)
     assert series.asset_class == "fx" and series.timeframe == "1h"
+    assert series.periods_per_year == 24 * 260
     assert series.sha256 == hashlib.sha256(raw).hexdigest()
     assert series.times.dtype == np.dtype("datetime64[s]")
     assert np.all(np.diff(series.times.astype(np.int64)) > 0)
@@ -65,20 +66,3 @@ def test_walk_forward_trains_strictly_before_each_test_block_and_covers_the_rest
     assert splits[-1][1].stop == 1003
     with pytest.raises(ValueError):
         walk_forward(10, folds=5, min_train=9)
-
-
-@pytest.mark.parametrize(
-    ("what", "timeframe", "expected"),
-    [
-        ("crypto", "1h", 24 * 365),
-        ("BTCUSD", "1h", 24 * 365),
-        ("fx", "1h", 24 * 260),
-        ("EURUSD", "1h", 24 * 260),
-        ("equity", "1d", 252),
-        ("SPX", "1d", 252),
-        ("crypto", "1d", 365),
-        ("equity", "1h", 7 * 252),
-    ],
-)
-def test_periods_per_year_by_asset_class_and_timeframe(what: str, timeframe: str, expected: float) -> None:
-    assert periods_per_year(what, timeframe) == expected

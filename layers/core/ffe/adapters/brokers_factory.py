@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from ffe.adapters.equity_marks import PostgresEquityMarks
 from ffe.adapters.paper_broker import PaperBroker
@@ -16,9 +16,12 @@ from ffe.domain.risk import RiskLimits
 from ffe.domain.universe import asset_class_of
 from ffe.settings import RiskSettings
 
+Venue = Literal["coinbase", "oanda"]
+_VENUES: dict[AssetClass, Venue] = {AssetClass.CRYPTO: "coinbase", AssetClass.FX: "oanda"}  # live, by asset class
+
 _BROKERS: dict[RiskSettings, PaperBroker] = {}
-_LIVE: dict[str, Broker] = {}
-_MEMORY: dict[str, PostgresEquityMarks] = {}
+_LIVE: dict[Venue, Broker] = {}
+_MEMORY: PostgresEquityMarks | None = None
 
 
 def get_broker(settings: RiskSettings, as_of: datetime, asset: str | None = None) -> Broker:
@@ -40,42 +43,54 @@ def get_broker(settings: RiskSettings, as_of: datetime, asset: str | None = None
 
 
 def _live_broker(settings: RiskSettings, asset: str | None) -> Broker:
-    from ffe.adapters.brokers.coinbase import CoinbaseBroker
-    from ffe.adapters.brokers.oanda import OandaBroker
-    from ffe.adapters.market_data import secret_credentials
-    from ffe.adapters.providers.base import shared_client
-
     asset_class = asset_class_of(asset) if asset else None
-    if asset_class is AssetClass.CRYPTO and settings.coinbase_trading_secret_arn:
-        return _LIVE.setdefault("coinbase", CoinbaseBroker(shared_client(),
-                                secret_credentials(settings.coinbase_trading_secret_arn)))  # fmt: skip
-    if asset_class is AssetClass.FX and settings.oanda_secret_arn:
-        return _LIVE.setdefault("oanda", OandaBroker(shared_client(), secret_credentials(settings.oanda_secret_arn)))
-    raise PermanentError(f"EXECUTION_MODE=live but no live broker is configured for {asset} ({asset_class}): set "
-                         "CoinbaseTradingSecretArn for crypto or OandaSecretArn for FX")  # fmt: skip
+    venue = _VENUES.get(asset_class) if asset_class is not None else None
+    broker = _live(venue, settings) if venue else None
+    if broker is None:
+        raise PermanentError(f"EXECUTION_MODE=live but no live broker is configured for {asset} ({asset_class}): set "
+                             "CoinbaseTradingSecretArn for crypto or OandaSecretArn for FX")  # fmt: skip
+    return broker
+
+
+def _live(name: Venue, settings: RiskSettings) -> Broker | None:
+    """The live venue ``name`` when its secret is configured (else None): built on first use, then kept for the
+    container (its client, product rules and placed orders are reused)."""
+    arn = settings.coinbase_trading_secret_arn if name == "coinbase" else settings.oanda_secret_arn
+    if not arn:
+        return None
+    broker = _LIVE.get(name)
+    if broker is None:
+        from ffe.adapters.brokers.coinbase import CoinbaseBroker
+        from ffe.adapters.brokers.oanda import OandaBroker
+        from ffe.adapters.market_data import secret_credentials
+        from ffe.adapters.providers.base import shared_client
+
+        if name == "coinbase":
+            broker = CoinbaseBroker(shared_client(), secret_credentials(arn))
+        else:
+            broker = OandaBroker(shared_client(), secret_credentials(arn))
+        _LIVE[name] = broker
+    return broker
 
 
 def get_equity_memory(settings: RiskSettings) -> PostgresEquityMarks:
     """The kill switches' memory, one per container (its connection is reused)."""
-    if "memory" not in _MEMORY:
-        _MEMORY["memory"] = PostgresEquityMarks(conninfo_from_settings(settings))
-    return _MEMORY["memory"]
+    global _MEMORY
+    if _MEMORY is None:
+        _MEMORY = PostgresEquityMarks(conninfo_from_settings(settings))
+    return _MEMORY
 
 
 def venue_brokers(settings: RiskSettings, now: datetime) -> dict[str, Broker]:
     """The brokers pre-flight checks: the stage's paper account, and every live venue with credentials."""
-    from ffe.adapters.brokers.coinbase import CoinbaseBroker
-    from ffe.adapters.brokers.oanda import OandaBroker
-    from ffe.adapters.market_data import secret_credentials
-    from ffe.adapters.providers.base import shared_client
-
     brokers: dict[str, Broker] = {}
     if settings.execution_mode != "off":
         brokers["paper"] = get_broker(settings.model_copy(update={"execution_mode": "paper"}), now)
-    if settings.oanda_secret_arn:
-        brokers["oanda"] = OandaBroker(shared_client(), secret_credentials(settings.oanda_secret_arn))
-    if settings.coinbase_trading_secret_arn:
-        brokers["coinbase"] = CoinbaseBroker(shared_client(), secret_credentials(settings.coinbase_trading_secret_arn))
+    venues: tuple[Venue, ...] = ("oanda", "coinbase")
+    for name in venues:
+        live = _live(name, settings)
+        if live is not None:
+            brokers[name] = live
     return brokers
 
 
@@ -105,10 +120,11 @@ def risk_limits(settings: RiskSettings) -> RiskLimits:
 
 
 def close_brokers() -> None:
+    global _MEMORY
     for broker in _BROKERS.values():
         broker.close()
     _BROKERS.clear()
     _LIVE.clear()
-    for memory in _MEMORY.values():
-        memory.close()
-    _MEMORY.clear()
+    if _MEMORY is not None:
+        _MEMORY.close()
+        _MEMORY = None

@@ -60,6 +60,7 @@ class PaperBroker:
         self.fee_rate = fee_rate
         self.slippage = slippage
         self._conn: psycopg.Connection[dict[str, Any]] | None = None
+        self._account_opened = False  # on this connection: reset whenever it is re-opened
         self._lock = threading.Lock()
 
     def set_clock(self, clock: Callable[[], datetime]) -> None:
@@ -70,6 +71,7 @@ class PaperBroker:
 
     def balance(self) -> Balance:
         with self._db() as conn:
+            self._open_account(conn)
             cash = self._cash(conn)
             marked = conn.execute(
                 "SELECT coalesce(sum(quantity * mark_price), 0) AS value FROM paper_positions WHERE account_id = %s",
@@ -80,13 +82,15 @@ class PaperBroker:
 
     def positions(self) -> list[Position]:
         with self._db() as conn:
-            self._cash(conn)
             rows = conn.execute(
                 "SELECT asset, quantity, average_price FROM paper_positions WHERE account_id = %s AND quantity <> 0"
                 " ORDER BY asset",
                 (self.account_id,),
             ).fetchall()
         return [Position(r["asset"], D(r["quantity"]), D(r["average_price"])) for r in rows]
+
+    def account(self) -> tuple[Balance, list[Position]]:
+        return self.balance(), self.positions()
 
     def product_rules(self, asset: str) -> ProductRules:
         min_size, increment = DEFAULT_RULES[asset_class_of(asset)]
@@ -98,7 +102,7 @@ class PaperBroker:
             raise InvalidInputError(f"paper order of {order.quantity} {order.asset} is below the minimum "
                                     f"{rules.min_size} or off the increment {rules.size_increment}")  # fmt: skip
         with self._db() as conn:
-            self._cash(conn)
+            self._open_account(conn)  # the order's account must exist
             conn.execute(
                 "INSERT INTO paper_orders (client_order_id, account_id, asset, side, quantity, placed_at, status)"
                 " VALUES (%s, %s, %s, %s, %s, %s, 'PENDING') ON CONFLICT (client_order_id) DO NOTHING",
@@ -167,12 +171,17 @@ class PaperBroker:
 
     # --- plumbing -------------------------------------------------------------------------------------
 
+    def _open_account(self, conn: psycopg.Connection[dict[str, Any]]) -> None:
+        """Open the account with the starting cash on first use; checked once per connection."""
+        if not self._account_opened:
+            conn.execute(
+                "INSERT INTO paper_accounts (id, currency, cash) VALUES (%s, %s, %s) ON CONFLICT (id) DO NOTHING",
+                (self.account_id, self._currency, self._starting_cash),
+            )
+            self._account_opened = True
+
     def _cash(self, conn: psycopg.Connection[dict[str, Any]]) -> Decimal:
-        """The account's cash, opening the account with the starting cash on first use."""
-        conn.execute(
-            "INSERT INTO paper_accounts (id, currency, cash) VALUES (%s, %s, %s) ON CONFLICT (id) DO NOTHING",
-            (self.account_id, self._currency, self._starting_cash),
-        )
+        """The account's cash (a filled order's account exists: its order references it)."""
         row = conn.execute("SELECT cash FROM paper_accounts WHERE id = %s", (self.account_id,)).fetchone()
         return D(row["cash"]) if row else D(0)
 
@@ -196,6 +205,7 @@ class PaperBroker:
                     self._conn = psycopg.connect(self._conninfo, autocommit=True, row_factory=dict_row)
                 except psycopg.OperationalError as exc:
                     raise TransientError(f"paper broker database unavailable: {exc}") from exc
+                self._account_opened = False
             yield self._conn
 
     def close(self) -> None:

@@ -93,7 +93,7 @@ class ServiceUnavailable(ApiProblem):
     status, type, title = 503, SERVICE_UNAVAILABLE, "Service unavailable"
 
 
-def problem_response(problem: ApiProblem, instance: str, headers: Mapping[str, str] | None = None) -> Response[str]:
+def problem_response(problem: ApiProblem, instance: str) -> Response[str]:
     """The HTTP response for ``problem`` (the body is serialised here: Powertools only encodes JSON types)."""
     body = Problem(
         type=problem.type,
@@ -103,16 +103,16 @@ def problem_response(problem: ApiProblem, instance: str, headers: Mapping[str, s
         instance=instance,
         errors=problem.errors,
     )
-    all_headers = dict(headers or {})
+    headers: dict[str, str] = {}
     if isinstance(problem, MethodNotAllowed):
-        all_headers["Allow"] = ", ".join(problem.allowed)
+        headers["Allow"] = ", ".join(problem.allowed)
     if problem.status == 503:
-        all_headers.setdefault("Retry-After", "5")
+        headers["Retry-After"] = "5"
     return Response(
         status_code=problem.status,
         content_type=PROBLEM_JSON,
         body=json.dumps(body.model_dump(mode="json", exclude_none=True), separators=(",", ":")),
-        headers=all_headers,
+        headers=headers,
     )
 
 

@@ -12,7 +12,6 @@ from pathlib import Path
 
 from ffe.adapters.models import BUNDLED, ModelBundle, ModelUnavailableError, load_bundle
 
-HOLDOUT_FRACTION = 0.25  # the tail of each bundled series that training never sees
 DEFAULT_STATE_DIR = Path(".ffe")
 
 
@@ -42,6 +41,7 @@ def command(args: argparse.Namespace) -> int:
     from ffe.adapters.replay import datasets, load_bars
     from ffe.backtest.engine import BacktestConfig, BarArrays, holdout_start, run_backtest
     from ffe.backtest.report import format_table, write_report
+    from ffe.training.data import HOLDOUT_FRACTION
 
     known = datasets()
     dataset = known.get(args.asset)

@@ -63,12 +63,21 @@ from ffe.domain.features import FeatureParams, feature_matrix
 from ffe.domain.fills import Fill, apply_fill
 from ffe.domain.meta import OPTIONS, StrategyOption, rolled_weights
 from ffe.domain.models import Action, AssetClass, Bar, Timeframe
-from ffe.domain.performance import PERIODS_PER_YEAR, churn_rate, max_disruption, max_drawdown, sharpe, sortino, turnover
+from ffe.domain.performance import (
+    churn_rate,
+    max_disruption,
+    max_drawdown,
+    periods_per_year,
+    sharpe,
+    sortino,
+    turnover,
+)
 from ffe.domain.portfolio import Balance, OrderSide, Position, ProductRules
 from ffe.domain.regime import RegimeModel, posterior
 from ffe.domain.risk import Portfolio, RiskLimits, gate
 from ffe.domain.strategies import STRATEGIES, StrategyParams, score_matrix
 from ffe.domain.universe import asset_class_of
+from ffe.training.data import HOLDOUT_FRACTION, holdout
 
 ZERO = Decimal(0)
 HOLD, BUY, SELL = 0, 1, -1
@@ -231,37 +240,15 @@ class BacktestResult:
     def bars_per_second(self) -> float:
         return self.bars / self.elapsed_s if self.elapsed_s > 0 else math.inf
 
-    def index_of(self, when: datetime) -> int:
-        """Row of the bar that opens at ``when``."""
-        key = np.datetime64(when.astimezone(UTC).replace(tzinfo=None), "us")
-        i = int(np.searchsorted(self.times, key))
-        if i >= self.times.size or self.times[i] != key:
-            raise KeyError(f"no bar opens at {when.isoformat()} in the window")
-        return i
-
 
 # --- public entry points ------------------------------------------------------------------------------
 
 
-def periods_per_year(asset_class: AssetClass, timeframe: Timeframe) -> float:
-    """Bars per year for annualizing: crypto trades 365 days, FX 260, equities 252 (6.5 h sessions)."""
-    day_bars = 86_400 / timeframe.duration.total_seconds()
-    if asset_class is AssetClass.CRYPTO:
-        return float(PERIODS_PER_YEAR["1d_24x7"] * day_bars)
-    if asset_class is AssetClass.FX:
-        return float(260 * day_bars)
-    if timeframe.is_daily:
-        return float(PERIODS_PER_YEAR["1d"])
-    return float(252 * math.ceil(6.5 * 3600 / timeframe.duration.total_seconds()))
-
-
-def holdout_start(times: NDArray[np.datetime64], fraction: float = 0.25) -> datetime:
+def holdout_start(times: NDArray[np.datetime64], fraction: float = HOLDOUT_FRACTION) -> datetime:
     """Open time of the first bar of the last ``fraction`` of a series: the rows ``ffe.training.data.holdout``
-    keeps out of training, to the bar."""
-    if not 0.0 < fraction <= 1.0 or times.size == 0:
-        raise ValueError(f"need a non-empty series and a fraction in (0, 1], got {fraction}")
-    i = min(times.size - 1, times.size - int(round(times.size * fraction)))
-    return _to_datetime(times[i])
+    keeps out of training."""
+    _, test = holdout(times.size, fraction)
+    return _to_datetime(times[test.start])
 
 
 def run_backtest(
@@ -701,6 +688,5 @@ __all__ = [
     "StrategyName",
     "StrategyRun",
     "holdout_start",
-    "periods_per_year",
     "run_backtest",
 ]

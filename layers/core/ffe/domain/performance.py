@@ -10,7 +10,20 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
+from ffe.domain.models import AssetClass, Timeframe
+
 PERIODS_PER_YEAR = {"1h_24x7": 24 * 365, "1h_fx": 24 * 260, "1h_equity": 7 * 252, "1d_24x7": 365, "1d": 252}
+_EQUITY_SESSION_HOURS = 6.5  # NYSE regular session; an hourly equity day has 7 bars (the last one partial)
+
+
+def periods_per_year(asset_class: AssetClass, timeframe: Timeframe) -> float:
+    """Bars per year for annualizing: crypto trades 365 days around the clock, FX about 260 days, equities 252
+    sessions."""
+    hours = timeframe.duration.total_seconds() / 3600.0
+    if asset_class is AssetClass.EQUITY:
+        return 252.0 if timeframe.is_daily else 252.0 * math.ceil(_EQUITY_SESSION_HOURS / hours)
+    days = 365.0 if asset_class is AssetClass.CRYPTO else 260.0
+    return days * 24.0 / hours
 
 
 def sharpe(returns: NDArray[np.float64], periods_per_year: float) -> float:

@@ -10,7 +10,6 @@ voter asks the Ollama at ``OLLAMA_HOST`` and reports itself unavailable when non
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,15 +41,13 @@ class LocalInference:
             raise RuntimeError(f"no {CONTAINER_PACKAGE}/ in {self.project}: the local endpoint runs its server")
         if str(self.project) not in sys.path:
             sys.path.insert(0, str(self.project))
-        from gpu_inference.deploy import CONTAINER_ENV
         from gpu_inference.gpu import detect
-        from gpu_inference.llm import LlmVoter
+        from gpu_inference.llm import LlmVoter, timeout_from_env
         from gpu_inference.predictor import ModelLoadError, Predictor
         from gpu_inference.serve import serve_in_thread
 
         _, plan = detect()
-        per_call = float(os.environ.get("FFE_LLM_TIMEOUT_S", CONTAINER_ENV["FFE_LLM_TIMEOUT_S"]))
-        llm = LlmVoter(plan, host=self.ollama_host, timeout_s=per_call)
+        llm = LlmVoter(plan, host=self.ollama_host, timeout_s=timeout_from_env())
         # No Ollama is the usual local case: `describe()` and every decision's reason say so; no warning per call.
         self._llm_log_level = _LLM_LOG.level
         _LLM_LOG.setLevel(logging.ERROR)

@@ -153,7 +153,8 @@ class InProcessLambdas:
 
 
 def cold_start() -> None:
-    """Forget what warm containers keep (settings, provider, the store's open connection)."""
+    """Forget what warm containers keep (settings, provider, inference client, the store's open connection)."""
+    from ffe.adapters.inference import get_inference
     from ffe.adapters.market_data import get_provider
     from ffe.adapters.models import BUNDLES
     from ffe.adapters.store import get_store
@@ -161,7 +162,7 @@ def cold_start() -> None:
 
     if get_store.cache_info().currsize:
         get_store().close()
-    for cached in (get_settings, get_store, get_provider):
+    for cached in (get_settings, get_store, get_provider, get_inference):
         cached.cache_clear()
     BUNDLES.clear()
     if "ffe.adapters.brokers_factory" in sys.modules:  # the paper broker's connection

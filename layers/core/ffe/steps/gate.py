@@ -8,19 +8,26 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from ffe.adapters.equity_marks import EquityMemory
 from ffe.contracts import DecisionRecord, GateRiskInput, RiskAssessment
 from ffe.domain.errors import AuthError, InvalidInputError
 from ffe.domain.models import Action
-from ffe.domain.portfolio import Broker
 from ffe.domain.risk import Portfolio, RiskLimits, RiskVerdict, gate, violations
+
+if TYPE_CHECKING:
+    from ffe.domain.portfolio import Broker
 
 ViolationAlarm = Callable[[str, list[str]], None]
 
 
 def gate_risk(
-    inp: GateRiskInput, broker: Broker, limits: RiskLimits, alarm: ViolationAlarm, memory: EquityMemory | None = None
+    inp: GateRiskInput,
+    broker: Broker,
+    limits: RiskLimits,
+    alarm: ViolationAlarm,
+    memory: EquityMemory | None = None,
 ) -> DecisionRecord:
     """Size the decision within every limit, or turn it into a HOLD that says why."""
     decision = inp.decision
@@ -56,10 +63,10 @@ def gate_risk(
 
 
 def _portfolio(broker: Broker, asset: str, price: Decimal, day: date, memory: EquityMemory | None) -> Portfolio:
-    """The venue's account as the gate sees it; a balance that cannot be read is None, never a default."""
+    """The venue's account (one read) as the gate sees it; a balance that cannot be read is None, never a default."""
     try:
-        balance = broker.balance()
-        positions = {p.asset: p for p in broker.positions()}
+        balance, held = broker.account()
+        positions = {p.asset: p for p in held}
     except (AuthError, InvalidInputError):
         balance, positions = None, {}
     prices = {a: p.average_price for a, p in positions.items()} | {asset: price}

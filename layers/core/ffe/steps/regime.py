@@ -12,9 +12,9 @@ from ffe.domain.universe import asset_class_of
 
 
 def detect_regime(
-    inp: DetectRegimeInput, bundle: ModelBundle | ModelUnavailableError, params: FeatureParams, path_bars: int
+    inp: DetectRegimeInput, bundle: ModelBundle | ModelUnavailableError, params: FeatureParams
 ) -> RegimeResult:
-    """Posterior over the last ``path_bars`` bars (the meta-controller's roll); unavailable says why."""
+    """Posterior over the last ``roll_bars`` bars (the meta-controller's roll); unavailable says why."""
     if isinstance(bundle, ModelUnavailableError):
         return RegimeResult(available=False, reason=str(bundle))
     asset_class = str(asset_class_of(inp.asset))
@@ -26,7 +26,7 @@ def detect_regime(
             asset_class=asset_class,
         )
     closes = np.fromiter((b.close for b in inp.bars), np.float64, len(inp.bars))
-    rows = feature_matrix(closes, params)[-path_bars:]
+    rows = feature_matrix(closes, params)[-bundle.meta.roll_bars :]
     rows = rows[np.all(np.isfinite(rows), axis=1)]
     if rows.shape[0] == 0:
         return RegimeResult(

@@ -9,7 +9,6 @@ exact bytes it learnt from.
 from __future__ import annotations
 
 import hashlib
-import math
 from dataclasses import dataclass
 from importlib import resources
 
@@ -18,9 +17,10 @@ from numpy.typing import NDArray
 
 from ffe.adapters.replay import DATA_PACKAGE, datasets, load_bars
 from ffe.domain.models import AssetClass, Timeframe
-from ffe.domain.universe import ASSET_CLASSES, asset_class_of
+from ffe.domain.performance import periods_per_year
+from ffe.domain.universe import asset_class_of
 
-_EQUITY_SESSION_HOURS = 6.5  # NYSE regular session; an hourly equity day has 7 bars (the last one partial)
+HOLDOUT_FRACTION = 0.25  # the tail of each bundled series that training never sees (the backtester's default span)
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,7 +58,7 @@ class TrainingSeries:
 
     @property
     def periods_per_year(self) -> float:
-        return periods_per_year(self.asset_class, self.timeframe)
+        return periods_per_year(AssetClass(self.asset_class), Timeframe(self.timeframe))
 
 
 def asset_class_symbols() -> dict[str, tuple[str, ...]]:
@@ -95,7 +95,7 @@ def load_series(symbol: str) -> TrainingSeries:
     )
 
 
-def holdout(n: int, fraction: float = 0.25) -> tuple[slice, slice]:
+def holdout(n: int, fraction: float = HOLDOUT_FRACTION) -> tuple[slice, slice]:
     """``(train, test)`` over ``n`` rows: the last ``fraction`` of them is held out."""
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"fraction must be in (0, 1), got {fraction}")
@@ -122,14 +122,3 @@ def walk_forward(n: int, folds: int, min_train: int) -> list[tuple[slice, slice]
         stop = n if i == folds - 1 else start + block
         splits.append((slice(0, start), slice(start, stop)))
     return splits
-
-
-def periods_per_year(symbol_or_class: str, timeframe: str) -> float:
-    """Bars per year: crypto trades 365 days around the clock, FX about 260 days, equities 252 sessions."""
-    asset_class = asset_class_of(symbol_or_class) if symbol_or_class in ASSET_CLASSES else AssetClass(symbol_or_class)
-    tf = Timeframe(timeframe)
-    hours = tf.duration.total_seconds() / 3600.0
-    if asset_class is AssetClass.EQUITY:
-        return 252.0 if tf.is_daily else 252.0 * math.ceil(_EQUITY_SESSION_HOURS / hours)
-    days = 365.0 if asset_class is AssetClass.CRYPTO else 260.0
-    return days * 24.0 / hours

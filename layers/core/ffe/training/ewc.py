@@ -47,11 +47,7 @@ class EwcResult:
     old_score_before: float  # deterministic mean episode return on the old data, before the update
     old_score_after: float
     degradation_pct: float  # > 0: the old objective got worse by this share of its magnitude
-    old_score_after_without_ewc: float
     degradation_pct_without_ewc: float
-    new_score_before: float
-    new_score_after: float
-    new_score_after_without_ewc: float
     param_shift: float  # L2 distance the update moved the parameters
     param_shift_without_ewc: float
     module_without_ewc: PolicyNet
@@ -123,11 +119,7 @@ def ewc_update(
         old_score_before=old_before,
         old_score_after=old_after,
         degradation_pct=_degradation(old_before, old_after),
-        old_score_after_without_ewc=old_after_plain,
         degradation_pct_without_ewc=_degradation(old_before, old_after_plain),
-        new_score_before=mean_episode_return(before, new_envs, config),
-        new_score_after=mean_episode_return(after, new_envs, config),
-        new_score_after_without_ewc=mean_episode_return(after_plain, new_envs, config),
         param_shift=float(np.linalg.norm(parameter_vector(with_ewc) - start)),
         param_shift_without_ewc=float(np.linalg.norm(parameter_vector(without) - start)),
         module_without_ewc=without,

@@ -25,7 +25,7 @@ import numpy as np
 from ffe.domain.features import FeatureParams, feature_matrix
 from ffe.domain.meta import MetaPolicy
 from ffe.domain.regime import RegimeModel
-from ffe.training.data import TrainingSeries, asset_class_symbols, holdout, load_series
+from ffe.training.data import HOLDOUT_FRACTION, TrainingSeries, asset_class_symbols, holdout, load_series
 from ffe.training.ewc import ewc_update
 from ffe.training.export import TORCH_FILE, bundle_version, write_bundle
 from ffe.training.meta import (
@@ -52,7 +52,7 @@ BUNDLE_ARTIFACT_PATH = "bundle"
 class TrainPlan:
     seed: int = 7
     symbols: tuple[str, ...] = ()  # empty: every bundled real series
-    holdout_fraction: float = 0.25
+    holdout_fraction: float = HOLDOUT_FRACTION
     online_fraction: float = 0.3  # of the training rows: the "new data" of the EWC update
     n_components: int = 6
     ewc_lambda: float = 10.0  # larger all but freezes the online update (see ffe.training.ewc)

@@ -404,6 +404,24 @@ def test_positions_are_the_non_zero_crypto_holdings_in_engine_symbols() -> None:
     assert positions == [Position("BTCUSD", D("0.13000000"), D("62000.00"))]
 
 
+def test_account_lists_the_accounts_once_and_prices_each_holding_once() -> None:
+    # Given BTC and ETH both held next to USD
+    accounts = body("accounts.json")
+    accounts["accounts"][2]["available_balance"]["value"] = "2"
+    fake = FakeCoinbase(accounts=accounts)
+    broker = broker_for(fake)
+    # When the whole account is read
+    balance, positions = broker.account()
+    # Then it is what balance() and positions() answer apart
+    assert (balance, positions) == (broker.balance(), broker.positions())
+    assert positions == [Position("BTCUSD", D("0.13000000"), D("62000.00")), Position("ETHUSD", D("2"), D("62000.00"))]
+    assert balance == Balance("USD", D("10370.55") + (D("0.130") + D("2")) * D("62000.00"), D("10250.55"))
+    # And it cost one listing and one price per holding (balance() and positions() each cost the same again)
+    paths = [r.url.path for r in fake.requests]
+    one_read = [f"{API}/accounts", f"{API}/products/BTC-USD", f"{API}/products/ETH-USD"]
+    assert paths == one_read * 3
+
+
 def test_product_rules_parse_base_min_size_increment_and_quote_min_size() -> None:
     # Given the recorded BTC-USD product
     fake = FakeCoinbase()

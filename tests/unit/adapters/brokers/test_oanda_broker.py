@@ -291,6 +291,14 @@ def test_positions_are_net_units_with_the_side_average_price() -> None:
     assert positions == [Position("EURUSD", D("10000"), D("1.08412")), Position("GBPUSD", D("-5000"), D("1.26510"))]
 
 
+def test_account_is_the_balance_and_the_positions_one_request_each() -> None:
+    fake = FakeOanda()
+    balance, positions = broker_for(fake).account()
+    assert balance == Balance("USD", D("100009.2100"), D("99665.8800"))
+    assert positions == [Position("EURUSD", D("10000"), D("1.08412")), Position("GBPUSD", D("-5000"), D("1.26510"))]
+    assert [str(r.url) for r in fake.requests] == [f"{PRACTICE}/summary", f"{PRACTICE}/openPositions"]
+
+
 def test_positions_units_without_an_average_price_are_invalid_input() -> None:
     bad = body("open_positions.json")
     del bad["positions"][0]["long"]["averagePrice"]

@@ -38,6 +38,8 @@ Choices:
   being left out. ``available`` is the cash available (not on hold).
 - Positions are the non-zero holdings of non-cash currencies (available + hold), as ``<CUR><QUOTE>``.
   The accounts endpoint carries no cost basis, so ``average_price`` is the product's current price.
+- ``account()`` is the balance and the positions from one listing and one price per holding; ``balance()``
+  and ``positions()`` are its halves (each costs the same requests).
 - A market order asks for ``market_market_ioc`` with ``base_size`` (engine quantities are base units).
 """
 
@@ -113,23 +115,30 @@ class CoinbaseBroker:
 
     def balance(self) -> Balance:
         """Quote-currency equity (cash + holdings at product prices) and available cash."""
+        return self.account()[0]
+
+    def positions(self) -> list[Position]:
+        return self.account()[1]
+
+    def account(self) -> tuple[Balance, list[Position]]:
+        """The balance and the positions from one listing of the accounts and one price per held currency."""
         call = Call(self.name)
         holdings = self._holdings(call)
+        prices = {
+            currency: self._price(currency, call)
+            for currency, (_, total) in holdings.items()
+            if currency not in self._cash and total
+        }
         cash = sum((total for currency, (_, total) in holdings.items() if currency in self._cash), Decimal(0))
         available = sum((free for currency, (free, _) in holdings.items() if currency in self._cash), Decimal(0))
         equity = cash
-        for currency, (_, total) in holdings.items():
-            if currency not in self._cash and total:
-                equity += total * self._price(currency, call)
-        return Balance(self._quote, equity, available)
-
-    def positions(self) -> list[Position]:
-        call = Call(self.name)
-        out = []
-        for currency, (_, total) in sorted(self._holdings(call).items()):
-            if currency not in self._cash and total:
-                out.append(Position(f"{currency}{self._quote}", total, self._price(currency, call)))
-        return out
+        for currency, price in prices.items():
+            equity += holdings[currency][1] * price
+        positions = [
+            Position(f"{currency}{self._quote}", holdings[currency][1], price)
+            for currency, price in sorted(prices.items())
+        ]
+        return Balance(self._quote, equity, available), positions
 
     def product_rules(self, asset: str) -> ProductRules:
         """``base_min_size``, ``base_increment`` and ``quote_min_size`` of the product, cached for 5 minutes."""

@@ -99,6 +99,10 @@ class OandaBroker:
                 out.append(Position(instrument.replace("_", ""), net, price))
         return out
 
+    def account(self) -> tuple[Balance, list[Position]]:
+        """``balance()`` and ``positions()``: two endpoints, nothing the two reads share."""
+        return self.balance(), self.positions()
+
     def product_rules(self, asset: str) -> ProductRules:
         """``minimumTradeSize`` and ``10 ** -tradeUnitsPrecision`` of the instrument, cached for 5 minutes."""
         cached = self._rules.get(asset)
