@@ -20,12 +20,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     run = commands.add_parser("run", help="run one decision cycle through the real state machine, offline")
     run.add_argument("--as-of", type=_utc, default=None, help="schedule time, ISO-8601 (default: now with "
                      "--provider live, else a Saturday in June 2019 where crypto is fresh and FX stale)")  # fmt: skip
-    run.add_argument("--timeframe", default="1h", help="which schedule fires: 15m, 1h or 1d (default 1h)")
+    run.add_argument("--timeframe", default=None, help="which schedule fires: 15m, 1h or 1d (default 1h)")
     run.add_argument("--assets", type=lambda s: [a.strip() for a in s.split(",") if a.strip()], default=None,
                      help="comma-separated symbols instead of the schedule's universe")  # fmt: skip
     run.add_argument("--input", dest="raw_input", default=None,
                      help="start the execution with this exact JSON instead of a schedule event")  # fmt: skip
     run.add_argument("--logs", action="store_true", help="also print each Lambda invocation's log lines")
+    run.add_argument("--bars", type=Path, default=None, metavar="FILE|DIR",
+                     help="run on the bars of a scenario file (.csv, .json) or a directory of them: their assets "
+                     "and timeframe, at --as-of or the JSON's as_of (format: examples/README.md)")  # fmt: skip
     run.add_argument("--provider", choices=["replay", "live"], default="replay",
                      help="replay: bundled history (default); live: Coinbase/Oanda/Alpha Vantage with the "
                      "credentials in ALPHA_VANTAGE_API_KEY, OANDA_API_TOKEN, OANDA_ACCOUNT_ID")  # fmt: skip
@@ -102,10 +105,18 @@ def _run(state: Any, args: argparse.Namespace) -> int:
     from ffe.domain.staleness import human_duration
     from ffe.local.runner import run_cycle
 
-    default_as_of = _now_minute() if args.provider == "live" else state.next_as_of(args.timeframe)
+    scenario = None
+    if args.bars is not None:
+        try:
+            scenario, args.as_of = _scenario(args)
+        except ValueError as exc:  # InvalidInputError too: one line naming the file, line or row, and field
+            print(f"ffe run: error: {exc}", file=sys.stderr)
+            return 2
+    timeframe = args.timeframe or "1h"
+    default_as_of = _now_minute() if args.provider == "live" else state.next_as_of(timeframe)
     report = run_cycle(
-        state, as_of=args.as_of or default_as_of, timeframe=args.timeframe, assets=args.assets,
-        raw_input=args.raw_input, echo_logs=args.logs, provider=args.provider,
+        state, as_of=args.as_of or default_as_of, timeframe=timeframe, assets=args.assets,
+        raw_input=args.raw_input, echo_logs=args.logs, provider=args.provider, scenario=scenario,
     )  # fmt: skip
     cycle = report.cycle_input if isinstance(report.cycle_input, dict) else {}
     print(f"DecisionCycle {cycle.get('timeframe', '?')} as of {cycle.get('as_of', '?')}"
@@ -157,6 +168,21 @@ def _run(state: Any, args: argparse.Namespace) -> int:
          for v in report.visits],
     ))  # fmt: skip
     return 0 if report.status == "SUCCEEDED" else 1
+
+
+def _scenario(args: argparse.Namespace) -> tuple[Any, datetime]:
+    """``--bars``: the scenario and the time its cycle runs at (``--as-of``, else the JSON's ``as_of``)."""
+    from ffe.adapters.scenario import load_scenario
+
+    if args.raw_input is not None or args.provider != "replay":
+        raise ValueError("--bars takes the place of --input and --provider: use one of them")
+    scenario = load_scenario(args.bars)
+    if args.timeframe is not None and args.timeframe != scenario.timeframe:
+        raise ValueError(f"--timeframe {args.timeframe}, but {args.bars} has {scenario.timeframe} bars")
+    as_of = args.as_of or scenario.as_of
+    if as_of is None:
+        raise ValueError(f'{args.bars}: no as_of; pass --as-of, or give "as_of" in a JSON scenario file')
+    return scenario, as_of
 
 
 def _portfolio(state: Any, heading: bool) -> int:

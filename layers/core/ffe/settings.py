@@ -36,8 +36,16 @@ class ProviderSettings(BaseSettings):
 
 
 class MarketDataSettings(ProviderSettings):
-    market_data_provider: Literal["replay", "live"] = "replay"
+    # "scenario" is for `ffe run --bars` only: the template's MarketDataProvider parameter cannot select it
+    market_data_provider: Literal["replay", "live", "scenario"] = "replay"
+    scenario_uri: str | None = Field(default=None, pattern=r"^s3://[^/]+/")  # the scenario files' prefix
     lookback_bars: int = Field(default=120, ge=60, le=1000)
+
+    @model_validator(mode="after")
+    def _scenario_has_files(self) -> MarketDataSettings:
+        if self.market_data_provider == "scenario" and not self.scenario_uri:
+            raise ValueError("MARKET_DATA_PROVIDER=scenario needs SCENARIO_URI=s3://bucket/prefix/")
+        return self
 
 
 class DatabaseSettings(BaseSettings):

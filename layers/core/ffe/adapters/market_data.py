@@ -16,9 +16,14 @@ from ffe.settings import MarketDataSettings, ProviderSettings
 
 @cache
 def get_provider(settings: MarketDataSettings) -> MarketDataProvider:
-    """``replay``: bundled history; ``live``: the routed Alpha Vantage / Coinbase / Oanda chain."""
+    """``replay``: bundled history; ``live``: the routed Alpha Vantage / Coinbase / Oanda chain;
+    ``scenario``: the files ``ffe run --bars`` uploaded to the local stack."""
     if settings.market_data_provider == "replay":
         return ReplayProvider()
+    if settings.market_data_provider == "scenario":
+        from ffe.adapters.scenario import ScenarioProvider
+
+        return ScenarioProvider.from_s3(settings.scenario_uri or "")  # the settings require the URI
     cooldowns = Cooldowns(dynamodb_table(settings.breaker_table) if settings.breaker_table else None)
     return RoutedProvider(live_providers(settings), breakers(settings), bar_cache(settings), cooldowns=cooldowns)
 

@@ -18,6 +18,7 @@ import threading
 import time
 import uuid
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -186,6 +187,22 @@ class LocalCloud:
             FunctionName=f"ffe-{self.stage}-{name_suffix}", Environment={"Variables": env}
         )
         cold_start()
+
+    def serve_scenario(self, files: Mapping[str, bytes]) -> str:
+        """Upload scenario files (``ffe run --bars``) to a local-only bucket and point FetchMarketData at them.
+
+        Only here: the template's MarketDataProvider cannot select ``scenario``. Returns the files' S3 prefix.
+        """
+        s3 = boto3.client("s3", region_name=REGION)
+        bucket = f"ffe-{self.stage}-scenarios"
+        if bucket not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
+            s3.create_bucket(Bucket=bucket)
+        prefix = f"{uuid.uuid4()}/"
+        for name, body in files.items():
+            s3.put_object(Bucket=bucket, Key=prefix + name, Body=body)
+        uri = f"s3://{bucket}/{prefix}"
+        self.configure_function("fetch-market-data", MARKET_DATA_PROVIDER="scenario", SCENARIO_URI=uri)
+        return uri
 
     def market_data_health(self) -> Any:
         """Providers configured, breaker states and cache reachability, as FetchMarketData sees them."""

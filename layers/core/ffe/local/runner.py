@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from ffe.adapters.scenario import Scenario
 from ffe.domain.models import Timeframe
 from ffe.local.aws import LocalCloud
 from ffe.local.history import StateVisit, state_visits
@@ -106,12 +108,15 @@ def run_cycle(
     project: Path | None = None,
     echo_logs: bool = False,
     provider: str = "replay",
+    scenario: Scenario | None = None,
 ) -> CycleReport:
     """Deploy the stack into moto, fire the ``timeframe`` schedule at ``as_of``, wait, collect the outcome.
 
     ``raw_input`` bypasses the schedule and starts the execution with exactly that JSON (to see how a
     malformed event is handled); ``assets`` overrides the schedule's universe. ``provider="live"`` fetches
     from the real providers with the credentials in the environment (``provider_secrets_from_env``).
+    ``scenario`` (``ffe run --bars``) serves its files to FetchMarketData and starts a manual input with
+    its timeframe and assets at ``as_of`` (``timeframe`` is not used).
     """
     t0 = time.perf_counter()
     with state.postgres() as pg:
@@ -124,7 +129,13 @@ def run_cycle(
             inference = cloud.inference.describe()
             t2 = time.perf_counter()
             schedule = cloud.schedules[timeframe] if timeframe in cloud.schedules else None
-            if raw_input is not None:
+            if scenario is not None:
+                cloud.serve_scenario(scenario.files)
+                scenario_input = scenario.cycle_input(as_of, f"scenario-{uuid.uuid4()}")
+                if assets:
+                    scenario_input["assets"] = assets
+                name, body = None, json.dumps(scenario_input)
+            elif raw_input is not None:
                 name, body = None, raw_input
             elif schedule is None:
                 raise ValueError(f"no schedule for timeframe {timeframe!r}; the template has {sorted(cloud.schedules)}")
@@ -155,9 +166,11 @@ def run_cycle(
             dead_letters=parked,
             inference=inference,
         )
+        if scenario is not None:
+            report.rule_name = f"(scenario {scenario.name})"
         report.decisions, report.failures = _outcome(pg.url, arn)
     _save(state, report)
-    if raw_input is None and provider == "replay":
+    if raw_input is None and provider == "replay" and scenario is None:
         state.remember(as_of)
     return report
 
