@@ -12,6 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from ffe.adapters.reservations import PostgresReservations
 from ffe.local.lambdas import cold_start
 from ffe.local.postgres import EmbeddedPostgres
 
@@ -63,6 +64,14 @@ def database_url(postgres: str, monkeypatch: pytest.MonkeyPatch) -> str:
 def db(postgres: str) -> Iterator[psycopg.Connection]:
     with psycopg.connect(postgres, autocommit=True) as conn:
         yield conn
+
+
+@pytest.fixture
+def reservations(postgres: str) -> Iterator[PostgresReservations]:
+    """The risk gate's order reservations and account locks on the session database (migrated on connect)."""
+    book = PostgresReservations(postgres, ttl_seconds=1200)
+    yield book
+    book.close()
 
 
 @dataclass

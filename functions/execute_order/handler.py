@@ -4,7 +4,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ffe.adapters.brokers_factory import get_broker
+from ffe.adapters.brokers_factory import get_broker, get_reservations
 from ffe.adapters.store import get_store
 from ffe.contracts import ExecuteOrderInput, parse
 from ffe.observability import ORDERS, MetricUnit, logger, metrics, tracer
@@ -21,7 +21,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     settings = get_settings(RiskSettings)
     # The order goes in at the close of the bar it was decided on, so it fills at the next bar's open.
     placed_at = inp.bar_time + inp.timeframe.duration if inp.bar_time else inp.as_of
-    result = execute_order(inp, get_broker(settings, placed_at, inp.asset), get_store(), settings.execution_mode)
+    broker = get_broker(settings, placed_at, inp.asset)
+    result = execute_order(inp, broker, get_store(), settings.execution_mode, get_reservations(settings))
     metrics.add_dimension(name="venue", value=result.venue)
     metrics.add_metric(name=ORDERS, unit=MetricUnit.Count, value=int(result.created))
     logger.info("order placed", extra={"client_order_id": result.client_order_id, "order_status": result.status,

@@ -4,7 +4,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ffe.adapters.brokers_factory import get_broker, get_equity_memory, risk_limits
+from ffe.adapters.brokers_factory import get_broker, get_equity_memory, get_reservations, risk_limits
 from ffe.contracts import GateRiskInput, parse
 from ffe.observability import RISK_BLOCKS, RISK_VIOLATION_NOT_BLOCKED, MetricUnit, logger, metrics, tracer
 from ffe.settings import RiskSettings, get_settings
@@ -24,7 +24,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     logger.append_keys(cycle_id=inp.cycle_id, asset=inp.asset, timeframe=inp.timeframe)
     settings = get_settings(RiskSettings)
     broker = get_broker(settings, inp.as_of, inp.asset)
-    record = gate_risk(inp, broker, risk_limits(settings), alarm, memory=get_equity_memory(settings))
+    record = gate_risk(
+        inp, broker, risk_limits(settings), alarm, get_reservations(settings), memory=get_equity_memory(settings)
+    )
     if record.risk is not None and not record.risk.approved:
         metrics.add_dimension(name="reason", value=record.risk.reasons[0] if record.risk.reasons else "blocked")
         metrics.add_metric(name=RISK_BLOCKS, unit=MetricUnit.Count, value=1)

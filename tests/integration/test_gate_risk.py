@@ -49,12 +49,16 @@ def broker(postgres: str, cycle_id: str) -> Any:
     paper.close()
 
 
+def alarms_to(alarms: list[tuple[str, list[str]]]) -> Any:
+    return lambda asset, broken: alarms.append((asset, broken))
+
+
 def no_alarm(asset: str, broken: list[str]) -> None:
     raise AssertionError(f"unexpected violation alarm for {asset}: {broken}")
 
 
-def test_approved_buy_carries_its_size_within_the_position_cap(broker, cycle_id) -> None:  # type: ignore[no-untyped-def]
-    record = gate_risk(gate_input(cycle_id, confidence=1.0), broker, RiskLimits(), no_alarm)
+def test_approved_buy_carries_its_size_within_the_position_cap(reservations, broker, cycle_id) -> None:  # type: ignore[no-untyped-def]
+    record = gate_risk(gate_input(cycle_id, confidence=1.0), broker, RiskLimits(), no_alarm, reservations)
     assert record.action is Action.BUY and record.risk is not None and record.risk.approved
     assert record.size is not None and record.size > 0
     price = gate_input(cycle_id).bars[-1].close
@@ -62,9 +66,9 @@ def test_approved_buy_carries_its_size_within_the_position_cap(broker, cycle_id)
     assert "position_cap" in record.risk.reasons and record.risk.broker == "paper"
 
 
-def test_blocked_decision_is_recorded_as_hold_with_risk_events(postgres, broker, cycle_id, db) -> None:  # type: ignore[no-untyped-def]
+def test_blocked_decision_is_recorded_as_hold_with_risk_events(reservations, postgres, broker, cycle_id, db) -> None:  # type: ignore[no-untyped-def]
     # Given a spot SELL with nothing to sell
-    record = gate_risk(gate_input(cycle_id, action=Action.SELL), broker, RiskLimits(), no_alarm)
+    record = gate_risk(gate_input(cycle_id, action=Action.SELL), broker, RiskLimits(), no_alarm, reservations)
     assert record.action is Action.HOLD and record.confidence == 1.0 and record.size is None
     assert record.risk is not None and record.risk.reasons == ["nothing_to_sell"]
     assert record.reason.startswith("risk gate blocked SELL: nothing_to_sell; model: model says so")
@@ -78,66 +82,72 @@ def test_blocked_decision_is_recorded_as_hold_with_risk_events(postgres, broker,
     assert events == [("nothing_to_sell", True)]
 
 
-def test_unreadable_balance_blocks_and_never_defaults(broker, cycle_id, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_unreadable_balance_blocks_and_never_defaults(reservations, broker, cycle_id, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     def rejected() -> None:
         raise AuthError("paper account locked", provider="paper")
 
     monkeypatch.setattr(broker, "balance", rejected)
-    record = gate_risk(gate_input(cycle_id), broker, RiskLimits(), no_alarm)
+    record = gate_risk(gate_input(cycle_id), broker, RiskLimits(), no_alarm, reservations)
     assert record.action is Action.HOLD and record.risk is not None
     assert record.risk.reasons == ["balance_unknown"] and record.risk.equity is None
 
 
-def test_a_violation_after_approval_is_blocked_and_raises_the_alarm(broker, cycle_id, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_violation_after_approval_is_blocked_and_raises_the_alarm(
+    reservations, broker, cycle_id, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setattr(gate_module, "violations", lambda *args, **kwargs: ["position cap"])
     alarms: list[tuple[str, list[str]]] = []
-    record = gate_risk(gate_input(cycle_id), broker, RiskLimits(), lambda asset, broken: alarms.append((asset, broken)))
+    record = gate_risk(gate_input(cycle_id), broker, RiskLimits(), alarms_to(alarms), reservations)
     assert alarms == [("BTCUSD", ["position cap"])]
     assert record.action is Action.HOLD and record.risk is not None and not record.risk.approved
 
 
-def test_hold_passes_through_untouched(broker, cycle_id) -> None:  # type: ignore[no-untyped-def]
+def test_hold_passes_through_untouched(reservations, broker, cycle_id) -> None:  # type: ignore[no-untyped-def]
     inp = gate_input(cycle_id, action=Action.HOLD)
-    assert gate_risk(inp, broker, RiskLimits(), no_alarm) == inp.decision
+    assert gate_risk(inp, broker, RiskLimits(), no_alarm, reservations) == inp.decision
 
 
-def test_settles_pending_paper_orders_before_sizing(broker, cycle_id) -> None:  # type: ignore[no-untyped-def]
+def test_settles_pending_paper_orders_before_sizing(reservations, broker, cycle_id) -> None:  # type: ignore[no-untyped-def]
     from ffe.domain.portfolio import OrderRequest, OrderSide
 
     broker.set_clock(lambda: AS_OF - timedelta(hours=3))
     broker.place_order(OrderRequest(f"{cycle_id}-carry", "BTCUSD", OrderSide.BUY, Decimal("0.5")))
-    gate_risk(gate_input(cycle_id, confidence=0.2), broker, RiskLimits(), no_alarm)
+    gate_risk(gate_input(cycle_id, confidence=0.2), broker, RiskLimits(), no_alarm, reservations)
     [position] = broker.positions()
     assert position.quantity == Decimal("0.5")  # filled from the bars the gate saw
 
 
-def test_execute_refuses_what_the_gate_did_not_approve_and_skips_when_off(broker, cycle_id) -> None:  # type: ignore[no-untyped-def]
+def test_execute_refuses_what_the_gate_did_not_approve_and_skips_when_off(reservations, broker, cycle_id) -> None:  # type: ignore[no-untyped-def]
     from ffe.contracts import ExecuteOrderInput, RecordDecisionResult
     from ffe.domain.errors import InvalidInputError
     from ffe.steps.execute import execute_order
 
     recorded = RecordDecisionResult(kind="decision", id=1, created=True, cycle_id=cycle_id, asset="BTCUSD")
-    blocked = gate_risk(gate_input(cycle_id, action=Action.SELL), broker, RiskLimits(), no_alarm)
+    blocked = gate_risk(gate_input(cycle_id, action=Action.SELL), broker, RiskLimits(), no_alarm, reservations)
 
     class NoLog:
         def record_execution(self, *args: Any) -> bool:
             raise AssertionError("nothing may be recorded")
 
     with pytest.raises(InvalidInputError, match="no approved order"):
-        execute_order(ExecuteOrderInput(**blocked.model_dump(), recorded=recorded), broker, NoLog(), "paper")
-    approved = gate_risk(gate_input(cycle_id), broker, RiskLimits(), no_alarm)
-    skipped = execute_order(ExecuteOrderInput(**approved.model_dump(), recorded=recorded), broker, NoLog(), "off")
+        execute_order(
+            ExecuteOrderInput(**blocked.model_dump(), recorded=recorded), broker, NoLog(), "paper", reservations
+        )
+    approved = gate_risk(gate_input(cycle_id), broker, RiskLimits(), no_alarm, reservations)
+    skipped = execute_order(
+        ExecuteOrderInput(**approved.model_dump(), recorded=recorded), broker, NoLog(), "off", reservations
+    )
     assert skipped.status == "SKIPPED" and broker.order_status(skipped.client_order_id) is None
 
 
-def test_drawdown_from_the_remembered_peak_trips_the_kill_switch(postgres, broker, cycle_id) -> None:  # type: ignore[no-untyped-def]
+def test_drawdown_from_the_remembered_peak_trips_the_kill_switch(reservations, postgres, broker, cycle_id) -> None:  # type: ignore[no-untyped-def]
     from datetime import date
 
     from ffe.adapters.equity_marks import PostgresEquityMarks
 
     memory = PostgresEquityMarks(postgres)
     memory.marks(broker.account_id, date(2019, 6, 14), Decimal("130000"))  # worth 130k yesterday
-    record = gate_risk(gate_input(cycle_id), broker, RiskLimits(), no_alarm, memory)  # 100k today: -23 %
+    record = gate_risk(gate_input(cycle_id), broker, RiskLimits(), no_alarm, reservations, memory)  # 100k today: -23 %
     memory.close()
     assert record.action is Action.HOLD and record.risk is not None
     assert record.risk.reasons == ["drawdown_kill_switch"]
@@ -145,7 +155,7 @@ def test_drawdown_from_the_remembered_peak_trips_the_kill_switch(postgres, broke
 
 @pytest.mark.parametrize(("timeframe", "per_day"), [(Timeframe.H1, 24.0), (Timeframe.M15, 96.0), (Timeframe.D1, 1.0)])
 def test_volatility_is_scaled_to_a_day_by_the_cycle_timeframe(
-    broker, cycle_id, monkeypatch, timeframe, per_day
+    reservations, broker, cycle_id, monkeypatch, timeframe, per_day
 ) -> None:  # type: ignore[no-untyped-def]
     # A daily bar's volatility is already a day's: scaling it by sqrt(24) would shrink every daily position 5x.
     seen: list[RiskLimits] = []
@@ -155,5 +165,5 @@ def test_volatility_is_scaled_to_a_day_by_the_cycle_timeframe(
     inp = inp.model_copy(
         update={"timeframe": timeframe, "decision": inp.decision.model_copy(update={"timeframe": timeframe})}
     )
-    gate_risk(inp, broker, RiskLimits(), no_alarm)
+    gate_risk(inp, broker, RiskLimits(), no_alarm, reservations)
     assert [limits.bars_per_day for limits in seen] == [per_day]

@@ -84,6 +84,9 @@ class RiskSettings(DatabaseSettings):
     risk_limits_parameter: str | None = None  # SSM parameter (JSON) with the stage's limits; overrides RISK_*
     oanda_secret_arn: str | None = None  # the same token trades on Oanda (checked by pre-flight)
     coinbase_trading_secret_arn: str | None = None  # CDP API key {"key_name", "private_key"} for Advanced Trade
+    # An unplaced order reservation stops counting after this long: longer than a cycle can run (the state
+    # machine's TimeoutSeconds) plus an in-flight ExecuteOrder's own timeout.
+    reservation_ttl_seconds: int = Field(default=1200, ge=60, le=86_400)
     paper_starting_cash: float = Field(default=100_000, gt=0)
     paper_fee_rate: float = Field(default=0.001, ge=0, lt=0.1)  # 10 bp of the notional per fill
     paper_slippage: float = Field(default=0.0005, ge=0, lt=0.1)  # 5 bp against the order, from the bar's open

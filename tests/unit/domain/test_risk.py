@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ffe.domain.models import Action
-from ffe.domain.portfolio import Balance, OrderSide, Position, ProductRules
+from ffe.domain.portfolio import Balance, OrderSide, PendingOrder, Position, ProductRules
 from ffe.domain.risk import Portfolio, RiskLimits, RiskReason, gate, violations
 
 D = Decimal
@@ -126,6 +126,64 @@ def test_limits_are_validated_when_loaded() -> None:
         RiskLimits(max_position_fraction=1.5)
 
 
+def with_pending(book: Portfolio, *orders: PendingOrder) -> Portfolio:
+    return Portfolio(book.balance, book.positions, book.prices, book.day_start_equity, book.peak_equity, orders)
+
+
+def pending(
+    quantity: str, side: OrderSide = OrderSide.BUY, asset: str = "BTCUSD", price: str = "50000"
+) -> PendingOrder:
+    return PendingOrder(f"ffe-{asset}-{side}-{quantity}", asset, side, D(quantity), D(price))
+
+
+def test_a_pending_buy_spends_the_position_cap_as_if_it_filled() -> None:
+    # Given 0.15 BTC (7.5 % of equity) already on its way, with no position yet
+    book = with_pending(portfolio(), pending("0.15"))
+    # When the gate sizes another full-confidence BUY
+    verdict = gate(Action.BUY, 1.0, "BTCUSD", RETURNS, book, LIMITS, RULES)
+    # Then only the 0.05 BTC left under the 10 % cap is approved
+    assert verdict.approved and verdict.quantity == D("0.05") and RiskReason.POSITION_CAP in verdict.reasons
+    # And with the cap already spent by pending orders, nothing more may be bought
+    full = gate(Action.BUY, 1.0, "BTCUSD", RETURNS, with_pending(portfolio(), pending("0.2")), LIMITS, RULES)
+    assert full.blocked and RiskReason.POSITION_CAP in full.reasons
+
+
+def test_pending_orders_elsewhere_count_against_gross_exposure_and_cash() -> None:
+    # Given 96 % of equity pending in another asset and 5 % of the cash left after those buys
+    others = [pending("1", asset=f"X{i}USD", price="9600") for i in range(10)]
+    book = with_pending(portfolio(available="101000"), *others)
+    verdict = gate(Action.BUY, 1.0, "BTCUSD", RETURNS, book, LIMITS, RULES)
+    # Then gross exposure leaves 4 % of equity (0.08 BTC), and the cash after the pending buys 5 % (0.1 BTC)
+    assert RiskReason.GROSS_EXPOSURE_CAP in verdict.reasons and verdict.quantity == D("0.08")
+    poorer = with_pending(portfolio(available="97000"), *others)  # 1,000 left after 96,000 of pending buys
+    assert gate(Action.BUY, 1.0, "BTCUSD", RETURNS, poorer, LIMITS, RULES).quantity == D("0.02")
+
+
+def test_a_spot_sell_cannot_sell_what_is_already_being_sold() -> None:
+    book = with_pending(portfolio(held="0.05"), pending("0.05", OrderSide.SELL))
+    verdict = gate(Action.SELL, 1.0, "BTCUSD", RETURNS, book, LIMITS, RULES)
+    assert verdict.blocked and verdict.reasons == (RiskReason.NOTHING_TO_SELL,)
+    half = with_pending(portfolio(held="0.05"), pending("0.02", OrderSide.SELL))
+    assert gate(Action.SELL, 1.0, "BTCUSD", RETURNS, half, LIMITS, RULES).quantity == D("0.03")
+
+
+def test_a_pending_order_that_cannot_be_valued_blocks_every_new_order() -> None:
+    book = with_pending(portfolio(), PendingOrder("manual-1", "ETHUSD", OrderSide.BUY, D("3"), None))
+    verdict = gate(Action.BUY, 0.5, "BTCUSD", RETURNS, book, LIMITS, RULES)
+    assert verdict.blocked and verdict.reasons == (RiskReason.INVALID_INPUT,) and "ETHUSD" in verdict.detail["why"]
+
+
+def test_violations_catch_an_order_sized_without_the_pending_ones() -> None:
+    # Given 0.15 BTC on its way: sizing as if nothing were pending approves 0.2 BTC (the bug this guards against)
+    book = with_pending(portfolio(), pending("0.15"))
+    blind = gate(Action.BUY, 1.0, "BTCUSD", RETURNS, portfolio(), LIMITS, RULES)
+    assert blind.quantity == D("0.2")
+    # Then the re-check sees the pending order and names the broken cap
+    assert violations("BTCUSD", OrderSide.BUY, blind.quantity, book, LIMITS, RULES, RETURNS) == ["position cap"]
+    sells = with_pending(portfolio(held="0.05"), pending("0.05", OrderSide.SELL))
+    assert "short on a spot venue" in violations("BTCUSD", OrderSide.SELL, D("0.05"), sells, LIMITS, RULES, RETURNS)
+
+
 money = st.decimals(min_value=D("100"), max_value=D("10000000"), places=2, allow_nan=False, allow_infinity=False)
 
 
@@ -142,10 +200,18 @@ money = st.decimals(min_value=D("100"), max_value=D("10000000"), places=2, allow
     peak_factor=st.floats(min_value=1.0, max_value=1.2),
     spread=st.floats(min_value=0.0005, max_value=0.3),
     allow_short=st.booleans(),
+    on_the_way=st.lists(
+        st.tuples(
+            st.sampled_from(["BTCUSD", "OTHERUSD", "THIRDUSD"]),
+            st.sampled_from(list(OrderSide)),
+            st.decimals(min_value=D("0.0001"), max_value=D("3"), places=4),
+        ),
+        max_size=4,
+    ),  # fmt: skip
 )
 def test_no_approved_order_ever_breaks_a_limit(  # type: ignore[no-untyped-def]
     action, confidence, equity, available_fraction, held, price, other_fraction, day_start_factor, peak_factor, spread,
-    allow_short,
+    allow_short, on_the_way,
 ) -> None:  # fmt: skip
     if not allow_short and held < 0:
         held = -held
@@ -157,6 +223,8 @@ def test_no_approved_order_ever_breaks_a_limit(  # type: ignore[no-untyped-def]
         Balance("USD", equity, (equity * D(available_fraction)).quantize(D("0.01"))),
         positions, {"BTCUSD": price, "OTHERUSD": other or D("0.01")},
         (equity * D(day_start_factor)).quantize(D("0.01")), (equity * D(peak_factor)).quantize(D("0.01")),
+        tuple(PendingOrder(f"o{i}", a, side, q, price if a == "BTCUSD" else D("77.5"))
+              for i, (a, side, q) in enumerate(on_the_way)),
     )  # fmt: skip
     verdict = gate(action, confidence, "BTCUSD", returns, book, LIMITS, RULES, allow_short=allow_short)
     if verdict.approved:

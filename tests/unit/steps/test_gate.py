@@ -1,7 +1,9 @@
-"""GateRisk's reads of a live venue: the account once per decision (Coinbase over its fake, no database)."""
+"""GateRisk's reads of a live venue: its open orders and the account once per decision (Coinbase over its fake,
+reservations on the real database)."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import asdict
 from datetime import UTC, datetime
 from decimal import Decimal as D
@@ -35,14 +37,17 @@ def no_alarm(asset: str, broken: list[str]) -> None:
     raise AssertionError(f"unexpected violation alarm for {asset}: {broken}")
 
 
-def test_the_gate_reads_a_coinbase_account_once_per_decision() -> None:
+def test_the_gate_reads_a_coinbase_account_once_per_decision(reservations) -> None:  # type: ignore[no-untyped-def]
     # Given a Coinbase portfolio of USD and BTC
     fake = FakeCoinbase()
+    broker = broker_for(fake)
+    broker.account_id = f"coinbase-{uuid.uuid4()}"
     # When the gate sizes a BUY
-    record = gate_risk(gate_input(), broker_for(fake), RiskLimits(), no_alarm)
+    record = gate_risk(gate_input(), broker, RiskLimits(), no_alarm, reservations)
     # Then it saw the account's equity (cash plus the BTC at its price)
     assert record.risk is not None and record.risk.broker == "coinbase"
     assert record.risk.equity == D("10370.55") + D("0.130") * D("62000.00")
-    # And it listed the accounts once and priced the BTC once (then read the product rules: the same product)
-    account, price, rules = f"{API}/accounts", f"{API}/products/BTC-USD", f"{API}/products/BTC-USD"
-    assert [r.url.path for r in fake.requests] == [account, price, rules]
+    # And it listed the open orders, then the accounts once, priced the BTC once, then read the product rules
+    orders, account, price = f"{API}/orders/historical/batch", f"{API}/accounts", f"{API}/products/BTC-USD"
+    assert [r.url.path for r in fake.requests] == [orders, account, price, price]
+    assert fake.requests[0].url.params["order_status"] == "OPEN"

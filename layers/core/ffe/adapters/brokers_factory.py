@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from ffe.adapters.equity_marks import PostgresEquityMarks
 from ffe.adapters.paper_broker import PaperBroker
+from ffe.adapters.reservations import PostgresReservations
 from ffe.adapters.store import conninfo_from_settings
 from ffe.domain.errors import PermanentError
 from ffe.domain.models import AssetClass
@@ -22,6 +23,7 @@ _VENUES: dict[AssetClass, Venue] = {AssetClass.CRYPTO: "coinbase", AssetClass.FX
 _BROKERS: dict[RiskSettings, PaperBroker] = {}
 _LIVE: dict[Venue, Broker] = {}
 _MEMORY: PostgresEquityMarks | None = None
+_RESERVATIONS: PostgresReservations | None = None
 
 
 def get_broker(settings: RiskSettings, as_of: datetime, asset: str | None = None) -> Broker:
@@ -81,6 +83,14 @@ def get_equity_memory(settings: RiskSettings) -> PostgresEquityMarks:
     return _MEMORY
 
 
+def get_reservations(settings: RiskSettings) -> PostgresReservations:
+    """The order reservations and account locks, one per container (its connection is reused)."""
+    global _RESERVATIONS
+    if _RESERVATIONS is None:
+        _RESERVATIONS = PostgresReservations(conninfo_from_settings(settings), settings.reservation_ttl_seconds)
+    return _RESERVATIONS
+
+
 def venue_brokers(settings: RiskSettings, now: datetime) -> dict[str, Broker]:
     """The brokers pre-flight checks: the stage's paper account, and every live venue with credentials."""
     brokers: dict[str, Broker] = {}
@@ -120,7 +130,7 @@ def risk_limits(settings: RiskSettings) -> RiskLimits:
 
 
 def close_brokers() -> None:
-    global _MEMORY
+    global _MEMORY, _RESERVATIONS
     for broker in _BROKERS.values():
         broker.close()
     _BROKERS.clear()
@@ -128,3 +138,6 @@ def close_brokers() -> None:
     if _MEMORY is not None:
         _MEMORY.close()
         _MEMORY = None
+    if _RESERVATIONS is not None:
+        _RESERVATIONS.close()
+        _RESERVATIONS = None

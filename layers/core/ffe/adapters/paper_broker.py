@@ -22,7 +22,16 @@ from psycopg.rows import dict_row
 from ffe.domain.errors import InvalidInputError, TransientError
 from ffe.domain.fills import Rejection, apply_fill
 from ffe.domain.models import AssetClass, Bar
-from ffe.domain.portfolio import Balance, OrderRequest, OrderResult, OrderSide, OrderStatus, Position, ProductRules
+from ffe.domain.portfolio import (
+    Balance,
+    OrderRequest,
+    OrderResult,
+    OrderSide,
+    OrderStatus,
+    PendingOrder,
+    Position,
+    ProductRules,
+)
 from ffe.domain.universe import asset_class_of
 
 D = Decimal
@@ -112,6 +121,27 @@ class PaperBroker:
 
     def order_status(self, client_order_id: str) -> OrderResult | None:
         with self._db() as conn:
+            row = conn.execute("SELECT 1 FROM paper_orders WHERE client_order_id = %s", (client_order_id,)).fetchone()
+            return self._result(conn, client_order_id) if row else None
+
+    def open_orders(self) -> list[PendingOrder]:
+        """The account's orders waiting for their next bar (paper orders carry no price of their own)."""
+        with self._db() as conn:
+            rows = conn.execute(
+                "SELECT client_order_id, asset, side, quantity FROM paper_orders"
+                " WHERE account_id = %s AND status = 'PENDING' ORDER BY placed_at, client_order_id",
+                (self.account_id,),
+            ).fetchall()
+        return [PendingOrder(r["client_order_id"], r["asset"], OrderSide(r["side"]), D(r["quantity"])) for r in rows]
+
+    def cancel(self, client_order_id: str) -> OrderResult | None:
+        """Cancel an order that has not filled yet; a filled or rejected one is left as it is. None: no such order."""
+        with self._db() as conn:
+            conn.execute(
+                "UPDATE paper_orders SET status = 'CANCELLED', detail = 'cancelled before it filled'"
+                " WHERE client_order_id = %s AND account_id = %s AND status = 'PENDING'",
+                (client_order_id, self.account_id),
+            )
             row = conn.execute("SELECT 1 FROM paper_orders WHERE client_order_id = %s", (client_order_id,)).fetchone()
             return self._result(conn, client_order_id) if row else None
 

@@ -98,7 +98,13 @@ ON CONFLICT (id) DO NOTHING
 RETURNING id
 """
 _CLOSE_CYCLE = """
-UPDATE cycles SET status = %(status)s, finished_at = now() WHERE id = %(id)s AND status = 'RUNNING' RETURNING id
+WITH closed AS (
+    UPDATE cycles SET status = %(status)s, finished_at = now() WHERE id = %(id)s AND status = 'RUNNING' RETURNING id
+), released AS (  -- what the cycle's gates reserved and it never placed stops holding headroom
+    UPDATE order_reservations SET status = 'RELEASED', note = 'its cycle ended before it was placed', updated_at = now()
+    WHERE cycle_id = %(id)s AND status = 'RESERVED'
+)
+SELECT id FROM closed
 """
 
 

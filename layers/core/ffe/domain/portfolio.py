@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol
@@ -47,12 +49,31 @@ class ProductRules:
     min_notional: Decimal = Decimal(0)
 
 
+def client_order_id(cycle_id: str, asset: str, bar_time: datetime | None) -> str:
+    """The order's idempotency key, deterministic per decision (cycle, asset, bar): the risk gate reserves under
+    it and a retried ExecuteOrder sends the venue the same one."""
+    key = f"{cycle_id}|{asset}|{bar_time.isoformat() if bar_time else '-'}"
+    return "ffe-" + hashlib.sha256(key.encode()).hexdigest()[:28]
+
+
 @dataclass(frozen=True, slots=True)
 class OrderRequest:
     client_order_id: str  # the idempotency key: the venue never fills two orders with the same one
     asset: str
     side: OrderSide
     quantity: Decimal  # base units, already rounded to the product's increment
+
+
+@dataclass(frozen=True, slots=True)
+class PendingOrder:
+    """An order on its way to the position: reserved by the risk gate and not yet placed, or placed and not yet
+    (fully) filled. It moves no equity yet, but every limit must count it: it may fill."""
+
+    client_order_id: str
+    asset: str
+    side: OrderSide
+    quantity: Decimal  # base units still to fill
+    price: Decimal | None = None  # what the gate sized it at, or the venue's limit price; None when unknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +102,10 @@ class Broker(Protocol):
         ...
 
     def product_rules(self, asset: str) -> ProductRules: ...
+
+    def open_orders(self) -> list[PendingOrder]:
+        """Every order of the account the venue has accepted and not yet filled, cancelled or rejected."""
+        ...
 
     def place_order(self, order: OrderRequest) -> OrderResult: ...
 

@@ -3,7 +3,11 @@
 ``gate`` turns a decision into an approved order size (possibly reduced) or a block, with
 machine-readable reasons. ``violations`` re-checks a would-be portfolio against every limit; the
 gate's own output must never produce one (a property test and the ``risk_violation_not_blocked``
-alarm guard that promise).
+metric guard that promise).
+
+Orders on their way count as if they may fill: every limit is checked against the worst case of the
+pending orders (all pending BUYs of an asset fill and none of its SELLs, or the reverse), cash is what is
+left after every pending BUY, and a spot SELL can only sell what is held and not already being sold.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from decimal import ROUND_DOWN, Decimal
 from enum import StrEnum
 
 from ffe.domain.models import Action
-from ffe.domain.portfolio import Balance, OrderSide, Position, ProductRules
+from ffe.domain.portfolio import Balance, OrderSide, PendingOrder, Position, ProductRules
 
 ZERO = Decimal(0)
 
@@ -32,6 +36,7 @@ class RiskReason(StrEnum):
     CASH = "cash"  # reduced to the available balance
     VAR_LIMIT = "var_limit"
     BELOW_MIN_SIZE = "below_min_size"
+    ALREADY_ORDERED = "already_ordered"  # this account already has an order for this asset's bar
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,13 +70,47 @@ class RiskLimits:
 class Portfolio:
     balance: Balance | None  # None: the read failed. Never replaced by a default.
     positions: Mapping[str, Position]
-    prices: Mapping[str, Decimal]  # mark price of every asset held or traded
+    prices: Mapping[str, Decimal]  # mark price of every asset held, pending or traded
     day_start_equity: Decimal
     peak_equity: Decimal
+    pending: tuple[PendingOrder, ...] = ()  # reserved or open orders of the account, not yet filled
 
-    def notional(self, asset: str) -> Decimal:
+    def held(self, asset: str) -> Decimal:
         position = self.positions.get(asset)
-        return ZERO if position is None else position.quantity * self.prices.get(asset, position.average_price)
+        return ZERO if position is None else position.quantity
+
+    def bounds(self, asset: str) -> tuple[Decimal, Decimal]:
+        """(highest, lowest) quantity of ``asset`` once its pending orders fill: all BUYs and no SELL, or the
+        reverse."""
+        held = self.held(asset)
+        buys = sum((o.quantity for o in self.pending if o.asset == asset and o.side is OrderSide.BUY), ZERO)
+        sells = sum((o.quantity for o in self.pending if o.asset == asset and o.side is OrderSide.SELL), ZERO)
+        return held + buys, held - sells
+
+    def worst_notional(self, asset: str) -> Decimal:
+        """The largest absolute value ``asset`` can reach as its pending orders fill."""
+        high, low = self.bounds(asset)
+        return max(abs(high), abs(low)) * self.price(asset)
+
+    def price(self, asset: str) -> Decimal:
+        """The mark price, else the position's average price, else the price a pending order was sized at."""
+        if asset in self.prices:
+            return self.prices[asset]
+        if asset in self.positions:
+            return self.positions[asset].average_price
+        return next((o.price for o in self.pending if o.asset == asset and o.price), ZERO)
+
+    def exposed_assets(self) -> set[str]:
+        return set(self.positions) | {o.asset for o in self.pending}
+
+    def committed_cash(self) -> Decimal:
+        """What the pending BUYs will cost at the prices they were sized at."""
+        return sum((o.quantity * (o.price or self.price(o.asset)) for o in self.pending if o.side is OrderSide.BUY),
+                   ZERO)  # fmt: skip
+
+    def unpriced(self) -> list[str]:
+        """Assets held or pending that cannot be valued: no limit can be checked without their price."""
+        return sorted(a for a in self.exposed_assets() if not self.price(a) > 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +147,8 @@ def gate(
     problem = _bad_inputs(balance, price, confidence, stats)
     if problem or price is None or stats is None:
         return _blocked(RiskReason.INVALID_INPUT, detail=problem)
+    if unpriced := portfolio.unpriced():
+        return _blocked(RiskReason.INVALID_INPUT, detail=f"no price for the held or pending {', '.join(unpriced)}")
     sigma_bar, loss_quantile = stats
     equity = balance.equity
     if equity <= portfolio.day_start_equity * (1 - _d(limits.daily_loss_limit)):
@@ -119,7 +160,8 @@ def gate(
 
     side = OrderSide.BUY if action is Action.BUY else OrderSide.SELL
     sign = Decimal(1) if side is OrderSide.BUY else Decimal(-1)
-    held = portfolio.positions[asset].quantity if asset in portfolio.positions else ZERO
+    high, low = portfolio.bounds(asset)
+    held = high if side is OrderSide.BUY else low  # the quantity this trade adds to, if its direction fills
     sigma_day = sigma_bar * math.sqrt(limits.bars_per_day)
     wanted_notional = equity * Decimal(limits.target_daily_volatility / sigma_day * confidence)
     quantity = wanted_notional / price
@@ -148,14 +190,14 @@ def _caps(
     cap_notional = equity * _d(limits.max_position_fraction)
     # per-asset: |held + sign*q| * price <= cap  ->  q <= cap/price - sign*held
     position_cap = cap_notional / price - sign * held
-    other_gross = sum((abs(portfolio.notional(a)) for a in portfolio.positions if a != asset), ZERO)
+    other_gross = sum((portfolio.worst_notional(a) for a in portfolio.exposed_assets() if a != asset), ZERO)
     gross_room = equity * _d(limits.max_gross_exposure) - other_gross
     gross_cap = max(gross_room, ZERO) / price - sign * held
     var_cap = equity * _d(limits.var_limit) / (loss_quantile * price) - sign * held
     caps = [(RiskReason.POSITION_CAP, position_cap), (RiskReason.GROSS_EXPOSURE_CAP, gross_cap),
             (RiskReason.VAR_LIMIT, var_cap)]  # fmt: skip
     if sign > 0:
-        caps.append((RiskReason.CASH, balance.available / price))
+        caps.append((RiskReason.CASH, (balance.available - portfolio.committed_cash()) / price))
     elif not allow_short:
         caps.append((RiskReason.NOTHING_TO_SELL, max(held, ZERO)))
     return caps
@@ -165,38 +207,55 @@ def violations(
     asset: str, side: OrderSide, quantity: Decimal, portfolio: Portfolio, limits: RiskLimits,
     rules: ProductRules, returns: Sequence[float], allow_short: bool = False,
 ) -> list[str]:  # fmt: skip
-    """Every limit the portfolio would break after the order (empty when the order is within limits)."""
-    found: list[str] = []
+    """Every limit the portfolio would break after the order (empty when the order is within limits).
+
+    Computed on its own from the positions and the raw list of pending orders (not through the helpers the
+    gate sizes with), so that a sizing bug that forgets an order on its way is caught here.
+    """
     balance = portfolio.balance
     price = portfolio.prices.get(asset)
     if balance is None or price is None:
         return ["order without a known balance or price"]
-    sign = Decimal(1) if side is OrderSide.BUY else Decimal(-1)
-    held = portfolio.positions[asset].quantity if asset in portfolio.positions else ZERO
-    after = held + sign * quantity
+    order = PendingOrder("(this order)", asset, side, quantity, price)
+    before, after = _reach(portfolio, portfolio.pending), _reach(portfolio, (*portfolio.pending, order))
+    grows = after[asset] > before.get(asset, ZERO)  # new exposure, not a reduction
     equity = balance.equity
     tolerance = Decimal("1e-9") * equity
-    if abs(after) * price > equity * _d(limits.max_position_fraction) + tolerance and abs(after) > abs(held):
+    found: list[str] = []
+    if grows and after[asset] * price > equity * _d(limits.max_position_fraction) + tolerance:
         found.append("position cap")
-    gross = sum((abs(portfolio.notional(a)) for a in portfolio.positions if a != asset), ZERO) + abs(after) * price
-    if gross > equity * _d(limits.max_gross_exposure) + tolerance and abs(after) > abs(held):
+    gross = sum((reach * (price if a == asset else portfolio.price(a)) for a, reach in after.items()), ZERO)
+    if grows and gross > equity * _d(limits.max_gross_exposure) + tolerance:
         found.append("gross exposure cap")
     stats = _return_stats(returns, limits.var_confidence)
     loss_quantile = stats[1] if stats else Decimal(0)
-    if abs(after) * price * loss_quantile > equity * _d(limits.var_limit) + tolerance and abs(after) > abs(held):
+    if grows and after[asset] * price * loss_quantile > equity * _d(limits.var_limit) + tolerance:
         found.append("VaR limit")
-    if side is OrderSide.BUY and quantity * price > balance.available + tolerance:
+    orders = (order, *portfolio.pending)
+    spend = sum((o.quantity * (o.price or portfolio.price(o.asset)) for o in orders if o.side is OrderSide.BUY), ZERO)
+    if side is OrderSide.BUY and spend > balance.available + tolerance:
         found.append("more than the available balance")
-    if not allow_short and after < 0:
+    sold = sum((o.quantity for o in orders if o.asset == asset and o.side is OrderSide.SELL), ZERO)
+    if side is OrderSide.SELL and not allow_short and portfolio.held(asset) - sold < 0:
         found.append("short on a spot venue")
     if quantity < rules.min_size or quantity % rules.size_increment != 0:
         found.append("size below the venue minimum or off its increment")
-    if abs(after) > abs(held) and (
+    if grows and (
         equity <= portfolio.day_start_equity * (1 - _d(limits.daily_loss_limit))
         or equity <= portfolio.peak_equity * (1 - _d(limits.max_drawdown))
     ):
         found.append("new exposure while a kill switch is on")
     return found
+
+
+def _reach(portfolio: Portfolio, pending: Sequence[PendingOrder]) -> dict[str, Decimal]:
+    """Per asset, the largest absolute quantity it reaches when either all its BUYs or all its SELLs fill."""
+    up: dict[str, Decimal] = {a: p.quantity for a, p in portfolio.positions.items()}
+    down = dict(up)
+    for o in pending:
+        book = up if o.side is OrderSide.BUY else down
+        book[o.asset] = book.get(o.asset, ZERO) + (o.quantity if o.side is OrderSide.BUY else -o.quantity)
+    return {a: max(abs(up.get(a, ZERO)), abs(down.get(a, ZERO))) for a in up.keys() | down.keys()}
 
 
 def _d(fraction: float) -> Decimal:

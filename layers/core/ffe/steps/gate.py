@@ -1,8 +1,16 @@
 """GateRisk: the hard gate between the model and any order. A blocked decision becomes a HOLD that keeps
-the model's call and the reasons; an approved one carries its size."""
+the model's call and the reasons; an approved one carries its size and reserves it.
+
+Sizing and reserving happen under the venue account's lock (``Reservations.account``): the gate counts
+every order already on its way (reserved by an earlier gate, or open at the venue) as if it may fill, and
+an approval spends its headroom before the lock is let go, so two gates on one account can never both
+spend the same room. One live order per account, asset and bar: a second decision on the same bar is a
+HOLD that says so, and a retried gate gets its own first verdict back.
+"""
 
 from __future__ import annotations
 
+import decimal
 import math
 from collections.abc import Callable
 from dataclasses import replace
@@ -11,10 +19,12 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from ffe.adapters.equity_marks import EquityMemory
+from ffe.adapters.reservations import AccountBook, Reservation, Reservations
 from ffe.contracts import DecisionRecord, GateRiskInput, RiskAssessment
 from ffe.domain.errors import AuthError, InvalidInputError
 from ffe.domain.models import Action
-from ffe.domain.risk import Portfolio, RiskLimits, RiskVerdict, gate, violations
+from ffe.domain.portfolio import OrderSide, PendingOrder, client_order_id
+from ffe.domain.risk import Portfolio, RiskLimits, RiskReason, RiskVerdict, gate, violations
 
 if TYPE_CHECKING:
     from ffe.domain.portfolio import Broker
@@ -22,39 +32,90 @@ if TYPE_CHECKING:
 ViolationAlarm = Callable[[str, list[str]], None]
 
 
+def account_of(broker: Broker) -> str:
+    """The venue account a broker trades on: what the lock, the reservations and the kill switches key on."""
+    return str(getattr(broker, "account_id", broker.name))
+
+
 def gate_risk(
     inp: GateRiskInput,
     broker: Broker,
     limits: RiskLimits,
     alarm: ViolationAlarm,
+    reservations: Reservations,
     memory: EquityMemory | None = None,
 ) -> DecisionRecord:
-    """Size the decision within every limit, or turn it into a HOLD that says why."""
+    """Size the decision within every limit and reserve it, or turn it into a HOLD that says why.
+
+    Raises:
+        InvalidInputError: prices the gate cannot size with (e.g. around 1e-300), naming the asset.
+    """
     decision = inp.decision
     if decision.action is Action.HOLD:
         return decision
     bars = inp.domain_bars()
     limits = replace(limits, bars_per_day=inp.timeframe.bars_per_day)  # a daily bar's volatility is a day's
-    settle = getattr(broker, "settle", None)
-    if settle is not None:  # the paper venue fills its pending orders at this asset's newest bars first
-        settle(inp.asset, bars)
     price = Decimal(repr(bars[-1].close))
     returns = [math.log(b.close / a.close) for a, b in zip(bars, bars[1:], strict=False)]
-    portfolio = _portfolio(broker, inp.asset, price, inp.as_of.date(), memory)
-    rules = broker.product_rules(inp.asset)
-    verdict = gate(decision.action, decision.confidence, inp.asset, returns, portfolio, limits, rules)
-    if verdict.approved and verdict.side is not None:
-        broken = violations(inp.asset, verdict.side, verdict.quantity, portfolio, limits, rules, returns)
-        if broken:  # cannot happen (a property test says so); if it ever does, block and raise the alarm
+    order_id = client_order_id(inp.cycle_id, inp.asset, decision.bar_time)
+    with reservations.account(account_of(broker)) as book:
+        settle = getattr(broker, "settle", None)
+        if settle is not None:  # the paper venue fills its pending orders at this asset's newest bars first
+            settle(inp.asset, bars)
+        prior = book.live_for_bar(inp.asset, decision.bar_time)
+        if prior is not None:
+            return _again(decision, prior, order_id)
+        portfolio = _portfolio(broker, inp.asset, price, inp.as_of.date(), memory, book)
+        rules = broker.product_rules(inp.asset)
+        try:
+            verdict = gate(decision.action, decision.confidence, inp.asset, returns, portfolio, limits, rules)
+            broken = (violations(inp.asset, verdict.side, verdict.quantity, portfolio, limits, rules, returns)
+                      if verdict.approved and verdict.side is not None else [])  # fmt: skip
+        except (decimal.DecimalException, OverflowError, ZeroDivisionError) as exc:
+            raise InvalidInputError(
+                f"{inp.asset}: cannot size an order at a price of {price} ({type(exc).__name__}); the bars' prices "
+                "are outside what the gate can compute with",
+                asset=inp.asset,
+            ) from exc
+        if broken:  # cannot happen (a property test says so); if it ever does, block and alarm
             alarm(inp.asset, broken)
             verdict = RiskVerdict(False, None, Decimal(0), verdict.reasons, {"violations": ", ".join(broken)})
+        assessment = _assessment(verdict, broker, portfolio, decision.action)
+        if verdict.approved and verdict.side is not None:
+            book.reserve(Reservation(
+                order_id, inp.asset, decision.bar_time, verdict.side, verdict.quantity, price, inp.cycle_id,
+                assessment.model_dump(mode="json"),
+            ))  # fmt: skip
+    return _outcome(decision, assessment)
+
+
+def _again(decision: DecisionRecord, prior: Reservation, order_id: str) -> DecisionRecord:
+    """A bar that already has a live order: this decision's own (a retried gate gets its verdict back), or
+    another cycle's (a HOLD that says so, never a second order)."""
+    side = OrderSide.BUY if decision.action is Action.BUY else OrderSide.SELL
+    if prior.client_order_id == order_id and prior.side is side:
+        return _outcome(decision, RiskAssessment.model_validate(prior.assessment))
+    bar = prior.bar_time.isoformat() if prior.bar_time else "(no bar)"
+    why = (f"{prior.asset} already has a live {prior.side} order for the bar of {bar} on this account (order "
+           f"{prior.client_order_id}, cycle {prior.cycle_id}): one order per account, asset and bar")  # fmt: skip
     assessment = RiskAssessment(
+        approved=False, side=None, quantity=Decimal(0), reasons=[RiskReason.ALREADY_ORDERED], detail={"why": why},
+        broker=str(prior.assessment.get("broker", "?")), equity=None, original_action=decision.action,
+    )  # fmt: skip
+    return _outcome(decision, assessment)
+
+
+def _assessment(verdict: RiskVerdict, broker: Broker, portfolio: Portfolio, action: Action) -> RiskAssessment:
+    return RiskAssessment(
         approved=verdict.approved, side=verdict.side.value if verdict.side else None, quantity=verdict.quantity,
         reasons=[str(r) for r in verdict.reasons], detail=verdict.detail, broker=broker.name,
-        equity=portfolio.balance.equity if portfolio.balance else None, original_action=decision.action,
+        equity=portfolio.balance.equity if portfolio.balance else None, original_action=action,
     )  # fmt: skip
-    if verdict.approved:
-        return decision.model_copy(update={"risk": assessment, "size": float(verdict.quantity)})
+
+
+def _outcome(decision: DecisionRecord, assessment: RiskAssessment) -> DecisionRecord:
+    if assessment.approved:
+        return decision.model_copy(update={"risk": assessment, "size": float(assessment.quantity)})
     why = ", ".join(assessment.reasons) or "blocked"
     return decision.model_copy(update={
         "action": Action.HOLD, "confidence": 1.0, "risk": assessment, "size": None,
@@ -62,16 +123,33 @@ def gate_risk(
     })  # fmt: skip
 
 
-def _portfolio(broker: Broker, asset: str, price: Decimal, day: date, memory: EquityMemory | None) -> Portfolio:
-    """The venue's account (one read) as the gate sees it; a balance that cannot be read is None, never a default."""
+def _portfolio(
+    broker: Broker, asset: str, price: Decimal, day: date, memory: EquityMemory | None, book: AccountBook
+) -> Portfolio:
+    """The venue's account as the gate sees it, with every order on its way: the reservations, then the venue's
+    open orders (read in that order, and before the positions, so an order that moves on in between is counted
+    twice, never missed). An open order without a price of its own is valued at what its reservation was sized
+    at. A balance or an order book that cannot be read is None, never a default: the gate then blocks."""
+    reserved = book.reserved()
     try:
+        open_orders = broker.open_orders()
         balance, held = broker.account()
         positions = {p.asset: p for p in held}
     except (AuthError, InvalidInputError):
-        balance, positions = None, {}
-    prices = {a: p.average_price for a, p in positions.items()} | {asset: price}
+        balance, positions, open_orders = None, {}, []
+    mine = {o.client_order_id for o in reserved}
+    pending = (*reserved, *(_priced(o, book) for o in open_orders if o.client_order_id not in mine))
+    prices = {o.asset: o.price for o in pending if o.price} | {a: p.average_price for a, p in positions.items()}
+    prices[asset] = price
     equity = balance.equity if balance else Decimal(0)
     day_start, peak = equity, equity
     if memory is not None and balance is not None:  # the account's remembered start-of-day and peak equity
-        day_start, peak = memory.marks(getattr(broker, "account_id", broker.name), day, equity)
-    return Portfolio(balance, positions, prices, day_start_equity=day_start, peak_equity=peak)
+        day_start, peak = memory.marks(account_of(broker), day, equity)
+    return Portfolio(balance, positions, prices, day_start_equity=day_start, peak_equity=peak, pending=pending)
+
+
+def _priced(order: PendingOrder, book: AccountBook) -> PendingOrder:
+    if order.price:
+        return order
+    reservation = book.get(order.client_order_id)
+    return replace(order, price=reservation.price) if reservation is not None else order

@@ -77,7 +77,9 @@ class FakeCoinbase:
         if request.method == "POST" and path == f"{API}/orders":
             return self._create(request)
         if request.method == "GET" and path == f"{API}/orders/historical/batch":
-            listed = body("orders_list.json") | {"orders": list(reversed(self.orders.values()))}
+            status = request.url.params.get("order_status")
+            orders = [o for o in reversed(self.orders.values()) if status in (None, o["status"])]
+            listed = body("orders_list.json") | {"orders": orders}
             return _json(listed)
         if request.method == "GET" and path.startswith(f"{API}/orders/historical/"):
             order = self.orders.get(path.rsplit("/", 1)[1])

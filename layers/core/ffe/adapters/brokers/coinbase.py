@@ -19,7 +19,8 @@ https://api.coinbase.com:
   "preview_failure_reason", "new_order_failure_reason"}}`` (HTTP 200 either way).
 - ``GET /api/v3/brokerage/orders/historical/{order_id}`` (orders/get-order): ``{"order": {"status",
   "filled_size", "average_filled_price", "total_fees", "reject_reason", ...}}``.
-- ``GET /api/v3/brokerage/orders/historical/batch?limit=&cursor=`` (orders/list-orders).
+- ``GET /api/v3/brokerage/orders/historical/batch?limit=&cursor=`` (orders/list-orders); with
+  ``order_status=OPEN`` it lists the orders still working, which the risk gate counts (``open_orders``).
 
 Choices:
 - Idempotency. The create-order reference documents ``client_order_id`` as "A unique ID provided for the
@@ -60,7 +61,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from ffe.adapters.brokers import RulesCache, check_quantity, decimal_field, field_of, plain, send_json
 from ffe.adapters.providers.base import Call, Credentials, split_pair
 from ffe.domain.errors import AuthError, InvalidInputError
-from ffe.domain.portfolio import Balance, OrderRequest, OrderResult, OrderStatus, Position, ProductRules
+from ffe.domain.portfolio import (
+    Balance,
+    OrderRequest,
+    OrderResult,
+    OrderSide,
+    OrderStatus,
+    PendingOrder,
+    Position,
+    ProductRules,
+)
 
 BASE_URL = "https://api.coinbase.com"
 API = "/api/v3/brokerage"
@@ -100,7 +110,9 @@ class CoinbaseBroker:
         quote: str = "USD",
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        account_id: str = "coinbase",
     ) -> None:
+        self.account_id = account_id  # what the risk gate's lock, reservations and kill switches key on
         self._client = client
         self._credentials = credentials
         self._base_url = base_url.rstrip("/")
@@ -203,6 +215,28 @@ class CoinbaseBroker:
                     self._placed[client_order_id] = result.venue_order_id
                 return result
         return None
+
+    def open_orders(self) -> list[PendingOrder]:
+        """Every OPEN order of the portfolio (List Orders with ``order_status=OPEN``), with what is left to fill.
+
+        All of them or an error: more open orders than ``MAX_SCAN_PAGES`` pages, or one sized in the quote
+        currency (no base size to count), fails the read rather than leaving an order out of the risk gate.
+        """
+        call = Call(self.name)
+        out: list[PendingOrder] = []
+        cursor = ""
+        for _ in range(MAX_SCAN_PAGES):
+            params = {"limit": str(SCAN_PAGE), "order_status": "OPEN"} | ({"cursor": cursor} if cursor else {})
+            body, response = self._request("GET", f"{API}/orders/historical/batch", call, VIEW_HINT, params=params)
+            for order in field_of(body, "orders", list, call, response):
+                pending = _pending(order, call, response)
+                if pending is not None:
+                    out.append(pending)
+            if not field_of(body, "has_next", bool, call, response):
+                return out
+            cursor = field_of(body, "cursor", str, call, response)
+        raise InvalidInputError(f"{self.name} listed more than {MAX_SCAN_PAGES * SCAN_PAGE} open orders; "
+                                "cannot count them all", **call.context())  # fmt: skip
 
     # --- reads --------------------------------------------------------------------------------------------------
 
@@ -338,6 +372,34 @@ def _failure(body: dict[str, Any]) -> str:
 def _placeholder(value: str) -> bool:
     """Enum defaults that say nothing ("UNKNOWN_FAILURE_REASON", "REJECT_REASON_UNSPECIFIED")."""
     return value.startswith("UNKNOWN_") or value.endswith("_UNSPECIFIED")
+
+
+def _pending(order: Any, call: Call, response: httpx.Response) -> PendingOrder | None:
+    """An open order as what it may still add: its base size less what has filled (None once nothing is left)."""
+    if not isinstance(order, dict):
+        raise InvalidInputError(f"{call.provider} listed a non-object order", **call.context(response))
+    order_id = field_of(order, "order_id", str, call, response)
+    product = field_of(order, "product_id", str, call, response)
+    side = field_of(order, "side", str, call, response)
+    if side not in ("BUY", "SELL"):
+        raise InvalidInputError(f"{call.provider} sent order {order_id} with side {side!r}", **call.context(response))
+    shapes = [v for v in field_of(order, "order_configuration", dict, call, response).values() if isinstance(v, dict)]
+    shape = shapes[0] if shapes else {}
+    if shape.get("base_size") in (None, ""):
+        raise InvalidInputError(
+            f"{call.provider} open order {order_id} on {product} has no base size (sized in quote currency?): it "
+            "cannot be counted against the risk limits; cancel it or let it fill",
+            **call.context(response),
+        )
+    size = decimal_field(shape.get("base_size"), f"base_size of order {order_id}", call, response)
+    filled = decimal_field(order.get("filled_size") or "0", f"filled_size of order {order_id}", call, response)
+    price = shape.get("limit_price")
+    limit = decimal_field(price, f"limit_price of order {order_id}", call, response) if price else None
+    left = size - filled
+    if left <= 0:
+        return None
+    asset = product.replace("-", "")
+    return PendingOrder(str(order.get("client_order_id") or order_id), asset, OrderSide(side), left, limit or None)
 
 
 def _result(order: dict[str, Any], call: Call, response: httpx.Response) -> OrderResult:

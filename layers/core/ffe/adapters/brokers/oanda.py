@@ -17,6 +17,8 @@ https://api-fxtrade.oanda.com (live), the same hosts as the market-data adapter:
   ``{"order": {"id", "state" (PENDING, FILLED, TRIGGERED, CANCELLED), "fillingTransactionID",
   "cancellingTransactionID", ...}}``; 404 when there is no such order.
 - ``GET /v3/accounts/{accountID}/transactions/{transactionID}``: the ORDER_FILL / ORDER_CANCEL of that order.
+- ``GET /v3/accounts/{accountID}/pendingOrders``: ``{"orders": [{"id", "type", "instrument", "units", "price",
+  "clientExtensions": {"id"}, ...}]}``, every order not yet filled or cancelled (the risk gate counts them).
 
 Choices:
 - Idempotency: ``place_order`` first asks for ``orders/@{client_order_id}``; when the order exists its result is
@@ -40,7 +42,16 @@ import httpx
 from ffe.adapters.brokers import RulesCache, check_quantity, decimal_field, field_of, plain, send_json
 from ffe.adapters.providers.base import Call, Credentials, provider_message, split_pair
 from ffe.domain.errors import AuthError, InvalidInputError
-from ffe.domain.portfolio import Balance, OrderRequest, OrderResult, OrderSide, OrderStatus, Position, ProductRules
+from ffe.domain.portfolio import (
+    Balance,
+    OrderRequest,
+    OrderResult,
+    OrderSide,
+    OrderStatus,
+    PendingOrder,
+    Position,
+    ProductRules,
+)
 
 HOSTS = {"practice": "https://api-fxpractice.oanda.com", "live": "https://api-fxtrade.oanda.com"}
 ACCESS_HINT = (
@@ -53,6 +64,8 @@ ACCOUNT_HINT = (
 )
 # ORDER_CANCEL reasons of a FOK market order are venue refusals, except the client's own cancel.
 _CLIENT_CANCEL = "CLIENT_REQUEST"
+# Pending order types that carry units of their own (the others close trades: TAKE_PROFIT, STOP_LOSS, ...).
+_OPENING = {"MARKET", "LIMIT", "STOP", "MARKET_IF_TOUCHED"}
 
 
 class OandaBroker:
@@ -61,8 +74,14 @@ class OandaBroker:
     name = "oanda"
 
     def __init__(
-        self, client: httpx.Client, credentials: Credentials, *, monotonic: Callable[[], float] = time.monotonic
+        self,
+        client: httpx.Client,
+        credentials: Credentials,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        account_id: str = "oanda",
     ) -> None:
+        self.account_id = account_id  # what the risk gate's lock, reservations and kill switches key on
         self._client = client
         self._credentials = credentials
         self._rules = RulesCache(monotonic)
@@ -161,6 +180,29 @@ class OandaBroker:
             return None
         venue_order = field_of(body, "order", dict, call, response)
         return self._from_order(client_order_id, venue_order, call, response)
+
+    def open_orders(self) -> list[PendingOrder]:
+        """The account's pending orders that open or add units (market, limit, stop, market-if-touched); the
+        take-profit and stop-loss orders attached to trades only close them, so they add no exposure."""
+        call = Call(self.name)
+        body, response = self._request("GET", "pendingOrders", call)
+        out = []
+        for order in field_of(body, "orders", list, call, response):
+            kind = field_of(order, "type", str, call, response)
+            if kind not in _OPENING:
+                continue
+            order_id = field_of(order, "id", str, call, response)
+            instrument = field_of(order, "instrument", str, call, response)
+            units = decimal_field(order.get("units"), f"units of order {order_id}", call, response, signed=True)
+            price = order.get("price")
+            limit = decimal_field(price, f"price of order {order_id}", call, response) if price else None
+            extensions = order.get("clientExtensions")
+            client_id = extensions.get("id") if isinstance(extensions, dict) else None
+            side = OrderSide.BUY if units > 0 else OrderSide.SELL
+            if units:
+                out.append(PendingOrder(str(client_id or f"oanda-{order_id}"), instrument.replace("_", ""), side,
+                                        abs(units), limit))  # fmt: skip
+        return out
 
     # --- helpers ------------------------------------------------------------------------------------------------
 

@@ -1,0 +1,180 @@
+"""Order reservations on PostgreSQL: the headroom the risk gate has spent on orders not yet at the venue.
+
+``account(key)`` opens one transaction holding ``pg_advisory_xact_lock`` on the venue account, so that
+"read what is pending -> size -> reserve" (GateRisk) and "check the reservation -> place -> mark it"
+(ExecuteOrder) never interleave for one account, across Lambda containers. A reservation counts until the
+order is placed (the venue's open orders and positions count it from then on), released, or expired: an
+unplaced reservation expires ``ttl_seconds`` after it was made, which is longer than a cycle can run.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Protocol, cast
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from ffe.domain.errors import TransientError
+from ffe.domain.portfolio import OrderSide, PendingOrder
+from ffe.store.migrate import migrate
+
+RESERVED, PLACED, RELEASED = "RESERVED", "PLACED", "RELEASED"
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    client_order_id: str
+    asset: str
+    bar_time: datetime | None
+    side: OrderSide
+    quantity: Decimal
+    price: Decimal
+    cycle_id: str
+    assessment: dict[str, Any]  # the gate's verdict (RiskAssessment as JSON)
+    status: str = RESERVED
+    live: bool = True  # RESERVED and not expired, or PLACED
+
+    def pending(self) -> PendingOrder:
+        return PendingOrder(self.client_order_id, self.asset, self.side, self.quantity, self.price)
+
+
+class AccountBook(Protocol):
+    """One venue account's reservations, inside its lock."""
+
+    def live_for_bar(self, asset: str, bar_time: datetime | None) -> Reservation | None: ...
+
+    def get(self, client_order_id: str) -> Reservation | None: ...
+
+    def reserved(self) -> list[PendingOrder]: ...
+
+    def reserve(self, reservation: Reservation) -> None: ...
+
+    def mark(self, client_order_id: str, status: str, note: str) -> None: ...
+
+
+class Reservations(Protocol):
+    def account(self, account: str) -> AbstractContextManager[AccountBook]:
+        """The account's reservations, locked against every other gate or order of the same account."""
+        ...
+
+
+_COLUMNS = "client_order_id, asset, bar_time, side, quantity, price, cycle_id, assessment, status"
+_LIVE = f"status = '{PLACED}' OR (status = '{RESERVED}' AND expires_at > now())"
+
+
+class _Book:
+    def __init__(self, conn: psycopg.Connection[dict[str, Any]], account: str, ttl_seconds: int) -> None:
+        self._conn, self._account, self._ttl = conn, account, ttl_seconds
+
+    def live_for_bar(self, asset: str, bar_time: datetime | None) -> Reservation | None:
+        row = self._conn.execute(
+            f"SELECT {_COLUMNS}, true AS live FROM order_reservations WHERE account = %s AND asset = %s"  # noqa: S608
+            f" AND bar_time IS NOT DISTINCT FROM %s AND ({_LIVE})",
+            (self._account, asset, bar_time),
+        ).fetchone()
+        return _reservation(row) if row else None
+
+    def get(self, client_order_id: str) -> Reservation | None:
+        row = self._conn.execute(
+            f"SELECT {_COLUMNS}, ({_LIVE}) AS live FROM order_reservations"  # noqa: S608
+            " WHERE client_order_id = %s AND account = %s",
+            (client_order_id, self._account),
+        ).fetchone()
+        return _reservation(row) if row else None
+
+    def reserved(self) -> list[PendingOrder]:
+        rows = self._conn.execute(
+            f"SELECT {_COLUMNS}, true AS live FROM order_reservations"  # noqa: S608
+            f" WHERE account = %s AND status = '{RESERVED}' AND expires_at > now() ORDER BY created_at",
+            (self._account,),
+        ).fetchall()
+        return [_reservation(r).pending() for r in rows]
+
+    def reserve(self, reservation: Reservation) -> None:
+        self._conn.execute(
+            "INSERT INTO order_reservations (client_order_id, account, asset, bar_time, side, quantity, price,"
+            " cycle_id, status, assessment, expires_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'RESERVED', %s, now() + make_interval(secs => %s))",
+            (reservation.client_order_id, self._account, reservation.asset, reservation.bar_time,
+             reservation.side.value, reservation.quantity, reservation.price, reservation.cycle_id,
+             Jsonb(reservation.assessment), self._ttl),
+        )  # fmt: skip
+
+    def mark(self, client_order_id: str, status: str, note: str) -> None:
+        self._conn.execute(
+            "UPDATE order_reservations SET status = %s, note = %s, updated_at = now() WHERE client_order_id = %s",
+            (status, note[:500], client_order_id),
+        )
+
+    def release_expired(self) -> None:
+        """Expired, never placed: no longer live, so the bar may be decided again and the index stays clean."""
+        self._conn.execute(
+            "UPDATE order_reservations SET status = 'RELEASED', note = 'expired before it was placed',"
+            " updated_at = now() WHERE account = %s AND status = 'RESERVED' AND expires_at <= now()",
+            (self._account,),
+        )
+
+
+class PostgresReservations:
+    """One connection per container (re-opened when broken); the schema is migrated on first connect."""
+
+    def __init__(self, conninfo: str, ttl_seconds: int) -> None:
+        if ttl_seconds <= 0:
+            raise ValueError(f"reservation TTL must be positive, got {ttl_seconds}")
+        self._conninfo = conninfo
+        self._ttl = ttl_seconds
+        self._conn: psycopg.Connection[dict[str, Any]] | None = None
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def account(self, account: str) -> Iterator[_Book]:
+        """The account's reservations, locked against every other gate or order of the same account."""
+        with self._lock:
+            conn = self._connection()
+            try:
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"ffe-account:{account}",))
+                    book = _Book(conn, account, self._ttl)
+                    book.release_expired()
+                    yield book
+            except psycopg.OperationalError as exc:
+                self._drop()
+                raise TransientError(f"order reservations unavailable: {exc}") from exc
+
+    def _connection(self) -> psycopg.Connection[dict[str, Any]]:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            try:
+                conn = psycopg.connect(self._conninfo, autocommit=True)
+                migrate(conn)
+            except psycopg.OperationalError as exc:
+                raise TransientError(f"order reservations unavailable: {exc}") from exc
+            conn.row_factory = dict_row  # type: ignore[assignment]  # rows as dicts from here on
+            self._conn = cast("psycopg.Connection[dict[str, Any]]", conn)
+        return self._conn
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        self._conn = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+
+def _reservation(row: dict[str, Any]) -> Reservation:
+    assessment = row["assessment"]
+    return Reservation(
+        client_order_id=row["client_order_id"], asset=row["asset"], bar_time=row["bar_time"],
+        side=OrderSide(row["side"]), quantity=Decimal(row["quantity"]), price=Decimal(row["price"]),
+        cycle_id=row["cycle_id"], assessment=assessment if isinstance(assessment, dict) else json.loads(assessment),
+        status=row["status"], live=bool(row["live"]),
+    )  # fmt: skip
