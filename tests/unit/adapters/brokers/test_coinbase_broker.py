@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from ffe.adapters.brokers.coinbase import CoinbaseBroker
 from ffe.domain.errors import AuthError, FfeError, InvalidInputError, RateLimitedError, TransientError
-from ffe.domain.portfolio import Balance, OrderRequest, OrderSide, OrderStatus, Position, ProductRules
+from ffe.domain.portfolio import Balance, OrderRequest, OrderSide, OrderStatus, PendingOrder, Position, ProductRules
 
 BODIES = Path(__file__).resolve().parents[3] / "fakes" / "bodies" / "coinbase_broker"
 KEY_NAME = "organizations/5c1d6a2e-7f0b-4e59-9a3c-2b8e1f4d6c70/apiKeys/9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b"
@@ -672,3 +672,30 @@ def test_errors_are_ffe_errors_with_the_broker_as_provider() -> None:
         broker_for(answering(500, raw("error_internal.json"))).place_order(buy())
     assert caught.value.context["provider"] == "coinbase"
     assert caught.value.context["asset"] == "BTCUSD"
+
+
+# --- open orders ------------------------------------------------------------------------------------------------
+
+
+def test_open_orders_list_what_is_left_to_fill_of_each_open_order() -> None:
+    # Given an ETH-USD limit buy of 1.5 at 3400 with 0.5 filled, next to a filled market order
+    fake = FakeCoinbase()
+    fake.orders = {o["order_id"]: o for o in body("orders_open.json")["orders"]}
+    fake.orders["11111-00000-000000"] = body("order_filled.json")["order"]
+    # When the gate asks what is on its way
+    pending = broker_for(fake).open_orders()
+    # Then only the open order counts, for the 1.0 ETH it may still buy at its limit price
+    assert pending == [
+        PendingOrder("ffe-7d2e9c4b1a0f3e6d5c8b7a9f0e1d", "ETHUSD", OrderSide.BUY, D("1.0"), D("3400.00"))
+    ]
+    [request] = fake.requests
+    assert request.url.path == f"{API}/orders/historical/batch" and request.url.params["order_status"] == "OPEN"
+
+
+def test_an_open_order_sized_in_quote_currency_fails_the_read_rather_than_being_left_out() -> None:
+    fake = FakeCoinbase()
+    [order] = body("orders_open.json")["orders"]
+    order["order_configuration"] = {"market_market_ioc": {"quote_size": "250.00"}}
+    fake.orders = {order["order_id"]: order}
+    with pytest.raises(InvalidInputError, match="has no base size"):
+        broker_for(fake).open_orders()

@@ -18,7 +18,7 @@ import pytest
 
 from ffe.adapters.brokers.oanda import OandaBroker
 from ffe.domain.errors import AuthError, InvalidInputError, RateLimitedError, TransientError
-from ffe.domain.portfolio import Balance, OrderRequest, OrderSide, OrderStatus, Position, ProductRules
+from ffe.domain.portfolio import Balance, OrderRequest, OrderSide, OrderStatus, PendingOrder, Position, ProductRules
 
 BODIES = Path(__file__).resolve().parents[3] / "fakes" / "bodies" / "oanda_broker"
 TOKEN = "0f9e8d7c6b5a49382716a5b4c3d2e1f0-8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d"
@@ -45,6 +45,7 @@ class FakeOanda:
         self.requests: list[httpx.Request] = []
         self.orders: dict[str, dict[str, Any]] = {}  # client id -> order
         self.transactions: dict[str, dict[str, Any]] = {}
+        self.pending: Any = {"orders": [], "lastTransactionID": "14"}
         self._next_id = 10
 
     @property
@@ -62,6 +63,8 @@ class FakeOanda:
         route = path.removeprefix(prefix)
         if request.method == "GET" and route == "summary":
             return _json(self.summary)
+        if request.method == "GET" and route == "pendingOrders":
+            return _json(self.pending)
         if request.method == "GET" and route == "openPositions":
             return _json(body("open_positions.json"))
         if request.method == "GET" and route == "instruments":
@@ -529,3 +532,29 @@ def test_order_status_unknown_state_is_invalid_input() -> None:
     fake.orders[CLIENT_ID] = copy.deepcopy(fake.orders[CLIENT_ID]) | {"state": "HALF_DONE"}
     with pytest.raises(InvalidInputError, match="HALF_DONE"):
         broker_for(fake).order_status(CLIENT_ID)
+
+
+# --- open orders ------------------------------------------------------------------------------------------------
+
+
+def test_open_orders_are_the_pending_orders_that_add_units_signed_by_side() -> None:
+    # Given a pending EUR_USD limit buy (ours), a GBP_USD stop sell (placed by hand) and a take-profit on a trade
+    fake = FakeOanda()
+    fake.pending = body("pending_orders.json")
+    # When the gate asks what is on its way
+    pending = broker_for(fake).open_orders()
+    # Then the two orders that add units are there, with their sides, units and prices; the take-profit only closes
+    assert pending == [
+        PendingOrder("ffe-2f6c1d7a9e0b4c3d8a1f5e6b7c8d", "EURUSD", OrderSide.BUY, D("5000"), D("1.07500")),
+        PendingOrder("oanda-22", "GBPUSD", OrderSide.SELL, D("2000"), D("1.25000")),
+    ]
+    assert routes(fake) == ["GET pendingOrders"]
+
+
+@pytest.mark.parametrize("units", [None, "lots", "NaN"])
+def test_open_orders_with_unreadable_units_are_invalid_input_never_left_out(units: Any) -> None:
+    fake = FakeOanda()
+    fake.pending = body("pending_orders.json")
+    fake.pending["orders"][0]["units"] = units
+    with pytest.raises(InvalidInputError, match="units of order 21"):
+        broker_for(fake).open_orders()
