@@ -44,7 +44,14 @@ def _iso_time(value: object) -> datetime:
     return parsed.astimezone(UTC)
 
 
+def _number(value: object) -> object:
+    if isinstance(value, bool):
+        raise ValueError(f"must be a number, not {str(value).lower()}")  # noqa: TRY004  # pydantic wants ValueError
+    return value
+
+
 IsoTime = Annotated[datetime, BeforeValidator(_iso_time)]
+Number = Annotated[float, BeforeValidator(_number)]
 
 
 class ScenarioRow(BaseModel):
@@ -53,11 +60,11 @@ class ScenarioRow(BaseModel):
     asset: Symbol
     timeframe: Timeframe
     time: IsoTime
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: float = 0.0
+    open: Number
+    high: Number
+    low: Number
+    close: Number
+    volume: Number = 0.0
 
     def to_bar(self) -> Bar:
         return Bar(self.time, self.open, self.high, self.low, self.close, self.volume)
@@ -206,9 +213,15 @@ def _parse_file(file: str, content: bytes) -> tuple[datetime | None, list[tuple[
     if suffix == ".csv":
         return None, [(where, _row(file, where, raw)) for where, raw in _csv_rows(file, text)]
     try:
-        document = _JsonScenario.model_validate(json.loads(text))
+        raw = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidInputError(f"{file} line {exc.lineno} column {exc.colno}: not valid JSON ({exc.msg})") from None
+    if not isinstance(raw, dict):
+        raise InvalidInputError(
+            f'{file}: expected an object {{"as_of": ..., "bars": [...]}}, not a JSON {type(raw).__name__}'
+        )
+    try:
+        document = _JsonScenario.model_validate(raw)
     except ValidationError as exc:
         raise InvalidInputError(f"{file}: {_problems(exc)}") from None
     rows = [(f"bars[{i}]", _row(file, f"bars[{i}]", raw)) for i, raw in enumerate(document.bars)]
@@ -226,13 +239,16 @@ def _csv_rows(file: str, text: str) -> Iterator[tuple[str, dict[str, str]]]:
             raise InvalidInputError(
                 f"{file} line 1: {problem} column {names[0]!r}; the header is {','.join(COLUMNS)} (volume optional)"
             )
-    for cells in reader:
-        where = f"line {reader.line_num}"
-        if not any(cell.strip() for cell in cells):
-            continue
-        if len(cells) != len(header):
-            raise InvalidInputError(f"{file} {where}: {len(cells)} fields, the header has {len(header)}")
-        yield where, {name: cell.strip() for name, cell in zip(header, cells, strict=True) if cell.strip()}
+    try:
+        for cells in reader:
+            where = f"line {reader.line_num}"
+            if not any(cell.strip() for cell in cells):
+                continue
+            if len(cells) != len(header):
+                raise InvalidInputError(f"{file} {where}: {len(cells)} fields, the header has {len(header)}")
+            yield where, {name: cell.strip() for name, cell in zip(header, cells, strict=True) if cell.strip()}
+    except csv.Error as exc:
+        raise InvalidInputError(f"{file} line {reader.line_num}: not readable as CSV ({exc})") from None
 
 
 def _row(file: str, where: str, raw: Any) -> ScenarioRow:
@@ -249,7 +265,7 @@ def _problems(exc: ValidationError) -> str:
     for err in exc.errors():
         if err["loc"][:2] != first and err["loc"][:1] == ("bars",):
             continue  # another row: the first bad row is enough to fix
-        field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".") or "file"
+        field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
         message = err["msg"].removeprefix("Value error, ")
         got = "" if err["type"] in ("missing", "value_error") else f" (got {repr(err['input'])[:40]})"
         parts.append(f"{field}: {message}{got}")
