@@ -3,11 +3,18 @@
 Order of preference: ``DATABASE_URL`` if set; else a cluster made with the machine's own Postgres
 binaries (initdb + pg_ctl, unix socket only, run as the ``postgres`` user when we are root, because
 initdb refuses root); else ``pgserver`` (Postgres in a wheel) when it is installed.
+
+Processes share a cluster made from the machine's binaries (``ffe api`` running while ``ffe run`` comes and
+goes): each holds a shared ``flock`` on ``<data dir>.users`` while it uses the cluster, and creating, starting
+and stopping happen under an exclusive ``flock`` on ``<data dir>.lock``. The last user to leave stops the
+cluster. The kernel drops the locks of a process that dies, so a killed user leaves no reference behind: the
+next user reuses the running cluster and stops it when it leaves.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import glob
 import hashlib
 import os
@@ -16,65 +23,100 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
+from ffe.local.errors import LocalError, StateInUseError
+
 DB_NAME = "ffe"
 _PORT = 5432  # only names the socket file; the cluster never listens on TCP
 
 
-class PostgresUnavailableError(RuntimeError):
-    """No DATABASE_URL, no Postgres binaries and no pgserver: say how to get one."""
+class PostgresUnavailableError(LocalError):
+    """No DATABASE_URL, no Postgres binaries and no pgserver, or the cluster could not be made or started."""
 
 
 @dataclass
 class EmbeddedPostgres:
-    """A cluster in ``data_dir`` (created on first start, kept between starts)."""
+    """A cluster in ``data_dir`` (created on first start, kept between starts, shared between processes)."""
 
     data_dir: Path
     url: str = ""
     kind: str = ""
-    _stop_on_close: bool = field(default=False, repr=False)
+    _user_lock: int | None = field(default=None, repr=False)  # our shared lock on the users file, while we use it
     _pgserver: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).absolute()  # pg_ctl runs with the data dir as cwd
+
+    @property
+    def lock_files(self) -> tuple[Path, Path]:
+        """The control lock and the users lock, beside the data dir (initdb wants the data dir to itself)."""
+        name = self.data_dir.name
+        return self.data_dir.with_name(f"{name}.lock"), self.data_dir.with_name(f"{name}.users")
 
     def start(self) -> EmbeddedPostgres:
         if os.environ.get("DATABASE_URL"):
             self.url, self.kind = os.environ["DATABASE_URL"], "DATABASE_URL"
             return self
         bindir = find_bindir()
-        if bindir is not None:
-            self._start_cluster(bindir)
-        else:
+        if bindir is None:
             self._start_pgserver()
-        _ensure_database(self.url)
+            _ensure_database(self.url)
+            return self
+        control, users = self.lock_files
+        with _locked(control, fcntl.LOCK_EX):
+            self._user_lock = _lock(users, fcntl.LOCK_SH)
+            try:
+                self._start_cluster(bindir)
+                _ensure_database(self.url)
+            except BaseException:
+                self._leave(bindir)
+                raise
         return self
 
     def stop(self) -> None:
-        if not self._stop_on_close:
-            return
+        """Stop using the cluster; the last process to stop using it stops the server."""
         if self._pgserver is not None:
             self._pgserver.cleanup()
-        else:
-            bindir = find_bindir()
-            assert bindir is not None
-            _run_as_owner([str(bindir / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"], self.data_dir)
-            shutil.rmtree(socket_dir(self.data_dir), ignore_errors=True)
-        self._stop_on_close = False
+            self._pgserver = None
+        if self._user_lock is None:
+            return
+        with _locked(self.lock_files[0], fcntl.LOCK_EX):
+            self._leave(find_bindir())
 
-    def stop_if_running(self) -> None:
-        """Stop a cluster in ``data_dir`` whoever started it (``ffe reset``)."""
+    def running(self) -> bool:
+        """Whether a server runs on ``data_dir`` (whoever started it)."""
         bindir = find_bindir()
-        if bindir is not None and (self.data_dir / "PG_VERSION").exists():
-            pg_ctl = [str(bindir / "pg_ctl"), "-D", str(self.data_dir)]
-            if _run_as_owner([*pg_ctl, "status"], self.data_dir, check=False).returncode == 0:
-                _run_as_owner([*pg_ctl, "-m", "fast", "-w", "stop"], self.data_dir)
-        shutil.rmtree(socket_dir(self.data_dir), ignore_errors=True)
+        if bindir is None or not (self.data_dir / "PG_VERSION").exists():
+            return False
+        status = _run_as_owner([str(bindir / "pg_ctl"), "-D", str(self.data_dir), "status"], self.data_dir, check=False)
+        return status.returncode == 0
+
+    @contextlib.contextmanager
+    def stopped(self) -> Iterator[None]:
+        """Stop the server, whoever started it, and keep other processes from starting it until the block ends.
+
+        Raises StateInUseError, stopping nothing, while another process uses the cluster (``ffe reset``).
+        """
+        control, users = self.lock_files
+        with _locked(control, fcntl.LOCK_EX):
+            try:
+                alone = _lock(users, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise StateInUseError(
+                    f"the Postgres in {self.data_dir} is in use by another ffe command (`ffe api`, `ffe run`?): "
+                    "stop it first"
+                ) from None
+            try:
+                self._stop_server(find_bindir())
+                yield
+            finally:
+                os.close(alone)
 
     def __enter__(self) -> EmbeddedPostgres:
         return self.start()
@@ -82,19 +124,32 @@ class EmbeddedPostgres:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    # --- cluster from the machine's binaries --------------------------------------------------------
+    # --- cluster from the machine's binaries (callers hold the control lock) -------------------------
+
+    def _leave(self, bindir: Path | None) -> None:
+        """Drop our reference; stop the server when no other process holds one."""
+        if self._user_lock is not None:
+            os.close(self._user_lock)
+            self._user_lock = None
+        try:
+            alone = _lock(self.lock_files[1], fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return  # another process still uses it: the last one out stops it
+        try:
+            self._stop_server(bindir)
+        finally:
+            os.close(alone)
+
+    def _stop_server(self, bindir: Path | None) -> None:
+        if bindir is not None and self.running():
+            _run_as_owner([str(bindir / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"], self.data_dir)
+        shutil.rmtree(socket_dir(self.data_dir), ignore_errors=True)
 
     def _start_cluster(self, bindir: Path) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
         sock = socket_dir(self.data_dir)
-        _give_to_owner(self.data_dir)
         _give_to_owner(sock)
         if not (self.data_dir / "PG_VERSION").exists():
-            _run_as_owner(
-                [str(bindir / "initdb"), "-D", str(self.data_dir), "-U", "postgres", "--auth=trust", "-E", "UTF8",
-                 "--no-instructions", "--locale=C"],
-                self.data_dir,
-            )  # fmt: skip
+            self._initdb(bindir)
         status = _run_as_owner([str(bindir / "pg_ctl"), "-D", str(self.data_dir), "status"], self.data_dir, check=False)
         if status.returncode != 0:
             options = f"-c listen_addresses='' -c unix_socket_directories={sock} -p {_PORT} -c fsync=off"
@@ -104,9 +159,25 @@ class EmbeddedPostgres:
                  "start"],
                 self.data_dir,
             )  # fmt: skip
-            self._stop_on_close = True
         self.url = f"postgresql://postgres@/{DB_NAME}?host={sock}&port={_PORT}"
         self.kind = f"cluster from {bindir} in {self.data_dir}"
+
+    def _initdb(self, bindir: Path) -> None:
+        """Make the cluster beside ``data_dir`` and move it into place: an initdb cut short leaves no half cluster."""
+        if self.data_dir.is_file() or (self.data_dir.is_dir() and any(self.data_dir.iterdir())):
+            raise PostgresUnavailableError(
+                f"{self.data_dir} exists but holds no Postgres cluster: move it away or use another --state-dir"
+            )
+        staging = self.data_dir.with_name(f".{self.data_dir.name}.initdb")
+        shutil.rmtree(staging, ignore_errors=True)  # left by an initdb that was killed
+        staging.mkdir(parents=True)
+        _give_to_owner(staging)
+        _run_as_owner(
+            [str(bindir / "initdb"), "-D", str(staging), "-U", "postgres", "--auth=trust", "-E", "UTF8",
+             "--no-instructions", "--locale=C"],
+            staging,
+        )  # fmt: skip
+        staging.rename(self.data_dir)  # data_dir is absent or an empty folder
 
     # --- pgserver fallback ---------------------------------------------------------------------------
 
@@ -121,7 +192,6 @@ class EmbeddedPostgres:
         self._pgserver = pgserver.get_server(str(self.data_dir), cleanup_mode="stop")
         self.url = self._pgserver.get_uri(DB_NAME)
         self.kind = f"pgserver in {self.data_dir}"
-        self._stop_on_close = True
 
 
 def find_bindir() -> Path | None:
@@ -180,6 +250,37 @@ def _run_as_owner(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.C
     return proc
 
 
+@contextlib.contextmanager
+def _locked(path: Path, operation: int) -> Iterator[int]:
+    fd = _lock(path, operation)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _lock(path: Path, operation: int) -> int:
+    """``path`` opened (created if need be) and ``flock``-ed with ``operation``; closing the descriptor unlocks.
+
+    ``ffe reset`` deletes the lock files while it holds them: a lock won on a file no longer at ``path`` is
+    taken again on the new one. Python's descriptors are not inherited, so the server never holds our locks.
+    """
+    while True:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, operation)
+            held, current = os.fstat(fd), os.stat(path)
+            if (held.st_dev, held.st_ino) == (current.st_dev, current.st_ino):
+                return fd
+        except FileNotFoundError:
+            pass
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+
+
 def _ensure_database(url: str) -> None:
     admin = psycopg.conninfo.make_conninfo(url, dbname="postgres")
     deadline = time.monotonic() + 30
@@ -187,7 +288,8 @@ def _ensure_database(url: str) -> None:
         try:
             with psycopg.connect(admin, autocommit=True) as conn:
                 if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB_NAME,)).fetchone() is None:
-                    conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+                    with contextlib.suppress(psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+                        conn.execute(f'CREATE DATABASE "{DB_NAME}"')  # another client of the server may be first
                 return
         except psycopg.OperationalError:
             if time.monotonic() > deadline:

@@ -20,6 +20,7 @@ from psycopg.rows import dict_row
 from ffe.adapters.scenario import Scenario
 from ffe.domain.models import Timeframe
 from ffe.local.aws import LocalCloud
+from ffe.local.errors import LocalError
 from ffe.local.history import StateVisit, state_visits
 from ffe.local.postgres import EmbeddedPostgres
 from ffe.local.template import project_root
@@ -27,6 +28,8 @@ from ffe.local.template import project_root
 # A Saturday inside the bundled 2019 crypto data: BTCUSD and ETHUSD trade around the clock (fresh),
 # the FX market is closed for the weekend (GBPUSD stale) and the bundled EURUSD history ended in 2017.
 DEFAULT_AS_OF = datetime(2019, 6, 15, 12, 1, tzinfo=UTC)
+# What ffe keeps in the state dir (names start with these, after an optional dot): all `ffe reset` may delete.
+_OWN_ENTRIES = ("pgdata", "runs", "dead-letters", "champion", "replay-clock", "mlartifacts", "backtests")
 
 
 @dataclass
@@ -94,9 +97,16 @@ class LocalState:
         return EmbeddedPostgres(self.pgdata)
 
     def reset(self) -> None:
-        """Stop the embedded cluster if it runs and delete everything under ``.ffe/``."""
-        self.postgres().stop_if_running()
-        shutil.rmtree(self.root, ignore_errors=True)
+        """Stop the embedded cluster and delete ``.ffe/``, unless another ffe command uses it (StateInUseError).
+
+        A folder holding anything ffe does not make (``--state-dir`` naming the wrong folder) is left alone.
+        """
+        if self.root.is_dir():
+            foreign = sorted(p.name for p in self.root.iterdir() if not p.name.lstrip(".").startswith(_OWN_ENTRIES))
+            if foreign:
+                raise LocalError(f"not deleting {self.root}: it holds {', '.join(foreign[:5])}, which ffe did not make")
+        with self.postgres().stopped():
+            shutil.rmtree(self.root, ignore_errors=True)
 
 
 def run_cycle(
