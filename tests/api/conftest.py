@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import unquote
 
+import boto3
 import psycopg
 import pytest
+from moto import mock_aws
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from psycopg.types.json import Jsonb
@@ -27,12 +31,18 @@ def rest_event(
     path: str,
     query: dict[str, str | list[str]] | None = None,
     body: Any = None,
-    raw_body: str | None = None,
+    raw_body: str | bytes | None = None,
     headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """An API Gateway REST (v1) proxy event, as API Gateway builds it for ``/{proxy+}``."""
+    """An API Gateway REST (v1) proxy event, as API Gateway builds it for ``/{proxy+}`` (``path`` as sent).
+
+    A ``bytes`` ``raw_body`` is handed over base64-encoded, as API Gateway does with binary bodies.
+    """
     multi = {k: v if isinstance(v, list) else [v] for k, v in (query or {}).items()}
     text = raw_body if raw_body is not None else (None if body is None else json.dumps(body))
+    encoded = isinstance(text, bytes)
+    if isinstance(text, bytes):
+        text = base64.b64encode(text).decode()
     all_headers = {"Accept": "application/json", "Host": "api.example.test", **(headers or {})}
     if text is not None:
         all_headers.setdefault("Content-Type", "application/json")
@@ -44,10 +54,10 @@ def rest_event(
         "multiValueHeaders": {k: [v] for k, v in all_headers.items()},
         "queryStringParameters": {k: v[-1] for k, v in multi.items()} or None,
         "multiValueQueryStringParameters": multi or None,
-        "pathParameters": {"proxy": path.lstrip("/")},
+        "pathParameters": {"proxy": unquote(path.lstrip("/"))},
         "stageVariables": None,
         "body": text,
-        "isBase64Encoded": False,
+        "isBase64Encoded": encoded,
         "requestContext": {
             "requestId": str(uuid.uuid4()),
             "stage": "dev",
@@ -59,6 +69,11 @@ def rest_event(
             "identity": {"sourceIp": "203.0.113.7", "userAgent": "pytest"},
         },
     }
+
+
+def every_byte_encoded(segment: str) -> str:
+    """``seed-cycle`` -> ``%73%65%65%64...``: what a client that encodes more than it must sends."""
+    return "".join(f"%{byte:02X}" for byte in segment.encode())
 
 
 @dataclass
@@ -218,3 +233,25 @@ def api_env(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> Iterator[Seeded]
     api_app.reset()
     yield seeded
     api_app.reset()
+
+
+@pytest.fixture
+def state_machine(api_env: Seeded, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A DecisionCycle stand-in in moto's Step Functions (executions stay RUNNING), wired as STATE_MACHINE_ARN."""
+    with mock_aws():
+        sfn = boto3.client("stepfunctions", region_name="us-east-1")
+        arn = sfn.create_state_machine(
+            name="ffe-test-decision-cycle",
+            definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
+            roleArn="arn:aws:iam::123456789012:role/ffe-test",
+        )["stateMachineArn"]
+        monkeypatch.setenv("STATE_MACHINE_ARN", arn)
+        api_app.reset()
+        yield arn
+
+
+def executions(state_machine: str) -> list[dict[str, Any]]:
+    """The executions started on ``state_machine`` (in moto)."""
+    sfn = boto3.client("stepfunctions", region_name="us-east-1")
+    found: list[dict[str, Any]] = sfn.list_executions(stateMachineArn=state_machine)["executions"]
+    return found

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +13,8 @@ import pytest
 
 from ffe import __version__
 from ffe.api import app as api_app
+from ffe.api.models import BIGINT_MAX, Cursor
+from ffe.domain.universe import ASSET_CLASSES
 from tests.api.conftest import Seeded
 
 SCHEMA_FILE = Path(api_app.__file__).with_name("openapi.json")
@@ -53,5 +58,50 @@ def test_schema_lists_exactly_the_routes_the_app_serves() -> None:
         (template.replace("<", "{").replace(">", "}"), method)
         for template, methods in api_app._ROUTES.items()
         for method in methods
+        if method != "HEAD"  # every GET route answers HEAD too; README says so, the schema does not list it
     }
     assert served - documented == {("/openapi.json", "GET")} and documented <= served
+
+
+# --- the schema is as strict as the server ------------------------------------------------------------
+
+
+def test_cycle_assets_are_documented_as_the_known_symbols_each_once() -> None:
+    assets = json.loads(SCHEMA_FILE.read_text())["components"]["schemas"]["CycleRequest"]["properties"]["assets"]
+    assert assets["items"]["enum"] == sorted(ASSET_CLASSES) and assets["uniqueItems"] is True
+
+
+def cursor_pattern() -> str:
+    (parameter,) = [p for p in operations_by_path()["/decisions"]["get"]["parameters"] if p["name"] == "cursor"]
+    pattern: str = parameter["schema"]["anyOf"][0]["pattern"]
+    return pattern
+
+
+def operations_by_path() -> dict[str, Any]:
+    paths: dict[str, Any] = json.loads(SCHEMA_FILE.read_text())["paths"]
+    return paths
+
+
+def test_cursor_pattern_takes_exactly_the_cursors_the_api_writes(api_env: Seeded, call: Any) -> None:
+    # Given the cursors of a walk through every decision, one per page, and cursors at the extremes
+    written, cursor = [], None
+    while True:
+        page = call("GET", "/decisions", query={"limit": "1", **({"cursor": cursor} if cursor else {})}).json
+        if (cursor := page["next_cursor"]) is None:
+            break
+        written.append(cursor)
+    written += [
+        Cursor(as_of=datetime(1, 1, 1, tzinfo=UTC), id=1).encode(),
+        Cursor(as_of=datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), id=BIGINT_MAX).encode(),
+    ]
+    assert len(written) == len(api_env.decision_ids) + 1
+    # And tokens the API never writes: too short, padded, the same JSON with its keys in another order
+    never = [
+        "abc",
+        Cursor(as_of=datetime(2019, 6, 15, tzinfo=UTC), id=3).encode() + "==",
+        base64.urlsafe_b64encode(b'{"id":3,"as_of":"2019-06-15T00:00:00+00:00"}').decode().rstrip("="),
+    ]
+    # Then the documented pattern takes the first and refuses the others, which the server answers with 400
+    assert [c for c in written if not re.search(cursor_pattern(), c)] == []
+    assert [c for c in never if re.search(cursor_pattern(), c)] == []
+    assert {call("GET", "/decisions", query={"cursor": c}).status for c in never} == {400}

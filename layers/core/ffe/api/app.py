@@ -2,12 +2,14 @@
 
 Requests and responses are validated against the pydantic models in ``ffe.api.models`` (Powertools
 OpenAPI validation); every error is an RFC 7807 problem (``ffe.api.problems``). Unknown or repeated
-query parameters are rejected, not ignored. Reads go through ``ffe.adapters.queries``; cycles are
-started on the DecisionCycle state machine (``STATE_MACHINE_ARN``).
+query parameters are rejected, not ignored; bodies are strict JSON (``ffe.api.json_body``) sent as
+``application/json``. Every ``GET`` route also answers ``HEAD``. Reads go through
+``ffe.adapters.queries``; cycles are started on the DecisionCycle state machine (``STATE_MACHINE_ARN``).
 
 Regenerate the checked-in schema with ``python -m ffe.api.app > layers/core/ffe/api/openapi.json``.
 """
 
+import base64
 import json
 import re
 import uuid
@@ -33,6 +35,8 @@ from pydantic import Field
 
 from ffe import __version__
 from ffe.adapters.queries import DatabaseUnavailableError, DecisionFilters, DecisionQueries, Keyset, get_queries
+from ffe.api.json_body import InvalidJsonBody
+from ffe.api.json_body import parse as parse_json_body
 from ffe.api.models import (
     BIGINT_MAX,
     CURSOR_PATTERN,
@@ -65,17 +69,20 @@ from ffe.api.problems import (
     UnsupportedMediaType,
     field_problems,
     problem_response,
+    shown,
 )
+from ffe.api.resolver import ProxyResolver
 from ffe.contracts import CycleInput
 from ffe.domain.errors import InvalidInputError, PermanentError, TransientError
 from ffe.domain.models import Action, Timeframe
 from ffe.observability import logger, tracer
 from ffe.settings import BaseSettings, ProviderSettings, get_settings
 
-app = APIGatewayRestResolver(
+app = ProxyResolver(
     enable_validation=True,
     # A response that fails its own model is our bug: 500, never the 422/400 Powertools would send.
     response_validation_error_http_code=HTTPStatus.INTERNAL_SERVER_ERROR,
+    json_body_deserializer=parse_json_body,
 )
 
 ASSET_PATTERN = r"^[A-Z0-9]{3,12}$"
@@ -86,9 +93,17 @@ _ROUTES: dict[str, set[str]] = {}
 
 
 def route(method: str, path: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """``app.route`` that also remembers the path's methods (for 405 answers)."""
-    _ROUTES.setdefault(path, set()).add(method)
-    return app.route(path, method, **kwargs)
+    """``app.route`` that also remembers the path's methods (for 405 answers); a GET route answers HEAD too."""
+    methods = [method, "HEAD"] if method == "GET" else [method]
+    _ROUTES.setdefault(path, set()).update(methods)
+
+    def register(func: Callable[..., Any]) -> Callable[..., Any]:
+        app.route(path, method, **kwargs)(func)
+        if method == "GET":  # the resolver drops the body; HEAD is not in the OpenAPI document
+            app.route(path, "HEAD", **{**kwargs, "include_in_schema": False})(func)
+        return func
+
+    return register
 
 
 def _responses(status: int, description: str, *problems: int) -> dict[int, OpenAPIResponse]:
@@ -228,8 +243,11 @@ def list_decisions(
     tags=["decisions"],
 )
 def get_decision(
-    decision_id: Annotated[int, Path(alias="id", ge=1, description="a positive integer")],
+    decision_id: Annotated[int, Path(alias="id", ge=1, description="a positive integer, in plain digits")],
 ) -> DecisionDetail:
+    spelled = app.path_text("id")
+    if spelled != str(decision_id):  # "+1", "01", "1_0", " 1" parse as integers, but no id is written so
+        raise NotFound(f"no decision with id {shown(spelled)!r}")
     row = get_queries().decision(decision_id) if decision_id <= BIGINT_MAX else None  # ids are bigints
     if row is None:
         raise NotFound(f"no decision with id {decision_id}")
@@ -429,24 +447,46 @@ def _query_problems() -> list[FieldProblem]:
     multi = app.current_event.multi_value_query_string_parameters or {}
     problems = []
     for name in sorted(set(single) | set(multi)):
-        shown = name if len(name) <= 64 else name[:64] + "..."
         if name not in allowed:
             listed = ", ".join(sorted(allowed)) or "none"
-            problems.append(FieldProblem(field=f"query.{shown}", message=f"unknown parameter (allowed: {listed})"))
+            problems.append(
+                FieldProblem(field=f"query.{shown(name)}", message=f"unknown parameter (allowed: {listed})")
+            )
         elif len(multi.get(name) or ()) > 1:
-            problems.append(FieldProblem(field=f"query.{shown}", message="given more than once"))
+            problems.append(FieldProblem(field=f"query.{shown(name)}", message="given more than once"))
     return problems
+
+
+def _takes_body() -> bool:
+    current = _our_route()
+    return current is not None and bool(current.dependant.body_params)
+
+
+def _is_json(content_type: str) -> bool:
+    """``application/json``, with no charset or UTF-8 (Powertools would also take ``application/jsonx``)."""
+    media_type, *params = (part.strip().lower() for part in content_type.split(";"))
+    charsets = {value.strip('"') for name, _, value in (p.partition("=") for p in params) if name == "charset"}
+    return media_type == "application/json" and charsets <= {"utf-8"}
 
 
 def _unsupported_body() -> UnsupportedMediaType | None:
     """A body sent as anything but JSON to a route that takes one (Powertools would try it as a form)."""
-    current = _our_route()
-    if current is None or not current.dependant.body_params:
-        return None
     content_type = (app.current_event.headers.get("content-type") or "").strip()
-    if not content_type or content_type.lower().startswith("application/json"):
+    if not _takes_body() or not content_type or _is_json(content_type):
         return None
-    return UnsupportedMediaType(f"send the body as application/json, not {content_type[:100]!r}")
+    return UnsupportedMediaType(f"send the body as application/json in UTF-8, not {shown(content_type)!r}")
+
+
+def _undecodable_body() -> BadRequest | None:
+    """A body that is not UTF-8 (API Gateway passes such bytes base64-encoded; Powertools fails decoding them)."""
+    event = app.current_event
+    if not (_takes_body() and event.is_base64_encoded and event.body):
+        return None
+    try:
+        base64.b64decode(event.body).decode("utf-8")
+    except ValueError:  # binascii.Error, UnicodeDecodeError
+        return BadRequest.for_fields([FieldProblem(field="body", message="not UTF-8 text (JSON is UTF-8)")])
+    return None
 
 
 def _strict_query(resolver: APIGatewayRestResolver, next_middleware: Callable[..., Any]) -> Any:
@@ -488,8 +528,17 @@ def _invalid_request(exc: RequestValidationError) -> Response[str]:
 
 @app.exception_handler(RequestUnsupportedContentType)
 def _unsupported_media_type(exc: RequestUnsupportedContentType) -> Response[str]:
-    content_type = app.current_event.headers.get("content-type", "")[:100]
-    return _problem(UnsupportedMediaType(f"send the body as application/json, not {content_type!r}"))
+    content_type = shown(app.current_event.headers.get("content-type", ""))
+    return _problem(
+        _unsupported_body() or UnsupportedMediaType(f"send the body as application/json, not {content_type!r}")
+    )
+
+
+@app.exception_handler(InvalidJsonBody)
+def _invalid_json(exc: InvalidJsonBody) -> Response[str]:
+    return _problem(
+        _unsupported_body() or BadRequest.for_fields([FieldProblem(field="body", message=str(exc)), *_query_problems()])
+    )
 
 
 @app.exception_handler(InvalidInputError)
@@ -519,15 +568,16 @@ def _not_found(exc: NotFoundError) -> Response[str]:
     method, path = app.current_event.http_method.upper(), app.current_event.path
     allowed = {m for template, methods in _ROUTES.items() if _template(template).match(path) for m in methods}
     if allowed:
-        return _problem(MethodNotAllowed(f"{method} is not allowed on {path}", allowed))
-    return _problem(NotFound(f"no route for {method} {path}"))
+        return _problem(MethodNotAllowed(f"{shown(method)} is not allowed on {shown(path)}", allowed))
+    return _problem(NotFound(f"no route for {shown(method)} {shown(path)}"))
 
 
 @app.exception_handler(ValueError)
 def _value_error(exc: ValueError) -> Response[str]:
-    # Powertools raises a bare ValueError for a form body it cannot parse (e.g. multipart without a boundary).
-    unsupported = _unsupported_body()
-    return _problem(unsupported) if unsupported else _unexpected(exc)
+    # Powertools raises a bare ValueError for a form body it cannot parse (e.g. multipart without a boundary),
+    # and a UnicodeDecodeError for a body that is not UTF-8.
+    problem = _unsupported_body() or _undecodable_body()
+    return _problem(problem) if problem else _unexpected(exc)
 
 
 @app.exception_handler(Exception)

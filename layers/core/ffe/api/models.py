@@ -23,7 +23,7 @@ from pydantic import (
 from ffe.api.problems import BadRequest, FieldProblem
 from ffe.contracts import Symbol, unique_assets
 from ffe.domain.models import Action, Timeframe
-from ffe.domain.universe import asset_class_of
+from ffe.domain.universe import ASSET_CLASSES, asset_class_of
 from ffe.health import MarketDataHealth
 
 BIGINT_MAX = 2**63 - 1  # ids are Postgres bigints: anything larger can never exist
@@ -31,7 +31,9 @@ MAX_PAGE = 500
 DEFAULT_PAGE = 50
 FUTURE_SKEW = timedelta(minutes=5)  # a cycle may not be dated after "now" by more than clock skew
 
-CURSOR_PATTERN = r"^[A-Za-z0-9_-]{1,512}={0,2}$"
+# What Cursor.encode writes: unpadded base64url of '{"as_of":"...","id":...}', whose first 9 bytes encode to
+# "eyJhc19vZiI6"; 47 to 80 characters follow (as_of with or without microseconds, ids of 1 to 19 digits).
+CURSOR_PATTERN = r"^eyJhc19vZiI6[A-Za-z0-9_-]{40,100}$"
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
 
 
@@ -93,7 +95,12 @@ class CycleRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    assets: Annotated[list[Symbol], Field(min_length=1, max_length=50, description="known symbols, unique")]
+    assets: Annotated[
+        list[Annotated[Symbol, Field(json_schema_extra={"enum": sorted(ASSET_CLASSES)})]],
+        Field(
+            min_length=1, max_length=50, json_schema_extra={"uniqueItems": True}, description="known symbols, unique"
+        ),
+    ]
     timeframe: Timeframe
     as_of: IsoDatetime | None = Field(
         default=None, description="ISO-8601 with offset; default: now (UTC, to the minute)"

@@ -26,6 +26,13 @@ DATABASE_UNAVAILABLE = "urn:ffe:problem:database-unavailable"
 SERVICE_UNAVAILABLE = "urn:ffe:problem:service-unavailable"
 INTERNAL_ERROR = "urn:ffe:problem:internal-error"
 
+MAX_ECHO = 100  # the most characters of a path, parameter name or key that a problem repeats back
+
+
+def shown(text: str, limit: int = MAX_ECHO) -> str:
+    """``text`` as a problem repeats it: cut to ``limit`` characters (a path can be as long as the client likes)."""
+    return text if len(text) <= limit else text[:limit] + "..."
+
 
 class FieldProblem(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -43,7 +50,7 @@ class Problem(BaseModel):
     title: str = Field(description="short, the same for every problem of this type")
     status: int = Field(ge=400, le=599)
     detail: str = Field(description="what went wrong with this request, naming the offending fields")
-    instance: str = Field(description="the request path")
+    instance: str = Field(description="the request path (its first 100 characters and '...' when longer)")
     errors: list[FieldProblem] | None = Field(default=None, description="validation problems, one per field")
 
 
@@ -100,7 +107,7 @@ def problem_response(problem: ApiProblem, instance: str) -> Response[str]:
         title=problem.title,
         status=problem.status,
         detail=problem.detail,
-        instance=instance,
+        instance=shown(instance),
         errors=problem.errors,
     )
     headers: dict[str, str] = {}
@@ -119,18 +126,15 @@ def problem_response(problem: ApiProblem, instance: str) -> Response[str]:
 def field_problems(errors: Sequence[Mapping[str, Any]]) -> list[FieldProblem]:
     """Pydantic/Powertools validation errors as field problems (locations like ``query.limit``).
 
-    Only the location and pydantic's message are kept: never the offending input (it may be an attack
-    string, and echoing it back helps nobody) nor pydantic's internals (URLs, class names).
+    Only the location (each part cut to ``MAX_ECHO`` characters) and pydantic's message are kept: never
+    the offending input (it may be an attack string, and echoing it back helps nobody) nor pydantic's
+    internals (URLs, class names).
     """
     problems = []
     for error in errors:
-        loc = [str(part) for part in error.get("loc", ())]
-        if error.get("type") == "json_invalid":  # loc is ("body", <character offset>)
-            offset = f" at character {loc[1]}" if len(loc) > 1 else ""
-            problems.append(FieldProblem(field="body", message=f"not valid JSON{offset}"))
-            continue
+        field = ".".join(shown(str(part)) for part in error.get("loc", ()))
         message = str(error.get("msg") or error.get("type") or "invalid").removeprefix("Value error, ")
-        problems.append(FieldProblem(field=".".join(loc) or "request", message=message))
+        problems.append(FieldProblem(field=field or "request", message=message))
     return problems
 
 

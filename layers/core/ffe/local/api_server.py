@@ -2,9 +2,11 @@
 
 ``serve(lambda event: cloud.invoke("api", event))`` puts the deployed function (running in-process in
 moto) behind ``http://127.0.0.1:8080``, so curl, a browser or schemathesis can talk to it the way they
-would talk to API Gateway. Like API Gateway's REST proxy integration, the path is passed as sent
-(still percent-encoded) and the query string decoded; ``pathParameters`` is null because the resolver
-matches paths itself. Only loopback addresses can be bound: this server has no authentication.
+would talk to API Gateway. Like API Gateway's REST proxy integration (``/{proxy+}``, any method), the
+path is passed as sent (still percent-encoded), ``pathParameters.proxy`` is the path after the first
+``/`` with each segment percent-decoded, and the query string is decoded. The resolver routes on the
+path and decodes the segments it matches itself (``ffe.api.resolver``). Only loopback addresses can be
+bound: this server has no authentication.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import uuid
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 Invoke = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -55,7 +57,7 @@ def proxy_event(
         "multiValueHeaders": multi_headers or None,
         "queryStringParameters": {k: v[-1] for k, v in multi_query.items()} or None,
         "multiValueQueryStringParameters": multi_query or None,
-        "pathParameters": None,
+        "pathParameters": {"proxy": unquote(path[1:])} if path != "/" else None,
         "stageVariables": None,
         "body": text,
         "isBase64Encoded": encoded,
