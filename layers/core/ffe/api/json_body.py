@@ -1,10 +1,10 @@
 """Request bodies as the API reads them: JSON (RFC 8259) with bounded nesting and numbers, each key once.
 
 The resolver hands every JSON body to ``parse``. pydantic-core's parser checks it first: nesting of
-about 200 levels at most, integers of about 4,300 digits at most, no NaN or Infinity, no lone surrogate
-escapes. The standard library then reads it again to find a key given twice in one object, which either
-parser would otherwise settle silently by keeping one of the values. What is refused raises
-``InvalidJsonBody``.
+about 200 levels at most, integers of about 4,300 digits at most, no ``NaN`` or ``Infinity`` tokens,
+no lone surrogate escapes. The standard library then reads it again to find a key given twice in one
+object, which either parser would otherwise settle silently by keeping one of the values. What is
+refused raises ``InvalidJsonBody``.
 """
 
 from __future__ import annotations
