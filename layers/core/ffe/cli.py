@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,16 +19,19 @@ STATE_DIR = Path(".ffe")
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ffe", description=__doc__)
-    parser.add_argument("--state-dir", type=Path, default=STATE_DIR, help="local state (default: ./.ffe)")
+    parser.add_argument("--state-dir", type=_state_dir, default=str(STATE_DIR), metavar="DIR",
+                        help="local state (default: ./.ffe)")  # fmt: skip
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run one decision cycle through the real state machine, offline")
-    run.add_argument("--as-of", type=_utc, default=None, help="schedule time, ISO-8601 (default: now with "
+    run.add_argument("--as-of", type=_utc, default=None, metavar="ISO-8601", help="schedule time, e.g. "
+                     "2019-06-15T12:01:00Z (default: now with "
                      "--provider live, else a Saturday in June 2019 where crypto is fresh and FX stale)")  # fmt: skip
-    run.add_argument("--timeframe", default=None, help="which schedule fires: 15m, 1h or 1d (default 1h)")
-    run.add_argument("--assets", type=lambda s: [a.strip() for a in s.split(",") if a.strip()], default=None,
+    run.add_argument("--timeframe", default=None,
+                     help="which schedule in template.yaml fires: 15m, 1h or 1d (default 1h)")  # fmt: skip
+    run.add_argument("--assets", type=_symbols, default=None, metavar="A,B",
                      help="comma-separated symbols instead of the schedule's universe")  # fmt: skip
-    run.add_argument("--input", dest="raw_input", default=None,
+    run.add_argument("--input", dest="raw_input", type=_json_text, default=None, metavar="JSON",
                      help="start the execution with this exact JSON instead of a schedule event")  # fmt: skip
     run.add_argument("--logs", action="store_true", help="also print each Lambda invocation's log lines")
     run.add_argument("--bars", type=Path, default=None, metavar="FILE|DIR",
@@ -41,14 +49,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     dlq.add_argument("--region", default=None, help="AWS region of the deployed stage (default: your AWS config)")
 
     api = commands.add_parser("api", help="serve the API on 127.0.0.1 against the local stack (Ctrl-C stops it)")
-    api.add_argument("--port", type=int, default=8080)
+    api.add_argument("--port", type=_port, default=8080, help="TCP port (default 8080; 0: any free port)")
 
     db = commands.add_parser("db", help="the decision store")
     db.add_argument("action", choices=["migrate"], help="apply the schema migrations in order (idempotent)")
 
     decisions = commands.add_parser("decisions", help="list recorded decisions, newest first")
-    decisions.add_argument("--limit", type=int, default=20)
-    decisions.add_argument("--asset", default=None)
+    decisions.add_argument("--limit", type=_positive, default=20, help="how many (default 20)")
+    decisions.add_argument("--asset", default=None, help="only this symbol")
 
     from ffe.training.cli import add_models_arguments, add_train_arguments
 
@@ -65,7 +73,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("portfolio", help="the paper account: cash, positions, equity, exposure")
 
     args = parser.parse_args(argv)
+    from ffe.local.errors import LocalError
+
+    with _sigterm_interrupts():
+        try:
+            return _dispatch(args)
+        except LocalError as exc:  # the user's input or set-up: one line, no traceback
+            print(f"ffe {args.command}: error: {exc}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM, after what the command started was stopped
+            print(f"ffe {args.command}: interrupted", file=sys.stderr)
+            return 130
+        except BrokenPipeError:  # the reader left (`ffe decisions | head`): nothing more to say
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nor at exit, when stdout is flushed
+            return 1
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     from ffe.local.runner import LocalState
+
+    if args.command in ("run", "preflight", "api") or (args.command == "dlq" and args.stage is None):
+        _project()  # these deploy template.yaml: fail before starting anything when it is not there
 
     state = LocalState(args.state_dir)
     if args.command == "run":
@@ -113,6 +141,8 @@ def _run(state: Any, args: argparse.Namespace) -> int:
             print(f"ffe run: error: {exc}", file=sys.stderr)
             return 2
     timeframe = args.timeframe or "1h"
+    if scenario is None:
+        _check_schedule(args, timeframe)
     default_as_of = _now_minute() if args.provider == "live" else state.next_as_of(timeframe)
     report = run_cycle(
         state, as_of=args.as_of or default_as_of, timeframe=timeframe, assets=args.assets,
@@ -212,12 +242,17 @@ def _dlq_replay(state: Any, stage: str | None, region: str | None) -> int:
         report = replay_dead_letters_locally(state)
     else:  # the deployed stage: the queue and function names come from the template's naming
         import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
 
         from ffe.dlq import replay
+        from ffe.local.errors import LocalError
 
-        session = boto3.Session(region_name=region)
-        queue = session.client("sqs").get_queue_url(QueueName=f"ffe-{stage}-decision-dlq")["QueueUrl"]
-        report = replay(session.client("sqs"), session.client("lambda"), queue, f"ffe-{stage}-record-decision")
+        try:
+            session = boto3.Session(region_name=region)
+            queue = session.client("sqs").get_queue_url(QueueName=f"ffe-{stage}-decision-dlq")["QueueUrl"]
+            report = replay(session.client("sqs"), session.client("lambda"), queue, f"ffe-{stage}-record-decision")
+        except (BotoCoreError, ClientError) as exc:  # credentials, region, a stage that is not deployed
+            raise LocalError(f"stage {stage!r} in AWS: {exc}") from None
     print(f"replayed {report.replayed} record(s); {len(report.failed)} kept in the queue")
     for failure in report.failed:
         print(f"  {failure}")
@@ -285,9 +320,120 @@ def _now_minute() -> datetime:
     return datetime.now(UTC).replace(second=0, microsecond=0)
 
 
+def _check_schedule(args: argparse.Namespace, timeframe: str) -> None:
+    """``--timeframe`` names a schedule in template.yaml; replay says up front which assets it has no such bars for."""
+    from ffe.adapters.replay import no_bars_at
+    from ffe.domain.models import Timeframe
+    from ffe.local.errors import LocalError
+    from ffe.local.runner import scheduled_inputs
+
+    scheduled = scheduled_inputs(_project())
+    if timeframe not in scheduled:
+        *rest, last = scheduled or ["(none)"]
+        choices = f"{', '.join(rest)} or {last}" if rest else last
+        raise LocalError(f"--timeframe {timeframe}: template.yaml has no such schedule; use {choices}, or --bars")
+    if args.provider != "replay":
+        return
+    cycle = json.loads(args.raw_input) if args.raw_input is not None else scheduled[timeframe]
+    cycle = cycle if isinstance(cycle, dict) else {}  # a malformed --input is the state machine's to refuse
+    fired, assets = cycle.get("timeframe"), (args.assets if args.raw_input is None else None) or cycle.get("assets")
+    if fired not in [t.value for t in Timeframe] or not isinstance(assets, list):
+        return
+    bundled: dict[str, list[str]] = {}
+    for asset, native in no_bars_at(Timeframe(fired), [a for a in assets if isinstance(a, str)]).items():
+        bundled.setdefault(native, []).append(asset)
+    if bundled:
+        listed = "; ".join(f"{', '.join(names)} (bundled at {native})" for native, names in bundled.items())
+        print(f"note: replay has no {fired} bars for {listed}: they will HOLD on 'no bars'; "
+              "use a coarser --timeframe, or --bars with your own bars")  # fmt: skip
+
+
+def _project() -> Path:
+    from ffe.local.errors import LocalError
+    from ffe.local.template import project_root
+
+    try:
+        return project_root()
+    except FileNotFoundError as exc:
+        raise LocalError(f"{exc}: run ffe from the project folder") from None
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C: what the command started (Postgres, the stack, the API server) is stopped."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set signal handlers
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+# --- argument types: a bad value is argparse's one-line error naming the option, and exit code 2 -------------
+
+
 def _utc(text: str) -> datetime:
-    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO-8601 time such as 2019-06-15T12:01:00Z") from None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _symbols(text: str) -> list[str]:
+    symbols = [a.strip() for a in text.split(",") if a.strip()]
+    if not symbols:
+        raise argparse.ArgumentTypeError(f"{text!r} names no symbol; give e.g. BTCUSD,ETHUSD")
+    twice = sorted({a for a in symbols if symbols.count(a) > 1})
+    if twice:
+        raise argparse.ArgumentTypeError(f"{', '.join(twice)} given more than once")
+    return symbols
+
+
+def _json_text(text: str) -> str:
+    try:
+        json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON ({exc}): {text[:60]!r}") from None
+    return text
+
+
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def _positive(text: str) -> int:
+    value = _whole(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not 1 or more")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _whole(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a TCP port (0-65535; 0 picks a free one)")
+    return value
+
+
+def _state_dir(text: str) -> Path:
+    path = Path(text)
+    for existing in (path, *path.absolute().parents):
+        if existing.exists():
+            if not existing.is_dir():
+                where = "is a file" if existing == path else f"is inside {existing}, which is a file"
+                raise argparse.ArgumentTypeError(f"{text} {where}, not a folder")
+            break
+    return path
 
 
 if __name__ == "__main__":

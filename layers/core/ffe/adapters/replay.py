@@ -7,6 +7,7 @@ import csv
 import gzip
 import json
 from bisect import bisect_right
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -57,6 +58,13 @@ def datasets() -> dict[str, Dataset]:
         for entry in manifest
         if not entry.get("synthetic", False)
     }
+
+
+def no_bars_at(timeframe: Timeframe, assets: Iterable[str]) -> dict[str, Timeframe]:
+    """The assets whose bundled series is coarser than ``timeframe``, with the bundled timeframe: replay serves
+    them no bars at ``timeframe`` (``_completed``). Assets without a bundled series get synthetic bars."""
+    coarser = {a: d.timeframe for a, d in datasets().items() if timeframe.duration < d.timeframe.duration}
+    return {a: coarser[a] for a in assets if a in coarser}
 
 
 @cache

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import shutil
 import time
 import uuid
@@ -19,11 +21,11 @@ from psycopg.rows import dict_row
 
 from ffe.adapters.scenario import Scenario
 from ffe.domain.models import Timeframe
-from ffe.local.aws import LocalCloud
-from ffe.local.errors import LocalError
+from ffe.local.aws import LocalCloud, Schedule
+from ffe.local.errors import LocalError, PortUnavailableError
 from ffe.local.history import StateVisit, state_visits
 from ffe.local.postgres import EmbeddedPostgres
-from ffe.local.template import project_root
+from ffe.local.template import load_sam, project_root
 
 # A Saturday inside the bundled 2019 crypto data: BTCUSD and ETHUSD trade around the clock (fresh),
 # the FX market is closed for the weekend (GBPUSD stale) and the bundled EURUSD history ended in 2017.
@@ -86,12 +88,18 @@ class LocalState:
         """Replay advances one bar per run: the first run is DEFAULT_AS_OF, each later one a bar after the last."""
         if not self.replay_clock.exists():
             return DEFAULT_AS_OF
-        last = datetime.fromisoformat(self.replay_clock.read_text().strip())
+        text = self.replay_clock.read_text().strip()
+        try:
+            last = datetime.fromisoformat(text)
+        except ValueError:
+            raise LocalError(f"{self.replay_clock} holds {text[:40]!r}, not a time: delete it to start over") from None
         return last + Timeframe(timeframe).duration
 
     def remember(self, as_of: datetime) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        self.replay_clock.write_text(as_of.isoformat())
+        staged = self.replay_clock.with_name(f".replay-clock.{os.getpid()}")
+        staged.write_text(as_of.isoformat())
+        staged.replace(self.replay_clock)  # a concurrent `ffe run` reads the old time or the new, never half
 
     def postgres(self) -> EmbeddedPostgres:
         return EmbeddedPostgres(self.pgdata)
@@ -185,6 +193,33 @@ def run_cycle(
     return report
 
 
+def scheduled_inputs(project: Path) -> dict[str, dict[str, Any]]:
+    """The cycle input each schedule in template.yaml starts, by timeframe, with the parameters' defaults: what
+    ``ffe run --timeframe`` can fire, read without deploying (the deployed stack's schedules are the same)."""
+    sam = load_sam(project)
+    defaults = {name: str(p.get("Default", "")) for name, p in (sam.get("Parameters") or {}).items()}
+    inputs: dict[str, dict[str, Any]] = {}
+    for resource in sam.get("Resources", {}).values():
+        if resource.get("Type") != "AWS::Events::Rule":
+            continue
+        for target in resource.get("Properties", {}).get("Targets", []):
+            transformer = target.get("InputTransformer") or {}
+            template = transformer.get("InputTemplate")
+            template = template.get("Fn::Sub") if isinstance(template, dict) else template
+            if not isinstance(template, str):
+                continue
+            text = re.sub(r"\$\{(\w+)\}", lambda m: defaults.get(m.group(1), m.group(0)), template)
+            try:
+                cycle = Schedule("", "", "", transformer.get("InputPathsMap", {}), text).input_for(
+                    {"id": "probe", "time": "1970-01-01T00:00:00Z"}
+                )
+            except (ValueError, KeyError, TypeError):
+                continue  # not a decision-cycle input
+            if isinstance(cycle, dict) and isinstance(cycle.get("timeframe"), str):
+                inputs[cycle["timeframe"]] = cycle
+    return inputs
+
+
 def provider_secrets_from_env(env: Mapping[str, str] | None = None) -> dict[str, dict[str, str]]:
     """Live-provider credentials for local runs, from the environment (never from files in the repo).
 
@@ -205,9 +240,11 @@ def provider_secrets_from_env(env: Mapping[str, str] | None = None) -> dict[str,
 
 
 def run_preflight_locally(state: LocalState, project: Path | None = None) -> dict[str, Any]:
-    """Deploy, then invoke the Preflight function with the environment's provider credentials."""
+    """Deploy, migrate the store (the paper broker's check reads its tables), then invoke Preflight with the
+    environment's provider credentials."""
     with state.postgres() as pg, LocalCloud(project or project_root(), pg.url, market_data="live",
                                              provider_secrets=provider_secrets_from_env()) as cloud:  # fmt: skip
+        migrate_database(pg.url)
         return cloud.invoke("preflight")
 
 
@@ -247,21 +284,32 @@ def replay_dead_letters_locally(state: LocalState, project: Path | None = None) 
 
 
 def serve_api(state: LocalState, port: int, project: Path | None = None) -> int:
-    """``ffe api``: the deployed Api function behind http://127.0.0.1:PORT, until interrupted."""
+    """``ffe api``: the deployed Api function behind http://127.0.0.1:PORT, until interrupted (Ctrl-C, SIGTERM).
+
+    The port is bound first, so a busy one fails before anything starts. The Api function never reads the
+    dead-letter queue, so this long-running command leaves ``.ffe/dead-letters.json`` to ``ffe run``/``dlq``.
+    """
     from ffe.local.api_server import serve
 
-    with state.postgres() as pg, LocalCloud(project or project_root(), pg.url, dlq_file=state.dead_letters) as cloud:
-        migrate_database(pg.url)
-        server = serve(lambda event: cloud.invoke("api", event), port=port)
-        bound = server.server_address[1]
-        print(f"ffe API on http://127.0.0.1:{bound}  (database: {pg.kind})")
-        print(f"  try: curl -s localhost:{bound}/decisions | python -m json.tool")
-        try:
-            server.serve_forever()
-        except KeyboardInterrupt:
-            print("stopped")
-        finally:
-            server.server_close()
+    stack: dict[str, LocalCloud] = {}
+    try:
+        server = serve(lambda event: stack["cloud"].invoke("api", event), port=port)
+    except OSError as exc:
+        reason = "in use" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
+        raise PortUnavailableError(f"cannot serve on 127.0.0.1:{port}: {reason}; pick another --port") from None
+    try:
+        with state.postgres() as pg, LocalCloud(project or project_root(), pg.url) as cloud:
+            stack["cloud"] = cloud
+            migrate_database(pg.url)
+            bound = server.server_address[1]
+            print(f"ffe API on http://127.0.0.1:{bound}  (database: {pg.kind})", flush=True)
+            print(f"  try: curl -s localhost:{bound}/decisions | python -m json.tool", flush=True)
+            try:
+                server.serve_forever()
+            except KeyboardInterrupt:
+                print("stopped")
+    finally:
+        server.server_close()
     return 0
 
 
