@@ -9,6 +9,7 @@ DecisionCycle executions the way the EventBridge schedules do.
 from __future__ import annotations
 
 import ast
+import fcntl
 import io
 import json
 import logging
@@ -78,6 +79,7 @@ class LocalCloud:
     _mock: Any = field(default=None, repr=False)
     _patch: Any = field(default=None, repr=False)
     _saved_env: dict[str, str | None] = field(default_factory=dict, repr=False)
+    _restored: list[str] = field(default_factory=list, repr=False)  # the parked records read from dlq_file
 
     def __post_init__(self) -> None:
         self.lambdas = InProcessLambdas(echo_logs=self.echo_logs)
@@ -278,20 +280,30 @@ class LocalCloud:
                       self.dead_letter_queue_url, f"ffe-{self.stage}-record-decision")  # fmt: skip
 
     def _save_dead_letters(self) -> None:
+        """Apply what this command changed (records parked, records replayed) to the file as it is now: other
+        commands sharing the state dir may have parked records meanwhile."""
         if self.dlq_file is None:
             return
-        bodies = [m["Body"] for m in self.dead_letters()]
-        if bodies:
-            self.dlq_file.parent.mkdir(parents=True, exist_ok=True)
-            self.dlq_file.write_text(json.dumps(bodies, indent=1))
-        elif self.dlq_file.exists():
-            self.dlq_file.unlink()
+        queued = [m["Body"] for m in self.dead_letters()]
+        self.dlq_file.parent.mkdir(parents=True, exist_ok=True)
+        with self.dlq_file.with_suffix(".lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            on_file = json.loads(self.dlq_file.read_text()) if self.dlq_file.exists() else []
+            replayed = set(self._restored) - set(queued)
+            bodies = [b for b in on_file if b not in replayed] + [b for b in queued if b not in on_file]
+            if bodies:  # written aside and moved in place: a command restoring meanwhile reads all or nothing new
+                staged = self.dlq_file.with_suffix(".tmp")
+                staged.write_text(json.dumps(bodies, indent=1))
+                staged.replace(self.dlq_file)
+            elif self.dlq_file.exists():
+                self.dlq_file.unlink()
 
     def _restore_dead_letters(self) -> None:
         if self.dlq_file is None or not self.dlq_file.exists():
             return
         sqs = boto3.client("sqs", region_name=REGION)
-        for body in json.loads(self.dlq_file.read_text()):
+        self._restored = json.loads(self.dlq_file.read_text())
+        for body in self._restored:
             sqs.send_message(QueueUrl=self.dead_letter_queue_url, MessageBody=body)
 
     # --- run ----------------------------------------------------------------------------------------
