@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from moto import mock_aws
 
 from ffe.cli import main
 from ffe.local.errors import StateInUseError
@@ -157,6 +158,17 @@ def test_outside_the_project_folder_is_a_clear_error(
     assert "template.yaml not found in the working directory or its parents: run ffe from the project folder" in (
         the_error(capsys.readouterr().err)
     )
+
+
+def test_dlq_replay_of_a_stage_that_is_not_deployed_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():  # an AWS account with no ffe stage in it
+        assert ffe("--state-dir", str(tmp_path), "dlq", "replay", "--stage", "nope", "--region", "us-east-1") == 2
+    error = the_error(capsys.readouterr().err)
+    assert error.startswith("ffe dlq: error: stage 'nope' in AWS: ") and "GetQueueUrl" in error, error
 
 
 # --- the real stack --------------------------------------------------------------------------------------------

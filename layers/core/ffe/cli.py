@@ -48,15 +48,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     dlq.add_argument("--stage", default=None, help="replay the deployed stage's queue in AWS instead of the local one")
     dlq.add_argument("--region", default=None, help="AWS region of the deployed stage (default: your AWS config)")
 
-    api = commands.add_parser("api", help="serve the API on 127.0.0.1 against the local stack (Ctrl-C stops it)")
+    api = commands.add_parser("api", help="serve the API on 127.0.0.1 against the local stack (Ctrl-C or SIGTERM "
+                              "stops it)")  # fmt: skip
     api.add_argument("--port", type=_port, default=8080, help="TCP port (default 8080; 0: any free port)")
 
     db = commands.add_parser("db", help="the decision store")
     db.add_argument("action", choices=["migrate"], help="apply the schema migrations in order (idempotent)")
 
     decisions = commands.add_parser("decisions", help="list recorded decisions, newest first")
-    decisions.add_argument("--limit", type=_positive, default=20, help="how many (default 20)")
-    decisions.add_argument("--asset", default=None, help="only this symbol")
+    decisions.add_argument("--limit", type=_positive, default=20, metavar="N", help="how many (default 20)")
+    decisions.add_argument("--asset", default=None, metavar="SYMBOL", help="only this asset")
 
     from ffe.training.cli import add_models_arguments, add_train_arguments
 
@@ -69,7 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_backtest_arguments(commands.add_parser("backtest", help="replay the decision pipeline over a bundled series: "
                                                "metrics for every strategy, JSON report and plots"))  # fmt: skip
 
-    commands.add_parser("reset", help="stop the embedded Postgres and delete the local state")
+    commands.add_parser("reset", help="stop the embedded Postgres and delete the local state (not while another "
+                        "ffe command uses it)")  # fmt: skip
     commands.add_parser("portfolio", help="the paper account: cash, positions, equity, exposure")
 
     args = parser.parse_args(argv)
