@@ -17,7 +17,7 @@ from ffe.adapters.replay import ReplayProvider
 from ffe.domain.ensemble import naive_router, weighted_blend
 from ffe.domain.features import FeatureParams, feature_matrix
 from ffe.domain.meta import OPTIONS, latest_weights
-from ffe.domain.models import Timeframe
+from ffe.domain.models import AssetClass, Timeframe
 from ffe.domain.regime import posterior
 from ffe.domain.staleness import assess_staleness
 from ffe.domain.strategies import StrategyParams, score_all
@@ -40,7 +40,7 @@ def meta_weights() -> object:
 
 
 def staleness() -> object:
-    return assess_staleness(bars, Timeframe.H1, AS_OF, PARAMS.min_bars)
+    return assess_staleness(bars, Timeframe.H1, AS_OF, PARAMS.min_bars, asset_class=AssetClass.CRYPTO)
 
 
 def strategies() -> object:
@@ -48,13 +48,13 @@ def strategies() -> object:
 
 
 def naive_decision() -> object:
-    verdict = assess_staleness(bars, Timeframe.H1, AS_OF, PARAMS.min_bars)
+    verdict = assess_staleness(bars, Timeframe.H1, AS_OF, PARAMS.min_bars, asset_class=AssetClass.CRYPTO)
     assert not verdict.stale
     return naive_router(score_all(bars, PARAMS))
 
 
 def meta_decision() -> object:
-    verdict = assess_staleness(bars, Timeframe.H1, AS_OF, PARAMS.min_bars)
+    verdict = assess_staleness(bars, Timeframe.H1, AS_OF, PARAMS.min_bars, asset_class=AssetClass.CRYPTO)
     assert not verdict.stale
     w = latest_weights(BUNDLE.meta, *regime())
     return weighted_blend(score_all(bars, PARAMS), dict(zip([str(o) for o in OPTIONS], w.tolist(), strict=True)))

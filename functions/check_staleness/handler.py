@@ -1,13 +1,16 @@
-"""CheckStaleness: is the fetched data fresh enough to decide on? (result lands at $.staleness)"""
+"""CheckStaleness: may a model see the fetched data? Fresh, complete and long enough (result lands at $.staleness)"""
 
 from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from ffe.adapters.models import ModelUnavailableError, champion
 from ffe.contracts import CheckStalenessInput, parse
+from ffe.domain.features import FeatureParams
 from ffe.domain.strategies import StrategyParams
 from ffe.observability import DATA_STALENESS_SECONDS, STALE_SERIES, MetricUnit, logger, metrics, tracer
+from ffe.settings import StalenessSettings, get_settings
 from ffe.steps.staleness import check_staleness
 
 
@@ -17,7 +20,16 @@ from ffe.steps.staleness import check_staleness
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     data = parse(CheckStalenessInput, event)
     logger.append_keys(cycle_id=data.cycle_id, asset=data.asset, timeframe=data.timeframe)
-    result = check_staleness(data, clock=lambda: datetime.now(UTC), params=StrategyParams())
+    settings = get_settings(StalenessSettings)
+    bundle = champion(settings.model_uri, settings.model_cache_seconds)  # the one DetectRegime reads
+    result = check_staleness(
+        data,
+        clock=lambda: datetime.now(UTC),
+        params=StrategyParams(),
+        features=FeatureParams(),
+        roll_bars=None if isinstance(bundle, ModelUnavailableError) else bundle.meta.roll_bars,
+        daily_max_missing_sessions=settings.daily_max_missing_sessions,
+    )
     metrics.add_dimension(name="asset", value=data.asset)
     metrics.add_dimension(name="timeframe", value=str(data.timeframe))
     if result.age_seconds is not None:

@@ -26,5 +26,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         metrics.add_metric(name=CACHE_HIT_RATE, unit=MetricUnit.Percent, value=round(hit_rate, 2))
         fallbacks = sum(1 for step in data.source.route if step.outcome != "ok")
         metrics.add_metric(name=PROVIDER_FALLBACKS, unit=MetricUnit.Count, value=fallbacks)
+    if data.source.forming_bars_dropped:
+        logger.warning("dropped bars still forming at as_of", extra={"dropped": data.source.forming_bars_dropped})
     logger.info("fetched", extra={"bars": len(data.bars), "dataset": data.source.dataset})
     return data.model_dump(mode="json")

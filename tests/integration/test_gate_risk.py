@@ -34,7 +34,7 @@ def gate_input(cycle_id: str, action: Action = Action.BUY, confidence: float = 0
         staleness_threshold_seconds=7200, model="naive_router", model_version="1", source=SOURCE,
         input_sha256=digest_bars(bars),
     )  # fmt: skip
-    staleness = {"stale": False, "reason": "fresh", "bar_count": len(bars), "last_bar_time": bars[-1].time,
+    staleness = {"stale": False, "code": "fresh", "reason": "fresh", "bar_count": len(bars), "last_bar_time": bars[-1].time,
                  "age_seconds": 60.0, "threshold_seconds": 7200, "checked_at": AS_OF}  # fmt: skip
     return GateRiskInput(cycle_id=cycle_id, as_of=AS_OF, timeframe=Timeframe.H1, asset="BTCUSD", source=SOURCE,
                          bars=bars, bars_sha256=digest_bars(bars), staleness=staleness, decision=decision)  # fmt: skip

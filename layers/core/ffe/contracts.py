@@ -28,6 +28,7 @@ from pydantic import (
 from ffe.domain.errors import InvalidInputError
 from ffe.domain.models import Action, Bar, Timeframe
 from ffe.domain.series import validate_series
+from ffe.domain.staleness import GateCode
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
@@ -136,6 +137,9 @@ class DataSource(Contract):
     )
     route: list[RouteStepModel] = Field(default_factory=list, description="every provider tried, in order")
     cached_bars: int = Field(default=0, ge=0, description="bars served from the bar cache")
+    forming_bars_dropped: int = Field(
+        default=0, ge=0, description="bars the provider returned that had not closed by as_of: dropped, never used"
+    )
 
 
 class MarketData(Contract):
@@ -153,7 +157,7 @@ class MarketData(Contract):
     @model_validator(mode="after")
     def _series_is_sound(self) -> MarketData:
         # Domain rules, re-checked at every boundary that carries bars (InvalidInputError is a ValueError).
-        validate_series(self.domain_bars(), self.as_of)
+        validate_series(self.domain_bars(), self.as_of, self.timeframe)  # every bar closed by as_of
         if self.bars_sha256 != digest_bars(self.bars):
             raise ValueError("bars_sha256 does not match the bars")
         return self
@@ -174,8 +178,9 @@ CheckStalenessInput = MarketData
 
 
 class CheckStalenessResult(Contract):
-    stale: bool
-    reason: str
+    stale: bool = Field(description="True when the data must not reach a model; ``code`` says which rule")
+    code: GateCode
+    reason: str = Field(description="what a HOLD records: '<code>: <detail>', 'stale data: ...' for stale")
     bar_count: int = Field(ge=0)
     last_bar_time: UtcDatetime | None
     age_seconds: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None
@@ -191,8 +196,8 @@ class DetectRegimeInput(MarketData):
 
     @model_validator(mode="after")
     def _fresh_only(self) -> DetectRegimeInput:
-        if self.staleness.stale:
-            raise ValueError("staleness: stale data must never reach a model")
+        if self.staleness.stale or self.staleness.code is not GateCode.FRESH:
+            raise ValueError(f"staleness: stale data must never reach a model (the gate said {self.staleness.code})")
         return self
 
 

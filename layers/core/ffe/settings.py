@@ -13,6 +13,7 @@ from typing import Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ffe.domain.errors import PermanentError
+from ffe.domain.staleness import DEFAULT_DAILY_MAX_MISSING_SESSIONS
 
 S = TypeVar("S", bound="BaseSettings")
 
@@ -103,6 +104,13 @@ class ModelSettings(BaseSettings):
 
     model_uri: str = "bundled"
     model_cache_seconds: int = Field(default=300, ge=0, le=86_400)  # a promotion reaches warm containers within
+
+
+class StalenessSettings(ModelSettings):
+    """CheckStaleness: the champion (its meta-controller's roll sets the bars needed) and the daily-bar rule."""
+
+    # HOLD a daily series when more sessions than this have closed since its last bar (per stage, template.yaml)
+    daily_max_missing_sessions: int = Field(default=DEFAULT_DAILY_MAX_MISSING_SESSIONS, ge=0, le=30)
 
 
 class InferenceSettings(BaseSettings):

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ffe.domain.errors import InvalidInputError
-from ffe.domain.models import Bar
+from ffe.domain.models import Bar, Timeframe
 from ffe.domain.series import validate_series
 
 NOW = datetime(2024, 1, 1, 12, tzinfo=UTC)
@@ -40,3 +40,13 @@ def test_good_series_and_empty_series_pass() -> None:
 def test_bad_series_is_rejected_with_a_clear_message(mutate, message: str) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(InvalidInputError, match=message):
         validate_series(mutate(good()), NOW)
+
+
+def test_with_its_timeframe_a_bar_still_forming_is_rejected() -> None:
+    # Given hourly bars whose last one opened at 11:50 and so closes at 12:50, after NOW (12:00)
+    bars = [Bar(NOW - timedelta(minutes=10) - timedelta(hours=3 - i), 1.1, 1.2, 1.0, 1.15, 5) for i in range(4)]
+    # Then without the timeframe it passes (its open is not in the future); with it, it is refused by name
+    validate_series(bars, NOW)
+    with pytest.raises(InvalidInputError, match=r"bar 3 \(2024-01-01T11:50:00\+00:00\): still forming at .*closes"):
+        validate_series(bars, NOW, Timeframe.H1)
+    validate_series(bars[:-1], NOW, Timeframe.H1)  # the bar that closed at 11:50 is complete

@@ -7,17 +7,20 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from ffe.domain.errors import InvalidInputError
-from ffe.domain.models import Bar
+from ffe.domain.models import Bar, Timeframe
 
 
-def validate_series(bars: Sequence[Bar], now: datetime) -> None:
+def validate_series(bars: Sequence[Bar], now: datetime, timeframe: Timeframe | None = None) -> None:
     """Reject a series no decision may be made on.
 
-    An empty series is *valid* here: emptiness is a staleness question, not a format error.
+    An empty series is *valid* here: emptiness is a staleness question, not a format error. With
+    ``timeframe``, every bar must also have closed (open + timeframe) by ``now``: a bar still forming is
+    refused, not decided on.
 
     Raises:
-        InvalidInputError: naive or future timestamps, duplicated or out-of-order times,
-            non-finite / zero / negative prices, negative volume, or high/low not bracketing the bar.
+        InvalidInputError: naive or future timestamps, a bar still forming (with ``timeframe``), duplicated
+            or out-of-order times, non-finite / zero / negative prices, negative volume, or high/low not
+            bracketing the bar.
     """
     previous: datetime | None = None
     for i, bar in enumerate(bars):
@@ -26,6 +29,9 @@ def validate_series(bars: Sequence[Bar], now: datetime) -> None:
             raise InvalidInputError(f"{where}: timestamp has no timezone; bars must be UTC")
         if bar.time > now:
             raise InvalidInputError(f"{where}: timestamp is in the future of {now.isoformat()}")
+        if timeframe is not None and bar.time + timeframe.duration > now:
+            close = (bar.time + timeframe.duration).isoformat()
+            raise InvalidInputError(f"{where}: still forming at {now.isoformat()} (a {timeframe} bar closes {close})")
         if previous is not None:
             if bar.time == previous:
                 raise InvalidInputError(f"{where}: duplicated timestamp")

@@ -1,14 +1,31 @@
-"""The staleness gate (DESIGN.md §2): fail closed, stale input never reaches a model."""
+"""The staleness gate (DESIGN.md §2): fail closed, data that must not count as fresh never reaches a model.
+
+The rules, in the order they are checked; the first that fails gives the verdict's ``code``:
+
+* ``no_bars``: the provider returned nothing.
+* ``forming_bar``: the last bar closes (open + timeframe) after ``now``: it is still forming.
+* ``insufficient_history``: fewer bars than the models read (``min_bars``).
+* ``stale``, intraday: the last bar's close is older than ``THRESHOLDS[timeframe]``.
+* ``stale``, daily: more than ``daily_max_missing_sessions`` sessions (``ffe.domain.sessions``) have
+  closed since the last bar. This goes beyond the intraday table of DESIGN.md §2, which sets no age
+  limit for daily bars.
+* ``gappy_data``: between two bars of the series, more than ``GAP_TOLERANCE_BARS[asset_class]`` bars
+  that the asset class's calendar expects are missing (a daily series counts sessions). Hours the market
+  is closed are never a gap: FX weekends, equity nights, weekends and NYSE holidays.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
-from ffe.domain.models import Bar, Timeframe
+from ffe.domain.models import AssetClass, Bar, Timeframe
+from ffe.domain.sessions import CALENDARS, expected_bars
 
-# Maximum age of the last bar's *close*, by timeframe. Daily bars have no age check.
+# Maximum age of the last bar's *close*, by timeframe. Daily bars are judged by sessions missing instead.
 THRESHOLDS: dict[Timeframe, timedelta | None] = {
     Timeframe.M1: timedelta(minutes=15),
     Timeframe.M5: timedelta(minutes=15),
@@ -19,39 +36,132 @@ THRESHOLDS: dict[Timeframe, timedelta | None] = {
     Timeframe.D1: None,
 }
 
+# Expected bars (sessions, for daily series) that may be missing between two bars. The calendar already
+# leaves out the hours a class does not trade; this absorbs the bars a venue skips when nothing traded.
+GAP_TOLERANCE_BARS: dict[AssetClass, int] = {AssetClass.CRYPTO: 3, AssetClass.FX: 3, AssetClass.EQUITY: 3}
+DEFAULT_DAILY_MAX_MISSING_SESSIONS = 3
+_COUNT_CAP = 10_000  # expected bars are counted up to here: a gap of years costs no more
+
+
+class GateCode(StrEnum):
+    FRESH = "fresh"
+    NO_BARS = "no_bars"
+    FORMING_BAR = "forming_bar"
+    INSUFFICIENT_HISTORY = "insufficient_history"
+    STALE = "stale"
+    GAPPY_DATA = "gappy_data"
+
 
 @dataclass(frozen=True, slots=True)
 class StalenessVerdict:
-    stale: bool
-    reason: str
+    code: GateCode
+    reason: str  # what a HOLD on this verdict records: "<code>: <detail>" ("stale data: ..." for ``stale``)
     bar_count: int
     last_bar_time: datetime | None
     age_seconds: float | None
     threshold_seconds: int | None
 
+    @property
+    def stale(self) -> bool:
+        """True when the data must not reach a model, whatever the rule."""
+        return self.code is not GateCode.FRESH
 
-def assess_staleness(bars: Sequence[Bar], timeframe: Timeframe, now: datetime, min_bars: int) -> StalenessVerdict:
-    """Judge whether ``bars`` are fresh enough to decide on at ``now`` (the injected clock).
 
-    The age is measured from the last bar's close (open time + timeframe). An empty series, or one
-    shorter than ``min_bars``, is stale on every timeframe, daily included.
+def assess_staleness(
+    bars: Sequence[Bar],
+    timeframe: Timeframe,
+    now: datetime,
+    min_bars: int,
+    *,
+    asset_class: AssetClass,
+    daily_max_missing_sessions: int = DEFAULT_DAILY_MAX_MISSING_SESSIONS,
+    history_note: str = "",
+) -> StalenessVerdict:
+    """Judge whether ``bars`` may be decided on at ``now`` (the injected clock); the rules are in the module doc.
+
+    The age is measured from the last bar's close (open time + timeframe). ``history_note`` says where
+    ``min_bars`` comes from, for the ``insufficient_history`` reason.
     """
     threshold = THRESHOLDS[timeframe]
     threshold_s = None if threshold is None else int(threshold.total_seconds())
     if not bars:
-        return StalenessVerdict(True, "no bars returned by the provider", 0, None, None, threshold_s)
+        return StalenessVerdict(GateCode.NO_BARS, "no_bars: the provider returned no bars", 0, None, None, threshold_s)
 
     last = bars[-1]
-    age = max(0.0, (now - (last.time + timeframe.duration)).total_seconds())
+    close = last.time + timeframe.duration
+    age = (now - close).total_seconds()
+
+    def verdict(code: GateCode, reason: str) -> StalenessVerdict:
+        return StalenessVerdict(code, reason, len(bars), last.time, max(0.0, age), threshold_s)
+
+    if age < 0:
+        return verdict(
+            GateCode.FORMING_BAR,
+            f"forming_bar: the last bar (opened {last.time.isoformat()}) closes at {close.isoformat()}, "
+            f"after {now.isoformat()}: a bar still forming is never decided on",
+        )
     if len(bars) < min_bars:
-        stale, reason = True, f"only {len(bars)} bars, at least {min_bars} needed"
-    elif threshold_s is not None and age > threshold_s:
-        stale = True
-        reason = f"last bar closed {human_duration(age)} ago, limit for {timeframe} is {human_duration(threshold_s)}"
+        note = f" ({history_note})" if history_note else ""
+        return verdict(
+            GateCode.INSUFFICIENT_HISTORY,
+            f"insufficient_history: only {len(bars)} bars, at least {min_bars} needed{note}",
+        )
+    if threshold_s is not None:
+        age_text, limit_text = _readings(age, threshold_s)
+        if age > threshold_s:
+            return verdict(
+                GateCode.STALE, f"stale data: last bar closed {age_text} ago, limit for {timeframe} is {limit_text}"
+            )
+        fresh = f"last bar closed {age_text} ago (limit {limit_text})"
     else:
-        limit = "no age limit for daily bars" if threshold_s is None else f"limit {human_duration(threshold_s)}"
-        stale, reason = False, f"last bar closed {human_duration(age)} ago ({limit})"
-    return StalenessVerdict(stale, reason, len(bars), last.time, age, threshold_s)
+        missing = expected_bars(asset_class, timeframe, close, now, cap=_COUNT_CAP)
+        sessions = f"{_count(missing)} {asset_class} session{'s' if missing != 1 else ''} missing since"
+        if missing > daily_max_missing_sessions:
+            return verdict(
+                GateCode.STALE,
+                f"stale data: daily bars, {sessions} the last bar ({last.time.date().isoformat()}), "
+                f"more than the {daily_max_missing_sessions} allowed",
+            )
+        fresh = f"last bar closed {human_duration(age)} ago ({sessions} it, at most {daily_max_missing_sessions})"
+    gap = _gap(bars, timeframe, asset_class)
+    if gap is not None:
+        before, after, missing = gap
+        unit = "sessions" if timeframe.is_daily else f"{timeframe} bars"
+        return verdict(
+            GateCode.GAPPY_DATA,
+            f"gappy_data: {_count(missing)} expected {unit} missing between the bars of {before.time.isoformat()} "
+            f"and {after.time.isoformat()} ({human_duration((after.time - before.time).total_seconds())} apart), "
+            f"tolerance {GAP_TOLERANCE_BARS[asset_class]} ({CALENDARS[asset_class]})",
+        )
+    return verdict(GateCode.FRESH, fresh)
+
+
+def _gap(bars: Sequence[Bar], timeframe: Timeframe, asset_class: AssetClass) -> tuple[Bar, Bar, int] | None:
+    """The most recent pair of neighbouring bars with more expected bars missing between them than tolerated."""
+    tolerance = GAP_TOLERANCE_BARS[asset_class]
+    for i in range(len(bars) - 1, 0, -1):
+        before, after = bars[i - 1], bars[i]
+        missing = expected_bars(asset_class, timeframe, before.time + timeframe.duration, after.time, cap=_COUNT_CAP)
+        if missing > tolerance:
+            return before, after, missing
+    return None
+
+
+def _count(n: int) -> str:
+    return f"at least {n}" if n >= _COUNT_CAP else str(n)
+
+
+def _readings(age: float, limit: int) -> tuple[str, str]:
+    """The age and the limit in the same words, never reading as equal unless they are.
+
+    When the coarse readings coincide (901 s and 900 s are both "15 min"), both are given in whole seconds,
+    the age rounded away from the limit.
+    """
+    age_text, limit_text = human_duration(age), human_duration(limit)
+    if age_text == limit_text and age != limit:
+        whole = math.ceil(age) if age > limit else math.floor(age)
+        return f"{whole} s", f"{limit} s"
+    return age_text, limit_text
 
 
 def human_duration(seconds: float) -> str:
