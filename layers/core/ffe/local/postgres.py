@@ -150,6 +150,7 @@ class EmbeddedPostgres:
         _give_to_owner(sock)
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb(bindir)
+        _give_to_owner(self.data_dir)  # and, again, its parents reachable by the owner
         status = _run_as_owner([str(bindir / "pg_ctl"), "-D", str(self.data_dir), "status"], self.data_dir, check=False)
         if status.returncode != 0:
             options = f"-c listen_addresses='' -c unix_socket_directories={sock} -p {_PORT} -c fsync=off"
