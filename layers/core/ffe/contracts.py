@@ -180,7 +180,7 @@ CheckStalenessInput = MarketData
 class CheckStalenessResult(Contract):
     stale: bool = Field(description="True when the data must not reach a model; ``code`` says which rule")
     code: GateCode
-    reason: str = Field(description="what a HOLD records: '<code>: <detail>', 'stale data: ...' for stale")
+    reason: str = Field(description="a refusal reads '<code>: <detail>' ('stale data: ...' for stale): the HOLD's")
     bar_count: int = Field(ge=0)
     last_bar_time: UtcDatetime | None
     age_seconds: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None

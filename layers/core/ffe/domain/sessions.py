@@ -6,7 +6,7 @@ none is expected there.
 
 * **crypto**: around the clock, every day.
 * **FX**: Monday to Friday, less 25 December and 1 January (UTC days; the bundled EURUSD history has no
-  bars on Christmas Day 2017 from 07:00 to 22:00 UTC). The market closes and reopens at 17:00 New York
+  bars on Christmas Day 2017 between 07:00 and 22:00 UTC). The market closes and reopens at 17:00 New York
   time, which is 21:00 UTC in summer and 22:00 UTC in winter. No intraday bar is expected from Friday
   21:00 UTC to Sunday 22:00 UTC (both seasons' closures together), so a missing bar in the hour next to
   the weekend goes unnoticed. Other days a venue closes are not known here: they read as missing bars.

@@ -139,9 +139,13 @@ def assess_staleness(
 def _gap(bars: Sequence[Bar], timeframe: Timeframe, asset_class: AssetClass) -> tuple[Bar, Bar, int] | None:
     """The most recent pair of neighbouring bars with more expected bars missing between them than tolerated."""
     tolerance = GAP_TOLERANCE_BARS[asset_class]
+    step = timeframe.duration
+    room = step * (tolerance + 1)  # neighbours this close cannot have more than `tolerance` slots between them
     for i in range(len(bars) - 1, 0, -1):
         before, after = bars[i - 1], bars[i]
-        missing = expected_bars(asset_class, timeframe, before.time + timeframe.duration, after.time, cap=_COUNT_CAP)
+        if after.time - before.time <= room:
+            continue
+        missing = expected_bars(asset_class, timeframe, before.time + step, after.time, cap=_COUNT_CAP)
         if missing > tolerance:
             return before, after, missing
     return None
