@@ -117,3 +117,75 @@ def test_a_record_the_store_refuses_goes_to_the_dead_letter_queue() -> None:
         assert every[target]["Resource"] == "arn:aws:states:::sqs:sendMessage", recorder
         # the record's own fields (a failure record has an `error` field) are never overwritten
         assert every[recorder]["Catch"][0]["ResultPath"] == "$.record_error"
+
+
+# --- bounded, non-overlapping, within its limits -----------------------------------------------------------------
+
+
+def function_timeouts() -> dict[str, int]:
+    """Each DefinitionSubstitutions key of the cycle -> its function's Timeout in seconds (template.yaml)."""
+    sam = load_sam(ROOT)
+    default = sam["Globals"]["Function"]["Timeout"]
+    subs = sam["Resources"]["DecisionCycleStateMachine"]["Properties"]["DefinitionSubstitutions"]
+    out = {}
+    for key, value in subs.items():
+        if isinstance(value, dict) and "Ref" in value and value["Ref"].endswith(".Alias"):
+            function = sam["Resources"][value["Ref"].removesuffix(".Alias")]
+            out[key] = function["Properties"].get("Timeout", default)
+    return out
+
+
+def test_the_execution_and_every_task_are_bounded_in_time() -> None:
+    from ffe.domain.cycles import CYCLE_TIMEOUT_SECONDS
+
+    definition = json.loads((ROOT / "state_machines/decision_cycle.asl.json").read_text())
+    assert definition["TimeoutSeconds"] == CYCLE_TIMEOUT_SECONDS
+    timeouts = function_timeouts()
+    assert len(timeouts) == 7  # every function the cycle invokes, through its alias
+    for name, task in ((n, s) for n, s in states(definition).items() if s["Type"] == "Task"):
+        assert 0 < task["TimeoutSeconds"] < CYCLE_TIMEOUT_SECONDS, name
+        key = task["Resource"].strip("${}")
+        if key in timeouts:  # the task gives up only after the function itself would have
+            assert task["TimeoutSeconds"] > timeouts[key], name
+
+
+def test_an_unplaced_reservation_outlives_any_execution_that_could_still_place_it() -> None:
+    from ffe.domain.cycles import CYCLE_TIMEOUT_SECONDS
+    from ffe.settings import RiskSettings
+
+    ttl = RiskSettings.model_fields["reservation_ttl_seconds"].default
+    assert ttl > CYCLE_TIMEOUT_SECONDS + function_timeouts()["ExecuteOrderFunctionArn"]
+
+
+def test_retries_back_off_with_full_jitter_and_a_ceiling_and_retry_what_is_safe(asl) -> None:  # type: ignore[no-untyped-def]
+    _, definition = asl
+    for name, task in ((n, s) for n, s in states(definition).items() if s["Type"] == "Task"):
+        for retrier in task["Retry"]:
+            assert retrier["JitterStrategy"] == "FULL" and 0 < retrier["MaxDelaySeconds"] <= 60, name
+        if task["Resource"].endswith("FunctionArn}"):  # every function is idempotent: a crash or timeout is retried
+            retried = {e for r in task["Retry"] for e in r["ErrorEquals"]}
+            assert {"Lambda.TooManyRequestsException", "Lambda.Unknown", "States.Timeout"} <= retried, name
+
+
+def test_no_iteration_can_fail_the_map_and_each_leaves_only_its_outcome() -> None:
+    definition = json.loads((ROOT / "state_machines/decision_cycle.asl.json").read_text())
+    iteration = definition["States"]["Decide each asset"]["ItemProcessor"]["States"]
+    assert [n for n, s in iteration.items() if s["Type"] == "Fail"] == []
+    ends = {n: s for n, s in iteration.items() if s.get("End") or s["Type"] == "Succeed"}
+    for name, state in ends.items():  # small and fixed whatever the asset carried: the Map result stays bounded
+        assert state["Type"] == "Pass", name
+        assert set(state["Parameters"]) <= {"asset.$", "outcome", "error.$", "dead_letter_error.$"}, name
+    assert {s["Parameters"]["outcome"] for s in ends.values()} == {"recorded", "deferred", "lost"}
+    assert definition["States"]["Decide each asset"]["ResultPath"] == "$.outcomes"
+
+
+def test_a_cycle_that_finds_another_running_stops_as_skipped() -> None:
+    definition = json.loads((ROOT / "state_machines/decision_cycle.asl.json").read_text())
+    every = definition["States"]
+    opened = every["Open the cycle"]
+    assert opened["ResultPath"] == "$.opened" and every[opened["Next"]]["Type"] == "Choice"
+    [choice] = every[opened["Next"]]["Choices"]
+    assert (choice["Variable"], choice["StringEquals"]) == ("$.opened.cycle_status", "SKIPPED")
+    assert every[choice["Next"]]["Type"] == "Succeed"
+    # a non-object input (null, a list) can still be caught: the error replaces it instead of being merged in
+    assert opened["Catch"][0]["ResultPath"] == "$"

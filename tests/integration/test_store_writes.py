@@ -67,8 +67,8 @@ def test_cycle_opens_once_and_closes_once(postgres: str, db: psycopg.Connection,
     header = CycleHeader.model_validate(
         {"cycle_id": cycle_id, "assets": ["BTCUSD"], "timeframe": "1h", "as_of": "2019-06-15T12:01:00Z"}
     )
-    assert store.open_cycle(header, "arn:exec") is True
-    assert store.open_cycle(header, "arn:exec") is False  # a retried task
+    assert store.open_cycle(header, "arn:exec").created is True
+    assert store.open_cycle(header, "arn:exec").created is False  # a retried task
     assert store.close_cycle(cycle_id, "SUCCEEDED") is True
     assert store.close_cycle(cycle_id, "FAILED") is False  # closed stays closed
     row = db.execute("SELECT status, stage, as_of, finished_at IS NOT NULL FROM cycles WHERE id = %s", (cycle_id,))

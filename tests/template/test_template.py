@@ -68,7 +68,9 @@ def test_translates_offline_with_substitutions_folded(translated) -> None:  # ty
     props = machines[0]["Properties"]
     assert "DefinitionSubstitutions" not in props
     body = props["DefinitionString"]["Fn::Sub"]
-    assert "${FetchMarketDataFunction.Arn}" in body and "${RecordDecisionFunction.Arn}" in body
+    # every task invokes its function's published alias (AutoPublishAlias), never $LATEST
+    assert "${FetchMarketDataFunctionAliaslive}" in body and "${RecordDecisionFunctionAliaslive}" in body
+    assert ".Arn}" not in body.replace("${DecisionDeadLetterQueue.Arn}", "")
     assert "$$.Execution.Id" in body  # context paths survive the fold
 
 

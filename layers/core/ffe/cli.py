@@ -44,7 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("preflight", help="check every configured live provider (credentials from the environment)")
 
     dlq = commands.add_parser("dlq", help="the dead-letter queue of records the store refused")
-    dlq.add_argument("action", choices=["replay"], help="write every parked record (idempotent)")
+    dlq.add_argument("action", choices=["replay", "list"],
+                     help="replay: write every parked record (idempotent), moving any the store refuses as malformed "
+                     "to the poison shelf; list: the parked records and the shelf, with the reasons")  # fmt: skip
     dlq.add_argument("--stage", default=None, help="replay the deployed stage's queue in AWS instead of the local one")
     dlq.add_argument("--region", default=None, help="AWS region of the deployed stage (default: your AWS config)")
 
@@ -115,7 +117,11 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "portfolio":
         return _portfolio(state, heading=True)
     if args.command == "dlq":
-        return _dlq_replay(state, args.stage, args.region)
+        return (
+            _dlq_list(state, args.stage, args.region)
+            if args.action == "list"
+            else _dlq_replay(state, args.stage, args.region)
+        )
     if args.command == "api":
         from ffe.local.runner import serve_api
 
@@ -251,14 +257,46 @@ def _dlq_replay(state: Any, stage: str | None, region: str | None) -> int:
 
         try:
             session = boto3.Session(region_name=region)
-            queue = session.client("sqs").get_queue_url(QueueName=f"ffe-{stage}-decision-dlq")["QueueUrl"]
-            report = replay(session.client("sqs"), session.client("lambda"), queue, f"ffe-{stage}-record-decision")
+            sqs = session.client("sqs")
+            queue, poison = (sqs.get_queue_url(QueueName=f"ffe-{stage}-{q}")["QueueUrl"]
+                             for q in ("decision-dlq", "decision-poison"))  # fmt: skip
+            report = replay(sqs, session.client("lambda"), queue, f"ffe-{stage}-record-decision", poison)
         except (BotoCoreError, ClientError) as exc:  # credentials, region, a stage that is not deployed
             raise LocalError(f"stage {stage!r} in AWS: {exc}") from None
-    print(f"replayed {report.replayed} record(s); {len(report.failed)} kept in the queue")
+    print(f"replayed {report.replayed} record(s); {len(report.failed)} kept in the queue; {len(report.shelved)} "
+          "moved to the poison shelf (the store refuses them as they are: see `ffe dlq list`)")  # fmt: skip
     for failure in report.failed:
-        print(f"  {failure}")
+        print(f"  kept: {failure}")
+    for shelved in report.shelved:
+        print(f"  shelved: {shelved}")
     return 0 if not report.failed else 1
+
+
+def _dlq_list(state: Any, stage: str | None, region: str | None) -> int:
+    if stage is None:
+        from ffe.local.runner import parked_locally
+
+        waiting, shelved = parked_locally(state)
+    else:
+        import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from ffe.dlq import peek
+        from ffe.local.errors import LocalError
+
+        try:
+            sqs = boto3.Session(region_name=region).client("sqs")
+            waiting, shelved = (peek(sqs, sqs.get_queue_url(QueueName=f"ffe-{stage}-{q}")["QueueUrl"])
+                                for q in ("decision-dlq", "decision-poison"))  # fmt: skip
+        except (BotoCoreError, ClientError) as exc:
+            raise LocalError(f"stage {stage!r} in AWS: {exc}") from None
+    for title, records in (("waiting in the dead-letter queue (`ffe dlq replay` writes them)", waiting),
+                           ("on the poison shelf (the store refuses them as they are)", shelved)):  # fmt: skip
+        print(f"{len(records)} record(s) {title}")
+        if records:
+            print(table(["message", "kind", "cycle", "asset", "reason"],
+                        [[r.message_id, r.kind, r.cycle_id, r.asset, r.reason[:120]] for r in records]))  # fmt: skip
+    return 0
 
 
 def _preflight(state: Any) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal, TypeVar, overload
 
@@ -21,7 +21,6 @@ from pydantic import (
     Field,
     TypeAdapter,
     ValidationError,
-    field_validator,
     model_validator,
 )
 
@@ -35,10 +34,31 @@ T = TypeVar("T")
 
 
 def _utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:00:00-05:00 has no UTC equivalent
+        raise ValueError("datetime is out of range") from None
 
 
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]
+
+FUTURE_SKEW = timedelta(minutes=5)  # a cycle may not be dated after "now" by more than clock skew
+EARLIEST_AS_OF = datetime(1970, 1, 1, tzinfo=UTC)  # no market data is older; date arithmetic stays in range
+
+
+def check_as_of(as_of: datetime, now: datetime | None = None) -> datetime:
+    """A cycle decides on what has already happened: ``as_of`` (UTC) may be neither after ``now`` (beyond clock
+    skew) nor before 1970. The API's POST /cycles and the state machine's cycles apply this same rule."""
+    as_of = _utc(as_of)
+    now = now or datetime.now(UTC)
+    if as_of > now + FUTURE_SKEW:
+        raise ValueError(f"as_of is in the future: {as_of.isoformat()} is after now ({now:%Y-%m-%dT%H:%M:%SZ})")
+    if as_of < EARLIEST_AS_OF:
+        raise ValueError(f"as_of {as_of.isoformat()} is before {EARLIEST_AS_OF:%Y-%m-%d}: no market data is that old")
+    return as_of
+
+
+AsOf = Annotated[AwareDatetime, AfterValidator(check_as_of)]
 Symbol = Annotated[str, Field(pattern=r"^[A-Z0-9]{3,12}$", description="e.g. BTCUSD, EURUSD")]
 CycleId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
 Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
@@ -87,7 +107,7 @@ class CycleInput(Contract):
     """What a schedule (through its InputTransformer) or the API hands the state machine."""
 
     cycle_id: CycleId
-    as_of: UtcDatetime
+    as_of: AsOf
     timeframe: Timeframe
     assets: Assets
 
@@ -96,10 +116,11 @@ class AssetTask(Contract):
     """One Map iteration: one asset of one cycle."""
 
     cycle_id: CycleId
-    as_of: UtcDatetime
+    as_of: AsOf
     timeframe: Timeframe
     asset: Symbol
     execution_id: str | None = None
+    item: int | None = Field(default=None, ge=0, description="the asset's position in the cycle's list")
 
 
 # --- FetchMarketData --------------------------------------------------------------------------------
@@ -389,12 +410,45 @@ class CycleHeader(BaseModel):
         except ValidationError:
             return None
 
+    @model_validator(mode="after")
+    def _as_of_in_range(self) -> CycleHeader:
+        # A readable as_of that no cycle may decide at (the future, year 1) stops the whole cycle, as the API
+        # refuses it; an unreadable one fails each asset with its reason.
+        when = self.as_of_time()
+        if when is not None:
+            check_as_of(when)
+        return self
+
+
+class AssetOutcome(Contract):
+    """What became of one asset's record (the Map's per-asset result): stored, deferred to the queue, or lost."""
+
+    asset: Any = Field(default=None, description="as the cycle input gave it (a malformed one too)")
+    outcome: Literal["recorded", "deferred", "lost"]
+    error: str | None = None
+    dead_letter_error: str | None = None
+
 
 class CycleClosed(Contract):
     kind: Literal["cycle_closed"] = "cycle_closed"
     cycle_id: CycleId
     execution_id: str
     status: Literal["SUCCEEDED", "FAILED"]
+    outcomes: list[AssetOutcome] = Field(default_factory=list, description="one per asset, from the Map")
+
+    def lost(self) -> list[AssetOutcome]:
+        return [o for o in self.outcomes if o.outcome == "lost"]
+
+
+MAX_CAUSE = 32768
+LABEL_LIMITS = {"cycle_id": 256, "as_of": 64, "timeframe": 32, "asset": 64}
+
+
+def _label(text: str, limit: int) -> str:
+    """A printable label of at most ``limit`` characters that still tells different originals apart."""
+    digest = hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:10]
+    readable = "".join(c if c.isprintable() else "?" for c in text)
+    return f"{readable[: max(0, limit - 14)]}~{digest}" if len(readable) > limit - 14 else f"{readable}~{digest}"
 
 
 class FailureRecord(Contract):
@@ -404,20 +458,54 @@ class FailureRecord(Contract):
     """
 
     kind: Literal["failure"] = "failure"
-    cycle_id: Annotated[str, Field(max_length=256)] | None = None
-    as_of: Annotated[str, Field(max_length=64)] | None = None
-    timeframe: Annotated[str, Field(max_length=32)] | None = None
-    asset: Annotated[str, Field(max_length=64)] | None = None
+    cycle_id: Annotated[str, Field(max_length=LABEL_LIMITS["cycle_id"])] | None = None
+    as_of: Annotated[str, Field(max_length=LABEL_LIMITS["as_of"])] | None = None
+    timeframe: Annotated[str, Field(max_length=LABEL_LIMITS["timeframe"])] | None = None
+    asset: Annotated[str, Field(max_length=LABEL_LIMITS["asset"])] | None = None
     execution_id: str | None = None
     error: str = Field(min_length=1, max_length=256, description="Step Functions error name, e.g. InvalidInputError")
-    cause: str = Field(default="", max_length=32768)
+    cause: str = Field(default="", max_length=MAX_CAUSE)
     cycle_input: Any = Field(default=None, description="the raw execution input, for cycle-level failures")
+    cycle_failure: bool = Field(default=False, description="the whole cycle failed (its input), not one asset")
+    item: int | None = Field(default=None, ge=0, description="the asset's position in the cycle's list")
+    given: dict[str, str] = Field(
+        default_factory=dict, description="fields as given, where they had to be recorded under a sanitized label"
+    )
 
-    @field_validator("cycle_id", "as_of", "timeframe", "asset", mode="before")
+    @model_validator(mode="before")
     @classmethod
-    def _stringify(cls, value: Any) -> Any:
-        # A malformed event may carry a number or a list where a string belongs: keep it, as text.
-        return value if value is None or isinstance(value, str) else json.dumps(value, default=str)
+    def _storable(cls, data: Any) -> Any:
+        """Whatever the malformed event carried, the failure can be stored: a label that is not a string or is
+        too long is recorded as a short sanitized one (the original is kept in ``given``, and in the message);
+        a missing or overlong error name or cause is recorded as what can be kept of it."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        given = dict(data.get("given") or {})
+        for name, limit in LABEL_LIMITS.items():
+            value = data.get(name)
+            if value is None:
+                continue
+            text = value if isinstance(value, str) else json.dumps(value, default=str)  # a number or a list: as text
+            if len(text) <= limit and text.isprintable():
+                data[name] = text
+            else:
+                given[name] = text[:1000]
+                data[name] = _label(text, limit)
+        if data.get("asset") is None and isinstance(data.get("item"), int) and "asset" in data:
+            given["asset"] = "null"  # two null assets of one cycle are two failures: told apart by position
+            data["asset"] = f"(null, item {data['item']})"
+        error = data.get("error")
+        if not isinstance(error, str) or not 0 < len(error) <= 256:
+            data["error"] = "UnknownError" if not error else _label(str(error), 256)
+        cause = data.get("cause")
+        if cause is not None and not isinstance(cause, str):
+            data["cause"] = json.dumps(cause, default=str)
+        if isinstance(data.get("cause"), str) and len(data["cause"]) > MAX_CAUSE:
+            data["cause"] = data["cause"][: MAX_CAUSE - 40] + f" ... [{len(data['cause'])} characters in all]"
+        if given:
+            data["given"] = given
+        return data
 
 
 Record = DecisionRecord | FailureRecord | CycleOpened | CycleClosed
@@ -441,6 +529,10 @@ class RecordDecisionResult(Contract):
     asset: str | None
     action: Action | None = None
     error: str | None = None
+    cycle_status: Literal["RUNNING", "SKIPPED"] | None = Field(
+        default=None, description="cycle_opened: SKIPPED when another cycle of its stage and timeframe still runs"
+    )
+    reason: str = Field(default="", description="why the cycle was skipped")
 
 
 class ExecuteOrderInput(DecisionRecord):

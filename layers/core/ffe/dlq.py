@@ -3,7 +3,9 @@
 Each message is the RecordDecision payload the state machine could not write (plus the error that
 stopped it). Replaying invokes the RecordDecision function with the payload again; the write is
 idempotent, so a message replayed twice still gives one row. A message is deleted only after the
-function accepted it.
+function accepted it, or after it was moved to the poison shelf: a record the function refuses as
+malformed (a permanent error, not an outage) can never be written, so it goes to the shelf queue with
+the reason instead of blocking the dead-letter queue forever. ``ffe dlq list`` shows both queues.
 """
 
 from __future__ import annotations
@@ -16,19 +18,60 @@ from typing import Any
 _ENVELOPE = ("record_error", "dead_letter_error")
 
 
+# RecordDecision errors that no later replay can fix: the record itself is refused (ffe.domain.errors).
+PERMANENT = {"InvalidInputError", "PermanentError"}
+REASON_ATTRIBUTE = "reason"
+
+
 @dataclass
 class ReplayReport:
     replayed: int = 0
     failed: list[str] = field(default_factory=list)  # "message id: error" for records kept in the queue
+    shelved: list[str] = field(default_factory=list)  # "message id: error" for records moved to the poison shelf
+
+
+@dataclass(frozen=True)
+class Parked:
+    """A record waiting in a queue, with why it is there."""
+
+    message_id: str
+    kind: str
+    cycle_id: str
+    asset: str
+    reason: str
+
+
+def parked(messages: list[dict[str, Any]]) -> list[Parked]:
+    """What ``ffe dlq list`` shows of each message (a body that is not even JSON is shown as such)."""
+    out = []
+    for message in messages:
+        try:
+            decoded = json.loads(message["Body"])
+        except ValueError:
+            decoded = None
+        body: dict[str, Any] = decoded if isinstance(decoded, dict) else {}
+        error = body["record_error"] if isinstance(body.get("record_error"), dict) else {}
+        attribute = (message.get("MessageAttributes") or {}).get(REASON_ATTRIBUTE, {}).get("StringValue")
+        reason = attribute or str(error.get("Error") or "") or ("not a JSON object" if not body else "")
+        out.append(Parked(message["MessageId"], str(body.get("kind", "?")), str(body.get("cycle_id", "-")),
+                          str(body.get("asset", "-"))[:64], reason))  # fmt: skip
+    return out
 
 
 def record_payload(body: str) -> dict[str, Any]:
-    message: dict[str, Any] = json.loads(body)
+    """The record a message carries, without what the state machine added (ValueError: not a JSON object)."""
+    message = json.loads(body)
+    if not isinstance(message, dict):
+        raise ValueError(f"the message body is JSON {type(message).__name__}, not a record")
     return {key: value for key, value in message.items() if key not in _ENVELOPE}
 
 
-def replay(sqs: Any, lambda_client: Any, queue_url: str, function_name: str, max_messages: int = 1000) -> ReplayReport:
-    """Write every parked record through ``function_name``; delete each message once it is stored."""
+def replay(
+    sqs: Any, lambda_client: Any, queue_url: str, function_name: str, poison_queue_url: str | None = None,
+    max_messages: int = 1000,
+) -> ReplayReport:  # fmt: skip
+    """Write every parked record through ``function_name``; delete each message once it is stored, or once it is
+    on the poison shelf (``poison_queue_url``) because the function refused the record itself."""
     report = ReplayReport()
     seen: set[str] = set()
     while len(seen) < max_messages:
@@ -41,19 +84,50 @@ def replay(sqs: Any, lambda_client: Any, queue_url: str, function_name: str, max
             break
         for message in fresh:
             seen.add(message["MessageId"])
-            response = lambda_client.invoke(
-                FunctionName=function_name, Payload=json.dumps(record_payload(message["Body"])).encode()
-            )
-            payload = json.loads(response["Payload"].read() or b"{}")
-            if response.get("FunctionError"):
-                report.failed.append(
-                    f"{message['MessageId']}: {payload.get('errorType')}: {payload.get('errorMessage')}"
-                )
-                # back in the queue at once, for the next replay
-                sqs.change_message_visibility(
-                    QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
-                )
+            error = _write(lambda_client, function_name, message["Body"])
+            if error is None:
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+                report.replayed += 1
                 continue
-            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
-            report.replayed += 1
+            reason = f"{error.get('errorType')}: {error.get('errorMessage')}"[:1000]
+            if poison_queue_url and error.get("errorType") in PERMANENT:  # never writable: off the queue, kept
+                attributes = {REASON_ATTRIBUTE: {"DataType": "String", "StringValue": reason}}
+                sqs.send_message(QueueUrl=poison_queue_url, MessageBody=message["Body"], MessageAttributes=attributes)
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+                report.shelved.append(f"{message['MessageId']}: {reason}")
+                continue
+            report.failed.append(f"{message['MessageId']}: {reason}")
+            # back in the queue at once, for the next replay
+            sqs.change_message_visibility(
+                QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+            )
     return report
+
+
+def _write(lambda_client: Any, function_name: str, body: str) -> dict[str, Any] | None:
+    """Invoke RecordDecision with the message's record: None once stored, else the function's error payload."""
+    try:
+        record = record_payload(body)
+    except ValueError as exc:  # not even a JSON object: no replay will ever write it
+        return {"errorType": "InvalidInputError", "errorMessage": str(exc)}
+    response = lambda_client.invoke(FunctionName=function_name, Payload=json.dumps(record).encode())
+    payload: dict[str, Any] = json.loads(response["Payload"].read() or b"{}")
+    return payload if response.get("FunctionError") else None
+
+
+def peek(sqs: Any, queue_url: str) -> list[Parked]:
+    """The messages of a queue as ``ffe dlq list`` shows them, left in the queue."""
+    return parked(queued(sqs, queue_url))
+
+
+def queued(sqs: Any, queue_url: str, max_messages: int = 1000) -> list[dict[str, Any]]:
+    """Every message of a queue with its attributes, left in the queue (visible again at once)."""
+    messages: dict[str, dict[str, Any]] = {}
+    while len(messages) < max_messages:
+        batch = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0,
+                                    MessageAttributeNames=["All"]).get("Messages", [])  # fmt: skip
+        new = [m for m in batch if m["MessageId"] not in messages]
+        if not new:
+            break
+        messages.update({m["MessageId"]: m for m in new})
+    return list(messages.values())

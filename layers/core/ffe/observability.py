@@ -6,6 +6,8 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
+from ffe.contracts import CycleClosed
+
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "ffe")
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "FFE")
 
@@ -31,6 +33,7 @@ ORDERS = "orders"
 RISK_VIOLATION_NOT_BLOCKED = "risk_violation_not_blocked"  # the critical alarm: must stay 0
 CYCLES = "cycles"
 INFERENCE_UNAVAILABLE = "inference_unavailable"  # decisions held because the endpoint could not answer
+RECORDS_LOST = "records_lost"  # records neither the store nor the dead-letter queue took (in the history only)
 
 
 def record_metrics(record: Any, result: Any) -> None:
@@ -50,8 +53,14 @@ def record_metrics(record: Any, result: Any) -> None:
         metrics.add_dimension(name="error", value=str(result.error))
         metrics.add_metric(name=FAILURES, unit=MetricUnit.Count, value=1)
     else:
-        metrics.add_dimension(name="event", value=result.kind)
+        skipped = result.cycle_status == "SKIPPED"
+        metrics.add_dimension(name="event", value="cycle_skipped" if skipped else result.kind)
         metrics.add_metric(name=CYCLES, unit=MetricUnit.Count, value=1)
+    lost = record.lost() if isinstance(record, CycleClosed) and result.created else []
+    if lost:  # these records are nowhere a replay can reach
+        logger.critical("records kept only in the execution history", extra={"assets": [o.asset for o in lost]})
+        with single_metric(name=RECORDS_LOST, unit=MetricUnit.Count, value=len(lost), namespace=NAMESPACE):
+            pass
 
 
 __all__ = ["logger", "tracer", "metrics", "MetricUnit", "record_metrics"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -21,6 +21,7 @@ from psycopg.conninfo import make_conninfo
 from psycopg.types.json import Jsonb
 
 from ffe.contracts import CycleHeader, DecisionRecord, ExecuteOrderInput, FailureRecord
+from ffe.domain.cycles import Ended, Running, judge_running_cycle
 from ffe.domain.errors import TransientError
 from ffe.domain.portfolio import OrderRequest, OrderResult
 from ffe.observability import logger
@@ -34,14 +35,31 @@ class Stored:
     created: bool
 
 
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """A cycle registered RUNNING, or SKIPPED because another of its stage and timeframe runs (``reason``)."""
+
+    created: bool  # False: a retried task found it registered
+    status: str
+    reason: str = ""
+    closed: tuple[tuple[str, str], ...] = ()  # (cycle id, status) of earlier cycles it found ended and closed
+
+
+# An execution's status from Step Functions (RUNNING, SUCCEEDED, ...), None when there is no such execution;
+# raises TransientError when it cannot be read.
+ExecutionStatus = Callable[[str], str | None]
+
+
 class DecisionStore(Protocol):
     def record_decision(self, record: DecisionRecord) -> Stored: ...
 
     def record_failure(self, record: FailureRecord, message: str) -> Stored: ...
 
-    def open_cycle(self, cycle: CycleHeader, execution_id: str) -> bool: ...
+    def open_cycle(
+        self, cycle: CycleHeader, execution_id: str, execution_status: ExecutionStatus | None = None
+    ) -> Opened: ...
 
-    def close_cycle(self, cycle_id: str, status: str) -> bool: ...
+    def close_cycle(self, cycle_id: str, status: str, reason: str = "") -> bool: ...
 
 
 _DECISION_COLUMNS = (
@@ -92,14 +110,18 @@ ON CONFLICT (client_order_id) DO NOTHING
 RETURNING id
 """
 _OPEN_CYCLE = """
-INSERT INTO cycles (id, execution_arn, stage, timeframe, as_of, assets, status)
-VALUES (%(id)s, %(execution_arn)s, %(stage)s, %(timeframe)s, %(as_of)s, %(assets)s, 'RUNNING')
-ON CONFLICT (id) DO NOTHING
-RETURNING id
+INSERT INTO cycles (id, execution_arn, stage, timeframe, as_of, assets, status, reason, finished_at)
+VALUES (%(id)s, %(execution_arn)s, %(stage)s, %(timeframe)s, %(as_of)s, %(assets)s, %(status)s, %(reason)s,
+        CASE WHEN %(status)s = 'RUNNING' THEN NULL ELSE now() END)
+"""
+_RUNNING_CYCLES = """
+SELECT id, execution_arn, started_at, extract(epoch FROM now() - started_at) AS age FROM cycles
+WHERE stage = %(stage)s AND timeframe IS NOT DISTINCT FROM %(timeframe)s AND status = 'RUNNING' AND id <> %(id)s
 """
 _CLOSE_CYCLE = """
 WITH closed AS (
-    UPDATE cycles SET status = %(status)s, finished_at = now() WHERE id = %(id)s AND status = 'RUNNING' RETURNING id
+    UPDATE cycles SET status = %(status)s, finished_at = now(), reason = %(reason)s
+    WHERE id = %(id)s AND status = 'RUNNING' RETURNING id
 ), released AS (  -- what the cycle's gates reserved and it never placed stops holding headroom
     UPDATE order_reservations SET status = 'RELEASED', note = 'its cycle ended before it was placed', updated_at = now()
     WHERE cycle_id = %(id)s AND status = 'RESERVED'
@@ -172,17 +194,56 @@ class PostgresDecisionStore:
         }  # fmt: skip
         return self._execute(_INSERT_EXECUTION, params)
 
-    def open_cycle(self, cycle: CycleHeader, execution_id: str) -> bool:
-        """Register a cycle as RUNNING; False when a retried task finds it already registered."""
+    def open_cycle(
+        self, cycle: CycleHeader, execution_id: str, execution_status: ExecutionStatus | None = None
+    ) -> Opened:
+        """Register a cycle as RUNNING, or as SKIPPED when another cycle of its stage and timeframe still runs.
+
+        Under an advisory lock per stage and timeframe (and a unique index on the running one): an earlier cycle
+        still marked RUNNING is judged by its execution's status (``execution_status``; by its age when that
+        cannot be read) and closed as ABORTED / TIMED_OUT / its execution's outcome when it is over. A retried
+        task gets the first registration back (``created`` False).
+        """
         params = {
             "id": cycle.cycle_id, "execution_arn": execution_id, "stage": self._stage,
             "timeframe": cycle.timeframe, "as_of": cycle.as_of_time(), "assets": Jsonb(cycle.assets),
         }  # fmt: skip
-        return self._execute(_OPEN_CYCLE, params)
+        with self._lock:
+            conn = self._connection()
+            try:
+                with conn.transaction():
+                    return self._open(conn, params, execution_status)
+            except psycopg.OperationalError as exc:
+                self._drop()
+                raise TransientError(f"database unavailable while opening the cycle: {exc}") from exc
 
-    def close_cycle(self, cycle_id: str, status: str) -> bool:
+    def _open(
+        self, conn: psycopg.Connection, params: dict[str, Any], execution_status: ExecutionStatus | None
+    ) -> Opened:
+        key = f"ffe-cycle:{params['stage']}:{params['timeframe']}"
+        conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (key,))
+        again = conn.execute("SELECT status, reason FROM cycles WHERE id = %(id)s", params).fetchone()
+        if again is not None:
+            return Opened(False, again[0], again[1])
+        live: str | None = None
+        closed: list[tuple[str, str]] = []
+        for other_id, arn, started, age in conn.execute(_RUNNING_CYCLES, params).fetchall():
+            verdict = _judge(arn, float(age), execution_status)
+            if isinstance(verdict, Running):
+                live = (f"cycle {other_id} of stage {params['stage']}, timeframe {params['timeframe']}, started "
+                        f"{started.isoformat()}, is still running ({verdict.why}; execution {arn}): one cycle per "
+                        "stage and timeframe at a time")  # fmt: skip
+                continue
+            reason = f"closed when cycle {params['id']} started: {verdict.reason}"
+            conn.execute(_CLOSE_CYCLE, {"id": other_id, "status": verdict.status, "reason": reason})
+            closed.append((other_id, verdict.status))
+        status = "SKIPPED" if live else "RUNNING"
+        conn.execute(_OPEN_CYCLE, {**params, "status": status, "reason": live or ""})
+        return Opened(True, status, live or "", tuple(closed))
+
+    def close_cycle(self, cycle_id: str, status: str, reason: str = "") -> bool:
         """Mark a RUNNING cycle SUCCEEDED or FAILED; False when it was closed already (or never opened)."""
-        return self._execute(_CLOSE_CYCLE, {"id": cycle_id, "status": status})
+        return self._execute(_CLOSE_CYCLE, {"id": cycle_id, "status": status, "reason": reason})
 
     def _executemany(self, statement: str, rows: list[tuple[Any, ...]]) -> None:
         with self._lock:
@@ -253,6 +314,16 @@ class PostgresDecisionStore:
     def close(self) -> None:
         with self._lock:
             self._drop()
+
+
+def _judge(arn: str | None, age: float, execution_status: ExecutionStatus | None) -> Running | Ended:
+    if execution_status is None or not arn:
+        return judge_running_cycle(None, age, known=False)
+    try:
+        return judge_running_cycle(execution_status(arn), age)
+    except TransientError as exc:
+        logger.warning("execution status unreadable; judging the running cycle by its age", extra={"error": str(exc)})
+        return judge_running_cycle(None, age, known=False)
 
 
 def _decision_params(record: DecisionRecord, stage: str) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import base64
 import binascii
 import json
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from ffe.api.problems import BadRequest, FieldProblem
-from ffe.contracts import Symbol, unique_assets
+from ffe.contracts import Symbol, check_as_of, unique_assets
 from ffe.domain.models import Action, Timeframe
 from ffe.domain.universe import ASSET_CLASSES, asset_class_of
 from ffe.health import MarketDataHealth
@@ -29,7 +29,6 @@ from ffe.health import MarketDataHealth
 BIGINT_MAX = 2**63 - 1  # ids are Postgres bigints: anything larger can never exist
 MAX_PAGE = 500
 DEFAULT_PAGE = 50
-FUTURE_SKEW = timedelta(minutes=5)  # a cycle may not be dated after "now" by more than clock skew
 
 # What Cursor.encode writes: unpadded base64url of '{"as_of":"...","id":...}', whose first 9 bytes encode to
 # "eyJhc19vZiI6"; 47 to 80 characters follow (as_of with or without microseconds, ids of 1 to 19 digits).
@@ -83,13 +82,6 @@ class Cursor(BaseModel):
 # --- requests -----------------------------------------------------------------------------------------
 
 
-def _utc(value: datetime) -> datetime:
-    try:
-        return value.astimezone(UTC)
-    except OverflowError:  # e.g. 9999-12-31T23:00:00-05:00 has no UTC equivalent
-        raise ValueError("datetime is out of range") from None
-
-
 class CycleRequest(BaseModel):
     """Start a decision cycle now, outside the schedules."""
 
@@ -117,12 +109,7 @@ class CycleRequest(BaseModel):
     @field_validator("as_of")
     @classmethod
     def _not_in_the_future(cls, as_of: datetime | None) -> datetime | None:
-        if as_of is None:
-            return None
-        as_of = _utc(as_of)
-        if as_of > datetime.now(UTC) + FUTURE_SKEW:
-            raise ValueError("as_of is in the future")
-        return as_of
+        return None if as_of is None else check_as_of(as_of)  # the rule the state machine's cycles apply too
 
     def resolved_as_of(self) -> datetime:
         return self.as_of or datetime.now(UTC).replace(second=0, microsecond=0)

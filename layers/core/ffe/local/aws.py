@@ -29,9 +29,18 @@ import boto3
 from moto import mock_aws
 from psycopg.conninfo import conninfo_to_dict
 
+from ffe.dlq import REASON_ATTRIBUTE, queued
 from ffe.local.inference import LocalInference
 from ffe.local.lambdas import FunctionCode, InProcessLambdas, cold_start
-from ffe.local.template import ARTIFACT_BUCKET, REGION, s3_objects, translate, without_unsupported
+from ffe.local.template import (
+    ARTIFACT_BUCKET,
+    REGION,
+    Alias,
+    aliases_by_api,
+    s3_objects,
+    translate,
+    without_unsupported,
+)
 
 STACK_NAME = "ffe-local"
 _LOCAL_ENV = {
@@ -70,6 +79,7 @@ class LocalCloud:
     market_data: str = "replay"  # the template's MarketDataProvider: replay | live
     provider_secrets: dict[str, dict[str, str]] = field(default_factory=dict)  # provider -> secret JSON
     dlq_file: Path | None = None  # where parked records survive between commands (moto's SQS does not)
+    poison_file: Path | None = None  # likewise for the records on the poison shelf (`ffe dlq list`)
     champion_dir: Path | None = None  # a trained bundle (`ffe train`) to serve from the model bucket; else bundled
     ollama_host: str | None = None  # the LLM voter's Ollama; None: OLLAMA_HOST (unreachable: the voter says so)
     state_machine_arn: str = ""
@@ -79,7 +89,7 @@ class LocalCloud:
     _mock: Any = field(default=None, repr=False)
     _patch: Any = field(default=None, repr=False)
     _saved_env: dict[str, str | None] = field(default_factory=dict, repr=False)
-    _restored: list[str] = field(default_factory=list, repr=False)  # the parked records read from dlq_file
+    _restored: dict[str, list[Any]] = field(default_factory=dict, repr=False)  # queue -> entries read from its file
 
     def __post_init__(self) -> None:
         self.lambdas = InProcessLambdas(echo_logs=self.echo_logs)
@@ -132,9 +142,10 @@ class LocalCloud:
         for logical_id, key in s3_objects(translated.cloudformation).items():
             s3.put_object(Bucket=ARTIFACT_BUCKET, Key=key, Body=_zip(translated.code_dirs[logical_id]))
         cfn = boto3.client("cloudformation", region_name=REGION)
+        deployable, aliases = aliases_by_api(without_unsupported(translated.cloudformation))
         cfn.create_stack(
             StackName=STACK_NAME,
-            TemplateBody=json.dumps(without_unsupported(translated.cloudformation)),
+            TemplateBody=json.dumps(deployable),
             Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
             Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
         )
@@ -143,6 +154,7 @@ class LocalCloud:
             raise RuntimeError(f"local stack failed: {stack['StackStatus']} {stack.get('StackStatusReason', '')}")
         outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
         self.state_machine_arn = outputs["DecisionCycleStateMachineArn"]
+        _create_aliases(cfn, aliases)
         if self.champion_dir is not None:  # what `ffe models publish` does in AWS
             for f in sorted(self.champion_dir.iterdir()):
                 s3.put_object(Bucket=outputs["ModelBucketName"], Key=f"champion/{f.name}", Body=f.read_bytes())
@@ -182,12 +194,16 @@ class LocalCloud:
         return dict(config.get("Environment", {}).get("Variables", {}))
 
     def configure_function(self, name_suffix: str, **variables: str) -> None:
-        """Change a deployed function's environment (``aws lambda update-function-configuration``); warm
+        """Change a deployed function's environment as a deploy does: update the configuration, publish a
+        version and move the function's ``live`` alias (what the state machine invokes) to it. Warm
         containers are recycled, so the next invocation reads it."""
+        name = f"ffe-{self.stage}-{name_suffix}"
+        lambdas = boto3.client("lambda", region_name=REGION)
         env = {**self.function_environment(name_suffix), **variables}
-        boto3.client("lambda", region_name=REGION).update_function_configuration(
-            FunctionName=f"ffe-{self.stage}-{name_suffix}", Environment={"Variables": env}
-        )
+        lambdas.update_function_configuration(FunctionName=name, Environment={"Variables": env})
+        if any(a["Name"] == "live" for a in lambdas.list_aliases(FunctionName=name)["Aliases"]):
+            version = lambdas.publish_version(FunctionName=name)["Version"]
+            lambdas.update_alias(FunctionName=name, Name="live", FunctionVersion=version)
         cold_start()
 
     def serve_scenario(self, files: Mapping[str, bytes]) -> str:
@@ -258,53 +274,66 @@ class LocalCloud:
 
     @property
     def dead_letter_queue_url(self) -> str:
+        return self._queue_url("decision-dlq")
+
+    @property
+    def poison_queue_url(self) -> str:
+        return self._queue_url("decision-poison")
+
+    def _queue_url(self, suffix: str) -> str:
         sqs = boto3.client("sqs", region_name=REGION)
-        return str(sqs.get_queue_url(QueueName=f"ffe-{self.stage}-decision-dlq")["QueueUrl"])
+        return str(sqs.get_queue_url(QueueName=f"ffe-{self.stage}-{suffix}")["QueueUrl"])
 
     def dead_letters(self) -> list[dict[str, Any]]:
         """The records parked in the dead-letter queue (left in the queue)."""
-        sqs = boto3.client("sqs", region_name=REGION)
-        messages: dict[str, dict[str, Any]] = {}
-        while True:
-            batch = sqs.receive_message(QueueUrl=self.dead_letter_queue_url, MaxNumberOfMessages=10,
-                                        VisibilityTimeout=0).get("Messages", [])  # fmt: skip
-            new = [m for m in batch if m["MessageId"] not in messages]
-            if not new:
-                return list(messages.values())
-            messages.update({m["MessageId"]: m for m in new})
+        return queued(boto3.client("sqs", region_name=REGION), self.dead_letter_queue_url)
+
+    def poisoned(self) -> list[dict[str, Any]]:
+        """The records on the poison shelf, each with its ``reason`` attribute (left in the queue)."""
+        return queued(boto3.client("sqs", region_name=REGION), self.poison_queue_url)
 
     def replay_dead_letters(self) -> Any:
         from ffe.dlq import replay
 
         return replay(boto3.client("sqs", region_name=REGION), boto3.client("lambda", region_name=REGION),
-                      self.dead_letter_queue_url, f"ffe-{self.stage}-record-decision")  # fmt: skip
+                      self.dead_letter_queue_url, f"ffe-{self.stage}-record-decision",
+                      poison_queue_url=self.poison_queue_url)  # fmt: skip
 
     def _save_dead_letters(self) -> None:
-        """Apply what this command changed (records parked, records replayed) to the file as it is now: other
-        commands sharing the state dir may have parked records meanwhile."""
-        if self.dlq_file is None:
+        """Apply what this command changed (records parked, replayed or shelved) to each queue's file as it is
+        now: other commands sharing the state dir may have parked records meanwhile."""
+        self._save_queue(self.dlq_file, "dlq", [m["Body"] for m in self.dead_letters()])
+        self._save_queue(self.poison_file, "poison", [_shelved(m) for m in self.poisoned()])
+
+    def _save_queue(self, path: Path | None, queue: str, queued: list[Any]) -> None:
+        if path is None:
             return
-        queued = [m["Body"] for m in self.dead_letters()]
-        self.dlq_file.parent.mkdir(parents=True, exist_ok=True)
-        with self.dlq_file.with_suffix(".lock").open("a") as lock:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.with_suffix(".lock").open("a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            on_file = json.loads(self.dlq_file.read_text()) if self.dlq_file.exists() else []
-            replayed = set(self._restored) - set(queued)
-            bodies = [b for b in on_file if b not in replayed] + [b for b in queued if b not in on_file]
-            if bodies:  # written aside and moved in place: a command restoring meanwhile reads all or nothing new
-                staged = self.dlq_file.with_suffix(".tmp")
-                staged.write_text(json.dumps(bodies, indent=1))
-                staged.replace(self.dlq_file)
-            elif self.dlq_file.exists():
-                self.dlq_file.unlink()
+            on_file = json.loads(path.read_text()) if path.exists() else []
+            replayed = [e for e in self._restored.get(queue, []) if e not in queued]
+            entries = [e for e in on_file if e not in replayed] + [e for e in queued if e not in on_file]
+            if entries:  # written aside and moved in place: a command restoring meanwhile reads all or nothing new
+                staged = path.with_suffix(".tmp")
+                staged.write_text(json.dumps(entries, indent=1))
+                staged.replace(path)
+            elif path.exists():
+                path.unlink()
 
     def _restore_dead_letters(self) -> None:
-        if self.dlq_file is None or not self.dlq_file.exists():
-            return
         sqs = boto3.client("sqs", region_name=REGION)
-        self._restored = json.loads(self.dlq_file.read_text())
-        for body in self._restored:
-            sqs.send_message(QueueUrl=self.dead_letter_queue_url, MessageBody=body)
+        for path, queue, url in ((self.dlq_file, "dlq", self.dead_letter_queue_url),
+                                 (self.poison_file, "poison", self.poison_queue_url)):  # fmt: skip
+            if path is None or not path.exists():
+                continue
+            self._restored[queue] = json.loads(path.read_text())
+            for entry in self._restored[queue]:  # a body (dlq), or a body with the reason it was shelved
+                if isinstance(entry, dict):
+                    attributes = {REASON_ATTRIBUTE: {"DataType": "String", "StringValue": entry["reason"]}}
+                    sqs.send_message(QueueUrl=url, MessageBody=entry["body"], MessageAttributes=attributes)
+                else:
+                    sqs.send_message(QueueUrl=url, MessageBody=entry)
 
     # --- run ----------------------------------------------------------------------------------------
 
@@ -346,6 +375,22 @@ class LocalCloud:
         sfn = boto3.client("stepfunctions", region_name=REGION)
         pages = sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn)
         return [event for page in pages for event in page["events"]]
+
+
+def _shelved(message: dict[str, Any]) -> dict[str, str]:
+    reason = (message.get("MessageAttributes") or {}).get(REASON_ATTRIBUTE, {}).get("StringValue", "")
+    return {"body": message["Body"], "reason": reason}
+
+
+def _create_aliases(cfn: Any, aliases: list[Alias]) -> None:
+    """Each function's alias on a version published from what was deployed (AutoPublishAlias, as in AWS)."""
+    resources = cfn.describe_stack_resources(StackName=STACK_NAME)["StackResources"]
+    physical = {r.get("LogicalResourceId"): r.get("PhysicalResourceId") for r in resources}
+    lambdas = boto3.client("lambda", region_name=REGION)
+    for alias in aliases:
+        name = str(physical[alias.function]).split(":")[-1]
+        version = lambdas.publish_version(FunctionName=name)["Version"]
+        lambdas.create_alias(FunctionName=name, Name=alias.name, FunctionVersion=version)
 
 
 def _hand_to_executor(arn: str) -> None:

@@ -31,7 +31,8 @@ from ffe.local.template import load_sam, project_root
 # the FX market is closed for the weekend (GBPUSD stale) and the bundled EURUSD history ended in 2017.
 DEFAULT_AS_OF = datetime(2019, 6, 15, 12, 1, tzinfo=UTC)
 # What ffe keeps in the state dir (names start with these, after an optional dot): all `ffe reset` may delete.
-_OWN_ENTRIES = ("pgdata", "runs", "dead-letters", "champion", "replay-clock", "mlartifacts", "backtests")
+_OWN_ENTRIES = ("pgdata", "runs", "dead-letters", "poison-records", "champion", "replay-clock", "mlartifacts",
+                "backtests")  # fmt: skip
 
 
 @dataclass
@@ -71,6 +72,11 @@ class LocalState:
     @property
     def dead_letters(self) -> Path:
         return self.root / "dead-letters.json"
+
+    @property
+    def poison_records(self) -> Path:
+        """Records the store refused as malformed on replay (`ffe dlq list`), with the reason."""
+        return self.root / "poison-records.json"
 
     @property
     def champion(self) -> Path:
@@ -141,7 +147,7 @@ def run_cycle(
         t1 = time.perf_counter()
         secrets = provider_secrets_from_env() if provider == "live" else {}
         with LocalCloud(project or project_root(), pg.url, echo_logs=echo_logs, market_data=provider,
-                        provider_secrets=secrets, dlq_file=state.dead_letters,
+                        provider_secrets=secrets, dlq_file=state.dead_letters, poison_file=state.poison_records,
                         champion_dir=state.champion_dir()) as cloud:  # fmt: skip
             health = cloud.market_data_health() if provider == "live" else None
             inference = cloud.inference.describe()
@@ -279,8 +285,24 @@ def paper_portfolio(state: LocalState, stage: str = "dev") -> dict[str, Any] | N
 
 def replay_dead_letters_locally(state: LocalState, project: Path | None = None) -> Any:
     """Write the records parked by earlier local runs (kept in .ffe/) through RecordDecision."""
-    with state.postgres() as pg, LocalCloud(project or project_root(), pg.url, dlq_file=state.dead_letters) as cloud:
+    with state.postgres() as pg, LocalCloud(project or project_root(), pg.url, dlq_file=state.dead_letters,
+                                             poison_file=state.poison_records) as cloud:  # fmt: skip
         return cloud.replay_dead_letters()
+
+
+def parked_locally(state: LocalState) -> tuple[list[Any], list[Any]]:
+    """(records waiting in the dead-letter queue, records on the poison shelf) as earlier commands left them."""
+    from ffe.dlq import REASON_ATTRIBUTE, parked
+
+    def read(path: Path) -> list[dict[str, Any]]:
+        entries = json.loads(path.read_text()) if path.exists() else []
+        return [
+            {"MessageId": f"{path.stem}#{i}", "Body": e["body"] if isinstance(e, dict) else e,
+             "MessageAttributes": {REASON_ATTRIBUTE: {"StringValue": e["reason"]}} if isinstance(e, dict) else {}}
+            for i, e in enumerate(entries, start=1)
+        ]  # fmt: skip
+
+    return parked(read(state.dead_letters)), parked(read(state.poison_records))
 
 
 def serve_api(state: LocalState, port: int, project: Path | None = None) -> int:

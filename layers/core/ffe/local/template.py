@@ -86,6 +86,31 @@ def without_unsupported(cfn: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+@dataclass(frozen=True)
+class Alias:
+    """A function alias (SAM's AutoPublishAlias) the offline runtime creates through the Lambda API."""
+
+    function: str  # logical id of the function
+    name: str
+
+
+def aliases_by_api(cfn: dict[str, Any]) -> tuple[dict[str, Any], list[Alias]]:
+    """moto's CloudFormation cannot create ``AWS::Lambda::Alias``: take the aliases out of a copy of ``cfn`` and
+    point the state machines at ``<function ARN>:<alias>``, which is what a ``Ref`` to the alias is in AWS. The
+    deployer then creates each alias on the function's published version, so executions invoke the alias."""
+    out = copy.deepcopy(cfn)
+    found = {lid: r for lid, r in out["Resources"].items() if r["Type"] == "AWS::Lambda::Alias"}
+    aliases = [Alias(r["Properties"]["FunctionName"]["Ref"], r["Properties"]["Name"]) for r in found.values()]
+    for lid in found:
+        del out["Resources"][lid]
+    for resource in out["Resources"].values():
+        sub = resource.get("Properties", {}).get("DefinitionString", {})
+        if resource["Type"] == "AWS::StepFunctions::StateMachine" and isinstance(sub, dict) and "Fn::Sub" in sub:
+            for lid, alias in zip(found, aliases, strict=True):
+                sub["Fn::Sub"] = sub["Fn::Sub"].replace(f"${{{lid}}}", f"${{{alias.function}.Arn}}:{alias.name}")
+    return out, aliases
+
+
 def _gone(original: dict[str, Any], current: dict[str, Any]) -> set[str]:
     return set(original["Resources"]) - set(current["Resources"])
 

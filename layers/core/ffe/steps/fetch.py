@@ -32,5 +32,5 @@ def fetch_market_data(task: AssetTask, provider: MarketDataProvider, lookback: i
         cached_bars=fetched.cached_bars,
         forming_bars_dropped=len(parsed) - len(bars),
     )
-    payload = {**task.model_dump(), "source": source, "bars": bars, "bars_sha256": digest_bars(bars)}
+    payload = {**task.model_dump(exclude={"item"}), "source": source, "bars": bars, "bars_sha256": digest_bars(bars)}
     return parse(MarketData, payload)

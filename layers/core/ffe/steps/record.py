@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ffe.adapters.store import DecisionStore
+from ffe.adapters.store import DecisionStore, ExecutionStatus
 from ffe.contracts import (
     CycleClosed,
     CycleHeader,
@@ -20,18 +20,24 @@ from ffe.domain.errors import InvalidInputError
 from ffe.domain.models import Action
 
 
-def record(rec: Record, store: DecisionStore) -> RecordDecisionResult:
+def record(rec: Record, store: DecisionStore, execution_status: ExecutionStatus | None = None) -> RecordDecisionResult:
     """Store ``rec`` idempotently; a retried task gets the first write's id with ``created=False``.
+
+    A cycle opens RUNNING, or SKIPPED (with the reason) while another cycle of its stage and timeframe runs;
+    ``execution_status`` tells whether an earlier cycle's execution still runs (Step Functions).
 
     Raises:
         InvalidInputError: a cycle opened without an id or assets (the execution records why and stops).
     """
     if isinstance(rec, CycleOpened):
         cycle = parse(CycleHeader, rec.cycle)
-        created = store.open_cycle(cycle, rec.execution_id)
-        return RecordDecisionResult(kind=rec.kind, id=None, created=created, cycle_id=cycle.cycle_id, asset=None)
+        opened = store.open_cycle(cycle, rec.execution_id, execution_status)
+        return RecordDecisionResult(
+            kind=rec.kind, id=None, created=opened.created, cycle_id=cycle.cycle_id, asset=None,
+            cycle_status="SKIPPED" if opened.status == "SKIPPED" else "RUNNING", reason=opened.reason,
+        )  # fmt: skip
     if isinstance(rec, CycleClosed):
-        created = store.close_cycle(rec.cycle_id, rec.status)
+        created = store.close_cycle(rec.cycle_id, rec.status, _lost_reason(rec))
         return RecordDecisionResult(kind=rec.kind, id=None, created=created, cycle_id=rec.cycle_id, asset=None)
     if isinstance(rec, DecisionRecord):
         stored = store.record_decision(rec)
@@ -42,25 +48,44 @@ def record(rec: Record, store: DecisionStore) -> RecordDecisionResult:
         )  # fmt: skip
     rec, message = explain_failure(rec)
     stored = store.record_failure(rec, message)
-    if rec.cycle_input is not None and rec.cycle_id:  # the whole cycle failed: close it if it was opened
+    if (rec.cycle_failure or rec.cycle_input is not None) and rec.cycle_id:  # the cycle failed: close it if opened
         store.close_cycle(rec.cycle_id, "FAILED")
     return RecordDecisionResult(
         kind="failure", id=stored.id, created=stored.created, cycle_id=rec.cycle_id, asset=rec.asset, error=rec.error
     )
 
 
+def _lost_reason(rec: CycleClosed) -> str:
+    lost = rec.lost()
+    if not lost:
+        return ""
+    names = ", ".join(str(o.asset) for o in lost)
+    return (
+        f"{len(lost)} record(s) neither the decision store nor the dead-letter queue accepted ({names}): each is "
+        f"kept only in execution {rec.execution_id}'s history, as the input of its Record decision state"
+    )
+
+
 def explain_failure(rec: FailureRecord) -> tuple[FailureRecord, str]:
-    """The failure's human message; a cycle whose input was malformed is re-validated to name the field."""
-    if rec.cycle_input is None:
-        return rec, lambda_error_message(rec.cause) or rec.error
+    """The failure's human message. A cycle whose input was malformed (not even an object, say) is re-validated
+    to name the problem, and recorded under its cycle id or, without one, its execution's name; a field that had
+    to be recorded under a sanitized label is named as it was given."""
+    given = "; ".join(f"{name} given as {value[:300]!r}" for name, value in rec.given.items())
+    suffix = f" ({given})" if given else ""
+    if not (rec.cycle_failure or rec.cycle_input is not None):
+        return rec, (lambda_error_message(rec.cause) or rec.error) + suffix
     raw = rec.cycle_input
-    if isinstance(raw, dict) and isinstance(raw.get("cycle_id"), str) and not rec.cycle_id:
-        rec = rec.model_copy(update={"cycle_id": raw["cycle_id"]})
+    if not rec.cycle_id:
+        named = raw.get("cycle_id") if isinstance(raw, dict) else None
+        if isinstance(named, str) and named:
+            rec = FailureRecord.model_validate({**rec.model_dump(), "cycle_id": named})
+        elif rec.execution_id:
+            rec = rec.model_copy(update={"cycle_id": f"execution:{rec.execution_id.rsplit(':', 1)[-1]}"})
     try:
         parse(CycleInput, raw)
     except InvalidInputError as exc:
-        return rec.model_copy(update={"error": InvalidInputError.__name__}), str(exc)
-    return rec, lambda_error_message(rec.cause) or rec.error
+        return rec.model_copy(update={"error": InvalidInputError.__name__}), str(exc) + suffix
+    return rec, (lambda_error_message(rec.cause) or rec.error) + suffix
 
 
 def lambda_error_message(cause: str) -> str:
