@@ -272,3 +272,15 @@ def test_no_interleaving_takes_an_asset_past_its_cap(postgres: str) -> None:
         settings=settings(max_examples=25, stateful_step_count=15, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow]),
     )  # fmt: skip
+
+
+def test_absurd_prices_are_a_clear_invalid_input_for_that_asset_not_a_decimal_error(paper, reservations) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    # Given bars priced around 1e-300 (valid floats, positive, bracketing: nothing upstream refuses them)
+    tiny = [replace(b, open=b.open * 1e-302, high=b.high * 1e-302, low=b.low * 1e-302, close=b.close * 1e-302)
+            for b in FLAT[:40]]  # fmt: skip
+    # When the gate sizes a BUY, Then it names the asset and the price instead of raising decimal.DivisionImpossible
+    with pytest.raises(InvalidInputError, match=r"BTCUSD: cannot size an order at a price of 1\.01E-300"):
+        gate_risk(gate_input(f"tiny-{uuid.uuid4()}", tiny), paper, LIMITS, no_alarm, reservations)
+    assert paper.open_orders() == []
