@@ -7,6 +7,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from ffe.contracts import CycleClosed
+from ffe.domain.staleness import GateCode
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "ffe")
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "FFE")
@@ -46,7 +47,7 @@ def record_metrics(record: Any, result: Any) -> None:
         metrics.add_metric(name=DECISIONS, unit=MetricUnit.Count, value=1)
         if str(result.action) == "HOLD":
             blocked = record.risk is not None and not record.risk.approved
-            reason = "stale_data" if record.stale else "risk_blocked" if blocked else "no_signal"
+            reason = _refusal(record.reason) if record.stale else "risk_blocked" if blocked else "no_signal"
             with single_metric(name=HOLD_REASONS, unit=MetricUnit.Count, value=1, namespace=NAMESPACE) as metric:
                 metric.add_dimension(name="reason", value=reason)
     elif result.kind == "failure":
@@ -62,5 +63,10 @@ def record_metrics(record: Any, result: Any) -> None:
         with single_metric(name=RECORDS_LOST, unit=MetricUnit.Count, value=len(lost), namespace=NAMESPACE):
             pass
 
+
+def _refusal(reason: str) -> str:
+    """The data gate's rule from its HOLD reason: "gappy_data: ..." -> gappy_data; "stale data: ..." -> stale_data."""
+    code = reason.split(":", 1)[0].strip()
+    return code if code in {c.value for c in GateCode} - {GateCode.FRESH, GateCode.STALE} else "stale_data"
 
 __all__ = ["logger", "tracer", "metrics", "MetricUnit", "record_metrics"]
