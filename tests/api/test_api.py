@@ -404,6 +404,32 @@ def test_cycle_row_with_an_execution_arn_gets_the_live_status(state_machine: str
             conn.execute("DELETE FROM cycles WHERE id = 'sched-1'")
 
 
+def test_a_skipped_cycle_says_so_and_why_whatever_its_execution_reads(
+    state_machine: str, api_env: Seeded, call: Any
+) -> None:
+    # Given a cycle recorded SKIPPED, whose execution ended SUCCEEDED at "Cycle skipped"
+    sfn = boto3.client("stepfunctions", region_name="us-east-1")
+    arn = sfn.start_execution(stateMachineArn=state_machine, name="sched-skip", input='{"assets": ["BTCUSD"]}')[
+        "executionArn"
+    ]
+    why = "cycle sched-0 of stage dev, timeframe 1h, ... is still running: one cycle per stage and timeframe at a time"
+    with psycopg.connect(api_env.url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO cycles (id, execution_arn, stage, timeframe, as_of, assets, status, reason, finished_at) "
+            "VALUES ('sched-skip', %s, 'dev', '1h', %s, '[\"BTCUSD\"]', 'SKIPPED', %s, now())",
+            (arn, MAY, why),
+        )
+    try:
+        # When fetching it
+        cycle = call("GET", "/cycles/sched-skip").json
+        # Then it reads SKIPPED with the reason, and no asset is pending: it will decide nothing
+        assert (cycle["status"], cycle["reason"], cycle["pending_assets"]) == ("SKIPPED", why, [])
+        assert cycle["execution"]["execution_arn"] == arn
+    finally:
+        with psycopg.connect(api_env.url, autocommit=True) as conn:
+            conn.execute("DELETE FROM cycles WHERE id = 'sched-skip'")
+
+
 @pytest.mark.parametrize(
     ("body", "mentions"),
     [

@@ -101,7 +101,7 @@ LIMIT 1
 """
 
 _GET_CYCLE = """
-SELECT id, execution_arn, stage, timeframe, as_of, assets, status, started_at, finished_at
+SELECT id, execution_arn, stage, timeframe, as_of, assets, status, reason, started_at, finished_at
 FROM cycles WHERE id = %(cycle_id)s
 """
 _CYCLE_DECISIONS = """

@@ -376,6 +376,10 @@ def _database_health(queries: DecisionQueries) -> DatabaseHealth:
     return DatabaseHealth(ok=True, latency_ms=round(latency, 3), error=None)
 
 
+# Recorded cycle statuses that say the cycle will decide nothing more (its execution may still read SUCCEEDED).
+_ENDED_UNDECIDED = {"SKIPPED", "ABORTED", "TIMED_OUT"}
+
+
 def _cycle_view(
     cycle_id: str,
     recorded: dict[str, Any] | None,
@@ -401,9 +405,11 @@ def _cycle_view(
     requested = recorded.get("assets") or execution_input.get("assets") or []
     assets = [a for a in requested if isinstance(a, str)]
     first = decisions[0] if decisions else {}
+    ended = recorded.get("status") in _ENDED_UNDECIDED  # what happened to the cycle, whatever its execution says
     return CycleView(
         cycle_id=cycle_id,
-        status=execution.status if execution else recorded.get("status"),
+        status=recorded["status"] if ended else execution.status if execution else recorded.get("status"),
+        reason=recorded.get("reason") or None,
         stage=recorded.get("stage"),
         timeframe=recorded.get("timeframe") or _str_or_none(execution_input.get("timeframe")) or first.get("timeframe"),
         as_of=recorded.get("as_of") or _datetime_or_none(execution_input.get("as_of")) or first.get("as_of"),
@@ -413,7 +419,7 @@ def _cycle_view(
         execution_arn=execution.execution_arn if execution else recorded.get("execution_arn"),
         execution=execution,
         outcomes=dict(sorted(outcomes.items())),
-        pending_assets=[a for a in assets if a not in outcomes],
+        pending_assets=[] if ended else [a for a in assets if a not in outcomes],
         cycle_failure=cycle_failure,
     )
 

@@ -212,7 +212,12 @@ class ExecutionStatus(_Frozen):
 
 class CycleView(_Frozen):
     cycle_id: str
-    status: str | None = Field(description="the live execution status when known, else the recorded one")
+    status: str | None = Field(
+        description="SKIPPED (another cycle of its stage and timeframe was running), ABORTED or TIMED_OUT (closed by "
+        "the next cycle: its execution ended without closing it) as recorded; otherwise the live execution status "
+        "when known, else the recorded one"
+    )
+    reason: str | None = Field(default=None, description="why the cycle was skipped, aborted or timed out")
     stage: str | None
     timeframe: str | None
     as_of: datetime | None
