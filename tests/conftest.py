@@ -53,6 +53,15 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield pg.url
 
 
+def own_database(postgres: str, name: str) -> str:
+    """URL of a fresh database ``name`` on the session's server (dropped first if an earlier run left it)."""
+    admin = psycopg.conninfo.make_conninfo(postgres, dbname="postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return psycopg.conninfo.make_conninfo(postgres, dbname=name)
+
+
 @pytest.fixture
 def database_url(postgres: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """The session database, configured for the functions the way a local run does."""

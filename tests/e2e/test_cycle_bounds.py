@@ -17,17 +17,13 @@ from ffe.domain.errors import TransientError
 from ffe.local.aws import LocalCloud
 from ffe.local.history import state_visits
 from ffe.local.runner import DEFAULT_AS_OF
-from tests.conftest import ROOT
+from tests.conftest import ROOT, own_database
 
 
 @pytest.fixture(scope="module")
 def cycles_db(postgres: str) -> str:
     """A database of its own: which cycle runs must not depend on other tests' cycles."""
-    admin = psycopg.conninfo.make_conninfo(postgres, dbname="postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute('DROP DATABASE IF EXISTS "cycles_e2e" WITH (FORCE)')
-        conn.execute('CREATE DATABASE "cycles_e2e"')
-    return psycopg.conninfo.make_conninfo(postgres, dbname="cycles_e2e")
+    return own_database(postgres, "cycles_e2e")
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from ffe.local.aws import LocalCloud
-from tests.conftest import ROOT
+from tests.conftest import ROOT, own_database
 
 FIRST = datetime(2019, 6, 15, 12, 1, tzinfo=UTC)
 
@@ -21,11 +21,7 @@ FIRST = datetime(2019, 6, 15, 12, 1, tzinfo=UTC)
 @pytest.fixture(scope="module")
 def paper_db(postgres: str) -> str:
     """A database of its own: the stage's paper account must start empty."""
-    admin = psycopg.conninfo.make_conninfo(postgres, dbname="postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute('DROP DATABASE IF EXISTS "paper_e2e" WITH (FORCE)')
-        conn.execute('CREATE DATABASE "paper_e2e"')
-    return psycopg.conninfo.make_conninfo(postgres, dbname="paper_e2e")
+    return own_database(postgres, "paper_e2e")
 
 
 @pytest.fixture(scope="module")

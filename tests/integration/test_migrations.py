@@ -9,17 +9,13 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from ffe.store.migrate import migrate, migration_files
+from tests.conftest import own_database
 
 
 @pytest.fixture
 def empty_db(postgres: str) -> Iterator[psycopg.Connection]:
     """A fresh database of its own, so migrations start from nothing."""
-    name = "migrations_test"
-    admin_url = psycopg.conninfo.make_conninfo(postgres, dbname="postgres")
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{name}"')
-    with psycopg.connect(psycopg.conninfo.make_conninfo(postgres, dbname=name), autocommit=True) as conn:
+    with psycopg.connect(own_database(postgres, "migrations_test"), autocommit=True) as conn:
         yield conn
 
 
