@@ -37,6 +37,7 @@ def test_a_cycle_killed_mid_way_is_closed_aborted_by_the_next_run(capsys, monkey
     out = capsys.readouterr().out
     # Then it decides as usual, and the killed cycle is ABORTED with the reason
     assert "SUCCEEDED" in out
+    assert f"closed the earlier cycle {first} as ABORTED (its run ended without closing it)" in out
     with EmbeddedPostgres(state / "pgdata") as pg, psycopg.connect(pg.url) as conn:
         status, reason = conn.execute("SELECT status, reason FROM cycles WHERE id = %s", (first,)).fetchone()  # type: ignore[misc]
         running = conn.execute("SELECT count(*) FROM cycles WHERE status = 'RUNNING'").fetchone()

@@ -47,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     dlq.add_argument("action", choices=["replay", "list"],
                      help="replay: write every parked record (idempotent), moving any the store refuses as malformed "
                      "to the poison shelf; list: the parked records and the shelf, with the reasons")  # fmt: skip
-    dlq.add_argument("--stage", default=None, help="replay the deployed stage's queue in AWS instead of the local one")
+    dlq.add_argument("--stage", default=None, help="the deployed stage's queues in AWS instead of the local ones")
     dlq.add_argument("--region", default=None, help="AWS region of the deployed stage (default: your AWS config)")
 
     api = commands.add_parser("api", help="serve the API on 127.0.0.1 against the local stack (Ctrl-C or SIGTERM "
@@ -161,6 +161,8 @@ def _run(state: Any, args: argparse.Namespace) -> int:
           f"  (schedule {report.rule_name}, cycle {cycle.get('cycle_id', '?')})")  # fmt: skip
     print(f"execution {report.execution_arn}: {report.status}"
           + (f"  {report.error}: {report.cause}" if report.error else ""))  # fmt: skip
+    if report.cycle_note:
+        print(report.cycle_note)
     if report.health is not None:
         providers = ", ".join(
             f"{p.provider} {'configured' if p.configured else 'not configured'} (breaker {p.breaker})"

@@ -53,6 +53,7 @@ class CycleReport:
     health: Any = None  # MarketDataHealth at start-up, for live runs
     dead_letters: int = 0  # records parked in the DLQ, waiting for `ffe dlq replay`
     inference: str = ""  # the local inference endpoint: what it serves, where, and whether the LLM can vote
+    cycle_note: str = ""  # a skipped cycle's reason, and earlier cycles this one closed as ABORTED / TIMED_OUT
 
 
 @dataclass(frozen=True)
@@ -193,6 +194,7 @@ def run_cycle(
         if scenario is not None:
             report.rule_name = f"(scenario {scenario.name})"
         report.decisions, report.failures = _outcome(pg.url, arn)
+        report.cycle_note = _cycle_note(pg.url, arn)
     _save(state, report)
     if raw_input is None and provider == "replay" and scenario is None:
         state.remember(as_of)
@@ -346,6 +348,25 @@ def migrate_locally(state: LocalState) -> list[str]:
     """Apply the schema migrations to the embedded database (or DATABASE_URL when set)."""
     with state.postgres() as pg:
         return migrate_database(pg.url)
+
+
+def _cycle_note(url: str, execution_arn: str) -> str:
+    """What became of the execution's cycle when it decided nothing (skipped), and earlier cycles it closed."""
+    with psycopg.connect(url, row_factory=dict_row) as conn:
+        if conn.execute("SELECT to_regclass('cycles') IS NOT NULL AS ok").fetchone() != {"ok": True}:
+            return ""
+        own = conn.execute(
+            "SELECT id, status, reason FROM cycles WHERE execution_arn = %s", (execution_arn,)
+        ).fetchone()
+        if own is None:
+            return ""
+        closed = conn.execute(  # the store's reason for a cycle it closed: "closed when cycle <id> started: ..."
+            "SELECT id, status FROM cycles WHERE starts_with(reason, %s) ORDER BY id",
+            (f"closed when cycle {own['id']} started:",),
+        ).fetchall()
+    notes = [f"cycle {own['status']}: {own['reason']}"] if own["status"] == "SKIPPED" else []
+    notes += [f"closed the earlier cycle {c['id']} as {c['status']} (its run ended without closing it)" for c in closed]
+    return "\n".join(notes)
 
 
 def _outcome(url: str, execution_arn: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
