@@ -129,8 +129,8 @@ def function_timeouts() -> dict[str, int]:
     subs = sam["Resources"]["DecisionCycleStateMachine"]["Properties"]["DefinitionSubstitutions"]
     out = {}
     for key, value in subs.items():
-        if isinstance(value, dict) and "Ref" in value and value["Ref"].endswith(".Alias"):
-            function = sam["Resources"][value["Ref"].removesuffix(".Alias")]
+        if isinstance(value, dict) and "Ref" in value and value["Ref"].endswith(".Version"):
+            function = sam["Resources"][value["Ref"].removesuffix(".Version")]
             out[key] = function["Properties"].get("Timeout", default)
     return out
 
@@ -141,7 +141,7 @@ def test_the_execution_and_every_task_are_bounded_in_time() -> None:
     definition = json.loads((ROOT / "state_machines/decision_cycle.asl.json").read_text())
     assert definition["TimeoutSeconds"] == CYCLE_TIMEOUT_SECONDS
     timeouts = function_timeouts()
-    assert len(timeouts) == 7  # every function the cycle invokes, through its alias
+    assert len(timeouts) == 7  # every function the cycle invokes, at the version its deploy published
     for name, task in ((n, s) for n, s in states(definition).items() if s["Type"] == "Task"):
         assert 0 < task["TimeoutSeconds"] < CYCLE_TIMEOUT_SECONDS, name
         key = task["Resource"].strip("${}")

@@ -130,3 +130,23 @@ def test_the_map_keeps_only_each_asset_outcome_in_the_execution_state(cloud) -> 
     assert sorted(o["asset"] for o in output["outcomes"]) == sorted(assets)
     assert all(set(o) <= {"asset", "outcome", "error", "dead_letter_error"} for o in output["outcomes"])
     assert len(description["output"]) < 150 * len(assets) + 1000  # no bars, no decisions: a few dozen bytes each
+
+
+def test_tasks_run_the_versions_their_deploy_published_and_a_redeploy_moves_only_what_changed(cloud) -> None:  # type: ignore[no-untyped-def]
+    def invoked(arn: str) -> set[str]:
+        return {e["lambdaFunctionScheduledEventDetails"]["resource"].split(":function:")[1]
+                for e in cloud.history(arn) if e["type"] == "LambdaFunctionScheduled"}  # fmt: skip
+
+    # Given an execution of the deployed stack: every task names a published version, never $LATEST
+    first = cloud.start_execution(cycle_input(cloud, 4, ["BTCUSD"]))
+    cloud.wait(first, timeout_s=120)
+    before = invoked(first)
+    assert "ffe-dev-fetch-market-data:1" in before and all(name.rsplit(":", 1)[1].isdigit() for name in before)
+    # When FetchMarketData is redeployed with another setting (a new version), and another cycle runs
+    cloud.configure_function("fetch-market-data", LOOKBACK_BARS="120")
+    second = cloud.start_execution(cycle_input(cloud, 5, ["BTCUSD"]))
+    cloud.wait(second, timeout_s=120)
+    after = invoked(second)
+    # Then that cycle runs the new version of FetchMarketData and the same versions of everything else
+    assert "ffe-dev-fetch-market-data:2" in after and "ffe-dev-fetch-market-data:1" not in after
+    assert after - {"ffe-dev-fetch-market-data:2"} <= before  # (the second cycle may place no order)

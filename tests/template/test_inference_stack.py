@@ -182,7 +182,7 @@ def test_the_read_timeout_covers_the_containers_llm_budget(sam) -> None:  # type
 
 def test_the_state_machine_decides_through_infer_decision(sam) -> None:  # type: ignore[no-untyped-def]
     machine = sam["Resources"]["DecisionCycleStateMachine"]["Properties"]
-    assert machine["DefinitionSubstitutions"]["InferDecisionFunctionArn"] == {"Ref": "InferDecisionFunction.Alias"}
+    assert machine["DefinitionSubstitutions"]["InferDecisionFunctionArn"] == {"Ref": "InferDecisionFunction.Version"}
     invokable = [p["LambdaInvokePolicy"]["FunctionName"] for p in machine["Policies"] if "LambdaInvokePolicy" in p]
     assert {"Ref": "InferDecisionFunction"} in invokable
     assert "DecideFunction" not in sam["Resources"]

@@ -68,9 +68,9 @@ def test_translates_offline_with_substitutions_folded(translated) -> None:  # ty
     props = machines[0]["Properties"]
     assert "DefinitionSubstitutions" not in props
     body = props["DefinitionString"]["Fn::Sub"]
-    # every task invokes its function's published alias (AutoPublishAlias), never $LATEST
-    assert "${FetchMarketDataFunctionAliaslive}" in body and "${RecordDecisionFunctionAliaslive}" in body
-    assert ".Arn}" not in body.replace("${DecisionDeadLetterQueue.Arn}", "")
+    # every task invokes the version of its function this deploy published (AutoPublishAlias), never $LATEST
+    assert "${FetchMarketDataFunctionVersion" in body and "${RecordDecisionFunctionVersion" in body
+    assert "Function.Arn}" not in body
     assert "$$.Execution.Id" in body  # context paths survive the fold
 
 

@@ -14,12 +14,13 @@ import io
 import json
 import logging
 import os
+import re
 import sys
 import threading
 import time
 import uuid
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,9 +35,10 @@ from ffe.local.inference import LocalInference
 from ffe.local.lambdas import FunctionCode, InProcessLambdas, cold_start
 from ffe.local.template import (
     ARTIFACT_BUCKET,
+    PUBLISHED,
     REGION,
     Alias,
-    aliases_by_api,
+    published_versions,
     s3_objects,
     translate,
     without_unsupported,
@@ -142,7 +144,7 @@ class LocalCloud:
         for logical_id, key in s3_objects(translated.cloudformation).items():
             s3.put_object(Bucket=ARTIFACT_BUCKET, Key=key, Body=_zip(translated.code_dirs[logical_id]))
         cfn = boto3.client("cloudformation", region_name=REGION)
-        deployable, aliases = aliases_by_api(without_unsupported(translated.cloudformation))
+        deployable, aliases = published_versions(without_unsupported(translated.cloudformation))
         cfn.create_stack(
             StackName=STACK_NAME,
             TemplateBody=json.dumps(deployable),
@@ -194,16 +196,22 @@ class LocalCloud:
         return dict(config.get("Environment", {}).get("Variables", {}))
 
     def configure_function(self, name_suffix: str, **variables: str) -> None:
-        """Change a deployed function's environment as a deploy does: update the configuration, publish a
-        version and move the function's ``live`` alias (what the state machine invokes) to it. Warm
-        containers are recycled, so the next invocation reads it."""
+        """Change a deployed function's environment as ``sam deploy`` does: update the configuration, publish a
+        version, move the ``live`` alias to it and point the state machine's tasks at it (executions started
+        before keep their definition). Warm containers are recycled, so the next invocation reads it."""
         name = f"ffe-{self.stage}-{name_suffix}"
         lambdas = boto3.client("lambda", region_name=REGION)
         env = {**self.function_environment(name_suffix), **variables}
         lambdas.update_function_configuration(FunctionName=name, Environment={"Variables": env})
+        version = lambdas.publish_version(FunctionName=name)["Version"]
         if any(a["Name"] == "live" for a in lambdas.list_aliases(FunctionName=name)["Aliases"]):
-            version = lambdas.publish_version(FunctionName=name)["Version"]
             lambdas.update_alias(FunctionName=name, Name="live", FunctionVersion=version)
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        definition = sfn.describe_state_machine(stateMachineArn=self.state_machine_arn)["definition"]
+        pinned = _pin_versions(
+            definition, lambda function: version if function == name else _current(definition, function)
+        )
+        sfn.update_state_machine(stateMachineArn=self.state_machine_arn, definition=pinned)
         cold_start()
 
     def serve_scenario(self, files: Mapping[str, bytes]) -> str:
@@ -383,18 +391,37 @@ def _shelved(message: dict[str, Any]) -> dict[str, str]:
 
 
 def _create_aliases(cfn: Any, aliases: list[Alias]) -> None:
-    """Each function's alias on a version published from what was deployed (AutoPublishAlias, as in AWS)."""
+    """Each function's alias on the version its stack published (AutoPublishAlias, as in AWS)."""
     resources = cfn.describe_stack_resources(StackName=STACK_NAME)["StackResources"]
     physical = {r.get("LogicalResourceId"): r.get("PhysicalResourceId") for r in resources}
     lambdas = boto3.client("lambda", region_name=REGION)
     for alias in aliases:
         name = str(physical[alias.function]).split(":")[-1]
-        version = lambdas.publish_version(FunctionName=name)["Version"]
-        lambdas.create_alias(FunctionName=name, Name=alias.name, FunctionVersion=version)
+        lambdas.create_alias(FunctionName=name, Name=alias.name, FunctionVersion=_latest_version(name))
+
+
+def _latest_version(function_name: str) -> str:
+    listed = boto3.client("lambda", region_name=REGION).list_versions_by_function(FunctionName=function_name)
+    return str(max(int(v["Version"]) for v in listed["Versions"] if v["Version"] != "$LATEST"))
+
+
+def _current(definition: str, function_name: str) -> str:
+    """The version a definition's tasks pin ``function_name`` to."""
+    found = re.search(rf":function:{re.escape(function_name)}:(\d+)", definition)
+    if found is None:
+        raise RuntimeError(f"the state machine pins no version of {function_name}")
+    return found.group(1)
+
+
+def _pin_versions(definition: str, versions: Callable[[str], str]) -> str:
+    """Every ``function:<name>:__published__`` (or ``:<n>``) task resource pinned to ``versions(name)``."""
+    pattern = rf"(arn:[^\"]*?:function:)([A-Za-z0-9_-]+):({PUBLISHED}|\d+)"
+    return re.sub(pattern, lambda m: f"{m.group(1)}{m.group(2)}:{versions(m.group(2))}", definition)
 
 
 def _hand_to_executor(arn: str) -> None:
-    """Re-create a stack's state machine (same ARN) in moto's executing Step Functions backend.
+    """Re-create a stack's state machine (same ARN) in moto's executing Step Functions backend, its tasks pinned
+    to the function versions the stack published.
 
     moto's CloudFormation writes state machines to its plain backend, while executions run in its
     parser backend. Creating it there through the public API also validates the ASL with moto's
@@ -406,8 +433,9 @@ def _hand_to_executor(arn: str) -> None:
     machine = stepfunctions_backends[account][region].describe_state_machine(arn)
     sfn = boto3.client("stepfunctions", region_name=region)
     created = sfn.create_state_machine(
-        name=machine.name, definition=machine.definition, roleArn=machine.roleArn, type=machine.type
-    )
+        name=machine.name, definition=_pin_versions(machine.definition, _latest_version), roleArn=machine.roleArn,
+        type=machine.type,
+    )  # fmt: skip
     if created["stateMachineArn"] != arn:
         raise RuntimeError(f"state machine re-created as {created['stateMachineArn']}, expected {arn}")
 

@@ -86,6 +86,10 @@ def without_unsupported(cfn: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# Where a task names its function's published version (Ref Function.Version), until the deployer knows it.
+PUBLISHED = "__published__"
+
+
 @dataclass(frozen=True)
 class Alias:
     """A function alias (SAM's AutoPublishAlias) the offline runtime creates through the Lambda API."""
@@ -94,20 +98,23 @@ class Alias:
     name: str
 
 
-def aliases_by_api(cfn: dict[str, Any]) -> tuple[dict[str, Any], list[Alias]]:
-    """moto's CloudFormation cannot create ``AWS::Lambda::Alias``: take the aliases out of a copy of ``cfn`` and
-    point the state machines at ``<function ARN>:<alias>``, which is what a ``Ref`` to the alias is in AWS. The
-    deployer then creates each alias on the function's published version, so executions invoke the alias."""
+def published_versions(cfn: dict[str, Any]) -> tuple[dict[str, Any], list[Alias]]:
+    """A copy of ``cfn`` that moto can deploy with SAM's AutoPublishAlias: the aliases (which moto's
+    CloudFormation cannot create) come out, to be made through the Lambda API, and each state machine task that
+    names a function's published version reads ``<function ARN>:__published__``, which the deployer turns into
+    the version moto published (``AWS::Lambda::Version``), as ``Ref`` to the version is in AWS."""
     out = copy.deepcopy(cfn)
     found = {lid: r for lid, r in out["Resources"].items() if r["Type"] == "AWS::Lambda::Alias"}
     aliases = [Alias(r["Properties"]["FunctionName"]["Ref"], r["Properties"]["Name"]) for r in found.values()]
     for lid in found:
         del out["Resources"][lid]
+    versions = {lid: r["Properties"]["FunctionName"]["Ref"] for lid, r in out["Resources"].items()
+                if r["Type"] == "AWS::Lambda::Version"}  # fmt: skip
     for resource in out["Resources"].values():
         sub = resource.get("Properties", {}).get("DefinitionString", {})
         if resource["Type"] == "AWS::StepFunctions::StateMachine" and isinstance(sub, dict) and "Fn::Sub" in sub:
-            for lid, alias in zip(found, aliases, strict=True):
-                sub["Fn::Sub"] = sub["Fn::Sub"].replace(f"${{{lid}}}", f"${{{alias.function}.Arn}}:{alias.name}")
+            for lid, function in versions.items():
+                sub["Fn::Sub"] = sub["Fn::Sub"].replace(f"${{{lid}}}", f"${{{function}.Arn}}:{PUBLISHED}")
     return out, aliases
 
 
