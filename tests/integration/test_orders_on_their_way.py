@@ -284,3 +284,19 @@ def test_absurd_prices_are_a_clear_invalid_input_for_that_asset_not_a_decimal_er
     with pytest.raises(InvalidInputError, match=r"BTCUSD: cannot size an order at a price of 1\.01E-300"):
         gate_risk(gate_input(f"tiny-{uuid.uuid4()}", tiny), paper, LIMITS, no_alarm, reservations)
     assert paper.open_orders() == []
+
+
+def test_a_gate_that_waits_too_long_for_the_account_lock_is_transient(postgres, paper) -> None:  # type: ignore[no-untyped-def]
+    from ffe.domain.errors import TransientError
+
+    # Given another gate holding the account's lock (a hung container, say)
+    impatient = PostgresReservations(postgres, ttl_seconds=1200, lock_timeout_ms=200)
+    with psycopg.connect(postgres) as holder, holder.transaction():
+        holder.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"ffe-account:{paper.account_id}",))
+        # When this gate cannot get it in time, Then it gives up with a TransientError (the state machine retries)
+        with pytest.raises(TransientError, match="order reservations unavailable"):
+            gate_risk(gate_input(f"wait-{uuid.uuid4()}", FLAT[:38]), paper, LIMITS, no_alarm, impatient)
+    # And once the lock is free, the same gate goes through
+    record = gate_risk(gate_input(f"wait-{uuid.uuid4()}", FLAT[:38]), paper, LIMITS, no_alarm, impatient)
+    impatient.close()
+    assert record.action is Action.BUY

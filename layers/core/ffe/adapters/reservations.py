@@ -126,11 +126,14 @@ class _Book:
 class PostgresReservations:
     """One connection per container (re-opened when broken); the schema is migrated on first connect."""
 
-    def __init__(self, conninfo: str, ttl_seconds: int) -> None:
+    def __init__(self, conninfo: str, ttl_seconds: int, lock_timeout_ms: int = 10_000) -> None:
         if ttl_seconds <= 0:
             raise ValueError(f"reservation TTL must be positive, got {ttl_seconds}")
         self._conninfo = conninfo
         self._ttl = ttl_seconds
+        # Waiting longer than this for the account lock is a TransientError (the state machine retries), so a
+        # holder that hangs never holds every other gate of the account past its own Lambda timeout.
+        self._lock_timeout_ms = lock_timeout_ms
         self._conn: psycopg.Connection[dict[str, Any]] | None = None
         self._lock = threading.Lock()
 
@@ -152,7 +155,9 @@ class PostgresReservations:
     def _connection(self) -> psycopg.Connection[dict[str, Any]]:
         if self._conn is None or self._conn.closed or self._conn.broken:
             try:
-                conn = psycopg.connect(self._conninfo, autocommit=True)
+                conn = psycopg.connect(
+                    self._conninfo, autocommit=True, options=f"-c lock_timeout={self._lock_timeout_ms}"
+                )
                 migrate(conn)
             except psycopg.OperationalError as exc:
                 raise TransientError(f"order reservations unavailable: {exc}") from exc
