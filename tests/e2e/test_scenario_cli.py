@@ -9,12 +9,14 @@ import pytest
 
 from ffe.cli import main
 from ffe.local.runner import DEFAULT_AS_OF, LocalState
-from tests.conftest import ROOT
+from tests.conftest import ROOT, own_database
 
 
 def test_ffe_run_bars_runs_the_scenario_at_its_as_of(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, database_url: str
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, postgres: str
 ) -> None:
+    # a database of its own: the paper account it prints must hold no other test's positions
+    monkeypatch.setenv("DATABASE_URL", own_database(postgres, "scenario_cli"))
     monkeypatch.chdir(ROOT)
     state = tmp_path / "state"
     assert main(["--state-dir", str(state), "run", "--bars", "examples/btcusd-5m-stale.json"]) == 0
