@@ -133,3 +133,28 @@ def test_offline_deploy_leaves_out_only_what_moto_cannot_create(translated) -> N
     assert all(translated["Resources"][r]["Type"].startswith(("AWS::ApiGateway::", "AWS::Lambda::Permission"))
                for r in left_out)  # fmt: skip
     assert {"ApiFunction", "DecisionCycleStateMachine", "RecordDecisionFunction"} <= set(kept["Resources"])
+
+
+def test_the_order_path_has_reserved_concurrency_unless_the_stage_reserves_none(translated) -> None:  # type: ignore[no-untyped-def]
+    resources = translated["Resources"]
+    for function in ("GateRiskFunction", "ExecuteOrderFunction"):
+        assert resources[function]["Properties"]["ReservedConcurrentExecutions"] == {
+            "Fn::If": ["HasOrderPathReservation", {"Ref": "OrderPathReservedConcurrency"}, {"Ref": "AWS::NoValue"}]
+        }, function
+    assert translated["Conditions"]["HasOrderPathReservation"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "OrderPathReservedConcurrency"}, 0]}]
+    }
+
+
+def test_record_decision_may_ask_step_functions_only_about_this_stage_s_cycles(translated) -> None:  # type: ignore[no-untyped-def]
+    policies = [
+        statement
+        for r in translated["Resources"].values()
+        if r["Type"] == "AWS::IAM::Role" and "RecordDecision" in json.dumps(r)
+        for policy in r["Properties"].get("Policies", [])
+        for statement in policy["PolicyDocument"]["Statement"]
+        if statement.get("Action") == "states:DescribeExecution"
+    ]
+    assert len(policies) == 1
+    resource = json.dumps(policies[0]["Resource"])
+    assert "execution:ffe-${Stage}-decision-cycle:*" in resource
