@@ -69,4 +69,5 @@ def _refusal(reason: str) -> str:
     code = reason.split(":", 1)[0].strip()
     return code if code in {c.value for c in GateCode} - {GateCode.FRESH, GateCode.STALE} else "stale_data"
 
+
 __all__ = ["logger", "tracer", "metrics", "MetricUnit", "record_metrics"]
