@@ -5,6 +5,8 @@ import json
 import uuid
 from pathlib import Path
 
+import pytest
+
 from ffe.cli import main
 
 
@@ -33,3 +35,22 @@ def test_a_record_the_store_can_never_accept_is_shelved_with_its_reason(tmp_path
     assert main(["--state-dir", str(state), "dlq", "replay"]) == 0
     assert "replayed 0 record(s); 0 kept in the queue; 0 moved" in capsys.readouterr().out
     main(["--state-dir", str(state), "reset"])
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "problem"),
+    [("dead-letters.json", "{not json", "is not JSON"), ("dead-letters.json", '{"a": 1}', "holds JSON dict"),
+     ("poison-records.json", '[{"x": 1}]', "entry 1 is neither a record body nor {body, reason}")],
+)  # fmt: skip
+def test_a_queue_file_that_is_not_one_is_a_clear_error_and_nothing_starts(
+    tmp_path: Path, capsys, monkeypatch, name: str, content: str, problem: str
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / name).write_text(content)
+    for action in ("list", "replay"):
+        assert main(["--state-dir", str(state), "dlq", action]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("ffe dlq: error: ") and problem in err and "Traceback" not in err
+    assert (state / name).read_text() == content  # left as it was

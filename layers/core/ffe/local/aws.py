@@ -31,6 +31,7 @@ from moto import mock_aws
 from psycopg.conninfo import conninfo_to_dict
 
 from ffe.dlq import REASON_ATTRIBUTE, queued
+from ffe.local.errors import LocalError
 from ffe.local.inference import LocalInference
 from ffe.local.lambdas import FunctionCode, InProcessLambdas, cold_start
 from ffe.local.template import (
@@ -91,13 +92,16 @@ class LocalCloud:
     _mock: Any = field(default=None, repr=False)
     _patch: Any = field(default=None, repr=False)
     _saved_env: dict[str, str | None] = field(default_factory=dict, repr=False)
-    _restored: dict[str, list[Any]] = field(default_factory=dict, repr=False)  # queue -> entries read from its file
+    _restored: dict[str, list[dict[str, str]]] = field(default_factory=dict, repr=False)  # queue -> read from file
 
     def __post_init__(self) -> None:
         self.lambdas = InProcessLambdas(echo_logs=self.echo_logs)
         self.inference = LocalInference(self.root, self.champion_dir, self.ollama_host)
 
     def __enter__(self) -> LocalCloud:
+        # the queues' files first: one that cannot be read stops the command before anything starts
+        self._restored = {queue: queue_file(path) for queue, path in (("dlq", self.dlq_file),
+                          ("poison", self.poison_file)) if path is not None}  # fmt: skip
         for key, value in _LOCAL_ENV.items():
             self._saved_env[key] = os.environ.get(key)
             os.environ[key] = value
@@ -310,21 +314,21 @@ class LocalCloud:
     def _save_dead_letters(self) -> None:
         """Apply what this command changed (records parked, replayed or shelved) to each queue's file as it is
         now: other commands sharing the state dir may have parked records meanwhile."""
-        self._save_queue(self.dlq_file, "dlq", [m["Body"] for m in self.dead_letters()])
-        self._save_queue(self.poison_file, "poison", [_shelved(m) for m in self.poisoned()])
+        self._save_queue(self.dlq_file, "dlq", [_kept(m) for m in self.dead_letters()])
+        self._save_queue(self.poison_file, "poison", [_kept(m) for m in self.poisoned()])
 
-    def _save_queue(self, path: Path | None, queue: str, queued: list[Any]) -> None:
+    def _save_queue(self, path: Path | None, queue: str, queued: list[dict[str, str]]) -> None:
         if path is None:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.with_suffix(".lock").open("a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            on_file = json.loads(path.read_text()) if path.exists() else []
+            on_file = queue_file(path)
             replayed = [e for e in self._restored.get(queue, []) if e not in queued]
             entries = [e for e in on_file if e not in replayed] + [e for e in queued if e not in on_file]
             if entries:  # written aside and moved in place: a command restoring meanwhile reads all or nothing new
                 staged = path.with_suffix(".tmp")
-                staged.write_text(json.dumps(entries, indent=1))
+                staged.write_text(json.dumps([e if e["reason"] else e["body"] for e in entries], indent=1))
                 staged.replace(path)
             elif path.exists():
                 path.unlink()
@@ -333,15 +337,12 @@ class LocalCloud:
         sqs = boto3.client("sqs", region_name=REGION)
         for path, queue, url in ((self.dlq_file, "dlq", self.dead_letter_queue_url),
                                  (self.poison_file, "poison", self.poison_queue_url)):  # fmt: skip
-            if path is None or not path.exists():
+            if path is None:
                 continue
-            self._restored[queue] = json.loads(path.read_text())
-            for entry in self._restored[queue]:  # a body (dlq), or a body with the reason it was shelved
-                if isinstance(entry, dict):
-                    attributes = {REASON_ATTRIBUTE: {"DataType": "String", "StringValue": entry["reason"]}}
-                    sqs.send_message(QueueUrl=url, MessageBody=entry["body"], MessageAttributes=attributes)
-                else:
-                    sqs.send_message(QueueUrl=url, MessageBody=entry)
+            for entry in self._restored[queue]:
+                attributes = {REASON_ATTRIBUTE: {"DataType": "String", "StringValue": entry["reason"]}}
+                sqs.send_message(QueueUrl=url, MessageBody=entry["body"],
+                                 MessageAttributes=attributes if entry["reason"] else {})  # fmt: skip
 
     # --- run ----------------------------------------------------------------------------------------
 
@@ -385,9 +386,34 @@ class LocalCloud:
         return [event for page in pages for event in page["events"]]
 
 
-def _shelved(message: dict[str, Any]) -> dict[str, str]:
+def _kept(message: dict[str, Any]) -> dict[str, str]:
+    """A queued message as its queue file keeps it: the body, and why it was shelved (empty when not)."""
     reason = (message.get("MessageAttributes") or {}).get(REASON_ATTRIBUTE, {}).get("StringValue", "")
     return {"body": message["Body"], "reason": reason}
+
+
+def queue_file(path: Path) -> list[dict[str, str]]:
+    """The messages a local queue file keeps, each ``{"body", "reason"}``: a dead-letter file holds record bodies,
+    a poison-shelf file bodies with the reason they were shelved. A file that is neither is a LocalError naming it
+    (the command stops before anything runs), never a traceback or a silently emptied queue."""
+    if not path.exists():
+        return []
+    fix = "move it away (its records are then not replayed) or mend it"
+    try:
+        entries = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise LocalError(f"{path} is not JSON ({exc}): {fix}") from None
+    if not isinstance(entries, list):
+        raise LocalError(f"{path} holds JSON {type(entries).__name__}, not a list of records: {fix}")
+    out = []
+    for i, entry in enumerate(entries, start=1):
+        if isinstance(entry, str):
+            out.append({"body": entry, "reason": ""})
+        elif isinstance(entry, dict) and isinstance(entry.get("body"), str) and isinstance(entry.get("reason"), str):
+            out.append({"body": entry["body"], "reason": entry["reason"]})
+        else:
+            raise LocalError(f"{path}: entry {i} is neither a record body nor {{body, reason}}: {fix}")
+    return out
 
 
 def _create_aliases(cfn: Any, aliases: list[Alias]) -> None:

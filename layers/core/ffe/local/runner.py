@@ -295,14 +295,12 @@ def replay_dead_letters_locally(state: LocalState, project: Path | None = None) 
 def parked_locally(state: LocalState) -> tuple[list[Any], list[Any]]:
     """(records waiting in the dead-letter queue, records on the poison shelf) as earlier commands left them."""
     from ffe.dlq import REASON_ATTRIBUTE, parked
+    from ffe.local.aws import queue_file
 
     def read(path: Path) -> list[dict[str, Any]]:
-        entries = json.loads(path.read_text()) if path.exists() else []
-        return [
-            {"MessageId": f"{path.stem}#{i}", "Body": e["body"] if isinstance(e, dict) else e,
-             "MessageAttributes": {REASON_ATTRIBUTE: {"StringValue": e["reason"]}} if isinstance(e, dict) else {}}
-            for i, e in enumerate(entries, start=1)
-        ]  # fmt: skip
+        return [{"MessageId": f"{path.stem}#{i}", "Body": e["body"],
+                 "MessageAttributes": {REASON_ATTRIBUTE: {"StringValue": e["reason"]}} if e["reason"] else {}}
+                for i, e in enumerate(queue_file(path), start=1)]  # fmt: skip
 
     return parked(read(state.dead_letters)), parked(read(state.poison_records))
 
