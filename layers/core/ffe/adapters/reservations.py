@@ -55,6 +55,8 @@ class AccountBook(Protocol):
 
     def reserved(self) -> list[PendingOrder]: ...
 
+    def prices(self, client_order_ids: list[str]) -> dict[str, Decimal]: ...
+
     def reserve(self, reservation: Reservation) -> None: ...
 
     def mark(self, client_order_id: str, status: str, note: str) -> None: ...
@@ -97,6 +99,16 @@ class _Book:
             (self._account,),
         ).fetchall()
         return [_reservation(r).pending() for r in rows]
+
+    def prices(self, client_order_ids: list[str]) -> dict[str, Decimal]:
+        """The price each of these orders was sized at, for those this account reserved (one query)."""
+        if not client_order_ids:
+            return {}
+        rows = self._conn.execute(
+            "SELECT client_order_id, price FROM order_reservations WHERE account = %s AND client_order_id = ANY(%s)",
+            (self._account, client_order_ids),
+        ).fetchall()
+        return {r["client_order_id"]: Decimal(r["price"]) for r in rows}
 
     def reserve(self, reservation: Reservation) -> None:
         self._conn.execute(

@@ -193,8 +193,7 @@ def run_cycle(
         )
         if scenario is not None:
             report.rule_name = f"(scenario {scenario.name})"
-        report.decisions, report.failures = _outcome(pg.url, arn)
-        report.cycle_note = _cycle_note(pg.url, arn)
+        report.decisions, report.failures, report.cycle_note = _outcome(pg.url, arn)
     _save(state, report)
     if raw_input is None and provider == "replay" and scenario is None:
         state.remember(as_of)
@@ -348,26 +347,22 @@ def migrate_locally(state: LocalState) -> list[str]:
         return migrate_database(pg.url)
 
 
-def _cycle_note(url: str, execution_arn: str) -> str:
+def _cycle_note(conn: psycopg.Connection[dict[str, Any]], execution_arn: str) -> str:
     """What became of the execution's cycle when it decided nothing (skipped), and earlier cycles it closed."""
-    with psycopg.connect(url, row_factory=dict_row) as conn:
-        if conn.execute("SELECT to_regclass('cycles') IS NOT NULL AS ok").fetchone() != {"ok": True}:
-            return ""
-        own = conn.execute(
-            "SELECT id, status, reason FROM cycles WHERE execution_arn = %s", (execution_arn,)
-        ).fetchone()
-        if own is None:
-            return ""
-        closed = conn.execute(  # the store's reason for a cycle it closed: "closed when cycle <id> started: ..."
-            "SELECT id, status FROM cycles WHERE starts_with(reason, %s) ORDER BY id",
-            (f"closed when cycle {own['id']} started:",),
-        ).fetchall()
+    own = conn.execute("SELECT id, status, reason FROM cycles WHERE execution_arn = %s", (execution_arn,)).fetchone()
+    if own is None:
+        return ""
+    closed = conn.execute(  # the store's reason for a cycle it closed: "closed when cycle <id> started: ..."
+        "SELECT id, status FROM cycles WHERE starts_with(reason, %s) ORDER BY id",
+        (f"closed when cycle {own['id']} started:",),
+    ).fetchall()
     notes = [f"cycle {own['status']}: {own['reason']}"] if own["status"] == "SKIPPED" else []
     notes += [f"closed the earlier cycle {c['id']} as {c['status']} (its run ended without closing it)" for c in closed]
     return "\n".join(notes)
 
 
-def _outcome(url: str, execution_arn: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _outcome(url: str, execution_arn: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str]:
+    """The execution's decisions, its failures, and what became of its cycle (``_cycle_note``)."""
     with psycopg.connect(url, row_factory=dict_row) as conn:
         decisions = conn.execute(
             "SELECT asset, bar_time, data_age_seconds, staleness_threshold_seconds, action, confidence, stale,"
@@ -378,7 +373,7 @@ def _outcome(url: str, execution_arn: str) -> tuple[list[dict[str, Any]], list[d
             "SELECT asset, error_class, message FROM failures WHERE execution_id = %s ORDER BY asset NULLS FIRST",
             (execution_arn,),
         ).fetchall()
-    return decisions, failures
+        return decisions, failures, _cycle_note(conn, execution_arn)
 
 
 def recent_decisions(state: LocalState, limit: int = 20, asset: str | None = None) -> list[dict[str, Any]]:

@@ -23,7 +23,7 @@ from ffe.adapters.reservations import AccountBook, Reservation, Reservations
 from ffe.contracts import DecisionRecord, GateRiskInput, RiskAssessment
 from ffe.domain.errors import AuthError, InvalidInputError
 from ffe.domain.models import Action
-from ffe.domain.portfolio import OrderSide, PendingOrder, client_order_id
+from ffe.domain.portfolio import OrderSide, client_order_id
 from ffe.domain.risk import Portfolio, RiskLimits, RiskReason, RiskVerdict, gate, violations
 
 if TYPE_CHECKING:
@@ -138,7 +138,9 @@ def _portfolio(
     except (AuthError, InvalidInputError):
         balance, positions, open_orders = None, {}, []
     mine = {o.client_order_id for o in reserved}
-    pending = (*reserved, *(_priced(o, book) for o in open_orders if o.client_order_id not in mine))
+    at_venue = [o for o in open_orders if o.client_order_id not in mine]
+    sized_at = book.prices([o.client_order_id for o in at_venue if not o.price])
+    pending = (*reserved, *(o if o.price else replace(o, price=sized_at.get(o.client_order_id)) for o in at_venue))
     prices = {o.asset: o.price for o in pending if o.price} | {a: p.average_price for a, p in positions.items()}
     prices[asset] = price
     equity = balance.equity if balance else Decimal(0)
@@ -146,10 +148,3 @@ def _portfolio(
     if memory is not None and balance is not None:  # the account's remembered start-of-day and peak equity
         day_start, peak = memory.marks(account_of(broker), day, equity)
     return Portfolio(balance, positions, prices, day_start_equity=day_start, peak_equity=peak, pending=pending)
-
-
-def _priced(order: PendingOrder, book: AccountBook) -> PendingOrder:
-    if order.price:
-        return order
-    reservation = book.get(order.client_order_id)
-    return replace(order, price=reservation.price) if reservation is not None else order
