@@ -29,14 +29,14 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ffe.adapters.models import ModelBundle, ModelUnavailableError, load_bundle  # noqa: E402
-from ffe.adapters.replay import datasets, load_bars  # noqa: E402
-from ffe.backtest.engine import BacktestConfig, BarArrays, StrategyName, run_backtest  # noqa: E402
-from ffe.domain.features import FeatureParams, feature_matrix  # noqa: E402
-from ffe.domain.meta import rolled_weights  # noqa: E402
-from ffe.domain.regime import posterior  # noqa: E402
-from ffe.domain.strategies import StrategyParams, score_matrix  # noqa: E402
-from tests.fakes.models import random_bundle  # noqa: E402
+from ffe.adapters.models import ModelBundle, ModelUnavailableError, load_bundle
+from ffe.adapters.replay import datasets, load_bars
+from ffe.backtest.engine import BacktestConfig, BarArrays, StrategyName, run_backtest
+from ffe.domain.features import FeatureParams, feature_matrix
+from ffe.domain.meta import rolled_weights
+from ffe.domain.regime import posterior
+from ffe.domain.strategies import StrategyParams, score_matrix
+from tests.fakes.models import random_bundle
 
 ASSET = "EURUSD"
 REPEAT = 5

@@ -25,18 +25,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 
-import psycopg  # noqa: E402
+import psycopg
 
-from ffe.adapters.equity_marks import PostgresEquityMarks  # noqa: E402
-from ffe.adapters.paper_broker import PaperBroker  # noqa: E402
-from ffe.adapters.reservations import PostgresReservations  # noqa: E402
-from ffe.contracts import BarModel, DataSource, DecisionRecord, GateRiskInput, digest_bars  # noqa: E402
-from ffe.domain.models import Action, Bar, Timeframe  # noqa: E402
-from ffe.domain.portfolio import Balance, OrderSide, PendingOrder, Position, ProductRules  # noqa: E402
-from ffe.domain.risk import Portfolio, RiskLimits, gate, violations  # noqa: E402
-from ffe.local.postgres import EmbeddedPostgres  # noqa: E402
-from ffe.steps.gate import gate_risk  # noqa: E402
-from ffe.store.migrate import migrate  # noqa: E402
+from ffe.adapters.equity_marks import PostgresEquityMarks
+from ffe.adapters.paper_broker import PaperBroker
+from ffe.adapters.reservations import PostgresReservations
+from ffe.contracts import BarModel, DataSource, DecisionRecord, GateRiskInput, digest_bars
+from ffe.domain.models import Action, Bar, Timeframe
+from ffe.domain.portfolio import Balance, OrderSide, PendingOrder, Position, ProductRules
+from ffe.domain.risk import Portfolio, RiskLimits, gate, violations
+from ffe.local.postgres import EmbeddedPostgres
+from ffe.steps.gate import gate_risk
+from ffe.store.migrate import migrate
 
 D = Decimal
 SOURCE = DataSource(provider="bench", dataset="bench", synthetic=True, simulated_clock=True)
@@ -71,8 +71,7 @@ def pure(book: Portfolio, n: int = 20_000) -> list[float]:
     for _ in range(n):
         t0 = time.perf_counter()
         verdict = gate(Action.BUY, 0.6, "BTCUSD", returns, book, LIMITS, RULES)
-        violations("BTCUSD", verdict.side or OrderSide.BUY, verdict.quantity or D("0.01"), book, LIMITS, RULES,
-                   returns)  # fmt: skip
+        violations("BTCUSD", verdict.side or OrderSide.BUY, verdict.quantity or D("0.01"), book, LIMITS, RULES, returns)
         out.append(time.perf_counter() - t0)
     return out
 
@@ -92,17 +91,43 @@ def gate_input(i: int) -> GateRiskInput:
     models = [BarModel.from_domain(b) for b in bars]
     as_of = bars[-1].time + timedelta(hours=1, minutes=1)
     decision = DecisionRecord(
-        cycle_id=f"bench-{i}", as_of=as_of, timeframe=Timeframe.H1, asset="BTCUSD", bar_time=bars[-1].time,
-        action=Action.BUY, confidence=0.6, stale=False, reason="bench", data_age_seconds=60.0,
-        staleness_threshold_seconds=7200, model="bench", model_version="1", source=SOURCE,
+        cycle_id=f"bench-{i}",
+        as_of=as_of,
+        timeframe=Timeframe.H1,
+        asset="BTCUSD",
+        bar_time=bars[-1].time,
+        action=Action.BUY,
+        confidence=0.6,
+        stale=False,
+        reason="bench",
+        data_age_seconds=60.0,
+        staleness_threshold_seconds=7200,
+        model="bench",
+        model_version="1",
+        source=SOURCE,
         input_sha256=digest_bars(models),
-    )  # fmt: skip
-    staleness = {"stale": False, "code": "fresh", "reason": "fresh", "bar_count": 120, "last_bar_time": bars[-1].time,
-                 "age_seconds": 60.0, "threshold_seconds": 7200, "checked_at": as_of}  # fmt: skip
+    )
+    staleness = {
+        "stale": False,
+        "code": "fresh",
+        "reason": "fresh",
+        "bar_count": 120,
+        "last_bar_time": bars[-1].time,
+        "age_seconds": 60.0,
+        "threshold_seconds": 7200,
+        "checked_at": as_of,
+    }
     return GateRiskInput(
-        cycle_id=f"bench-{i}", as_of=as_of, timeframe=Timeframe.H1, asset="BTCUSD", source=SOURCE, bars=models,
-        bars_sha256=digest_bars(models), staleness=staleness, decision=decision,
-    )  # fmt: skip
+        cycle_id=f"bench-{i}",
+        as_of=as_of,
+        timeframe=Timeframe.H1,
+        asset="BTCUSD",
+        source=SOURCE,
+        bars=models,
+        bars_sha256=digest_bars(models),
+        staleness=staleness,
+        decision=decision,
+    )
 
 
 with tempfile.TemporaryDirectory() as tmp, EmbeddedPostgres(Path(tmp) / "data") as pg:

@@ -16,11 +16,11 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "unit" / "inference"))
-from conftest import build_instance  # noqa: E402 - the tests' real-instance builder
+from conftest import build_instance
 
-from ffe.contracts import InferenceRequest  # noqa: E402
-from gpu_inference.predictor import Predictor  # noqa: E402
-from gpu_inference.serve import serve_in_thread, settle  # noqa: E402
+from ffe.contracts import InferenceRequest
+from gpu_inference.predictor import Predictor
+from gpu_inference.serve import serve_in_thread, settle
 
 RUNS = 200
 

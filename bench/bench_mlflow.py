@@ -23,8 +23,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ffe.local.postgres import EmbeddedPostgres  # noqa: E402
-from ffe.training.tracking import Tracker, tracking_uri  # noqa: E402
+from ffe.local.postgres import EmbeddedPostgres
+from ffe.training.tracking import Tracker, tracking_uri
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--runs", type=int, default=20)

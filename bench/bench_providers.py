@@ -23,18 +23,18 @@ from moto import mock_aws
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # the route log line per fetch would drown the figures
 
-from ffe.adapters.bar_cache import DynamoDBBarCache  # noqa: E402
-from ffe.adapters.breaker import DynamoDBBreakerStorage, dynamodb_breakers, make_breaker  # noqa: E402
-from ffe.adapters.providers.alpha_vantage import AlphaVantageProvider  # noqa: E402
-from ffe.adapters.providers.coinbase import CoinbaseProvider  # noqa: E402
-from ffe.adapters.providers.oanda import OandaProvider  # noqa: E402
-from ffe.adapters.routing import RoutedProvider  # noqa: E402
-from ffe.adapters.synthetic import synthetic_bars  # noqa: E402
-from ffe.domain.models import Timeframe  # noqa: E402
-from ffe.domain.series import validate_series  # noqa: E402
-from tests.fakes.alpha_vantage_server import FakeAlphaVantage  # noqa: E402
-from tests.fakes.coinbase_server import FakeCoinbase  # noqa: E402
-from tests.fakes.oanda_server import FakeOanda  # noqa: E402
+from ffe.adapters.bar_cache import DynamoDBBarCache
+from ffe.adapters.breaker import DynamoDBBreakerStorage, dynamodb_breakers, make_breaker
+from ffe.adapters.providers.alpha_vantage import AlphaVantageProvider
+from ffe.adapters.providers.coinbase import CoinbaseProvider
+from ffe.adapters.providers.oanda import OandaProvider
+from ffe.adapters.routing import RoutedProvider
+from ffe.adapters.synthetic import synthetic_bars
+from ffe.domain.models import Timeframe
+from ffe.domain.series import validate_series
+from tests.fakes.alpha_vantage_server import FakeAlphaVantage
+from tests.fakes.coinbase_server import FakeCoinbase
+from tests.fakes.oanda_server import FakeOanda
 
 END = datetime(2024, 3, 6, 12, tzinfo=UTC)  # a Wednesday
 N = 1000
@@ -72,8 +72,9 @@ def best_of(fn: Callable[[], object], repeat: int = 5) -> float:
 
 
 def providers() -> dict[str, tuple[object, str, Timeframe, datetime]]:
-    av = AlphaVantageProvider(httpx.Client(transport=httpx.MockTransport(Replay(FakeAlphaVantage(history, "k")))),
-                              lambda: {"api_key": "k"})  # fmt: skip
+    av = AlphaVantageProvider(
+        httpx.Client(transport=httpx.MockTransport(Replay(FakeAlphaVantage(history, "k")))), lambda: {"api_key": "k"}
+    )
     cb = CoinbaseProvider(httpx.Client(transport=httpx.MockTransport(Replay(FakeCoinbase(history)))))
     oanda = OandaProvider(
         httpx.Client(transport=httpx.MockTransport(Replay(FakeOanda(history, token="t", account_id="a")))),

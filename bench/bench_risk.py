@@ -25,8 +25,15 @@ for _ in range(200):
     others = {f"A{i}USD": Position(f"A{i}USD", D(1), D(str(round(rng.uniform(100, 3000), 2)))) for i in range(8)}
     prices = {"BTCUSD": D("50000"), **{a: p.average_price for a, p in others.items()}}
     equity = D(str(round(rng.uniform(50_000, 500_000), 2)))
-    books.append(Portfolio(Balance("USD", equity, equity / 2), {"BTCUSD": Position("BTCUSD", held, D(48000)), **others},
-                           prices, equity, equity * D("1.05")))  # fmt: skip
+    books.append(
+        Portfolio(
+            Balance("USD", equity, equity / 2),
+            {"BTCUSD": Position("BTCUSD", held, D(48000)), **others},
+            prices,
+            equity,
+            equity * D("1.05"),
+        )
+    )
 
 samples = []
 for i in range(20_000):
@@ -43,9 +50,18 @@ checks = []
 for i in range(5_000):
     book = books[i % len(books)]
     t0 = time.perf_counter()
-    violations("BTCUSD", gate(Action.BUY, 0.6, "BTCUSD", returns, book, LIMITS, RULES).side or "BUY", D("0.01"), book,
-               LIMITS, RULES, returns)  # type: ignore[arg-type]  # fmt: skip
+    violations(
+        "BTCUSD",
+        gate(Action.BUY, 0.6, "BTCUSD", returns, book, LIMITS, RULES).side or "BUY",
+        D("0.01"),
+        book,
+        LIMITS,
+        RULES,
+        returns,
+    )  # type: ignore[arg-type]
     checks.append(time.perf_counter() - t0)
 checks.sort()
-print(f"  gate + re-check of every limit   p50 {statistics.median(checks) * 1e6:7.1f} µs"
-      f"   p95 {checks[int(len(checks) * 0.95)] * 1e6:7.1f} µs")  # fmt: skip
+print(
+    f"  gate + re-check of every limit   p50 {statistics.median(checks) * 1e6:7.1f} µs"
+    f"   p95 {checks[int(len(checks) * 0.95)] * 1e6:7.1f} µs"
+)

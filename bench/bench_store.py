@@ -22,14 +22,14 @@ os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "FFE")
 
-import psycopg  # noqa: E402
+import psycopg
 
-from ffe.adapters import store as store_module  # noqa: E402
-from ffe.adapters.store import PostgresDecisionStore, _decision_params  # noqa: E402
-from ffe.contracts import DataSource, DecisionRecord  # noqa: E402
-from ffe.domain.models import Action, Timeframe  # noqa: E402
-from ffe.local.postgres import EmbeddedPostgres  # noqa: E402
-from ffe.store.migrate import migrate  # noqa: E402
+from ffe.adapters import store as store_module
+from ffe.adapters.store import PostgresDecisionStore, _decision_params
+from ffe.contracts import DataSource, DecisionRecord
+from ffe.domain.models import Action, Timeframe
+from ffe.local.postgres import EmbeddedPostgres
+from ffe.store.migrate import migrate
 
 SOURCE = DataSource(provider="replay", dataset="bench", synthetic=False, simulated_clock=True)
 ASSETS = ("BTCUSD", "ETHUSD", "EURUSD", "GBPUSD")
@@ -41,13 +41,26 @@ def records(prefix: str, n: int) -> list[DecisionRecord]:
     out = []
     for i in range(n):
         as_of = START + timedelta(hours=i // len(ASSETS), minutes=1)
-        out.append(DecisionRecord(
-            cycle_id=f"{prefix}-{i // len(ASSETS)}", as_of=as_of, timeframe=Timeframe.H1, asset=ASSETS[i % 4],
-            bar_time=as_of - timedelta(minutes=61), action=(Action.BUY, Action.SELL, Action.HOLD)[i % 3],
-            confidence=0.5, stale=False, reason="bench", data_age_seconds=60.0, staleness_threshold_seconds=7200,
-            model="naive_router", model_version="1", signals={"trend_following": 0.1}, source=SOURCE,
-            input_sha256="0" * 64,
-        ))  # fmt: skip
+        out.append(
+            DecisionRecord(
+                cycle_id=f"{prefix}-{i // len(ASSETS)}",
+                as_of=as_of,
+                timeframe=Timeframe.H1,
+                asset=ASSETS[i % 4],
+                bar_time=as_of - timedelta(minutes=61),
+                action=(Action.BUY, Action.SELL, Action.HOLD)[i % 3],
+                confidence=0.5,
+                stale=False,
+                reason="bench",
+                data_age_seconds=60.0,
+                staleness_threshold_seconds=7200,
+                model="naive_router",
+                model_version="1",
+                signals={"trend_following": 0.1},
+                source=SOURCE,
+                input_sha256="0" * 64,
+            )
+        )
     return out
 
 
@@ -124,9 +137,11 @@ with tempfile.TemporaryDirectory() as tmp, EmbeddedPostgres(Path(tmp) / "data") 
 
     print(f"\nGET /decisions over {total} stored decisions (API handler in-process, 200 requests each)")
     timed({})  # warm: connection, imports
-    for label, query in (("newest 50", {}), ("asset=ETHUSD, limit=100", {"asset": "ETHUSD", "limit": "100"}),
-                         ("action=SELL, one week", {"action": "SELL", "from": "2024-02-01T00:00:00Z",
-                                                    "to": "2024-02-08T00:00:00Z"})):  # fmt: skip
+    for label, query in (
+        ("newest 50", {}),
+        ("asset=ETHUSD, limit=100", {"asset": "ETHUSD", "limit": "100"}),
+        ("action=SELL, one week", {"action": "SELL", "from": "2024-02-01T00:00:00Z", "to": "2024-02-08T00:00:00Z"}),
+    ):
         samples = sorted(timed(query)[0] for _ in range(200))
         p50, p95 = statistics.median(samples), samples[int(len(samples) * 0.95)]
         print(f"  {label:<32} p50 {p50 * 1000:6.2f} ms   p95 {p95 * 1000:6.2f} ms")

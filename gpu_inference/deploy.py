@@ -29,8 +29,8 @@ from typing import Any
 if not __package__:  # run as a script (python gpu_inference/deploy.py): the repository root holds the package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gpu_inference.gpu import LLAMA_1B_Q4, LLAMA_3B_Q4  # noqa: E402 - after the path above
-from gpu_inference.llm import DEFAULT_TIMEOUT_S  # noqa: E402
+from gpu_inference.gpu import LLAMA_1B_Q4, LLAMA_3B_Q4
+from gpu_inference.llm import DEFAULT_TIMEOUT_S
 
 VARIANT_NAME = "AllTraffic"
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
@@ -74,10 +74,10 @@ class StageDefaults:
 # Prod keeps two instances so one can fail without a "model serving down" outage.
 #                                 instance type  min max target/min sampling %
 STAGES: dict[str, StageDefaults] = {
-    "dev": StageDefaults(    "ml.g5.xlarge", 1,  1,  100,       100),
-    "staging": StageDefaults("ml.g5.xlarge", 1,  2,  100,       100),
-    "prod": StageDefaults(   "ml.g5.xlarge", 2,  4,  100,       100),
-}  # fmt: skip
+    "dev": StageDefaults("ml.g5.xlarge", 1, 1, 100, 100),
+    "staging": StageDefaults("ml.g5.xlarge", 1, 2, 100, 100),
+    "prod": StageDefaults("ml.g5.xlarge", 2, 4, 100, 100),
+}
 
 _ECR_IMAGE = re.compile(
     r"^[0-9]{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9._/-]+(:[A-Za-z0-9._-]+|@sha256:[a-f0-9]{64})$"

@@ -86,7 +86,7 @@ def parent_context(headers: Mapping[str, str]) -> Context | None:
     sampled = _XRAY_SAMPLED.search(amzn)
     span_context = SpanContext(
         trace_id=int(root.group(1) + root.group(2), 16),
-        span_id=int(parent.group(1), 16) if parent else random.getrandbits(64) or 1,  # noqa: S311 - an id, not a secret
+        span_id=int(parent.group(1), 16) if parent else random.getrandbits(64) or 1,
         is_remote=True,
         trace_flags=TraceFlags(TraceFlags.DEFAULT if sampled and sampled.group(1) == "0" else TraceFlags.SAMPLED),
     )

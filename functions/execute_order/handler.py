@@ -25,6 +25,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     result = execute_order(inp, broker, get_store(), settings.execution_mode, get_reservations(settings))
     metrics.add_dimension(name="venue", value=result.venue)
     metrics.add_metric(name=ORDERS, unit=MetricUnit.Count, value=int(result.created))
-    logger.info("order placed", extra={"client_order_id": result.client_order_id, "order_status": result.status,
-                                       "venue": result.venue, "new_order": result.created})  # fmt: skip
+    logger.info(
+        "order placed",
+        extra={
+            "client_order_id": result.client_order_id,
+            "order_status": result.status,
+            "venue": result.venue,
+            "new_order": result.created,
+        },
+    )
     return result.model_dump(mode="json")

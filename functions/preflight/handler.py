@@ -21,8 +21,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     report = run_preflight(live_providers(get_settings(ProviderSettings)), clock=lambda: now, brokers=brokers)
     for check in report.providers:
         if check.status != "not_configured":  # one metric per provider, dimensioned by provider
-            with single_metric(name=PROVIDER_HEALTHY, unit=MetricUnit.Count, value=int(check.status == "ok"),
-                               namespace=NAMESPACE) as metric:  # fmt: skip
+            with single_metric(
+                name=PROVIDER_HEALTHY, unit=MetricUnit.Count, value=int(check.status == "ok"), namespace=NAMESPACE
+            ) as metric:
                 metric.add_dimension(name="provider", value=check.provider)
     logger.info(
         "preflight", extra={"healthy": report.healthy, "providers": report.model_dump(mode="json")["providers"]}

@@ -177,10 +177,15 @@ def seed(conn: psycopg.Connection[Any]) -> Seeded:
         "VALUES ('seed-cycle-may', NULL, 'dev', '1h', %s, %s, 'SUCCEEDED', %s, %s),"
         "       ('seed-cycle-jun', NULL, 'dev', '1h', %s, %s, 'RUNNING', %s, NULL)",
         (
-            MAY, Jsonb(["BTCUSD", "ETHUSD", "EURUSD"]), now - timedelta(hours=2), now - timedelta(hours=1),
-            JUNE_15, Jsonb(["BTCUSD", "ETHUSD", "GBPUSD", "SPY"]), now - timedelta(minutes=5),
+            MAY,
+            Jsonb(["BTCUSD", "ETHUSD", "EURUSD"]),
+            now - timedelta(hours=2),
+            now - timedelta(hours=1),
+            JUNE_15,
+            Jsonb(["BTCUSD", "ETHUSD", "GBPUSD", "SPY"]),
+            now - timedelta(minutes=5),
         ),
-    )  # fmt: skip
+    )
     ids: list[tuple[datetime, int]] = []
     for asset, action in (("BTCUSD", "BUY"), ("ETHUSD", "HOLD"), ("EURUSD", "SELL")):
         ids.append((MAY, _insert_decision(conn, "seed-cycle-may", asset, MAY, action)))

@@ -228,8 +228,11 @@ def test_decision_detail_has_reasons_source_risk_events_and_execution(api_env: S
     ]
     execution = d["execution"]
     assert (execution["venue"], execution["side"], execution["quantity"], execution["price"]) == (
-        "coinbase", "BUY", 0.25, 8650.5,
-    )  # fmt: skip
+        "coinbase",
+        "BUY",
+        0.25,
+        8650.5,
+    )
     assert execution["status"] == "filled" and execution["mode"] == "paper"
 
 
@@ -313,8 +316,10 @@ def test_finished_cycle_shows_each_assets_decision(api_env: Seeded, call: Any) -
     cycle = response.json
     assert (cycle["status"], cycle["timeframe"], cycle["as_of"]) == ("SUCCEEDED", "1h", "2019-05-31T23:00:00Z")
     assert {a: (o["outcome"], o["action"]) for a, o in cycle["outcomes"].items()} == {
-        "BTCUSD": ("decision", "BUY"), "ETHUSD": ("decision", "HOLD"), "EURUSD": ("decision", "SELL"),
-    }  # fmt: skip
+        "BTCUSD": ("decision", "BUY"),
+        "ETHUSD": ("decision", "HOLD"),
+        "EURUSD": ("decision", "SELL"),
+    }
     assert cycle["pending_assets"] == [] and cycle["cycle_failure"] is None and cycle["execution"] is None
 
 
@@ -328,8 +333,10 @@ def test_cycle_without_a_cycles_row_is_built_from_decisions_and_failures(api_env
     cycle = call("GET", "/cycles/seed-cycle-orphan").json
     assert cycle["status"] is None and cycle["as_of"] == JUNE_1.isoformat().replace("+00:00", "Z")
     assert cycle["outcomes"]["XAUUSD"] == {
-        "outcome": "failure", "error_class": "InvalidInputError", "message": "unknown asset 'XAUUSD'",
-    }  # fmt: skip
+        "outcome": "failure",
+        "error_class": "InvalidInputError",
+        "message": "unknown asset 'XAUUSD'",
+    }
     assert cycle["outcomes"]["ETHUSD"]["outcome"] == "decision"  # decided after a failed attempt: the decision wins
 
 
@@ -353,8 +360,11 @@ def test_malformed_cycle_id_is_400(api_env: Seeded, call: Any, cycle_id: str) ->
 
 def test_post_cycle_starts_an_execution_named_after_the_cycle(state_machine: str, call: Any) -> None:
     # When a cycle is requested for two assets at a given time
-    response = call("POST", "/cycles", body={"assets": ["BTCUSD", "ETHUSD"], "timeframe": "1h",
-                                              "as_of": "2019-06-15T14:01:00+02:00"})  # fmt: skip
+    response = call(
+        "POST",
+        "/cycles",
+        body={"assets": ["BTCUSD", "ETHUSD"], "timeframe": "1h", "as_of": "2019-06-15T14:01:00+02:00"},
+    )
     # Then 202 with the cycle id and the execution, whose input is the cycle (as_of in UTC)
     assert response.status == 202, response.text
     accepted = response.json
@@ -363,9 +373,11 @@ def test_post_cycle_starts_an_execution_named_after_the_cycle(state_machine: str
     execution = sfn.describe_execution(executionArn=accepted["execution_arn"])
     assert execution["name"] == accepted["cycle_id"] and execution["stateMachineArn"] == state_machine
     assert json.loads(execution["input"]) == {
-        "cycle_id": accepted["cycle_id"], "as_of": "2019-06-15T12:01:00Z", "timeframe": "1h",
+        "cycle_id": accepted["cycle_id"],
+        "as_of": "2019-06-15T12:01:00Z",
+        "timeframe": "1h",
         "assets": ["BTCUSD", "ETHUSD"],
-    }  # fmt: skip
+    }
     # And GET /cycles/{id} finds it through Step Functions alone (nothing recorded yet): all assets pending
     cycle = call("GET", f"/cycles/{accepted['cycle_id']}").json
     assert cycle["execution"]["status"] == "RUNNING" and cycle["status"] == "RUNNING"
@@ -532,8 +544,10 @@ def test_health_when_the_database_is_down_is_503_degraded(api_env: Seeded, call:
     assert response.status == 503 and response.content_type == "application/json"
     report = response.json
     assert report["status"] == "degraded" and report["database"] == {
-        "ok": False, "latency_ms": None, "error": "DatabaseUnavailableError",
-    }  # fmt: skip
+        "ok": False,
+        "latency_ms": None,
+        "error": "DatabaseUnavailableError",
+    }
     assert report["last_cycle_age_seconds"] is None and "nobody" not in response.text  # no connection details
 
 

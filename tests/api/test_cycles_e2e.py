@@ -86,7 +86,7 @@ def test_local_server_puts_the_deployed_function_on_loopback(cloud: LocalCloud) 
     server, port = start_in_thread(lambda event: cloud.invoke("api", event))
     try:
         # When asking for health over HTTP
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=30) as response:  # noqa: S310
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=30) as response:
             status, body = response.status, json.loads(response.read())
     finally:
         server.shutdown()

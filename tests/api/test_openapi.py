@@ -27,8 +27,10 @@ def test_checked_in_schema_is_what_the_app_generates() -> None:
     # Then the checked-in document is the same, byte for byte
     assert SCHEMA_FILE.read_text() == api_app.openapi_json(), f"openapi.json is stale; regenerate it: {REGENERATE}"
     assert generated["info"] == {
-        "title": "ffe API", "version": __version__, "description": generated["info"]["description"],
-    }  # fmt: skip
+        "title": "ffe API",
+        "version": __version__,
+        "description": generated["info"]["description"],
+    }
 
 
 def test_openapi_route_serves_the_schema(api_env: Seeded, call: Any) -> None:

@@ -95,16 +95,28 @@ def the_error(err: str) -> str:
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        (["run", "--timeframe", "2h"], "ffe run: error: --timeframe 2h: template.yaml has no such schedule; use 15m, 1h or 1d"),
-        (["run", "--timeframe", "5m"], "--timeframe 5m: template.yaml has no such schedule; use 15m, 1h or 1d, or --bars"),
+        (
+            ["run", "--timeframe", "2h"],
+            "ffe run: error: --timeframe 2h: template.yaml has no such schedule; use 15m, 1h or 1d",
+        ),
+        (
+            ["run", "--timeframe", "5m"],
+            "--timeframe 5m: template.yaml has no such schedule; use 15m, 1h or 1d, or --bars",
+        ),
         (["run", "--input", "not json"], "ffe run: error: argument --input: not JSON (Expecting value"),
-        (["run", "--as-of", "garbage"], "argument --as-of: 'garbage' is not an ISO-8601 time such as 2019-06-15T12:01:00Z"),
+        (
+            ["run", "--as-of", "garbage"],
+            "argument --as-of: 'garbage' is not an ISO-8601 time such as 2019-06-15T12:01:00Z",
+        ),
         (["run", "--assets", ","], "ffe run: error: argument --assets: ',' names no symbol; give e.g. BTCUSD,ETHUSD"),
         (["run", "--assets", "BTCUSD, ETHUSD,BTCUSD"], "argument --assets: BTCUSD given more than once"),
         (["decisions", "--limit", "-1"], "ffe decisions: error: argument --limit: -1 is not 1 or more"),
-        (["api", "--port", "70000"], "ffe api: error: argument --port: 70000 is not a TCP port (0-65535; 0 picks a free one)"),
+        (
+            ["api", "--port", "70000"],
+            "ffe api: error: argument --port: 70000 is not a TCP port (0-65535; 0 picks a free one)",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_input_is_one_clear_line(
     argv: list[str], expected: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -200,10 +212,14 @@ def test_api_keeps_its_database_while_run_comes_and_goes_and_sigterm_stops_it(
     own_state: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    api = subprocess.Popen(  # noqa: S603  # this interpreter, the ffe CLI
+    api = subprocess.Popen(  # this interpreter, the ffe CLI
         [sys.executable, "-m", "ffe.cli", "--state-dir", str(own_state), "api", "--port", "0"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         assert api.stdout is not None
         first = api.stdout.readline()

@@ -134,8 +134,11 @@ def test_the_map_keeps_only_each_asset_outcome_in_the_execution_state(cloud) -> 
 
 def test_tasks_run_the_versions_their_deploy_published_and_a_redeploy_moves_only_what_changed(cloud) -> None:  # type: ignore[no-untyped-def]
     def invoked(arn: str) -> set[str]:
-        return {e["lambdaFunctionScheduledEventDetails"]["resource"].split(":function:")[1]
-                for e in cloud.history(arn) if e["type"] == "LambdaFunctionScheduled"}  # fmt: skip
+        return {
+            e["lambdaFunctionScheduledEventDetails"]["resource"].split(":function:")[1]
+            for e in cloud.history(arn)
+            if e["type"] == "LambdaFunctionScheduled"
+        }
 
     # Given an execution of the deployed stack: every task names a published version, never $LATEST
     first = cloud.start_execution(cycle_input(cloud, 4, ["BTCUSD"]))

@@ -57,10 +57,13 @@ def test_gappy_and_short_series_are_held_before_any_model(cloud: LocalCloud, mon
     need = FeatureParams().warmup - 1 + load_bundle("bundled").meta.roll_bars
     # Given BTCUSD as 119 bars from a year earlier plus the fresh bar, and ETHUSD cut to 51 bars
     year = timedelta(days=365)
-    serve(monkeypatch, {
-        "BTCUSD": lambda bars: [replace(b, time=b.time - year) for b in bars[:-1]] + bars[-1:],
-        "ETHUSD": lambda bars: bars[-51:],
-    })  # fmt: skip
+    serve(
+        monkeypatch,
+        {
+            "BTCUSD": lambda bars: [replace(b, time=b.time - year) for b in bars[:-1]] + bars[-1:],
+            "ETHUSD": lambda bars: bars[-51:],
+        },
+    )
     # When the cycle runs
     decisions, visited = run(cloud, ["BTCUSD", "ETHUSD"])
     # Then both are HOLDs of the gate, naming the rule and its numbers, and no model saw them

@@ -26,8 +26,10 @@ def test_database_down_retried_parked_replayed_exactly_once(postgres: str, tmp_p
     # Given the database refuses BTCUSD's decision on every attempt
     monkeypatch.setattr(PostgresDecisionStore, "record_decision", database_down)
     with LocalCloud(ROOT, postgres, dlq_file=parked) as cloud:
-        cycle = {**cloud.schedules["1h"].input_for(cloud.scheduled_event("1h", DEFAULT_AS_OF)),
-                 "assets": ["BTCUSD", "ETHUSD"]}  # fmt: skip
+        cycle = {
+            **cloud.schedules["1h"].input_for(cloud.scheduled_event("1h", DEFAULT_AS_OF)),
+            "assets": ["BTCUSD", "ETHUSD"],
+        }
         arn = cloud.start_execution(cycle)
         status = cloud.wait(arn, timeout_s=120)["status"]
         visits = state_visits(cloud.history(arn))
@@ -61,8 +63,11 @@ def test_database_down_retried_parked_replayed_exactly_once(postgres: str, tmp_p
 
 def test_replay_keeps_what_the_store_still_refuses(postgres: str, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     parked = tmp_path / "dead-letters.json"
-    monkeypatch.setattr(PostgresDecisionStore, "record_decision", lambda self, record: (_ for _ in ()).throw(
-        TransientError("still down")))  # fmt: skip
+    monkeypatch.setattr(
+        PostgresDecisionStore,
+        "record_decision",
+        lambda self, record: (_ for _ in ()).throw(TransientError("still down")),
+    )
     with LocalCloud(ROOT, postgres, dlq_file=parked) as cloud:
         cycle = {**cloud.schedules["1h"].input_for(cloud.scheduled_event("1h", DEFAULT_AS_OF)), "assets": ["ETHUSD"]}
         cloud.wait(cloud.start_execution(cycle), timeout_s=120)

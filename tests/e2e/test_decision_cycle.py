@@ -52,8 +52,12 @@ def visits(result: dict[str, Any], state: str, asset: str) -> list[StateVisit]:
 def test_schedule_event_becomes_the_cycle_input(cloud: LocalCloud) -> None:
     event = cloud.scheduled_event("1h", DEFAULT_AS_OF)
     cycle = cloud.schedules["1h"].input_for(event)
-    assert cycle == {"cycle_id": event["id"], "as_of": "2019-06-15T12:01:00Z", "timeframe": "1h",
-                     "assets": ["BTCUSD", "ETHUSD", "EURUSD", "GBPUSD"]}  # fmt: skip
+    assert cycle == {
+        "cycle_id": event["id"],
+        "as_of": "2019-06-15T12:01:00Z",
+        "timeframe": "1h",
+        "assets": ["BTCUSD", "ETHUSD", "EURUSD", "GBPUSD"],
+    }
     assert cloud.schedules["1h"].expression == "cron(1 * * * ? *)"
 
 

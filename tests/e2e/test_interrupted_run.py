@@ -23,10 +23,13 @@ def test_a_cycle_killed_mid_way_is_closed_aborted_by_the_next_run(capsys, monkey
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'layers/core'}{os.pathsep}{ROOT}"}
     env.pop("DATABASE_URL", None)
     # Given `ffe run` killed once its cycle is open (the harshest interruption: nothing gets to close it)
-    run = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "ffe.cli", "--state-dir", str(state), "run"], cwd=ROOT, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    run = subprocess.Popen(
+        [sys.executable, "-m", "ffe.cli", "--state-dir", str(state), "run"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         first = wait_for_running_cycle(state, run)
     finally:

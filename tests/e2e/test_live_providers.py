@@ -58,8 +58,10 @@ def internet() -> Internet:
 
 @pytest.fixture(scope="module")
 def cloud(postgres: str, internet: Internet) -> Iterator[LocalCloud]:
-    secrets = {"alpha_vantage": {"api_key": AV_KEY},
-               "oanda": {"token": OANDA_TOKEN, "account_id": OANDA_ACCOUNT, "environment": "practice"}}  # fmt: skip
+    secrets = {
+        "alpha_vantage": {"api_key": AV_KEY},
+        "oanda": {"token": OANDA_TOKEN, "account_id": OANDA_ACCOUNT, "environment": "practice"},
+    }
     with pytest.MonkeyPatch.context() as mp:
         client = httpx.Client(transport=httpx.MockTransport(internet))
         mp.setattr("ffe.adapters.market_data.shared_client", lambda: client)
@@ -102,7 +104,10 @@ def route(decision: dict[str, Any]) -> list[tuple[str, str]]:
 def test_startup_health_lists_providers_breakers_and_cache(cloud: LocalCloud) -> None:
     health = cloud.market_data_health()
     assert {(p.provider, p.configured, p.breaker) for p in health.providers} == {
-        ("coinbase", True, "closed"), ("oanda", True, "closed"), ("alpha_vantage", True, "closed")}  # fmt: skip
+        ("coinbase", True, "closed"),
+        ("oanda", True, "closed"),
+        ("alpha_vantage", True, "closed"),
+    }
     assert health.cache_reachable is True
 
 

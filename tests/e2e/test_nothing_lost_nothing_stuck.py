@@ -29,7 +29,7 @@ def run(cloud: LocalCloud, body: str) -> tuple[str, dict[str, Any]]:
 def failures(url: str, **where: Any) -> list[dict[str, Any]]:
     clause = " AND ".join(f"{k} = %({k})s" for k in where)
     with psycopg.connect(url, row_factory=psycopg.rows.dict_row) as conn:
-        return conn.execute(f"SELECT * FROM failures WHERE {clause} ORDER BY asset", where).fetchall()  # noqa: S608
+        return conn.execute(f"SELECT * FROM failures WHERE {clause} ORDER BY asset", where).fetchall()
 
 
 @pytest.mark.parametrize("body", ["null", "[1,2,3]", '"a string"', "42"], ids=["null", "list", "string", "number"])
@@ -47,8 +47,12 @@ def test_a_non_object_cycle_input_is_a_recorded_cycle_failure(cloud, postgres, b
 def test_two_null_assets_are_two_failures_and_a_long_asset_is_recorded_not_parked(cloud, postgres) -> None:  # type: ignore[no-untyped-def]
     cycle = f"bad-assets-{uuid.uuid4()}"
     long_asset = "Z" * 100
-    body = {"cycle_id": cycle, "as_of": "2019-06-15T12:01:00Z", "timeframe": "1h",
-            "assets": [None, "BTCUSD", None, long_asset]}  # fmt: skip
+    body = {
+        "cycle_id": cycle,
+        "as_of": "2019-06-15T12:01:00Z",
+        "timeframe": "1h",
+        "assets": [None, "BTCUSD", None, long_asset],
+    }
     _, description = run(cloud, json.dumps(body))
     assert description["status"] == "SUCCEEDED"
     rows = failures(postgres, cycle_id=cycle)
@@ -61,10 +65,12 @@ def test_two_null_assets_are_two_failures_and_a_long_asset_is_recorded_not_parke
 
 @pytest.mark.parametrize(
     ("as_of", "expected"),
-    [("2999-01-01T00:00:00Z", "as_of: Value error, as_of is in the future: 2999-01-01T00:00:00+00:00 is after now"),
-     ("0001-01-01T00:00:00Z", "as_of: Value error, as_of 0001-01-01T00:00:00+00:00 is before 1970-01-01")],
+    [
+        ("2999-01-01T00:00:00Z", "as_of: Value error, as_of is in the future: 2999-01-01T00:00:00+00:00 is after now"),
+        ("0001-01-01T00:00:00Z", "as_of: Value error, as_of 0001-01-01T00:00:00+00:00 is before 1970-01-01"),
+    ],
     ids=["future", "year-1"],
-)  # fmt: skip
+)
 def test_a_cycle_dated_in_the_future_or_in_year_1_is_refused_naming_as_of(cloud, postgres, as_of, expected) -> None:  # type: ignore[no-untyped-def]
     cycle = f"when-{uuid.uuid4()}"
     body = {"cycle_id": cycle, "as_of": as_of, "timeframe": "1h", "assets": ["BTCUSD"]}

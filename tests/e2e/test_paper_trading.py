@@ -45,8 +45,12 @@ def rows(url: str, sql: str, *params: Any) -> list[dict[str, Any]]:
 def test_positions_carry_over_between_cycles(cloud: LocalCloud, paper_db: str) -> None:
     # Given a BUY decided at 12:01 on the 11:00 bar: its paper order fills at the next bar's (12:00) open
     first = cycle(cloud, FIRST)
-    [order] = rows(paper_db, "SELECT e.*, d.id AS decided FROM executions e JOIN decisions d ON d.id = e.decision_id"
-                             " AND d.as_of = e.as_of WHERE d.cycle_id = %s", first)  # fmt: skip
+    [order] = rows(
+        paper_db,
+        "SELECT e.*, d.id AS decided FROM executions e JOIN decisions d ON d.id = e.decision_id"
+        " AND d.as_of = e.as_of WHERE d.cycle_id = %s",
+        first,
+    )
     assert (order["venue"], order["mode"], order["side"], order["status"]) == ("paper", "paper", "BUY", "PENDING")
     assert rows(paper_db, "SELECT * FROM paper_positions WHERE quantity <> 0") == []
     # And a retried ExecuteOrder (same payload, twice) places nothing new
@@ -67,16 +71,34 @@ def retry_execute_order(cloud: LocalCloud, paper_db: str, cycle_id: str) -> None
     """Invoke ExecuteOrder again with the payload the state machine sent: no second order may appear."""
     [decision] = rows(paper_db, "SELECT * FROM decisions WHERE cycle_id = %s", cycle_id)
     payload = {
-        "kind": "decision", "cycle_id": cycle_id, "as_of": decision["as_of"].isoformat(), "timeframe": "1h",
-        "asset": "BTCUSD", "bar_time": decision["bar_time"].isoformat(), "action": decision["action"],
-        "confidence": decision["confidence"], "stale": False, "reason": decision["reason"],
-        "data_age_seconds": decision["data_age_seconds"], "staleness_threshold_seconds": 7200,
-        "model": decision["model"], "model_version": decision["model_version"], "signals": {},
-        "source": decision["source"], "input_sha256": decision["input_sha256"], "size": float(decision["size"]),
+        "kind": "decision",
+        "cycle_id": cycle_id,
+        "as_of": decision["as_of"].isoformat(),
+        "timeframe": "1h",
+        "asset": "BTCUSD",
+        "bar_time": decision["bar_time"].isoformat(),
+        "action": decision["action"],
+        "confidence": decision["confidence"],
+        "stale": False,
+        "reason": decision["reason"],
+        "data_age_seconds": decision["data_age_seconds"],
+        "staleness_threshold_seconds": 7200,
+        "model": decision["model"],
+        "model_version": decision["model_version"],
+        "signals": {},
+        "source": decision["source"],
+        "input_sha256": decision["input_sha256"],
+        "size": float(decision["size"]),
         "risk": decision["reasons"]["risk"],
-        "recorded": {"kind": "decision", "id": decision["id"], "created": False, "cycle_id": cycle_id,
-                     "asset": "BTCUSD", "execute": True},
-    }  # fmt: skip
+        "recorded": {
+            "kind": "decision",
+            "id": decision["id"],
+            "created": False,
+            "cycle_id": cycle_id,
+            "asset": "BTCUSD",
+            "execute": True,
+        },
+    }
     first, again = cloud.invoke("execute-order", payload), cloud.invoke("execute-order", payload)
     assert first["client_order_id"] == again["client_order_id"]
     assert first["created"] is False and again["created"] is False  # the cycle already placed it

@@ -15,10 +15,21 @@ def test_a_record_the_store_can_never_accept_is_shelved_with_its_reason(tmp_path
     state = tmp_path / "state"
     state.mkdir()
     # Given two parked records: one the store can write, one it refuses as malformed (a decision without fields)
-    good = {"kind": "failure", "cycle_id": f"c-{uuid.uuid4()}", "asset": "BTCUSD", "error": "TransientError",
-            "cause": "database down", "record_error": {"Error": "TransientError", "Cause": "down"}}  # fmt: skip
-    poison = {"kind": "decision", "cycle_id": "c-poison", "asset": "BTCUSD", "action": "BUY",
-              "record_error": {"Error": "TransientError", "Cause": "down"}}  # fmt: skip
+    good = {
+        "kind": "failure",
+        "cycle_id": f"c-{uuid.uuid4()}",
+        "asset": "BTCUSD",
+        "error": "TransientError",
+        "cause": "database down",
+        "record_error": {"Error": "TransientError", "Cause": "down"},
+    }
+    poison = {
+        "kind": "decision",
+        "cycle_id": "c-poison",
+        "asset": "BTCUSD",
+        "action": "BUY",
+        "record_error": {"Error": "TransientError", "Cause": "down"},
+    }
     (state / "dead-letters.json").write_text(json.dumps([json.dumps(good), json.dumps(poison)]))
     # When the queue is replayed
     assert main(["--state-dir", str(state), "dlq", "replay"]) == 0
@@ -39,9 +50,12 @@ def test_a_record_the_store_can_never_accept_is_shelved_with_its_reason(tmp_path
 
 @pytest.mark.parametrize(
     ("name", "content", "problem"),
-    [("dead-letters.json", "{not json", "is not JSON"), ("dead-letters.json", '{"a": 1}', "holds JSON dict"),
-     ("poison-records.json", '[{"x": 1}]', "entry 1 is neither a record body nor {body, reason}")],
-)  # fmt: skip
+    [
+        ("dead-letters.json", "{not json", "is not JSON"),
+        ("dead-letters.json", '{"a": 1}', "holds JSON dict"),
+        ("poison-records.json", '[{"x": 1}]', "entry 1 is neither a record body nor {body, reason}"),
+    ],
+)
 def test_a_queue_file_that_is_not_one_is_a_clear_error_and_nothing_starts(
     tmp_path: Path, capsys, monkeypatch, name: str, content: str, problem: str
 ) -> None:  # type: ignore[no-untyped-def]

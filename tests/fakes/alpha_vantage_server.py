@@ -53,8 +53,16 @@ _FUNCTIONS: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
         "crypto",
         "Time Series Crypto ({interval})",
         "Crypto Intraday ({interval}) Time Series",
-        ("Digital Currency Code", "Digital Currency Name", "Market Code", "Market Name")
-        + ("Last Refreshed", "Interval", "Output Size", "Time Zone"),
+        (
+            "Digital Currency Code",
+            "Digital Currency Name",
+            "Market Code",
+            "Market Name",
+            "Last Refreshed",
+            "Interval",
+            "Output Size",
+            "Time Zone",
+        ),
     ),
     "DIGITAL_CURRENCY_DAILY": (
         "crypto",

@@ -161,7 +161,7 @@ def _time(query: httpx.QueryParams, name: str) -> datetime | None:
 def _candle(bar: Bar, complete: bool) -> dict[str, object]:
     return {
         "complete": complete,
-        "volume": int(round(bar.volume)),
+        "volume": round(bar.volume),
         "time": bar.time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000000000Z"),
         "mid": {"o": _price(bar.open), "h": _price(bar.high), "l": _price(bar.low), "c": _price(bar.close)},
     }

@@ -98,7 +98,7 @@ class FakeOllama(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: FakeOllama
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def do_GET(self) -> None:

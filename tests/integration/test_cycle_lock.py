@@ -61,16 +61,20 @@ def test_an_interrupted_cycle_is_closed_aborted_by_the_next_with_its_reason(stor
     assert opened.status == "RUNNING" and opened.closed == ((interrupted, "ABORTED"),)
     status, reason, finished = cycle_row(db, interrupted)
     assert status == "ABORTED" and finished
-    assert reason == (f"closed when cycle {later} started: its execution no longer exists (the run was "
-                      "interrupted before it closed the cycle)")  # fmt: skip
+    assert reason == (
+        f"closed when cycle {later} started: its execution no longer exists (the run was "
+        "interrupted before it closed the cycle)"
+    )
 
 
 def test_a_cycle_whose_execution_timed_out_is_closed_timed_out(store, db) -> None:  # type: ignore[no-untyped-def]
     timed_out, later = f"slow-{uuid.uuid4()}", f"later-{uuid.uuid4()}"
     store.open_cycle(header(timed_out), "arn:slow", lambda arn: "RUNNING")
     store.open_cycle(header(later), "arn:later", lambda arn: "TIMED_OUT" if arn == "arn:slow" else "RUNNING")
-    assert cycle_row(db, timed_out)[:2] == ("TIMED_OUT", f"closed when cycle {later} started: its execution ended "
-                                                         "TIMED_OUT without closing the cycle")  # fmt: skip
+    assert cycle_row(db, timed_out)[:2] == (
+        "TIMED_OUT",
+        f"closed when cycle {later} started: its execution ended TIMED_OUT without closing the cycle",
+    )
 
 
 def test_without_step_functions_a_cycle_older_than_the_timeout_is_closed_timed_out(store, db) -> None:  # type: ignore[no-untyped-def]
@@ -114,8 +118,18 @@ def test_what_an_aborted_cycle_reserved_stops_holding_headroom(store, db, reserv
     store.open_cycle(header(interrupted), "arn:gone", lambda arn: "RUNNING")
     account = f"paper-{uuid.uuid4()}"
     with reservations.account(account) as book:
-        book.reserve(Reservation(f"ffe-{uuid.uuid4().hex[:28]}", "BTCUSD", None, OrderSide.BUY, Decimal("0.1"),
-                                 Decimal("50000"), interrupted, {"broker": "paper"}))  # fmt: skip
+        book.reserve(
+            Reservation(
+                f"ffe-{uuid.uuid4().hex[:28]}",
+                "BTCUSD",
+                None,
+                OrderSide.BUY,
+                Decimal("0.1"),
+                Decimal("50000"),
+                interrupted,
+                {"broker": "paper"},
+            )
+        )
     store.open_cycle(header(f"later-{uuid.uuid4()}"), "arn:later", lambda arn: None)
     with reservations.account(account) as book:
         assert book.reserved() == []

@@ -66,10 +66,14 @@ class User:
     """Another process using the cluster in ``data``."""
 
     def __init__(self, data: Path) -> None:
-        self.proc = subprocess.Popen(  # noqa: S603  # this interpreter, our own script
+        self.proc = subprocess.Popen(  # this interpreter, our own script
             [sys.executable, "-c", USER, str(data)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
-        )  # fmt: skip
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(),
+        )
         self.expect("ready")
 
     def say(self, line: str) -> None:
@@ -107,7 +111,7 @@ def test_concurrent_first_starts_on_a_fresh_data_dir_all_succeed(data: Path, tmp
     # Given four processes that start the same, not yet created, cluster at the same moment
     go = tmp_path / "go"
     racers = [
-        subprocess.Popen(  # noqa: S603
+        subprocess.Popen(
             [sys.executable, "-c", RACER, str(data), str(go)], stderr=subprocess.PIPE, text=True, env=_env()
         )
         for _ in range(4)

@@ -23,8 +23,13 @@ def test_an_asset_label_longer_than_the_column_is_stored_sanitized_with_the_orig
     database_url, db, cycle_id, lambda_context
 ) -> None:  # type: ignore[no-untyped-def]
     asset = "X" * 100
-    event = {"kind": "failure", "cycle_id": cycle_id, "asset": asset, "error": "InvalidInputError",
-             "cause": json.dumps({"errorType": "InvalidInputError", "errorMessage": "invalid AssetTask: asset: ..."})}  # fmt: skip
+    event = {
+        "kind": "failure",
+        "cycle_id": cycle_id,
+        "asset": asset,
+        "error": "InvalidInputError",
+        "cause": json.dumps({"errorType": "InvalidInputError", "errorMessage": "invalid AssetTask: asset: ..."}),
+    }
     out = record_decision.lambda_handler(event, lambda_context)
     again = record_decision.lambda_handler(event, lambda_context)  # a replay finds it, never a new row
     assert out["created"] is True and again["created"] is False and again["id"] == out["id"]
@@ -42,8 +47,14 @@ def test_any_asset_value_gives_a_storable_failure(asset, database_url, db, cycle
 
 def test_two_null_assets_of_one_cycle_are_two_failures(database_url, db, cycle_id, lambda_context) -> None:  # type: ignore[no-untyped-def]
     for item in (1, 3):
-        event = {"kind": "failure", "cycle_id": cycle_id, "asset": None, "item": item, "error": "InvalidInputError",
-                 "cause": "invalid AssetTask: asset: Input should be a valid string"}  # fmt: skip
+        event = {
+            "kind": "failure",
+            "cycle_id": cycle_id,
+            "asset": None,
+            "item": item,
+            "error": "InvalidInputError",
+            "cause": "invalid AssetTask: asset: Input should be a valid string",
+        }
         record_decision.lambda_handler(event, lambda_context)
     rows = failures(db, cycle_id)
     assert [r[0] for r in rows] == ["(null, item 1)", "(null, item 3)"]
@@ -58,16 +69,26 @@ def test_an_overlong_cause_or_a_missing_error_name_is_kept_as_far_as_it_can_be()
 
 @pytest.mark.parametrize(
     ("cycle_input", "problem"),
-    [(None, "Input should be a valid dictionary"), ([1, 2, 3], "Input should be a valid dictionary"),
-     ("not an object", "Input should be a valid dictionary"), (7, "Input should be a valid dictionary")],
+    [
+        (None, "Input should be a valid dictionary"),
+        ([1, 2, 3], "Input should be a valid dictionary"),
+        ("not an object", "Input should be a valid dictionary"),
+        (7, "Input should be a valid dictionary"),
+    ],
     ids=["null", "list", "string", "number"],
-)  # fmt: skip
+)
 def test_a_non_object_cycle_input_is_a_recorded_cycle_failure_naming_the_problem(
     cycle_input, problem, database_url, db, lambda_context
 ) -> None:  # type: ignore[no-untyped-def]
     execution = f"arn:aws:states:us-east-1:123456789012:execution:ffe-dev-decision-cycle:{uuid.uuid4()}"
-    event = {"kind": "failure", "cycle_input": cycle_input, "cycle_failure": True, "execution_id": execution,
-             "error": "InvalidInputError", "cause": "invalid CycleHeader"}  # fmt: skip
+    event = {
+        "kind": "failure",
+        "cycle_input": cycle_input,
+        "cycle_failure": True,
+        "execution_id": execution,
+        "error": "InvalidInputError",
+        "cause": "invalid CycleHeader",
+    }
     out = record_decision.lambda_handler(event, lambda_context)
     name = f"execution:{execution.rsplit(':', 1)[-1]}"
     assert out["cycle_id"] == name
@@ -77,10 +98,12 @@ def test_a_non_object_cycle_input_is_a_recorded_cycle_failure_naming_the_problem
 
 @pytest.mark.parametrize(
     ("as_of", "expected"),
-    [("2999-01-01T00:00:00Z", "as_of is in the future: 2999-01-01T00:00:00+00:00 is after now"),
-     ("0001-01-01T00:00:00Z", "as_of 0001-01-01T00:00:00+00:00 is before 1970-01-01: no market data is that old")],
+    [
+        ("2999-01-01T00:00:00Z", "as_of is in the future: 2999-01-01T00:00:00+00:00 is after now"),
+        ("0001-01-01T00:00:00Z", "as_of 0001-01-01T00:00:00+00:00 is before 1970-01-01: no market data is that old"),
+    ],
     ids=["future", "year-1"],
-)  # fmt: skip
+)
 def test_a_cycle_dated_in_the_future_or_year_1_is_refused_at_open_naming_as_of(
     as_of, expected, database_url, db, cycle_id, lambda_context
 ) -> None:  # type: ignore[no-untyped-def]
@@ -90,8 +113,14 @@ def test_a_cycle_dated_in_the_future_or_year_1_is_refused_at_open_naming_as_of(
     with pytest.raises(InvalidInputError, match="as_of"):
         record_decision.lambda_handler({"kind": "cycle_opened", "cycle": raw, "execution_id": "arn:x"}, lambda_context)
     # the state machine then records the cycle failure, which names the field
-    event = {"kind": "failure", "cycle_input": raw, "cycle_failure": True, "execution_id": "arn:x",
-             "error": "InvalidInputError", "cause": "x"}  # fmt: skip
+    event = {
+        "kind": "failure",
+        "cycle_input": raw,
+        "cycle_failure": True,
+        "execution_id": "arn:x",
+        "error": "InvalidInputError",
+        "cause": "x",
+    }
     record_decision.lambda_handler(event, lambda_context)
     [(_, error, message)] = failures(db, cycle_id)
     assert error == "InvalidInputError" and f"as_of: Value error, {expected}" in message

@@ -29,15 +29,43 @@ SOURCE = DataSource(provider="replay", dataset="t", synthetic=False, simulated_c
 def gate_input(cycle_id: str, action: Action = Action.BUY, confidence: float = 0.5) -> GateRiskInput:
     bars = [BarModel(**asdict(b)) for b in ReplayProvider().fetch("BTCUSD", Timeframe.H1, AS_OF, 120).bars]
     decision = DecisionRecord(
-        cycle_id=cycle_id, as_of=AS_OF, timeframe=Timeframe.H1, asset="BTCUSD", bar_time=bars[-1].time,
-        action=action, confidence=confidence, stale=False, reason="model says so", data_age_seconds=60.0,
-        staleness_threshold_seconds=7200, model="naive_router", model_version="1", source=SOURCE,
+        cycle_id=cycle_id,
+        as_of=AS_OF,
+        timeframe=Timeframe.H1,
+        asset="BTCUSD",
+        bar_time=bars[-1].time,
+        action=action,
+        confidence=confidence,
+        stale=False,
+        reason="model says so",
+        data_age_seconds=60.0,
+        staleness_threshold_seconds=7200,
+        model="naive_router",
+        model_version="1",
+        source=SOURCE,
         input_sha256=digest_bars(bars),
-    )  # fmt: skip
-    staleness = {"stale": False, "code": "fresh", "reason": "fresh", "bar_count": len(bars), "last_bar_time": bars[-1].time,
-                 "age_seconds": 60.0, "threshold_seconds": 7200, "checked_at": AS_OF}  # fmt: skip
-    return GateRiskInput(cycle_id=cycle_id, as_of=AS_OF, timeframe=Timeframe.H1, asset="BTCUSD", source=SOURCE,
-                         bars=bars, bars_sha256=digest_bars(bars), staleness=staleness, decision=decision)  # fmt: skip
+    )
+    staleness = {
+        "stale": False,
+        "code": "fresh",
+        "reason": "fresh",
+        "bar_count": len(bars),
+        "last_bar_time": bars[-1].time,
+        "age_seconds": 60.0,
+        "threshold_seconds": 7200,
+        "checked_at": AS_OF,
+    }
+    return GateRiskInput(
+        cycle_id=cycle_id,
+        as_of=AS_OF,
+        timeframe=Timeframe.H1,
+        asset="BTCUSD",
+        source=SOURCE,
+        bars=bars,
+        bars_sha256=digest_bars(bars),
+        staleness=staleness,
+        decision=decision,
+    )
 
 
 @pytest.fixture

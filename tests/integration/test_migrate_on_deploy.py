@@ -24,7 +24,7 @@ class CloudFormationResponses:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_PUT(self) -> None:  # noqa: N802
+            def do_PUT(self) -> None:
                 outer.bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
                 self.send_response(200)
                 self.end_headers()
@@ -45,8 +45,14 @@ def cloudformation() -> Iterator[CloudFormationResponses]:
 
 
 def event(kind: str, url: str) -> dict[str, Any]:
-    return {"RequestType": kind, "ResponseURL": url, "StackId": "arn:stack", "RequestId": "r1",
-            "LogicalResourceId": "DatabaseMigration", "ResourceProperties": {}}  # fmt: skip
+    return {
+        "RequestType": kind,
+        "ResponseURL": url,
+        "StackId": "arn:stack",
+        "RequestId": "r1",
+        "LogicalResourceId": "DatabaseMigration",
+        "ResourceProperties": {},
+    }
 
 
 def test_create_migrates_and_reports_success(database_url, cloudformation, lambda_context) -> None:  # type: ignore[no-untyped-def]

@@ -50,15 +50,43 @@ def gate_input(cycle_id: str, bars: list[Bar], asset: str = "BTCUSD", confidence
     models = [BarModel.from_domain(b) for b in bars]
     as_of = bars[-1].time + timedelta(hours=1, minutes=1)
     decision = DecisionRecord(
-        cycle_id=cycle_id, as_of=as_of, timeframe=Timeframe.H1, asset=asset, bar_time=bars[-1].time,
-        action=Action.BUY, confidence=confidence, stale=False, reason="model says so", data_age_seconds=60.0,
-        staleness_threshold_seconds=7200, model="naive_router", model_version="1", source=SOURCE,
+        cycle_id=cycle_id,
+        as_of=as_of,
+        timeframe=Timeframe.H1,
+        asset=asset,
+        bar_time=bars[-1].time,
+        action=Action.BUY,
+        confidence=confidence,
+        stale=False,
+        reason="model says so",
+        data_age_seconds=60.0,
+        staleness_threshold_seconds=7200,
+        model="naive_router",
+        model_version="1",
+        source=SOURCE,
         input_sha256=digest_bars(models),
-    )  # fmt: skip
-    staleness = {"stale": False, "code": "fresh", "reason": "fresh", "bar_count": len(bars), "last_bar_time": bars[-1].time,
-                 "age_seconds": 60.0, "threshold_seconds": 7200, "checked_at": as_of}  # fmt: skip
-    return GateRiskInput(cycle_id=cycle_id, as_of=as_of, timeframe=Timeframe.H1, asset=asset, source=SOURCE,
-                         bars=models, bars_sha256=digest_bars(models), staleness=staleness, decision=decision)  # fmt: skip
+    )
+    staleness = {
+        "stale": False,
+        "code": "fresh",
+        "reason": "fresh",
+        "bar_count": len(bars),
+        "last_bar_time": bars[-1].time,
+        "age_seconds": 60.0,
+        "threshold_seconds": 7200,
+        "checked_at": as_of,
+    }
+    return GateRiskInput(
+        cycle_id=cycle_id,
+        as_of=as_of,
+        timeframe=Timeframe.H1,
+        asset=asset,
+        source=SOURCE,
+        bars=models,
+        bars_sha256=digest_bars(models),
+        staleness=staleness,
+        decision=decision,
+    )
 
 
 def no_alarm(asset: str, broken: list[str]) -> None:
@@ -102,8 +130,10 @@ def paper(postgres: str) -> Iterator[PaperBroker]:
 def test_cycles_that_decide_before_a_fill_share_one_cap(postgres, paper, reservations) -> None:  # type: ignore[no-untyped-def]
     store = PostgresDecisionStore(postgres)
     # Given three cycles deciding the same bar before its order fills (the issue's repro: make run, a1, a2)
-    same_bar = [gate_risk(gate_input(f"{name}-{uuid.uuid4()}", FLAT[:38]), paper, LIMITS, no_alarm, reservations)
-                for name in ("run", "a1", "a2")]  # fmt: skip
+    same_bar = [
+        gate_risk(gate_input(f"{name}-{uuid.uuid4()}", FLAT[:38]), paper, LIMITS, no_alarm, reservations)
+        for name in ("run", "a1", "a2")
+    ]
     for record in same_bar:
         if record.action is Action.BUY:
             place(store, paper, reservations, record)
@@ -121,11 +151,19 @@ def test_cycles_that_decide_before_a_fill_share_one_cap(postgres, paper, reserva
 def place(store: PostgresDecisionStore, broker: PaperBroker, reservations: Any, record: DecisionRecord) -> Any:
     """What RecordDecision and ExecuteOrder do with an approved decision."""
     stored = store.record_decision(record)
-    recorded = RecordDecisionResult(kind="decision", id=stored.id, created=stored.created, cycle_id=record.cycle_id,
-                                    asset=record.asset, action=record.action, execute=True)  # fmt: skip
+    recorded = RecordDecisionResult(
+        kind="decision",
+        id=stored.id,
+        created=stored.created,
+        cycle_id=record.cycle_id,
+        asset=record.asset,
+        action=record.action,
+        execute=True,
+    )
     broker.set_clock(lambda: record.bar_time + timedelta(hours=1))  # type: ignore[operator]
-    return execute_order(ExecuteOrderInput(**record.model_dump(), recorded=recorded), broker, store, "paper",
-                         reservations)  # fmt: skip
+    return execute_order(
+        ExecuteOrderInput(**record.model_dump(), recorded=recorded), broker, store, "paper", reservations
+    )
 
 
 def test_one_order_per_account_asset_and_bar(paper, reservations) -> None:  # type: ignore[no-untyped-def]
@@ -190,10 +228,12 @@ def test_two_gates_racing_on_one_account_never_spend_the_same_headroom(postgres:
         results = list(pool.map(gate_in_its_own_container, ["BTCUSD", "ETHUSD"]))
     # Then together they reserved no more than the 12 % of equity the account has room for
     with psycopg.connect(postgres) as conn:
-        reserved = dict(conn.execute(
-            "SELECT asset, quantity * price FROM order_reservations WHERE account = %s AND status = 'RESERVED'",
-            (account,),
-        ).fetchall())  # fmt: skip
+        reserved = dict(
+            conn.execute(
+                "SELECT asset, quantity * price FROM order_reservations WHERE account = %s AND status = 'RESERVED'",
+                (account,),
+            ).fetchall()
+        )
     assert sum(reserved.values()) <= Decimal("12000") * Decimal("1.0001")
     # And the first to get the lock had its full 10 %, the other only the 2 % left
     assert sorted(round(v) for v in reserved.values()) == [2000, 10000]
@@ -221,8 +261,13 @@ class Interleavings(RuleBasedStateMachine):
 
     @rule(target=decided, confidence=st.floats(min_value=0.05, max_value=1.0))
     def a_cycle_decides(self, confidence: float) -> Any:
-        record = gate_risk(gate_input(f"p-{uuid.uuid4()}", FLAT[: self.bar + 1], confidence=confidence),
-                           self.broker, LIMITS, no_alarm, self.reservations)  # fmt: skip
+        record = gate_risk(
+            gate_input(f"p-{uuid.uuid4()}", FLAT[: self.bar + 1], confidence=confidence),
+            self.broker,
+            LIMITS,
+            no_alarm,
+            self.reservations,
+        )
         return record if record.action is Action.BUY else None
 
     @rule(target=orders, record=consumes(decided))
@@ -269,17 +314,20 @@ def test_no_interleaving_takes_an_asset_past_its_cap(postgres: str) -> None:
 
     run_state_machine_as_test(
         lambda: Interleavings(postgres),
-        settings=settings(max_examples=25, stateful_step_count=15, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow]),
-    )  # fmt: skip
+        settings=settings(
+            max_examples=25, stateful_step_count=15, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+        ),
+    )
 
 
 def test_absurd_prices_are_a_clear_invalid_input_for_that_asset_not_a_decimal_error(paper, reservations) -> None:  # type: ignore[no-untyped-def]
     from dataclasses import replace
 
     # Given bars priced around 1e-300 (valid floats, positive, bracketing: nothing upstream refuses them)
-    tiny = [replace(b, open=b.open * 1e-302, high=b.high * 1e-302, low=b.low * 1e-302, close=b.close * 1e-302)
-            for b in FLAT[:40]]  # fmt: skip
+    tiny = [
+        replace(b, open=b.open * 1e-302, high=b.high * 1e-302, low=b.low * 1e-302, close=b.close * 1e-302)
+        for b in FLAT[:40]
+    ]
     # When the gate sizes a BUY, Then it names the asset and the price instead of raising decimal.DivisionImpossible
     with pytest.raises(InvalidInputError, match=r"BTCUSD: cannot size an order at a price of 1\.01E-300"):
         gate_risk(gate_input(f"tiny-{uuid.uuid4()}", tiny), paper, LIMITS, no_alarm, reservations)

@@ -16,11 +16,23 @@ SOURCE = DataSource(provider="replay", dataset="test", synthetic=False, simulate
 
 def decision(cycle_id: str, **change: object) -> dict:  # type: ignore[type-arg]
     rec = DecisionRecord(
-        cycle_id=cycle_id, as_of=datetime(2019, 6, 15, 12, 1, tzinfo=UTC), timeframe=Timeframe.H1, asset="BTCUSD",
-        bar_time=datetime(2019, 6, 15, 11, tzinfo=UTC), action=Action.BUY, confidence=0.4, stale=False,
-        reason="test", data_age_seconds=60.0, staleness_threshold_seconds=7200, model="naive_router",
-        model_version="1", signals={"trend_following": 0.5}, source=SOURCE, input_sha256="0" * 64,
-    )  # fmt: skip
+        cycle_id=cycle_id,
+        as_of=datetime(2019, 6, 15, 12, 1, tzinfo=UTC),
+        timeframe=Timeframe.H1,
+        asset="BTCUSD",
+        bar_time=datetime(2019, 6, 15, 11, tzinfo=UTC),
+        action=Action.BUY,
+        confidence=0.4,
+        stale=False,
+        reason="test",
+        data_age_seconds=60.0,
+        staleness_threshold_seconds=7200,
+        model="naive_router",
+        model_version="1",
+        signals={"trend_following": 0.5},
+        source=SOURCE,
+        input_sha256="0" * 64,
+    )
     return {**rec.model_dump(mode="json"), **change}
 
 
@@ -37,8 +49,16 @@ def test_same_decision_twice_gives_one_row(database_url, db, cycle_id, lambda_co
 
 
 def test_stale_hold_without_bars_is_still_idempotent(database_url, db, cycle_id, lambda_context) -> None:  # type: ignore[no-untyped-def]
-    hold = decision(cycle_id, bar_time=None, action="HOLD", confidence=1.0, stale=True, data_age_seconds=None,
-                    model="staleness_gate", signals={})  # fmt: skip
+    hold = decision(
+        cycle_id,
+        bar_time=None,
+        action="HOLD",
+        confidence=1.0,
+        stale=True,
+        data_age_seconds=None,
+        model="staleness_gate",
+        signals={},
+    )
     record_decision.lambda_handler(hold, lambda_context)
     record_decision.lambda_handler(hold, lambda_context)
     assert count(db, "decisions", cycle_id) == 1

@@ -16,11 +16,22 @@ SOURCE = DataSource(provider="replay", dataset="test", synthetic=False, simulate
 
 def decision(cycle_id: str, as_of: datetime, asset: str = "BTCUSD") -> DecisionRecord:
     return DecisionRecord(
-        cycle_id=cycle_id, as_of=as_of, timeframe=Timeframe.H1, asset=asset, bar_time=as_of.replace(minute=0),
-        action=Action.HOLD, confidence=0.9, stale=False, reason="test", data_age_seconds=60.0,
-        staleness_threshold_seconds=7200, model="naive_router", model_version="1", source=SOURCE,
+        cycle_id=cycle_id,
+        as_of=as_of,
+        timeframe=Timeframe.H1,
+        asset=asset,
+        bar_time=as_of.replace(minute=0),
+        action=Action.HOLD,
+        confidence=0.9,
+        stale=False,
+        reason="test",
+        data_age_seconds=60.0,
+        staleness_threshold_seconds=7200,
+        model="naive_router",
+        model_version="1",
+        source=SOURCE,
         input_sha256="0" * 64,
-    )  # fmt: skip
+    )
 
 
 def test_concurrent_duplicate_writes_give_exactly_one_row(postgres: str, db: psycopg.Connection, cycle_id: str) -> None:
@@ -86,8 +97,12 @@ def test_cycle_with_unreadable_as_of_is_still_registered(postgres: str, db: psyc
 
 def test_backfill_copies_many_and_is_idempotent(postgres: str, db: psycopg.Connection, cycle_id: str) -> None:
     store = PostgresDecisionStore(postgres)
-    records = [decision(cycle_id, datetime(2020, month, 10, hour, 1, tzinfo=UTC), asset)
-               for month in (1, 2) for hour in range(3) for asset in ("BTCUSD", "ETHUSD")]  # fmt: skip
+    records = [
+        decision(cycle_id, datetime(2020, month, 10, hour, 1, tzinfo=UTC), asset)
+        for month in (1, 2)
+        for hour in range(3)
+        for asset in ("BTCUSD", "ETHUSD")
+    ]
     assert store.backfill(records) == 12
     assert store.backfill(records) == 0  # the same batch again adds nothing
     assert store.record_decision(records[0]).created is False  # and meets single writes on the same key

@@ -19,8 +19,9 @@ from ffe.training.tracking import CHALLENGER, CHAMPION, Tracker, tracking_uri
 
 pytestmark = pytest.mark.integration
 
-PLAN = TrainPlan(seed=11, symbols=("BTCUSD", "EURUSD"), meta=MetaTrainConfig.quick(seed=11), ewc_epochs=2,
-                 progress=False)  # fmt: skip
+PLAN = TrainPlan(
+    seed=11, symbols=("BTCUSD", "EURUSD"), meta=MetaTrainConfig.quick(seed=11), ewc_epochs=2, progress=False
+)
 
 
 @pytest.fixture

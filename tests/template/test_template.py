@@ -20,7 +20,7 @@ def translated() -> dict:  # type: ignore[type-arg]
 
 def test_cfn_lint_passes_on_the_template_and_nested_stacks() -> None:
     files = ["template.yaml", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "iac").glob("*.yaml"))]
-    result = subprocess.run(  # noqa: S603
+    result = subprocess.run(
         [str(Path(sys.executable).parent / "cfn-lint"), *files], cwd=ROOT, capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -30,8 +30,12 @@ def test_functions_run_python312_with_the_core_layer() -> None:
     sam = load_sam(ROOT)
     assert sam["Globals"]["Function"]["Runtime"] == "python3.12"
     functions = {k: v for k, v in sam["Resources"].items() if v["Type"] == "AWS::Serverless::Function"}
-    assert set(functions) >= {"FetchMarketDataFunction", "CheckStalenessFunction", "InferDecisionFunction",
-                              "RecordDecisionFunction"}  # fmt: skip
+    assert set(functions) >= {
+        "FetchMarketDataFunction",
+        "CheckStalenessFunction",
+        "InferDecisionFunction",
+        "RecordDecisionFunction",
+    }
     for logical_id, fn in functions.items():
         code = ROOT / fn["Properties"]["CodeUri"]
         assert (code / "handler.py").exists(), logical_id
@@ -104,8 +108,11 @@ def test_samconfig_has_every_stage() -> None:
 
 def test_preflight_runs_daily_and_market_data_state_has_its_tables(translated) -> None:  # type: ignore[no-untyped-def]
     resources = translated["Resources"]
-    daily = [r for r in resources.values() if r["Type"] == "AWS::Events::Rule"
-             and r["Properties"].get("ScheduleExpression") == "cron(30 6 * * ? *)"]  # fmt: skip
+    daily = [
+        r
+        for r in resources.values()
+        if r["Type"] == "AWS::Events::Rule" and r["Properties"].get("ScheduleExpression") == "cron(30 6 * * ? *)"
+    ]
     assert len(daily) == 1 and "PreflightFunction" in json.dumps(daily[0]["Properties"]["Targets"])
     cache = resources["BarCacheTable"]["Properties"]
     assert [k["AttributeName"] for k in cache["KeySchema"]] == ["series", "t"]
@@ -130,8 +137,10 @@ def test_offline_deploy_leaves_out_only_what_moto_cannot_create(translated) -> N
 
     kept = without_unsupported(translated)
     left_out = set(translated["Resources"]) - set(kept["Resources"])
-    assert all(translated["Resources"][r]["Type"].startswith(("AWS::ApiGateway::", "AWS::Lambda::Permission"))
-               for r in left_out)  # fmt: skip
+    assert all(
+        translated["Resources"][r]["Type"].startswith(("AWS::ApiGateway::", "AWS::Lambda::Permission"))
+        for r in left_out
+    )
     assert {"ApiFunction", "DecisionCycleStateMachine", "RecordDecisionFunction"} <= set(kept["Resources"])
 
 

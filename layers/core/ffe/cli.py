@@ -19,39 +19,71 @@ STATE_DIR = Path(".ffe")
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ffe", description=__doc__)
-    parser.add_argument("--state-dir", type=_state_dir, default=str(STATE_DIR), metavar="DIR",
-                        help="local state (default: ./.ffe)")  # fmt: skip
+    parser.add_argument(
+        "--state-dir", type=_state_dir, default=str(STATE_DIR), metavar="DIR", help="local state (default: ./.ffe)"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run one decision cycle through the real state machine, offline")
-    run.add_argument("--as-of", type=_utc, default=None, metavar="ISO-8601", help="schedule time, e.g. "
-                     "2019-06-15T12:01:00Z (default: now with "
-                     "--provider live, else a Saturday in June 2019 where crypto is fresh and FX stale)")  # fmt: skip
-    run.add_argument("--timeframe", default=None,
-                     help="which schedule in template.yaml fires: 15m, 1h or 1d (default 1h)")  # fmt: skip
-    run.add_argument("--assets", type=_symbols, default=None, metavar="A,B",
-                     help="comma-separated symbols instead of the schedule's universe")  # fmt: skip
-    run.add_argument("--input", dest="raw_input", type=_json_text, default=None, metavar="JSON",
-                     help="start the execution with this exact JSON instead of a schedule event")  # fmt: skip
+    run.add_argument(
+        "--as-of",
+        type=_utc,
+        default=None,
+        metavar="ISO-8601",
+        help="schedule time, e.g. "
+        "2019-06-15T12:01:00Z (default: now with "
+        "--provider live, else a Saturday in June 2019 where crypto is fresh and FX stale)",
+    )
+    run.add_argument(
+        "--timeframe", default=None, help="which schedule in template.yaml fires: 15m, 1h or 1d (default 1h)"
+    )
+    run.add_argument(
+        "--assets",
+        type=_symbols,
+        default=None,
+        metavar="A,B",
+        help="comma-separated symbols instead of the schedule's universe",
+    )
+    run.add_argument(
+        "--input",
+        dest="raw_input",
+        type=_json_text,
+        default=None,
+        metavar="JSON",
+        help="start the execution with this exact JSON instead of a schedule event",
+    )
     run.add_argument("--logs", action="store_true", help="also print each Lambda invocation's log lines")
-    run.add_argument("--bars", type=Path, default=None, metavar="FILE|DIR",
-                     help="run on the bars of a scenario file (.csv, .json) or a directory of them: their assets "
-                     "and timeframe, at --as-of or the JSON's as_of (format: examples/README.md)")  # fmt: skip
-    run.add_argument("--provider", choices=["replay", "live"], default="replay",
-                     help="replay: bundled history (default); live: Coinbase/Oanda/Alpha Vantage with the "
-                     "credentials in ALPHA_VANTAGE_API_KEY, OANDA_API_TOKEN, OANDA_ACCOUNT_ID")  # fmt: skip
+    run.add_argument(
+        "--bars",
+        type=Path,
+        default=None,
+        metavar="FILE|DIR",
+        help="run on the bars of a scenario file (.csv, .json) or a directory of them: their assets "
+        "and timeframe, at --as-of or the JSON's as_of (format: examples/README.md)",
+    )
+    run.add_argument(
+        "--provider",
+        choices=["replay", "live"],
+        default="replay",
+        help="replay: bundled history (default); live: Coinbase/Oanda/Alpha Vantage with the "
+        "credentials in ALPHA_VANTAGE_API_KEY, OANDA_API_TOKEN, OANDA_ACCOUNT_ID",
+    )
 
     commands.add_parser("preflight", help="check every configured live provider (credentials from the environment)")
 
     dlq = commands.add_parser("dlq", help="the dead-letter queue of records the store refused")
-    dlq.add_argument("action", choices=["replay", "list"],
-                     help="replay: write every parked record (idempotent), moving any the store refuses as malformed "
-                     "to the poison shelf; list: the parked records and the shelf, with the reasons")  # fmt: skip
+    dlq.add_argument(
+        "action",
+        choices=["replay", "list"],
+        help="replay: write every parked record (idempotent), moving any the store refuses as malformed "
+        "to the poison shelf; list: the parked records and the shelf, with the reasons",
+    )
     dlq.add_argument("--stage", default=None, help="the deployed stage's queues in AWS instead of the local ones")
     dlq.add_argument("--region", default=None, help="AWS region of the deployed stage (default: your AWS config)")
 
-    api = commands.add_parser("api", help="serve the API on 127.0.0.1 against the local stack (Ctrl-C or SIGTERM "
-                              "stops it)")  # fmt: skip
+    api = commands.add_parser(
+        "api", help="serve the API on 127.0.0.1 against the local stack (Ctrl-C or SIGTERM stops it)"
+    )
     api.add_argument("--port", type=_port, default=8080, help="TCP port (default 8080; 0: any free port)")
 
     db = commands.add_parser("db", help="the decision store")
@@ -63,17 +95,29 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from ffe.training.cli import add_models_arguments, add_train_arguments
 
-    add_train_arguments(commands.add_parser("train", help="fit the regime mixtures and train the meta-controller "
-                                            "on the bundled data; track and register in MLflow"))  # fmt: skip
-    add_models_arguments(commands.add_parser("models", help="registered meta-controller versions: list, promote, "
-                                             "publish to a stage"))  # fmt: skip
+    add_train_arguments(
+        commands.add_parser(
+            "train",
+            help="fit the regime mixtures and train the meta-controller "
+            "on the bundled data; track and register in MLflow",
+        )
+    )
+    add_models_arguments(
+        commands.add_parser("models", help="registered meta-controller versions: list, promote, publish to a stage")
+    )
     from ffe.backtest.cli import add_arguments as add_backtest_arguments
 
-    add_backtest_arguments(commands.add_parser("backtest", help="replay the decision pipeline over a bundled series: "
-                                               "metrics for every strategy, JSON report and plots"))  # fmt: skip
+    add_backtest_arguments(
+        commands.add_parser(
+            "backtest",
+            help="replay the decision pipeline over a bundled series: "
+            "metrics for every strategy, JSON report and plots",
+        )
+    )
 
-    commands.add_parser("reset", help="stop the embedded Postgres and delete the local state (not while another "
-                        "ffe command uses it)")  # fmt: skip
+    commands.add_parser(
+        "reset", help="stop the embedded Postgres and delete the local state (not while another ffe command uses it)"
+    )
     commands.add_parser("portfolio", help="the paper account: cash, positions, equity, exposure")
 
     args = parser.parse_args(argv)
@@ -153,14 +197,24 @@ def _run(state: Any, args: argparse.Namespace) -> int:
         _check_schedule(args, timeframe)
     default_as_of = _now_minute() if args.provider == "live" else state.next_as_of(timeframe)
     report = run_cycle(
-        state, as_of=args.as_of or default_as_of, timeframe=timeframe, assets=args.assets,
-        raw_input=args.raw_input, echo_logs=args.logs, provider=args.provider, scenario=scenario,
-    )  # fmt: skip
+        state,
+        as_of=args.as_of or default_as_of,
+        timeframe=timeframe,
+        assets=args.assets,
+        raw_input=args.raw_input,
+        echo_logs=args.logs,
+        provider=args.provider,
+        scenario=scenario,
+    )
     cycle = report.cycle_input if isinstance(report.cycle_input, dict) else {}
-    print(f"DecisionCycle {cycle.get('timeframe', '?')} as of {cycle.get('as_of', '?')}"
-          f"  (schedule {report.rule_name}, cycle {cycle.get('cycle_id', '?')})")  # fmt: skip
-    print(f"execution {report.execution_arn}: {report.status}"
-          + (f"  {report.error}: {report.cause}" if report.error else ""))  # fmt: skip
+    print(
+        f"DecisionCycle {cycle.get('timeframe', '?')} as of {cycle.get('as_of', '?')}"
+        f"  (schedule {report.rule_name}, cycle {cycle.get('cycle_id', '?')})"
+    )
+    print(
+        f"execution {report.execution_arn}: {report.status}"
+        + (f"  {report.error}: {report.cause}" if report.error else "")
+    )
     if report.cycle_note:
         print(report.cycle_note)
     if report.health is not None:
@@ -202,11 +256,15 @@ def _run(state: Any, args: argparse.Namespace) -> int:
     _portfolio(state, heading=False)
     print()
     print("Execution history (Step Functions console, table view)")
-    print(table(
-        ["state", "type", "asset", "status", "attempts", "duration", "error"],
-        [[v.name, v.type, v.asset, v.status, str(v.attempts or ""), f"{v.duration_ms:.0f} ms", v.error[:90]]
-         for v in report.visits],
-    ))  # fmt: skip
+    print(
+        table(
+            ["state", "type", "asset", "status", "attempts", "duration", "error"],
+            [
+                [v.name, v.type, v.asset, v.status, str(v.attempts or ""), f"{v.duration_ms:.0f} ms", v.error[:90]]
+                for v in report.visits
+            ],
+        )
+    )
     return 0 if report.status == "SUCCEEDED" else 1
 
 
@@ -232,16 +290,28 @@ def _portfolio(state: Any, heading: bool) -> int:
     if book is None:
         print("no paper account yet: run `ffe run` first")
         return 0
-    print(f"paper account {book['account']}: equity {book['equity']:.2f} {book['currency']}, cash {book['cash']:.2f},"
-          f" exposure {book['exposure']:.1%}, drawdown {book['drawdown']:.1%} from peak {book['peak']:.2f},"
-          f" {book['pending_orders']} order(s) waiting for the next bar")  # fmt: skip
+    print(
+        f"paper account {book['account']}: equity {book['equity']:.2f} {book['currency']}, cash {book['cash']:.2f},"
+        f" exposure {book['exposure']:.1%}, drawdown {book['drawdown']:.1%} from peak {book['peak']:.2f},"
+        f" {book['pending_orders']} order(s) waiting for the next bar"
+    )
     if book["positions"]:
-        print(table(
-            ["asset", "quantity", "average price", "mark", "value", "unrealised P&L"],
-            [[p["asset"], f"{p['quantity']:.8g}", f"{p['average_price']:.2f}", f"{p['mark_price']:.2f}",
-              f"{p['value']:.2f}", f"{(p['mark_price'] - p['average_price']) * p['quantity']:+.2f}"]
-             for p in book["positions"]],
-        ))  # fmt: skip
+        print(
+            table(
+                ["asset", "quantity", "average price", "mark", "value", "unrealised P&L"],
+                [
+                    [
+                        p["asset"],
+                        f"{p['quantity']:.8g}",
+                        f"{p['average_price']:.2f}",
+                        f"{p['mark_price']:.2f}",
+                        f"{p['value']:.2f}",
+                        f"{(p['mark_price'] - p['average_price']) * p['quantity']:+.2f}",
+                    ]
+                    for p in book["positions"]
+                ],
+            )
+        )
     return 0
 
 
@@ -260,13 +330,16 @@ def _dlq_replay(state: Any, stage: str | None, region: str | None) -> int:
         try:
             session = boto3.Session(region_name=region)
             sqs = session.client("sqs")
-            queue, poison = (sqs.get_queue_url(QueueName=f"ffe-{stage}-{q}")["QueueUrl"]
-                             for q in ("decision-dlq", "decision-poison"))  # fmt: skip
+            queue, poison = (
+                sqs.get_queue_url(QueueName=f"ffe-{stage}-{q}")["QueueUrl"] for q in ("decision-dlq", "decision-poison")
+            )
             report = replay(sqs, session.client("lambda"), queue, f"ffe-{stage}-record-decision", poison)
         except (BotoCoreError, ClientError) as exc:  # credentials, region, a stage that is not deployed
             raise LocalError(f"stage {stage!r} in AWS: {exc}") from None
-    print(f"replayed {report.replayed} record(s); {len(report.failed)} kept in the queue; {len(report.shelved)} "
-          "moved to the poison shelf (the store refuses them as they are: see `ffe dlq list`)")  # fmt: skip
+    print(
+        f"replayed {report.replayed} record(s); {len(report.failed)} kept in the queue; {len(report.shelved)} "
+        "moved to the poison shelf (the store refuses them as they are: see `ffe dlq list`)"
+    )
     for failure in report.failed:
         print(f"  kept: {failure}")
     for shelved in report.shelved:
@@ -288,16 +361,24 @@ def _dlq_list(state: Any, stage: str | None, region: str | None) -> int:
 
         try:
             sqs = boto3.Session(region_name=region).client("sqs")
-            waiting, shelved = (peek(sqs, sqs.get_queue_url(QueueName=f"ffe-{stage}-{q}")["QueueUrl"])
-                                for q in ("decision-dlq", "decision-poison"))  # fmt: skip
+            waiting, shelved = (
+                peek(sqs, sqs.get_queue_url(QueueName=f"ffe-{stage}-{q}")["QueueUrl"])
+                for q in ("decision-dlq", "decision-poison")
+            )
         except (BotoCoreError, ClientError) as exc:
             raise LocalError(f"stage {stage!r} in AWS: {exc}") from None
-    for title, records in (("waiting in the dead-letter queue (`ffe dlq replay` writes them)", waiting),
-                           ("on the poison shelf (the store refuses them as they are)", shelved)):  # fmt: skip
+    for title, records in (
+        ("waiting in the dead-letter queue (`ffe dlq replay` writes them)", waiting),
+        ("on the poison shelf (the store refuses them as they are)", shelved),
+    ):
         print(f"{len(records)} record(s) {title}")
         if records:
-            print(table(["message", "kind", "cycle", "asset", "reason"],
-                        [[r.message_id, r.kind, r.cycle_id, r.asset, r.reason[:120]] for r in records]))  # fmt: skip
+            print(
+                table(
+                    ["message", "kind", "cycle", "asset", "reason"],
+                    [[r.message_id, r.kind, r.cycle_id, r.asset, r.reason[:120]] for r in records],
+                )
+            )
     return 0
 
 
@@ -306,18 +387,39 @@ def _preflight(state: Any) -> int:
 
     report = run_preflight_locally(state)
     print(f"pre-flight at {report['checked_at']}: {'healthy' if report['healthy'] else 'NOT healthy'}")
-    print(table(
-        ["provider", "status", "latency", "hint", "message"],
-        [[c["provider"], c["status"], "-" if c["latency_ms"] is None else f"{c['latency_ms']:.0f} ms", c["hint"],
-          c["message"][:100]] for c in report["providers"]],
-    ))  # fmt: skip
+    print(
+        table(
+            ["provider", "status", "latency", "hint", "message"],
+            [
+                [
+                    c["provider"],
+                    c["status"],
+                    "-" if c["latency_ms"] is None else f"{c['latency_ms']:.0f} ms",
+                    c["hint"],
+                    c["message"][:100],
+                ]
+                for c in report["providers"]
+            ],
+        )
+    )
     if report.get("brokers"):
         print()
-        print(table(
-            ["broker", "status", "latency", "equity", "min order", "hint / message"],
-            [[b["broker"], b["status"], "-" if b["latency_ms"] is None else f"{b['latency_ms']:.0f} ms",
-              b["equity"] or "-", b["min_order"] or "-", (b["hint"] or b["message"])[:100]] for b in report["brokers"]],
-        ))  # fmt: skip
+        print(
+            table(
+                ["broker", "status", "latency", "equity", "min order", "hint / message"],
+                [
+                    [
+                        b["broker"],
+                        b["status"],
+                        "-" if b["latency_ms"] is None else f"{b['latency_ms']:.0f} ms",
+                        b["equity"] or "-",
+                        b["min_order"] or "-",
+                        (b["hint"] or b["message"])[:100],
+                    ]
+                    for b in report["brokers"]
+                ],
+            )
+        )
     return 0 if report["healthy"] else 1
 
 
@@ -328,11 +430,24 @@ def _decisions(state: Any, limit: int, asset: str | None) -> int:
     if not rows:
         print("no decisions recorded yet: run `ffe run` first")
         return 0
-    print(table(
-        ["id", "recorded (UTC)", "asset", "tf", "bar time (UTC)", "action", "conf", "reason"],
-        [[str(r["id"]), _time(r["created_at"]), r["asset"], r["timeframe"], _time(r["bar_time"]), r["action"],
-          f"{r['confidence']:.2f}", r["reason"][:80]] for r in rows],
-    ))  # fmt: skip
+    print(
+        table(
+            ["id", "recorded (UTC)", "asset", "tf", "bar time (UTC)", "action", "conf", "reason"],
+            [
+                [
+                    str(r["id"]),
+                    _time(r["created_at"]),
+                    r["asset"],
+                    r["timeframe"],
+                    _time(r["bar_time"]),
+                    r["action"],
+                    f"{r['confidence']:.2f}",
+                    r["reason"][:80],
+                ]
+                for r in rows
+            ],
+        )
+    )
     return 0
 
 
@@ -386,8 +501,10 @@ def _check_schedule(args: argparse.Namespace, timeframe: str) -> None:
         bundled.setdefault(native, []).append(asset)
     if bundled:
         listed = "; ".join(f"{', '.join(names)} (bundled at {native})" for native, names in bundled.items())
-        print(f"note: replay has no {fired} bars for {listed}: they will HOLD on 'no bars'; "
-              "use a coarser --timeframe, or --bars with your own bars")  # fmt: skip
+        print(
+            f"note: replay has no {fired} bars for {listed}: they will HOLD on 'no bars'; "
+            "use a coarser --timeframe, or --bars with your own bars"
+        )
 
 
 def _project() -> Path:

@@ -53,8 +53,15 @@ def parked(messages: list[dict[str, Any]]) -> list[Parked]:
         error = body["record_error"] if isinstance(body.get("record_error"), dict) else {}
         attribute = (message.get("MessageAttributes") or {}).get(REASON_ATTRIBUTE, {}).get("StringValue")
         reason = attribute or str(error.get("Error") or "") or ("not a JSON object" if not body else "")
-        out.append(Parked(message["MessageId"], str(body.get("kind", "?")), str(body.get("cycle_id", "-")),
-                          str(body.get("asset", "-"))[:64], reason))  # fmt: skip
+        out.append(
+            Parked(
+                message["MessageId"],
+                str(body.get("kind", "?")),
+                str(body.get("cycle_id", "-")),
+                str(body.get("asset", "-"))[:64],
+                reason,
+            )
+        )
     return out
 
 
@@ -67,16 +74,21 @@ def record_payload(body: str) -> dict[str, Any]:
 
 
 def replay(
-    sqs: Any, lambda_client: Any, queue_url: str, function_name: str, poison_queue_url: str | None = None,
+    sqs: Any,
+    lambda_client: Any,
+    queue_url: str,
+    function_name: str,
+    poison_queue_url: str | None = None,
     max_messages: int = 1000,
-) -> ReplayReport:  # fmt: skip
+) -> ReplayReport:
     """Write every parked record through ``function_name``; delete each message once it is stored, or once it is
     on the poison shelf (``poison_queue_url``) because the function refused the record itself."""
     report = ReplayReport()
     seen: set[str] = set()
     while len(seen) < max_messages:
-        batch = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
-                                    VisibilityTimeout=60).get("Messages", [])  # fmt: skip
+        batch = sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0, VisibilityTimeout=60
+        ).get("Messages", [])
         fresh = [m for m in batch if m["MessageId"] not in seen]
         for again in (m for m in batch if m["MessageId"] in seen):  # a kept record came round: leave it visible
             sqs.change_message_visibility(QueueUrl=queue_url, ReceiptHandle=again["ReceiptHandle"], VisibilityTimeout=0)
@@ -124,8 +136,9 @@ def queued(sqs: Any, queue_url: str, max_messages: int = 1000) -> list[dict[str,
     """Every message of a queue with its attributes, left in the queue (visible again at once)."""
     messages: dict[str, dict[str, Any]] = {}
     while len(messages) < max_messages:
-        batch = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0,
-                                    MessageAttributeNames=["All"]).get("Messages", [])  # fmt: skip
+        batch = sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0, MessageAttributeNames=["All"]
+        ).get("Messages", [])
         new = [m for m in batch if m["MessageId"] not in messages]
         if not new:
             break

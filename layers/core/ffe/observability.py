@@ -70,4 +70,4 @@ def _refusal(reason: str) -> str:
     return code if code in {c.value for c in GateCode} - {GateCode.FRESH, GateCode.STALE} else "stale_data"
 
 
-__all__ = ["logger", "tracer", "metrics", "MetricUnit", "record_metrics"]
+__all__ = ["MetricUnit", "logger", "metrics", "record_metrics", "tracer"]

@@ -48,8 +48,13 @@ def test_corrupt_bundle_is_unavailable_with_the_reason(tmp_path: Path, corrupt, 
 def test_regime_models_must_fit_the_meta_controller(tmp_path: Path) -> None:
     folder = write_bundle(BUNDLE, tmp_path / "champion")
     raw = json.loads((folder / "regime_equity.json").read_text())
-    raw.update(labels=raw["labels"][:5], means=raw["means"][:5], precisions_cholesky=raw["precisions_cholesky"][:5],
-               log_weights=raw["log_weights"][:5], log_prob_offset=raw["log_prob_offset"][:5])  # fmt: skip
+    raw.update(
+        labels=raw["labels"][:5],
+        means=raw["means"][:5],
+        precisions_cholesky=raw["precisions_cholesky"][:5],
+        log_weights=raw["log_weights"][:5],
+        log_prob_offset=raw["log_prob_offset"][:5],
+    )
     (folder / "regime_equity.json").write_text(json.dumps(raw))
     with pytest.raises(ModelUnavailableError, match="the equity regime model has 5 regimes"):
         load_bundle(str(folder))
@@ -62,7 +67,7 @@ def test_s3_bundle_and_a_missing_prefix(tmp_path: Path) -> None:
     for f in write_bundle(BUNDLE, tmp_path / "champion").iterdir():
         s3.put_object(Bucket="ffe-dev-models-123", Key=f"champion/{f.name}", Body=f.read_bytes())
     assert load_bundle("s3://ffe-dev-models-123/champion").version == "v0007"
-    with pytest.raises(ModelUnavailableError, match="cannot read nothing-here/manifest.json"):
+    with pytest.raises(ModelUnavailableError, match=r"cannot read nothing-here/manifest\.json"):
         load_bundle("s3://ffe-dev-models-123/nothing-here")
 
 

@@ -21,11 +21,13 @@ def test_limits_come_from_the_environment_without_a_parameter() -> None:
 
 @pytest.mark.parametrize(
     ("stored", "message"),
-    [({"max_position_fraction": 0.05, "var_limit": 0.01}, None),
-     ({"max_position_fraction": 1.5}, "max_position_fraction must be in"),
-     ({"max_leverage": 3}, "keys among"),
-     (["not", "an", "object"], "JSON object")],
-)  # fmt: skip
+    [
+        ({"max_position_fraction": 0.05, "var_limit": 0.01}, None),
+        ({"max_position_fraction": 1.5}, "max_position_fraction must be in"),
+        ({"max_leverage": 3}, "keys among"),
+        (["not", "an", "object"], "JSON object"),
+    ],
+)
 def test_limits_from_ssm_are_validated(stored: object, message: str | None) -> None:
     with mock_aws():
         boto3.client("ssm", region_name="us-east-1").put_parameter(

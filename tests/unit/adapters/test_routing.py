@@ -27,16 +27,20 @@ def tables() -> Iterator[dict[str, Any]]:
     with mock_aws():
         ddb = boto3.resource("dynamodb", region_name="us-east-1")
         breakers = ddb.create_table(
-            TableName="breakers", BillingMode="PAY_PER_REQUEST",
+            TableName="breakers",
+            BillingMode="PAY_PER_REQUEST",
             AttributeDefinitions=[{"AttributeName": "name", "AttributeType": "S"}],
             KeySchema=[{"AttributeName": "name", "KeyType": "HASH"}],
-        )  # fmt: skip
+        )
         cache = ddb.create_table(
-            TableName="bars", BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": "series", "AttributeType": "S"},
-                                  {"AttributeName": "t", "AttributeType": "N"}],
+            TableName="bars",
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[
+                {"AttributeName": "series", "AttributeType": "S"},
+                {"AttributeName": "t", "AttributeType": "N"},
+            ],
             KeySchema=[{"AttributeName": "series", "KeyType": "HASH"}, {"AttributeName": "t", "KeyType": "RANGE"}],
-        )  # fmt: skip
+        )
         yield {"breakers": breakers, "cache": cache}
 
 
@@ -68,7 +72,9 @@ def test_failing_provider_falls_back_and_the_route_says_why(tables) -> None:  # 
     coinbase.failure = TransientError("coinbase server error", provider="coinbase", http_status=503)
     series = router(tables, coinbase, av).fetch("BTCUSD", Timeframe.H1, AS_OF, 120)
     assert [(s.provider, s.outcome, s.error) for s in series.route] == [
-        ("coinbase", "failed", "TransientError"), ("alpha_vantage", "ok", None)]  # fmt: skip
+        ("coinbase", "failed", "TransientError"),
+        ("alpha_vantage", "ok", None),
+    ]
     assert "http_status=503" in series.route[0].detail
     assert series.dataset.startswith("alpha_vantage:")
 
@@ -104,9 +110,12 @@ def test_retry_after_is_honoured_across_containers(tables) -> None:  # type: ign
     now = [AS_OF]
 
     def routed() -> RoutedProvider:  # a fresh "container" on the same tables each time
-        return RoutedProvider({"coinbase": coinbase, "alpha_vantage": av},
-                              dynamodb_breakers(tables["breakers"], fail_max=5, reset_timeout_s=30),
-                              cooldowns=Cooldowns(tables["breakers"]), clock=lambda: now[0])  # fmt: skip
+        return RoutedProvider(
+            {"coinbase": coinbase, "alpha_vantage": av},
+            dynamodb_breakers(tables["breakers"], fail_max=5, reset_timeout_s=30),
+            cooldowns=Cooldowns(tables["breakers"]),
+            clock=lambda: now[0],
+        )
 
     first = routed().fetch("BTCUSD", Timeframe.H1, AS_OF, 120)
     assert [(s.provider, s.outcome) for s in first.route] == [("coinbase", "failed"), ("alpha_vantage", "ok")]
@@ -214,5 +223,8 @@ def test_cache_round_trips_bars_exactly(tables) -> None:  # type: ignore[no-unty
 def test_chains_follow_the_documented_order() -> None:
     from ffe.adapters.routing import CHAINS
 
-    assert CHAINS == {AssetClass.CRYPTO: ("coinbase", "alpha_vantage"), AssetClass.FX: ("oanda", "alpha_vantage"),
-                      AssetClass.EQUITY: ("alpha_vantage",)}  # fmt: skip
+    assert CHAINS == {
+        AssetClass.CRYPTO: ("coinbase", "alpha_vantage"),
+        AssetClass.FX: ("oanda", "alpha_vantage"),
+        AssetClass.EQUITY: ("alpha_vantage",),
+    }

@@ -53,9 +53,13 @@ def _perturbed(bars: BarArrays, t: int, seed: int, scale: float) -> BarArrays:
     wider = np.ones(len(bars))
     wider[t + 1 :] = 1.0 + rng.uniform(0.0, 0.02, len(bars) - t - 1)
     return BarArrays(
-        bars.times, bars.open * factor, bars.high * factor * wider, bars.low * factor / wider, bars.close * factor,
+        bars.times,
+        bars.open * factor,
+        bars.high * factor * wider,
+        bars.low * factor / wider,
+        bars.close * factor,
         bars.volume,
-    )  # fmt: skip
+    )
 
 
 def _same_prefix(a: np.ndarray, b: np.ndarray, n: int) -> bool:
@@ -212,8 +216,15 @@ def test_regime_switch_is_skipped_with_a_reason_when_nothing_precedes_the_window
 def test_holdout_is_the_last_quarter_and_the_window_bounds_are_half_open() -> None:
     bars = _btc()
     start = holdout_start(bars.times)
-    result = run_backtest(bars, "BTCUSD", Timeframe.H1, None, start=start, end=_bar_time(bars, 350),
-                          config=BacktestConfig(strategies=(StrategyName.NAIVE_ROUTER,)))  # fmt: skip
+    result = run_backtest(
+        bars,
+        "BTCUSD",
+        Timeframe.H1,
+        None,
+        start=start,
+        end=_bar_time(bars, 350),
+        config=BacktestConfig(strategies=(StrategyName.NAIVE_ROUTER,)),
+    )
     assert result.first_index == 300 and result.bars == 50
     with pytest.raises(ValueError, match="no bars"):
         run_backtest(bars, "BTCUSD", Timeframe.H1, None, start=_bar_time(bars, 10), end=_bar_time(bars, 10))

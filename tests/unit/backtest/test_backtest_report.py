@@ -17,8 +17,19 @@ from ffe.domain.models import Timeframe
 from tests.fakes.models import random_bundle, write_bundle
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-METRICS = {"total_return", "sharpe", "sortino", "max_drawdown", "turnover", "churn_rate", "max_disruption", "trades",
-           "blocked", "rejected", "mean_exposure"}  # fmt: skip
+METRICS = {
+    "total_return",
+    "sharpe",
+    "sortino",
+    "max_drawdown",
+    "turnover",
+    "churn_rate",
+    "max_disruption",
+    "trades",
+    "blocked",
+    "rejected",
+    "mean_exposure",
+}
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,9 @@ FEE, SLIP = D("0.001"), D("0.0005")
 def test_a_buy_fills_above_the_open_and_pays_the_fee() -> None:
     # 0.1 BTC at an open of 50,000: 50,000 * 1.0005 = 50,025; fee 0.1 % of 5,002.5 = 5.0025
     fill = apply_fill(OrderSide.BUY, D("0.1"), D("50000"), D("10000"), D(0), D(0), FEE, SLIP)
-    assert fill == Fill(D("50025.0000"), D("5002.50000"), D("5.00250000000"), D("5007.50250000000"), D("0.1"),
-                        D("50025.0000"))  # fmt: skip
+    assert fill == Fill(
+        D("50025.0000"), D("5002.50000"), D("5.00250000000"), D("5007.50250000000"), D("0.1"), D("50025.0000")
+    )
 
 
 def test_a_sell_fills_below_the_open_and_closing_resets_the_basis() -> None:

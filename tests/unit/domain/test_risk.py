@@ -21,14 +21,22 @@ LIMITS = RiskLimits()
 RETURNS = [0.01 if i % 2 else -0.01 for i in range(48)]
 
 
-def portfolio(equity: str = "100000", available: str | None = None, held: str = "0", price: str = "50000",
-              day_start: str | None = None, peak: str | None = None) -> Portfolio:  # fmt: skip
+def portfolio(
+    equity: str = "100000",
+    available: str | None = None,
+    held: str = "0",
+    price: str = "50000",
+    day_start: str | None = None,
+    peak: str | None = None,
+) -> Portfolio:
     positions = {"BTCUSD": Position("BTCUSD", D(held), D(price))} if D(held) else {}
     return Portfolio(
         balance=Balance("USD", D(equity), D(available if available is not None else equity)),
-        positions=positions, prices={"BTCUSD": D(price)},
-        day_start_equity=D(day_start or equity), peak_equity=D(peak or equity),
-    )  # fmt: skip
+        positions=positions,
+        prices={"BTCUSD": D(price)},
+        day_start_equity=D(day_start or equity),
+        peak_equity=D(peak or equity),
+    )
 
 
 def test_size_is_confidence_scaled_and_volatility_targeted() -> None:
@@ -78,15 +86,16 @@ def test_var_limit_caps_fat_tailed_assets() -> None:
 
 @pytest.mark.parametrize(
     ("equity", "day_start", "peak", "reason"),
-    [("97000", "100000", "100000", RiskReason.DAILY_LOSS_KILL_SWITCH),
-     ("85000", "85000", "100000", RiskReason.DRAWDOWN_KILL_SWITCH)],
-)  # fmt: skip
+    [
+        ("97000", "100000", "100000", RiskReason.DAILY_LOSS_KILL_SWITCH),
+        ("85000", "85000", "100000", RiskReason.DRAWDOWN_KILL_SWITCH),
+    ],
+)
 def test_kill_switches_block_at_their_boundary(equity: str, day_start: str, peak: str, reason: RiskReason) -> None:
     blocked = gate(Action.BUY, 0.5, "BTCUSD", RETURNS, portfolio(equity, day_start=day_start, peak=peak), LIMITS, RULES)
     assert blocked.blocked and blocked.reasons == (reason,)
     just_inside = str(D(equity) + 1)
-    ok = gate(Action.BUY, 0.5, "BTCUSD", RETURNS, portfolio(just_inside, day_start=day_start, peak=peak), LIMITS,
-              RULES)  # fmt: skip
+    ok = gate(Action.BUY, 0.5, "BTCUSD", RETURNS, portfolio(just_inside, day_start=day_start, peak=peak), LIMITS, RULES)
     assert ok.approved
 
 
@@ -99,10 +108,15 @@ def test_unknown_balance_is_never_replaced_by_a_default() -> None:
 
 @pytest.mark.parametrize(
     "book",
-    [portfolio(equity="-5"), portfolio(available="-1"), portfolio(equity="NaN"), portfolio(price="0"),
-     portfolio(price="NaN")],
+    [
+        portfolio(equity="-5"),
+        portfolio(available="-1"),
+        portfolio(equity="NaN"),
+        portfolio(price="0"),
+        portfolio(price="NaN"),
+    ],
     ids=["negative-equity", "negative-available", "nan-equity", "zero-price", "nan-price"],
-)  # fmt: skip
+)
 def test_bad_numbers_never_make_an_order(book: Portfolio) -> None:
     verdict = gate(Action.BUY, 0.5, "BTCUSD", RETURNS, book, LIMITS, RULES)
     assert verdict.blocked and verdict.reasons == (RiskReason.INVALID_INPUT,)
@@ -207,12 +221,22 @@ money = st.decimals(min_value=D("100"), max_value=D("10000000"), places=2, allow
             st.decimals(min_value=D("0.0001"), max_value=D("3"), places=4),
         ),
         max_size=4,
-    ),  # fmt: skip
+    ),
 )
 def test_no_approved_order_ever_breaks_a_limit(  # type: ignore[no-untyped-def]
-    action, confidence, equity, available_fraction, held, price, other_fraction, day_start_factor, peak_factor, spread,
-    allow_short, on_the_way,
-) -> None:  # fmt: skip
+    action,
+    confidence,
+    equity,
+    available_fraction,
+    held,
+    price,
+    other_fraction,
+    day_start_factor,
+    peak_factor,
+    spread,
+    allow_short,
+    on_the_way,
+) -> None:
     if not allow_short and held < 0:
         held = -held
     other = (equity * D(other_fraction)).quantize(D("0.01"))  # the rest of the book, up to 120 % of equity
@@ -221,11 +245,15 @@ def test_no_approved_order_ever_breaks_a_limit(  # type: ignore[no-untyped-def]
     positions["OTHERUSD"] = Position("OTHERUSD", D(1), other or D("0.01"))
     book = Portfolio(
         Balance("USD", equity, (equity * D(available_fraction)).quantize(D("0.01"))),
-        positions, {"BTCUSD": price, "OTHERUSD": other or D("0.01")},
-        (equity * D(day_start_factor)).quantize(D("0.01")), (equity * D(peak_factor)).quantize(D("0.01")),
-        tuple(PendingOrder(f"o{i}", a, side, q, price if a == "BTCUSD" else D("77.5"))
-              for i, (a, side, q) in enumerate(on_the_way)),
-    )  # fmt: skip
+        positions,
+        {"BTCUSD": price, "OTHERUSD": other or D("0.01")},
+        (equity * D(day_start_factor)).quantize(D("0.01")),
+        (equity * D(peak_factor)).quantize(D("0.01")),
+        tuple(
+            PendingOrder(f"o{i}", a, side, q, price if a == "BTCUSD" else D("77.5"))
+            for i, (a, side, q) in enumerate(on_the_way)
+        ),
+    )
     verdict = gate(action, confidence, "BTCUSD", returns, book, LIMITS, RULES, allow_short=allow_short)
     if verdict.approved:
         assert verdict.side is not None

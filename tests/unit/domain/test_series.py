@@ -23,20 +23,30 @@ def test_good_series_and_empty_series_pass() -> None:
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
-        (lambda b: b[:2] + [replace(b[2], close=math.nan)] + b[3:], "close is not a finite number"),
-        (lambda b: b[:2] + [replace(b[2], open=math.inf, high=math.inf)] + b[3:], "open is not a finite number"),
-        (lambda b: b[:1] + [replace(b[1], low=-1.0)] + b[2:], "low must be positive"),
-        (lambda b: b[:1] + [replace(b[1], open=0.0, low=0.0)] + b[2:], "open must be positive"),
-        (lambda b: b[:1] + [replace(b[1], volume=-3)] + b[2:], "volume must be a finite number >= 0"),
-        (lambda b: b[:1] + [replace(b[1], high=1.0)] + b[2:], "high/low do not bracket"),
-        (lambda b: b + [replace(b[-1])], "duplicated timestamp"),
+        (lambda b: [*b[:2], replace(b[2], close=math.nan), *b[3:]], "close is not a finite number"),
+        (lambda b: [*b[:2], replace(b[2], open=math.inf, high=math.inf), *b[3:]], "open is not a finite number"),
+        (lambda b: [*b[:1], replace(b[1], low=-1.0), *b[2:]], "low must be positive"),
+        (lambda b: [*b[:1], replace(b[1], open=0.0, low=0.0), *b[2:]], "open must be positive"),
+        (lambda b: [*b[:1], replace(b[1], volume=-3), *b[2:]], "volume must be a finite number >= 0"),
+        (lambda b: [*b[:1], replace(b[1], high=1.0), *b[2:]], "high/low do not bracket"),
+        (lambda b: [*b, replace(b[-1])], "duplicated timestamp"),
         (lambda b: [b[1], b[0], *b[2:]], "out of order"),
-        (lambda b: b + [replace(b[-1], time=NOW + timedelta(hours=1))], "in the future"),
+        (lambda b: [*b, replace(b[-1], time=NOW + timedelta(hours=1))], "in the future"),
         (lambda b: [replace(b[0], time=b[0].time.replace(tzinfo=None)), *b[1:]], "no timezone"),
     ],
-    ids=["nan", "inf", "negative", "zero", "negative-volume", "bad-high", "duplicate", "out-of-order", "future",
-         "naive"],
-)  # fmt: skip
+    ids=[
+        "nan",
+        "inf",
+        "negative",
+        "zero",
+        "negative-volume",
+        "bad-high",
+        "duplicate",
+        "out-of-order",
+        "future",
+        "naive",
+    ],
+)
 def test_bad_series_is_rejected_with_a_clear_message(mutate, message: str) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(InvalidInputError, match=message):
         validate_series(mutate(good()), NOW)

@@ -1,5 +1,6 @@
 """The trading calendars the gate counts expected bars with, against published calendars and real bundled data."""
 
+import itertools
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -45,7 +46,7 @@ def test_the_bundled_real_hourly_series_have_no_gap_beyond_their_class_tolerance
     # The rule holds real data decidable: no neighbouring bars miss more expected bars than tolerated
     asset_class = asset_class_of(symbol)
     bars = load_bars(datasets()[symbol].file)
-    pairs = zip(bars[:-1], bars[1:], strict=True)
+    pairs = itertools.pairwise(bars)
     worst = max(expected_bars(asset_class, H1, a.time + H1.duration, b.time, 10_000) for a, b in pairs)
     assert worst <= GAP_TOLERANCE_BARS[asset_class]
 

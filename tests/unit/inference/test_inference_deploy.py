@@ -86,10 +86,23 @@ def test_plan_per_stage_uses_the_stage_defaults(stage: str, initial: int, maximu
 def test_plan_overrides_take_precedence_over_the_stage() -> None:
     p = plan_for(
         "staging",
-        "--instance-type", "ml.g6.xlarge", "--min", "3", "--target-invocations", "40",
-        "--data-capture-s3", "s3://audit-bucket/capture/", "--sampling-percentage", "25",
-        "--ollama-model", "llama3.2:1b-instruct-q4_0", "--role-arn", ROLE, "--region", "eu-west-1",
-    )  # fmt: skip
+        "--instance-type",
+        "ml.g6.xlarge",
+        "--min",
+        "3",
+        "--target-invocations",
+        "40",
+        "--data-capture-s3",
+        "s3://audit-bucket/capture/",
+        "--sampling-percentage",
+        "25",
+        "--ollama-model",
+        "llama3.2:1b-instruct-q4_0",
+        "--role-arn",
+        ROLE,
+        "--region",
+        "eu-west-1",
+    )
     assert p.instance_type == "ml.g6.xlarge" and p.initial_instance_count == 3
     assert (p.scalable_target["MinCapacity"], p.scalable_target["MaxCapacity"]) == (3, 3)  # max follows a higher min
     assert p.scaling_policy["TargetTrackingScalingPolicyConfiguration"]["TargetValue"] == 40.0
@@ -102,8 +115,19 @@ def test_plan_overrides_take_precedence_over_the_stage() -> None:
 def test_model_name_is_content_addressed() -> None:
     # Same inputs -> same SageMaker model (reused); a new image -> a new model
     assert plan_for("dev").model_name == plan_for("dev").model_name
-    other = deploy.plan(deploy.parse_args(["--stage", "dev", "--image-uri", IMAGE.replace("2024.06.1", "2024.07.0"),
-                                           "--model-data", MODEL_DATA, "--dry-run"]))  # fmt: skip
+    other = deploy.plan(
+        deploy.parse_args(
+            [
+                "--stage",
+                "dev",
+                "--image-uri",
+                IMAGE.replace("2024.06.1", "2024.07.0"),
+                "--model-data",
+                MODEL_DATA,
+                "--dry-run",
+            ]
+        )
+    )
     assert other.model_name != plan_for("dev").model_name
 
 
@@ -183,7 +207,7 @@ class FakeSageMakerClient:
     def __init__(self, exists: bool) -> None:
         self.exists = exists
 
-    def describe_endpoint(self, EndpointName: str) -> dict[str, Any]:  # noqa: N803
+    def describe_endpoint(self, EndpointName: str) -> dict[str, Any]:
         if not self.exists:
             raise ClientError({"Error": {"Code": "ValidationException", "Message": "Could not find"}}, "Describe")
         return {"EndpointName": EndpointName}
@@ -250,14 +274,22 @@ def test_deploy_creates_the_endpoint_then_registers_autoscaling(fake_sdk: Record
     deploy.deploy(p, boto_session=boto)
     # Then the model is built from the plan and deployed with data capture, then autoscaling is registered
     calls = dict(fake_sdk.calls)
-    assert calls["Model"] == {"image_uri": IMAGE, "model_data": MODEL_DATA, "role": ROLE, "env": p.env,
-                              "name": p.model_name, "sagemaker_session": calls["Model"]["sagemaker_session"]}  # fmt: skip
+    assert calls["Model"] == {
+        "image_uri": IMAGE,
+        "model_data": MODEL_DATA,
+        "role": ROLE,
+        "env": p.env,
+        "name": p.model_name,
+        "sagemaker_session": calls["Model"]["sagemaker_session"],
+    }
     deployed = calls["Model.deploy"]
     assert deployed["endpoint_name"] == "ffe-prod-inference" and deployed["wait"] is True
     assert (deployed["initial_instance_count"], deployed["instance_type"]) == (2, "ml.g5.xlarge")
     assert deployed["data_capture_config"].kwargs == p.data_capture
-    assert boto.autoscaling.calls == [("register_scalable_target", {"args": (), **p.scalable_target}),
-                                      ("put_scaling_policy", {"args": (), **p.scaling_policy})]  # fmt: skip
+    assert boto.autoscaling.calls == [
+        ("register_scalable_target", {"args": (), **p.scalable_target}),
+        ("put_scaling_policy", {"args": (), **p.scaling_policy}),
+    ]
 
 
 def test_deploy_updates_an_existing_endpoint_around_autoscaling(fake_sdk: Recorder) -> None:
@@ -291,7 +323,7 @@ def test_dry_run_as_a_script_from_the_repository_root() -> None:
     # Given `python gpu_inference/deploy.py` (its folder, not the repository root, is first on sys.path)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     cmd = [sys.executable, "gpu_inference/deploy.py", *argv("dev", "--dry-run")]
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, check=True)  # noqa: S603
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, check=True)
     # Then it finds the container's modules and prints the plan with their defaults
     printed = json.loads(out.stdout)
     assert printed["env"]["OLLAMA_FALLBACK_MODEL"] == "llama3.2:1b-instruct-q4_0"

@@ -37,7 +37,7 @@ def test_load_is_ready_with_the_manifest_version(predictor: Predictor, bundle) -
 
 
 def test_load_missing_model_dir_fails_loudly(tmp_path) -> None:
-    with pytest.raises(ModelLoadError, match="manifest.json"):
+    with pytest.raises(ModelLoadError, match=r"manifest\.json"):
         Predictor.load(tmp_path, device="cpu")
 
 

@@ -36,17 +36,39 @@ class Runtime:
 
 def prediction(action: str = "BUY") -> dict[str, Any]:
     voters = [
-        {"voter": "rl", "status": "voted", "action": action, "confidence": 0.4, "model": "meta-controller",
-         "model_version": "ffe-x", "latency_ms": 3.2, "weights": {"trend_following": 0.4, "mean_reversion": 0.2,
-                                                                  "breakout": 0.2, "flat": 0.2}},
-        {"voter": "llm", "status": "voted", "action": action, "confidence": 0.6, "reasoning": "momentum",
-         "model": "llama3.2:3b-instruct-q4_0", "latency_ms": 800.0},
-    ]  # fmt: skip
+        {
+            "voter": "rl",
+            "status": "voted",
+            "action": action,
+            "confidence": 0.4,
+            "model": "meta-controller",
+            "model_version": "ffe-x",
+            "latency_ms": 3.2,
+            "weights": {"trend_following": 0.4, "mean_reversion": 0.2, "breakout": 0.2, "flat": 0.2},
+        },
+        {
+            "voter": "llm",
+            "status": "voted",
+            "action": action,
+            "confidence": 0.6,
+            "reasoning": "momentum",
+            "model": "llama3.2:3b-instruct-q4_0",
+            "latency_ms": 800.0,
+        },
+    ]
     return {
-        "predictions": [{"action": action, "confidence": 0.5, "reason": "RL BUY, the LLM agrees", "rule": "rl_confirmed",
-                         "voters": voters}],
-        "model_version": "ffe-x", "device": "cuda:0 (NVIDIA A10G)",
-    }  # fmt: skip
+        "predictions": [
+            {
+                "action": action,
+                "confidence": 0.5,
+                "reason": "RL BUY, the LLM agrees",
+                "rule": "rl_confirmed",
+                "voters": voters,
+            }
+        ],
+        "model_version": "ffe-x",
+        "device": "cuda:0 (NVIDIA A10G)",
+    }
 
 
 def decide_input() -> DecideInput:
@@ -64,13 +86,20 @@ def test_the_endpoint_ensemble_decides_and_explains_itself() -> None:
     runtime = Runtime(prediction())
     record = infer_decision(decide_input(), client(runtime), StrategyParams(), 0.15, trace_header="Root=1-abc")
     assert (record.action, record.confidence, record.model, record.model_version) == (
-        Action.BUY, 0.5, "inference_ensemble", "ffe-x")  # fmt: skip
+        Action.BUY,
+        0.5,
+        "inference_ensemble",
+        "ffe-x",
+    )
     assert [v.voter for v in record.voters] == ["rl", "llm"] and record.voters[1].model == "llama3.2:3b-instruct-q4_0"
     assert record.weights["trend_following"] == 0.4 and "rule rl_confirmed" in record.reason
     # What went over the wire: the stage's endpoint and variant, a valid request, the trace
     call = runtime.calls[0]
     assert (call["EndpointName"], call["TargetVariant"], call["ContentType"]) == (
-        "ffe-dev-inference", "AllTraffic", "application/json")  # fmt: skip
+        "ffe-dev-inference",
+        "AllTraffic",
+        "application/json",
+    )
     sent = InferenceRequest.model_validate_json(call["Body"])
     assert sent.instances[0].asset == "BTCUSD" and len(sent.instances[0].path_posteriors) == BUNDLE.meta.roll_bars
     assert call["CustomAttributes"] == "X-Amzn-Trace-Id=Root=1-abc"

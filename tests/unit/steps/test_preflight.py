@@ -57,9 +57,10 @@ def test_brokers_are_checked_independently_and_never_defaulted() -> None:
             return ProductRules(asset, Decimal("0.001"), Decimal("0.001"))
 
     report = run_preflight(
-        {"coinbase": ScriptedProvider("coinbase")}, clock=lambda: NOW,
+        {"coinbase": ScriptedProvider("coinbase")},
+        clock=lambda: NOW,
         brokers={"paper": Venue("paper"), "oanda": Venue("oanda", AuthError("401", provider="oanda"))},  # type: ignore[dict-item]
-    )  # fmt: skip
+    )
     by_name = {b.broker: b for b in report.brokers}
     assert by_name["paper"].status == "ok" and by_name["paper"].equity == "1000 USD"
     assert by_name["paper"].min_order == "0.001 BTCUSD"

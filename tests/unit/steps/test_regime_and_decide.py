@@ -53,8 +53,12 @@ def test_regime_is_the_posterior_of_the_asset_class_model_over_the_last_bars() -
 def test_decide_uses_the_meta_controller_weights_when_the_champion_can_run() -> None:
     payload = market()
     regime = regime_for(payload)
-    record = decide(DecideInput.model_validate({**payload, "regime": regime.model_dump(mode="json")}),
-                    BUNDLE, StrategyParams(), 0.15)  # fmt: skip
+    record = decide(
+        DecideInput.model_validate({**payload, "regime": regime.model_dump(mode="json")}),
+        BUNDLE,
+        StrategyParams(),
+        0.15,
+    )
     expected = latest_weights(BUNDLE.meta, np.asarray(regime.path_features), np.asarray(regime.path_posteriors))
     assert record.model == "meta_controller" and record.model_version == BUNDLE.version
     assert list(record.weights) == [str(o) for o in OPTIONS]

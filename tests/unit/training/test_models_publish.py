@@ -22,8 +22,11 @@ BUCKET = "ffe-dev-models-123456789012"
 def state(tmp_path: Path) -> Path:
     """A state dir whose champion is the shipped bundle (what `ffe train` or `ffe models promote` leave)."""
     state = tmp_path / "state"
-    shutil.copytree(Path(str(resources.files("ffe.data.models"))), state / "champion",
-                    ignore=shutil.ignore_patterns("__init__.py", "__pycache__", "*.md"))  # fmt: skip
+    shutil.copytree(
+        Path(str(resources.files("ffe.data.models"))),
+        state / "champion",
+        ignore=shutil.ignore_patterns("__init__.py", "__pycache__", "*.md"),
+    )
     return state
 
 
@@ -37,8 +40,20 @@ def test_publish_writes_the_champion_and_a_versioned_endpoint_tarball(
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket=BUCKET)
         # When the champion is published to the dev stage's bucket
-        code = main(["--state-dir", str(state), "models", "publish", "--stage", "dev", "--bucket", BUCKET,
-                     "--region", "us-east-1"])  # fmt: skip
+        code = main(
+            [
+                "--state-dir",
+                str(state),
+                "models",
+                "publish",
+                "--stage",
+                "dev",
+                "--bucket",
+                BUCKET,
+                "--region",
+                "us-east-1",
+            ]
+        )
         keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]}
         s3.download_file(BUCKET, f"endpoint/{version}/model.tar.gz", str(tmp_path / "model.tar.gz"))
     out = capsys.readouterr().out

@@ -38,7 +38,7 @@ def test_backtest_holdout_starts_on_the_bar_after_training_stops() -> None:
     for symbols in asset_class_symbols().values():
         for symbol in symbols:
             series = load_series(symbol)
-            train, test = holdout(len(series))
+            _train, test = holdout(len(series))
             first = series.times[test.start].astype("datetime64[s]").astype(int)
             assert holdout_start(series.times) == datetime.fromtimestamp(int(first), UTC)
 

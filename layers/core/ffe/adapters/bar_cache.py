@@ -33,7 +33,7 @@ class DynamoDBBarCache:
                 ScanIndexForward=False,
                 Limit=limit,
             )
-        except Exception as exc:  # noqa: BLE001  # botocore errors: the cache is an optimisation
+        except Exception as exc:  # botocore errors: the cache is an optimisation
             raise TransientError(f"bar cache unavailable: {exc}", provider=provider, asset=asset) from exc
         return [_bar(item) for item in reversed(response.get("Items", []))]
 
@@ -49,7 +49,7 @@ class DynamoDBBarCache:
     def reachable(self) -> bool:
         try:
             self._table.load()
-        except Exception:  # noqa: BLE001
+        except Exception:
             return False
         return True
 

@@ -38,16 +38,20 @@ class DynamoDBBreakerStorage(pybreaker.CircuitBreakerStorage):
 
     def _set(self, attribute: str, value: Any) -> None:
         self._table.update_item(
-            Key=self._key, UpdateExpression="SET #a = :v", ExpressionAttributeNames={"#a": attribute},
+            Key=self._key,
+            UpdateExpression="SET #a = :v",
+            ExpressionAttributeNames={"#a": attribute},
             ExpressionAttributeValues={":v": value},
-        )  # fmt: skip
+        )
         self._item = None
 
     def _add(self, attribute: str, delta: int) -> None:
         self._table.update_item(
-            Key=self._key, UpdateExpression="ADD #a :d", ExpressionAttributeNames={"#a": attribute},
+            Key=self._key,
+            UpdateExpression="ADD #a :d",
+            ExpressionAttributeNames={"#a": attribute},
             ExpressionAttributeValues={":d": delta},
-        )  # fmt: skip
+        )
         self._item = None
 
     @property
@@ -150,9 +154,10 @@ class Cooldowns:
             self._memory[name] = until
             return
         self._table.update_item(
-            Key={"name": name}, UpdateExpression="SET rate_limited_until = :u",
+            Key={"name": name},
+            UpdateExpression="SET rate_limited_until = :u",
             ExpressionAttributeValues={":u": until.astimezone(UTC).isoformat()},
-        )  # fmt: skip
+        )
 
 
 def dynamodb_breakers(table: Any, fail_max: int, reset_timeout_s: float) -> BreakerFactory:

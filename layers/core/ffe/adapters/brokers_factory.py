@@ -35,10 +35,13 @@ def get_broker(settings: RiskSettings, as_of: datetime, asset: str | None = None
     broker = _BROKERS.get(settings)
     if broker is None:
         broker = PaperBroker(
-            conninfo_from_settings(settings), account_id=f"paper-{settings.stage}", clock=lambda: as_of,
-            starting_cash=Decimal(str(settings.paper_starting_cash)), fee_rate=Decimal(str(settings.paper_fee_rate)),
+            conninfo_from_settings(settings),
+            account_id=f"paper-{settings.stage}",
+            clock=lambda: as_of,
+            starting_cash=Decimal(str(settings.paper_starting_cash)),
+            fee_rate=Decimal(str(settings.paper_fee_rate)),
             slippage=Decimal(str(settings.paper_slippage)),
-        )  # fmt: skip
+        )
         _BROKERS[settings] = broker
     broker.set_clock(lambda: as_of)
     return broker
@@ -49,8 +52,10 @@ def _live_broker(settings: RiskSettings, asset: str | None) -> Broker:
     venue = _VENUES.get(asset_class) if asset_class is not None else None
     broker = _live(venue, settings) if venue else None
     if broker is None:
-        raise PermanentError(f"EXECUTION_MODE=live but no live broker is configured for {asset} ({asset_class}): set "
-                             "CoinbaseTradingSecretArn for crypto or OandaSecretArn for FX")  # fmt: skip
+        raise PermanentError(
+            f"EXECUTION_MODE=live but no live broker is configured for {asset} ({asset_class}): set "
+            "CoinbaseTradingSecretArn for crypto or OandaSecretArn for FX"
+        )
     return broker
 
 
@@ -120,8 +125,10 @@ def risk_limits(settings: RiskSettings) -> RiskLimits:
 
         stored = parameters.get_parameter(settings.risk_limits_parameter, transform="json", max_age=300)
         if not isinstance(stored, dict) or set(stored) - set(values):
-            raise PermanentError(f"risk limits in {settings.risk_limits_parameter} must be a JSON object with keys "
-                                 f"among {sorted(values)}, got {stored!r}")  # fmt: skip
+            raise PermanentError(
+                f"risk limits in {settings.risk_limits_parameter} must be a JSON object with keys "
+                f"among {sorted(values)}, got {stored!r}"
+            )
         values.update(stored)
     try:
         return RiskLimits(**{k: float(v) for k, v in values.items()})

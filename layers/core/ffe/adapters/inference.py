@@ -50,7 +50,7 @@ class SageMakerInference:
             raise InferenceUnavailableError(f"circuit breaker for {self._endpoint} is open: {exc}") from exc
         except InferenceUnavailableError:
             raise
-        except Exception as exc:  # noqa: BLE001 - every failure of the endpoint is the same thing to the cycle
+        except Exception as exc:
             raise InferenceUnavailableError(f"{self._endpoint}: {type(exc).__name__}: {exc}") from exc
 
     def _invoke(self, request: InferenceRequest, trace_header: str | None) -> InferenceResponse:

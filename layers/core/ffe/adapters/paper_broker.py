@@ -108,8 +108,10 @@ class PaperBroker:
     def place_order(self, order: OrderRequest) -> OrderResult:
         rules = self.product_rules(order.asset)
         if order.quantity < rules.min_size or order.quantity % rules.size_increment:
-            raise InvalidInputError(f"paper order of {order.quantity} {order.asset} is below the minimum "
-                                    f"{rules.min_size} or off the increment {rules.size_increment}")  # fmt: skip
+            raise InvalidInputError(
+                f"paper order of {order.quantity} {order.asset} is below the minimum "
+                f"{rules.min_size} or off the increment {rules.size_increment}"
+            )
         with self._db() as conn:
             self._open_account(conn)  # the order's account must exist
             conn.execute(
@@ -176,9 +178,15 @@ class PaperBroker:
         ).fetchone()
         old_qty, old_avg = (D(held["quantity"]), D(held["average_price"])) if held else (D(0), D(0))
         outcome = apply_fill(
-            OrderSide(order["side"]), D(order["quantity"]), D(repr(bar.open)), self._cash(conn), old_qty, old_avg,
-            self.fee_rate, self.slippage,
-        )  # fmt: skip
+            OrderSide(order["side"]),
+            D(order["quantity"]),
+            D(repr(bar.open)),
+            self._cash(conn),
+            old_qty,
+            old_avg,
+            self.fee_rate,
+            self.slippage,
+        )
         if isinstance(outcome, Rejection):
             conn.execute(
                 "UPDATE paper_orders SET status = 'REJECTED', detail = %s WHERE client_order_id = %s",
@@ -221,10 +229,14 @@ class PaperBroker:
             raise InvalidInputError(f"no paper order {client_order_id!r}")
         filled = row["status"] == "FILLED"
         return OrderResult(
-            client_order_id=client_order_id, venue_order_id=f"paper-{client_order_id}",
-            status=OrderStatus(row["status"]), filled_quantity=D(row["quantity"]) if filled else D(0),
-            average_price=D(row["fill_price"]) if filled else None, fee=D(row["fee"]), detail=row["detail"],
-        )  # fmt: skip
+            client_order_id=client_order_id,
+            venue_order_id=f"paper-{client_order_id}",
+            status=OrderStatus(row["status"]),
+            filled_quantity=D(row["quantity"]) if filled else D(0),
+            average_price=D(row["fill_price"]) if filled else None,
+            fee=D(row["fee"]),
+            detail=row["detail"],
+        )
 
     @contextmanager
     def _db(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:

@@ -115,10 +115,19 @@ class _Book:
             "INSERT INTO order_reservations (client_order_id, account, asset, bar_time, side, quantity, price,"
             " cycle_id, status, assessment, expires_at)"
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'RESERVED', %s, now() + make_interval(secs => %s))",
-            (reservation.client_order_id, self._account, reservation.asset, reservation.bar_time,
-             reservation.side.value, reservation.quantity, reservation.price, reservation.cycle_id,
-             Jsonb(reservation.assessment), self._ttl),
-        )  # fmt: skip
+            (
+                reservation.client_order_id,
+                self._account,
+                reservation.asset,
+                reservation.bar_time,
+                reservation.side.value,
+                reservation.quantity,
+                reservation.price,
+                reservation.cycle_id,
+                Jsonb(reservation.assessment),
+                self._ttl,
+            ),
+        )
 
     def mark(self, client_order_id: str, status: str, note: str) -> None:
         self._conn.execute(
@@ -190,8 +199,14 @@ class PostgresReservations:
 def _reservation(row: dict[str, Any]) -> Reservation:
     assessment = row["assessment"]
     return Reservation(
-        client_order_id=row["client_order_id"], asset=row["asset"], bar_time=row["bar_time"],
-        side=OrderSide(row["side"]), quantity=Decimal(row["quantity"]), price=Decimal(row["price"]),
-        cycle_id=row["cycle_id"], assessment=assessment if isinstance(assessment, dict) else json.loads(assessment),
-        status=row["status"], live=bool(row["live"]),
-    )  # fmt: skip
+        client_order_id=row["client_order_id"],
+        asset=row["asset"],
+        bar_time=row["bar_time"],
+        side=OrderSide(row["side"]),
+        quantity=Decimal(row["quantity"]),
+        price=Decimal(row["price"]),
+        cycle_id=row["cycle_id"],
+        assessment=assessment if isinstance(assessment, dict) else json.loads(assessment),
+        status=row["status"],
+        live=bool(row["live"]),
+    )

@@ -80,9 +80,13 @@ class RoutedProvider:
             route.append(RouteStep(name, "ok", detail=f"{len(bars) - cached} new bars, {cached} from cache"))
             _log_route(asset, timeframe, route)
             return FetchedSeries(
-                bars, f"{name}:{asset}:{timeframe}", synthetic=False, simulated_clock=False, route=tuple(route),
+                bars,
+                f"{name}:{asset}:{timeframe}",
+                synthetic=False,
+                simulated_clock=False,
+                route=tuple(route),
                 cached_bars=cached,
-            )  # fmt: skip
+            )
         _log_route(asset, timeframe, route)
         raise _exhausted(asset, timeframe, route, errors)
 
@@ -101,8 +105,12 @@ class RoutedProvider:
         try:
             validate_series(bars, as_of)
         except InvalidInputError as exc:
-            raise InvalidInputError(f"{provider.name} sent bars that fail validation: {exc}",
-                                    provider=provider.name, asset=asset, timeframe=timeframe) from exc  # fmt: skip
+            raise InvalidInputError(
+                f"{provider.name} sent bars that fail validation: {exc}",
+                provider=provider.name,
+                asset=asset,
+                timeframe=timeframe,
+            ) from exc
         if self.cache and fresh:
             self.cache.put(provider.name, asset, timeframe, fresh)
         return bars, max(0, len(bars) - len(fresh))
@@ -111,8 +119,9 @@ class RoutedProvider:
 def _log_route(asset: str, timeframe: Timeframe, route: list[RouteStep]) -> None:
     steps = [{"provider": s.provider, "outcome": s.outcome, "error": s.error, "detail": s.detail} for s in route]
     fallbacks = sum(1 for s in route if s.outcome != "ok")
-    logger.info("market data route", extra={"asset": asset, "timeframe": str(timeframe), "route": steps,
-                                            "fallbacks": fallbacks})  # fmt: skip
+    logger.info(
+        "market data route", extra={"asset": asset, "timeframe": str(timeframe), "route": steps, "fallbacks": fallbacks}
+    )
 
 
 def _exhausted(asset: str, timeframe: Timeframe, route: list[RouteStep], errors: list[FfeError]) -> FfeError:

@@ -34,7 +34,7 @@ FORMATS = (".csv", ".json")
 def _iso_time(value: object) -> datetime:
     example = "write UTC, e.g. 2019-06-15T12:00:00Z"
     if not isinstance(value, str):
-        raise ValueError(f"must be an ISO-8601 time string; {example}")  # noqa: TRY004  # pydantic wants ValueError
+        raise ValueError(f"must be an ISO-8601 time string; {example}")  # pydantic wants ValueError
     try:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError:
@@ -46,7 +46,7 @@ def _iso_time(value: object) -> datetime:
 
 def _number(value: object) -> object:
     if isinstance(value, bool):
-        raise ValueError(f"must be a number, not {str(value).lower()}")  # noqa: TRY004  # pydantic wants ValueError
+        raise ValueError(f"must be a number, not {str(value).lower()}")  # pydantic wants ValueError
     return value
 
 

@@ -63,10 +63,27 @@ class DecisionStore(Protocol):
 
 
 _DECISION_COLUMNS = (
-    "cycle_id", "execution_id", "stage", "asset", "timeframe", "as_of", "bar_time", "action", "confidence", "size",
-    "stale", "reason", "reasons", "data_age_seconds", "staleness_threshold_seconds", "model", "model_version",
-    "regime", "source", "input_sha256",
-)  # fmt: skip
+    "cycle_id",
+    "execution_id",
+    "stage",
+    "asset",
+    "timeframe",
+    "as_of",
+    "bar_time",
+    "action",
+    "confidence",
+    "size",
+    "stale",
+    "reason",
+    "reasons",
+    "data_age_seconds",
+    "staleness_threshold_seconds",
+    "model",
+    "model_version",
+    "regime",
+    "source",
+    "input_sha256",
+)
 _COLUMNS = sql.SQL(", ").join(map(sql.Identifier, _DECISION_COLUMNS))
 _INSERT_DECISION = sql.SQL(
     "INSERT INTO decisions ({columns}) VALUES ({values})"
@@ -145,10 +162,17 @@ class PostgresDecisionStore:
         if record.risk is not None and record.risk.reasons:  # idempotent: one row per rule per decision
             blocked = not record.risk.approved
             rows = [
-                (stored.id, record.as_of, record.cycle_id, record.asset, rule, blocked,
-                 Jsonb({**record.risk.detail, "original_action": str(record.risk.original_action)}))
+                (
+                    stored.id,
+                    record.as_of,
+                    record.cycle_id,
+                    record.asset,
+                    rule,
+                    blocked,
+                    Jsonb({**record.risk.detail, "original_action": str(record.risk.original_action)}),
+                )
                 for rule in record.risk.reasons
-            ]  # fmt: skip
+            ]
             self._executemany(_INSERT_RISK_EVENT, rows)
         if existing is not None and existing[1] != record.input_sha256:
             # Same cycle, asset and bar but other input: the first write wins; say so loudly.
@@ -168,8 +192,9 @@ class PostgresDecisionStore:
         with self._lock:
             conn = self._connection()
             try:
-                for at in {r.as_of.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-                           for r in records}:  # fmt: skip
+                for at in {
+                    r.as_of.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0) for r in records
+                }:
                     self._ensure_partition(conn, at)
                 with conn.transaction():
                     conn.execute(_BACKFILL_TABLE)
@@ -187,11 +212,18 @@ class PostgresDecisionStore:
     ) -> bool:
         """Link an order to its decision; False when a retried task finds it already linked."""
         params = {
-            "decision_id": inp.recorded.id, "as_of": inp.as_of, "venue": venue, "mode": mode,
-            "client_order_id": order.client_order_id, "venue_order_id": result.venue_order_id,
-            "side": order.side.value, "quantity": order.quantity, "price": result.average_price,
-            "status": str(result.status), "detail": Jsonb({"fee": str(result.fee), "detail": result.detail}),
-        }  # fmt: skip
+            "decision_id": inp.recorded.id,
+            "as_of": inp.as_of,
+            "venue": venue,
+            "mode": mode,
+            "client_order_id": order.client_order_id,
+            "venue_order_id": result.venue_order_id,
+            "side": order.side.value,
+            "quantity": order.quantity,
+            "price": result.average_price,
+            "status": str(result.status),
+            "detail": Jsonb({"fee": str(result.fee), "detail": result.detail}),
+        }
         return self._execute(_INSERT_EXECUTION, params)
 
     def open_cycle(
@@ -205,9 +237,13 @@ class PostgresDecisionStore:
         task gets the first registration back (``created`` False).
         """
         params = {
-            "id": cycle.cycle_id, "execution_arn": execution_id, "stage": self._stage,
-            "timeframe": cycle.timeframe, "as_of": cycle.as_of_time(), "assets": Jsonb(cycle.assets),
-        }  # fmt: skip
+            "id": cycle.cycle_id,
+            "execution_arn": execution_id,
+            "stage": self._stage,
+            "timeframe": cycle.timeframe,
+            "as_of": cycle.as_of_time(),
+            "assets": Jsonb(cycle.assets),
+        }
         with self._lock:
             conn = self._connection()
             try:
@@ -230,9 +266,11 @@ class PostgresDecisionStore:
         for other_id, arn, started, age in conn.execute(_RUNNING_CYCLES, params).fetchall():
             verdict = _judge(arn, float(age), execution_status)
             if isinstance(verdict, Running):
-                live = (f"cycle {other_id} of stage {params['stage']}, timeframe {params['timeframe']}, started "
-                        f"{started.isoformat()}, is still running ({verdict.why}; execution {arn}): one cycle per "
-                        "stage and timeframe at a time")  # fmt: skip
+                live = (
+                    f"cycle {other_id} of stage {params['stage']}, timeframe {params['timeframe']}, started "
+                    f"{started.isoformat()}, is still running ({verdict.why}; execution {arn}): one cycle per "
+                    "stage and timeframe at a time"
+                )
                 continue
             reason = f"closed when cycle {params['id']} started: {verdict.reason}"
             conn.execute(_CLOSE_CYCLE, {"id": other_id, "status": verdict.status, "reason": reason})

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import math
 import time
 from collections import Counter
@@ -139,8 +140,10 @@ class BarArrays:
     def from_bars(cls, bars: Sequence[Bar]) -> BarArrays:
         n = len(bars)
         times = np.array([b.time.astimezone(UTC).replace(tzinfo=None) for b in bars], dtype="datetime64[us]")
-        cols = [np.fromiter((getattr(b, name) for b in bars), np.float64, n) for name in ("open", "high", "low",
-                "close", "volume")]  # fmt: skip
+        cols = [
+            np.fromiter((getattr(b, name) for b in bars), np.float64, n)
+            for name in ("open", "high", "low", "close", "volume")
+        ]
         return cls(times.reshape(n), *cols)
 
     def __len__(self) -> int:
@@ -290,13 +293,27 @@ def run_backtest(
         for name, plan in plans.items():
             runs[str(name)] = _run(name, plan, market, book, lo, hi, ppy, tick)
     return BacktestResult(
-        asset=asset, timeframe=timeframe, asset_class=asset_class, first_index=lo, times=data.times[lo:hi],
-        closes=data.close[lo:hi], regimes=market.labels_at(lo, hi), signals=market.scores[lo:hi], runs=runs,
-        skipped=skipped, regime_switch_choice=choice, bundle_version=market.bundle_version,
-        bundle_note=market.bundle_note, data_sha256=data.sha256(), data_first=_to_datetime(data.times[0]),
-        data_last=_to_datetime(data.times[-1]), config=cfg, limits=limits, periods_per_year=ppy,
+        asset=asset,
+        timeframe=timeframe,
+        asset_class=asset_class,
+        first_index=lo,
+        times=data.times[lo:hi],
+        closes=data.close[lo:hi],
+        regimes=market.labels_at(lo, hi),
+        signals=market.scores[lo:hi],
+        runs=runs,
+        skipped=skipped,
+        regime_switch_choice=choice,
+        bundle_version=market.bundle_version,
+        bundle_note=market.bundle_note,
+        data_sha256=data.sha256(),
+        data_first=_to_datetime(data.times[0]),
+        data_last=_to_datetime(data.times[-1]),
+        config=cfg,
+        limits=limits,
+        periods_per_year=ppy,
         elapsed_s=time.perf_counter() - began,
-    )  # fmt: skip
+    )
 
 
 def _product_rules(asset_class: AssetClass, asset: str) -> ProductRules:
@@ -499,15 +516,20 @@ class _BookRules:
     """What every simulated bar needs besides the decision: prices as Decimals, window returns, rules."""
 
     def __init__(
-        self, asset: str, timeframe: Timeframe, data: BarArrays, limits: RiskLimits, rules: ProductRules,
+        self,
+        asset: str,
+        timeframe: Timeframe,
+        data: BarArrays,
+        limits: RiskLimits,
+        rules: ProductRules,
         cfg: BacktestConfig,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.asset, self.limits, self.rules, self.cfg = asset, limits, rules, cfg
         closes = data.close.tolist()
         self.closes = closes
         self.opens = data.open.tolist()
         # GateRisk's returns: math.log(b.close / a.close) over the fetched window.
-        self.log_returns = [math.log(b / a) for a, b in zip(closes, closes[1:], strict=False)]
+        self.log_returns = [math.log(b / a) for a, b in itertools.pairwise(closes)]
         as_of = data.times + np.timedelta64(int(timeframe.duration.total_seconds() * 1e6), "us")
         self.days = as_of.astype("datetime64[D]").astype(np.int64).tolist()  # UTC day of each decision
 
@@ -553,8 +575,16 @@ def _simulate(decisions: _Decisions, market: _Market, book: _BookRules, lo: int,
     codes, confidence, fresh = decisions.codes.tolist(), decisions.confidence.tolist(), market.fresh.tolist()
     for i, t in enumerate(range(lo, hi)):
         if pending is not None:
-            outcome = apply_fill(pending[0], pending[1], Decimal(repr(book.opens[t])), account.cash,
-                                 account.quantity, account.average, cfg.fee_rate, cfg.slippage)  # fmt: skip
+            outcome = apply_fill(
+                pending[0],
+                pending[1],
+                Decimal(repr(book.opens[t])),
+                account.cash,
+                account.quantity,
+                account.average,
+                cfg.fee_rate,
+                cfg.slippage,
+            )
             if isinstance(outcome, Fill):
                 account.apply(outcome)
                 ledger.fills += 1
@@ -579,9 +609,15 @@ def _simulate(decisions: _Decisions, market: _Market, book: _BookRules, lo: int,
 
 
 def _gate(
-    code: int, confidence: float, t: int, price: Decimal, equity: Decimal, account: _Account, book: _BookRules,
+    code: int,
+    confidence: float,
+    t: int,
+    price: Decimal,
+    equity: Decimal,
+    account: _Account,
+    book: _BookRules,
     ledger: _Ledger,
-) -> tuple[OrderSide, Decimal] | None:  # fmt: skip
+) -> tuple[OrderSide, Decimal] | None:
     """GateRisk on the simulated account: the approved (side, quantity), or None with the block counted."""
     day_start, peak = account.marks(book.days[t], equity)
     positions = {book.asset: Position(book.asset, account.quantity, account.average)} if account.quantity else {}
@@ -626,10 +662,20 @@ def _run(
         mean_exposure=float(np.mean(np.abs(exposure))),
     )
     return StrategyRun(
-        name=str(name), equity=ledger.equity, returns=returns, positions=ledger.positions, exposure=exposure,
-        weights=weights, scores=decisions.scores[lo:hi], actions=actions, confidence=decisions.confidence[lo:hi],
-        models=decisions.models[lo:hi], orders=ledger.orders, block_reasons=dict(ledger.reasons), metrics=metrics,
-    )  # fmt: skip
+        name=str(name),
+        equity=ledger.equity,
+        returns=returns,
+        positions=ledger.positions,
+        exposure=exposure,
+        weights=weights,
+        scores=decisions.scores[lo:hi],
+        actions=actions,
+        confidence=decisions.confidence[lo:hi],
+        models=decisions.models[lo:hi],
+        orders=ledger.orders,
+        block_reasons=dict(ledger.reasons),
+        metrics=metrics,
+    )
 
 
 def _simple_returns(equity: NDArray[np.float64], start: float) -> NDArray[np.float64]:

@@ -93,16 +93,30 @@ def format_table(result: BacktestResult) -> str:
     rows = [[name for name, _ in _COLUMNS]]
     for name, run in result.runs.items():
         m = run.metrics
-        values = (name, m.total_return, m.sharpe, m.sortino, m.max_drawdown, m.turnover, m.churn_rate,
-                  m.max_disruption, m.trades, m.blocked)  # fmt: skip
+        values = (
+            name,
+            m.total_return,
+            m.sharpe,
+            m.sortino,
+            m.max_drawdown,
+            m.turnover,
+            m.churn_rate,
+            m.max_disruption,
+            m.trades,
+            m.blocked,
+        )
         rows.append([fmt.format(v) for (_, fmt), v in zip(_COLUMNS, values, strict=True)])
     widths = [max(len(r[i]) for r in rows) for i in range(len(_COLUMNS))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
-             for r in rows]  # fmt: skip
+    lines = [
+        "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+        for r in rows
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     model = result.bundle_version or "none: the naive-router fallback decides the meta_controller row"
-    head = (f"{result.asset} {result.timeframe}  {_iso(result.times[0])} .. {_iso(result.times[-1])}  "
-            f"{result.bars} bars  model {model}")  # fmt: skip
+    head = (
+        f"{result.asset} {result.timeframe}  {_iso(result.times[0])} .. {_iso(result.times[-1])}  "
+        f"{result.bars} bars  model {model}"
+    )
     tail = [f"{name}: skipped ({why})" for name, why in result.skipped.items()]
     if result.bundle_note:
         tail.append(f"meta-controller unavailable: {result.bundle_note}")

@@ -36,8 +36,11 @@ def judge_running_cycle(execution_status: str | None, age_seconds: float, known:
     if not known:
         if age_seconds < CYCLE_TIMEOUT_SECONDS:
             return Running(f"running for {age_seconds:.0f} s (its execution's status could not be read)")
-        return Ended("TIMED_OUT", f"still marked running {age_seconds:.0f} s after it started, longer than any "
-                                  f"execution may run ({CYCLE_TIMEOUT_SECONDS} s)")  # fmt: skip
+        return Ended(
+            "TIMED_OUT",
+            f"still marked running {age_seconds:.0f} s after it started, longer than any "
+            f"execution may run ({CYCLE_TIMEOUT_SECONDS} s)",
+        )
     if execution_status == "RUNNING":
         return Running(f"its execution has been running for {age_seconds:.0f} s")
     if execution_status is None:

@@ -53,8 +53,13 @@ class RiskLimits:
     bars_per_day: float = 24.0  # to scale bar volatility to a day (24 for 1h bars)
 
     def __post_init__(self) -> None:
-        for name in ("target_daily_volatility", "max_position_fraction", "daily_loss_limit", "max_drawdown",
-                     "var_limit"):  # fmt: skip
+        for name in (
+            "target_daily_volatility",
+            "max_position_fraction",
+            "daily_loss_limit",
+            "max_drawdown",
+            "var_limit",
+        ):
             value = getattr(self, name)
             if not (0 < value < 1):
                 raise ValueError(f"{name} must be in (0, 1), got {value}")
@@ -105,8 +110,9 @@ class Portfolio:
 
     def committed_cash(self) -> Decimal:
         """What the pending BUYs will cost at the prices they were sized at."""
-        return sum((o.quantity * (o.price or self.price(o.asset)) for o in self.pending if o.side is OrderSide.BUY),
-                   ZERO)  # fmt: skip
+        return sum(
+            (o.quantity * (o.price or self.price(o.asset)) for o in self.pending if o.side is OrderSide.BUY), ZERO
+        )
 
     def unpriced(self) -> list[str]:
         """Assets held or pending that cannot be valued: no limit can be checked without their price."""
@@ -177,15 +183,26 @@ def gate(
     if quantity < rules.min_size or quantity * price < rules.min_notional:
         if side is OrderSide.SELL and not allow_short and held <= 0:
             return _blocked(RiskReason.NOTHING_TO_SELL, detail=f"no {asset} position to sell on a spot venue")
-        return _blocked(*(reasons or [RiskReason.BELOW_MIN_SIZE]), RiskReason.BELOW_MIN_SIZE,
-                        detail=f"{quantity} < min {rules.min_size}")  # fmt: skip
+        return _blocked(
+            *(reasons or [RiskReason.BELOW_MIN_SIZE]),
+            RiskReason.BELOW_MIN_SIZE,
+            detail=f"{quantity} < min {rules.min_size}",
+        )
     return RiskVerdict(True, side, quantity, tuple(reasons), {"sigma_day": f"{sigma_day:.6f}"})
 
 
 def _caps(
-    asset: str, held: Decimal, sign: Decimal, price: Decimal, equity: Decimal, portfolio: Portfolio,
-    limits: RiskLimits, loss_quantile: Decimal, balance: Balance, allow_short: bool,
-) -> list[tuple[RiskReason, Decimal]]:  # fmt: skip
+    asset: str,
+    held: Decimal,
+    sign: Decimal,
+    price: Decimal,
+    equity: Decimal,
+    portfolio: Portfolio,
+    limits: RiskLimits,
+    loss_quantile: Decimal,
+    balance: Balance,
+    allow_short: bool,
+) -> list[tuple[RiskReason, Decimal]]:
     """The most each limit lets this trade be, in base units (same direction as ``sign``)."""
     cap_notional = equity * _d(limits.max_position_fraction)
     # per-asset: |held + sign*q| * price <= cap  ->  q <= cap/price - sign*held
@@ -194,8 +211,11 @@ def _caps(
     gross_room = equity * _d(limits.max_gross_exposure) - other_gross
     gross_cap = max(gross_room, ZERO) / price - sign * held
     var_cap = equity * _d(limits.var_limit) / (loss_quantile * price) - sign * held
-    caps = [(RiskReason.POSITION_CAP, position_cap), (RiskReason.GROSS_EXPOSURE_CAP, gross_cap),
-            (RiskReason.VAR_LIMIT, var_cap)]  # fmt: skip
+    caps = [
+        (RiskReason.POSITION_CAP, position_cap),
+        (RiskReason.GROSS_EXPOSURE_CAP, gross_cap),
+        (RiskReason.VAR_LIMIT, var_cap),
+    ]
     if sign > 0:
         caps.append((RiskReason.CASH, (balance.available - portfolio.committed_cash()) / price))
     elif not allow_short:
@@ -204,9 +224,15 @@ def _caps(
 
 
 def violations(
-    asset: str, side: OrderSide, quantity: Decimal, portfolio: Portfolio, limits: RiskLimits,
-    rules: ProductRules, returns: Sequence[float], allow_short: bool = False,
-) -> list[str]:  # fmt: skip
+    asset: str,
+    side: OrderSide,
+    quantity: Decimal,
+    portfolio: Portfolio,
+    limits: RiskLimits,
+    rules: ProductRules,
+    returns: Sequence[float],
+    allow_short: bool = False,
+) -> list[str]:
     """Every limit the portfolio would break after the order (empty when the order is within limits).
 
     Computed on its own from the positions and the raw list of pending orders (not through the helpers the

@@ -86,7 +86,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         event = proxy_event(self.command, self.path, dict(self.headers.items()), body, self.client_address[0])
         try:
             result = self.server.invoke(event)
-        except Exception as exc:  # noqa: BLE001  # the function itself failed: what API Gateway calls a 502
+        except Exception as exc:  # the function itself failed: what API Gateway calls a 502
             _log.exception("Api function failed")
             result = _bad_gateway(event["path"], exc)
         self._reply(result, head=self.command == "HEAD")
@@ -113,7 +113,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         if not head:
             self.wfile.write(payload)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002  # the stdlib's signature
+    def log_message(self, format: str, *args: Any) -> None:  # the stdlib's signature
         _log.debug("%s " + format, self.client_address[0], *args)
 
 

@@ -50,7 +50,7 @@ _LOCAL_ENV = {
     "AWS_DEFAULT_REGION": REGION,
     "AWS_REGION": REGION,
     "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",  # noqa: S105  # moto's fake credentials
+    "AWS_SECRET_ACCESS_KEY": "testing",  # moto's fake credentials
     "AWS_SESSION_TOKEN": "testing",
     "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon offline
 }
@@ -100,8 +100,11 @@ class LocalCloud:
 
     def __enter__(self) -> LocalCloud:
         # the queues' files first: one that cannot be read stops the command before anything starts
-        self._restored = {queue: queue_file(path) for queue, path in (("dlq", self.dlq_file),
-                          ("poison", self.poison_file)) if path is not None}  # fmt: skip
+        self._restored = {
+            queue: queue_file(path)
+            for queue, path in (("dlq", self.dlq_file), ("poison", self.poison_file))
+            if path is not None
+        }
         for key, value in _LOCAL_ENV.items():
             self._saved_env[key] = os.environ.get(key)
             os.environ[key] = value
@@ -278,9 +281,12 @@ class LocalCloud:
                 if target["Arn"] != self.state_machine_arn or not transformer:
                     continue
                 schedule = Schedule(
-                    rule["Name"], rule.get("ScheduleExpression", ""), rule["State"],
-                    transformer["InputPathsMap"], transformer["InputTemplate"],
-                )  # fmt: skip
+                    rule["Name"],
+                    rule.get("ScheduleExpression", ""),
+                    rule["State"],
+                    transformer["InputPathsMap"],
+                    transformer["InputTemplate"],
+                )
                 probe = schedule.input_for({"id": "probe", "time": "1970-01-01T00:00:00Z"})
                 self.schedules[probe["timeframe"]] = schedule
 
@@ -307,9 +313,13 @@ class LocalCloud:
     def replay_dead_letters(self) -> Any:
         from ffe.dlq import replay
 
-        return replay(boto3.client("sqs", region_name=REGION), boto3.client("lambda", region_name=REGION),
-                      self.dead_letter_queue_url, f"ffe-{self.stage}-record-decision",
-                      poison_queue_url=self.poison_queue_url)  # fmt: skip
+        return replay(
+            boto3.client("sqs", region_name=REGION),
+            boto3.client("lambda", region_name=REGION),
+            self.dead_letter_queue_url,
+            f"ffe-{self.stage}-record-decision",
+            poison_queue_url=self.poison_queue_url,
+        )
 
     def _save_dead_letters(self) -> None:
         """Apply what this command changed (records parked, replayed or shelved) to each queue's file as it is
@@ -335,14 +345,17 @@ class LocalCloud:
 
     def _restore_dead_letters(self) -> None:
         sqs = boto3.client("sqs", region_name=REGION)
-        for path, queue, url in ((self.dlq_file, "dlq", self.dead_letter_queue_url),
-                                 (self.poison_file, "poison", self.poison_queue_url)):  # fmt: skip
+        for path, queue, url in (
+            (self.dlq_file, "dlq", self.dead_letter_queue_url),
+            (self.poison_file, "poison", self.poison_queue_url),
+        ):
             if path is None:
                 continue
             for entry in self._restored[queue]:
                 attributes = {REASON_ATTRIBUTE: {"DataType": "String", "StringValue": entry["reason"]}}
-                sqs.send_message(QueueUrl=url, MessageBody=entry["body"],
-                                 MessageAttributes=attributes if entry["reason"] else {})  # fmt: skip
+                sqs.send_message(
+                    QueueUrl=url, MessageBody=entry["body"], MessageAttributes=attributes if entry["reason"] else {}
+                )
 
     # --- run ----------------------------------------------------------------------------------------
 
@@ -459,9 +472,11 @@ def _hand_to_executor(arn: str) -> None:
     machine = stepfunctions_backends[account][region].describe_state_machine(arn)
     sfn = boto3.client("stepfunctions", region_name=region)
     created = sfn.create_state_machine(
-        name=machine.name, definition=_pin_versions(machine.definition, _latest_version), roleArn=machine.roleArn,
+        name=machine.name,
+        definition=_pin_versions(machine.definition, _latest_version),
+        roleArn=machine.roleArn,
         type=machine.type,
-    )  # fmt: skip
+    )
     if created["stateMachineArn"] != arn:
         raise RuntimeError(f"state machine re-created as {created['stateMachineArn']}, expected {arn}")
 

@@ -123,7 +123,7 @@ class InProcessLambdas:
                 for warning in caught:  # Lambda writes warnings into the function's log, not the caller's
                     buffer.write(f"[WARNING] {warning.category.__name__}: {warning.message}\n")
                 result, errored = json.dumps(response, default=str), False
-            except Exception as exc:  # noqa: BLE001  # reported to the caller exactly as Lambda does
+            except Exception as exc:  # reported to the caller exactly as Lambda does
                 result, errored = json.dumps(_error_payload(exc)), True
                 buffer.write(f"[ERROR] {type(exc).__name__}: {exc}\n")
             finally:

@@ -156,10 +156,21 @@ class EmbeddedPostgres:
             options = f"-c listen_addresses='' -c unix_socket_directories={sock} -p {_PORT} -c fsync=off"
             log = self.data_dir / "server.log"
             _run_as_owner(
-                [str(bindir / "pg_ctl"), "-D", str(self.data_dir), "-l", str(log), "-o", options, "-w", "-t", "60",
-                 "start"],
+                [
+                    str(bindir / "pg_ctl"),
+                    "-D",
+                    str(self.data_dir),
+                    "-l",
+                    str(log),
+                    "-o",
+                    options,
+                    "-w",
+                    "-t",
+                    "60",
+                    "start",
+                ],
                 self.data_dir,
-            )  # fmt: skip
+            )
         self.url = f"postgresql://postgres@/{DB_NAME}?host={sock}&port={_PORT}"
         self.kind = f"cluster from {bindir} in {self.data_dir}"
 
@@ -174,10 +185,20 @@ class EmbeddedPostgres:
         staging.mkdir(parents=True)
         _give_to_owner(staging)
         _run_as_owner(
-            [str(bindir / "initdb"), "-D", str(staging), "-U", "postgres", "--auth=trust", "-E", "UTF8",
-             "--no-instructions", "--locale=C"],
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(staging),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-instructions",
+                "--locale=C",
+            ],
             staging,
-        )  # fmt: skip
+        )
         staging.rename(self.data_dir)  # data_dir is absent or an empty folder
 
     # --- pgserver fallback ---------------------------------------------------------------------------

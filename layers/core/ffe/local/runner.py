@@ -31,8 +31,16 @@ from ffe.local.template import load_sam, project_root
 # the FX market is closed for the weekend (GBPUSD stale) and the bundled EURUSD history ended in 2017.
 DEFAULT_AS_OF = datetime(2019, 6, 15, 12, 1, tzinfo=UTC)
 # What ffe keeps in the state dir (names start with these, after an optional dot): all `ffe reset` may delete.
-_OWN_ENTRIES = ("pgdata", "runs", "dead-letters", "poison-records", "champion", "replay-clock", "mlartifacts",
-                "backtests")  # fmt: skip
+_OWN_ENTRIES = (
+    "pgdata",
+    "runs",
+    "dead-letters",
+    "poison-records",
+    "champion",
+    "replay-clock",
+    "mlartifacts",
+    "backtests",
+)
 
 
 @dataclass
@@ -147,9 +155,16 @@ def run_cycle(
     with state.postgres() as pg:
         t1 = time.perf_counter()
         secrets = provider_secrets_from_env() if provider == "live" else {}
-        with LocalCloud(project or project_root(), pg.url, echo_logs=echo_logs, market_data=provider,
-                        provider_secrets=secrets, dlq_file=state.dead_letters, poison_file=state.poison_records,
-                        champion_dir=state.champion_dir()) as cloud:  # fmt: skip
+        with LocalCloud(
+            project or project_root(),
+            pg.url,
+            echo_logs=echo_logs,
+            market_data=provider,
+            provider_secrets=secrets,
+            dlq_file=state.dead_letters,
+            poison_file=state.poison_records,
+            champion_dir=state.champion_dir(),
+        ) as cloud:
             health = cloud.market_data_health() if provider == "live" else None
             inference = cloud.inference.describe()
             t2 = time.perf_counter()
@@ -249,8 +264,12 @@ def provider_secrets_from_env(env: Mapping[str, str] | None = None) -> dict[str,
 def run_preflight_locally(state: LocalState, project: Path | None = None) -> dict[str, Any]:
     """Deploy, migrate the store (the paper broker's check reads its tables), then invoke Preflight with the
     environment's provider credentials."""
-    with state.postgres() as pg, LocalCloud(project or project_root(), pg.url, market_data="live",
-                                             provider_secrets=provider_secrets_from_env()) as cloud:  # fmt: skip
+    with (
+        state.postgres() as pg,
+        LocalCloud(
+            project or project_root(), pg.url, market_data="live", provider_secrets=provider_secrets_from_env()
+        ) as cloud,
+    ):
         migrate_database(pg.url)
         return cloud.invoke("preflight")
 
@@ -277,17 +296,26 @@ def paper_portfolio(state: LocalState, stage: str = "dev") -> dict[str, Any] | N
     gross = sum((abs(p["value"]) for p in positions), Decimal(0))
     peak = max(marks["peak_equity"], equity) if marks else equity
     return {
-        "account": account["id"], "currency": account["currency"], "cash": account["cash"], "equity": equity,
-        "peak": peak, "drawdown": (peak - equity) / peak if peak else Decimal(0),
-        "exposure": gross / equity if equity else Decimal(0), "positions": positions,
+        "account": account["id"],
+        "currency": account["currency"],
+        "cash": account["cash"],
+        "equity": equity,
+        "peak": peak,
+        "drawdown": (peak - equity) / peak if peak else Decimal(0),
+        "exposure": gross / equity if equity else Decimal(0),
+        "positions": positions,
         "pending_orders": pending["n"] if pending else 0,
-    }  # fmt: skip
+    }
 
 
 def replay_dead_letters_locally(state: LocalState, project: Path | None = None) -> Any:
     """Write the records parked by earlier local runs (kept in .ffe/) through RecordDecision."""
-    with state.postgres() as pg, LocalCloud(project or project_root(), pg.url, dlq_file=state.dead_letters,
-                                             poison_file=state.poison_records) as cloud:  # fmt: skip
+    with (
+        state.postgres() as pg,
+        LocalCloud(
+            project or project_root(), pg.url, dlq_file=state.dead_letters, poison_file=state.poison_records
+        ) as cloud,
+    ):
         return cloud.replay_dead_letters()
 
 
@@ -297,9 +325,14 @@ def parked_locally(state: LocalState) -> tuple[list[Any], list[Any]]:
     from ffe.local.aws import queue_file
 
     def read(path: Path) -> list[dict[str, Any]]:
-        return [{"MessageId": f"{path.stem}#{i}", "Body": e["body"],
-                 "MessageAttributes": {REASON_ATTRIBUTE: {"StringValue": e["reason"]}} if e["reason"] else {}}
-                for i, e in enumerate(queue_file(path), start=1)]  # fmt: skip
+        return [
+            {
+                "MessageId": f"{path.stem}#{i}",
+                "Body": e["body"],
+                "MessageAttributes": {REASON_ATTRIBUTE: {"StringValue": e["reason"]}} if e["reason"] else {},
+            }
+            for i, e in enumerate(queue_file(path), start=1)
+        ]
 
     return parked(read(state.dead_letters)), parked(read(state.poison_records))
 

@@ -108,8 +108,11 @@ def published_versions(cfn: dict[str, Any]) -> tuple[dict[str, Any], list[Alias]
     aliases = [Alias(r["Properties"]["FunctionName"]["Ref"], r["Properties"]["Name"]) for r in found.values()]
     for lid in found:
         del out["Resources"][lid]
-    versions = {lid: r["Properties"]["FunctionName"]["Ref"] for lid, r in out["Resources"].items()
-                if r["Type"] == "AWS::Lambda::Version"}  # fmt: skip
+    versions = {
+        lid: r["Properties"]["FunctionName"]["Ref"]
+        for lid, r in out["Resources"].items()
+        if r["Type"] == "AWS::Lambda::Version"
+    }
     for resource in out["Resources"].values():
         sub = resource.get("Properties", {}).get("DefinitionString", {})
         if resource["Type"] == "AWS::StepFunctions::StateMachine" and isinstance(sub, dict) and "Fn::Sub" in sub:
@@ -124,8 +127,7 @@ def _gone(original: dict[str, Any], current: dict[str, Any]) -> set[str]:
 
 def _refers_to(node: Any, names: set[str]) -> bool:
     text = json.dumps(node)
-    return any(f'"Ref": "{n}"' in text or f'"{n}"' in text or f"${{{n}}}" in text or f"${{{n}." in text
-               for n in names)  # fmt: skip
+    return any(f'"Ref": "{n}"' in text or f'"{n}"' in text or f"${{{n}}}" in text or f"${{{n}." in text for n in names)
 
 
 def fold_substitutions(props: dict[str, Any]) -> None:

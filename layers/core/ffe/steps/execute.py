@@ -17,8 +17,9 @@ from ffe.steps.gate import account_of
 
 
 class ExecutionLog(Protocol):
-    def record_execution(self, inp: ExecuteOrderInput, order: OrderRequest, result: OrderResult, venue: str,
-                         mode: str) -> bool: ...  # fmt: skip
+    def record_execution(
+        self, inp: ExecuteOrderInput, order: OrderRequest, result: OrderResult, venue: str, mode: str
+    ) -> bool: ...
 
 
 def execute_order(
@@ -32,33 +33,46 @@ def execute_order(
     risk = inp.risk
     if risk is None or not risk.approved or risk.side is None or risk.quantity <= 0 or inp.recorded.id is None:
         raise InvalidInputError(f"no approved order to execute for {inp.asset} in cycle {inp.cycle_id}")
-    order = OrderRequest(client_order_id(inp.cycle_id, inp.asset, inp.bar_time), inp.asset, OrderSide(risk.side),
-                         risk.quantity)  # fmt: skip
+    order = OrderRequest(
+        client_order_id(inp.cycle_id, inp.asset, inp.bar_time), inp.asset, OrderSide(risk.side), risk.quantity
+    )
     with reservations.account(account_of(broker)) as book:
         reservation = book.get(order.client_order_id)
         if mode == "off":  # decisions and sizes are recorded, nothing is sent to any venue
             if reservation is not None and reservation.live:
                 book.mark(order.client_order_id, RELEASED, "execution mode off: nothing sent")
-            return ExecuteOrderResult(client_order_id=order.client_order_id, venue="none", status="SKIPPED",
-                                      quantity=order.quantity, decision_id=inp.recorded.id, created=False)  # fmt: skip
+            return ExecuteOrderResult(
+                client_order_id=order.client_order_id,
+                venue="none",
+                status="SKIPPED",
+                quantity=order.quantity,
+                decision_id=inp.recorded.id,
+                created=False,
+            )
         if reservation is None or not reservation.live:
             state = "no reservation" if reservation is None else f"its reservation is {reservation.status.lower()}"
             raise InvalidInputError(
                 f"{inp.asset}: order {order.client_order_id} was not placed: {state} (expired or its cycle ended), "
                 "so the risk headroom it was sized for is no longer held for it",
-                asset=inp.asset, cycle_id=inp.cycle_id,
-            )  # fmt: skip
+                asset=inp.asset,
+                cycle_id=inp.cycle_id,
+            )
         if reservation.side is not order.side or reservation.quantity != order.quantity:
             raise InvalidInputError(
                 f"{inp.asset}: order {order.side} {order.quantity} does not match what the risk gate reserved "
                 f"({reservation.side} {reservation.quantity}); not placed",
-                asset=inp.asset, cycle_id=inp.cycle_id,
-            )  # fmt: skip
+                asset=inp.asset,
+                cycle_id=inp.cycle_id,
+            )
         result = broker.place_order(order)
         ended = result.status in (OrderStatus.REJECTED, OrderStatus.CANCELLED)
         book.mark(order.client_order_id, RELEASED if ended else PLACED, f"{result.status}: {result.detail}")
     created = log.record_execution(inp, order, result, broker.name, mode)
     return ExecuteOrderResult(
-        client_order_id=order.client_order_id, venue=broker.name, status=str(result.status),
-        quantity=order.quantity, decision_id=inp.recorded.id, created=created,
-    )  # fmt: skip
+        client_order_id=order.client_order_id,
+        venue=broker.name,
+        status=str(result.status),
+        quantity=order.quantity,
+        decision_id=inp.recorded.id,
+        created=created,
+    )

@@ -11,6 +11,7 @@ HOLD that says so, and a retried gate gets its own first verdict back.
 from __future__ import annotations
 
 import decimal
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import replace
@@ -56,7 +57,7 @@ def gate_risk(
     bars = inp.domain_bars()
     limits = replace(limits, bars_per_day=inp.timeframe.bars_per_day)  # a daily bar's volatility is a day's
     price = Decimal(repr(bars[-1].close))
-    returns = [math.log(b.close / a.close) for a, b in zip(bars, bars[1:], strict=False)]
+    returns = [math.log(b.close / a.close) for a, b in itertools.pairwise(bars)]
     order_id = client_order_id(inp.cycle_id, inp.asset, decision.bar_time)
     with reservations.account(account_of(broker)) as book:
         settle = getattr(broker, "settle", None)
@@ -69,8 +70,11 @@ def gate_risk(
         rules = broker.product_rules(inp.asset)
         try:
             verdict = gate(decision.action, decision.confidence, inp.asset, returns, portfolio, limits, rules)
-            broken = (violations(inp.asset, verdict.side, verdict.quantity, portfolio, limits, rules, returns)
-                      if verdict.approved and verdict.side is not None else [])  # fmt: skip
+            broken = (
+                violations(inp.asset, verdict.side, verdict.quantity, portfolio, limits, rules, returns)
+                if verdict.approved and verdict.side is not None
+                else []
+            )
         except (decimal.DecimalException, OverflowError, ZeroDivisionError) as exc:
             raise InvalidInputError(
                 f"{inp.asset}: cannot size an order at a price of {price} ({type(exc).__name__}); the bars' prices "
@@ -82,10 +86,18 @@ def gate_risk(
             verdict = RiskVerdict(False, None, Decimal(0), verdict.reasons, {"violations": ", ".join(broken)})
         assessment = _assessment(verdict, broker, portfolio, decision.action)
         if verdict.approved and verdict.side is not None:
-            book.reserve(Reservation(
-                order_id, inp.asset, decision.bar_time, verdict.side, verdict.quantity, price, inp.cycle_id,
-                assessment.model_dump(mode="json"),
-            ))  # fmt: skip
+            book.reserve(
+                Reservation(
+                    order_id,
+                    inp.asset,
+                    decision.bar_time,
+                    verdict.side,
+                    verdict.quantity,
+                    price,
+                    inp.cycle_id,
+                    assessment.model_dump(mode="json"),
+                )
+            )
     return _outcome(decision, assessment)
 
 
@@ -96,31 +108,49 @@ def _again(decision: DecisionRecord, prior: Reservation, order_id: str) -> Decis
     if prior.client_order_id == order_id and prior.side is side:
         return _outcome(decision, RiskAssessment.model_validate(prior.assessment))
     bar = prior.bar_time.isoformat() if prior.bar_time else "(no bar)"
-    why = (f"{prior.asset} already has a live {prior.side} order for the bar of {bar} on this account (order "
-           f"{prior.client_order_id}, cycle {prior.cycle_id}): one order per account, asset and bar")  # fmt: skip
+    why = (
+        f"{prior.asset} already has a live {prior.side} order for the bar of {bar} on this account (order "
+        f"{prior.client_order_id}, cycle {prior.cycle_id}): one order per account, asset and bar"
+    )
     assessment = RiskAssessment(
-        approved=False, side=None, quantity=Decimal(0), reasons=[RiskReason.ALREADY_ORDERED], detail={"why": why},
-        broker=str(prior.assessment.get("broker", "?")), equity=None, original_action=decision.action,
-    )  # fmt: skip
+        approved=False,
+        side=None,
+        quantity=Decimal(0),
+        reasons=[RiskReason.ALREADY_ORDERED],
+        detail={"why": why},
+        broker=str(prior.assessment.get("broker", "?")),
+        equity=None,
+        original_action=decision.action,
+    )
     return _outcome(decision, assessment)
 
 
 def _assessment(verdict: RiskVerdict, broker: Broker, portfolio: Portfolio, action: Action) -> RiskAssessment:
     return RiskAssessment(
-        approved=verdict.approved, side=verdict.side.value if verdict.side else None, quantity=verdict.quantity,
-        reasons=[str(r) for r in verdict.reasons], detail=verdict.detail, broker=broker.name,
-        equity=portfolio.balance.equity if portfolio.balance else None, original_action=action,
-    )  # fmt: skip
+        approved=verdict.approved,
+        side=verdict.side.value if verdict.side else None,
+        quantity=verdict.quantity,
+        reasons=[str(r) for r in verdict.reasons],
+        detail=verdict.detail,
+        broker=broker.name,
+        equity=portfolio.balance.equity if portfolio.balance else None,
+        original_action=action,
+    )
 
 
 def _outcome(decision: DecisionRecord, assessment: RiskAssessment) -> DecisionRecord:
     if assessment.approved:
         return decision.model_copy(update={"risk": assessment, "size": float(assessment.quantity)})
     why = ", ".join(assessment.reasons) or "blocked"
-    return decision.model_copy(update={
-        "action": Action.HOLD, "confidence": 1.0, "risk": assessment, "size": None,
-        "reason": f"risk gate blocked {decision.action}: {why}; model: {decision.reason}"[:2000],
-    })  # fmt: skip
+    return decision.model_copy(
+        update={
+            "action": Action.HOLD,
+            "confidence": 1.0,
+            "risk": assessment,
+            "size": None,
+            "reason": f"risk gate blocked {decision.action}: {why}; model: {decision.reason}"[:2000],
+        }
+    )
 
 
 def _portfolio(

@@ -26,9 +26,12 @@ def handle_custom_resource(event: dict[str, Any], migrate: Callable[[], list[str
     }
     try:
         applied = migrate() if event.get("RequestType") in ("Create", "Update") else []
-        response.update(Status="SUCCESS", Data={"Applied": ",".join(applied) or "none"},
-                        Reason=f"applied: {', '.join(applied) or 'nothing (up to date)'}")  # fmt: skip
-    except Exception as exc:  # noqa: BLE001  # any failure must reach CloudFormation, with the log stream
+        response.update(
+            Status="SUCCESS",
+            Data={"Applied": ",".join(applied) or "none"},
+            Reason=f"applied: {', '.join(applied) or 'nothing (up to date)'}",
+        )
+    except Exception as exc:  # any failure must reach CloudFormation, with the log stream
         response.update(Status="FAILED", Reason=f"{type(exc).__name__}: {exc} (see log stream {log_stream})"[:900])
     send(event["ResponseURL"], response)
     return response

@@ -74,12 +74,15 @@ def _check_broker(name: str, broker: Broker) -> BrokerCheck:
         status, hint = _diagnose(name, exc)
         latency = round((time.perf_counter() - started) * 1000, 1)
         return BrokerCheck(broker=name, status=status, latency_ms=latency, message=str(exc), hint=hint)
-    except Exception as exc:  # noqa: BLE001  # one broker's bug must not hide the others
+    except Exception as exc:  # one broker's bug must not hide the others
         return BrokerCheck(broker=name, status="error", message=f"{type(exc).__name__}: {exc}")
     return BrokerCheck(
-        broker=name, status="ok", latency_ms=round((time.perf_counter() - started) * 1000, 1),
-        equity=f"{balance.equity} {balance.currency}", min_order=f"{rules.min_size} {rules.asset}",
-    )  # fmt: skip
+        broker=name,
+        status="ok",
+        latency_ms=round((time.perf_counter() - started) * 1000, 1),
+        equity=f"{balance.equity} {balance.currency}",
+        min_order=f"{rules.min_size} {rules.asset}",
+    )
 
 
 def _check(name: str, provider: LiveProvider | None) -> ProviderCheck:
@@ -93,9 +96,13 @@ def _check(name: str, provider: LiveProvider | None) -> ProviderCheck:
         status, hint = _diagnose(name, exc)
         latency = round((time.perf_counter() - started) * 1000, 1)
         return ProviderCheck(provider=name, status=status, latency_ms=latency, message=str(exc), hint=hint)
-    except Exception as exc:  # noqa: BLE001  # a bug in one probe must not hide the others' results
-        return ProviderCheck(provider=name, status="error", message=f"{type(exc).__name__}: {exc}",
-                             hint="unexpected error in the probe: see the function's logs")  # fmt: skip
+    except Exception as exc:  # a bug in one probe must not hide the others' results
+        return ProviderCheck(
+            provider=name,
+            status="error",
+            message=f"{type(exc).__name__}: {exc}",
+            hint="unexpected error in the probe: see the function's logs",
+        )
     return ProviderCheck(provider=name, status="ok", latency_ms=round((time.perf_counter() - started) * 1000, 1))
 
 

@@ -33,9 +33,14 @@ def record(rec: Record, store: DecisionStore, execution_status: ExecutionStatus 
         cycle = parse(CycleHeader, rec.cycle)
         opened = store.open_cycle(cycle, rec.execution_id, execution_status)
         return RecordDecisionResult(
-            kind=rec.kind, id=None, created=opened.created, cycle_id=cycle.cycle_id, asset=None,
-            cycle_status="SKIPPED" if opened.status == "SKIPPED" else "RUNNING", reason=opened.reason,
-        )  # fmt: skip
+            kind=rec.kind,
+            id=None,
+            created=opened.created,
+            cycle_id=cycle.cycle_id,
+            asset=None,
+            cycle_status="SKIPPED" if opened.status == "SKIPPED" else "RUNNING",
+            reason=opened.reason,
+        )
     if isinstance(rec, CycleClosed):
         created = store.close_cycle(rec.cycle_id, rec.status, _lost_reason(rec))
         return RecordDecisionResult(kind=rec.kind, id=None, created=created, cycle_id=rec.cycle_id, asset=None)
@@ -43,9 +48,14 @@ def record(rec: Record, store: DecisionStore, execution_status: ExecutionStatus 
         stored = store.record_decision(rec)
         execute = rec.risk is not None and rec.risk.approved and rec.action is not Action.HOLD
         return RecordDecisionResult(
-            kind="decision", id=stored.id, created=stored.created, cycle_id=rec.cycle_id, asset=rec.asset,
-            action=rec.action, execute=execute,
-        )  # fmt: skip
+            kind="decision",
+            id=stored.id,
+            created=stored.created,
+            cycle_id=rec.cycle_id,
+            asset=rec.asset,
+            action=rec.action,
+            execute=execute,
+        )
     rec, message = explain_failure(rec)
     stored = store.record_failure(rec, message)
     if (rec.cycle_failure or rec.cycle_input is not None) and rec.cycle_id:  # the cycle failed: close it if opened

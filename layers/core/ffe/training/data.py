@@ -99,7 +99,7 @@ def holdout(n: int, fraction: float = HOLDOUT_FRACTION) -> tuple[slice, slice]:
     """``(train, test)`` over ``n`` rows: the last ``fraction`` of them is held out."""
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"fraction must be in (0, 1), got {fraction}")
-    n_test = int(round(n * fraction))
+    n_test = round(n * fraction)
     if n_test < 1 or n_test >= n:
         raise ValueError(f"{n} rows cannot be split with a holdout fraction of {fraction}")
     return slice(0, n - n_test), slice(n - n_test, n)

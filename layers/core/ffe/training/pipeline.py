@@ -177,7 +177,7 @@ def _fit_regimes(plan: TrainPlan, series: Sequence[TrainingSeries]) -> dict[str,
 def _split(plan: TrainPlan, series: TrainingSeries, regime: RegimeModel) -> _Split:
     env = build_env(series, regime)
     train_rows, test_rows = holdout(len(env), plan.holdout_fraction)
-    cut = train_rows.start + int(round((train_rows.stop - train_rows.start) * (1.0 - plan.online_fraction)))
+    cut = train_rows.start + round((train_rows.stop - train_rows.start) * (1.0 - plan.online_fraction))
     context = plan.meta.roll_bars - 1
     return _Split(
         series=series,

@@ -301,9 +301,20 @@ def _with_usd(**changes: Any) -> Any:
         {"accounts": "none", "has_next": False},
         [],
     ],
-    ids=["negative", "nan", "infinite-hold", "text", "float", "no-available", "no-hold", "no-currency",
-         "no-accounts", "accounts-not-a-list", "not-an-object"],
-)  # fmt: skip
+    ids=[
+        "negative",
+        "nan",
+        "infinite-hold",
+        "text",
+        "float",
+        "no-available",
+        "no-hold",
+        "no-currency",
+        "no-accounts",
+        "accounts-not-a-list",
+        "not-an-object",
+    ],
+)
 def test_balance_bad_numbers_or_missing_fields_are_invalid_input_never_a_default(accounts: Any) -> None:
     # Given an accounts body that is not a readable balance
     broker = broker_for(FakeCoinbase(accounts=accounts))
@@ -521,7 +532,7 @@ def test_place_order_below_the_minimum_is_refused_before_any_order_request(quant
 
 def test_place_order_below_the_minimum_with_cold_rules_sends_no_order() -> None:
     fake = FakeCoinbase()
-    with pytest.raises(InvalidInputError, match="below the venue minimum 0.00001; not sent"):
+    with pytest.raises(InvalidInputError, match=r"below the venue minimum 0\.00001; not sent"):
         broker_for(fake).place_order(buy("0.000009"))
     assert [r.method for r in fake.requests] == ["GET"]
     assert fake.posts == 0
@@ -608,19 +619,36 @@ def test_place_order_malformed_create_response_is_invalid_input(answer: dict[str
 @pytest.mark.parametrize(
     ("changes", "status", "detail"),
     [
-        ({"status": "CANCELLED", "filled_size": "0", "average_filled_price": "0", "total_fees": "0"},
-         OrderStatus.CANCELLED, ""),
-        ({"status": "EXPIRED", "filled_size": "0", "average_filled_price": "0", "total_fees": "0"},
-         OrderStatus.CANCELLED, "EXPIRED"),
+        (
+            {"status": "CANCELLED", "filled_size": "0", "average_filled_price": "0", "total_fees": "0"},
+            OrderStatus.CANCELLED,
+            "",
+        ),
+        (
+            {"status": "EXPIRED", "filled_size": "0", "average_filled_price": "0", "total_fees": "0"},
+            OrderStatus.CANCELLED,
+            "EXPIRED",
+        ),
         ({"status": "CANCELLED", "filled_size": "0.0004"}, OrderStatus.PARTIALLY_FILLED, "CANCELLED"),
-        ({"status": "OPEN", "filled_size": "0", "average_filled_price": "0", "total_fees": "0"},
-         OrderStatus.PENDING, "OPEN"),
-        ({"status": "FAILED", "filled_size": "0", "average_filled_price": "0", "total_fees": "0",
-          "reject_message": "Insufficient balance in source account"},
-         OrderStatus.REJECTED, "Insufficient balance in source account"),
+        (
+            {"status": "OPEN", "filled_size": "0", "average_filled_price": "0", "total_fees": "0"},
+            OrderStatus.PENDING,
+            "OPEN",
+        ),
+        (
+            {
+                "status": "FAILED",
+                "filled_size": "0",
+                "average_filled_price": "0",
+                "total_fees": "0",
+                "reject_message": "Insufficient balance in source account",
+            },
+            OrderStatus.REJECTED,
+            "Insufficient balance in source account",
+        ),
     ],
     ids=["cancelled", "expired", "partially-filled", "open", "failed"],
-)  # fmt: skip
+)
 def test_order_statuses_map_to_the_engine_vocabulary(changes: dict[str, str], status: OrderStatus, detail: str) -> None:
     fake = FakeCoinbase()
     broker = broker_for(fake)

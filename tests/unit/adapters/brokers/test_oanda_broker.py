@@ -270,9 +270,21 @@ def _summary(**changes: Any) -> Any:
         {"lastTransactionID": "9"},
         [],
     ],
-    ids=["negative-nav", "negative-margin", "negative-balance", "nan", "infinite", "text", "float", "no-nav",
-         "no-margin", "no-currency", "no-account", "not-an-object"],
-)  # fmt: skip
+    ids=[
+        "negative-nav",
+        "negative-margin",
+        "negative-balance",
+        "nan",
+        "infinite",
+        "text",
+        "float",
+        "no-nav",
+        "no-margin",
+        "no-currency",
+        "no-account",
+        "not-an-object",
+    ],
+)
 def test_balance_bad_numbers_or_missing_fields_are_invalid_input_never_a_default(summary: Any) -> None:
     with pytest.raises(InvalidInputError):
         broker_for(FakeOanda(summary=summary)).balance()
@@ -404,18 +416,23 @@ def test_place_order_400_without_a_reject_transaction_is_invalid_input() -> None
             return _json({"errorMessage": "Invalid value specified for 'order.units'"}, 400)
         return fake(request)
 
-    with pytest.raises(InvalidInputError, match="order.units"):
+    with pytest.raises(InvalidInputError, match=r"order\.units"):
         broker_for(handler).place_order(order())
 
 
 @pytest.mark.parametrize(
     "answer",
-    [{}, {"orderCreateTransaction": {"type": "MARKET_ORDER"}},
-     {"orderCreateTransaction": {"id": "10"}, "orderFillTransaction": {"type": "ORDER_FILL", "units": "10000"}},
-     {"orderCreateTransaction": {"id": "10"},
-      "orderFillTransaction": {"type": "ORDER_FILL", "units": "10000", "fullVWAP": "NaN"}}],
+    [
+        {},
+        {"orderCreateTransaction": {"type": "MARKET_ORDER"}},
+        {"orderCreateTransaction": {"id": "10"}, "orderFillTransaction": {"type": "ORDER_FILL", "units": "10000"}},
+        {
+            "orderCreateTransaction": {"id": "10"},
+            "orderFillTransaction": {"type": "ORDER_FILL", "units": "10000", "fullVWAP": "NaN"},
+        },
+    ],
     ids=["empty", "no-order-id", "fill-without-price", "nan-price"],
-)  # fmt: skip
+)
 def test_place_order_malformed_create_response_is_invalid_input(answer: dict[str, Any]) -> None:
     fake = FakeOanda()
 

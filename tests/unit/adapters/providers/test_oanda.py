@@ -350,7 +350,7 @@ def _with_first_candle(change: Callable[[dict[str, object]], object]) -> bytes:
 )
 def test_candles_malformed_candle_is_invalid_input_with_context(body: bytes) -> None:
     handler = Venue(200, body)
-    with pytest.raises(InvalidInputError, match="malformed candle at index 0|without a 'candles' list") as caught:
+    with pytest.raises(InvalidInputError, match=r"malformed candle at index 0|without a 'candles' list") as caught:
         provider_for(handler).candles("EURUSD", Timeframe.H1, MARCH_1, NOW)
     assert {"provider", "asset", "timeframe", "http_status", "request_id"} <= set(caught.value.context)
 

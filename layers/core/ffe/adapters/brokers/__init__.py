@@ -98,7 +98,7 @@ def decimal_field(
 def field_of(body: Any, key: str, kind: type | tuple[type, ...], call: Call, response: httpx.Response) -> Any:
     """``body[key]`` when ``body`` is an object and the value has the expected JSON type."""
     value = body.get(key) if isinstance(body, dict) else None
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
         expected = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
         raise InvalidInputError(
             f"{call.provider} sent a body without {key!r} ({expected}): {str(body)[:160]}", **call.context(response)

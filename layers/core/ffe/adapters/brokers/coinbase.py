@@ -235,8 +235,10 @@ class CoinbaseBroker:
             if not field_of(body, "has_next", bool, call, response):
                 return out
             cursor = field_of(body, "cursor", str, call, response)
-        raise InvalidInputError(f"{self.name} listed more than {MAX_SCAN_PAGES * SCAN_PAGE} open orders; "
-                                "cannot count them all", **call.context())  # fmt: skip
+        raise InvalidInputError(
+            f"{self.name} listed more than {MAX_SCAN_PAGES * SCAN_PAGE} open orders; cannot count them all",
+            **call.context(),
+        )
 
     # --- reads --------------------------------------------------------------------------------------------------
 
@@ -298,9 +300,16 @@ class CoinbaseBroker:
         token, secrets = self._jwt(method, path, call)
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         return send_json(
-            self._client, call, method, f"{self._base_url}{path}", hint=KEY_HINT, forbidden_hint=permission_hint,
-            secrets=(token, *secrets), headers=headers, **kwargs,
-        )  # fmt: skip
+            self._client,
+            call,
+            method,
+            f"{self._base_url}{path}",
+            hint=KEY_HINT,
+            forbidden_hint=permission_hint,
+            secrets=(token, *secrets),
+            headers=headers,
+            **kwargs,
+        )
 
     def _jwt(self, method: str, path: str, call: Call) -> tuple[str, tuple[str, ...]]:
         """A fresh ES256 JWT for this one request, and the secrets that must never reach an error."""

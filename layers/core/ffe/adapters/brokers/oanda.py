@@ -200,8 +200,11 @@ class OandaBroker:
             client_id = extensions.get("id") if isinstance(extensions, dict) else None
             side = OrderSide.BUY if units > 0 else OrderSide.SELL
             if units:
-                out.append(PendingOrder(str(client_id or f"oanda-{order_id}"), instrument.replace("_", ""), side,
-                                        abs(units), limit))  # fmt: skip
+                out.append(
+                    PendingOrder(
+                        str(client_id or f"oanda-{order_id}"), instrument.replace("_", ""), side, abs(units), limit
+                    )
+                )
         return out
 
     # --- helpers ------------------------------------------------------------------------------------------------
@@ -252,9 +255,16 @@ class OandaBroker:
         url = f"{HOSTS[environment]}/v3/accounts/{quote(account_id, safe='')}/{path}"
         headers = {"Authorization": f"Bearer {token}", "Accept-Datetime-Format": "RFC3339"}
         return send_json(
-            self._client, call, method, url, hint=ACCESS_HINT, forbidden_hint=ACCOUNT_HINT, secrets=(token,),
-            headers=headers, **kwargs,
-        )  # fmt: skip
+            self._client,
+            call,
+            method,
+            url,
+            hint=ACCESS_HINT,
+            forbidden_hint=ACCOUNT_HINT,
+            secrets=(token,),
+            headers=headers,
+            **kwargs,
+        )
 
 
 def _instrument(call: Call) -> str:
