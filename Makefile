@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 STAGE ?= dev
 
-.PHONY: run test train backtest training-source unit integration lint typecheck validate bench build deploy clean reset
+.PHONY: run test gates style train backtest training-source unit integration lint typecheck validate bench build deploy clean reset
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required"; exit 1; }
@@ -32,8 +32,15 @@ $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 run: $(VENV)/.local-installed  ## one real decision cycle, offline
 	$(BIN)/ffe run
 
-test: $(VENV)/.dev-installed  ## the whole suite (unit, state machine, template, integration, e2e)
+test: gates  ## the gates, then the whole suite (unit, state machine, template, API, integration, e2e)
 	$(BIN)/pytest -n auto --dist loadfile -q
+
+# What `make test` runs before any test, in this order, stopping at the first failure.
+gates: style typecheck
+
+style: $(VENV)/.dev-installed  ## ruff's lint rules and its formatting, checked (never rewritten)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 train: $(VENV)/.training-installed  ## regime mixtures + meta-controller from the bundled data, into MLflow
 	$(BIN)/ffe train
@@ -48,21 +55,17 @@ training-source:  ## build/training/: what a SageMaker training job runs (script
 	find build/training -name __pycache__ -prune -exec rm -rf {} +
 	cat layers/core/requirements.txt layers/core/requirements-training.txt > build/training/requirements.txt
 
-unit: $(VENV)/.dev-installed
-	$(BIN)/pytest -q tests/unit
+unit: $(VENV)/.dev-installed  ## tests/unit: no PostgreSQL, no moto (neither is even imported)
+	$(BIN)/pytest -n auto --dist loadfile -q tests/unit
 
-integration: $(VENV)/.dev-installed
-	$(BIN)/pytest -q tests/integration tests/e2e
+integration: $(VENV)/.dev-installed  ## everything else: the embedded PostgreSQL and/or moto
+	$(BIN)/pytest -n auto --dist loadfile -q tests --ignore=tests/unit
 
-lint: $(VENV)/.dev-installed
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+lint: style $(VENV)/.dev-installed
 	$(BIN)/cfn-lint template.yaml iac/*.yaml
 
-typecheck: $(VENV)/.dev-installed
-	MYPYPATH=layers/core $(BIN)/mypy --explicit-package-bases -p ffe
-	MYPYPATH=layers/core $(BIN)/mypy --explicit-package-bases functions
-	MYPYPATH=layers/core $(BIN)/mypy --explicit-package-bases gpu_inference
+typecheck: $(VENV)/.dev-installed  ## mypy over ffe, functions, gpu_inference and tests ([tool.mypy] in pyproject.toml)
+	$(BIN)/mypy
 
 validate: lint  ## what `sam validate --lint` checks, without the SAM CLI
 	$(BIN)/python -c "from ffe.local.template import translate, project_root; translate(project_root(), {'Stage': '$(STAGE)', 'DatabaseSecretArn': ''}); print('template.yaml translates')"
