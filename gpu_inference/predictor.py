@@ -82,7 +82,7 @@ class Predictor:
                 version = str(manifest["version"])
                 path = root / str(manifest.get("torchscript", "meta-controller.pt"))
                 with warnings.catch_warnings():
-                    # torch 2.13 deprecates TorchScript; the artifact stays TorchScript (see ffe.training.meta).
+                    # torch 2.13 deprecates TorchScript; the artifact stays TorchScript (see ffe.training.meta_network).
                     warnings.filterwarnings("ignore", category=DeprecationWarning, message=r".*torch\.jit\.")
                     module = torch.jit.load(str(path), map_location=chosen)
             except (OSError, KeyError, ValueError, RuntimeError) as exc:

@@ -13,7 +13,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from ffe.adapters.models import load_bundle
-from ffe.training.meta import MetaTrainConfig
+from ffe.training.meta_config import MetaTrainConfig
 from ffe.training.pipeline import BUNDLE_ARTIFACT_PATH, EXPERIMENT, MODEL_NAME, TrainPlan, train
 from ffe.training.tracking import CHALLENGER, CHAMPION, Tracker, tracking_uri
 

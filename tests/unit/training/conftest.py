@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ffe.training.meta import MetaTrainConfig, MetaTrainResult, train_meta
+from ffe.training.meta import MetaTrainResult, train_meta
+from ffe.training.meta_config import MetaTrainConfig
 from tests.unit.training.prepared import Prepared, prepare
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from ffe.domain.features import FeatureParams, feature_matrix
 from ffe.domain.regime import RegimeModel
 from ffe.training.data import TrainingSeries, holdout, load_series
-from ffe.training.meta import EnvData, holdout_envs
+from ffe.training.meta_env import EnvData, holdout_envs
 from ffe.training.regime import fit_regime
 
 

@@ -31,8 +31,8 @@ def state(tmp_path: Path) -> Path:
 
 
 def test_publish_writes_the_champion_and_a_versioned_endpoint_tarball(
-    state: Path, tmp_path: Path, capsys, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+    state: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(key, "testing")
     version = json.loads((state / "champion" / "manifest.json").read_text())["version"]
@@ -69,7 +69,7 @@ def test_publish_writes_the_champion_and_a_versioned_endpoint_tarball(
     assert Predictor.load(tmp_path / "opt-ml-model", device="cpu").version == version
 
 
-def test_publish_without_a_champion_says_what_to_run(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_publish_without_a_champion_says_what_to_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert (
         main(["--state-dir", str(tmp_path / "empty"), "models", "publish", "--stage", "dev", "--bucket", BUCKET]) == 1
     )

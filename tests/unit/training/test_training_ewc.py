@@ -4,7 +4,10 @@ import numpy as np
 import pytest
 
 from ffe.training.ewc import ewc_update, fisher_information
-from ffe.training.meta import EnvData, MetaTrainConfig, MetaTrainResult, parameter_vector
+from ffe.training.meta import MetaTrainResult
+from ffe.training.meta_config import MetaTrainConfig
+from ffe.training.meta_env import EnvData
+from ffe.training.meta_network import parameter_vector
 from tests.unit.training.prepared import Prepared
 
 CONFIG = MetaTrainConfig.quick()

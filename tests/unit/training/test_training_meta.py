@@ -11,22 +11,18 @@ from hypothesis import strategies as st
 from ffe.domain.features import FeatureParams, feature_matrix
 from ffe.domain.meta import OPTIONS, MetaPolicy, rolled_weights, step
 from ffe.domain.strategies import StrategyParams, score_matrix
-from ffe.training.meta import (
-    EpisodeSampler,
-    MetaTrainConfig,
-    MetaTrainResult,
+from ffe.training.meta import MetaTrainResult, train_meta
+from ffe.training.meta_config import MetaTrainConfig
+from ffe.training.meta_env import build_env, equal_weights, evaluate, evaluate_weights
+from ffe.training.meta_network import (
     PolicyNet,
-    build_env,
-    equal_weights,
-    evaluate,
-    evaluate_weights,
     from_meta_policy,
     load_torch,
     load_torch_policy,
     save_torch,
     to_meta_policy,
-    train_meta,
 )
+from ffe.training.reinforce import EpisodeSampler
 from tests.unit.training.prepared import Prepared
 
 CONFIG = MetaTrainConfig.quick()

@@ -14,7 +14,7 @@ from ffe.backtest.engine import holdout_start
 from ffe.domain.meta import step
 from ffe.training.data import asset_class_symbols, holdout, load_series
 from ffe.training.export import bundle_version
-from ffe.training.meta import load_torch
+from ffe.training.meta_network import load_torch
 
 MODELS = resources.files("ffe.data.models")
 

@@ -32,7 +32,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def train_command(args: argparse.Namespace, state: Any) -> int:
-    from ffe.training.meta import MetaTrainConfig
+    from ffe.training.meta_config import MetaTrainConfig
     from ffe.training.pipeline import TrainPlan, summary, train
 
     meta = MetaTrainConfig.quick(seed=args.seed) if args.quick else MetaTrainConfig(seed=args.seed)

@@ -20,21 +20,10 @@ import numpy as np
 import torch
 
 from ffe.domain.meta import MetaPolicy
-from ffe.training.meta import (
-    N_OPTIONS,
-    EnvData,
-    EpisodeSampler,
-    MetaTrainConfig,
-    Penalty,
-    PolicyNet,
-    deterministic_torch,
-    log_likelihood,
-    mean_episode_return,
-    noisy_rollout,
-    parameter_vector,
-    run_epochs,
-    to_meta_policy,
-)
+from ffe.training.meta_config import MetaTrainConfig
+from ffe.training.meta_env import EnvData, mean_episode_return
+from ffe.training.meta_network import PolicyNet, parameter_vector, to_meta_policy
+from ffe.training.reinforce import EpisodeSampler, Penalty, deterministic_torch, explore, fine_tune, log_likelihood
 
 Fisher = dict[str, torch.Tensor]
 
@@ -61,19 +50,18 @@ def fisher_information(
     Actions are sampled from the policy itself (exploration noise), so the squared score is the Fisher and
     not the empirical Fisher; per-bar cross terms vanish in expectation, hence the division by the length.
     """
-    sampler = EpisodeSampler(envs_old, [(0, len(e)) for e in envs_old], config.episode_bars)
+    sampler = EpisodeSampler.everywhere(envs_old, config.episode_bars)
     rng = np.random.default_rng(config.seed)
     fisher = {name: torch.zeros_like(p) for name, p in module.named_parameters()}
     with deterministic_torch():
         batch = sampler.sample(rng, samples)
-        noise = torch.as_tensor(rng.standard_normal((*batch.returns.shape, N_OPTIONS)), dtype=torch.float32)
-        inputs, actions, _ = noisy_rollout(module, batch, noise, config)
+        inputs, actions, _ = explore(module, batch, rng, config)
         for i in range(samples):
             module.zero_grad()
             ll = log_likelihood(
                 module, batch.episode(i), inputs[i : i + 1], actions[i : i + 1], config.exploration_sigma
             )
-            ll.sum().backward()  # type: ignore[no-untyped-call]
+            ll.sum().backward()
             for name, p in module.named_parameters():
                 if p.grad is not None:
                     fisher[name] += p.grad.detach() ** 2
@@ -106,8 +94,8 @@ def ewc_update(
     old_before = mean_episode_return(before, old_envs, config)
     fisher = fisher_information(copy.deepcopy(module), old_envs, config, fisher_samples)
     anchor = {name: p.detach().clone() for name, p in module.named_parameters()}
-    with_ewc = _fine_tune(module, new_envs, config, epochs, ewc_penalty(fisher, anchor, ewc_lambda))
-    without = _fine_tune(module, new_envs, config, epochs, None)
+    with_ewc = fine_tune(module, new_envs, config, epochs, ewc_penalty(fisher, anchor, ewc_lambda))
+    without = fine_tune(module, new_envs, config, epochs, None)
     after, after_plain = to_meta_policy(with_ewc, version), to_meta_policy(without, version)
     old_after = mean_episode_return(after, old_envs, config)
     old_after_plain = mean_episode_return(after_plain, old_envs, config)
@@ -124,21 +112,6 @@ def ewc_update(
         param_shift_without_ewc=float(np.linalg.norm(parameter_vector(without) - start)),
         module_without_ewc=without,
     )
-
-
-def _fine_tune(
-    module: PolicyNet, envs: Sequence[EnvData], config: MetaTrainConfig, epochs: int, penalty: Penalty | None
-) -> PolicyNet:
-    """REINFORCE on every valid row of ``envs``, from a copy of ``module`` and a fresh RNG seeded by the config."""
-    tuned = copy.deepcopy(module)
-    sampler = EpisodeSampler(envs, [(0, len(e)) for e in envs], config.episode_bars)
-    rng = np.random.default_rng(config.seed)
-    with deterministic_torch():
-        optimizer = torch.optim.Adam(tuned.parameters(), lr=config.lr)
-        for _ in range(epochs):
-            run_epochs(tuned, sampler, config, rng, optimizer, penalty)
-    tuned.eval()
-    return tuned
 
 
 def _degradation(before: float, after: float) -> float:

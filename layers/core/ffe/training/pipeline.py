@@ -28,16 +28,10 @@ from ffe.domain.regime import RegimeModel
 from ffe.training.data import HOLDOUT_FRACTION, TrainingSeries, asset_class_symbols, holdout, load_series
 from ffe.training.ewc import ewc_update
 from ffe.training.export import TORCH_FILE, bundle_version, write_bundle
-from ffe.training.meta import (
-    EnvData,
-    MetaTrainConfig,
-    build_env,
-    equal_weights,
-    evaluate,
-    evaluate_weights,
-    save_torch,
-    train_meta,
-)
+from ffe.training.meta import train_meta
+from ffe.training.meta_config import MetaTrainConfig
+from ffe.training.meta_env import EnvData, build_env, equal_weights, evaluate, evaluate_weights
+from ffe.training.meta_network import save_torch
 from ffe.training.regime import fit_regime
 from ffe.training.tracking import Tracker
 

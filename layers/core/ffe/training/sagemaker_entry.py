@@ -34,7 +34,7 @@ if __package__ in (None, ""):  # script mode runs this file directly from source
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from ffe.training.meta import MetaTrainConfig
+    from ffe.training.meta_config import MetaTrainConfig
     from ffe.training.pipeline import EXPERIMENT, TrainPlan, summary, train
     from ffe.training.tracking import Tracker, quiet_mlflow_logging
 
