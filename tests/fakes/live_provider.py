@@ -1,4 +1,4 @@
-"""A LiveProvider whose answers a test scripts (implements ffe.adapters.providers.base.LiveProvider)."""
+"""A LiveProvider whose answers a test scripts (implements ffe.domain.ports.LiveProvider)."""
 
 from __future__ import annotations
 

@@ -111,8 +111,8 @@ def test_two_opens_racing_never_both_run(postgres: str, db) -> None:  # type: ig
 
 
 def test_what_an_aborted_cycle_reserved_stops_holding_headroom(store, db, reservations) -> None:  # type: ignore[no-untyped-def]
-    from ffe.adapters.reservations import Reservation
     from ffe.domain.portfolio import OrderSide
+    from ffe.domain.ports import Reservation
 
     interrupted = f"ctrl-c-{uuid.uuid4()}"
     store.open_cycle(header(interrupted), "arn:gone", lambda arn: "RUNNING")

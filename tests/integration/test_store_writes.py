@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 
 import psycopg
 
-from ffe.adapters.store import PostgresDecisionStore, Stored
+from ffe.adapters.store import PostgresDecisionStore
 from ffe.contracts import CycleHeader, DataSource, DecisionRecord
 from ffe.domain.models import Action, Timeframe
+from ffe.domain.ports import Stored
 
 SOURCE = DataSource(provider="replay", dataset="test", synthetic=False, simulated_clock=True)
 

@@ -12,7 +12,7 @@ from ffe.adapters.reservations import PostgresReservations
 from ffe.adapters.store import conninfo_from_settings
 from ffe.domain.errors import PermanentError
 from ffe.domain.models import AssetClass
-from ffe.domain.portfolio import Broker
+from ffe.domain.ports import Broker
 from ffe.domain.risk import RiskLimits
 from ffe.domain.universe import asset_class_of
 from ffe.settings import RiskSettings

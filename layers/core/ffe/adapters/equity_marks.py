@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 from datetime import date
 from decimal import Decimal
-from typing import Protocol
 
 import psycopg
 
@@ -24,11 +23,9 @@ RETURNING day_start_equity, peak_equity
 """
 
 
-class EquityMemory(Protocol):
-    def marks(self, account: str, day: date, equity: Decimal) -> tuple[Decimal, Decimal]: ...
-
-
 class PostgresEquityMarks:
+    """``ffe.domain.ports.EquityMemory`` on PostgreSQL."""
+
     def __init__(self, conninfo: str) -> None:
         self._conninfo = conninfo
         self._conn: psycopg.Connection | None = None

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from typing import Any, Protocol
+from typing import Any
 
 import pybreaker
 from pydantic import ValidationError
 
 from ffe.adapters.breaker import DynamoDBBreakerStorage, make_breaker
 from ffe.contracts import InferenceRequest, InferenceResponse
+from ffe.domain.ports import InferenceClient
 from ffe.settings import InferenceSettings
 
 TRACE_ATTRIBUTE = "X-Amzn-Trace-Id"  # the Lambda's X-Ray header, carried in CustomAttributes
@@ -23,10 +24,6 @@ TRACE_ATTRIBUTE = "X-Amzn-Trace-Id"  # the Lambda's X-Ray header, carried in Cus
 
 class InferenceUnavailableError(Exception):
     """The endpoint could not give a valid answer (timeout, error, open breaker, malformed response)."""
-
-
-class InferenceClient(Protocol):
-    def infer(self, request: InferenceRequest, trace_header: str | None = None) -> InferenceResponse: ...
 
 
 class SageMakerInference:

@@ -7,10 +7,10 @@ from typing import Any
 
 from ffe.adapters.bar_cache import DynamoDBBarCache
 from ffe.adapters.breaker import BreakerFactory, Cooldowns, dynamodb_breakers, make_breaker
-from ffe.adapters.providers.base import Credentials, LiveProvider, shared_client
+from ffe.adapters.providers.base import Credentials, shared_client
 from ffe.adapters.replay import ReplayProvider
 from ffe.adapters.routing import RoutedProvider
-from ffe.domain.ports import MarketDataProvider
+from ffe.domain.ports import LiveProvider, MarketDataProvider
 from ffe.settings import MarketDataSettings, ProviderSettings
 
 

@@ -20,8 +20,8 @@ import psycopg
 from psycopg.rows import dict_row
 
 from ffe.domain.errors import InvalidInputError, TransientError
-from ffe.domain.fills import Rejection, apply_fill
-from ffe.domain.models import AssetClass, Bar
+from ffe.domain.fills import FEE_RATE, SLIPPAGE, STARTING_CASH, Rejection, apply_fill, paper_rules
+from ffe.domain.models import Bar
 from ffe.domain.portfolio import (
     Balance,
     OrderRequest,
@@ -35,15 +35,6 @@ from ffe.domain.portfolio import (
 from ffe.domain.universe import asset_class_of
 
 D = Decimal
-# Conservative venue-like minimums for paper trading (crypto in coins, FX in units, equities in shares).
-DEFAULT_RULES = {
-    AssetClass.CRYPTO: (D("0.0001"), D("0.00000001")),
-    AssetClass.FX: (D("1"), D("1")),
-    AssetClass.EQUITY: (D("1"), D("1")),
-}
-
-
-STARTING_CASH, FEE_RATE, SLIPPAGE = D("100000"), D("0.001"), D("0.0005")  # 10 bp fee, 5 bp slippage
 
 
 class PaperBroker:
@@ -102,8 +93,7 @@ class PaperBroker:
         return self.balance(), self.positions()
 
     def product_rules(self, asset: str) -> ProductRules:
-        min_size, increment = DEFAULT_RULES[asset_class_of(asset)]
-        return ProductRules(asset, min_size, increment)
+        return paper_rules(asset, asset_class_of(asset))
 
     def place_order(self, order: OrderRequest) -> OrderResult:
         rules = self.product_rules(order.asset)

@@ -12,11 +12,10 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 import psycopg
 from psycopg.rows import dict_row
@@ -24,49 +23,8 @@ from psycopg.types.json import Jsonb
 
 from ffe.domain.errors import TransientError
 from ffe.domain.portfolio import OrderSide, PendingOrder
+from ffe.domain.ports import PLACED, RESERVED, Reservation
 from ffe.store.migrate import migrate
-
-RESERVED, PLACED, RELEASED = "RESERVED", "PLACED", "RELEASED"
-
-
-@dataclass(frozen=True, slots=True)
-class Reservation:
-    client_order_id: str
-    asset: str
-    bar_time: datetime | None
-    side: OrderSide
-    quantity: Decimal
-    price: Decimal
-    cycle_id: str
-    assessment: dict[str, Any]  # the gate's verdict (RiskAssessment as JSON)
-    status: str = RESERVED
-    live: bool = True  # RESERVED and not expired, or PLACED
-
-    def pending(self) -> PendingOrder:
-        return PendingOrder(self.client_order_id, self.asset, self.side, self.quantity, self.price)
-
-
-class AccountBook(Protocol):
-    """One venue account's reservations, inside its lock."""
-
-    def live_for_bar(self, asset: str, bar_time: datetime | None) -> Reservation | None: ...
-
-    def get(self, client_order_id: str) -> Reservation | None: ...
-
-    def reserved(self) -> list[PendingOrder]: ...
-
-    def prices(self, client_order_ids: list[str]) -> dict[str, Decimal]: ...
-
-    def reserve(self, reservation: Reservation) -> None: ...
-
-    def mark(self, client_order_id: str, status: str, note: str) -> None: ...
-
-
-class Reservations(Protocol):
-    def account(self, account: str) -> AbstractContextManager[AccountBook]:
-        """The account's reservations, locked against every other gate or order of the same account."""
-        ...
-
 
 _COLUMNS = "client_order_id, asset, bar_time, side, quantity, price, cycle_id, assessment, status"
 _LIVE = f"status = '{PLACED}' OR (status = '{RESERVED}' AND expires_at > now())"

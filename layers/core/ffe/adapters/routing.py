@@ -15,10 +15,9 @@ import pybreaker
 
 from ffe.adapters.bar_cache import DynamoDBBarCache
 from ffe.adapters.breaker import BreakerFactory, Cooldowns
-from ffe.adapters.providers.base import LiveProvider
 from ffe.domain.errors import AuthError, FfeError, InvalidInputError, RateLimitedError, TransientError
 from ffe.domain.models import AssetClass, Bar, Timeframe
-from ffe.domain.ports import FetchedSeries, RouteStep
+from ffe.domain.ports import FetchedSeries, LiveProvider, RouteStep
 from ffe.domain.series import validate_series
 from ffe.domain.universe import asset_class_of
 from ffe.observability import logger

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any, Protocol
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -24,43 +23,10 @@ from ffe.contracts import CycleHeader, DecisionRecord, ExecuteOrderInput, Failur
 from ffe.domain.cycles import Ended, Running, judge_running_cycle
 from ffe.domain.errors import TransientError
 from ffe.domain.portfolio import OrderRequest, OrderResult
+from ffe.domain.ports import ExecutionStatus, Opened, Stored
 from ffe.observability import logger
 from ffe.settings import DatabaseSettings, get_settings
 from ffe.store.migrate import migrate
-
-
-@dataclass(frozen=True, slots=True)
-class Stored:
-    id: int
-    created: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Opened:
-    """A cycle registered RUNNING, or SKIPPED because another of its stage and timeframe runs (``reason``)."""
-
-    created: bool  # False: a retried task found it registered
-    status: str
-    reason: str = ""
-    closed: tuple[tuple[str, str], ...] = ()  # (cycle id, status) of earlier cycles it found ended and closed
-
-
-# An execution's status from Step Functions (RUNNING, SUCCEEDED, ...), None when there is no such execution;
-# raises TransientError when it cannot be read.
-ExecutionStatus = Callable[[str], str | None]
-
-
-class DecisionStore(Protocol):
-    def record_decision(self, record: DecisionRecord) -> Stored: ...
-
-    def record_failure(self, record: FailureRecord, message: str) -> Stored: ...
-
-    def open_cycle(
-        self, cycle: CycleHeader, execution_id: str, execution_status: ExecutionStatus | None = None
-    ) -> Opened: ...
-
-    def close_cycle(self, cycle_id: str, status: str, reason: str = "") -> bool: ...
-
 
 _DECISION_COLUMNS = (
     "cycle_id",

@@ -59,9 +59,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ffe.adapters.models import ModelBundle, ModelUnavailableError
-from ffe.adapters.paper_broker import DEFAULT_RULES, FEE_RATE, SLIPPAGE, STARTING_CASH
 from ffe.domain.features import FeatureParams, feature_matrix
-from ffe.domain.fills import Fill, apply_fill
+from ffe.domain.fills import DEFAULT_RULES, FEE_RATE, SLIPPAGE, STARTING_CASH, Fill, apply_fill
 from ffe.domain.meta import OPTIONS, StrategyOption, rolled_weights
 from ffe.domain.models import Action, AssetClass, Bar, Timeframe
 from ffe.domain.performance import (

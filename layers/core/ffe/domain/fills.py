@@ -1,4 +1,4 @@
-"""The paper venue's fill rule, pure: the paper broker books it in PostgreSQL, the backtester in memory.
+"""The paper venue's terms and fill rule, pure: the paper broker books it in PostgreSQL, the backtester in memory.
 
 An order fills at the open of the first bar that opens at or after it, moved against the order by the
 slippage fraction; the fee is a fraction of the filled notional. A BUY whose notional plus fee exceeds the
@@ -11,9 +11,28 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from ffe.domain.portfolio import OrderSide
+from ffe.domain.models import AssetClass
+from ffe.domain.portfolio import OrderSide, ProductRules
 
 ZERO = Decimal(0)
+D = Decimal
+
+# The paper venue's defaults: starting cash in the account currency, a 10 bp fee and 5 bp slippage.
+STARTING_CASH, FEE_RATE, SLIPPAGE = D("100000"), D("0.001"), D("0.0005")
+
+# Conservative venue-like minimums for paper trading (crypto in coins, FX in units, equities in shares):
+# (minimum size, size increment).
+DEFAULT_RULES = {
+    AssetClass.CRYPTO: (D("0.0001"), D("0.00000001")),
+    AssetClass.FX: (D("1"), D("1")),
+    AssetClass.EQUITY: (D("1"), D("1")),
+}
+
+
+def paper_rules(asset: str, asset_class: AssetClass) -> ProductRules:
+    """The paper venue's product rules for ``asset``."""
+    min_size, increment = DEFAULT_RULES[asset_class]
+    return ProductRules(asset, min_size, increment)
 
 
 @dataclass(frozen=True, slots=True)

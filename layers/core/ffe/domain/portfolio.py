@@ -1,4 +1,5 @@
-"""What a broker knows and the risk gate needs: balances, positions, venue product rules, orders."""
+"""What a broker knows and the risk gate needs: balances, positions, venue product rules, orders (the values;
+the ``Broker`` port itself is in ``ffe.domain.ports``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Protocol
 
 
 class OrderSide(StrEnum):
@@ -85,28 +85,3 @@ class OrderResult:
     average_price: Decimal | None
     fee: Decimal
     detail: str = ""
-
-
-class Broker(Protocol):
-    """A venue account. Every method raises the engine's classified errors (AuthError with a fix hint,
-    TransientError, InvalidInputError); none of them ever returns a default in place of a failed read."""
-
-    name: str
-
-    def balance(self) -> Balance: ...
-
-    def positions(self) -> list[Position]: ...
-
-    def account(self) -> tuple[Balance, list[Position]]:
-        """``(balance(), positions())`` in one read where the venue allows it (what the risk gate needs)."""
-        ...
-
-    def product_rules(self, asset: str) -> ProductRules: ...
-
-    def open_orders(self) -> list[PendingOrder]:
-        """Every order of the account the venue has accepted and not yet filled, cancelled or rejected."""
-        ...
-
-    def place_order(self, order: OrderRequest) -> OrderResult: ...
-
-    def order_status(self, client_order_id: str) -> OrderResult | None: ...

@@ -1,13 +1,49 @@
-"""Small Protocols the domain needs from the outside world; adapters implement them."""
+"""The ports: every Protocol the steps (and the market-data router) need from the outside world, in one place,
+with the small values that cross them. Adapters implement these; nothing here does any I/O.
+
+- market data: ``MarketDataProvider`` (what FetchMarketData asks), ``LiveProvider`` (one venue's candles API,
+  behind the router);
+- the venue account: ``Broker``;
+- the risk gate's memory: ``Reservations`` / ``AccountBook`` (orders on their way, under the account lock) and
+  ``EquityMemory`` (the kill switches' start-of-day and peak equity);
+- the record: ``DecisionStore`` and ``ExecutionLog``;
+- the models: ``InferenceClient``.
+
+The request/response contracts some of them take are imported for type checking only: the domain does not
+depend on ``ffe.contracts`` at run time.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Protocol
+from datetime import date, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ffe.domain.models import Bar, Timeframe
+from ffe.domain.models import AssetClass, Bar, Timeframe
+from ffe.domain.portfolio import (
+    Balance,
+    OrderRequest,
+    OrderResult,
+    OrderSide,
+    PendingOrder,
+    Position,
+    ProductRules,
+)
+
+if TYPE_CHECKING:
+    from ffe.contracts import (
+        CycleHeader,
+        DecisionRecord,
+        ExecuteOrderInput,
+        FailureRecord,
+        InferenceRequest,
+        InferenceResponse,
+    )
+
+# --- market data ------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,3 +72,157 @@ class MarketDataProvider(Protocol):
     def fetch(self, asset: str, timeframe: Timeframe, as_of: datetime, lookback: int) -> FetchedSeries:
         """Completed bars of ``asset`` closing at or before ``as_of``, at most ``lookback`` of them."""
         ...
+
+
+class LiveProvider(Protocol):
+    """A venue's candles API. The router adds caching, breakers, fallbacks and validation around it."""
+
+    name: str
+
+    def supports(self, asset_class: AssetClass) -> bool: ...
+
+    def candles(self, asset: str, timeframe: Timeframe, start: datetime | None, end: datetime) -> list[Bar]:
+        """Bars of ``asset`` opening in [start, end), oldest first; ``start=None`` asks for the venue's
+        most recent page. May include a bar still in progress; the router drops it."""
+        ...
+
+    def probe(self) -> None:
+        """The smallest real authenticated request; raises the classified error when it fails."""
+        ...
+
+
+# --- the venue account ------------------------------------------------------------------------------------------
+
+
+class Broker(Protocol):
+    """A venue account. Every method raises the engine's classified errors (AuthError with a fix hint,
+    TransientError, InvalidInputError); none of them ever returns a default in place of a failed read."""
+
+    name: str
+    account_id: str  # the venue account: what the risk gate's lock, reservations and kill switches key on
+
+    def balance(self) -> Balance: ...
+
+    def positions(self) -> list[Position]: ...
+
+    def account(self) -> tuple[Balance, list[Position]]:
+        """``(balance(), positions())`` in one read where the venue allows it (what the risk gate needs)."""
+        ...
+
+    def product_rules(self, asset: str) -> ProductRules: ...
+
+    def open_orders(self) -> list[PendingOrder]:
+        """Every order of the account the venue has accepted and not yet filled, cancelled or rejected."""
+        ...
+
+    def place_order(self, order: OrderRequest) -> OrderResult: ...
+
+    def order_status(self, client_order_id: str) -> OrderResult | None: ...
+
+    def settle(self, asset: str, bars: Sequence[Bar]) -> list[OrderResult]:
+        """Bring the account up to ``bars`` (the asset's newest bars) before it is read: the paper venue fills
+        its pending orders of ``asset`` at their next bar's open and marks the position to the last close; a
+        live venue fills its own orders, so there it does nothing and returns ``[]``. Returns the orders it
+        filled or rejected."""
+        ...
+
+
+# --- the risk gate's memory -------------------------------------------------------------------------------------
+
+RESERVED, PLACED, RELEASED = "RESERVED", "PLACED", "RELEASED"  # a reservation's status
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """Headroom the risk gate spent on an approved order that is not yet at the venue."""
+
+    client_order_id: str
+    asset: str
+    bar_time: datetime | None
+    side: OrderSide
+    quantity: Decimal
+    price: Decimal
+    cycle_id: str
+    assessment: dict[str, Any]  # the gate's verdict (RiskAssessment as JSON)
+    status: str = RESERVED
+    live: bool = True  # RESERVED and not expired, or PLACED
+
+    def pending(self) -> PendingOrder:
+        return PendingOrder(self.client_order_id, self.asset, self.side, self.quantity, self.price)
+
+
+class AccountBook(Protocol):
+    """One venue account's reservations, inside its lock."""
+
+    def live_for_bar(self, asset: str, bar_time: datetime | None) -> Reservation | None: ...
+
+    def get(self, client_order_id: str) -> Reservation | None: ...
+
+    def reserved(self) -> list[PendingOrder]: ...
+
+    def prices(self, client_order_ids: list[str]) -> dict[str, Decimal]: ...
+
+    def reserve(self, reservation: Reservation) -> None: ...
+
+    def mark(self, client_order_id: str, status: str, note: str) -> None: ...
+
+
+class Reservations(Protocol):
+    def account(self, account: str) -> AbstractContextManager[AccountBook]:
+        """The account's reservations, locked against every other gate or order of the same account."""
+        ...
+
+
+class EquityMemory(Protocol):
+    def marks(self, account: str, day: date, equity: Decimal) -> tuple[Decimal, Decimal]:
+        """(start-of-day equity, peak equity) of ``account`` after seeing ``equity`` on ``day``."""
+        ...
+
+
+# --- the record -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    id: int
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """A cycle registered RUNNING, or SKIPPED because another of its stage and timeframe runs (``reason``)."""
+
+    created: bool  # False: a retried task found it registered
+    status: str
+    reason: str = ""
+    closed: tuple[tuple[str, str], ...] = ()  # (cycle id, status) of earlier cycles it found ended and closed
+
+
+# An execution's status from Step Functions (RUNNING, SUCCEEDED, ...), None when there is no such execution;
+# raises TransientError when it cannot be read.
+ExecutionStatus = Callable[[str], str | None]
+
+
+class DecisionStore(Protocol):
+    def record_decision(self, record: DecisionRecord) -> Stored: ...
+
+    def record_failure(self, record: FailureRecord, message: str) -> Stored: ...
+
+    def open_cycle(
+        self, cycle: CycleHeader, execution_id: str, execution_status: ExecutionStatus | None = None
+    ) -> Opened: ...
+
+    def close_cycle(self, cycle_id: str, status: str, reason: str = "") -> bool: ...
+
+
+class ExecutionLog(Protocol):
+    def record_execution(
+        self, inp: ExecuteOrderInput, order: OrderRequest, result: OrderResult, venue: str, mode: str
+    ) -> bool: ...
+
+
+# --- the models -------------------------------------------------------------------------------------------------
+
+
+class InferenceClient(Protocol):
+    def infer(self, request: InferenceRequest, trace_header: str | None = None) -> InferenceResponse: ...

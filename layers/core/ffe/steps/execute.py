@@ -7,19 +7,10 @@ without the headroom it was sized for still being spent on it.
 
 from __future__ import annotations
 
-from typing import Protocol
-
-from ffe.adapters.reservations import PLACED, RELEASED, Reservations
 from ffe.contracts import ExecuteOrderInput, ExecuteOrderResult
 from ffe.domain.errors import InvalidInputError
-from ffe.domain.portfolio import Broker, OrderRequest, OrderResult, OrderSide, OrderStatus, client_order_id
-from ffe.steps.gate import account_of
-
-
-class ExecutionLog(Protocol):
-    def record_execution(
-        self, inp: ExecuteOrderInput, order: OrderRequest, result: OrderResult, venue: str, mode: str
-    ) -> bool: ...
+from ffe.domain.portfolio import OrderRequest, OrderSide, OrderStatus, client_order_id
+from ffe.domain.ports import PLACED, RELEASED, Broker, ExecutionLog, Reservations
 
 
 def execute_order(
@@ -36,7 +27,7 @@ def execute_order(
     order = OrderRequest(
         client_order_id(inp.cycle_id, inp.asset, inp.bar_time), inp.asset, OrderSide(risk.side), risk.quantity
     )
-    with reservations.account(account_of(broker)) as book:
+    with reservations.account(broker.account_id) as book:
         reservation = book.get(order.client_order_id)
         if mode == "off":  # decisions and sizes are recorded, nothing is sent to any venue
             if reservation is not None and reservation.live:

@@ -6,6 +6,10 @@ every order already on its way (reserved by an earlier gate, or open at the venu
 an approval spends its headroom before the lock is let go, so two gates on one account can never both
 spend the same room. One live order per account, asset and bar: a second decision on the same bar is a
 HOLD that says so, and a retried gate gets its own first verdict back.
+
+Under the lock the gate first has the broker settle the asset's newest bars (``Broker.settle``): the paper
+venue fills its pending orders of the asset there and marks its position, so the gate sizes on the account as
+those bars left it; a live venue settles itself and its ``settle`` does nothing.
 """
 
 from __future__ import annotations
@@ -17,25 +21,15 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
-from typing import TYPE_CHECKING
 
-from ffe.adapters.equity_marks import EquityMemory
-from ffe.adapters.reservations import AccountBook, Reservation, Reservations
 from ffe.contracts import DecisionRecord, GateRiskInput, RiskAssessment
 from ffe.domain.errors import AuthError, InvalidInputError
 from ffe.domain.models import Action
 from ffe.domain.portfolio import OrderSide, client_order_id
+from ffe.domain.ports import AccountBook, Broker, EquityMemory, Reservation, Reservations
 from ffe.domain.risk import Portfolio, RiskLimits, RiskReason, RiskVerdict, gate, violations
 
-if TYPE_CHECKING:
-    from ffe.domain.portfolio import Broker
-
 ViolationAlarm = Callable[[str, list[str]], None]
-
-
-def account_of(broker: Broker) -> str:
-    """The venue account a broker trades on: what the lock, the reservations and the kill switches key on."""
-    return str(getattr(broker, "account_id", broker.name))
 
 
 def gate_risk(
@@ -59,10 +53,8 @@ def gate_risk(
     price = Decimal(repr(bars[-1].close))
     returns = [math.log(b.close / a.close) for a, b in itertools.pairwise(bars)]
     order_id = client_order_id(inp.cycle_id, inp.asset, decision.bar_time)
-    with reservations.account(account_of(broker)) as book:
-        settle = getattr(broker, "settle", None)
-        if settle is not None:  # the paper venue fills its pending orders at this asset's newest bars first
-            settle(inp.asset, bars)
+    with reservations.account(broker.account_id) as book:
+        broker.settle(inp.asset, bars)  # paper: fill this asset's pending orders at these bars first; live: no-op
         prior = book.live_for_bar(inp.asset, decision.bar_time)
         if prior is not None:
             return _again(decision, prior, order_id)
@@ -176,5 +168,5 @@ def _portfolio(
     equity = balance.equity if balance else Decimal(0)
     day_start, peak = equity, equity
     if memory is not None and balance is not None:  # the account's remembered start-of-day and peak equity
-        day_start, peak = memory.marks(account_of(broker), day, equity)
+        day_start, peak = memory.marks(broker.account_id, day, equity)
     return Portfolio(balance, positions, prices, day_start_equity=day_start, peak_equity=peak, pending=pending)

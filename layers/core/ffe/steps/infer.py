@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ffe.adapters.inference import InferenceClient, InferenceUnavailableError
+from ffe.adapters.inference import InferenceUnavailableError
 from ffe.contracts import BarsSummary, DecideInput, DecisionRecord, InferenceInstance, InferenceRequest
 from ffe.domain.models import Action, Bar
+from ffe.domain.ports import InferenceClient
 from ffe.domain.strategies import StrategyParams, score_all
 
 INFERENCE_MODEL = "inference_ensemble"

@@ -9,10 +9,9 @@ from typing import Literal
 
 from pydantic import Field
 
-from ffe.adapters.providers.base import LiveProvider
 from ffe.contracts import Contract, UtcDatetime
 from ffe.domain.errors import AuthError, FfeError, RateLimitedError, TransientError
-from ffe.domain.portfolio import Broker
+from ffe.domain.ports import Broker, LiveProvider
 
 Status = Literal["ok", "auth_failed", "rate_limited", "unreachable", "error", "not_configured"]
 KNOWN_PROVIDERS = ("coinbase", "oanda", "alpha_vantage")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-from ffe.adapters.store import DecisionStore, ExecutionStatus
 from ffe.contracts import (
     CycleClosed,
     CycleHeader,
@@ -18,6 +17,7 @@ from ffe.contracts import (
 )
 from ffe.domain.errors import InvalidInputError
 from ffe.domain.models import Action
+from ffe.domain.ports import DecisionStore, ExecutionStatus
 
 
 def record(rec: Record, store: DecisionStore, execution_status: ExecutionStatus | None = None) -> RecordDecisionResult:

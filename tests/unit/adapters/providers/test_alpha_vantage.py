@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from ffe.adapters.providers.alpha_vantage import AlphaVantageProvider
-from ffe.adapters.providers.base import LiveProvider
 from ffe.domain.errors import AuthError, FfeError, InvalidInputError, RateLimitedError, TransientError
 from ffe.domain.models import AssetClass, Bar, Timeframe
+from ffe.domain.ports import LiveProvider
 from tests.fakes.alpha_vantage_server import FakeAlphaVantage
 
 API_KEY = "SECRET-TEST-KEY"  # information_daily_limit.json echoes it, as Alpha Vantage does

@@ -1,6 +1,6 @@
 """Live broker adapters (Coinbase Advanced Trade, OANDA v20) over httpx, and what they share.
 
-Each adapter implements ``ffe.domain.portfolio.Broker``. This module holds the HTTP call for any method
+Each adapter implements ``ffe.domain.ports.Broker``. This module holds the HTTP call for any method
 (the providers' ``get_json`` is GET-only) on top of ``providers.base.raise_for_status``, the auth errors
 with a fix hint, and strict decimal parsing: a broker read never turns a bad number into a default.
 """

@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import secrets as token_source
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
@@ -61,6 +61,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from ffe.adapters.brokers import RulesCache, check_quantity, decimal_field, field_of, plain, send_json
 from ffe.adapters.providers.base import Call, Credentials, split_pair
 from ffe.domain.errors import AuthError, InvalidInputError
+from ffe.domain.models import Bar
 from ffe.domain.portfolio import (
     Balance,
     OrderRequest,
@@ -151,6 +152,10 @@ class CoinbaseBroker:
             for currency, price in sorted(prices.items())
         ]
         return Balance(self._quote, equity, available), positions
+
+    def settle(self, asset: str, bars: Sequence[Bar]) -> list[OrderResult]:
+        """Nothing to do: the venue fills its own orders and its account reads are current."""
+        return []
 
     def product_rules(self, asset: str) -> ProductRules:
         """``base_min_size``, ``base_increment`` and ``quote_min_size`` of the product, cached for 5 minutes."""

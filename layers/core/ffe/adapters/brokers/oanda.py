@@ -32,7 +32,7 @@ Choices:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
@@ -42,6 +42,7 @@ import httpx
 from ffe.adapters.brokers import RulesCache, check_quantity, decimal_field, field_of, plain, send_json
 from ffe.adapters.providers.base import Call, Credentials, provider_message, split_pair
 from ffe.domain.errors import AuthError, InvalidInputError
+from ffe.domain.models import Bar
 from ffe.domain.portfolio import (
     Balance,
     OrderRequest,
@@ -121,6 +122,10 @@ class OandaBroker:
     def account(self) -> tuple[Balance, list[Position]]:
         """``balance()`` and ``positions()``: two endpoints, nothing the two reads share."""
         return self.balance(), self.positions()
+
+    def settle(self, asset: str, bars: Sequence[Bar]) -> list[OrderResult]:
+        """Nothing to do: the venue fills its own orders and its account reads are current."""
+        return []
 
     def product_rules(self, asset: str) -> ProductRules:
         """``minimumTradeSize`` and ``10 ** -tradeUnitsPrecision`` of the instrument, cached for 5 minutes."""

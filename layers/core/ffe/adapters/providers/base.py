@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from functools import cache
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 
 from ffe.domain.errors import AuthError, InvalidInputError, RateLimitedError, TransientError
-from ffe.domain.models import AssetClass, Bar, Timeframe
+from ffe.domain.models import Timeframe
 
 # httpx logs every request URL at INFO, query string included, and Alpha Vantage's key is in the query.
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -51,23 +51,6 @@ class Call:
             ctx["endpoint"] = f"{response.request.method} {response.request.url.copy_with(query=None)}"
         ctx.update(extra)
         return ctx
-
-
-class LiveProvider(Protocol):
-    """A venue's candles API. The router adds caching, breakers, fallbacks and validation around it."""
-
-    name: str
-
-    def supports(self, asset_class: AssetClass) -> bool: ...
-
-    def candles(self, asset: str, timeframe: Timeframe, start: datetime | None, end: datetime) -> list[Bar]:
-        """Bars of ``asset`` opening in [start, end), oldest first; ``start=None`` asks for the venue's
-        most recent page. May include a bar still in progress; the router drops it."""
-        ...
-
-    def probe(self) -> None:
-        """The smallest real authenticated request; raises the classified error when it fails."""
-        ...
 
 
 @cache
