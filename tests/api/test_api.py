@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,6 +13,7 @@ import psycopg
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
+from ffe.adapters import executions
 from ffe.adapters.queries import DecisionFilters, get_queries
 from ffe.api import app as api_app
 from ffe.api.models import Cursor
@@ -75,7 +77,9 @@ def test_decisions_are_listed_newest_first_across_partitions(api_env: Seeded, ca
         ({"asset": "ZZZZ"}, lambda d: False),
     ],
 )
-def test_decisions_filters_select_exactly_the_matching_rows(api_env: Seeded, call: Any, query, expected) -> None:  # type: ignore[no-untyped-def]
+def test_decisions_filters_select_exactly_the_matching_rows(
+    api_env: Seeded, call: Any, query: dict[str, str], expected: Callable[[dict[str, Any]], bool]
+) -> None:
     # Given every decision (unfiltered)
     everything = call("GET", "/decisions").json["items"]
     # When filtering
@@ -87,7 +91,9 @@ def test_decisions_filters_select_exactly_the_matching_rows(api_env: Seeded, cal
 
 @pytest.mark.parametrize("limit", [1, 2, 3, 7, 500])
 @pytest.mark.parametrize("query", [{}, {"asset": "BTCUSD"}, {"from": "2019-06-01T00:00:00Z"}])
-def test_pagination_walks_every_row_exactly_once_in_order(api_env: Seeded, call: Any, limit: int, query) -> None:  # type: ignore[no-untyped-def]
+def test_pagination_walks_every_row_exactly_once_in_order(
+    api_env: Seeded, call: Any, limit: int, query: dict[str, str]
+) -> None:
     # Given the full, unpaginated answer
     expected = [d["id"] for d in call("GET", "/decisions", query=query).json["items"]]
     # When walking it page by page
@@ -153,7 +159,9 @@ def test_pagination_is_stable_when_newer_rows_arrive(api_env: Seeded, call: Any)
         ({"asset": ["BTCUSD", "ETHUSD"]}, ["query.asset", "more than once"]),
     ],
 )
-def test_decisions_reject_bad_filters_naming_each_field(api_env: Seeded, call: Any, query, mentions) -> None:  # type: ignore[no-untyped-def]
+def test_decisions_reject_bad_filters_naming_each_field(
+    api_env: Seeded, call: Any, query: dict[str, Any], mentions: list[str]
+) -> None:
     # When listing with a bad, unknown or repeated filter
     response = call("GET", "/decisions", query=query)
     # Then 400 problem+json names each offending parameter
@@ -465,7 +473,9 @@ def test_a_skipped_cycle_says_so_and_why_whatever_its_execution_reads(
         ("BTCUSD", ["body"]),
     ],
 )
-def test_post_cycle_rejects_bad_bodies_naming_the_field(state_machine: str, call: Any, body: Any, mentions) -> None:  # type: ignore[no-untyped-def]
+def test_post_cycle_rejects_bad_bodies_naming_the_field(
+    state_machine: str, call: Any, body: Any, mentions: list[str]
+) -> None:
     assert_problem(call("POST", "/cycles", body=body), 400, *mentions)
     sfn = boto3.client("stepfunctions", region_name="us-east-1")
     assert sfn.list_executions(stateMachineArn=state_machine)["executions"] == []  # nothing was started
@@ -494,8 +504,8 @@ def test_post_cycle_rejects_bad_bodies_naming_the_field(state_machine: str, call
     ],
 )
 def test_post_cycle_rejects_bodies_that_are_not_json(
-    state_machine: str, call: Any, raw, headers, status, mention
-) -> None:  # type: ignore[no-untyped-def]
+    state_machine: str, call: Any, raw: bytes, headers: dict[str, str], status: int, mention: str
+) -> None:
     assert_problem(call("POST", "/cycles", raw_body=raw, headers=headers), status, mention)
 
 
@@ -513,7 +523,7 @@ def test_post_cycle_when_step_functions_is_unavailable_is_503(
     def broken(**kwargs: Any) -> None:
         raise failure
 
-    monkeypatch.setattr(api_app._stepfunctions(), "start_execution", broken)
+    monkeypatch.setattr(executions.client(), "start_execution", broken)
     response = call("POST", "/cycles", body={"assets": ["BTCUSD"], "timeframe": "1h"})
     assert_problem(response, 503, "retry later")
     assert response.headers["retry-after"] == "5"
@@ -538,7 +548,9 @@ def test_health_reports_database_market_data_and_last_cycle(api_env: Seeded, cal
     assert {p["provider"] for p in report["market_data"]["providers"]} >= {"coinbase"}
 
 
-def test_health_when_the_database_is_down_is_503_degraded(api_env: Seeded, call: Any, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_health_when_the_database_is_down_is_503_degraded(
+    api_env: Seeded, call: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("DATABASE_URL", UNREACHABLE_DB)
     response = call("GET", "/health")
     assert response.status == 503 and response.content_type == "application/json"
@@ -551,7 +563,9 @@ def test_health_when_the_database_is_down_is_503_degraded(api_env: Seeded, call:
     assert report["last_cycle_age_seconds"] is None and "nobody" not in response.text  # no connection details
 
 
-def test_health_degrades_when_market_data_health_fails(api_env: Seeded, call: Any, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_health_degrades_when_market_data_health_fails(
+    api_env: Seeded, call: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import ffe.health
 
     def broken(settings: Any) -> Any:
@@ -566,7 +580,7 @@ def test_health_degrades_when_market_data_health_fails(api_env: Seeded, call: An
 
 
 @pytest.mark.parametrize("path", ["/decisions", "/decisions/1", "/cycles/seed-cycle-may"])
-def test_database_down_is_a_503_problem(api_env: Seeded, call: Any, monkeypatch, path: str) -> None:  # type: ignore[no-untyped-def]
+def test_database_down_is_a_503_problem(api_env: Seeded, call: Any, monkeypatch: pytest.MonkeyPatch, path: str) -> None:
     monkeypatch.setenv("DATABASE_URL", UNREACHABLE_DB)
     response = call("GET", path)
     assert_problem(response, 503, "retry later")
@@ -574,8 +588,8 @@ def test_database_down_is_a_503_problem(api_env: Seeded, call: Any, monkeypatch,
 
 
 def test_unexpected_error_is_a_logged_500_problem_without_internals(
-    api_env: Seeded, call: Any, monkeypatch, caplog
-) -> None:  # type: ignore[no-untyped-def]
+    api_env: Seeded, call: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     # Given a bug deep inside a route
     def boom() -> Any:
         raise KeyError("internal detail")

@@ -1,7 +1,7 @@
 """POST /cycles then GET /cycles/{id} through the deployed Api function, with the REAL DecisionCycle in moto.
 
-Needs ``ApiFunction`` (FunctionName ffe-<stage>-api, CodeUri functions/api/, STATE_MACHINE_ARN,
-DB_SECRET_ARN, BREAKER_TABLE, BAR_CACHE_TABLE) in template.yaml.
+The Api function is template.yaml's ``ApiFunction`` (ffe-<stage>-api, CodeUri functions/api/), wired with
+STATE_MACHINE_ARN, DB_SECRET_ARN, BREAKER_TABLE and BAR_CACHE_TABLE.
 """
 
 from __future__ import annotations
@@ -16,17 +16,10 @@ import pytest
 from ffe.api import app as api_app
 from ffe.local.api_server import start_in_thread
 from ffe.local.aws import LocalCloud
-from ffe.local.template import load_sam
 from tests.api.conftest import ApiResponse, rest_event, to_response
 from tests.conftest import ROOT
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(
-        "ApiFunction" not in load_sam(ROOT)["Resources"],
-        reason="template.yaml has no ApiFunction (ffe-<stage>-api, CodeUri functions/api/) yet",
-    ),
-]
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal, TypeVar, overload
@@ -24,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from ffe import utc
 from ffe.domain.errors import InvalidInputError
 from ffe.domain.models import Action, Bar, Timeframe
 from ffe.domain.series import validate_series
@@ -33,14 +35,7 @@ M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
 
 
-def _utc(value: datetime) -> datetime:
-    try:
-        return value.astimezone(UTC)
-    except OverflowError:  # e.g. 9999-12-31T23:00:00-05:00 has no UTC equivalent
-        raise ValueError("datetime is out of range") from None
-
-
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(utc.normalise)]
 
 FUTURE_SKEW = timedelta(minutes=5)  # a cycle may not be dated after "now" by more than clock skew
 EARLIEST_AS_OF = datetime(1970, 1, 1, tzinfo=UTC)  # no market data is older; date arithmetic stays in range
@@ -49,8 +44,8 @@ EARLIEST_AS_OF = datetime(1970, 1, 1, tzinfo=UTC)  # no market data is older; da
 def check_as_of(as_of: datetime, now: datetime | None = None) -> datetime:
     """A cycle decides on what has already happened: ``as_of`` (UTC) may be neither after ``now`` (beyond clock
     skew) nor before 1970. The API's POST /cycles and the state machine's cycles apply this same rule."""
-    as_of = _utc(as_of)
-    now = now or datetime.now(UTC)
+    as_of = utc.normalise(as_of)
+    now = now or utc.now()
     if as_of > now + FUTURE_SKEW:
         raise ValueError(f"as_of is in the future: {as_of.isoformat()} is after now ({now:%Y-%m-%dT%H:%M:%SZ})")
     if as_of < EARLIEST_AS_OF:
@@ -59,8 +54,13 @@ def check_as_of(as_of: datetime, now: datetime | None = None) -> datetime:
 
 
 AsOf = Annotated[AwareDatetime, AfterValidator(check_as_of)]
-Symbol = Annotated[str, Field(pattern=r"^[A-Z0-9]{3,12}$", description="e.g. BTCUSD, EURUSD")]
-CycleId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
+# The patterns of the identifiers every boundary checks (the API's parameters too).
+SYMBOL_PATTERN = r"^[A-Z0-9]{3,12}$"
+CYCLE_ID_PATTERN = r"^[A-Za-z0-9_.:-]+$"
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
+
+Symbol = Annotated[str, Field(pattern=SYMBOL_PATTERN, description="e.g. BTCUSD, EURUSD")]
+CycleId = Annotated[str, Field(min_length=1, max_length=128, pattern=CYCLE_ID_PATTERN)]
 Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 
 
@@ -94,10 +94,35 @@ def parse(model: type[M] | TypeAdapter[T], event: Any, name: str | None = None) 
             return model.validate_python(event)
         return model.model_validate(event)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '<event>'}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(f"{field}: {message}" for field, message in describe_errors(exc, whole="<event>"))
         raise InvalidInputError(f"invalid {label}: {problems}") from None
+
+
+def describe_errors(
+    errors: ValidationError | Iterable[Mapping[str, Any]],
+    *,
+    whole: str,
+    plain: bool = False,
+    part: Callable[[str], str] = str,
+    brackets: bool = False,
+) -> list[tuple[str, str]]:
+    """Each validation error as ``(field, message)``: the one way a ``ValidationError`` is put into words.
+
+    The field is the error's location joined by dots (``assets.0``), or ``whole`` when the error is about the
+    whole value; ``part`` writes each part of it (e.g. cut to a length), and with ``brackets`` a list index is
+    written ``bars[0]`` instead. The message is pydantic's, without its ``"Value error, "`` prefix when ``plain``.
+    The offending input is never repeated.
+    """
+    described = []
+    for error in errors.errors() if isinstance(errors, ValidationError) else errors:
+        field = ""
+        for item in error.get("loc", ()):
+            field += f"[{item}]" if brackets and isinstance(item, int) else f".{part(str(item))}"
+        message = str(error.get("msg") or error.get("type") or "invalid")
+        described.append(
+            (field.removeprefix(".") or whole, message.removeprefix("Value error, ") if plain else message)
+        )
+    return described
 
 
 # --- cycle ------------------------------------------------------------------------------------------
@@ -173,7 +198,7 @@ class MarketData(Contract):
     execution_id: str | None = None
     source: DataSource
     bars: list[BarModel]
-    bars_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    bars_sha256: str = Field(pattern=SHA256_PATTERN)
 
     @model_validator(mode="after")
     def _series_is_sound(self) -> MarketData:
@@ -361,7 +386,7 @@ class DecisionRecord(Contract):
     model_version: str = Field(min_length=1, max_length=64)
     signals: dict[str, Annotated[float, Field(ge=-1, le=1, allow_inf_nan=False)]] = Field(default_factory=dict)
     source: DataSource
-    input_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    input_sha256: str = Field(pattern=SHA256_PATTERN)
     regime: str | None = Field(default=None, max_length=64, description="market regime, once detected")
     regime_probabilities: dict[str, Probability] = Field(default_factory=dict, description="posterior by regime")
     weights: dict[str, Probability] = Field(

@@ -1,28 +1,128 @@
-"""Step Functions, asked whether an execution still runs (the cycle lock at "Open the cycle")."""
+"""Step Functions: start a DecisionCycle execution, read one back. The one client the API and the cycle lock use.
+
+One client per container, with short timeouts and few retries (an API caller is waiting; the cycle lock holds a
+database lock while it asks). Throttling, 5xx answers and connection errors raise
+``StepFunctionsUnavailableError`` (a ``TransientError``: worth a retry); any other refusal (e.g. not allowed,
+malformed request) is a bug or a misconfiguration and is raised as botocore's ``ClientError``.
+"""
 
 from __future__ import annotations
 
-import boto3
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cache
+from typing import Any
+
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ffe.domain.errors import TransientError
 
-_CONFIG = Config(connect_timeout=2, read_timeout=3, retries={"max_attempts": 2, "mode": "standard"})
+_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 3, "mode": "standard"})
+_THROTTLED = {"ThrottlingException", "Throttling", "TooManyRequestsException", "ServiceUnavailable"}
+_UNKNOWN = {"ExecutionDoesNotExist", "InvalidArn"}
 
 
-def execution_status(execution_arn: str) -> str | None:
-    """RUNNING, SUCCEEDED, FAILED, TIMED_OUT or ABORTED; None when Step Functions has no such execution.
+class StepFunctionsUnavailableError(TransientError):
+    """Step Functions could not be reached, or throttled us."""
+
+
+@dataclass(frozen=True)
+class Execution:
+    """An execution as Step Functions describes it."""
+
+    arn: str
+    status: str  # RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED or PENDING_REDRIVE
+    started_at: datetime | None
+    stopped_at: datetime | None
+    error: str | None
+    cause: str | None
+    input: dict[str, Any] = field(default_factory=dict)  # the execution's input when it is a JSON object
+
+
+@cache
+def client() -> Any:
+    """The container's Step Functions client (``reset`` forgets it)."""
+    import boto3
+
+    return boto3.client("stepfunctions", config=_CONFIG)
+
+
+def reset() -> None:
+    """Forget the client (a cold start; a test that switches AWS endpoints)."""
+    client.cache_clear()
+
+
+def execution_arn(state_machine_arn: str, name: str) -> str:
+    """The ARN of the execution of ``state_machine_arn`` named ``name``."""
+    head, _, machine = state_machine_arn.rpartition(":stateMachine:")
+    return f"{head}:execution:{machine}:{name}"
+
+
+def start_execution(state_machine_arn: str, name: str, payload: str) -> str:
+    """Start an execution named ``name`` with the JSON ``payload`` as its input; returns its ARN.
 
     Raises:
-        TransientError: Step Functions could not be asked (the caller then judges by the cycle's age).
+        StepFunctionsUnavailableError: throttled or unreachable (worth a retry).
+        ClientError: any other refusal.
     """
-    client = boto3.client("stepfunctions", config=_CONFIG)
     try:
-        return str(client.describe_execution(executionArn=execution_arn)["status"])
+        started = client().start_execution(stateMachineArn=state_machine_arn, name=name, input=payload)
+    except (BotoCoreError, ClientError) as exc:
+        raise _unavailable_or_bug(exc) from exc
+    return str(started["executionArn"])
+
+
+def describe_execution(arn: str) -> Execution | None:
+    """The execution; None when Step Functions does not know it (no such execution, or not an execution ARN).
+
+    Raises:
+        StepFunctionsUnavailableError: throttled or unreachable (worth a retry).
+        ClientError: any other refusal.
+    """
+    try:
+        desc = client().describe_execution(executionArn=arn)
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("ExecutionDoesNotExist", "InvalidArn"):
+        if exc.response.get("Error", {}).get("Code") in _UNKNOWN:
             return None
-        raise TransientError(f"cannot read execution {execution_arn}: {exc}") from exc
+        raise _unavailable_or_bug(exc) from exc
     except BotoCoreError as exc:
-        raise TransientError(f"cannot read execution {execution_arn}: {exc}") from exc
+        raise _unavailable_or_bug(exc) from exc
+    try:
+        given = json.loads(desc.get("input") or "{}")
+    except ValueError:
+        given = {}
+    return Execution(
+        arn=str(desc["executionArn"]),
+        status=str(desc["status"]),
+        started_at=desc.get("startDate"),
+        stopped_at=desc.get("stopDate"),
+        error=desc.get("error"),
+        cause=desc.get("cause"),
+        input=given if isinstance(given, dict) else {},
+    )
+
+
+def execution_status(arn: str) -> str | None:
+    """The execution's status, for the cycle lock at "Open the cycle"; None when Step Functions has no such execution.
+
+    Raises:
+        TransientError: Step Functions could not be asked, or refused to answer (the caller then judges the cycle
+            by its age rather than failing the new cycle).
+    """
+    try:
+        found = describe_execution(arn)
+    except ClientError as exc:
+        raise TransientError(f"cannot read execution {arn}: {exc}") from exc
+    return found.status if found else None
+
+
+def _unavailable_or_bug(exc: BotoCoreError | ClientError) -> Exception:
+    """Throttling, 5xx and connection errors are worth a retry; the rest is a bug or misconfiguration."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 400)
+        if error.get("Code") not in _THROTTLED and status < 500:
+            return exc
+    return StepFunctionsUnavailableError(f"Step Functions unavailable: {type(exc).__name__}")

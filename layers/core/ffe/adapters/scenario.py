@@ -21,7 +21,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
-from ffe.contracts import Symbol
+from ffe.contracts import Symbol, describe_errors
 from ffe.domain.errors import InvalidInputError
 from ffe.domain.models import Bar, Timeframe
 from ffe.domain.ports import FetchedSeries
@@ -261,15 +261,14 @@ def _row(file: str, where: str, raw: Any) -> ScenarioRow:
 def _problems(exc: ValidationError) -> str:
     """The offending fields of one row, on one line: ``close: Input should be a valid number (got 'abc')``."""
     first = exc.errors()[0]["loc"][:2]
-    parts = []
-    for err in exc.errors():
-        if err["loc"][:2] != first and err["loc"][:1] == ("bars",):
-            continue  # another row: the first bad row is enough to fix
-        field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
-        message = err["msg"].removeprefix("Value error, ")
-        got = "" if err["type"] in ("missing", "value_error") else f" (got {repr(err['input'])[:40]})"
-        parts.append(f"{field}: {message}{got}")
-    return "; ".join(parts)
+    # Another row's errors are left out: the first bad row is enough to fix.
+    errors = [e for e in exc.errors() if e["loc"][:2] == first or e["loc"][:1] != ("bars",)]
+    described = describe_errors(errors, whole="", plain=True, brackets=True)
+    return "; ".join(
+        f"{field}: {message}"
+        + ("" if err["type"] in ("missing", "value_error") else f" (got {repr(err['input'])[:40]})")
+        for (field, message), err in zip(described, errors, strict=True)
+    )
 
 
 def _iso(value: datetime) -> str:
