@@ -22,6 +22,7 @@ from psycopg.types.json import Jsonb
 from ffe.api import app as api_app
 from ffe.store.migrate import migrate
 from functions.api.handler import lambda_handler
+from tests.database import fixture_database_url, fixture_db, fixture_postgres, fixture_reservations  # noqa: F401
 
 UNREACHABLE_DB = "postgresql://nobody@127.0.0.1:1/ffe?connect_timeout=1"  # loopback port 1: refused at once
 

@@ -17,7 +17,8 @@ from ffe.domain.errors import TransientError
 from ffe.local.aws import LocalCloud
 from ffe.local.history import state_visits
 from ffe.local.runner import DEFAULT_AS_OF
-from tests.conftest import ROOT, own_database
+from tests.conftest import ROOT
+from tests.database import own_database
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,8 @@ import pytest
 from psycopg.rows import dict_row
 
 from ffe.local.aws import LocalCloud
-from tests.conftest import ROOT, own_database
+from tests.conftest import ROOT
+from tests.database import own_database
 
 FIRST = datetime(2019, 6, 15, 12, 1, tzinfo=UTC)
 

@@ -9,7 +9,8 @@ import pytest
 
 from ffe.cli import main
 from ffe.local.runner import DEFAULT_AS_OF, LocalState
-from tests.conftest import ROOT, own_database
+from tests.conftest import ROOT
+from tests.database import own_database
 
 
 def test_ffe_run_bars_runs_the_scenario_at_its_as_of(

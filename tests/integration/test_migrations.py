@@ -9,7 +9,7 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from ffe.store.migrate import migrate, migration_files
-from tests.conftest import own_database
+from tests.database import own_database
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from ffe.contracts import BarModel, DataSource, DecisionRecord, GateRiskInput, d
 from ffe.domain.models import Action, Timeframe
 from ffe.domain.risk import RiskLimits
 from ffe.steps.gate import gate_risk
-from tests.unit.adapters.brokers.test_coinbase_broker import API, FakeCoinbase, broker_for
+from tests.fakes.coinbase_brokerage_server import API, FakeCoinbaseBrokerage, broker_for
 
 AS_OF = datetime(2019, 6, 15, 12, 1, tzinfo=UTC)
 SOURCE = DataSource(provider="replay", dataset="t", synthetic=False, simulated_clock=True)
@@ -67,7 +67,7 @@ def no_alarm(asset: str, broken: list[str]) -> None:
 
 def test_the_gate_reads_a_coinbase_account_once_per_decision(reservations) -> None:  # type: ignore[no-untyped-def]
     # Given a Coinbase portfolio of USD and BTC
-    fake = FakeCoinbase()
+    fake = FakeCoinbaseBrokerage()
     broker = broker_for(fake)
     broker.account_id = f"coinbase-{uuid.uuid4()}"
     # When the gate sizes a BUY

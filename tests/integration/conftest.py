@@ -1,0 +1,5 @@
+"""The integration tests run against a real PostgreSQL (tests/database.py) and/or moto."""
+
+from tests.database import fixture_database_url, fixture_db, fixture_postgres, fixture_reservations
+
+__all__ = ["fixture_database_url", "fixture_db", "fixture_postgres", "fixture_reservations"]
