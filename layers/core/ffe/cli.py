@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ffe import utc
+
 STATE_DIR = Path(".ffe")
 
 
@@ -539,10 +541,9 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def _utc(text: str) -> datetime:
     try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return utc.parse(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an ISO-8601 time such as 2019-06-15T12:01:00Z") from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _symbols(text: str) -> list[str]:

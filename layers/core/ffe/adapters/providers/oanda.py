@@ -31,6 +31,7 @@ from urllib.parse import quote
 
 import httpx
 
+from ffe import utc
 from ffe.adapters.providers.base import Call, Credentials, get_json, parse_price, split_pair
 from ffe.domain.errors import AuthError, InvalidInputError
 from ffe.domain.models import AssetClass, Bar, Timeframe
@@ -52,15 +53,11 @@ CLOCK_SKEW = timedelta(seconds=5)  # a ``to`` this close to our "now" may be OAN
 _MID = ("o", "h", "l", "c")
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 class OandaProvider:
     name = "oanda"
 
     def __init__(
-        self, client: httpx.Client, credentials: Credentials, *, clock: Callable[[], datetime] = _utcnow
+        self, client: httpx.Client, credentials: Credentials, *, clock: Callable[[], datetime] = utc.now
     ) -> None:
         self._client = client
         self._credentials = credentials
