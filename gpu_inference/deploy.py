@@ -184,7 +184,7 @@ def plan(args: argparse.Namespace) -> DeployPlan:
 
 def deploy(deployment: DeployPlan, boto_session: Any = None) -> None:
     """Create (or update) the endpoint with the SageMaker SDK, then register its autoscaling."""
-    # Imported here only: --dry-run and every Lambda stay free of the SDK (DESIGN.md §3).
+    # Imported here only: --dry-run and every Lambda stay free of the SDK (docs/architecture.md, Dependency rules).
     import boto3
     from sagemaker.model import Model
     from sagemaker.model_monitor import DataCaptureConfig

@@ -1,4 +1,4 @@
-"""The ASL file on its own: substitutions, retries, catches and error names (STYLE.md §14)."""
+"""The ASL file on its own: substitutions, retries, catches and error names (docs/architecture.md, Error classes)."""
 
 import inspect
 import json

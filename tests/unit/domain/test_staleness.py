@@ -15,7 +15,7 @@ MIN_BARS = 5
 CRYPTO, FX, EQUITY = AssetClass.CRYPTO, AssetClass.FX, AssetClass.EQUITY
 H1, D1 = Timeframe.H1, Timeframe.D1
 
-# DESIGN.md §2, verbatim: the limit on the age of the last bar's close, per timeframe.
+# docs/decision-cycle.md, The data gate: the limit on the age of the last bar's close, per timeframe.
 EXPECTED_LIMIT_MIN = {"1m": 15, "5m": 15, "15m": 30, "30m": 60, "1h": 120, "4h": 120, "1d": None}
 
 

@@ -1,4 +1,4 @@
-"""The hard risk gate between every model and every order (DESIGN.md §2). Pure: no I/O, no clock.
+"""The hard risk gate between every model and every order (docs/decision-cycle.md). Pure: no I/O, no clock.
 
 ``gate`` turns a decision into an approved order size (possibly reduced) or a block, with
 machine-readable reasons. ``violations`` re-checks a would-be portfolio against every limit; the

@@ -1,4 +1,5 @@
-"""The staleness gate (DESIGN.md §2): fail closed, data that must not count as fresh never reaches a model.
+"""The data gate (docs/decision-cycle.md, The data gate): fail closed; data that must not count as fresh never
+reaches a model.
 
 The rules, in the order they are checked; the first that fails gives the verdict's ``code``:
 
@@ -7,8 +8,8 @@ The rules, in the order they are checked; the first that fails gives the verdict
 * ``insufficient_history``: fewer bars than the models read (``min_bars``).
 * ``stale``, intraday: the last bar's close is older than ``THRESHOLDS[timeframe]``.
 * ``stale``, daily: more than ``daily_max_missing_sessions`` sessions (``ffe.domain.sessions``) have
-  closed since the last bar. This goes beyond the intraday table of DESIGN.md §2, which sets no age
-  limit for daily bars.
+  closed since the last bar. Daily bars have no age limit as such: this count is what holds a daily
+  series that stopped.
 * ``gappy_data``: between two bars of the series, more than ``GAP_TOLERANCE_BARS[asset_class]`` bars
   that the asset class's calendar expects are missing (a daily series counts sessions). Hours the market
   is closed are never a gap: FX weekends, equity nights, weekends and NYSE holidays.

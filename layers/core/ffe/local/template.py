@@ -70,7 +70,7 @@ def translate(root: Path, parameters: dict[str, str]) -> TranslatedTemplate:
 
 # moto's CloudFormation cannot create these (API Gateway stages and deployments): the offline runtime
 # leaves them out, together with everything that references them, and the tests check them on the
-# translated template instead (DESIGN.md §4). The API itself runs through ``ffe api``.
+# translated template instead (tests/template). The API itself runs through ``ffe api``.
 UNSUPPORTED_OFFLINE = ("AWS::ApiGateway::",)
 
 
