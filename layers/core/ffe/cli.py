@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import os
 import signal
@@ -70,8 +71,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="replay: bundled history (default); live: Coinbase/Oanda/Alpha Vantage with the "
         "credentials in ALPHA_VANTAGE_API_KEY, OANDA_API_TOKEN, OANDA_ACCOUNT_ID",
     )
+    _wide_argument(run)
+    run.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON document and nothing else on stdout (notes go to stderr): the run's report as "
+        "<state dir>/runs/ keeps it (execution_arn, status, error, cause, cycle_input, rule_name, decisions, "
+        "failures, visits, cycle_note, dead_letters, health, inference, database, setup_postgres_s, setup_aws_s, "
+        'execution_s) and "portfolio" as `ffe portfolio --json` gives it',
+    )
 
-    commands.add_parser("preflight", help="check every configured live provider (credentials from the environment)")
+    preflight = commands.add_parser(
+        "preflight", help="check every configured live provider (credentials from the environment)"
+    )
+    _wide_argument(preflight)
 
     dlq = commands.add_parser("dlq", help="the dead-letter queue of records the store refused")
     dlq.add_argument(
@@ -82,6 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     dlq.add_argument("--stage", default=None, help="the deployed stage's queues in AWS instead of the local ones")
     dlq.add_argument("--region", default=None, help="AWS region of the deployed stage (default: your AWS config)")
+    _wide_argument(dlq)
 
     api = commands.add_parser(
         "api", help="serve the API on 127.0.0.1 against the local stack (Ctrl-C or SIGTERM stops it)"
@@ -91,9 +105,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     db = commands.add_parser("db", help="the decision store")
     db.add_argument("action", choices=["migrate"], help="apply the schema migrations in order (idempotent)")
 
-    decisions = commands.add_parser("decisions", help="list recorded decisions, newest first")
-    decisions.add_argument("--limit", type=_positive, default=20, metavar="N", help="how many (default 20)")
+    decisions = commands.add_parser("decisions", help="list recorded decisions, newest first, or show one in full")
+    decisions.add_argument("--limit", type=_positive, default=None, metavar="N", help="how many (default 20)")
     decisions.add_argument("--asset", default=None, metavar="SYMBOL", help="only this asset")
+    decisions.add_argument(
+        "--id", type=_positive, default=None, metavar="N", help="one decision in full: every field, the whole reason"
+    )
+    _wide_argument(decisions)
+    decisions.add_argument(
+        "--json",
+        action="store_true",
+        help='print one JSON document and nothing else on stdout: {"decisions": [...]}, newest first (with --id, '
+        "that one), each with every field the store keeps (id, cycle_id, execution_id, asset, timeframe, as_of, "
+        "bar_time, action, confidence, size, stale, reason, reasons, data_age_seconds, model, model_version, "
+        "regime, source, input_sha256, created_at, ...); times ISO 8601, decimals as strings",
+    )
 
     from ffe.training.cli import add_models_arguments, add_train_arguments
 
@@ -120,7 +146,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser(
         "reset", help="stop the embedded Postgres and delete the local state (not while another ffe command uses it)"
     )
-    commands.add_parser("portfolio", help="the paper account: cash, positions, equity, exposure")
+    portfolio = commands.add_parser("portfolio", help="the paper account: cash, positions, equity, exposure")
+    portfolio.add_argument(
+        "--json",
+        action="store_true",
+        help='print one JSON document and nothing else on stdout: {"portfolio": null} before the first run, else '
+        '{"portfolio": {account, currency, cash, equity, peak, drawdown, exposure, pending_orders, positions: '
+        "[{asset, quantity, average_price, mark_price, value, unrealised_pnl}]}}; money and quantities as decimal "
+        "strings, drawdown and exposure as fractions",
+    )
 
     args = parser.parse_args(argv)
     from ffe.local.errors import LocalError
@@ -149,7 +183,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
         return _run(state, args)
     if args.command == "decisions":
-        return _decisions(state, args.limit, args.asset)
+        return _decisions(state, args)
     if args.command in ("train", "models"):
         from ffe.training.cli import models_command, train_command
 
@@ -159,12 +193,12 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return backtest_command(args)
     if args.command == "preflight":
-        return _preflight(state)
+        return _preflight(state, args.wide)
     if args.command == "portfolio":
-        return _portfolio(state, heading=True)
+        return _portfolio(state, args.json)
     if args.command == "dlq":
         return (
-            _dlq_list(state, args.stage, args.region)
+            _dlq_list(state, args.stage, args.region, args.wide)
             if args.action == "list"
             else _dlq_replay(state, args.stage, args.region)
         )
@@ -184,8 +218,9 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _run(state: Any, args: argparse.Namespace) -> int:
-    from ffe.domain.staleness import human_duration
-    from ffe.local.runner import run_cycle
+    from ffe.local.runner import paper_portfolio, run_cycle
+    from ffe.terminal import print_json
+    from ffe.views import run_document, show_run
 
     scenario = None
     if args.bars is not None:
@@ -195,78 +230,25 @@ def _run(state: Any, args: argparse.Namespace) -> int:
             print(f"ffe run: error: {exc}", file=sys.stderr)
             return 2
     timeframe = args.timeframe or "1h"
-    if scenario is None:
-        _check_schedule(args, timeframe)
-    default_as_of = _now_minute() if args.provider == "live" else state.next_as_of(timeframe)
-    report = run_cycle(
-        state,
-        as_of=args.as_of or default_as_of,
-        timeframe=timeframe,
-        assets=args.assets,
-        raw_input=args.raw_input,
-        echo_logs=args.logs,
-        provider=args.provider,
-        scenario=scenario,
-    )
-    cycle = report.cycle_input if isinstance(report.cycle_input, dict) else {}
-    print(
-        f"DecisionCycle {cycle.get('timeframe', '?')} as of {cycle.get('as_of', '?')}"
-        f"  (schedule {report.rule_name}, cycle {cycle.get('cycle_id', '?')})"
-    )
-    print(
-        f"execution {report.execution_arn}: {report.status}"
-        + (f"  {report.error}: {report.cause}" if report.error else "")
-    )
-    if report.cycle_note:
-        print(report.cycle_note)
-    if report.health is not None:
-        providers = ", ".join(
-            f"{p.provider} {'configured' if p.configured else 'not configured'} (breaker {p.breaker})"
-            for p in report.health.providers
+    with _stdout_to_stderr(args.json):
+        if scenario is None:
+            _check_schedule(args, timeframe)
+        default_as_of = _now_minute() if args.provider == "live" else state.next_as_of(timeframe)
+        report = run_cycle(
+            state,
+            as_of=args.as_of or default_as_of,
+            timeframe=timeframe,
+            assets=args.assets,
+            raw_input=args.raw_input,
+            echo_logs=args.logs,
+            provider=args.provider,
+            scenario=scenario,
         )
-        cache = "reachable" if report.health.cache_reachable else "UNREACHABLE"
-        print(f"market data: {providers}; bar cache {cache}")
-    print(
-        f"set-up {report.setup_postgres_s + report.setup_aws_s:.1f} s (Postgres {report.setup_postgres_s:.1f} s, "
-        f"moto stack {report.setup_aws_s:.1f} s), execution {report.execution_s:.1f} s; database: {report.database}"
-    )
-    if report.inference:
-        print(f"inference: {report.inference}")
-    print()
-    rows = [
-        [
-            d["asset"],
-            _time(d["bar_time"]),
-            "-" if d["data_age_seconds"] is None else human_duration(d["data_age_seconds"]),
-            d["action"],
-            f"{d['confidence']:.2f}",
-            "-" if d["size"] is None else f"{d['size']:.8g}",
-            _source(d["source"]),
-            d["reason"],
-        ]
-        for d in report.decisions
-    ]
-    rows += [
-        [f["asset"] or "(cycle)", "-", "-", "FAILED", "-", "-", "-", f"{f['error_class']}: {f['message']}"]
-        for f in report.failures
-    ]
-    print(table(["asset", "bar time (UTC)", "data age", "action", "conf", "size", "source", "reason"], rows))
-    print()
-    if report.dead_letters:
-        print(f"{report.dead_letters} record(s) parked in the dead-letter queue: run `ffe dlq replay` to write them")
-        print()
-    _portfolio(state, heading=False)
-    print()
-    print("Execution history (Step Functions console, table view)")
-    print(
-        table(
-            ["state", "type", "asset", "status", "attempts", "duration", "error"],
-            [
-                [v.name, v.type, v.asset, v.status, str(v.attempts or ""), f"{v.duration_ms:.0f} ms", v.error[:90]]
-                for v in report.visits
-            ],
-        )
-    )
+        book = paper_portfolio(state)
+    if args.json:
+        print_json(run_document(report, book))
+    else:
+        show_run(report, book, args.wide)
     return 0 if report.status == "SUCCEEDED" else 1
 
 
@@ -285,35 +267,17 @@ def _scenario(args: argparse.Namespace) -> tuple[Any, datetime]:
     return scenario, as_of
 
 
-def _portfolio(state: Any, heading: bool) -> int:
+def _portfolio(state: Any, as_json: bool) -> int:
     from ffe.local.runner import paper_portfolio
+    from ffe.terminal import print_json
+    from ffe.views import portfolio_document, show_portfolio
 
-    book = paper_portfolio(state)
-    if book is None:
-        print("no paper account yet: run `ffe run` first")
-        return 0
-    print(
-        f"paper account {book['account']}: equity {book['equity']:.2f} {book['currency']}, cash {book['cash']:.2f},"
-        f" exposure {book['exposure']:.1%}, drawdown {book['drawdown']:.1%} from peak {book['peak']:.2f},"
-        f" {book['pending_orders']} order(s) waiting for the next bar"
-    )
-    if book["positions"]:
-        print(
-            table(
-                ["asset", "quantity", "average price", "mark", "value", "unrealised P&L"],
-                [
-                    [
-                        p["asset"],
-                        f"{p['quantity']:.8g}",
-                        f"{p['average_price']:.2f}",
-                        f"{p['mark_price']:.2f}",
-                        f"{p['value']:.2f}",
-                        f"{(p['mark_price'] - p['average_price']) * p['quantity']:+.2f}",
-                    ]
-                    for p in book["positions"]
-                ],
-            )
-        )
+    with _stdout_to_stderr(as_json):
+        book = paper_portfolio(state)
+    if as_json:
+        print_json({"portfolio": portfolio_document(book)})
+    else:
+        show_portfolio(book)
     return 0
 
 
@@ -338,18 +302,13 @@ def _dlq_replay(state: Any, stage: str | None, region: str | None) -> int:
             report = replay(sqs, session.client("lambda"), queue, f"ffe-{stage}-record-decision", poison)
         except (BotoCoreError, ClientError) as exc:  # credentials, region, a stage that is not deployed
             raise LocalError(f"stage {stage!r} in AWS: {exc}") from None
-    print(
-        f"replayed {report.replayed} record(s); {len(report.failed)} kept in the queue; {len(report.shelved)} "
-        "moved to the poison shelf (the store refuses them as they are: see `ffe dlq list`)"
-    )
-    for failure in report.failed:
-        print(f"  kept: {failure}")
-    for shelved in report.shelved:
-        print(f"  shelved: {shelved}")
+    from ffe.views import show_dlq_replay
+
+    show_dlq_replay(report)
     return 0 if not report.failed else 1
 
 
-def _dlq_list(state: Any, stage: str | None, region: str | None) -> int:
+def _dlq_list(state: Any, stage: str | None, region: str | None, wide: bool) -> int:
     if stage is None:
         from ffe.local.runner import parked_locally
 
@@ -369,109 +328,72 @@ def _dlq_list(state: Any, stage: str | None, region: str | None) -> int:
             )
         except (BotoCoreError, ClientError) as exc:
             raise LocalError(f"stage {stage!r} in AWS: {exc}") from None
-    for title, records in (
-        ("waiting in the dead-letter queue (`ffe dlq replay` writes them)", waiting),
-        ("on the poison shelf (the store refuses them as they are)", shelved),
-    ):
-        print(f"{len(records)} record(s) {title}")
-        if records:
-            print(
-                table(
-                    ["message", "kind", "cycle", "asset", "reason"],
-                    [[r.message_id, r.kind, r.cycle_id, r.asset, r.reason[:120]] for r in records],
-                )
-            )
+    from ffe.views import show_dlq_list
+
+    show_dlq_list(waiting, shelved, wide)
     return 0
 
 
-def _preflight(state: Any) -> int:
+def _preflight(state: Any, wide: bool) -> int:
     from ffe.local.runner import run_preflight_locally
+    from ffe.views import show_preflight
 
     report = run_preflight_locally(state)
-    print(f"pre-flight at {report['checked_at']}: {'healthy' if report['healthy'] else 'NOT healthy'}")
-    print(
-        table(
-            ["provider", "status", "latency", "hint", "message"],
-            [
-                [
-                    c["provider"],
-                    c["status"],
-                    "-" if c["latency_ms"] is None else f"{c['latency_ms']:.0f} ms",
-                    c["hint"],
-                    c["message"][:100],
-                ]
-                for c in report["providers"]
-            ],
-        )
-    )
-    if report.get("brokers"):
-        print()
-        print(
-            table(
-                ["broker", "status", "latency", "equity", "min order", "hint / message"],
-                [
-                    [
-                        b["broker"],
-                        b["status"],
-                        "-" if b["latency_ms"] is None else f"{b['latency_ms']:.0f} ms",
-                        b["equity"] or "-",
-                        b["min_order"] or "-",
-                        (b["hint"] or b["message"])[:100],
-                    ]
-                    for b in report["brokers"]
-                ],
-            )
-        )
+    show_preflight(report, wide)
     return 0 if report["healthy"] else 1
 
 
-def _decisions(state: Any, limit: int, asset: str | None) -> int:
-    from ffe.local.runner import recent_decisions
+def _decisions(state: Any, args: argparse.Namespace) -> int:
+    from ffe.local.errors import LocalError
+    from ffe.local.runner import recent_decisions, recorded_decision
+    from ffe.terminal import print_json
+    from ffe.views import show_decision, show_decisions
 
-    rows = recent_decisions(state, limit=limit, asset=asset)
-    if not rows:
-        print("no decisions recorded yet: run `ffe run` first")
-        return 0
-    print(
-        table(
-            ["id", "recorded (UTC)", "asset", "tf", "bar time (UTC)", "action", "conf", "reason"],
-            [
-                [
-                    str(r["id"]),
-                    _time(r["created_at"]),
-                    r["asset"],
-                    r["timeframe"],
-                    _time(r["bar_time"]),
-                    r["action"],
-                    f"{r['confidence']:.2f}",
-                    r["reason"][:80],
-                ]
-                for r in rows
-            ],
-        )
-    )
+    if args.id is not None:
+        if args.limit is not None or args.asset is not None:
+            raise LocalError("--id shows one decision: leave out --limit and --asset")
+        with _stdout_to_stderr(args.json):
+            found = recorded_decision(state, args.id)
+        if found is None:
+            raise LocalError(f"--id {args.id}: no decision with that id; `ffe decisions` lists the recorded ones")
+        rows = [found]
+    else:
+        with _stdout_to_stderr(args.json):
+            rows = recent_decisions(state, limit=args.limit or 20, asset=args.asset)
+    if args.json:
+        print_json({"decisions": rows})
+    elif args.id is not None:
+        show_decision(rows[0])
+    else:
+        show_decisions(rows, args.wide)
     return 0
 
 
-def _source(source: dict[str, Any]) -> str:
-    """Where the bars came from: the provider route (failed hops marked x) or the replayed data set."""
-    route = source.get("route") or []
-    if route:
-        return " > ".join(step["provider"] + ("" if step["outcome"] == "ok" else " x") for step in route)
-    return "synthetic" if source.get("synthetic") else str(source.get("provider", "?"))
+def _wide_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--wide", action="store_true", help="print reasons and messages whole, wrapped in their column, not cut to fit"
+    )
 
 
-def table(headers: list[str], rows: list[list[str]]) -> str:
-    """A plain fixed-width text table."""
-    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=False)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
-    return "\n".join(lines)
+@contextlib.contextmanager
+def _stdout_to_stderr(enabled: bool) -> Iterator[None]:
+    """With ``--json`` whatever the command prints while it works goes to stderr: stdout carries the document."""
+    if not enabled:
+        yield
+        return
+    with contextlib.redirect_stdout(_Stderr()):
+        yield
 
 
-def _time(value: datetime | None) -> str:
-    return "-" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+class _Stderr(io.TextIOBase):
+    """Writes to stderr, as a stream of its own: the local Lambdas still capture their log handlers' writes to it
+    (they leave handlers on stderr itself alone), so only what would have been on stdout moves."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 def _now_minute() -> datetime:

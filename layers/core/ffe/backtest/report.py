@@ -1,4 +1,4 @@
-"""What a backtest leaves behind: ``report.json``, three PNG plots, and a plain-text table for the terminal."""
+"""What a backtest leaves behind: ``report.json``, three PNG plots, and a table for the terminal."""
 
 from __future__ import annotations
 
@@ -89,8 +89,10 @@ def write_report(result: BacktestResult, out_dir: Path) -> dict[str, Path]:
 
 
 def format_table(result: BacktestResult) -> str:
-    """The per-strategy metrics as an aligned plain-text table, with a heading line and the speed."""
-    rows = [[name for name, _ in _COLUMNS]]
+    """The per-strategy metrics as a table fitted to the terminal, with a heading line and the speed."""
+    from ffe.terminal import Column, render, table
+
+    rows = []
     for name, run in result.runs.items():
         m = run.metrics
         values = (
@@ -106,12 +108,7 @@ def format_table(result: BacktestResult) -> str:
             m.blocked,
         )
         rows.append([fmt.format(v) for (_, fmt), v in zip(_COLUMNS, values, strict=True)])
-    widths = [max(len(r[i]) for r in rows) for i in range(len(_COLUMNS))]
-    lines = [
-        "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
-        for r in rows
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    columns = [Column(header, "left" if i == 0 else "right") for i, (header, _) in enumerate(_COLUMNS)]
     model = result.bundle_version or "none: the naive-router fallback decides the meta_controller row"
     head = (
         f"{result.asset} {result.timeframe}  {_iso(result.times[0])} .. {_iso(result.times[-1])}  "
@@ -121,7 +118,7 @@ def format_table(result: BacktestResult) -> str:
     if result.bundle_note:
         tail.append(f"meta-controller unavailable: {result.bundle_note}")
     tail.append(f"{result.bars_per_second:,.0f} bars/s over {len(result.runs)} strategies ({result.elapsed_s:.2f} s)")
-    return "\n".join([head, *lines, *tail])
+    return render(head, table(columns, rows), *tail)
 
 
 # --- plots --------------------------------------------------------------------------------------------

@@ -398,7 +398,7 @@ def _outcome(url: str, execution_arn: str) -> tuple[list[dict[str, Any]], list[d
     """The execution's decisions, its failures, and what became of its cycle (``_cycle_note``)."""
     with psycopg.connect(url, row_factory=dict_row) as conn:
         decisions = conn.execute(
-            "SELECT asset, bar_time, data_age_seconds, staleness_threshold_seconds, action, confidence, stale,"
+            "SELECT id, asset, bar_time, data_age_seconds, staleness_threshold_seconds, action, confidence, stale,"
             " reason, model, source, size FROM decisions WHERE execution_id = %s ORDER BY asset",
             (execution_arn,),
         ).fetchall()
@@ -410,17 +410,25 @@ def _outcome(url: str, execution_arn: str) -> tuple[list[dict[str, Any]], list[d
 
 
 def recent_decisions(state: LocalState, limit: int = 20, asset: str | None = None) -> list[dict[str, Any]]:
-    """What ``ffe run`` stored, newest first (starts and stops the embedded cluster)."""
+    """What ``ffe run`` stored, newest first, every field (starts and stops the embedded cluster)."""
     with state.postgres() as pg, psycopg.connect(pg.url, row_factory=dict_row) as conn:
         exists = conn.execute("SELECT to_regclass('decisions') IS NOT NULL AS ok").fetchone()
         if not exists or not exists["ok"]:
             return []
         return conn.execute(
-            "SELECT id, created_at, cycle_id, asset, timeframe, bar_time, action, confidence, reason"
-            " FROM decisions WHERE %(asset)s::text IS NULL OR asset = %(asset)s"
+            "SELECT * FROM decisions WHERE %(asset)s::text IS NULL OR asset = %(asset)s"
             " ORDER BY id DESC LIMIT %(limit)s",
             {"asset": asset, "limit": limit},
         ).fetchall()
+
+
+def recorded_decision(state: LocalState, decision_id: int) -> dict[str, Any] | None:
+    """One stored decision with every field, or None when there is no such id (or no store yet)."""
+    with state.postgres() as pg, psycopg.connect(pg.url, row_factory=dict_row) as conn:
+        exists = conn.execute("SELECT to_regclass('decisions') IS NOT NULL AS ok").fetchone()
+        if not exists or not exists["ok"]:
+            return None
+        return conn.execute("SELECT * FROM decisions WHERE id = %s", (decision_id,)).fetchone()
 
 
 def _save(state: LocalState, report: CycleReport) -> None:

@@ -84,12 +84,21 @@ def models_command(args: argparse.Namespace, state: Any) -> int:
         client = tracker.client
         versions = client.search_model_versions(f"name = '{MODEL_NAME}'")
         aliases = {v: a for a, v in client.get_registered_model(MODEL_NAME).aliases.items()} if versions else {}
-        for v in sorted(versions, key=lambda mv: int(mv.version)):
-            run = client.get_run(v.run_id)
-            tag = run.data.tags.get("ffe.bundle_version", "?")
-            print(f"v{v.version:<4} {aliases.get(v.version, ''):18} {tag:18} run {v.run_id}")
-        if not versions:
-            print(f"no versions of {MODEL_NAME} yet: `ffe train` registers one")
+        rows = [
+            [
+                f"v{v.version}",
+                aliases.get(v.version, ""),
+                client.get_run(v.run_id).data.tags.get("ffe.bundle_version", "?"),
+                v.run_id,
+            ]
+            for v in sorted(versions, key=lambda mv: int(mv.version))
+        ]
+    if not rows:
+        print(f"no versions of {MODEL_NAME} yet: `ffe train` registers one")
+        return 0
+    from ffe.terminal import Column, show, table
+
+    show(table([Column("version"), Column("alias"), Column("bundle"), Column("MLflow run")], rows))
     return 0
 
 

@@ -1,0 +1,314 @@
+"""What the ``ffe`` commands show: each command's tables (``ffe.terminal``) and its ``--json`` document.
+
+The text and the JSON of a command are made from the same rows, so a script reads what a person sees.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from rich.text import Text
+
+from ffe.domain.staleness import human_duration
+from ffe.terminal import Column, details, show, styled, table
+
+CUT_HINT = "reasons cut to fit the width: `ffe decisions --id N` shows one in full, --wide shows them all"
+
+
+# --- ffe run ---------------------------------------------------------------------------------------------------
+
+
+def show_run(report: Any, book: dict[str, Any] | None, wide: bool) -> None:
+    """The cycle's heading, its decisions, the paper account, and the console-style execution history."""
+    cycle = report.cycle_input if isinstance(report.cycle_input, dict) else {}
+    status = styled(report.status)
+    if report.error:
+        status.append(f"  {report.error}: {report.cause}")
+    fields: list[tuple[str, str | Text]] = [
+        ("cycle", str(cycle.get("cycle_id", "?"))),
+        ("status", status),
+        ("execution", report.execution_arn),
+    ]
+    if report.health is not None:
+        providers = ", ".join(
+            f"{p.provider} {'configured' if p.configured else 'not configured'} (breaker {p.breaker})"
+            for p in report.health.providers
+        )
+        cache = "reachable" if report.health.cache_reachable else "UNREACHABLE"
+        fields.append(("market data", f"{providers}; bar cache {cache}"))
+    fields.append(
+        (
+            "set-up",
+            f"{report.setup_postgres_s + report.setup_aws_s:.1f} s (Postgres {report.setup_postgres_s:.1f} s, "
+            f"moto stack {report.setup_aws_s:.1f} s), execution {report.execution_s:.1f} s",
+        )
+    )
+    fields.append(("database", report.database))
+    if report.inference:
+        fields.append(("inference", report.inference))
+    heading = (
+        f"DecisionCycle {cycle.get('timeframe', '?')} as of {cycle.get('as_of', '?')}  (schedule {report.rule_name})"
+    )
+    show(heading, details(fields, indent=2))
+    if report.cycle_note:
+        show(report.cycle_note)
+    print()
+    rows: list[list[str | Text]] = [
+        [
+            str(d.get("id", "-")),
+            d["asset"],
+            _time(d["bar_time"]),
+            "-" if d["data_age_seconds"] is None else human_duration(d["data_age_seconds"]),
+            styled(d["action"]),
+            f"{d['confidence']:.2f}",
+            "-" if d["size"] is None else f"{d['size']:.8g}",
+            _source(d["source"]),
+            d["reason"],
+        ]
+        for d in report.decisions
+    ]
+    rows += [
+        ["-", f["asset"] or "(cycle)", "-", "-", styled("FAILED"), "-", "-", "-", f"{f['error_class']}: {f['message']}"]
+        for f in report.failures
+    ]
+    columns = [
+        Column("id", "right"),
+        Column("asset"),
+        Column("bar time (UTC)"),
+        Column("data age"),
+        Column("action"),
+        Column("conf", "right"),
+        Column("size", "right"),
+        Column("source", free_text=True),
+        Column("reason", free_text=True),
+    ]
+    if show(table(columns, rows, wide=wide)):
+        show(CUT_HINT)
+    print()
+    if report.dead_letters:
+        show(f"{report.dead_letters} record(s) parked in the dead-letter queue: run `ffe dlq replay` to write them")
+        print()
+    show_portfolio(book)
+    print()
+    history = [
+        [v.name, v.type, v.asset, styled(v.status), str(v.attempts or ""), f"{v.duration_ms:.0f} ms", v.error]
+        for v in report.visits
+    ]
+    show(
+        "Execution history (Step Functions console, table view)",
+        table(
+            [
+                Column("state"),
+                Column("type"),
+                Column("asset"),
+                Column("status"),
+                Column("attempts", "right"),
+                Column("duration", "right"),
+                Column("error", free_text=True),
+            ],
+            history,
+            wide=wide,
+        ),
+    )
+
+
+def run_document(report: Any, book: dict[str, Any] | None) -> dict[str, Any]:
+    """``ffe run --json``: the run's report (as kept in ``<state dir>/runs/``) and the paper account after it."""
+    return {**asdict(report), "portfolio": portfolio_document(book)}
+
+
+# --- ffe portfolio ---------------------------------------------------------------------------------------------
+
+
+def show_portfolio(book: dict[str, Any] | None) -> None:
+    if book is None:
+        show("no paper account yet: run `ffe run` first")
+        return
+    show(
+        f"paper account {book['account']}: equity {book['equity']:.2f} {book['currency']}, cash {book['cash']:.2f},"
+        f" exposure {book['exposure']:.1%}, drawdown {book['drawdown']:.1%} from peak {book['peak']:.2f}",
+        f"{book['pending_orders']} order(s) waiting for the next bar",
+    )
+    if book["positions"]:
+        columns = [
+            Column("asset"),
+            Column("quantity", "right"),
+            Column("average price", "right"),
+            Column("mark", "right"),
+            Column("value", "right"),
+            Column("unrealised P&L", "right"),
+        ]
+        rows = [
+            [
+                p["asset"],
+                f"{p['quantity']:.8g}",
+                f"{p['average_price']:.2f}",
+                f"{p['mark_price']:.2f}",
+                f"{p['value']:.2f}",
+                f"{_unrealised(p):+.2f}",
+            ]
+            for p in book["positions"]
+        ]
+        show(table(columns, rows))
+
+
+def portfolio_document(book: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The paper account as JSON (None before the first run): money and quantities as exact decimal strings."""
+    if book is None:
+        return None
+    positions = [{**p, "unrealised_pnl": _unrealised(p)} for p in book["positions"]]
+    return {**book, "drawdown": float(book["drawdown"]), "exposure": float(book["exposure"]), "positions": positions}
+
+
+def _unrealised(position: dict[str, Any]) -> Decimal:
+    return Decimal((position["mark_price"] - position["average_price"]) * position["quantity"])
+
+
+# --- ffe decisions ---------------------------------------------------------------------------------------------
+
+
+def show_decisions(rows: Sequence[dict[str, Any]], wide: bool) -> None:
+    if not rows:
+        show("no decisions recorded yet: run `ffe run` first")
+        return
+    columns = [
+        Column("id", "right"),
+        Column("recorded (UTC)"),
+        Column("asset"),
+        Column("tf"),
+        Column("bar time (UTC)"),
+        Column("action"),
+        Column("conf", "right"),
+        Column("reason", free_text=True),
+    ]
+    cells: list[list[str | Text]] = [
+        [
+            str(r["id"]),
+            _time(r["created_at"]),
+            r["asset"],
+            r["timeframe"],
+            _time(r["bar_time"]),
+            styled(r["action"]),
+            f"{r['confidence']:.2f}",
+            r["reason"],
+        ]
+        for r in rows
+    ]
+    if show(table(columns, cells, wide=wide)):
+        show(CUT_HINT)
+
+
+def show_decision(row: dict[str, Any]) -> None:
+    """One decision in full: every field the store keeps, under the names ``--json`` gives them."""
+
+    def value(name: str, v: Any) -> str | Text:
+        if name == "action":
+            return styled(v)
+        if isinstance(v, dict | list):
+            return json.dumps(v, indent=2, default=str)
+        if isinstance(v, datetime):
+            return v.astimezone(UTC).isoformat()
+        return "-" if v is None else str(v)
+
+    show(f"decision {row['id']}", details(((name, value(name, v)) for name, v in row.items()), indent=2))
+
+
+# --- ffe dlq, ffe preflight ------------------------------------------------------------------------------------
+
+
+def show_dlq_replay(report: Any) -> None:
+    show(
+        f"replayed {report.replayed} record(s); {len(report.failed)} kept in the queue; {len(report.shelved)} "
+        "moved to the poison shelf (the store refuses them as they are: see `ffe dlq list`)",
+        *(f"  kept: {failure}" for failure in report.failed),
+        *(f"  shelved: {shelved}" for shelved in report.shelved),
+    )
+
+
+def show_dlq_list(waiting: Iterable[Any], shelved: Iterable[Any], wide: bool) -> None:
+    for title, records in (
+        ("waiting in the dead-letter queue (`ffe dlq replay` writes them)", list(waiting)),
+        ("on the poison shelf (the store refuses them as they are)", list(shelved)),
+    ):
+        show(f"{len(records)} record(s) {title}")
+        if records:
+            columns = [
+                Column("message", free_text=True),
+                Column("kind"),
+                Column("cycle", free_text=True),
+                Column("asset"),
+                Column("reason", free_text=True),
+            ]
+            show(table(columns, [[r.message_id, r.kind, r.cycle_id, r.asset, r.reason] for r in records], wide=wide))
+
+
+def show_preflight(report: dict[str, Any], wide: bool) -> None:
+    show(f"pre-flight at {report['checked_at']}: {'healthy' if report['healthy'] else 'NOT healthy'}")
+    providers = [
+        [c["provider"], styled(c["status"]), _latency(c["latency_ms"]), c["hint"], c["message"]]
+        for c in report["providers"]
+    ]
+    show(
+        table(
+            [
+                Column("provider"),
+                Column("status"),
+                Column("latency"),
+                Column("hint", free_text=True),
+                Column("message", free_text=True),
+            ],
+            providers,
+            wide=wide,
+        )
+    )
+    if report.get("brokers"):
+        print()
+        brokers = [
+            [
+                b["broker"],
+                styled(b["status"]),
+                _latency(b["latency_ms"]),
+                b["equity"] or "-",
+                b["min_order"] or "-",
+                b["hint"] or b["message"],
+            ]
+            for b in report["brokers"]
+        ]
+        show(
+            table(
+                [
+                    Column("broker"),
+                    Column("status"),
+                    Column("latency"),
+                    Column("equity"),
+                    Column("min order"),
+                    Column("hint / message", free_text=True),
+                ],
+                brokers,
+                wide=wide,
+            )
+        )
+
+
+# --- cells -----------------------------------------------------------------------------------------------------
+
+
+def _source(source: dict[str, Any]) -> str:
+    """Where the bars came from: the provider route (failed hops marked x) or the replayed data set."""
+    route = source.get("route") or []
+    if route:
+        return " > ".join(step["provider"] + ("" if step["outcome"] == "ok" else " x") for step in route)
+    return "synthetic" if source.get("synthetic") else str(source.get("provider", "?"))
+
+
+def _time(value: datetime | None) -> str:
+    return "-" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _latency(ms: float | None) -> str:
+    return "-" if ms is None else f"{ms:.0f} ms"
