@@ -5,7 +5,7 @@ from typing import Any
 import psycopg
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ffe.adapters.store import conninfo_from_settings
+from ffe.adapters.database import conninfo_from_settings
 from ffe.observability import logger
 from ffe.settings import DatabaseSettings, get_settings
 from ffe.steps.migrate import handle_custom_resource

@@ -637,7 +637,7 @@ def test_logs_carry_the_api_gateway_request_id_as_correlation_id(api_env: Seeded
 
 
 def backend_pid() -> int:
-    conn = get_queries()._conn
+    conn = get_queries().database.current
     assert conn is not None
     return int(conn.info.backend_pid)
 
@@ -658,7 +658,7 @@ def test_warm_container_reuses_its_connection_and_survives_losing_it(api_env: Se
 
 def test_read_side_session_is_read_only(api_env: Seeded, call: Any) -> None:
     assert call("GET", "/health").status == 200
-    conn = get_queries()._conn
+    conn = get_queries().database.current
     assert conn is not None
     with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
         conn.execute("DELETE FROM decisions")

@@ -43,7 +43,8 @@ def test_concurrent_duplicate_writes_give_exactly_one_row(postgres: str, db: psy
     barrier = threading.Barrier(len(stores))
 
     def write(store: PostgresDecisionStore) -> None:
-        store._connection()  # connect (and migrate) before the race starts
+        with store.database.connection():  # connect (and migrate) before the race starts
+            pass
         barrier.wait()
         results.append(store.record_decision(record))
 

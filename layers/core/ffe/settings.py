@@ -7,11 +7,11 @@ invocation with a message naming it. Secrets never live here: only the ARN of th
 from __future__ import annotations
 
 import os
-from functools import cache
 from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ffe.containers import container_cached
 from ffe.domain.errors import PermanentError
 from ffe.domain.staleness import DEFAULT_DAILY_MAX_MISSING_SESSIONS
 
@@ -55,6 +55,10 @@ class DatabaseSettings(BaseSettings):
     database_url: str | None = None
     db_secret_arn: str | None = None
     db_host: str | None = None  # e.g. the RDS Proxy endpoint: overrides the secret's host
+    # TLS: unset keeps the URL's own sslmode, or the secret's ("require" when it names none); Aurora takes
+    # "require" or "verify-full" (with DB_SSLROOTCERT: the RDS CA bundle's path, or "system")
+    db_sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = None
+    db_sslrootcert: str | None = None
     db_statement_timeout_ms: int = Field(default=5000, ge=100, le=60_000)
     db_connect_timeout_s: int = Field(default=5, ge=1, le=60)
 
@@ -65,9 +69,9 @@ class DatabaseSettings(BaseSettings):
         return self
 
 
-@cache
+@container_cached
 def get_settings(model: type[S]) -> S:
-    """Parse ``model`` from the environment (keys are the field names, upper-cased)."""
+    """Parse ``model`` from the environment (keys are the field names, upper-cased), once per container."""
     env = {k.lower(): v for k, v in os.environ.items()}
     try:
         return model.model_validate(env)

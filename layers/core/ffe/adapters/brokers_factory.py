@@ -1,15 +1,16 @@
-"""The execution venue a function uses, from the stage's settings."""
+"""The execution venue a function uses, from the stage's settings (each built once per container)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
+from ffe.adapters.database import configured
 from ffe.adapters.equity_marks import PostgresEquityMarks
 from ffe.adapters.paper_broker import PaperBroker
 from ffe.adapters.reservations import PostgresReservations
-from ffe.adapters.store import conninfo_from_settings
+from ffe.containers import container_cached
 from ffe.domain.errors import PermanentError
 from ffe.domain.models import AssetClass
 from ffe.domain.ports import Broker
@@ -20,11 +21,6 @@ from ffe.settings import RiskSettings
 Venue = Literal["coinbase", "oanda"]
 _VENUES: dict[AssetClass, Venue] = {AssetClass.CRYPTO: "coinbase", AssetClass.FX: "oanda"}  # live, by asset class
 
-_BROKERS: dict[RiskSettings, PaperBroker] = {}
-_LIVE: dict[Venue, Broker] = {}
-_MEMORY: PostgresEquityMarks | None = None
-_RESERVATIONS: PostgresReservations | None = None
-
 
 def get_broker(settings: RiskSettings, as_of: datetime, asset: str | None = None) -> Broker:
     """The stage's venue for ``asset``: the paper account (one per container, so its connection is reused),
@@ -32,19 +28,22 @@ def get_broker(settings: RiskSettings, as_of: datetime, asset: str | None = None
     are stamped with ``as_of`` (the decision bar's close), so they fill at the next bar's open."""
     if settings.execution_mode == "live":
         return _live_broker(settings, asset)
-    broker = _BROKERS.get(settings)
-    if broker is None:
-        broker = PaperBroker(
-            conninfo_from_settings(settings),
-            account_id=f"paper-{settings.stage}",
-            clock=lambda: as_of,
-            starting_cash=Decimal(str(settings.paper_starting_cash)),
-            fee_rate=Decimal(str(settings.paper_fee_rate)),
-            slippage=Decimal(str(settings.paper_slippage)),
-        )
-        _BROKERS[settings] = broker
+    broker = _paper_account(settings)
     broker.set_clock(lambda: as_of)
     return broker
+
+
+@container_cached
+def _paper_account(settings: RiskSettings) -> PaperBroker:
+    return PaperBroker(
+        configured(settings),
+        account_id=f"paper-{settings.stage}",
+        clock=lambda: datetime.now(UTC),  # replaced by the cycle's as_of on every get_broker
+        starting_cash=Decimal(str(settings.paper_starting_cash)),
+        fee_rate=Decimal(str(settings.paper_fee_rate)),
+        slippage=Decimal(str(settings.paper_slippage)),
+        statement_timeout_ms=settings.db_statement_timeout_ms,
+    )
 
 
 def _live_broker(settings: RiskSettings, asset: str | None) -> Broker:
@@ -63,37 +62,33 @@ def _live(name: Venue, settings: RiskSettings) -> Broker | None:
     """The live venue ``name`` when its secret is configured (else None): built on first use, then kept for the
     container (its client, product rules and placed orders are reused)."""
     arn = settings.coinbase_trading_secret_arn if name == "coinbase" else settings.oanda_secret_arn
-    if not arn:
-        return None
-    broker = _LIVE.get(name)
-    if broker is None:
-        from ffe.adapters.brokers.coinbase import CoinbaseBroker
-        from ffe.adapters.brokers.oanda import OandaBroker
-        from ffe.adapters.market_data import secret_credentials
-        from ffe.adapters.providers.base import shared_client
-
-        if name == "coinbase":
-            broker = CoinbaseBroker(shared_client(), secret_credentials(arn))
-        else:
-            broker = OandaBroker(shared_client(), secret_credentials(arn))
-        _LIVE[name] = broker
-    return broker
+    return _live_venue(name, arn) if arn else None
 
 
+@container_cached
+def _live_venue(name: Venue, arn: str) -> Broker:
+    from ffe.adapters.brokers.coinbase import CoinbaseBroker
+    from ffe.adapters.brokers.oanda import OandaBroker
+    from ffe.adapters.market_data import secret_credentials
+    from ffe.adapters.providers.base import shared_client
+
+    if name == "coinbase":
+        return CoinbaseBroker(shared_client(), secret_credentials(arn))
+    return OandaBroker(shared_client(), secret_credentials(arn))
+
+
+@container_cached
 def get_equity_memory(settings: RiskSettings) -> PostgresEquityMarks:
     """The kill switches' memory, one per container (its connection is reused)."""
-    global _MEMORY
-    if _MEMORY is None:
-        _MEMORY = PostgresEquityMarks(conninfo_from_settings(settings))
-    return _MEMORY
+    return PostgresEquityMarks(configured(settings), settings.db_statement_timeout_ms)
 
 
+@container_cached
 def get_reservations(settings: RiskSettings) -> PostgresReservations:
     """The order reservations and account locks, one per container (its connection is reused)."""
-    global _RESERVATIONS
-    if _RESERVATIONS is None:
-        _RESERVATIONS = PostgresReservations(conninfo_from_settings(settings), settings.reservation_ttl_seconds)
-    return _RESERVATIONS
+    return PostgresReservations(
+        configured(settings), settings.reservation_ttl_seconds, statement_timeout_ms=settings.db_statement_timeout_ms
+    )
 
 
 def venue_brokers(settings: RiskSettings, now: datetime) -> dict[str, Broker]:
@@ -137,14 +132,6 @@ def risk_limits(settings: RiskSettings) -> RiskLimits:
 
 
 def close_brokers() -> None:
-    global _MEMORY, _RESERVATIONS
-    for broker in _BROKERS.values():
-        broker.close()
-    _BROKERS.clear()
-    _LIVE.clear()
-    if _MEMORY is not None:
-        _MEMORY.close()
-        _MEMORY = None
-    if _RESERVATIONS is not None:
-        _RESERVATIONS.close()
-        _RESERVATIONS = None
+    """Forget (closing their connections) the container's brokers, equity memory and reservations."""
+    for cached in (_paper_account, _live_venue, get_equity_memory, get_reservations):
+        cached.cache_clear()

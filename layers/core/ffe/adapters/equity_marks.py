@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import date
 from decimal import Decimal
 
-import psycopg
-
-from ffe.domain.errors import TransientError
+from ffe.adapters.database import DEFAULT_STATEMENT_TIMEOUT_MS, Conninfo, Database
 
 _MARK = """
 INSERT INTO equity_marks (account, day_start_date, day_start_equity, peak_equity)
@@ -26,23 +23,15 @@ RETURNING day_start_equity, peak_equity
 class PostgresEquityMarks:
     """``ffe.domain.ports.EquityMemory`` on PostgreSQL."""
 
-    def __init__(self, conninfo: str) -> None:
-        self._conninfo = conninfo
-        self._conn: psycopg.Connection | None = None
-        self._lock = threading.Lock()
+    def __init__(self, conninfo: Conninfo, statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS) -> None:
+        self.database = Database(conninfo, name="equity marks", statement_timeout_ms=statement_timeout_ms)
 
     def marks(self, account: str, day: date, equity: Decimal) -> tuple[Decimal, Decimal]:
         """(start-of-day equity, peak equity) after seeing ``equity`` on ``day``: a new day starts afresh."""
-        with self._lock:
-            try:
-                if self._conn is None or self._conn.closed or self._conn.broken:
-                    self._conn = psycopg.connect(self._conninfo, autocommit=True)
-                row = self._conn.execute(_MARK, {"account": account, "day": day, "equity": equity}).fetchone()
-            except psycopg.OperationalError as exc:
-                raise TransientError(f"equity marks unavailable: {exc}") from exc
+        with self.database.connection() as conn:
+            row = conn.execute(_MARK, {"account": account, "day": day, "equity": equity}).fetchone()
         assert row is not None
         return Decimal(row[0]), Decimal(row[1])
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
+        self.database.close()

@@ -8,13 +8,13 @@ into a decision the models did not make.
 from __future__ import annotations
 
 import json
-from functools import cache
 from typing import Any
 
 import pybreaker
 from pydantic import ValidationError
 
 from ffe.adapters.breaker import DynamoDBBreakerStorage, make_breaker
+from ffe.containers import container_cached
 from ffe.contracts import InferenceRequest, InferenceResponse
 from ffe.domain.ports import InferenceClient
 from ffe.settings import InferenceSettings
@@ -75,7 +75,7 @@ class SageMakerInference:
         return response
 
 
-@cache
+@container_cached
 def get_inference(settings: InferenceSettings) -> InferenceClient:
     """One client per container: botocore with the short timeouts and no SDK retries (the breaker and the
     state machine own retrying), the breaker in DynamoDB when a table is configured."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
 from ffe.adapters.bar_cache import DynamoDBBarCache
@@ -10,11 +9,12 @@ from ffe.adapters.breaker import BreakerFactory, Cooldowns, dynamodb_breakers, m
 from ffe.adapters.providers.base import Credentials, shared_client
 from ffe.adapters.replay import ReplayProvider
 from ffe.adapters.routing import RoutedProvider
+from ffe.containers import container_cached
 from ffe.domain.ports import LiveProvider, MarketDataProvider
 from ffe.settings import MarketDataSettings, ProviderSettings
 
 
-@cache
+@container_cached
 def get_provider(settings: MarketDataSettings) -> MarketDataProvider:
     """``replay``: bundled history; ``live``: the routed Alpha Vantage / Coinbase / Oanda chain;
     ``scenario``: the files ``ffe run --bars`` uploaded to the local stack."""

@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ffe.containers import on_reset
 from ffe.domain.errors import InvalidInputError, TransientError
 from ffe.domain.meta import MetaPolicy
 from ffe.domain.regime import RegimeModel
@@ -136,6 +137,7 @@ class BundleCache:
 
 
 BUNDLES = BundleCache()
+on_reset(f"{__name__}.BUNDLES", BUNDLES.clear)
 
 
 def champion(uri: str, max_age: float) -> ModelBundle | ModelUnavailableError:

@@ -9,9 +9,8 @@ finds its order instead of placing a second one.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -19,7 +18,8 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from ffe.domain.errors import InvalidInputError, TransientError
+from ffe.adapters.database import DEFAULT_STATEMENT_TIMEOUT_MS, Conninfo, Database
+from ffe.domain.errors import InvalidInputError
 from ffe.domain.fills import FEE_RATE, SLIPPAGE, STARTING_CASH, Rejection, apply_fill, paper_rules
 from ffe.domain.models import Bar
 from ffe.domain.portfolio import (
@@ -42,26 +42,31 @@ class PaperBroker:
 
     def __init__(
         self,
-        conninfo: str,
+        conninfo: Conninfo,
         account_id: str,
         clock: Callable[[], datetime],
         starting_cash: Decimal = STARTING_CASH,
         currency: str = "USD",
         fee_rate: Decimal = FEE_RATE,
         slippage: Decimal = SLIPPAGE,
+        statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS,
     ) -> None:
         if not starting_cash.is_finite() or starting_cash <= 0:
             raise InvalidInputError(f"paper starting cash must be a positive number, got {starting_cash}")
-        self._conninfo = conninfo
         self.account_id = account_id
         self._clock = clock
         self._starting_cash = starting_cash
         self._currency = currency
         self.fee_rate = fee_rate
         self.slippage = slippage
-        self._conn: psycopg.Connection[dict[str, Any]] | None = None
-        self._account_opened = False  # on this connection: reset whenever it is re-opened
-        self._lock = threading.Lock()
+        self._account_opened = False  # on this connection: reset whenever a new one opens
+        self.database = Database(
+            conninfo,
+            row_factory=dict_row,
+            name="paper broker's database",
+            statement_timeout_ms=statement_timeout_ms,
+            on_connect=self._connected,
+        )
 
     def set_clock(self, clock: Callable[[], datetime]) -> None:
         """Orders are stamped by this clock (the cycle's as_of: each cycle's warm container resets it)."""
@@ -228,18 +233,12 @@ class PaperBroker:
             detail=row["detail"],
         )
 
-    @contextmanager
-    def _db(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
-        """The broker's one connection (re-opened when broken), used by one thread at a time."""
-        with self._lock:
-            if self._conn is None or self._conn.closed or self._conn.broken:
-                try:
-                    self._conn = psycopg.connect(self._conninfo, autocommit=True, row_factory=dict_row)
-                except psycopg.OperationalError as exc:
-                    raise TransientError(f"paper broker database unavailable: {exc}") from exc
-                self._account_opened = False
-            yield self._conn
+    def _db(self) -> AbstractContextManager[psycopg.Connection[dict[str, Any]]]:
+        """The broker's one connection (``ffe.adapters.database``), used by one thread at a time."""
+        return self.database.connection()
+
+    def _connected(self, conn: psycopg.Connection) -> None:
+        self._account_opened = False
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
+        self.database.close()

@@ -2,32 +2,32 @@
 
 SQL injection is impossible by construction: every value travels as a bound parameter, and the only
 SQL that is ever composed is made of the fixed fragments below, chosen by *which* filters are set,
-never by their values. One connection per container (reused across warm invocations, re-opened once
-when a reused one turns out to be dead), read-only after the schema is migrated, with a statement
-timeout. A database that cannot be reached is a ``DatabaseUnavailableError`` (a ``TransientError``).
+never by their values. One connection per container (``ffe.adapters.database``: reused across warm
+invocations, replaced once when the server dropped it), read-only after the schema is migrated, with the
+statement timeout. A database that cannot be reached is a ``DatabaseUnavailableError`` (a ``TransientError``).
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache
 from typing import Any, TypeVar
 
 import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from ffe.adapters.database import DEFAULT_STATEMENT_TIMEOUT_MS, Conninfo, Database, configured
+from ffe.containers import container_cached
 from ffe.domain.errors import TransientError
 from ffe.observability import logger
 from ffe.settings import DatabaseSettings, get_settings
+from ffe.store.migrate import migrate
 
 T = TypeVar("T")
 Row = dict[str, Any]
-Connect = Callable[[], psycopg.Connection[Any]]
 
 
 class DatabaseUnavailableError(TransientError):
@@ -120,10 +120,15 @@ _LAST_CYCLE_AGE = "SELECT extract(epoch FROM now() - max(finished_at))::float8 F
 class DecisionQueries:
     """Read-only queries over decisions, cycles, failures, risk events and executions."""
 
-    def __init__(self, connect: Connect) -> None:
-        self._connect = connect
-        self._conn: psycopg.Connection[Any] | None = None
-        self._lock = threading.Lock()
+    def __init__(self, conninfo: Conninfo, statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS) -> None:
+        self.database = Database(
+            conninfo,
+            name="decision store",
+            statement_timeout_ms=statement_timeout_ms,
+            session={"TimeZone": "UTC"},
+            on_connect=_read_only,
+            unavailable=DatabaseUnavailableError,
+        )
 
     # --- queries ------------------------------------------------------------------------------------
 
@@ -181,63 +186,24 @@ class DecisionQueries:
     # --- connection ---------------------------------------------------------------------------------
 
     def _run(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
-        """Run ``work`` on the container's connection; a dead reused connection is replaced once."""
-        with self._lock:
-            for attempt in (1, 2):
-                reused = self._conn is not None and not (self._conn.closed or self._conn.broken)
-                conn = self._connection()
-                try:
-                    return work(conn)
-                except psycopg.errors.QueryCanceled as exc:  # the statement timeout: the connection is fine
-                    raise DatabaseUnavailableError("the database did not answer within the statement timeout") from exc
-                except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-                    self._drop()
-                    if not reused or attempt == 2:
-                        raise DatabaseUnavailableError(f"database unavailable: {type(exc).__name__}") from exc
-                    logger.info("database connection lost; reconnecting", extra={"error": type(exc).__name__})
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _connection(self) -> psycopg.Connection[Any]:
-        if self._conn is None or self._conn.closed or self._conn.broken:
-            try:
-                self._conn = self._connect()
-            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-                raise DatabaseUnavailableError(f"cannot reach the decision store: {type(exc).__name__}") from exc
-        return self._conn
-
-    def _drop(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-        self._conn = None
+        with self.database.connection() as conn:
+            return work(conn)
 
     def close(self) -> None:
-        with self._lock:
-            self._drop()
+        self.database.close()
 
 
-def connect_from_settings() -> psycopg.Connection[Any]:
-    """A read-only session on the configured database (DATABASE_URL or DB_SECRET_ARN), schema migrated."""
-    from ffe.adapters.store import conninfo_from_settings
-    from ffe.store.migrate import migrate
-
-    settings = get_settings(DatabaseSettings)
-    conn = psycopg.connect(
-        conninfo_from_settings(settings),
-        autocommit=True,
-        options=f"-c statement_timeout={settings.db_statement_timeout_ms} -c TimeZone=UTC",
-    )
-    try:
-        applied = migrate(conn)  # the API may be the first to connect to a fresh database
-        if applied:
-            logger.info("schema migrated", extra={"versions": applied})
-        conn.execute("SET default_transaction_read_only = on")  # the read side never writes
-    except BaseException:
-        conn.close()
-        raise
-    return conn
+def _read_only(conn: psycopg.Connection[Any]) -> None:
+    """A new read-side session: the schema migrated (the API may be the first to connect to a fresh
+    database), then every transaction read-only (the read side never writes)."""
+    applied = migrate(conn)
+    if applied:
+        logger.info("schema migrated", extra={"versions": applied})
+    conn.execute("SET default_transaction_read_only = on")
 
 
-@cache
+@container_cached
 def get_queries() -> DecisionQueries:
     """The container's queries, built once so a warm start reuses the connection."""
-    return DecisionQueries(connect_from_settings)
+    settings = get_settings(DatabaseSettings)
+    return DecisionQueries(configured(settings), settings.db_statement_timeout_ms)

@@ -10,18 +10,17 @@ unplaced reservation expires ``ttl_seconds`` after it was made, which is longer 
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from ffe.domain.errors import TransientError
+from ffe.adapters.database import DEFAULT_STATEMENT_TIMEOUT_MS, Conninfo, Database
 from ffe.domain.portfolio import OrderSide, PendingOrder
 from ffe.domain.ports import PLACED, RESERVED, Reservation
 from ffe.store.migrate import migrate
@@ -103,55 +102,40 @@ class _Book:
 
 
 class PostgresReservations:
-    """One connection per container (re-opened when broken); the schema is migrated on first connect."""
+    """One connection per container (``ffe.adapters.database``); the schema is migrated on every new one."""
 
-    def __init__(self, conninfo: str, ttl_seconds: int, lock_timeout_ms: int = 10_000) -> None:
+    def __init__(
+        self,
+        conninfo: Conninfo,
+        ttl_seconds: int,
+        lock_timeout_ms: int = 10_000,
+        statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS,
+    ) -> None:
         if ttl_seconds <= 0:
             raise ValueError(f"reservation TTL must be positive, got {ttl_seconds}")
-        self._conninfo = conninfo
         self._ttl = ttl_seconds
-        # Waiting longer than this for the account lock is a TransientError (the state machine retries), so a
-        # holder that hangs never holds every other gate of the account past its own Lambda timeout.
-        self._lock_timeout_ms = lock_timeout_ms
-        self._conn: psycopg.Connection[dict[str, Any]] | None = None
-        self._lock = threading.Lock()
+        # Waiting longer than the lock timeout for the account lock is a TransientError (the state machine
+        # retries), so a holder that hangs never holds every other gate of the account past its own Lambda timeout.
+        self.database = Database(
+            conninfo,
+            row_factory=dict_row,
+            name="order reservations",
+            statement_timeout_ms=statement_timeout_ms,
+            lock_timeout_ms=lock_timeout_ms,
+            on_connect=migrate,
+        )
 
     @contextmanager
     def account(self, account: str) -> Iterator[_Book]:
         """The account's reservations, locked against every other gate or order of the same account."""
-        with self._lock:
-            conn = self._connection()
-            try:
-                with conn.transaction():
-                    conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"ffe-account:{account}",))
-                    book = _Book(conn, account, self._ttl)
-                    book.release_expired()
-                    yield book
-            except psycopg.OperationalError as exc:
-                self._drop()
-                raise TransientError(f"order reservations unavailable: {exc}") from exc
-
-    def _connection(self) -> psycopg.Connection[dict[str, Any]]:
-        if self._conn is None or self._conn.closed or self._conn.broken:
-            try:
-                conn = psycopg.connect(
-                    self._conninfo, autocommit=True, options=f"-c lock_timeout={self._lock_timeout_ms}"
-                )
-                migrate(conn)
-            except psycopg.OperationalError as exc:
-                raise TransientError(f"order reservations unavailable: {exc}") from exc
-            conn.row_factory = dict_row  # type: ignore[assignment]  # rows as dicts from here on
-            self._conn = cast("psycopg.Connection[dict[str, Any]]", conn)
-        return self._conn
-
-    def _drop(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-        self._conn = None
+        with self.database.transaction() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"ffe-account:{account}",))
+            book = _Book(conn, account, self._ttl)
+            book.release_expired()
+            yield book
 
     def close(self) -> None:
-        with self._lock:
-            self._drop()
+        self.database.close()
 
 
 def _reservation(row: dict[str, Any]) -> Reservation:

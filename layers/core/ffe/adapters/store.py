@@ -1,24 +1,24 @@
 """The decision store on PostgreSQL (Aurora-compatible) with psycopg 3.
 
-One connection per container, reused across warm invocations and re-opened when broken; the schema is
-migrated on first connect. Writes are idempotent on each table's natural key, so a retried task never
-doubles a row. A database that cannot be reached is a ``TransientError`` (the state machine retries).
+One connection per container (``ffe.adapters.database``: reused across warm invocations, replaced when the
+server dropped it); the schema is migrated on every new connection. Writes are idempotent on each table's
+natural key, so a retried task never doubles a row. A database that cannot be reached is a
+``TransientError`` (the state machine retries).
 """
 
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from functools import cache
 from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import make_conninfo
 from psycopg.types.json import Jsonb
 
+from ffe.adapters.database import Conninfo, Database, configured
+from ffe.containers import container_cached
 from ffe.contracts import CycleHeader, DecisionRecord, ExecuteOrderInput, FailureRecord
 from ffe.domain.cycles import Ended, Running, judge_running_cycle
 from ffe.domain.errors import TransientError
@@ -114,13 +114,12 @@ SELECT id FROM closed
 
 
 class PostgresDecisionStore:
-    def __init__(self, conninfo: str, statement_timeout_ms: int = 5000, stage: str = "local") -> None:
-        self._conninfo = conninfo
-        self._statement_timeout_ms = statement_timeout_ms
+    def __init__(self, conninfo: Conninfo, statement_timeout_ms: int = 5000, stage: str = "local") -> None:
         self._stage = stage
-        self._conn: psycopg.Connection | None = None
-        self._lock = threading.Lock()
-        self._partitions: set[tuple[int, int]] = set()  # months whose partition this container has ensured
+        self._partitions: set[tuple[int, int]] = set()  # months whose partition this connection has ensured
+        self.database = Database(
+            conninfo, name="decision store", statement_timeout_ms=statement_timeout_ms, on_connect=self._connected
+        )
 
     def record_decision(self, record: DecisionRecord) -> Stored:
         params = _decision_params(record, self._stage)
@@ -155,22 +154,17 @@ class PostgresDecisionStore:
         """Store many decisions at once (backtests, imports): COPY into a temporary table, then one
         idempotent INSERT ... SELECT. Returns how many were new; re-running the same batch adds none."""
         rows = [_decision_params(r, self._stage) for r in records]
-        with self._lock:
-            conn = self._connection()
-            try:
-                for at in {
-                    r.as_of.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0) for r in records
-                }:
-                    self._ensure_partition(conn, at)
-                with conn.transaction():
-                    conn.execute(_BACKFILL_TABLE)
-                    with conn.cursor().copy(_COPY_BACKFILL) as copy:
-                        for row in rows:
-                            copy.write_row([row[c] for c in _DECISION_COLUMNS])
-                    inserted = conn.execute(_BACKFILL_INSERT).rowcount
-            except psycopg.OperationalError as exc:
-                self._drop()
-                raise TransientError(f"database unavailable while backfilling: {exc}") from exc
+        with self.database.connection() as conn:
+            for at in {
+                r.as_of.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0) for r in records
+            }:
+                self._ensure_partition(conn, at)
+            with conn.transaction():
+                conn.execute(_BACKFILL_TABLE)
+                with conn.cursor().copy(_COPY_BACKFILL) as copy:
+                    for row in rows:
+                        copy.write_row([row[c] for c in _DECISION_COLUMNS])
+                inserted = conn.execute(_BACKFILL_INSERT).rowcount
         return inserted
 
     def record_execution(
@@ -210,14 +204,8 @@ class PostgresDecisionStore:
             "as_of": cycle.as_of_time(),
             "assets": Jsonb(cycle.assets),
         }
-        with self._lock:
-            conn = self._connection()
-            try:
-                with conn.transaction():
-                    return self._open(conn, params, execution_status)
-            except psycopg.OperationalError as exc:
-                self._drop()
-                raise TransientError(f"database unavailable while opening the cycle: {exc}") from exc
+        with self.database.transaction() as conn:
+            return self._open(conn, params, execution_status)
 
     def _open(
         self, conn: psycopg.Connection, params: dict[str, Any], execution_status: ExecutionStatus | None
@@ -250,41 +238,25 @@ class PostgresDecisionStore:
         return self._execute(_CLOSE_CYCLE, {"id": cycle_id, "status": status, "reason": reason})
 
     def _executemany(self, statement: str, rows: list[tuple[Any, ...]]) -> None:
-        with self._lock:
-            conn = self._connection()
-            try:
-                with conn.cursor() as cur:
-                    cur.executemany(statement, rows)  # type: ignore[arg-type]
-            except psycopg.OperationalError as exc:
-                self._drop()
-                raise TransientError(f"database unavailable: {exc}") from exc
+        with self.database.connection() as conn, conn.cursor() as cur:
+            cur.executemany(statement, rows)
 
     def _execute(self, sql: str, params: dict[str, Any]) -> bool:
-        with self._lock:
-            conn = self._connection()
-            try:
-                return conn.execute(sql, params).fetchone() is not None  # type: ignore[arg-type]
-            except psycopg.OperationalError as exc:
-                self._drop()
-                raise TransientError(f"database unavailable: {exc}") from exc
+        with self.database.connection() as conn:
+            return conn.execute(sql, params).fetchone() is not None
 
     def _write(
         self, insert: sql.Composable | str, find: str, params: dict[str, Any], partition: datetime | None = None
     ) -> tuple[Stored, tuple[Any, ...] | None]:
         """Insert, or read back the row an earlier attempt stored (returned as the second item)."""
-        with self._lock:
-            conn = self._connection()
-            try:
-                if partition is not None:
-                    self._ensure_partition(conn, partition)
-                with conn.transaction():
-                    inserted = conn.execute(insert, params).fetchone()  # type: ignore[arg-type]
-                    if inserted is not None:
-                        return Stored(inserted[0], created=True), None
-                    existing = conn.execute(find, params).fetchone()  # type: ignore[arg-type]
-            except psycopg.OperationalError as exc:
-                self._drop()
-                raise TransientError(f"database unavailable while recording: {exc}") from exc
+        with self.database.connection() as conn:
+            if partition is not None:
+                self._ensure_partition(conn, partition)
+            with conn.transaction():
+                inserted = conn.execute(insert, params).fetchone()  # type: ignore[arg-type]
+                if inserted is not None:
+                    return Stored(inserted[0], created=True), None
+                existing = conn.execute(find, params).fetchone()
         if existing is None:  # deleted between the two statements: vanishingly rare, and safe to retry
             raise TransientError("conflicting row vanished before it could be read back")
         return Stored(existing[0], created=False), tuple(existing)
@@ -295,29 +267,15 @@ class PostgresDecisionStore:
             conn.execute("SELECT ffe_ensure_decision_partition(%s)", (at,))
             self._partitions.add(month)
 
-    def _connection(self) -> psycopg.Connection:
-        if self._conn is None or self._conn.closed or self._conn.broken:
-            try:
-                conn = psycopg.connect(
-                    self._conninfo, autocommit=True, options=f"-c statement_timeout={self._statement_timeout_ms}"
-                )
-                applied = migrate(conn)
-            except psycopg.OperationalError as exc:
-                raise TransientError(f"cannot reach the decision store: {exc}") from exc
-            if applied:
-                logger.info("schema migrated", extra={"versions": applied})
-            self._conn = conn
-        return self._conn
-
-    def _drop(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-        self._conn = None
+    def _connected(self, conn: psycopg.Connection) -> None:
+        """A new connection: migrate the schema; which partitions exist is checked afresh."""
         self._partitions.clear()
+        applied = migrate(conn)
+        if applied:
+            logger.info("schema migrated", extra={"versions": applied})
 
     def close(self) -> None:
-        with self._lock:
-            self._drop()
+        self.database.close()
 
 
 def _judge(arn: str | None, age: float, execution_status: ExecutionStatus | None) -> Running | Ended:
@@ -356,26 +314,8 @@ def _json_or_text(cause: str) -> Any:
         return {"text": cause}
 
 
-def conninfo_from_settings(settings: DatabaseSettings) -> str:
-    """libpq conninfo from DATABASE_URL, or from the RDS-style JSON secret (cached 5 min)."""
-    if settings.database_url:
-        return make_conninfo(settings.database_url, connect_timeout=settings.db_connect_timeout_s)
-    from aws_lambda_powertools.utilities import parameters
-
-    secret = parameters.get_secret(str(settings.db_secret_arn), transform="json", max_age=300)
-    return make_conninfo(
-        host=settings.db_host or secret["host"],
-        port=secret.get("port", 5432),
-        user=secret["username"],
-        password=secret["password"],
-        dbname=secret.get("dbname", "ffe"),
-        sslmode=secret.get("sslmode", "require"),  # TLS to Aurora unless the secret says otherwise
-        connect_timeout=settings.db_connect_timeout_s,
-    )
-
-
-@cache
+@container_cached
 def get_store() -> PostgresDecisionStore:
     """The container's store, built once so a warm start reuses its connection."""
     settings = get_settings(DatabaseSettings)
-    return PostgresDecisionStore(conninfo_from_settings(settings), settings.db_statement_timeout_ms, settings.stage)
+    return PostgresDecisionStore(configured(settings), settings.db_statement_timeout_ms, settings.stage)

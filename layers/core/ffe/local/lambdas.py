@@ -27,6 +27,8 @@ from typing import Any
 
 from moto.awslambda.models import LambdaFunction
 
+from ffe import containers
+
 Handler = Callable[[Any, Any], Any]
 
 
@@ -153,22 +155,9 @@ class InProcessLambdas:
 
 
 def cold_start() -> None:
-    """Forget what warm containers keep (settings, provider, inference client, the store's open connection)."""
-    from ffe.adapters.inference import get_inference
-    from ffe.adapters.market_data import get_provider
-    from ffe.adapters.models import BUNDLES
-    from ffe.adapters.store import get_store
-    from ffe.settings import get_settings
-
-    if get_store.cache_info().currsize:
-        get_store().close()
-    for cached in (get_settings, get_store, get_provider, get_inference):
-        cached.cache_clear()
-    BUNDLES.clear()
-    if "ffe.adapters.brokers_factory" in sys.modules:  # the paper broker's connection
-        sys.modules["ffe.adapters.brokers_factory"].close_brokers()
-    if "ffe.api.app" in sys.modules:  # the API's read connection and Step Functions client
-        sys.modules["ffe.api.app"].reset()
+    """Forget what warm containers keep: everything registered in ``ffe.containers`` (settings, clients,
+    open database connections, the model bundle), as a new container would start without it."""
+    containers.reset()
 
 
 def _capture_log_handlers(buffer: io.StringIO) -> list[tuple[logging.StreamHandler[Any], Any]]:

@@ -15,11 +15,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
-from functools import cache
 from typing import Any
 
 import httpx
 
+from ffe.containers import container_cached
 from ffe.domain.errors import AuthError, InvalidInputError, RateLimitedError, TransientError
 from ffe.domain.models import Timeframe
 
@@ -53,9 +53,9 @@ class Call:
         return ctx
 
 
-@cache
+@container_cached
 def shared_client() -> httpx.Client:
-    """One pooled client per container, so warm invocations reuse TLS connections."""
+    """One pooled client per container, so warm invocations reuse TLS connections (closed on a cold start)."""
     return httpx.Client(timeout=TIMEOUT, headers={"User-Agent": USER_AGENT}, follow_redirects=False)
 
 
