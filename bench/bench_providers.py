@@ -33,8 +33,8 @@ from ffe.adapters.synthetic import synthetic_bars
 from ffe.domain.models import Timeframe
 from ffe.domain.series import validate_series
 from tests.fakes.alpha_vantage_server import FakeAlphaVantage
-from tests.fakes.coinbase_server import FakeCoinbase
-from tests.fakes.oanda_server import FakeOanda
+from tests.fakes.coinbase_server import FakeCoinbaseMarketData
+from tests.fakes.oanda_server import FakeOandaMarketData
 
 END = datetime(2024, 3, 6, 12, tzinfo=UTC)  # a Wednesday
 N = 1000
@@ -75,9 +75,9 @@ def providers() -> dict[str, tuple[object, str, Timeframe, datetime]]:
     av = AlphaVantageProvider(
         httpx.Client(transport=httpx.MockTransport(Replay(FakeAlphaVantage(history, "k")))), lambda: {"api_key": "k"}
     )
-    cb = CoinbaseProvider(httpx.Client(transport=httpx.MockTransport(Replay(FakeCoinbase(history)))))
+    cb = CoinbaseProvider(httpx.Client(transport=httpx.MockTransport(Replay(FakeCoinbaseMarketData(history)))))
     oanda = OandaProvider(
-        httpx.Client(transport=httpx.MockTransport(Replay(FakeOanda(history, token="t", account_id="a")))),
+        httpx.Client(transport=httpx.MockTransport(Replay(FakeOandaMarketData(history, token="t", account_id="a")))),
         lambda: {"token": "t", "account_id": "a", "environment": "practice"},
     )
     return {
@@ -113,7 +113,7 @@ with mock_aws():
     breaker_table = table("b", ("name", "S"))
     cache_table = table("c", ("series", "S"), ("t", "N"))
 
-    wire = Replay(FakeCoinbase(history))
+    wire = Replay(FakeCoinbaseMarketData(history))
     cb = CoinbaseProvider(httpx.Client(transport=httpx.MockTransport(wire)))
     as_of = END + timedelta(minutes=1)
 

@@ -19,8 +19,8 @@ from ffe.domain.models import Timeframe
 from ffe.local.aws import LocalCloud
 from tests.conftest import ROOT
 from tests.fakes.alpha_vantage_server import FakeAlphaVantage
-from tests.fakes.coinbase_server import FakeCoinbase
-from tests.fakes.oanda_server import FakeOanda
+from tests.fakes.coinbase_server import FakeCoinbaseMarketData
+from tests.fakes.oanda_server import FakeOandaMarketData
 
 AV_KEY, OANDA_TOKEN, OANDA_ACCOUNT = "av-test-key", "practice-token", "101-001-1234567-001"
 
@@ -34,8 +34,8 @@ class Internet:
     """Routes each request to the fake server of its host; ``unreachable`` hosts fail to connect."""
 
     def __init__(self) -> None:
-        self.coinbase = FakeCoinbase(history)
-        self.oanda = FakeOanda(history, token=OANDA_TOKEN, account_id=OANDA_ACCOUNT)
+        self.coinbase = FakeCoinbaseMarketData(history)
+        self.oanda = FakeOandaMarketData(history, token=OANDA_TOKEN, account_id=OANDA_ACCOUNT)
         self.alpha_vantage = FakeAlphaVantage(history, api_key=AV_KEY)
         self.unreachable: set[str] = set()
 

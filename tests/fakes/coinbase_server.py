@@ -39,7 +39,7 @@ def recorded(name: str) -> bytes:
     return (BODIES / name).read_bytes()
 
 
-class FakeCoinbase:
+class FakeCoinbaseMarketData:
     """``bars(asset, timeframe)`` is the full history it may serve; ``asset`` is the engine's symbol (BTCUSD)."""
 
     host = "api.exchange.coinbase.com"

@@ -51,7 +51,7 @@ class _Refusal(Exception):
         self.status = status
 
 
-class FakeOanda:
+class FakeOandaMarketData:
     """``bars(asset, timeframe)`` is the full history it may serve; ``asset`` is the engine's symbol (EURUSD)."""
 
     hosts = ("api-fxpractice.oanda.com", "api-fxtrade.oanda.com")

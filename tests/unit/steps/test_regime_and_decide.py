@@ -4,11 +4,12 @@ naive router decides (and says why) when it cannot."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pytest
 
-from ffe.adapters.models import ModelUnavailableError
+from ffe.adapters.models import ModelBundle, ModelUnavailableError
 from ffe.adapters.replay import ReplayProvider
 from ffe.contracts import AssetTask, DecideInput, DetectRegimeInput, RegimeResult
 from ffe.domain.features import FeatureParams
@@ -16,24 +17,24 @@ from ffe.domain.meta import OPTIONS, latest_weights
 from ffe.domain.models import Timeframe
 from ffe.domain.regime import posterior
 from ffe.domain.strategies import StrategyParams
-from ffe.steps.decide import decide
 from ffe.steps.fetch import fetch_market_data
 from ffe.steps.regime import detect_regime
 from ffe.steps.staleness import check_staleness
 from tests.fakes.models import random_bundle
+from tests.reference_decision import decide
 
 AS_OF = datetime(2019, 6, 15, 12, 1, tzinfo=UTC)
 BUNDLE = random_bundle(seed=3)
 
 
-def market(asset: str = "BTCUSD", lookback: int = 120) -> dict:  # type: ignore[type-arg]
+def market(asset: str = "BTCUSD", lookback: int = 120) -> dict[str, Any]:
     task = AssetTask(cycle_id="c-1", as_of=AS_OF, timeframe=Timeframe.H1, asset=asset)
     data = fetch_market_data(task, ReplayProvider(), lookback)
     staleness = check_staleness(data, clock=lambda: AS_OF, params=StrategyParams())
     return {**data.model_dump(mode="json"), "staleness": staleness.model_dump(mode="json")}
 
 
-def regime_for(payload: dict, bundle=BUNDLE) -> RegimeResult:  # type: ignore[no-untyped-def,type-arg]
+def regime_for(payload: dict[str, Any], bundle: ModelBundle | ModelUnavailableError = BUNDLE) -> RegimeResult:
     return detect_regime(DetectRegimeInput.model_validate(payload), bundle, FeatureParams())
 
 
@@ -78,10 +79,12 @@ def test_decide_uses_the_meta_controller_weights_when_the_champion_can_run() -> 
     ],
     ids=["no-bundle", "no-regime", "version-skew", "regime-missing"],
 )
-def test_decide_falls_back_to_the_naive_router_and_says_why(bundle, regime_change, why) -> None:  # type: ignore[no-untyped-def]
+def test_decide_falls_back_to_the_naive_router_and_says_why(
+    bundle: ModelBundle | ModelUnavailableError, regime_change: dict[str, Any] | str | None, why: str
+) -> None:
     payload = market()
     regime = regime_for(payload).model_dump(mode="json")
-    if regime_change == "missing":
+    if isinstance(regime_change, str):  # "missing"
         inp = DecideInput.model_validate(payload)
     else:
         if regime_change and regime_change.get("available") is False:

@@ -1,18 +1,13 @@
-"""CoinbaseBroker against recorded Advanced Trade bodies and a fake venue (httpx.MockTransport only).
-
-The fake checks every request's JWT with the public half of a throwaway P-256 key, the way Coinbase does,
-and keeps orders by client_order_id with the documented de-duplication: a second create with the same
-client_order_id does not create an order and answers the first one.
+"""CoinbaseBroker against recorded Advanced Trade bodies and the fake venue (httpx.MockTransport only): what is
+particular to Coinbase. What every broker must do is in tests/unit/adapters/contracts/test_broker_contract.py.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from decimal import Decimal as D
-from pathlib import Path
-from typing import Any
 
 import httpx
 import jwt
@@ -21,124 +16,24 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ffe.adapters.brokers.coinbase import CoinbaseBroker
-from ffe.domain.errors import AuthError, FfeError, InvalidInputError, RateLimitedError, TransientError
+from ffe.domain.errors import AuthError, FfeError, InvalidInputError, TransientError
 from ffe.domain.portfolio import Balance, OrderRequest, OrderSide, OrderStatus, PendingOrder, Position, ProductRules
+from tests.fakes.coinbase_brokerage_server import (
+    API,
+    KEY_NAME,
+    NOW,
+    PEM,
+    PUBLIC,
+    REQUEST_ID,
+    FakeCoinbaseBrokerage,
+    answer_json,
+    body,
+    broker_for,
+    credentials,
+    raw,
+)
 
-BODIES = Path(__file__).resolve().parents[3] / "fakes" / "bodies" / "coinbase_broker"
-KEY_NAME = "organizations/5c1d6a2e-7f0b-4e59-9a3c-2b8e1f4d6c70/apiKeys/9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b"
-_KEY = ec.generate_private_key(ec.SECP256R1())
-PEM = _KEY.private_bytes(
-    serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
-).decode()
-PUBLIC = _KEY.public_key()
-NOW = 1_709_265_600  # 2024-03-01T04:00:00Z
-API = "/api/v3/brokerage"
-REQUEST_ID = "f2b1c3d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
 CLIENT_ID = "9f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f"
-
-
-def body(name: str) -> Any:
-    return json.loads((BODIES / name).read_text())
-
-
-def raw(name: str) -> bytes:
-    return (BODIES / name).read_bytes()
-
-
-class FakeCoinbase:
-    """Advanced Trade's brokerage routes over one portfolio; counts order creations (POSTs)."""
-
-    def __init__(self, *, create: str = "ok", accounts: Any = None, price: str = "62000.00") -> None:
-        self.create = create  # "ok", or a recorded failure body to answer every create with
-        self.accounts = accounts if accounts is not None else body("accounts.json")
-        self.price = price
-        self.requests: list[httpx.Request] = []
-        self.orders: dict[str, dict[str, Any]] = {}  # order_id -> order object
-        self.by_client: dict[str, str] = {}
-        self.lose_next_create_response = False  # create the order, then time out before answering
-
-    @property
-    def posts(self) -> int:
-        return sum(1 for r in self.requests if r.method == "POST")
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        if not self._authorized(request):
-            return httpx.Response(401, text="Unauthorized\n", headers={"x-request-id": REQUEST_ID})
-        path = request.url.path
-        if request.method == "GET" and path == f"{API}/accounts":
-            return _json(self.accounts)
-        if request.method == "GET" and path.startswith(f"{API}/products/"):
-            product_id = path.rsplit("/", 1)[1]
-            if product_id not in ("BTC-USD", "ETH-USD"):
-                return _json(body("error_not_found.json"), 404)
-            product = body("product_btc_usd.json") | {"product_id": product_id, "price": self.price}
-            return _json(product)
-        if request.method == "POST" and path == f"{API}/orders":
-            return self._create(request)
-        if request.method == "GET" and path == f"{API}/orders/historical/batch":
-            status = request.url.params.get("order_status")
-            orders = [o for o in reversed(self.orders.values()) if status in (None, o["status"])]
-            listed = body("orders_list.json") | {"orders": orders}
-            return _json(listed)
-        if request.method == "GET" and path.startswith(f"{API}/orders/historical/"):
-            order = self.orders.get(path.rsplit("/", 1)[1])
-            return _json({"order": order}) if order else _json(body("error_not_found.json"), 404)
-        return _json({"error": "NOT_FOUND", "message": "Not Found"}, 404)
-
-    def _authorized(self, request: httpx.Request) -> bool:
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        try:
-            claims = jwt.decode(token, PUBLIC, algorithms=["ES256"], options={"verify_exp": False, "verify_nbf": False})
-        except jwt.PyJWTError:
-            return False
-        return scheme == "Bearer" and claims.get("uri") == f"{request.method} {request.url.host}{request.url.path}"
-
-    def _create(self, request: httpx.Request) -> httpx.Response:
-        payload = json.loads(request.content)
-        if self.create != "ok":
-            return _json(body(self.create))
-        client_id = payload["client_order_id"]
-        order_id = self.by_client.get(client_id)
-        if order_id is None:  # a duplicate client_order_id creates nothing and answers the first order
-            order_id = f"11111-00000-{len(self.orders):06d}"
-            self.by_client[client_id] = order_id
-            size = payload["order_configuration"]["market_market_ioc"]["base_size"]
-            self.orders[order_id] = body("order_filled.json")["order"] | {
-                "order_id": order_id,
-                "client_order_id": client_id,
-                "product_id": payload["product_id"],
-                "side": payload["side"],
-                "filled_size": size,
-                "order_configuration": {"market_market_ioc": {"base_size": size}},
-            }
-        if self.lose_next_create_response:
-            self.lose_next_create_response = False
-            raise httpx.ReadTimeout("timed out reading the response", request=request)
-        created = body("order_created.json")
-        created["success_response"] |= {
-            "order_id": order_id,
-            "client_order_id": client_id,
-            "product_id": payload["product_id"],
-            "side": payload["side"],
-        }
-        return _json(created)
-
-
-def _json(value: Any, status: int = 200) -> httpx.Response:
-    return httpx.Response(status, json=value, headers={"x-request-id": REQUEST_ID})
-
-
-def credentials(**overrides: str) -> Callable[[], Mapping[str, str]]:
-    values = {"key_name": KEY_NAME, "private_key": PEM} | overrides
-    return lambda: values
-
-
-def broker_for(
-    handler: Callable[[httpx.Request], httpx.Response], creds: Callable[[], Mapping[str, str]] | None = None
-) -> CoinbaseBroker:
-    client = httpx.Client(transport=httpx.MockTransport(handler))
-    return CoinbaseBroker(client, creds or credentials(), clock=lambda: NOW)
 
 
 def answering(status: int, content: bytes, seen: list[httpx.Request] | None = None) -> Callable:
@@ -167,7 +62,7 @@ def assert_no_secret(error: Exception, requests: list[httpx.Request] = ()) -> No
 
 def test_balance_values_cash_and_holdings_in_usd_as_decimals() -> None:
     # Given USD 10250.55 free + 120 on hold, 0.125 BTC free + 0.005 on hold at 62000, and an empty ETH account
-    fake = FakeCoinbase()
+    fake = FakeCoinbaseBrokerage()
     # When the balance is read
     balance = broker_for(fake).balance()
     # Then equity is cash plus the BTC at its product price, available is the free cash, all Decimal
@@ -189,7 +84,7 @@ def test_balance_counts_usdc_as_cash() -> None:
     }
     accounts["accounts"] = [accounts["accounts"][0], usdc]
     # When the balance is read
-    balance = broker_for(FakeCoinbase(accounts=accounts)).balance()
+    balance = broker_for(FakeCoinbaseBrokerage(accounts=accounts)).balance()
     # Then USDC is cash at par, available and in equity, with no product lookup
     assert balance == Balance("USD", D("10870.55"), D("10750.55"))
 
@@ -200,13 +95,13 @@ def test_balance_follows_the_accounts_cursor() -> None:
     first["accounts"] = first["accounts"][:1]
     second = body("accounts.json")
     second["accounts"] = second["accounts"][1:]
-    fake = FakeCoinbase()
+    fake = FakeCoinbaseBrokerage()
     pages = iter([first, second])
 
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path == f"{API}/accounts":
             fake.requests.append(request)
-            return _json(next(pages))
+            return answer_json(next(pages))
         return fake(request)
 
     # When the balance is read
@@ -245,95 +140,17 @@ def test_balance_403_is_an_auth_error_naming_the_view_permission() -> None:
     assert_no_secret(caught.value, seen)
 
 
-@pytest.mark.parametrize("status", [500, 502, 503])
-def test_balance_server_error_is_transient_with_context(status: int) -> None:
-    broker = broker_for(answering(status, raw("error_internal.json")))
-    with pytest.raises(TransientError) as caught:
-        broker.balance()
-    assert not isinstance(caught.value, RateLimitedError)
-    assert caught.value.context["http_status"] == status
-    assert caught.value.context["request_id"] == REQUEST_ID
-
-
-def test_balance_timeout_is_transient_and_names_the_endpoint() -> None:
-    seen: list[httpx.Request] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        raise httpx.ConnectTimeout("timed out", request=request)
-
-    with pytest.raises(TransientError) as caught:
-        broker_for(handler).balance()
-    assert caught.value.context["endpoint"] == "GET https://api.coinbase.com/api/v3/brokerage/accounts"
-    assert caught.value.context["provider"] == "coinbase"
-    assert_no_secret(caught.value, seen)
-
-
-def test_balance_malformed_json_is_invalid_input() -> None:
-    with pytest.raises(InvalidInputError, match="malformed JSON") as caught:
-        broker_for(answering(200, raw("truncated.txt"))).balance()
-    assert caught.value.context["http_status"] == 200
-
-
-def _with_usd(**changes: Any) -> Any:
-    accounts = body("accounts.json")
-    usd = accounts["accounts"][0]
-    for key, value in changes.items():
-        if value is None:
-            usd.pop(key)
-        else:
-            usd[key] = value
-    return accounts
-
-
-@pytest.mark.parametrize(
-    "accounts",
-    [
-        _with_usd(available_balance={"value": "-5.00", "currency": "USD"}),
-        _with_usd(available_balance={"value": "NaN", "currency": "USD"}),
-        _with_usd(hold={"value": "Infinity", "currency": "USD"}),
-        _with_usd(available_balance={"value": "ten", "currency": "USD"}),
-        _with_usd(available_balance={"value": 10.5, "currency": "USD"}),
-        _with_usd(available_balance=None),
-        _with_usd(hold=None),
-        _with_usd(currency=None),
-        {"has_next": False, "cursor": ""},
-        {"accounts": "none", "has_next": False},
-        [],
-    ],
-    ids=[
-        "negative",
-        "nan",
-        "infinite-hold",
-        "text",
-        "float",
-        "no-available",
-        "no-hold",
-        "no-currency",
-        "no-accounts",
-        "accounts-not-a-list",
-        "not-an-object",
-    ],
-)
-def test_balance_bad_numbers_or_missing_fields_are_invalid_input_never_a_default(accounts: Any) -> None:
-    # Given an accounts body that is not a readable balance
-    broker = broker_for(FakeCoinbase(accounts=accounts))
-    # When / Then the read fails loudly instead of falling back to a default
-    with pytest.raises(InvalidInputError):
-        broker.balance()
-
-
 @pytest.mark.parametrize("price", ["0", "-1", "NaN"])
 def test_balance_holding_without_a_usable_price_fails_the_read(price: str) -> None:
     with pytest.raises(InvalidInputError):
-        broker_for(FakeCoinbase(price=price)).balance()
+        broker_for(FakeCoinbaseBrokerage(price=price)).balance()
 
 
 def test_balance_holding_without_a_usd_product_fails_the_read_instead_of_being_left_out() -> None:
     accounts = body("accounts.json")
     accounts["accounts"][1]["currency"] = "XYZ"
     with pytest.raises(InvalidInputError, match="ProductID is invalid"):
-        broker_for(FakeCoinbase(accounts=accounts)).balance()
+        broker_for(FakeCoinbaseBrokerage(accounts=accounts)).balance()
 
 
 # --- JWT --------------------------------------------------------------------------------------------------------
@@ -341,7 +158,7 @@ def test_balance_holding_without_a_usd_product_fails_the_read_instead_of_being_l
 
 def test_every_request_carries_a_fresh_es256_jwt_with_the_documented_claims() -> None:
     # Given a venue that checks signatures with the key's public half
-    fake = FakeCoinbase()
+    fake = FakeCoinbaseBrokerage()
     broker = broker_for(fake)
     # When the balance is read (two requests) and an order placed (POST)
     broker.balance()
@@ -372,7 +189,7 @@ def test_every_request_carries_a_fresh_es256_jwt_with_the_documented_claims() ->
 
 def test_jwt_verifies_against_the_public_key_within_its_two_minute_window() -> None:
     # Given a broker on the real clock
-    fake = FakeCoinbase()
+    fake = FakeCoinbaseBrokerage()
     client = httpx.Client(transport=httpx.MockTransport(fake))
     CoinbaseBroker(client, credentials()).product_rules("BTCUSD")
     # When the token is verified with nbf/exp checks on
@@ -383,7 +200,7 @@ def test_jwt_verifies_against_the_public_key_within_its_two_minute_window() -> N
 
 
 def test_private_key_pasted_with_escaped_newlines_is_accepted() -> None:
-    fake = FakeCoinbase()
+    fake = FakeCoinbaseBrokerage()
     broker_for(fake, credentials(private_key=PEM.replace("\n", "\\n"))).product_rules("BTCUSD")
     assert len(fake.requests) == 1
 
@@ -394,7 +211,7 @@ def test_private_key_pasted_with_escaped_newlines_is_accepted() -> None:
     ids=["garbage-key", "no-key", "no-key-name"],
 )
 def test_unusable_credentials_are_an_auth_error_before_any_request(overrides: dict[str, str]) -> None:
-    fake = FakeCoinbase()
+    fake = FakeCoinbaseBrokerage()
     with pytest.raises(AuthError, match="Fix:") as caught:
         broker_for(fake, credentials(**overrides)).balance()
     assert fake.requests == []
@@ -406,14 +223,14 @@ def test_a_non_p256_key_is_an_auth_error_that_says_es256() -> None:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     with pytest.raises(AuthError, match="ES256"):
-        broker_for(FakeCoinbase(), credentials(private_key=other.decode())).balance()
+        broker_for(FakeCoinbaseBrokerage(), credentials(private_key=other.decode())).balance()
 
 
 # --- positions and product rules ----------------------------------------------------------------------------------
 
 
 def test_positions_are_the_non_zero_crypto_holdings_in_engine_symbols() -> None:
-    positions = broker_for(FakeCoinbase()).positions()
+    positions = broker_for(FakeCoinbaseBrokerage()).positions()
     assert positions == [Position("BTCUSD", D("0.13000000"), D("62000.00"))]
 
 
@@ -421,7 +238,7 @@ def test_account_lists_the_accounts_once_and_prices_each_holding_once() -> None:
     # Given BTC and ETH both held next to USD
     accounts = body("accounts.json")
     accounts["accounts"][2]["available_balance"]["value"] = "2"
-    fake = FakeCoinbase(accounts=accounts)
+    fake = FakeCoinbaseBrokerage(accounts=accounts)
     broker = broker_for(fake)
     # When the whole account is read
     balance, positions = broker.account()
@@ -437,7 +254,7 @@ def test_account_lists_the_accounts_once_and_prices_each_holding_once() -> None:
 
 def test_product_rules_parse_base_min_size_increment_and_quote_min_size() -> None:
     # Given the recorded BTC-USD product
-    fake = FakeCoinbase()
+    fake = FakeCoinbaseBrokerage()
     broker = broker_for(fake)
     # When its rules are read twice
     rules = broker.product_rules("BTCUSD")
@@ -450,7 +267,7 @@ def test_product_rules_parse_base_min_size_increment_and_quote_min_size() -> Non
 
 def test_product_rules_unknown_product_is_invalid_input() -> None:
     with pytest.raises(InvalidInputError, match="ProductID is invalid"):
-        broker_for(FakeCoinbase()).product_rules("DOGEUSD")
+        broker_for(FakeCoinbaseBrokerage()).product_rules("DOGEUSD")
 
 
 @pytest.mark.parametrize("field", ["base_min_size", "base_increment", "quote_min_size"])
@@ -466,7 +283,7 @@ def test_product_rules_missing_field_is_invalid_input(field: str) -> None:
 
 def test_place_order_posts_a_market_ioc_order_and_reads_back_its_fill() -> None:
     # Given a venue that fills market orders
-    fake = FakeCoinbase()
+    fake = FakeCoinbaseBrokerage()
     # When 0.001 BTC is bought
     result = broker_for(fake).place_order(buy("0.001"))
     # Then the documented create-order body went out
@@ -487,7 +304,7 @@ def test_place_order_posts_a_market_ioc_order_and_reads_back_its_fill() -> None:
 
 
 def test_place_order_sell_sends_side_sell_and_a_plain_decimal_size() -> None:
-    fake = FakeCoinbase()
+    fake = FakeCoinbaseBrokerage()
     broker_for(fake).place_order(buy("1E-5", side=OrderSide.SELL))
     (post,) = [r for r in fake.requests if r.method == "POST"]
     sent = json.loads(post.content)
@@ -497,7 +314,7 @@ def test_place_order_sell_sends_side_sell_and_a_plain_decimal_size() -> None:
 
 def test_place_order_insufficient_funds_is_rejected_with_the_venue_reason() -> None:
     # Given a venue answering success=false, INSUFFICIENT_FUND
-    fake = FakeCoinbase(create="order_insufficient_fund.json")
+    fake = FakeCoinbaseBrokerage(create="order_insufficient_fund.json")
     # When an order is placed
     result = broker_for(fake).place_order(buy("10"))
     # Then it is a REJECTED result carrying Coinbase's reason, not an exception
@@ -509,29 +326,14 @@ def test_place_order_insufficient_funds_is_rejected_with_the_venue_reason() -> N
 
 
 def test_place_order_venue_rejection_keeps_the_preview_failure_reason() -> None:
-    fake = FakeCoinbase(create="order_base_size_too_small.json")
+    fake = FakeCoinbaseBrokerage(create="order_base_size_too_small.json")
     result = broker_for(fake).place_order(buy("0.00001"))
     assert result.status is OrderStatus.REJECTED
     assert result.detail == "PREVIEW_INVALID_BASE_SIZE_TOO_SMALL"
 
 
-@pytest.mark.parametrize("quantity", ["0.000001", "0", "-0.01", "NaN"])
-def test_place_order_below_the_minimum_is_refused_before_any_order_request(quantity: str) -> None:
-    # Given a product whose base_min_size is 0.00001
-    fake = FakeCoinbase()
-    broker = broker_for(fake)
-    broker.product_rules("BTCUSD")
-    fake.requests.clear()
-    # When a smaller order is placed
-    with pytest.raises(InvalidInputError) as caught:
-        broker.place_order(buy(quantity))
-    # Then nothing at all was sent (the rules were already known) and the error says why
-    assert fake.requests == []
-    assert caught.value.context["client_order_id"] == CLIENT_ID
-
-
 def test_place_order_below_the_minimum_with_cold_rules_sends_no_order() -> None:
-    fake = FakeCoinbase()
+    fake = FakeCoinbaseBrokerage()
     with pytest.raises(InvalidInputError, match=r"below the venue minimum 0\.00001; not sent"):
         broker_for(fake).place_order(buy("0.000009"))
     assert [r.method for r in fake.requests] == ["GET"]
@@ -539,7 +341,7 @@ def test_place_order_below_the_minimum_with_cold_rules_sends_no_order() -> None:
 
 
 def test_place_order_off_the_increment_is_refused() -> None:
-    fake = FakeCoinbase()
+    fake = FakeCoinbaseBrokerage()
     with pytest.raises(InvalidInputError, match="increment"):
         broker_for(fake).place_order(buy("0.000100001"))
     assert fake.posts == 0
@@ -547,7 +349,7 @@ def test_place_order_off_the_increment_is_refused() -> None:
 
 def test_duplicate_place_order_in_one_container_posts_once() -> None:
     # Given one broker
-    fake = FakeCoinbase()
+    fake = FakeCoinbaseBrokerage()
     broker = broker_for(fake)
     # When the same client_order_id is placed twice
     first = broker.place_order(buy())
@@ -560,7 +362,7 @@ def test_duplicate_place_order_in_one_container_posts_once() -> None:
 
 def test_duplicate_place_order_from_another_container_gets_the_first_order_back() -> None:
     # Given an order placed by one container
-    fake = FakeCoinbase()
+    fake = FakeCoinbaseBrokerage()
     first = broker_for(fake).place_order(buy())
     # When another container (a fresh broker) places the same client_order_id
     second = broker_for(fake).place_order(buy())
@@ -572,7 +374,7 @@ def test_duplicate_place_order_from_another_container_gets_the_first_order_back(
 
 def test_a_lost_create_response_is_transient_and_the_retry_does_not_double_the_order() -> None:
     # Given a venue that creates the order, then the response is lost
-    fake = FakeCoinbase()
+    fake = FakeCoinbaseBrokerage()
     fake.lose_next_create_response = True
     broker = broker_for(fake)
     # When the order is placed, fails, and the state machine retries it
@@ -586,34 +388,17 @@ def test_a_lost_create_response_is_transient_and_the_retry_does_not_double_the_o
 
 
 def test_place_order_403_names_the_trade_permission() -> None:
-    fake = FakeCoinbase()
+    fake = FakeCoinbaseBrokerage()
 
     def handler(request: httpx.Request) -> httpx.Response:
         if request.method == "POST":
             fake.requests.append(request)
-            return _json(body("error_permission_denied.json"), 403)
+            return answer_json(body("error_permission_denied.json"), 403)
         return fake(request)
 
     with pytest.raises(AuthError, match="'Trade' permission") as caught:
         broker_for(handler).place_order(buy())
     assert_no_secret(caught.value, fake.requests)
-
-
-@pytest.mark.parametrize(
-    "answer",
-    [{}, {"success": "yes"}, {"success": True}, {"success": True, "success_response": {"order_id": ""}}],
-    ids=["empty", "success-not-bool", "no-success-response", "empty-order-id"],
-)
-def test_place_order_malformed_create_response_is_invalid_input(answer: dict[str, Any]) -> None:
-    fake = FakeCoinbase()
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        if request.method == "POST":
-            return _json(answer)
-        return fake(request)
-
-    with pytest.raises(InvalidInputError):
-        broker_for(handler).place_order(buy())
 
 
 @pytest.mark.parametrize(
@@ -650,7 +435,7 @@ def test_place_order_malformed_create_response_is_invalid_input(answer: dict[str
     ids=["cancelled", "expired", "partially-filled", "open", "failed"],
 )
 def test_order_statuses_map_to_the_engine_vocabulary(changes: dict[str, str], status: OrderStatus, detail: str) -> None:
-    fake = FakeCoinbase()
+    fake = FakeCoinbaseBrokerage()
     broker = broker_for(fake)
     broker.place_order(buy())
     fake.orders["11111-00000-000000"] |= changes
@@ -662,7 +447,7 @@ def test_order_statuses_map_to_the_engine_vocabulary(changes: dict[str, str], st
 
 
 def test_a_fill_without_a_price_is_invalid_input() -> None:
-    fake = FakeCoinbase()
+    fake = FakeCoinbaseBrokerage()
     broker = broker_for(fake)
     broker.place_order(buy())
     fake.orders["11111-00000-000000"]["average_filled_price"] = "0"
@@ -671,7 +456,7 @@ def test_a_fill_without_a_price_is_invalid_input() -> None:
 
 
 def test_an_unknown_order_status_is_invalid_input() -> None:
-    fake = FakeCoinbase()
+    fake = FakeCoinbaseBrokerage()
     broker = broker_for(fake)
     broker.place_order(buy())
     fake.orders["11111-00000-000000"]["status"] = "HALF_DONE"
@@ -681,7 +466,7 @@ def test_an_unknown_order_status_is_invalid_input() -> None:
 
 def test_order_status_finds_an_order_placed_by_another_container_in_the_recent_orders() -> None:
     # Given an order placed elsewhere
-    fake = FakeCoinbase()
+    fake = FakeCoinbaseBrokerage()
     placed = broker_for(fake).place_order(buy())
     fake.requests.clear()
     # When a fresh broker asks for its status
@@ -692,7 +477,7 @@ def test_order_status_finds_an_order_placed_by_another_container_in_the_recent_o
 
 
 def test_order_status_unknown_client_order_id_is_none() -> None:
-    assert broker_for(FakeCoinbase()).order_status("never-placed") is None
+    assert broker_for(FakeCoinbaseBrokerage()).order_status("never-placed") is None
 
 
 def test_errors_are_ffe_errors_with_the_broker_as_provider() -> None:
@@ -707,7 +492,7 @@ def test_errors_are_ffe_errors_with_the_broker_as_provider() -> None:
 
 def test_open_orders_list_what_is_left_to_fill_of_each_open_order() -> None:
     # Given an ETH-USD limit buy of 1.5 at 3400 with 0.5 filled, next to a filled market order
-    fake = FakeCoinbase()
+    fake = FakeCoinbaseBrokerage()
     fake.orders = {o["order_id"]: o for o in body("orders_open.json")["orders"]}
     fake.orders["11111-00000-000000"] = body("order_filled.json")["order"]
     # When the gate asks what is on its way
@@ -721,7 +506,7 @@ def test_open_orders_list_what_is_left_to_fill_of_each_open_order() -> None:
 
 
 def test_an_open_order_sized_in_quote_currency_fails_the_read_rather_than_being_left_out() -> None:
-    fake = FakeCoinbase()
+    fake = FakeCoinbaseBrokerage()
     [order] = body("orders_open.json")["orders"]
     order["order_configuration"] = {"market_market_ioc": {"quote_size": "250.00"}}
     fake.orders = {order["order_id"]: order}

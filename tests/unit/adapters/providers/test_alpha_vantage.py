@@ -552,7 +552,7 @@ def test_fake_server_probe_answers_exchange_rate() -> None:
     assert params(fake.requests[0])["function"] == "CURRENCY_EXCHANGE_RATE"
 
 
-def test_request_urls_carrying_the_key_are_never_logged(caplog) -> None:  # type: ignore[no-untyped-def]
+def test_request_urls_carrying_the_key_are_never_logged(caplog: pytest.LogCaptureFixture) -> None:
     import logging
 
     import httpx

@@ -1,4 +1,6 @@
-"""CoinbaseProvider against recorded Coinbase Exchange bodies and the fake server (httpx.MockTransport only)."""
+"""CoinbaseProvider against recorded Coinbase Exchange bodies and the fake server (httpx.MockTransport only): what
+is particular to Coinbase. What every LiveProvider must do is in tests/unit/adapters/contracts/test_provider_contract.py.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +12,9 @@ import httpx
 import pytest
 
 from ffe.adapters.providers.coinbase import CoinbaseProvider
-from ffe.domain.errors import AuthError, FfeError, InvalidInputError, RateLimitedError, TransientError
+from ffe.domain.errors import InvalidInputError, TransientError
 from ffe.domain.models import AssetClass, Bar, Timeframe
-from tests.fakes.coinbase_server import FakeCoinbase, recorded
+from tests.fakes.coinbase_server import FakeCoinbaseMarketData, recorded
 
 MARCH_1 = datetime(2024, 3, 1, tzinfo=UTC)
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -43,13 +45,13 @@ def history(timeframe: Timeframe, count: int, first: datetime = MARCH_1) -> list
     return bars
 
 
-def fake_with(bars_by_timeframe: dict[Timeframe, list[Bar]]) -> FakeCoinbase:
+def fake_with(bars_by_timeframe: dict[Timeframe, list[Bar]]) -> FakeCoinbaseMarketData:
     def bars(asset: str, timeframe: Timeframe) -> list[Bar]:
         if asset not in ("BTCUSD", "ETHUSD"):
             raise KeyError(asset)
         return bars_by_timeframe.get(timeframe, [])
 
-    return FakeCoinbase(bars)
+    return FakeCoinbaseMarketData(bars)
 
 
 # --- success path against the recorded body ---------------------------------------------------------------------
@@ -83,18 +85,6 @@ def test_candles_request_uses_the_documented_endpoint_and_parameters() -> None:
         "end": "2024-03-01T04:00:00Z",
     }
     assert "authorization" not in request.headers  # public endpoint: no key
-
-
-def test_candles_rows_outside_the_window_are_dropped() -> None:
-    # Given a page that also holds a row before start (the docs allow it) and one opening exactly at end
-    rows = json.loads(recorded("candles_btc_usd_3600.json"))
-    before, at_end = MARCH_1 - timedelta(hours=1), MARCH_1 + timedelta(hours=3)
-    rows.append([int(before.timestamp()), 60900.0, 61200.0, 61000.0, 61130.8, 700.0])
-    handler = Venue(200, json.dumps(rows).encode())
-    # When [00:00, 03:00) is asked for
-    bars = provider_for(handler).candles("BTCUSD", Timeframe.H1, MARCH_1, at_end)
-    # Then only the bars opening inside the window remain
-    assert [b.time for b in bars] == [MARCH_1, MARCH_1 + timedelta(hours=1), MARCH_1 + timedelta(hours=2)]
 
 
 def test_candles_unaligned_start_asks_from_the_next_bucket() -> None:
@@ -133,15 +123,6 @@ def test_candles_empty_array_gives_no_bars() -> None:
     assert bars == []
 
 
-def test_candles_empty_window_makes_no_request() -> None:
-    # Given a window that holds no bucket
-    handler = Venue(200, recorded("candles_btc_usd_3600.json"))
-    # When start == end
-    bars = provider_for(handler).candles("BTCUSD", Timeframe.H1, MARCH_1, MARCH_1)
-    # Then nothing is asked
-    assert bars == [] and handler.seen == []
-
-
 # --- asset and input checks -------------------------------------------------------------------------------------
 
 
@@ -151,50 +132,12 @@ def test_supports_crypto_only() -> None:
     assert not provider.supports(AssetClass.FX) and not provider.supports(AssetClass.EQUITY)
 
 
-@pytest.mark.parametrize("asset", ["EURUSD", "SPY"])
-def test_candles_unsupported_asset_class_is_invalid_input_without_a_request(asset: str) -> None:
-    # Given an FX or equity symbol
-    handler = Venue(200, b"[]")
-    # When candles are asked for
-    with pytest.raises(InvalidInputError, match="crypto only") as caught:
-        provider_for(handler).candles(asset, Timeframe.H1, MARCH_1, MARCH_1 + timedelta(hours=1))
-    # Then it is refused before any request, naming provider and asset
-    assert handler.seen == []
-    assert caught.value.context["provider"] == "coinbase" and caught.value.context["asset"] == asset
-
-
 def test_candles_naive_datetimes_are_invalid_input() -> None:
     with pytest.raises(InvalidInputError, match="timezone-aware"):
         provider_for(Venue(200, b"[]")).candles("BTCUSD", Timeframe.H1, None, datetime(2024, 3, 1))
 
 
 # --- errors ---------------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("status", "body", "expected"),
-    [
-        (401, b'{"message": "Unauthorized."}', AuthError),
-        (403, b'{"message": "Forbidden"}', AuthError),
-        (404, recorded("error_not_found.json"), InvalidInputError),
-        (400, recorded("error_unsupported_granularity.json"), InvalidInputError),
-        (400, recorded("error_too_many_candles.json"), InvalidInputError),
-        (429, recorded("error_rate_limited.json"), RateLimitedError),
-        (500, b'{"message": "Internal server error"}', TransientError),
-        (503, b"<html>503 Service Temporarily Unavailable</html>", TransientError),
-    ],
-)
-def test_candles_http_error_is_classified_with_full_context(status: int, body: bytes, expected: type) -> None:
-    # Given the venue answering an error with a request id
-    handler = Venue(status, body, **{"x-request-id": "req-7f3a"})
-    # When candles are asked for
-    with pytest.raises(FfeError) as caught:
-        provider_for(handler).candles("BTCUSD", Timeframe.H1, MARCH_1, MARCH_1 + timedelta(hours=5))
-    # Then the error has the right class and names provider, asset, timeframe, HTTP status and request id
-    assert type(caught.value) is expected
-    message = str(caught.value)
-    for part in ("coinbase", "asset=BTCUSD", "timeframe=1h", f"http_status={status}", "request_id=req-7f3a"):
-        assert part in message
 
 
 def test_candles_unknown_product_is_invalid_input_quoting_the_venue() -> None:
@@ -206,44 +149,6 @@ def test_candles_unknown_product_is_invalid_input_quoting_the_venue() -> None:
     # Then it went to the venue as DOGE-USD and the 404 is a permanent, contextual error
     assert handler.seen[0].url.path == "/products/DOGE-USD/candles"
     assert caught.value.context["http_status"] == 404
-
-
-def test_candles_rate_limited_keeps_retry_after_seconds() -> None:
-    # Given the documented rate-limit body with Retry-After: 30
-    handler = Venue(429, recorded("error_rate_limited.json"), **{"Retry-After": "30"})
-    # When asked
-    with pytest.raises(RateLimitedError, match="Public rate limit exceeded") as caught:
-        provider_for(handler).candles("BTCUSD", Timeframe.H1, MARCH_1, MARCH_1 + timedelta(hours=5))
-    # Then the caller knows how long to wait
-    assert caught.value.retry_after_seconds == 30
-
-
-@pytest.mark.parametrize(
-    "failure",
-    [httpx.ReadTimeout("read timed out"), httpx.ConnectTimeout("connect timed out"), httpx.ConnectError("refused")],
-)
-def test_candles_transport_failure_is_transient_with_context(failure: httpx.TransportError) -> None:
-    # Given a transport that fails before any response
-    def handler(request: httpx.Request) -> httpx.Response:
-        raise failure
-
-    # When asked
-    with pytest.raises(TransientError) as caught:
-        provider_for(handler).candles("BTCUSD", Timeframe.H1, MARCH_1, MARCH_1 + timedelta(hours=5))
-    # Then it is worth a retry and still says who and what
-    assert caught.value.context == {"provider": "coinbase", "asset": "BTCUSD", "timeframe": Timeframe.H1}
-    assert caught.value.__cause__ is failure
-
-
-def test_candles_truncated_json_is_invalid_input() -> None:
-    # Given a body cut off mid-array
-    body = recorded("candles_btc_usd_3600.json")
-    handler = Venue(200, body[: len(body) // 2], **{"x-request-id": "req-cut"})
-    # When asked
-    with pytest.raises(InvalidInputError, match="malformed JSON") as caught:
-        provider_for(handler).candles("BTCUSD", Timeframe.H1, MARCH_1, MARCH_1 + timedelta(hours=5))
-    # Then the error still carries status and request id
-    assert caught.value.context["http_status"] == 200 and caught.value.context["request_id"] == "req-cut"
 
 
 @pytest.mark.parametrize(
@@ -347,18 +252,6 @@ def test_candles_daily_use_86400_granularity() -> None:
 # --- the fake server itself -------------------------------------------------------------------------------------
 
 
-def test_fake_round_trip_gives_back_the_history_it_serves() -> None:
-    # Given a fake venue with 50 hourly ETH bars
-    bars = history(Timeframe.H1, 50)
-    fake = fake_with({Timeframe.H1: bars})
-    # When a window inside them is asked for
-    got = provider_for(fake).candles("ETHUSD", Timeframe.H1, bars[10].time, bars[40].time)
-    # Then exactly those bars come back, unchanged
-    assert got == bars[10:40]
-    assert fake.requests[0].url.path == "/products/ETH-USD/candles"
-    assert fake.requests[0].url.host == FakeCoinbase.host
-
-
 def test_fake_serves_newest_first_capped_at_300() -> None:
     fake = fake_with({Timeframe.M1: history(Timeframe.M1, 400)})
     response = fake(httpx.Request("GET", "https://api.exchange.coinbase.com/products/BTC-USD/candles?granularity=60"))
@@ -383,14 +276,6 @@ def test_fake_unsupported_granularity_is_refused() -> None:
     fake = fake_with({})
     url = "https://api.exchange.coinbase.com/products/BTC-USD/candles?granularity=120"
     assert fake(httpx.Request("GET", url)).json() == {"message": "Unsupported granularity"}
-
-
-def test_fake_down_is_transient() -> None:
-    fake = fake_with({Timeframe.H1: history(Timeframe.H1, 5)})
-    fake.down = True
-    with pytest.raises(TransientError, match="service unavailable") as caught:
-        provider_for(fake).candles("BTCUSD", Timeframe.H1, MARCH_1, MARCH_1 + timedelta(hours=5))
-    assert caught.value.context["http_status"] == 503 and caught.value.context["request_id"]
 
 
 # --- probe ------------------------------------------------------------------------------------------------------
