@@ -34,10 +34,10 @@ from ffe.domain.features import FeatureParams
 from ffe.domain.meta import OPTIONS, latest_weights
 from ffe.domain.models import Bar
 from ffe.domain.strategies import StrategyParams
-from ffe.steps.decide import decide
 from ffe.steps.regime import detect_regime
 from ffe.steps.staleness import check_staleness
 from tests.fakes.models import random_bundle
+from tests.reference_decision import decide
 
 LOOKBACK = 120
 ENTRY_THRESHOLD = 0.15

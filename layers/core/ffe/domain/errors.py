@@ -31,10 +31,6 @@ class InvalidInputError(PermanentError, ValueError):
     """The input is malformed: a bad event, an unknown asset or timeframe, bad bars."""
 
 
-class StaleDataError(PermanentError):
-    """Data too old to decide on (the state machine normally routes stale data to HOLD instead)."""
-
-
 class AuthError(PermanentError):
     """A provider or broker rejected our credentials (401/403 or auth wording)."""
 
@@ -45,7 +41,3 @@ class RateLimitedError(TransientError):
     def __init__(self, message: str, retry_after_seconds: float | None = None, **context: object) -> None:
         super().__init__(message, retry_after_seconds=retry_after_seconds, **context)
         self.retry_after_seconds = retry_after_seconds
-
-
-class RiskLimitViolation(PermanentError):
-    """A decision would break a hard risk limit."""

@@ -147,7 +147,8 @@ def rolled_weights(
 def latest_weights(
     policy: MetaPolicy, features: NDArray[np.float64], posteriors: NDArray[np.float64]
 ) -> NDArray[np.float64]:
-    """Weights for the last row, from the last ``roll_bars`` rows (the endpoint's RL voter and ``ffe.steps.decide``)."""
+    """Weights for the last row, from the last ``roll_bars`` rows: in numpy what the endpoint's RL voter computes
+    with the TorchScript policy (the reference its tests and ``bench/bench_decision.py`` use)."""
     m = policy.roll_bars
     if features.shape[0] < m:
         raise ValueError(f"the meta-controller needs {m} feature rows, got {features.shape[0]}")

@@ -1,9 +1,10 @@
-"""Decide: the meta-controller's regime-aware blend of the strategies, or the naive router when the
-champion model cannot be used (and every such decision says why).
+"""The decision in numpy, for the tests to check others against: the meta-controller's regime-aware blend of
+the strategies, or the naive router when the champion model cannot be used (and every such decision says why).
 
-No Lambda runs this any more: in the cycle, InferDecision asks the endpoint, whose RL voter computes the same
-weights with the TorchScript policy (within 1e-5). This numpy form is the reference the backtester is checked
-against (``tests/unit/backtest/test_backtest_parity.py``) and what ``ffe backtest`` replays."""
+No Lambda runs this: in the cycle, InferDecision asks the endpoint, whose RL voter computes the same weights
+with the TorchScript policy (within 1e-5). The backtester is checked against it
+(tests/unit/backtest/test_backtest_parity.py), and so is DetectRegime's output on real bars
+(tests/unit/steps/test_regime_and_decide.py)."""
 
 from __future__ import annotations
 
