@@ -16,7 +16,7 @@ logger = Logger(service=SERVICE)
 tracer = Tracer(service=SERVICE)
 metrics = Metrics(service=SERVICE, namespace=NAMESPACE)
 
-# Metric names: dashboards and alarms reference these, so renaming one is an interface change.
+# Metric names: whatever alarms or dashboards a team builds key on these, so renaming one is an interface change.
 BARS_FETCHED = "bars_fetched"
 DATA_STALENESS_SECONDS = "data_staleness_seconds"
 STALE_SERIES = "stale_series"
@@ -31,7 +31,7 @@ PROVIDER_HEALTHY = "provider_healthy"
 HOLD_REASONS = "hold_reasons"
 RISK_BLOCKS = "risk_blocks"
 ORDERS = "orders"
-RISK_VIOLATION_NOT_BLOCKED = "risk_violation_not_blocked"  # the critical alarm: must stay 0
+RISK_VIOLATION_NOT_BLOCKED = "risk_violation_not_blocked"  # must stay 0 (no alarm on it yet: docs/operations.md)
 CYCLES = "cycles"
 INFERENCE_UNAVAILABLE = "inference_unavailable"  # decisions held because the endpoint could not answer
 RECORDS_LOST = "records_lost"  # records neither the store nor the dead-letter queue took (in the history only)
