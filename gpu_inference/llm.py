@@ -21,7 +21,7 @@ import httpx
 import ollama
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ffe.contracts import InferenceInstance, VoterOutput
+from ffe.contracts import InferenceInstance, VoterOutput, describe_errors
 from gpu_inference.gpu import LlmPlan
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
@@ -226,7 +226,7 @@ def parse_answer(content: str) -> LlmAnswer:
     try:
         answer = LlmAnswer.model_validate(raw)
     except ValidationError as exc:
-        fields = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'answer'}: {e['msg']}" for e in exc.errors())
+        fields = "; ".join(f"{field}: {message}" for field, message in describe_errors(exc, whole="answer"))
         raise ValueError(f"invalid answer: {fields}") from exc
     if _REFUSAL.search(answer.reasoning):
         raise ValueError(f"the model refused: {answer.reasoning[:120]!r}")

@@ -12,6 +12,7 @@ from typing import Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ffe.containers import container_cached
+from ffe.contracts import describe_errors
 from ffe.domain.errors import PermanentError
 from ffe.domain.staleness import DEFAULT_DAILY_MAX_MISSING_SESSIONS
 
@@ -76,9 +77,8 @@ def get_settings(model: type[S]) -> S:
     try:
         return model.model_validate(env)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])).upper() or 'environment'}: {e['msg']}" for e in exc.errors()
-        )
+        described = describe_errors(exc, whole="environment", part=str.upper)
+        problems = "; ".join(f"{field}: {message}" for field, message in described)
         raise PermanentError(f"bad configuration for {model.__name__}: {problems}") from None
 
 

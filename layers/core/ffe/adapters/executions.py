@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache
 from typing import Any
 
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ffe.containers import container_cached
 from ffe.domain.errors import TransientError
 
 _CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 3, "mode": "standard"})
@@ -41,9 +41,9 @@ class Execution:
     input: dict[str, Any] = field(default_factory=dict)  # the execution's input when it is a JSON object
 
 
-@cache
+@container_cached
 def client() -> Any:
-    """The container's Step Functions client (``reset`` forgets it)."""
+    """The container's Step Functions client (``ffe.containers.reset`` forgets it, as ``reset`` does)."""
     import boto3
 
     return boto3.client("stepfunctions", config=_CONFIG)

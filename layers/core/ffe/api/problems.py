@@ -2,14 +2,14 @@
 
 ``{"type", "title", "status", "detail", "instance"}`` served as ``application/problem+json``; validation
 problems add ``errors`` (one entry per offending field). Routes raise ``ApiProblem`` subclasses; the
-resolver's exception handlers (``ffe.api.app``) turn those, validation errors, ffe errors and database
+resolver's exception handlers (``ffe.api.errors``) turn those, validation errors, ffe errors and database
 outages into problems, so no route has to build one.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
@@ -121,21 +121,6 @@ def problem_response(problem: ApiProblem, instance: str) -> Response[str]:
         body=json.dumps(body.model_dump(mode="json", exclude_none=True), separators=(",", ":")),
         headers=headers,
     )
-
-
-def field_problems(errors: Sequence[Mapping[str, Any]]) -> list[FieldProblem]:
-    """Pydantic/Powertools validation errors as field problems (locations like ``query.limit``).
-
-    Only the location (each part cut to ``MAX_ECHO`` characters) and pydantic's message are kept: never
-    the offending input (it may be an attack string, and echoing it back helps nobody) nor pydantic's
-    internals (URLs, class names).
-    """
-    problems = []
-    for error in errors:
-        field = ".".join(shown(str(part)) for part in error.get("loc", ()))
-        message = str(error.get("msg") or error.get("type") or "invalid").removeprefix("Value error, ")
-        problems.append(FieldProblem(field=field or "request", message=message))
-    return problems
 
 
 PROBLEM_RESPONSES: dict[int, dict[str, Any]] = {
