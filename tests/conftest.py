@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from ffe import containers
+
 ROOT = Path(__file__).resolve().parent.parent
 
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
@@ -39,14 +41,10 @@ def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(autouse=True)
 def _fresh_containers() -> Iterator[None]:
-    """Every test starts like a cold Lambda container: no cached settings, store or provider."""
-    # TODO(gates): ffe.containers.reset() once every warm cache is registered there; until then the local
-    # runtime's cold_start, imported here (it imports moto) so that at least collection stays light.
-    from ffe.local.lambdas import cold_start
-
-    cold_start()
+    """Every test starts like a cold Lambda container: nothing registered in ffe.containers is kept."""
+    containers.reset()
     yield
-    cold_start()
+    containers.reset()
 
 
 @dataclass
