@@ -45,6 +45,9 @@ class ContainerCached(Generic[P, R]):
     (the local runtime runs a Map's branches in threads), and forgetting it closes it when it can be closed.
     """
 
+    __name__: str  # the function's, as functools.update_wrapper copies them
+    __wrapped__: Callable[P, R]
+
     def __init__(self, func: Callable[P, R]) -> None:
         functools.update_wrapper(self, func)
         self._func = func
