@@ -238,11 +238,12 @@ def openapi_json() -> str:
 
 
 def reset() -> None:
-    """Forget what a warm container keeps (the database connection, the Step Functions client)."""
-    from ffe.adapters import queries
+    """Forget what the API's warm container keeps: its database connection (closed), its Step Functions client.
 
-    if queries.get_queries.cache_info().currsize:
-        queries.get_queries().close()
+    (``ffe.containers.reset`` forgets these and everything else a container keeps.)
+    """
+    from ffe.adapters import queries  # the module's own: a test may replace this module's get_queries
+
     queries.get_queries.cache_clear()
     executions.reset()
 
