@@ -11,6 +11,7 @@ from decimal import Decimal as D
 from ffe.adapters.replay import ReplayProvider
 from ffe.contracts import BarModel, DataSource, DecisionRecord, GateRiskInput, digest_bars
 from ffe.domain.models import Action, Timeframe
+from ffe.domain.ports import Reservations
 from ffe.domain.risk import RiskLimits
 from ffe.steps.gate import gate_risk
 from tests.fakes.coinbase_brokerage_server import API, FakeCoinbaseBrokerage, broker_for
@@ -65,7 +66,7 @@ def no_alarm(asset: str, broken: list[str]) -> None:
     raise AssertionError(f"unexpected violation alarm for {asset}: {broken}")
 
 
-def test_the_gate_reads_a_coinbase_account_once_per_decision(reservations) -> None:  # type: ignore[no-untyped-def]
+def test_the_gate_reads_a_coinbase_account_once_per_decision(reservations: Reservations) -> None:
     # Given a Coinbase portfolio of USD and BTC
     fake = FakeCoinbaseBrokerage()
     broker = broker_for(fake)
