@@ -12,6 +12,7 @@ from ffe.steps.gate import gate_risk
 
 
 def alarm(asset: str, broken: list[str]) -> None:
+    """A critical log line and one risk_violation_not_blocked count; no CloudWatch alarm watches it yet."""
     logger.critical("risk violation caught after approval", extra={"asset": asset, "violations": broken})
     metrics.add_metric(name=RISK_VIOLATION_NOT_BLOCKED, unit=MetricUnit.Count, value=1)
 

@@ -73,7 +73,7 @@ def gate_risk(
                 "are outside what the gate can compute with",
                 asset=inp.asset,
             ) from exc
-        if broken:  # cannot happen (a property test says so); if it ever does, block and alarm
+        if broken:  # cannot happen (a property test says so); if it ever does, block and report it through `alarm`
             alarm(inp.asset, broken)
             verdict = RiskVerdict(False, None, Decimal(0), verdict.reasons, {"violations": ", ".join(broken)})
         assessment = _assessment(verdict, broker, portfolio, decision.action)
