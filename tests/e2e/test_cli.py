@@ -1,6 +1,7 @@
 """`ffe` as a user types it: state persists in the state dir, commands share it, a mistake gets one clear line."""
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -34,42 +36,122 @@ def own_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.fixture(autouse=True)
+def _piped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Output as a pipe or file gets it: no COLUMNS, no colour forced or refused."""
+    for name in ("COLUMNS", "NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def fits(out: str) -> list[str]:
+    """Every line within 120 columns and no escape codes (capsys is a pipe, not a terminal); the lines."""
+    lines = out.splitlines()
+    assert "\x1b" not in out, out
+    assert all(len(line) <= 120 for line in lines), "\n".join(line for line in lines if len(line) > 120)
+    return lines
+
+
+def table_rows(lines: list[str], header: str) -> list[list[str]]:
+    """The rows of the table whose header line starts with ``header``, split on runs of spaces."""
+    first = next(i for i, line in enumerate(lines) if line.lstrip().startswith(header)) + 2  # the header, the rule
+    rows = []
+    for line in lines[first:]:
+        if not re.match(r"\s*(\d+|-)  ", line):  # every row starts with a decision's id ("-" for a failure)
+            break
+        rows.append(re.split(r"\s{2,}", line.strip()))
+    return rows
+
+
 def test_run_then_decisions_then_reset(own_state: Path, capsys: pytest.CaptureFixture[str]) -> None:
     state = own_state  # the CLI's own embedded cluster, in the state dir
+    ffe_ = ["--state-dir", str(state)]
 
     # When a user runs one cycle
-    assert main(["--state-dir", str(state), "run"]) == 0
+    assert main([*ffe_, "run"]) == 0
     out = capsys.readouterr().out
+    lines = fits(out)  # the cycle, the paper account and the history fit 120 columns: reasons are cut to fit
     # Then the table shows fresh decisions and stale HOLDs, and the console-style history follows
     assert "SUCCEEDED" in out and "DecisionCycle 1h as of 2019-06-15T12:01:00Z" in out, out
-    rows = {line.split()[0]: line for line in out.splitlines() if line[:6] in ("BTCUSD", "ETHUSD", "EURUSD", "GBPUSD")}
-    assert "stale data: last bar closed" in rows["GBPUSD"] and " HOLD " in rows["GBPUSD"]
-    assert "meta-controller blend" in rows["BTCUSD"]  # the shipped champion decided, on the inference server
-    assert "[rule rl_only_llm_unavailable; " in rows["BTCUSD"]  # no Ollama in tests: the reason says so
-    assert re.search(r"^inference: http://127\.0\.0\.1:\d+ serves ffe-[0-9a-f]{12} on ", out, re.M), out
-    assert "(unreachable, so the RL voter decides alone and says so)" in out
+    rows = {row[1]: row for row in table_rows(lines, "id  asset") if row[1] != "-"}
+    assert set(rows) == {"BTCUSD", "ETHUSD", "EURUSD", "GBPUSD"}, out
+    assert rows["GBPUSD"][4] == "HOLD" and rows["GBPUSD"][-1].startswith("stale data: last bar closed"), out
+    assert rows["BTCUSD"][-1].startswith("RL ") and rows["BTCUSD"][-1].endswith("…"), out
+    assert "`ffe decisions --id N` shows one in full" in out
+    assert re.search(r"^  inference  http://127\.0\.0\.1:\d+ serves ffe-[0-9a-f]{12} on ", out, re.M), out
+    assert "(unreachable, so the RL voter decides alone and says so)" in " ".join(out.split())
     assert "Execution history" in out and "Hold on stale data" in out and "Record decision" in out
     assert (state / "pgdata" / "PG_VERSION").exists() and list((state / "runs").glob("*.json"))
-
     assert "paper account paper-dev" in out and "order(s) waiting for the next bar" in out
 
-    # And the next run is one bar later, with the first run's orders filled and the positions carried over
-    assert main(["--state-dir", str(state), "run"]) == 0
-    second = capsys.readouterr().out
-    assert "as of 2019-06-15T13:01:00Z" in second
-    # the position table: BTCUSD with a quantity (the decisions table has a bar time there)
-    assert any(re.match(r"BTCUSD  \d+\.\d+ ", line) for line in second.splitlines()), second
-    assert main(["--state-dir", str(state), "portfolio"]) == 0
-    assert "BTCUSD" in capsys.readouterr().out
+    # And the next run, for a script, is one JSON document: one bar later, with the first run's orders filled
+    assert main([*ffe_, "run", "--json"]) == 0
+    second = json.loads(capsys.readouterr().out)  # nothing but the document on stdout
+    assert second["status"] == "SUCCEEDED" and second["cycle_input"]["as_of"] == "2019-06-15T13:01:00Z"
+    decided = {d["asset"]: d for d in second["decisions"]}
+    assert set(decided) == {"BTCUSD", "ETHUSD", "EURUSD", "GBPUSD"}
+    btc = decided["BTCUSD"]
+    assert "meta-controller blend" in btc["reason"]  # the shipped champion decided, on the inference server
+    assert "[rule rl_only_llm_unavailable; " in btc["reason"]  # no Ollama in tests: the reason says so
+    held = {p["asset"]: p for p in second["portfolio"]["positions"]}
+    assert Decimal(held["BTCUSD"]["quantity"]) > 0  # the positions carried over
 
-    # And a later command finds what was stored
-    assert main(["--state-dir", str(state), "decisions"]) == 0
+    # And the paper account reads the same as text and as JSON
+    assert main([*ffe_, "portfolio"]) == 0
+    book = fits(capsys.readouterr().out)
+    assert any(re.match(r"BTCUSD\s+\d+\.\d+\s", line) for line in book), book
+    assert main([*ffe_, "portfolio", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"portfolio": second["portfolio"]}
+
+    # And `ffe decisions` lists what was stored; --json holds the same decisions the table shows
+    assert main([*ffe_, "decisions"]) == 0
     listed = capsys.readouterr().out
+    shown = [(int(r[0]), r[2], r[5]) for r in table_rows(fits(listed), "id  recorded")]
     for asset in ("BTCUSD", "ETHUSD", "EURUSD", "GBPUSD"):
-        assert asset in listed, f"{asset} missing from `ffe decisions`:\n{listed}\n--- ffe run printed:\n{out}"
+        assert asset in {a for _, a, _ in shown}, f"{asset} missing from `ffe decisions`:\n{listed}"
+    assert main([*ffe_, "decisions", "--json"]) == 0
+    documented = json.loads(capsys.readouterr().out)["decisions"]
+    assert [(d["id"], d["asset"], d["action"]) for d in documented] == shown
+    assert {d["id"] for d in second["decisions"]} <= {d["id"] for d in documented}
+
+    # And --wide shows every reason whole, still within 120 columns
+    assert main([*ffe_, "decisions", "--wide"]) == 0
+    assert "".join(btc["reason"].split()) in "".join("".join(fits(capsys.readouterr().out)).split())
+
+    # And --id shows one decision in full: every field, the whole reason
+    assert main([*ffe_, "decisions", "--id", str(btc["id"])]) == 0
+    one = capsys.readouterr().out
+    fits(one)
+    assert one.startswith(f"decision {btc['id']}\n")
+    assert "".join(btc["reason"].split()) in "".join(one.split())
+    whole = next(d for d in documented if d["id"] == btc["id"])
+    assert all(re.search(rf"^  {name}  ", one, re.M) for name in whole), one
+    assert main([*ffe_, "decisions", "--id", str(btc["id"]), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"decisions": [whole]}
+
+    # And an id that is not there is one line naming it
+    assert ffe(*ffe_, "decisions", "--id", "999999") == 2
+    assert the_error(capsys.readouterr().err) == (
+        "ffe decisions: error: --id 999999: no decision with that id; `ffe decisions` lists the recorded ones"
+    )
+
+    # And through a real pipe the output is plain text at 120 columns
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "COLUMNS", "NO_COLOR", "FORCE_COLOR")}
+    piped = subprocess.run(
+        [sys.executable, "-m", "ffe.cli", *ffe_, "decisions"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert piped.returncode == 0 and piped.stdout == listed, piped.stderr
+
+    # And colour appears only where the output is a terminal, and never with NO_COLOR
+    with pytest.MonkeyPatch.context() as env_:
+        env_.setenv("FORCE_COLOR", "1")  # rich's way to treat any stream as a terminal
+        assert main([*ffe_, "decisions", "--limit", "1"]) == 0
+        assert "\x1b[" in capsys.readouterr().out
+        env_.setenv("NO_COLOR", "1")
+        assert main([*ffe_, "decisions", "--limit", "1"]) == 0
+        assert "\x1b" not in capsys.readouterr().out
 
     # And reset wipes it
-    assert main(["--state-dir", str(state), "reset"]) == 0
+    assert main([*ffe_, "reset"]) == 0
     assert not state.exists()
 
 
@@ -111,6 +193,8 @@ def the_error(err: str) -> str:
         (["run", "--assets", ","], "ffe run: error: argument --assets: ',' names no symbol; give e.g. BTCUSD,ETHUSD"),
         (["run", "--assets", "BTCUSD, ETHUSD,BTCUSD"], "argument --assets: BTCUSD given more than once"),
         (["decisions", "--limit", "-1"], "ffe decisions: error: argument --limit: -1 is not 1 or more"),
+        (["decisions", "--id", "x"], "ffe decisions: error: argument --id: 'x' is not a whole number"),
+        (["decisions", "--id", "3", "--asset", "BTCUSD"], "ffe decisions: error: --id shows one decision: leave out"),
         (
             ["api", "--port", "70000"],
             "ffe api: error: argument --port: 70000 is not a TCP port (0-65535; 0 picks a free one)",
@@ -200,11 +284,12 @@ def test_replay_says_up_front_it_has_no_15m_bars(
 ) -> None:
     assert ffe("--state-dir", str(tmp_path / "state"), "run", "--timeframe", "15m") == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[0] == (
+    fits(out)
+    assert " ".join(out.split()).startswith(
         "note: replay has no 15m bars for BTCUSD, ETHUSD, EURUSD (bundled at 1h): they will HOLD on 'no bars'; "
         "use a coarser --timeframe, or --bars with your own bars"
     )
-    btc = next(line for line in out.splitlines() if line.startswith("BTCUSD "))
+    btc = next(line for line in out.splitlines() if re.match(r"\s*\d+  BTCUSD ", line))
     assert " HOLD " in btc and "no bars" in btc, out
 
 

@@ -23,8 +23,8 @@ def test_ffe_run_bars_runs_the_scenario_at_its_as_of(
     assert main(["--state-dir", str(state), "run", "--bars", "examples/btcusd-5m-stale.json"]) == 0
     out = capsys.readouterr().out
     assert "DecisionCycle 5m as of 2020-01-15T12:51:00Z  (schedule (scenario examples/btcusd-5m-stale.json)" in out
-    row = next(line for line in out.splitlines() if line.startswith("BTCUSD "))
-    assert re.match(r"BTCUSD\s+2020-01-15 11:55\s+51 min\s+HOLD\s+1\.00\s+-\s+scenario\s+stale data", row), row
+    row = next(line for line in out.splitlines() if re.match(r"\s*\d+  BTCUSD ", line))  # the id, then the asset
+    assert re.match(r"\s*\d+  BTCUSD\s+2020-01-15 11:55\s+51 min\s+HOLD\s+1\.00\s+-\s+scenario\s+stale data", row), row
     assert LocalState(state).next_as_of("1h") == DEFAULT_AS_OF  # a what-if does not move the replay clock
 
     # a directory of CSV files runs at --as-of, and --assets picks among the scenario's assets
@@ -32,4 +32,5 @@ def test_ffe_run_bars_runs_the_scenario_at_its_as_of(
     assert main(["--state-dir", str(state), *argv]) == 0
     out = capsys.readouterr().out
     assert "DecisionCycle 1d as of 2019-06-15T00:05:00Z" in out
-    assert re.search(r"^ETHUSD\s+2019-06-14 00:00\s+5 min\s+", out, re.M) and not re.search(r"^BTCUSD ", out, re.M)
+    assert re.search(r"^\s*\d+  ETHUSD\s+2019-06-14 00:00\s+5 min\s+", out, re.M), out
+    assert not re.search(r"^\s*\d+  BTCUSD ", out, re.M), out

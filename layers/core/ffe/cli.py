@@ -407,6 +407,7 @@ def _check_schedule(args: argparse.Namespace, timeframe: str) -> None:
     from ffe.domain.models import Timeframe
     from ffe.local.errors import LocalError
     from ffe.local.runner import scheduled_inputs
+    from ffe.terminal import show
 
     scheduled = scheduled_inputs(_project())
     if timeframe not in scheduled:
@@ -425,7 +426,7 @@ def _check_schedule(args: argparse.Namespace, timeframe: str) -> None:
         bundled.setdefault(native, []).append(asset)
     if bundled:
         listed = "; ".join(f"{', '.join(names)} (bundled at {native})" for native, names in bundled.items())
-        print(
+        show(
             f"note: replay has no {fired} bars for {listed}: they will HOLD on 'no bars'; "
             "use a coarser --timeframe, or --bars with your own bars"
         )
