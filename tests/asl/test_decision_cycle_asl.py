@@ -25,7 +25,7 @@ LAMBDA_RETRYABLE = {
 ERROR_CLASSES = {name for name, obj in inspect.getmembers(errors, inspect.isclass) if issubclass(obj, Exception)}
 
 
-def states(definition: dict) -> dict:  # type: ignore[type-arg]
+def states(definition: dict) -> dict:
     """Every state, including those nested in Map/Parallel."""
     found = {}
     for name, state in definition["States"].items():
@@ -37,12 +37,12 @@ def states(definition: dict) -> dict:  # type: ignore[type-arg]
 
 
 @pytest.fixture(params=ASL_FILES, ids=lambda p: p.name)
-def asl(request: pytest.FixtureRequest) -> tuple[str, dict]:  # type: ignore[type-arg]
+def asl(request: pytest.FixtureRequest) -> tuple[str, dict]:
     path: Path = request.param
     return path.name, json.loads(path.read_text())
 
 
-def test_every_placeholder_has_a_definition_substitution(asl) -> None:  # type: ignore[no-untyped-def]
+def test_every_placeholder_has_a_definition_substitution(asl) -> None:
     name, definition = asl
     placeholders = set(re.findall(r"\$\{([A-Za-z0-9_]+)\}", json.dumps(definition)))
     machines = [r for r in load_sam(ROOT)["Resources"].values() if r["Type"] == "AWS::Serverless::StateMachine"]
@@ -54,7 +54,7 @@ def test_every_placeholder_has_a_definition_substitution(asl) -> None:  # type: 
     assert "arn:aws:lambda" not in json.dumps(definition)
 
 
-def test_every_task_retries_transient_errors_with_1_2_4_s_backoff(asl) -> None:  # type: ignore[no-untyped-def]
+def test_every_task_retries_transient_errors_with_1_2_4_s_backoff(asl) -> None:
     _, definition = asl
     tasks = {n: s for n, s in states(definition).items() if s["Type"] == "Task"}
     lambdas = {n: t for n, t in tasks.items() if t["Resource"].endswith("FunctionArn}")}
@@ -69,7 +69,7 @@ def test_every_task_retries_transient_errors_with_1_2_4_s_backoff(asl) -> None: 
         assert intervals == [1, 2, 4], name
 
 
-def test_every_task_catches_the_rest_into_a_recorded_failure(asl) -> None:  # type: ignore[no-untyped-def]
+def test_every_task_catches_the_rest_into_a_recorded_failure(asl) -> None:
     _, definition = asl
     all_states = states(definition)
     for name, task in ((n, s) for n, s in all_states.items() if s["Type"] == "Task"):
@@ -78,7 +78,7 @@ def test_every_task_catches_the_rest_into_a_recorded_failure(asl) -> None:  # ty
         assert all(c["Next"] in all_states for c in catch)
 
 
-def test_custom_error_names_are_domain_error_classes(asl) -> None:  # type: ignore[no-untyped-def]
+def test_custom_error_names_are_domain_error_classes(asl) -> None:
     _, definition = asl
     names = {
         e
@@ -97,7 +97,7 @@ def test_stale_branch_builds_a_hold_with_age_threshold_and_reason() -> None:
     assert {"data_age_seconds.$", "staleness_threshold_seconds.$", "reason.$"} <= set(hold)
 
 
-def test_definition_is_accepted_by_the_step_functions_parser(asl) -> None:  # type: ignore[no-untyped-def]
+def test_definition_is_accepted_by_the_step_functions_parser(asl) -> None:
     name, definition = asl
     text = re.sub(
         r"\$\{([A-Za-z0-9_]+)\}", r"arn:aws:lambda:us-east-1:123456789012:function:\1", json.dumps(definition)
@@ -157,7 +157,7 @@ def test_an_unplaced_reservation_outlives_any_execution_that_could_still_place_i
     assert ttl > CYCLE_TIMEOUT_SECONDS + function_timeouts()["ExecuteOrderFunctionArn"]
 
 
-def test_retries_back_off_with_full_jitter_and_a_ceiling_and_retry_what_is_safe(asl) -> None:  # type: ignore[no-untyped-def]
+def test_retries_back_off_with_full_jitter_and_a_ceiling_and_retry_what_is_safe(asl) -> None:
     _, definition = asl
     for name, task in ((n, s) for n, s in states(definition).items() if s["Type"] == "Task"):
         for retrier in task["Retry"]:

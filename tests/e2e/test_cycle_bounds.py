@@ -43,7 +43,7 @@ def cycle_row(url: str, cycle_id: str) -> tuple[Any, ...]:
         return conn.execute("SELECT status, reason FROM cycles WHERE id = %s", (cycle_id,)).fetchone()  # type: ignore[return-value]
 
 
-def test_a_second_execution_of_the_same_timeframe_is_skipped_while_the_first_runs(cloud, cycles_db) -> None:  # type: ignore[no-untyped-def]
+def test_a_second_execution_of_the_same_timeframe_is_skipped_while_the_first_runs(cloud, cycles_db) -> None:
     # Given two executions of the hourly cycle started back to back (the API and the schedule, say)
     first, second = cycle_input(cloud, 0, ["BTCUSD", "ETHUSD"]), cycle_input(cloud, 0, ["BTCUSD", "ETHUSD"])
     arns = [cloud.start_execution(first), cloud.start_execution(second)]
@@ -68,7 +68,7 @@ def test_a_second_execution_of_the_same_timeframe_is_skipped_while_the_first_run
         assert [r[0] for r in decided.fetchall()] == [ran_id]
 
 
-def test_a_cycle_an_interrupted_run_left_running_is_closed_aborted_by_the_next(cloud, cycles_db) -> None:  # type: ignore[no-untyped-def]
+def test_a_cycle_an_interrupted_run_left_running_is_closed_aborted_by_the_next(cloud, cycles_db) -> None:
     # Given a cycle an earlier `ffe run` opened and never closed (Ctrl-C): its execution is gone with that process
     left = "interrupted-" + cycle_input(cloud, 1, ["BTCUSD"])["cycle_id"]
     with psycopg.connect(cycles_db, autocommit=True) as conn:
@@ -86,17 +86,17 @@ def test_a_cycle_an_interrupted_run_left_running_is_closed_aborted_by_the_next(c
     assert status == "ABORTED" and reason.startswith(f"closed when cycle {nxt['cycle_id']} started: its execution")
 
 
-def test_store_and_queue_both_down_for_one_asset_never_fail_the_map(cloud, cycles_db, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_store_and_queue_both_down_for_one_asset_never_fail_the_map(cloud, cycles_db, monkeypatch) -> None:
     from moto.sqs.models import SQSBackend
 
     real_record, real_send = PostgresDecisionStore.record_decision, SQSBackend.send_message
 
-    def store_down_for_btc(self, record):  # type: ignore[no-untyped-def]
+    def store_down_for_btc(self, record):
         if record.asset == "BTCUSD":
             raise TransientError("cannot reach the decision store: connection refused")
         return real_record(self, record)
 
-    def queue_down_for_btc(self, queue_name, message_body, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def queue_down_for_btc(self, queue_name, message_body, *args, **kwargs):
         if '"BTCUSD"' in message_body:
             from moto.sqs.exceptions import QueueDoesNotExist
 
@@ -124,7 +124,7 @@ def test_store_and_queue_both_down_for_one_asset_never_fail_the_map(cloud, cycle
     assert stored == [("ETHUSD",)]
 
 
-def test_the_map_keeps_only_each_asset_outcome_in_the_execution_state(cloud) -> None:  # type: ignore[no-untyped-def]
+def test_the_map_keeps_only_each_asset_outcome_in_the_execution_state(cloud) -> None:
     assets = ["BTCUSD", "ETHUSD", "EURUSD", "GBPUSD", "XAUUSD"]  # fresh, fresh, stale, stale, unknown
     description = cloud.wait(cloud.start_execution(cycle_input(cloud, 3, assets)), timeout_s=180)
     output = json.loads(description["output"])
@@ -133,7 +133,7 @@ def test_the_map_keeps_only_each_asset_outcome_in_the_execution_state(cloud) -> 
     assert len(description["output"]) < 150 * len(assets) + 1000  # no bars, no decisions: a few dozen bytes each
 
 
-def test_tasks_run_the_versions_their_deploy_published_and_a_redeploy_moves_only_what_changed(cloud) -> None:  # type: ignore[no-untyped-def]
+def test_tasks_run_the_versions_their_deploy_published_and_a_redeploy_moves_only_what_changed(cloud) -> None:
     def invoked(arn: str) -> set[str]:
         return {
             e["lambdaFunctionScheduledEventDetails"]["resource"].split(":function:")[1]

@@ -14,11 +14,11 @@ from ffe.local.runner import DEFAULT_AS_OF
 from tests.conftest import ROOT
 
 
-def test_database_down_retried_parked_replayed_exactly_once(postgres: str, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_database_down_retried_parked_replayed_exactly_once(postgres: str, tmp_path: Path, monkeypatch) -> None:
     parked = tmp_path / "dead-letters.json"
     real_record = PostgresDecisionStore.record_decision
 
-    def database_down(self, record):  # type: ignore[no-untyped-def]
+    def database_down(self, record):
         if record.asset == "BTCUSD":
             raise TransientError("cannot reach the decision store: connection refused")
         return real_record(self, record)
@@ -61,7 +61,7 @@ def test_database_down_retried_parked_replayed_exactly_once(postgres: str, tmp_p
     assert not parked.exists()
 
 
-def test_replay_keeps_what_the_store_still_refuses(postgres: str, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_replay_keeps_what_the_store_still_refuses(postgres: str, tmp_path: Path, monkeypatch) -> None:
     parked = tmp_path / "dead-letters.json"
     monkeypatch.setattr(
         PostgresDecisionStore,

@@ -105,10 +105,10 @@ def test_one_asset_failing_permanently_never_stops_the_others(cloud: LocalCloud)
     assert fetch[0].status == "Failed" and fetch[0].attempts == 1  # permanent: not retried
 
 
-def test_bad_bars_fail_their_asset_alone_and_are_never_decided_on(cloud, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_bad_bars_fail_their_asset_alone_and_are_never_decided_on(cloud, monkeypatch) -> None:
     real_fetch = ReplayProvider.fetch
 
-    def nan_for_eth(self, asset, timeframe, as_of, lookback):  # type: ignore[no-untyped-def]
+    def nan_for_eth(self, asset, timeframe, as_of, lookback):
         series = real_fetch(self, asset, timeframe, as_of, lookback)
         if asset != "ETHUSD":
             return series
@@ -122,10 +122,10 @@ def test_bad_bars_fail_their_asset_alone_and_are_never_decided_on(cloud, monkeyp
     assert "close is not a finite number" in result["failures"]["ETHUSD"]["message"]
 
 
-def test_transient_fetch_error_is_retried_then_decided(cloud, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_transient_fetch_error_is_retried_then_decided(cloud, monkeypatch) -> None:
     real_fetch, calls = ReplayProvider.fetch, []
 
-    def flaky(self, asset, timeframe, as_of, lookback):  # type: ignore[no-untyped-def]
+    def flaky(self, asset, timeframe, as_of, lookback):
         calls.append(asset)
         if asset == "BTCUSD" and calls.count("BTCUSD") == 1:
             raise TransientError("provider timed out")
@@ -138,11 +138,11 @@ def test_transient_fetch_error_is_retried_then_decided(cloud, monkeypatch) -> No
     assert fetch.attempts == 2 and fetch.status == "Succeeded" and "TransientError" in fetch.error
 
 
-def test_retried_record_task_writes_exactly_one_row(cloud, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_retried_record_task_writes_exactly_one_row(cloud, monkeypatch) -> None:
     # Given the first write commits but its response is lost (a timeout after COMMIT)
     real_record, attempts = PostgresDecisionStore.record_decision, []
 
-    def lost_response(self, record):  # type: ignore[no-untyped-def]
+    def lost_response(self, record):
         stored = real_record(self, record)
         attempts.append(stored)
         if len(attempts) == 1:

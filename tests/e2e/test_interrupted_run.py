@@ -17,7 +17,7 @@ from ffe.local.postgres import EmbeddedPostgres
 from tests.conftest import ROOT
 
 
-def test_a_cycle_killed_mid_way_is_closed_aborted_by_the_next_run(capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_cycle_killed_mid_way_is_closed_aborted_by_the_next_run(capsys, monkeypatch) -> None:
     monkeypatch.delenv("DATABASE_URL", raising=False)
     state = Path(tempfile.mkdtemp(prefix="ffe-interrupted-")) / "state"  # not under pytest's 0700 tmp root
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'layers/core'}{os.pathsep}{ROOT}"}

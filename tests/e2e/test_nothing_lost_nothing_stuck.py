@@ -33,7 +33,7 @@ def failures(url: str, **where: Any) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("body", ["null", "[1,2,3]", '"a string"', "42"], ids=["null", "list", "string", "number"])
-def test_a_non_object_cycle_input_is_a_recorded_cycle_failure(cloud, postgres, body) -> None:  # type: ignore[no-untyped-def]
+def test_a_non_object_cycle_input_is_a_recorded_cycle_failure(cloud, postgres, body) -> None:
     arn, description = run(cloud, body)
     # The execution stops at "Cycle failed" (not States.Runtime), and the failure names the problem
     assert description["status"] == "FAILED" and description.get("error") == "CycleFailed", description
@@ -44,7 +44,7 @@ def test_a_non_object_cycle_input_is_a_recorded_cycle_failure(cloud, postgres, b
     assert cloud.dead_letters() == []
 
 
-def test_two_null_assets_are_two_failures_and_a_long_asset_is_recorded_not_parked(cloud, postgres) -> None:  # type: ignore[no-untyped-def]
+def test_two_null_assets_are_two_failures_and_a_long_asset_is_recorded_not_parked(cloud, postgres) -> None:
     cycle = f"bad-assets-{uuid.uuid4()}"
     long_asset = "Z" * 100
     body = {
@@ -71,7 +71,7 @@ def test_two_null_assets_are_two_failures_and_a_long_asset_is_recorded_not_parke
     ],
     ids=["future", "year-1"],
 )
-def test_a_cycle_dated_in_the_future_or_in_year_1_is_refused_naming_as_of(cloud, postgres, as_of, expected) -> None:  # type: ignore[no-untyped-def]
+def test_a_cycle_dated_in_the_future_or_in_year_1_is_refused_naming_as_of(cloud, postgres, as_of, expected) -> None:
     cycle = f"when-{uuid.uuid4()}"
     body = {"cycle_id": cycle, "as_of": as_of, "timeframe": "1h", "assets": ["BTCUSD"]}
     _, description = run(cloud, json.dumps(body))

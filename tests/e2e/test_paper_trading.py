@@ -40,7 +40,7 @@ def cycle(cloud: LocalCloud, as_of: datetime) -> str:
 
 def rows(url: str, sql: str, *params: Any) -> list[dict[str, Any]]:
     with psycopg.connect(url, row_factory=dict_row) as conn:
-        return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+        return conn.execute(sql, params).fetchall()
 
 
 def test_positions_carry_over_between_cycles(cloud: LocalCloud, paper_db: str) -> None:

@@ -10,7 +10,7 @@ import pytest
 from ffe.cli import main
 
 
-def test_a_record_the_store_can_never_accept_is_shelved_with_its_reason(tmp_path: Path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_record_the_store_can_never_accept_is_shelved_with_its_reason(tmp_path: Path, capsys, monkeypatch) -> None:
     monkeypatch.delenv("DATABASE_URL", raising=False)
     state = tmp_path / "state"
     state.mkdir()
@@ -58,7 +58,7 @@ def test_a_record_the_store_can_never_accept_is_shelved_with_its_reason(tmp_path
 )
 def test_a_queue_file_that_is_not_one_is_a_clear_error_and_nothing_starts(
     tmp_path: Path, capsys, monkeypatch, name: str, content: str, problem: str
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     monkeypatch.delenv("DATABASE_URL", raising=False)
     state = tmp_path / "state"
     state.mkdir()

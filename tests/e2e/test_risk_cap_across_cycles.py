@@ -11,7 +11,7 @@ from ffe.cli import main
 from ffe.local.postgres import EmbeddedPostgres
 
 
-def test_three_cycles_before_a_fill_never_take_an_asset_past_its_cap(tmp_path: Path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_three_cycles_before_a_fill_never_take_an_asset_past_its_cap(tmp_path: Path, capsys, monkeypatch) -> None:
     monkeypatch.delenv("DATABASE_URL", raising=False)  # the CLI's own embedded cluster, in the state dir
     ffe = ["--state-dir", str(tmp_path / "state")]
     # Given `ffe run --assets BTCUSD` (12:01, the 11:00 bar), and two more cycles deciding that bar before it fills
@@ -39,6 +39,6 @@ def test_three_cycles_before_a_fill_never_take_an_asset_past_its_cap(tmp_path: P
 
 
 @pytest.fixture(autouse=True)
-def _stop_the_cluster(tmp_path: Path):  # type: ignore[no-untyped-def]
+def _stop_the_cluster(tmp_path: Path):
     yield
     main(["--state-dir", str(tmp_path / "state"), "reset"])

@@ -37,7 +37,7 @@ def cycle_row(db: psycopg.Connection, cycle_id: str) -> tuple[Any, ...]:
     return row.fetchone()  # type: ignore[return-value]
 
 
-def test_a_second_cycle_while_the_first_runs_is_recorded_skipped_with_its_reason(store, db) -> None:  # type: ignore[no-untyped-def]
+def test_a_second_cycle_while_the_first_runs_is_recorded_skipped_with_its_reason(store, db) -> None:
     first, second = f"first-{uuid.uuid4()}", f"second-{uuid.uuid4()}"
     assert store.open_cycle(header(first), "arn:first", lambda arn: "RUNNING").status == "RUNNING"
     opened = store.open_cycle(header(second), "arn:second", lambda arn: "RUNNING")
@@ -51,7 +51,7 @@ def test_a_second_cycle_while_the_first_runs_is_recorded_skipped_with_its_reason
     assert store.open_cycle(header(f"daily-{uuid.uuid4()}", "1d"), "arn:d", lambda arn: "RUNNING").status == "RUNNING"
 
 
-def test_an_interrupted_cycle_is_closed_aborted_by_the_next_with_its_reason(store, db) -> None:  # type: ignore[no-untyped-def]
+def test_an_interrupted_cycle_is_closed_aborted_by_the_next_with_its_reason(store, db) -> None:
     # Given a cycle left RUNNING by a run that was interrupted (Ctrl-C): Step Functions has no such execution
     interrupted, later = f"ctrl-c-{uuid.uuid4()}", f"later-{uuid.uuid4()}"
     store.open_cycle(header(interrupted), "arn:gone", lambda arn: "RUNNING")
@@ -67,7 +67,7 @@ def test_an_interrupted_cycle_is_closed_aborted_by_the_next_with_its_reason(stor
     )
 
 
-def test_a_cycle_whose_execution_timed_out_is_closed_timed_out(store, db) -> None:  # type: ignore[no-untyped-def]
+def test_a_cycle_whose_execution_timed_out_is_closed_timed_out(store, db) -> None:
     timed_out, later = f"slow-{uuid.uuid4()}", f"later-{uuid.uuid4()}"
     store.open_cycle(header(timed_out), "arn:slow", lambda arn: "RUNNING")
     store.open_cycle(header(later), "arn:later", lambda arn: "TIMED_OUT" if arn == "arn:slow" else "RUNNING")
@@ -77,7 +77,7 @@ def test_a_cycle_whose_execution_timed_out_is_closed_timed_out(store, db) -> Non
     )
 
 
-def test_without_step_functions_a_cycle_older_than_the_timeout_is_closed_timed_out(store, db) -> None:  # type: ignore[no-untyped-def]
+def test_without_step_functions_a_cycle_older_than_the_timeout_is_closed_timed_out(store, db) -> None:
     def unreachable(arn: str) -> str | None:
         raise TransientError("states.us-east-1.amazonaws.com timed out")
 
@@ -91,7 +91,7 @@ def test_without_step_functions_a_cycle_older_than_the_timeout_is_closed_timed_o
     assert opened.status == "RUNNING" and opened.closed == ((recent, "TIMED_OUT"),)
 
 
-def test_two_opens_racing_never_both_run(postgres: str, db) -> None:  # type: ignore[no-untyped-def]
+def test_two_opens_racing_never_both_run(postgres: str, db) -> None:
     stage = f"race-{uuid.uuid4().hex[:8]}"
     both = threading.Barrier(2)
 
@@ -110,7 +110,7 @@ def test_two_opens_racing_never_both_run(postgres: str, db) -> None:  # type: ig
     assert running == (1,)
 
 
-def test_what_an_aborted_cycle_reserved_stops_holding_headroom(store, db, reservations) -> None:  # type: ignore[no-untyped-def]
+def test_what_an_aborted_cycle_reserved_stops_holding_headroom(store, db, reservations) -> None:
     from ffe.domain.portfolio import OrderSide
     from ffe.domain.ports import Reservation
 

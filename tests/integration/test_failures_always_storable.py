@@ -13,7 +13,7 @@ from ffe.contracts import FailureRecord, parse_record
 from functions.record_decision import handler as record_decision
 
 
-def failures(db, cycle_id: str) -> list[tuple]:  # type: ignore[no-untyped-def,type-arg]
+def failures(db, cycle_id: str) -> list[tuple]:
     return db.execute(
         "SELECT asset, error_class, message FROM failures WHERE cycle_id = %s ORDER BY asset", (cycle_id,)
     ).fetchall()
@@ -21,7 +21,7 @@ def failures(db, cycle_id: str) -> list[tuple]:  # type: ignore[no-untyped-def,t
 
 def test_an_asset_label_longer_than_the_column_is_stored_sanitized_with_the_original_in_the_message(
     database_url, db, cycle_id, lambda_context
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     asset = "X" * 100
     event = {
         "kind": "failure",
@@ -39,13 +39,13 @@ def test_an_asset_label_longer_than_the_column_is_stored_sanitized_with_the_orig
 
 
 @pytest.mark.parametrize("asset", [None, 42, ["BTCUSD"], {"a": 1}, "BTC\x00USD", "é" * 65])
-def test_any_asset_value_gives_a_storable_failure(asset, database_url, db, cycle_id, lambda_context) -> None:  # type: ignore[no-untyped-def]
+def test_any_asset_value_gives_a_storable_failure(asset, database_url, db, cycle_id, lambda_context) -> None:
     event = {"kind": "failure", "cycle_id": cycle_id, "asset": asset, "error": "InvalidInputError", "cause": "bad"}
     assert record_decision.lambda_handler(event, lambda_context)["kind"] == "failure"
     assert len(failures(db, cycle_id)) == 1
 
 
-def test_two_null_assets_of_one_cycle_are_two_failures(database_url, db, cycle_id, lambda_context) -> None:  # type: ignore[no-untyped-def]
+def test_two_null_assets_of_one_cycle_are_two_failures(database_url, db, cycle_id, lambda_context) -> None:
     for item in (1, 3):
         event = {
             "kind": "failure",
@@ -79,7 +79,7 @@ def test_an_overlong_cause_or_a_missing_error_name_is_kept_as_far_as_it_can_be()
 )
 def test_a_non_object_cycle_input_is_a_recorded_cycle_failure_naming_the_problem(
     cycle_input, problem, database_url, db, lambda_context
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     execution = f"arn:aws:states:us-east-1:123456789012:execution:ffe-dev-decision-cycle:{uuid.uuid4()}"
     event = {
         "kind": "failure",
@@ -106,7 +106,7 @@ def test_a_non_object_cycle_input_is_a_recorded_cycle_failure_naming_the_problem
 )
 def test_a_cycle_dated_in_the_future_or_year_1_is_refused_at_open_naming_as_of(
     as_of, expected, database_url, db, cycle_id, lambda_context
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     from ffe.domain.errors import InvalidInputError
 
     raw = {"cycle_id": cycle_id, "as_of": as_of, "timeframe": "1h", "assets": ["BTCUSD"]}

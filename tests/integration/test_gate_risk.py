@@ -17,7 +17,7 @@ from ffe.adapters.store import PostgresDecisionStore
 from ffe.contracts import BarModel, DataSource, DecisionRecord, GateRiskInput, digest_bars
 from ffe.domain.errors import AuthError
 from ffe.domain.models import Action, Timeframe
-from ffe.domain.risk import RiskLimits
+from ffe.domain.risk import RiskLimits, RiskVerdict
 from ffe.steps import gate as gate_module
 from ffe.steps.gate import gate_risk
 from ffe.store.migrate import migrate
@@ -85,7 +85,7 @@ def no_alarm(asset: str, broken: list[str]) -> None:
     raise AssertionError(f"unexpected violation alarm for {asset}: {broken}")
 
 
-def test_approved_buy_carries_its_size_within_the_position_cap(reservations, broker, cycle_id) -> None:  # type: ignore[no-untyped-def]
+def test_approved_buy_carries_its_size_within_the_position_cap(reservations, broker, cycle_id) -> None:
     record = gate_risk(gate_input(cycle_id, confidence=1.0), broker, RiskLimits(), no_alarm, reservations)
     assert record.action is Action.BUY and record.risk is not None and record.risk.approved
     assert record.size is not None and record.size > 0
@@ -94,7 +94,7 @@ def test_approved_buy_carries_its_size_within_the_position_cap(reservations, bro
     assert "position_cap" in record.risk.reasons and record.risk.broker == "paper"
 
 
-def test_blocked_decision_is_recorded_as_hold_with_risk_events(reservations, postgres, broker, cycle_id, db) -> None:  # type: ignore[no-untyped-def]
+def test_blocked_decision_is_recorded_as_hold_with_risk_events(reservations, postgres, broker, cycle_id, db) -> None:
     # Given a spot SELL with nothing to sell
     record = gate_risk(gate_input(cycle_id, action=Action.SELL), broker, RiskLimits(), no_alarm, reservations)
     assert record.action is Action.HOLD and record.confidence == 1.0 and record.size is None
@@ -110,7 +110,7 @@ def test_blocked_decision_is_recorded_as_hold_with_risk_events(reservations, pos
     assert events == [("nothing_to_sell", True)]
 
 
-def test_unreadable_balance_blocks_and_never_defaults(reservations, broker, cycle_id, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_unreadable_balance_blocks_and_never_defaults(reservations, broker, cycle_id, monkeypatch) -> None:
     def rejected() -> None:
         raise AuthError("paper account locked", provider="paper")
 
@@ -122,7 +122,7 @@ def test_unreadable_balance_blocks_and_never_defaults(reservations, broker, cycl
 
 def test_a_violation_after_approval_is_blocked_and_raises_the_alarm(
     reservations, broker, cycle_id, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     monkeypatch.setattr(gate_module, "violations", lambda *args, **kwargs: ["position cap"])
     alarms: list[tuple[str, list[str]]] = []
     record = gate_risk(gate_input(cycle_id), broker, RiskLimits(), alarms_to(alarms), reservations)
@@ -130,12 +130,12 @@ def test_a_violation_after_approval_is_blocked_and_raises_the_alarm(
     assert record.action is Action.HOLD and record.risk is not None and not record.risk.approved
 
 
-def test_hold_passes_through_untouched(reservations, broker, cycle_id) -> None:  # type: ignore[no-untyped-def]
+def test_hold_passes_through_untouched(reservations, broker, cycle_id) -> None:
     inp = gate_input(cycle_id, action=Action.HOLD)
     assert gate_risk(inp, broker, RiskLimits(), no_alarm, reservations) == inp.decision
 
 
-def test_settles_pending_paper_orders_before_sizing(reservations, broker, cycle_id) -> None:  # type: ignore[no-untyped-def]
+def test_settles_pending_paper_orders_before_sizing(reservations, broker, cycle_id) -> None:
     from ffe.domain.portfolio import OrderRequest, OrderSide
 
     broker.set_clock(lambda: AS_OF - timedelta(hours=3))
@@ -145,7 +145,7 @@ def test_settles_pending_paper_orders_before_sizing(reservations, broker, cycle_
     assert position.quantity == Decimal("0.5")  # filled from the bars the gate saw
 
 
-def test_execute_refuses_what_the_gate_did_not_approve_and_skips_when_off(reservations, broker, cycle_id) -> None:  # type: ignore[no-untyped-def]
+def test_execute_refuses_what_the_gate_did_not_approve_and_skips_when_off(reservations, broker, cycle_id) -> None:
     from ffe.contracts import ExecuteOrderInput, RecordDecisionResult
     from ffe.domain.errors import InvalidInputError
     from ffe.steps.execute import execute_order
@@ -168,7 +168,7 @@ def test_execute_refuses_what_the_gate_did_not_approve_and_skips_when_off(reserv
     assert skipped.status == "SKIPPED" and broker.order_status(skipped.client_order_id) is None
 
 
-def test_drawdown_from_the_remembered_peak_trips_the_kill_switch(reservations, postgres, broker, cycle_id) -> None:  # type: ignore[no-untyped-def]
+def test_drawdown_from_the_remembered_peak_trips_the_kill_switch(reservations, postgres, broker, cycle_id) -> None:
     from datetime import date
 
     from ffe.adapters.equity_marks import PostgresEquityMarks
@@ -184,11 +184,16 @@ def test_drawdown_from_the_remembered_peak_trips_the_kill_switch(reservations, p
 @pytest.mark.parametrize(("timeframe", "per_day"), [(Timeframe.H1, 24.0), (Timeframe.M15, 96.0), (Timeframe.D1, 1.0)])
 def test_volatility_is_scaled_to_a_day_by_the_cycle_timeframe(
     reservations, broker, cycle_id, monkeypatch, timeframe, per_day
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     # A daily bar's volatility is already a day's: scaling it by sqrt(24) would shrink every daily position 5x.
     seen: list[RiskLimits] = []
     real_gate = gate_module.gate
-    monkeypatch.setattr(gate_module, "gate", lambda *a: seen.append(a[5]) or real_gate(*a))
+
+    def recording_gate(*args: Any) -> RiskVerdict:
+        seen.append(args[5])
+        return real_gate(*args)
+
+    monkeypatch.setattr(gate_module, "gate", recording_gate)
     inp = gate_input(cycle_id)
     inp = inp.model_copy(
         update={"timeframe": timeframe, "decision": inp.decision.model_copy(update={"timeframe": timeframe})}

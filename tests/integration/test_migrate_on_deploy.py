@@ -55,7 +55,7 @@ def event(kind: str, url: str) -> dict[str, Any]:
     }
 
 
-def test_create_migrates_and_reports_success(database_url, cloudformation, lambda_context) -> None:  # type: ignore[no-untyped-def]
+def test_create_migrates_and_reports_success(database_url, cloudformation, lambda_context) -> None:
     lambda_context.log_stream_name = "2026/01/01/[$LATEST]abc"
     migrate_database.lambda_handler(event("Create", cloudformation.url), lambda_context)
     body = cloudformation.bodies[-1]
@@ -63,7 +63,7 @@ def test_create_migrates_and_reports_success(database_url, cloudformation, lambd
     assert body["RequestId"] == "r1" and body["LogicalResourceId"] == "DatabaseMigration"
 
 
-def test_failure_is_reported_not_left_hanging(cloudformation, lambda_context, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_failure_is_reported_not_left_hanging(cloudformation, lambda_context, monkeypatch) -> None:
     lambda_context.log_stream_name = "stream-1"
     monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@/ffe?host=/nonexistent&connect_timeout=1")
     migrate_database.lambda_handler(event("Update", cloudformation.url), lambda_context)
@@ -72,7 +72,7 @@ def test_failure_is_reported_not_left_hanging(cloudformation, lambda_context, mo
     assert "OperationalError" in body["Reason"] and "stream-1" in body["Reason"]
 
 
-def test_delete_keeps_the_data(cloudformation, lambda_context) -> None:  # type: ignore[no-untyped-def]
+def test_delete_keeps_the_data(cloudformation, lambda_context) -> None:
     lambda_context.log_stream_name = "s"
     migrate_database.lambda_handler(event("Delete", cloudformation.url), lambda_context)
     assert cloudformation.bodies[-1]["Status"] == "SUCCESS"

@@ -38,7 +38,7 @@ def test_folder_bundle_round_trips_every_artifact(tmp_path: Path) -> None:
     ],
     ids=["no-manifest", "truncated", "bad-smoothing", "wrong-format", "nan-means", "wrong-shape", "bad-manifest"],
 )
-def test_corrupt_bundle_is_unavailable_with_the_reason(tmp_path: Path, corrupt, message) -> None:  # type: ignore[no-untyped-def]
+def test_corrupt_bundle_is_unavailable_with_the_reason(tmp_path: Path, corrupt, message) -> None:
     folder = write_bundle(BUNDLE, tmp_path / "champion")
     corrupt(folder)
     with pytest.raises(ModelUnavailableError, match=message):

@@ -127,7 +127,7 @@ def paper(postgres: str) -> Iterator[PaperBroker]:
 # --- the repro, at the step level: three cycles decide before the first order fills ------------------
 
 
-def test_cycles_that_decide_before_a_fill_share_one_cap(postgres, paper, reservations) -> None:  # type: ignore[no-untyped-def]
+def test_cycles_that_decide_before_a_fill_share_one_cap(postgres, paper, reservations) -> None:
     store = PostgresDecisionStore(postgres)
     # Given three cycles deciding the same bar before its order fills (the repro: make run, a1, a2)
     same_bar = [
@@ -160,13 +160,15 @@ def place(store: PostgresDecisionStore, broker: PaperBroker, reservations: Any, 
         action=record.action,
         execute=True,
     )
-    broker.set_clock(lambda: record.bar_time + timedelta(hours=1))  # type: ignore[operator]
+    bar_time = record.bar_time
+    assert bar_time is not None
+    broker.set_clock(lambda: bar_time + timedelta(hours=1))
     return execute_order(
         ExecuteOrderInput(**record.model_dump(), recorded=recorded), broker, store, "paper", reservations
     )
 
 
-def test_one_order_per_account_asset_and_bar(paper, reservations) -> None:  # type: ignore[no-untyped-def]
+def test_one_order_per_account_asset_and_bar(paper, reservations) -> None:
     # Given a cycle whose gate approved a BUY on the 38th bar
     first_cycle = f"a1-{uuid.uuid4()}"
     first = gate_risk(gate_input(first_cycle, FLAT[:38]), paper, LIMITS, no_alarm, reservations)
@@ -181,7 +183,7 @@ def test_one_order_per_account_asset_and_bar(paper, reservations) -> None:  # ty
     assert other.reason.startswith("risk gate blocked BUY: already_ordered")
 
 
-def test_execute_places_only_what_is_still_reserved(postgres, paper, reservations) -> None:  # type: ignore[no-untyped-def]
+def test_execute_places_only_what_is_still_reserved(postgres, paper, reservations) -> None:
     store = PostgresDecisionStore(postgres)
     cycle = f"x-{uuid.uuid4()}"
     record = gate_risk(gate_input(cycle, FLAT[:38]), paper, LIMITS, no_alarm, reservations)
@@ -228,7 +230,7 @@ def test_two_gates_racing_on_one_account_never_spend_the_same_headroom(postgres:
         results = list(pool.map(gate_in_its_own_container, ["BTCUSD", "ETHUSD"]))
     # Then together they reserved no more than the 12 % of equity the account has room for
     with psycopg.connect(postgres) as conn:
-        reserved = dict(
+        reserved: dict[str, Decimal] = dict(
             conn.execute(
                 "SELECT asset, quantity * price FROM order_reservations WHERE account = %s AND status = 'RESERVED'",
                 (account,),
@@ -312,15 +314,19 @@ class Interleavings(RuleBasedStateMachine):
 def test_no_interleaving_takes_an_asset_past_its_cap(postgres: str) -> None:
     from hypothesis.stateful import run_state_machine_as_test
 
+    class OnTheSessionDatabase(Interleavings):
+        def __init__(self) -> None:
+            super().__init__(postgres)
+
     run_state_machine_as_test(
-        lambda: Interleavings(postgres),
+        OnTheSessionDatabase,
         settings=settings(
             max_examples=25, stateful_step_count=15, deadline=None, suppress_health_check=[HealthCheck.too_slow]
         ),
     )
 
 
-def test_absurd_prices_are_a_clear_invalid_input_for_that_asset_not_a_decimal_error(paper, reservations) -> None:  # type: ignore[no-untyped-def]
+def test_absurd_prices_are_a_clear_invalid_input_for_that_asset_not_a_decimal_error(paper, reservations) -> None:
     from dataclasses import replace
 
     # Given bars priced around 1e-300 (valid floats, positive, bracketing: nothing upstream refuses them)
@@ -334,7 +340,7 @@ def test_absurd_prices_are_a_clear_invalid_input_for_that_asset_not_a_decimal_er
     assert paper.open_orders() == []
 
 
-def test_a_gate_that_waits_too_long_for_the_account_lock_is_transient(postgres, paper) -> None:  # type: ignore[no-untyped-def]
+def test_a_gate_that_waits_too_long_for_the_account_lock_is_transient(postgres, paper) -> None:
     from ffe.domain.errors import TransientError
 
     # Given another gate holding the account's lock (a hung container, say)

@@ -54,7 +54,7 @@ def router(
     )
 
 
-def test_each_asset_class_takes_its_chain(tables) -> None:  # type: ignore[no-untyped-def]
+def test_each_asset_class_takes_its_chain(tables) -> None:
     coinbase, oanda, av = ScriptedProvider("coinbase"), ScriptedProvider("oanda"), ScriptedProvider("alpha_vantage")
     routed = router(tables, coinbase, oanda, av)
     assert routed.chain("BTCUSD") == ["coinbase", "alpha_vantage"]
@@ -67,7 +67,7 @@ def test_each_asset_class_takes_its_chain(tables) -> None:  # type: ignore[no-un
     assert oanda.calls and not coinbase.calls and not av.calls
 
 
-def test_failing_provider_falls_back_and_the_route_says_why(tables) -> None:  # type: ignore[no-untyped-def]
+def test_failing_provider_falls_back_and_the_route_says_why(tables) -> None:
     coinbase, av = ScriptedProvider("coinbase"), ScriptedProvider("alpha_vantage")
     coinbase.failure = TransientError("coinbase server error", provider="coinbase", http_status=503)
     series = router(tables, coinbase, av).fetch("BTCUSD", Timeframe.H1, AS_OF, 120)
@@ -79,7 +79,7 @@ def test_failing_provider_falls_back_and_the_route_says_why(tables) -> None:  # 
     assert series.dataset.startswith("alpha_vantage:")
 
 
-def test_unconfigured_provider_is_left_out_of_the_chain(tables) -> None:  # type: ignore[no-untyped-def]
+def test_unconfigured_provider_is_left_out_of_the_chain(tables) -> None:
     routed = router(tables, ScriptedProvider("alpha_vantage"))
     assert routed.chain("BTCUSD") == ["alpha_vantage"]
     with pytest.raises(InvalidInputError, match="no configured provider serves fx"):
@@ -95,7 +95,7 @@ def test_unconfigured_provider_is_left_out_of_the_chain(tables) -> None:  # type
         ((InvalidInputError("garbage"), InvalidInputError("garbage")), InvalidInputError),
     ],
 )
-def test_all_providers_failing_raises_the_retryable_error_first(tables, errors, raised) -> None:  # type: ignore[no-untyped-def]
+def test_all_providers_failing_raises_the_retryable_error_first(tables, errors, raised) -> None:
     first, second = ScriptedProvider("coinbase"), ScriptedProvider("alpha_vantage")
     first.failure, second.failure = errors
     with pytest.raises(raised, match="every provider failed for BTCUSD 1h: coinbase: failed") as info:
@@ -103,7 +103,7 @@ def test_all_providers_failing_raises_the_retryable_error_first(tables, errors, 
     assert info.value.context["asset"] == "BTCUSD"
 
 
-def test_retry_after_is_honoured_across_containers(tables) -> None:  # type: ignore[no-untyped-def]
+def test_retry_after_is_honoured_across_containers(tables) -> None:
     # Given Coinbase answers 429 with Retry-After: 30
     coinbase, av = ScriptedProvider("coinbase"), ScriptedProvider("alpha_vantage")
     coinbase.failure = RateLimitedError("slow down", retry_after_seconds=30)
@@ -130,7 +130,7 @@ def test_retry_after_is_honoured_across_containers(tables) -> None:  # type: ign
     assert routed().fetch("BTCUSD", Timeframe.H1, AS_OF, 120).route[0].outcome == "ok"
 
 
-def test_bad_bars_from_one_provider_fall_back_to_the_next(tables) -> None:  # type: ignore[no-untyped-def]
+def test_bad_bars_from_one_provider_fall_back_to_the_next(tables) -> None:
     coinbase, av = ScriptedProvider("coinbase"), ScriptedProvider("alpha_vantage")
     good = coinbase.bars
     coinbase.bars = lambda asset, tf, end: [*good(asset, tf, end)[:-1], replace(good(asset, tf, end)[-1], close=-1.0)]
@@ -139,7 +139,7 @@ def test_bad_bars_from_one_provider_fall_back_to_the_next(tables) -> None:  # ty
     assert series.route[1].provider == "alpha_vantage"
 
 
-def test_bars_still_open_at_as_of_are_dropped(tables) -> None:  # type: ignore[no-untyped-def]
+def test_bars_still_open_at_as_of_are_dropped(tables) -> None:
     coinbase = ScriptedProvider("coinbase")
     real = coinbase.bars
     coinbase.bars = lambda asset, tf, end: real(asset, tf, end + timedelta(hours=1))  # includes the open bar
@@ -147,7 +147,7 @@ def test_bars_still_open_at_as_of_are_dropped(tables) -> None:  # type: ignore[n
     assert series.bars[-1].time == datetime(2024, 3, 6, 11, tzinfo=UTC)
 
 
-def test_breaker_opens_after_n_failures_skips_then_half_opens_and_recovers(tables) -> None:  # type: ignore[no-untyped-def]
+def test_breaker_opens_after_n_failures_skips_then_half_opens_and_recovers(tables) -> None:
     coinbase, av = ScriptedProvider("coinbase"), ScriptedProvider("alpha_vantage")
     coinbase.failure = TransientError("timeout")
     routed = router(tables, coinbase, av, fail_max=2)
@@ -165,7 +165,7 @@ def test_breaker_opens_after_n_failures_skips_then_half_opens_and_recovers(table
     assert fourth.route[0].outcome == "ok" and routed.breakers("coinbase").current_state == "closed"
 
 
-def test_breaker_state_is_shared_between_containers(tables) -> None:  # type: ignore[no-untyped-def]
+def test_breaker_state_is_shared_between_containers(tables) -> None:
     # Given two containers, each with its own breaker object on the same table item
     first = make_breaker("oanda", DynamoDBBreakerStorage(tables["breakers"], "oanda"), fail_max=2)
     second = make_breaker("oanda", DynamoDBBreakerStorage(tables["breakers"], "oanda"), fail_max=2)
@@ -183,7 +183,7 @@ def test_breaker_state_is_shared_between_containers(tables) -> None:  # type: ig
         first.call(lambda: None)
 
 
-def test_refused_request_does_not_count_against_the_provider(tables) -> None:  # type: ignore[no-untyped-def]
+def test_refused_request_does_not_count_against_the_provider(tables) -> None:
     breaker = make_breaker("coinbase", DynamoDBBreakerStorage(tables["breakers"], "coinbase"), fail_max=1)
 
     def not_found() -> None:
@@ -194,7 +194,7 @@ def test_refused_request_does_not_count_against_the_provider(tables) -> None:  #
     assert breaker.current_state == "closed"
 
 
-def test_cache_serves_known_bars_and_fetches_only_new_ones(tables) -> None:  # type: ignore[no-untyped-def]
+def test_cache_serves_known_bars_and_fetches_only_new_ones(tables) -> None:
     coinbase = ScriptedProvider("coinbase")
     routed = router(tables, coinbase)
     cold = routed.fetch("BTCUSD", Timeframe.H1, AS_OF, 120)
@@ -210,7 +210,7 @@ def test_cache_serves_known_bars_and_fetches_only_new_ones(tables) -> None:  # t
     assert len(coinbase.calls) == calls and again.cached_bars == 120 and again.bars == warm.bars
 
 
-def test_cache_round_trips_bars_exactly(tables) -> None:  # type: ignore[no-untyped-def]
+def test_cache_round_trips_bars_exactly(tables) -> None:
     cache = DynamoDBBarCache(tables["cache"])
     bars = ScriptedProvider("x").bars("ETHUSD", Timeframe.M15, AS_OF)[-10:]
     cache.put("x", "ETHUSD", Timeframe.M15, bars)

@@ -16,7 +16,7 @@ STACK = ROOT / "iac" / "inference.yaml"
 
 @pytest.fixture(scope="module")
 def stack() -> dict[str, Any]:
-    return yaml_parse(STACK.read_text())  # type: ignore[no-any-return]
+    return yaml_parse(STACK.read_text())
 
 
 def resources_of(stack: dict[str, Any], type_: str) -> list[dict[str, Any]]:
@@ -26,7 +26,7 @@ def resources_of(stack: dict[str, Any], type_: str) -> list[dict[str, Any]]:
 def only(stack: dict[str, Any], type_: str) -> dict[str, Any]:
     found = resources_of(stack, type_)
     assert len(found) == 1, type_
-    return found[0]["Properties"]  # type: ignore[no-any-return]
+    return found[0]["Properties"]
 
 
 def test_cfn_lint_passes_on_the_inference_stack() -> None:
@@ -40,7 +40,7 @@ def test_cfn_lint_passes_on_the_inference_stack() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_endpoint_is_named_per_stage_with_one_all_traffic_variant(stack) -> None:  # type: ignore[no-untyped-def]
+def test_endpoint_is_named_per_stage_with_one_all_traffic_variant(stack) -> None:
     # Given the stack / When reading the endpoint and its config / Then the names match deploy.py's
     endpoint = only(stack, "AWS::SageMaker::Endpoint")
     assert endpoint["EndpointName"] == {"Fn::Sub": "ffe-${Stage}-inference"}
@@ -52,7 +52,7 @@ def test_endpoint_is_named_per_stage_with_one_all_traffic_variant(stack) -> None
     assert variants[0]["ContainerStartupHealthCheckTimeoutInSeconds"] == deploy.STARTUP_TIMEOUT_S
 
 
-def test_endpoint_config_captures_input_and_output_as_json(stack) -> None:  # type: ignore[no-untyped-def]
+def test_endpoint_config_captures_input_and_output_as_json(stack) -> None:
     capture = only(stack, "AWS::SageMaker::EndpointConfig")["DataCaptureConfig"]
     assert capture["EnableCapture"] is True
     assert {o["CaptureMode"] for o in capture["CaptureOptions"]} == {"Input", "Output"}
@@ -61,7 +61,7 @@ def test_endpoint_config_captures_input_and_output_as_json(stack) -> None:  # ty
     assert "${DataCaptureBucket}" in capture["DestinationS3Uri"]["Fn::Sub"]
 
 
-def test_scalable_target_is_the_endpoint_variant(stack) -> None:  # type: ignore[no-untyped-def]
+def test_scalable_target_is_the_endpoint_variant(stack) -> None:
     target = only(stack, "AWS::ApplicationAutoScaling::ScalableTarget")
     assert target["ServiceNamespace"] == "sagemaker"
     assert target["ResourceId"] == {"Fn::Sub": "endpoint/${Endpoint.EndpointName}/variant/AllTraffic"}
@@ -70,7 +70,7 @@ def test_scalable_target_is_the_endpoint_variant(stack) -> None:  # type: ignore
     assert (target["MinCapacity"], target["MaxCapacity"]) == ({"Ref": "MinCapacity"}, {"Ref": "MaxCapacity"})
 
 
-def test_scaling_policy_tracks_invocations_per_instance(stack) -> None:  # type: ignore[no-untyped-def]
+def test_scaling_policy_tracks_invocations_per_instance(stack) -> None:
     policy = only(stack, "AWS::ApplicationAutoScaling::ScalingPolicy")
     assert policy["PolicyType"] == "TargetTrackingScaling"
     assert policy["ScalingTargetId"] == {"Ref": "ScalableTarget"}
@@ -84,7 +84,7 @@ def test_scaling_policy_tracks_invocations_per_instance(stack) -> None:  # type:
     )
 
 
-def test_container_environment_is_deploy_container_env(stack) -> None:  # type: ignore[no-untyped-def]
+def test_container_environment_is_deploy_container_env(stack) -> None:
     # Given the model's container env in the YAML and CONTAINER_ENV in deploy.py
     env = only(stack, "AWS::SageMaker::Model")["PrimaryContainer"]["Environment"]
     parameters = stack["Parameters"]
@@ -103,14 +103,14 @@ def test_container_environment_is_deploy_container_env(stack) -> None:  # type: 
     assert parameters["OllamaFallbackModel"]["Default"] == "llama3.2:1b-instruct-q4_0"
 
 
-def test_model_serves_the_image_and_bundle_as_its_own_role(stack) -> None:  # type: ignore[no-untyped-def]
+def test_model_serves_the_image_and_bundle_as_its_own_role(stack) -> None:
     model = only(stack, "AWS::SageMaker::Model")
     assert model["PrimaryContainer"]["Image"] == {"Ref": "ImageUri"}
     assert model["PrimaryContainer"]["ModelDataUrl"] == {"Ref": "ModelDataUrl"}
     assert model["ExecutionRoleArn"] == {"Fn::GetAtt": ["ExecutionRole", "Arn"]}
 
 
-def test_execution_role_reads_only_the_models_bucket(stack) -> None:  # type: ignore[no-untyped-def]
+def test_execution_role_reads_only_the_models_bucket(stack) -> None:
     role = stack["Resources"]["ExecutionRole"]["Properties"]
     principal = role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["Service"]
     assert principal == "sagemaker.amazonaws.com"
@@ -122,7 +122,7 @@ def test_execution_role_reads_only_the_models_bucket(stack) -> None:  # type: ig
     assert {"ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"} <= set(statements["EcrPull"]["Action"])
 
 
-def test_alarms_cover_latency_p95_and_serving_errors(stack) -> None:  # type: ignore[no-untyped-def]
+def test_alarms_cover_latency_p95_and_serving_errors(stack) -> None:
     alarms = {a["Properties"]["MetricName"]: a["Properties"] for a in resources_of(stack, "AWS::CloudWatch::Alarm")}
     assert set(alarms) == {"ModelLatency", "Invocation5XXErrors"}
     assert alarms["ModelLatency"]["ExtendedStatistic"] == "p95"
@@ -133,7 +133,7 @@ def test_alarms_cover_latency_p95_and_serving_errors(stack) -> None:  # type: ig
     assert "model serving down" in alarms["Invocation5XXErrors"]["AlarmDescription"]["Fn::Sub"]
 
 
-def test_outputs_name_the_endpoint_variant_and_arn(stack) -> None:  # type: ignore[no-untyped-def]
+def test_outputs_name_the_endpoint_variant_and_arn(stack) -> None:
     outputs = stack["Outputs"]
     assert {"EndpointName", "VariantName", "EndpointArn"} <= set(outputs)
     assert outputs["VariantName"]["Value"] == deploy.VARIANT_NAME
@@ -149,10 +149,10 @@ def _list(value: Any) -> list[Any]:
 
 @pytest.fixture(scope="module")
 def sam() -> dict[str, Any]:
-    return yaml_parse((ROOT / "template.yaml").read_text())  # type: ignore[no-any-return]
+    return yaml_parse((ROOT / "template.yaml").read_text())
 
 
-def test_infer_decision_calls_the_stage_endpoint_and_only_that(sam) -> None:  # type: ignore[no-untyped-def]
+def test_infer_decision_calls_the_stage_endpoint_and_only_that(sam) -> None:
     fn = sam["Resources"]["InferDecisionFunction"]["Properties"]
     env = fn["Environment"]["Variables"]
     # the settings InferDecision reads (ffe.settings.InferenceSettings), named as deploy.py names the endpoint
@@ -167,7 +167,7 @@ def test_infer_decision_calls_the_stage_endpoint_and_only_that(sam) -> None:  # 
     assert "VpcConfig" not in fn  # sagemaker-runtime and DynamoDB are reached without the VPC's NAT
 
 
-def test_the_read_timeout_covers_the_containers_llm_budget(sam) -> None:  # type: ignore[no-untyped-def]
+def test_the_read_timeout_covers_the_containers_llm_budget(sam) -> None:
     # Given the container's per-call Ollama timeout, a retry on an invalid answer and one fallback model
     per_call = float(deploy.CONTAINER_ENV["FFE_LLM_TIMEOUT_S"])
     fn = sam["Resources"]["InferDecisionFunction"]["Properties"]
@@ -180,7 +180,7 @@ def test_the_read_timeout_covers_the_containers_llm_budget(sam) -> None:  # type
     assert fn["Timeout"] > with_llm + 1  # + the 1 s connect timeout
 
 
-def test_the_state_machine_decides_through_infer_decision(sam) -> None:  # type: ignore[no-untyped-def]
+def test_the_state_machine_decides_through_infer_decision(sam) -> None:
     machine = sam["Resources"]["DecisionCycleStateMachine"]["Properties"]
     assert machine["DefinitionSubstitutions"]["InferDecisionFunctionArn"] == {"Ref": "InferDecisionFunction.Version"}
     invokable = [p["LambdaInvokePolicy"]["FunctionName"] for p in machine["Policies"] if "LambdaInvokePolicy" in p]
@@ -188,7 +188,7 @@ def test_the_state_machine_decides_through_infer_decision(sam) -> None:  # type:
     assert "DecideFunction" not in sam["Resources"]
 
 
-def test_nested_inference_stack_is_optional_and_sized_per_stage(sam) -> None:  # type: ignore[no-untyped-def]
+def test_nested_inference_stack_is_optional_and_sized_per_stage(sam) -> None:
     nested = sam["Resources"]["InferenceStack"]
     assert nested["Condition"] == "CreateInferenceEndpoint"
     assert sam["Conditions"]["CreateInferenceEndpoint"] == {

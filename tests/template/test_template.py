@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def translated() -> dict:  # type: ignore[type-arg]
+def translated() -> dict:
     return translate(ROOT, {"Stage": "dev", "DatabaseSecretArn": ""}).cloudformation
 
 
@@ -66,7 +66,7 @@ def test_no_handler_imports_a_heavy_library() -> None:
     assert len(handlers) >= 10 and out.stdout.strip() == "[]"
 
 
-def test_translates_offline_with_substitutions_folded(translated) -> None:  # type: ignore[no-untyped-def]
+def test_translates_offline_with_substitutions_folded(translated) -> None:
     machines = [r for r in translated["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"]
     assert len(machines) == 1
     props = machines[0]["Properties"]
@@ -78,7 +78,7 @@ def test_translates_offline_with_substitutions_folded(translated) -> None:  # ty
     assert "$$.Execution.Id" in body  # context paths survive the fold
 
 
-def test_one_schedule_per_timeframe_building_the_cycle_input(translated) -> None:  # type: ignore[no-untyped-def]
+def test_one_schedule_per_timeframe_building_the_cycle_input(translated) -> None:
     rules = [
         r
         for r in translated["Resources"].values()
@@ -87,10 +87,10 @@ def test_one_schedule_per_timeframe_building_the_cycle_input(translated) -> None
     timeframes = set()
     for rule in rules:
         target = rule["Properties"]["Targets"][0]
-        template, subs = target["InputTransformer"]["InputTemplate"]["Fn::Sub"], {}
+        template = target["InputTransformer"]["InputTemplate"]["Fn::Sub"]
         assert target["InputTransformer"]["InputPathsMap"] == {"id": "$.id", "time": "$.time"}
         text = template.replace("${AssetUniverseJson}", '["BTCUSD"]').replace("<id>", '"e"').replace("<time>", '"t"')
-        cycle = json.loads(text, **subs)
+        cycle = json.loads(text)
         assert set(cycle) == {"cycle_id", "as_of", "timeframe", "assets"}
         timeframes.add(cycle["timeframe"])
         assert "Stage" in json.dumps(rule["Properties"]["Name"])  # per stage
@@ -106,7 +106,7 @@ def test_samconfig_has_every_stage() -> None:
         assert f"Stage={stage}" in (overrides if isinstance(overrides, str) else " ".join(overrides))
 
 
-def test_preflight_runs_daily_and_market_data_state_has_its_tables(translated) -> None:  # type: ignore[no-untyped-def]
+def test_preflight_runs_daily_and_market_data_state_has_its_tables(translated) -> None:
     resources = translated["Resources"]
     daily = [
         r
@@ -122,7 +122,7 @@ def test_preflight_runs_daily_and_market_data_state_has_its_tables(translated) -
     assert {"BREAKER_TABLE", "BAR_CACHE_TABLE", "MARKET_DATA_PROVIDER"} <= set(env)
 
 
-def test_api_is_iam_authorised_and_proxies_every_route_to_the_api_function(translated) -> None:  # type: ignore[no-untyped-def]
+def test_api_is_iam_authorised_and_proxies_every_route_to_the_api_function(translated) -> None:
     # moto cannot deploy API Gateway, so the API is checked here, on the translated template
     api = next(r for r in translated["Resources"].values() if r["Type"] == "AWS::ApiGateway::RestApi")
     method = api["Properties"]["Body"]["paths"]["/{proxy+}"]["x-amazon-apigateway-any-method"]
@@ -132,7 +132,7 @@ def test_api_is_iam_authorised_and_proxies_every_route_to_the_api_function(trans
     assert "credentials" not in integration  # not the caller's credentials: execute-api:Invoke is enough
 
 
-def test_offline_deploy_leaves_out_only_what_moto_cannot_create(translated) -> None:  # type: ignore[no-untyped-def]
+def test_offline_deploy_leaves_out_only_what_moto_cannot_create(translated) -> None:
     from ffe.local.template import without_unsupported
 
     kept = without_unsupported(translated)
@@ -144,7 +144,7 @@ def test_offline_deploy_leaves_out_only_what_moto_cannot_create(translated) -> N
     assert {"ApiFunction", "DecisionCycleStateMachine", "RecordDecisionFunction"} <= set(kept["Resources"])
 
 
-def test_the_order_path_has_reserved_concurrency_unless_the_stage_reserves_none(translated) -> None:  # type: ignore[no-untyped-def]
+def test_the_order_path_has_reserved_concurrency_unless_the_stage_reserves_none(translated) -> None:
     resources = translated["Resources"]
     for function in ("GateRiskFunction", "ExecuteOrderFunction"):
         assert resources[function]["Properties"]["ReservedConcurrentExecutions"] == {
@@ -155,7 +155,7 @@ def test_the_order_path_has_reserved_concurrency_unless_the_stage_reserves_none(
     }
 
 
-def test_record_decision_may_ask_step_functions_only_about_this_stage_s_cycles(translated) -> None:  # type: ignore[no-untyped-def]
+def test_record_decision_may_ask_step_functions_only_about_this_stage_s_cycles(translated) -> None:
     policies = [
         statement
         for r in translated["Resources"].values()

@@ -9,7 +9,7 @@ from ffe.domain.errors import InvalidInputError
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 
 
-def event(name: str) -> dict:  # type: ignore[type-arg]
+def event(name: str) -> dict:
     return json.loads((EVENTS / name).read_text())
 
 
@@ -32,7 +32,7 @@ def test_valid_cycle_input_parses_to_utc() -> None:
         ({"surprise": 1}, "surprise", "Extra inputs are not permitted"),
     ],
 )
-def test_malformed_cycle_input_names_the_field(change: dict, field: str, why: str) -> None:  # type: ignore[type-arg]
+def test_malformed_cycle_input_names_the_field(change: dict, field: str, why: str) -> None:
     with pytest.raises(InvalidInputError, match=rf"invalid CycleInput: .*{field}: .*{why}"):
         parse(CycleInput, {**event("cycle_input.json"), **change})
 

@@ -14,7 +14,7 @@ from ffe.observability import record_metrics
 SOURCE = DataSource(provider="replay", dataset="t", synthetic=False, simulated_clock=True)
 
 
-def emitted(out: str) -> list[dict]:  # type: ignore[type-arg]
+def emitted(out: str) -> list[dict]:
     return [json.loads(line) for line in out.splitlines() if line.startswith("{") and "_aws" in line]
 
 
@@ -28,7 +28,7 @@ def emitted(out: str) -> list[dict]:  # type: ignore[type-arg]
         ("forming_bar: closes 12:50", "forming_bar"),
     ],
 )
-def test_a_data_gate_hold_is_counted_by_its_rule(reason: str, label: str, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_a_data_gate_hold_is_counted_by_its_rule(reason: str, label: str, capsys) -> None:
     record = DecisionRecord(
         cycle_id="c",
         as_of=datetime(2019, 6, 15, 12, 1, tzinfo=UTC),
@@ -52,7 +52,7 @@ def test_a_data_gate_hold_is_counted_by_its_rule(reason: str, label: str, capsys
     assert hold["reason"] == label
 
 
-def test_records_kept_only_in_the_history_are_counted_once(capsys) -> None:  # type: ignore[no-untyped-def]
+def test_records_kept_only_in_the_history_are_counted_once(capsys) -> None:
     closed = CycleClosed(
         cycle_id="c",
         execution_id="arn:x",

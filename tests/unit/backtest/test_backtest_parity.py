@@ -138,9 +138,11 @@ def _check(asset: str, variant: str, run_name: StrategyName, expect_model: Calla
         signals = np.array([record.signals[str(s)] for s in ("trend_following", "mean_reversion", "breakout")])
         assert np.all(np.abs(signals - result.signals[i]) <= 5e-7), t  # the record rounds to 6 places
         if record.model == "meta_controller":
+            bundle = _lambda_bundle(variant)
+            assert isinstance(bundle, ModelBundle), t
             raw = latest_weights(
-                _lambda_bundle(variant).meta,
-                np.asarray(regime.path_features),  # type: ignore[union-attr]
+                bundle.meta,
+                np.asarray(regime.path_features),
                 np.asarray(regime.path_posteriors),
             )
             assert np.max(np.abs(raw - run.weights[i])) <= 1e-9, t

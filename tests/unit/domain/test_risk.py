@@ -223,7 +223,7 @@ money = st.decimals(min_value=D("100"), max_value=D("10000000"), places=2, allow
         max_size=4,
     ),
 )
-def test_no_approved_order_ever_breaks_a_limit(  # type: ignore[no-untyped-def]
+def test_no_approved_order_ever_breaks_a_limit(
     action,
     confidence,
     equity,

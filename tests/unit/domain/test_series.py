@@ -47,7 +47,7 @@ def test_good_series_and_empty_series_pass() -> None:
         "naive",
     ],
 )
-def test_bad_series_is_rejected_with_a_clear_message(mutate, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_bad_series_is_rejected_with_a_clear_message(mutate, message: str) -> None:
     with pytest.raises(InvalidInputError, match=message):
         validate_series(mutate(good()), NOW)
 

@@ -34,7 +34,7 @@ def hours(first: datetime, last: datetime) -> list[datetime]:
     return [first + timedelta(hours=i) for i in range(int((last - first) / timedelta(hours=1)) + 1)]
 
 
-def assess(bars: list[Bar], timeframe: Timeframe, now: datetime, asset_class: AssetClass = CRYPTO, **kw):  # type: ignore[no-untyped-def]
+def assess(bars: list[Bar], timeframe: Timeframe, now: datetime, asset_class: AssetClass = CRYPTO, **kw):
     return assess_staleness(bars, timeframe, now, MIN_BARS, asset_class=asset_class, **kw)
 
 
@@ -207,9 +207,7 @@ def at(day: date, minute: int = 5) -> datetime:
         (FX, date(2024, 12, 24), at(date(2024, 12, 31)), 3, False),
     ],
 )
-def test_daily_series_hold_when_more_than_n_sessions_are_missing(  # type: ignore[no-untyped-def]
-    asset_class, last, now, missing, stale
-) -> None:
+def test_daily_series_hold_when_more_than_n_sessions_are_missing(asset_class, last, now, missing, stale) -> None:
     # Given daily bars up to `last`, judged at `now` with the default N=3
     bars = daily(last)
     verdict = assess(bars, D1, now, asset_class)

@@ -22,11 +22,11 @@ EVENTS = Path(__file__).resolve().parents[2] / "events"
 AS_OF = datetime(2019, 6, 15, 12, 0, tzinfo=UTC)
 
 
-def task(**change: object) -> dict:  # type: ignore[type-arg]
+def task(**change: object) -> dict:
     return {**json.loads((EVENTS / "asset_task.json").read_text()), "as_of": AS_OF.isoformat(), **change}
 
 
-def gate(lambda_context, monkeypatch, bars: list[Bar], **change: object) -> tuple[dict, dict]:  # type: ignore[no-untyped-def,type-arg]
+def gate(lambda_context, monkeypatch, bars: list[Bar], **change: object) -> tuple[dict, dict]:
     """Fetch ``bars`` through the real FetchMarketData, then judge them with the real CheckStaleness."""
     monkeypatch.setattr(fetch, "get_provider", lambda settings: FixedProvider(bars))
     data = fetch.lambda_handler(task(**change), lambda_context)
@@ -37,7 +37,7 @@ def closes(n: int) -> list[float]:
     return [100 + (i % 7) * 0.3 for i in range(n)]
 
 
-def test_fetch_drops_a_bar_still_forming_and_says_so(lambda_context, monkeypatch, caplog) -> None:  # type: ignore[no-untyped-def]
+def test_fetch_drops_a_bar_still_forming_and_says_so(lambda_context, monkeypatch, caplog) -> None:
     # Given the issue's case: at 12:00 the provider also returns the 1h bar that opened at 11:50
     bars = hourly(closes(120), AS_OF - timedelta(minutes=10))
     # When the cycle fetches and gates it
@@ -48,7 +48,7 @@ def test_fetch_drops_a_bar_still_forming_and_says_so(lambda_context, monkeypatch
     assert (staleness["code"], staleness["age_seconds"]) == ("fresh", 600.0)
 
 
-def test_a_series_ending_in_a_forming_bar_is_refused_at_the_next_boundary(lambda_context, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_series_ending_in_a_forming_bar_is_refused_at_the_next_boundary(lambda_context, monkeypatch) -> None:
     # Given a fetched series to which a bar closing after as_of is added (with a matching digest)
     data, _ = gate(lambda_context, monkeypatch, hourly(closes(120), AS_OF - timedelta(hours=1)))
     forming = {**data["bars"][-1], "time": "2019-06-15T11:30:00Z"}
@@ -59,7 +59,7 @@ def test_a_series_ending_in_a_forming_bar_is_refused_at_the_next_boundary(lambda
         check_staleness.lambda_handler(data, lambda_context)
 
 
-def test_the_bars_needed_are_the_champions_regime_path(lambda_context, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_the_bars_needed_are_the_champions_regime_path(lambda_context, monkeypatch) -> None:
     # Given the shipped champion: features need a warm-up, the meta-controller rolls over its roll_bars rows
     need = FeatureParams().warmup - 1 + load_bundle("bundled").meta.roll_bars
     assert need > StrategyParams().min_bars
@@ -72,13 +72,13 @@ def test_the_bars_needed_are_the_champions_regime_path(lambda_context, monkeypat
     assert enough["code"] == "fresh"
 
 
-def test_51_bars_are_insufficient_history_not_a_model_failure(lambda_context, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_51_bars_are_insufficient_history_not_a_model_failure(lambda_context, monkeypatch) -> None:
     # The issue's case: 51 bars pass the strategies' look-back but not the regime model's
     _, staleness = gate(lambda_context, monkeypatch, hourly(closes(51), AS_OF - timedelta(hours=1)))
     assert staleness["code"] == "insufficient_history" and "only 51 bars" in staleness["reason"]
 
 
-def test_the_need_follows_the_deployed_champion(lambda_context, monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_the_need_follows_the_deployed_champion(lambda_context, monkeypatch, tmp_path) -> None:
     # Given a champion whose meta-controller rolls over 40 rows, as MODEL_URI
     bundle = random_bundle(seed=5)
     folder = write_bundle(replace(bundle, meta=replace(bundle.meta, roll_bars=40)), tmp_path / "champion")
@@ -91,7 +91,7 @@ def test_the_need_follows_the_deployed_champion(lambda_context, monkeypatch, tmp
 
 def test_without_a_usable_champion_only_the_strategies_look_back_is_needed(
     lambda_context, monkeypatch, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     # No regime path can be computed anyway: DetectRegime then says why the champion is unusable
     monkeypatch.setenv("MODEL_URI", str(tmp_path / "nothing-here"))
     _, staleness = gate(
@@ -100,7 +100,7 @@ def test_without_a_usable_champion_only_the_strategies_look_back_is_needed(
     assert staleness["code"] == "fresh"
 
 
-def test_a_year_old_series_with_one_fresh_bar_is_gappy_data(lambda_context, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_year_old_series_with_one_fresh_bar_is_gappy_data(lambda_context, monkeypatch) -> None:
     old = hourly(closes(119), AS_OF - timedelta(days=365))
     fresh = hourly([100.0], AS_OF - timedelta(hours=1))
     _, staleness = gate(lambda_context, monkeypatch, old + fresh)
@@ -113,7 +113,7 @@ def daily(n: int, last_open: datetime) -> list[Bar]:
 
 
 @pytest.mark.parametrize(("allowed", "code"), [(None, "fresh"), ("2", "stale"), ("5", "fresh")])
-def test_the_daily_allowance_comes_from_the_environment(lambda_context, monkeypatch, allowed, code) -> None:  # type: ignore[no-untyped-def]
+def test_the_daily_allowance_comes_from_the_environment(lambda_context, monkeypatch, allowed, code) -> None:
     # Given BTCUSD daily bars whose last bar is for 11 June, judged on 15 June: 3 sessions (12-14 June) missing
     if allowed is not None:
         monkeypatch.setenv("DAILY_MAX_MISSING_SESSIONS", allowed)
@@ -123,7 +123,7 @@ def test_the_daily_allowance_comes_from_the_environment(lambda_context, monkeypa
     assert staleness["code"] == code and "3 crypto sessions missing since" in staleness["reason"]
 
 
-def test_a_bad_daily_allowance_is_a_clear_configuration_error(lambda_context, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_bad_daily_allowance_is_a_clear_configuration_error(lambda_context, monkeypatch) -> None:
     monkeypatch.setenv("DAILY_MAX_MISSING_SESSIONS", "-1")
     with pytest.raises(PermanentError, match="DAILY_MAX_MISSING_SESSIONS: Input should be greater than or equal to 0"):
         gate(lambda_context, monkeypatch, hourly(closes(120), AS_OF - timedelta(hours=1)))

@@ -26,11 +26,11 @@ AS_OF = datetime(2019, 6, 15, 12, 1, tzinfo=UTC)
 CPU_PLAN = LlmPlan(LLAMA_1B_Q4, None, "cpu", "no GPU")
 
 
-def task(**change: object) -> dict:  # type: ignore[type-arg]
+def task(**change: object) -> dict:
     return {**json.loads((EVENTS / "asset_task.json").read_text()), **change}
 
 
-def test_fetch_returns_validated_bars_for_the_asset(lambda_context, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_fetch_returns_validated_bars_for_the_asset(lambda_context, capsys) -> None:
     out = fetch.lambda_handler(task(), lambda_context)
     data = MarketData.model_validate(out)
     assert data.asset == "BTCUSD" and len(data.bars) == 120
@@ -43,7 +43,7 @@ def test_fetch_returns_validated_bars_for_the_asset(lambda_context, capsys) -> N
     ("change", "message"),
     [({"asset": "XAUUSD"}, "unknown asset 'XAUUSD'"), ({"timeframe": "7m"}, "timeframe"), ({"as_of": None}, "as_of")],
 )
-def test_fetch_rejects_bad_tasks_with_invalid_input(lambda_context, change, message) -> None:  # type: ignore[no-untyped-def]
+def test_fetch_rejects_bad_tasks_with_invalid_input(lambda_context, change, message) -> None:
     with pytest.raises(InvalidInputError, match=message):
         fetch.lambda_handler(task(**change), lambda_context)
 
@@ -59,18 +59,18 @@ def test_fetch_rejects_bad_tasks_with_invalid_input(lambda_context, change, mess
     ],
     ids=["nan", "negative", "duplicate", "out-of-order", "future"],
 )
-def test_fetch_never_passes_bad_bars_on(lambda_context, monkeypatch, corrupt, message) -> None:  # type: ignore[no-untyped-def]
+def test_fetch_never_passes_bad_bars_on(lambda_context, monkeypatch, corrupt, message) -> None:
     bars = hourly([100 + i * 0.1 for i in range(80)], AS_OF - timedelta(hours=2))
     monkeypatch.setattr(fetch, "get_provider", lambda settings: FixedProvider(corrupt(bars)))
     with pytest.raises(InvalidInputError, match=message):
         fetch.lambda_handler(task(), lambda_context)
 
 
-def fetched(lambda_context) -> dict:  # type: ignore[no-untyped-def,type-arg]
+def fetched(lambda_context) -> dict:
     return fetch.lambda_handler(task(), lambda_context)
 
 
-def test_check_staleness_fresh_series_and_metric(lambda_context, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_check_staleness_fresh_series_and_metric(lambda_context, capsys) -> None:
     data = fetched(lambda_context)
     capsys.readouterr()
     out = check_staleness.lambda_handler(data, lambda_context)
@@ -80,7 +80,7 @@ def test_check_staleness_fresh_series_and_metric(lambda_context, capsys) -> None
     assert emf[0]["asset"] == "BTCUSD"
 
 
-def test_check_staleness_rejects_tampered_bars(lambda_context) -> None:  # type: ignore[no-untyped-def]
+def test_check_staleness_rejects_tampered_bars(lambda_context) -> None:
     data = fetched(lambda_context)
     data["bars"][-1]["volume"] = data["bars"][-1]["volume"] + 1
     with pytest.raises(InvalidInputError, match="bars_sha256 does not match"):
@@ -88,7 +88,7 @@ def test_check_staleness_rejects_tampered_bars(lambda_context) -> None:  # type:
 
 
 @pytest.fixture
-def endpoint(monkeypatch) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def endpoint(monkeypatch) -> Iterator[str]:
     """The inference container's server on loopback (bundled champion, CPU, no Ollama), as InferDecision's URL."""
     server, stop = serve_in_thread(Predictor.load("bundled", device="cpu", llm=LlmVoter(CPU_PLAN)))
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
@@ -99,14 +99,14 @@ def endpoint(monkeypatch) -> Iterator[str]:  # type: ignore[no-untyped-def]
     stop()
 
 
-def regime_detected(lambda_context) -> dict:  # type: ignore[no-untyped-def,type-arg]
+def regime_detected(lambda_context) -> dict:
     data = fetched(lambda_context)
     data["staleness"] = check_staleness.lambda_handler(data, lambda_context)
     data["regime"] = detect_regime.lambda_handler(data, lambda_context)
     return data
 
 
-def test_detect_regime_then_infer_with_the_shipped_champion(lambda_context, endpoint, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_detect_regime_then_infer_with_the_shipped_champion(lambda_context, endpoint, capsys) -> None:
     data = regime_detected(lambda_context)
     assert data["regime"]["available"] is True and data["regime"]["asset_class"] == "crypto"
     capsys.readouterr()
@@ -122,7 +122,7 @@ def test_detect_regime_then_infer_with_the_shipped_champion(lambda_context, endp
     assert emf[0]["inference_unavailable"] == [0.0]
 
 
-def test_infer_holds_when_the_endpoint_is_down(lambda_context, endpoint, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_infer_holds_when_the_endpoint_is_down(lambda_context, endpoint, monkeypatch, capsys) -> None:
     data = regime_detected(lambda_context)
     monkeypatch.setenv("INFERENCE_ENDPOINT_URL", "http://127.0.0.1:9")  # nobody listens there
     capsys.readouterr()
@@ -133,7 +133,7 @@ def test_infer_holds_when_the_endpoint_is_down(lambda_context, endpoint, monkeyp
     assert emf[0]["inference_unavailable"] == [1.0]
 
 
-def test_infer_refuses_stale_data(lambda_context) -> None:  # type: ignore[no-untyped-def]
+def test_infer_refuses_stale_data(lambda_context) -> None:
     data = fetched(lambda_context)
     staleness = check_staleness.lambda_handler(data, lambda_context)
     data["staleness"] = {**staleness, "stale": True}

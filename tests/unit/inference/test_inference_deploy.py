@@ -131,7 +131,7 @@ def test_model_name_is_content_addressed() -> None:
     assert other.model_name != plan_for("dev").model_name
 
 
-def test_dry_run_prints_the_plan_without_importing_the_sdk(monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_dry_run_prints_the_plan_without_importing_the_sdk(monkeypatch, capsys) -> None:
     # Given the SDK and boto3 cannot be imported (None in sys.modules makes `import` raise)
     monkeypatch.setitem(sys.modules, "sagemaker", None)
     monkeypatch.setitem(sys.modules, "boto3", None)
@@ -180,7 +180,7 @@ def test_dry_run_script_in_a_fresh_interpreter_loads_no_aws_sdk() -> None:
         (argv("dev"), "--role-arn is required unless --dry-run"),
     ],
 )
-def test_bad_arguments_exit_2_with_a_clear_message(args: list[str], message: str, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_bad_arguments_exit_2_with_a_clear_message(args: list[str], message: str, capsys) -> None:
     with pytest.raises(SystemExit) as exc:
         deploy.main(args)
     assert exc.value.code == 2
@@ -224,7 +224,7 @@ class FakeBotoSession:
 
 
 @pytest.fixture
-def fake_sdk(monkeypatch) -> Recorder:  # type: ignore[no-untyped-def]
+def fake_sdk(monkeypatch) -> Recorder:
     """A stand-in `sagemaker` package recording what deploy() asks of it."""
     sdk = Recorder()
 

@@ -146,7 +146,8 @@ def test_traceparent_header_continues_the_callers_trace(
         spans["rl_voter"].parent is not None
         and spans["rl_voter"].parent.span_id == spans["invocations"].context.span_id
     )
-    assert f"{spans['invocations'].parent.span_id:016x}" == "00f067aa0ba902b7"
+    caller = spans["invocations"].parent
+    assert caller is not None and f"{caller.span_id:016x}" == "00f067aa0ba902b7"
 
 
 def test_xray_trace_header_continues_the_step_functions_trace(

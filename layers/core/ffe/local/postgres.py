@@ -205,7 +205,7 @@ class EmbeddedPostgres:
 
     def _start_pgserver(self) -> None:
         try:
-            import pgserver  # type: ignore[import-not-found]
+            import pgserver
         except ImportError:
             raise PostgresUnavailableError(
                 "no PostgreSQL found: set DATABASE_URL, install the server binaries "
