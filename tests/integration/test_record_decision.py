@@ -1,6 +1,8 @@
 """RecordDecision against a real PostgreSQL: idempotent writes, failures, outages."""
 
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -14,7 +16,7 @@ from functions.record_decision import handler as record_decision
 SOURCE = DataSource(provider="replay", dataset="test", synthetic=False, simulated_clock=True)
 
 
-def decision(cycle_id: str, **change: object) -> dict:  # type: ignore[type-arg]
+def decision(cycle_id: str, **change: object) -> dict[str, Any]:
     rec = DecisionRecord(
         cycle_id=cycle_id,
         as_of=datetime(2019, 6, 15, 12, 1, tzinfo=UTC),
@@ -40,7 +42,9 @@ def count(db: psycopg.Connection, table: str, cycle_id: str) -> int:
     return db.execute(f"SELECT count(*) FROM {table} WHERE cycle_id = %s", (cycle_id,)).fetchone()[0]  # type: ignore[index]
 
 
-def test_same_decision_twice_gives_one_row(database_url, db, cycle_id, lambda_context) -> None:  # type: ignore[no-untyped-def]
+def test_same_decision_twice_gives_one_row(
+    database_url: str, db: psycopg.Connection, cycle_id: str, lambda_context: Any
+) -> None:
     first = record_decision.lambda_handler(decision(cycle_id), lambda_context)
     second = record_decision.lambda_handler(decision(cycle_id), lambda_context)
     assert first["created"] is True and second["created"] is False
@@ -48,7 +52,9 @@ def test_same_decision_twice_gives_one_row(database_url, db, cycle_id, lambda_co
     assert count(db, "decisions", cycle_id) == 1
 
 
-def test_stale_hold_without_bars_is_still_idempotent(database_url, db, cycle_id, lambda_context) -> None:  # type: ignore[no-untyped-def]
+def test_stale_hold_without_bars_is_still_idempotent(
+    database_url: str, db: psycopg.Connection, cycle_id: str, lambda_context: Any
+) -> None:
     hold = decision(
         cycle_id,
         bar_time=None,
@@ -64,13 +70,17 @@ def test_stale_hold_without_bars_is_still_idempotent(database_url, db, cycle_id,
     assert count(db, "decisions", cycle_id) == 1
 
 
-def test_next_bar_is_a_new_decision(database_url, db, cycle_id, lambda_context) -> None:  # type: ignore[no-untyped-def]
+def test_next_bar_is_a_new_decision(
+    database_url: str, db: psycopg.Connection, cycle_id: str, lambda_context: Any
+) -> None:
     record_decision.lambda_handler(decision(cycle_id), lambda_context)
     record_decision.lambda_handler(decision(cycle_id, bar_time="2019-06-15T12:00:00Z"), lambda_context)
     assert count(db, "decisions", cycle_id) == 2
 
 
-def test_failure_is_recorded_once_with_its_message(database_url, db, cycle_id, lambda_context) -> None:  # type: ignore[no-untyped-def]
+def test_failure_is_recorded_once_with_its_message(
+    database_url: str, db: psycopg.Connection, cycle_id: str, lambda_context: Any
+) -> None:
     cause = '{"errorType": "InvalidInputError", "errorMessage": "unknown asset \'XAUUSD\'", "stackTrace": []}'
     failure = {"kind": "failure", "cycle_id": cycle_id, "asset": "XAUUSD", "error": "InvalidInputError", "cause": cause}
     out = record_decision.lambda_handler(failure, lambda_context)
@@ -80,7 +90,9 @@ def test_failure_is_recorded_once_with_its_message(database_url, db, cycle_id, l
     assert row == [("InvalidInputError", "unknown asset 'XAUUSD'")]
 
 
-def test_cycle_failure_names_the_bad_field(database_url, db, cycle_id, lambda_context) -> None:  # type: ignore[no-untyped-def]
+def test_cycle_failure_names_the_bad_field(
+    database_url: str, db: psycopg.Connection, cycle_id: str, lambda_context: Any
+) -> None:
     raw = {"cycle_id": cycle_id, "as_of": "2019-06-15T12:01:00Z", "timeframe": "1h"}
     event = {"kind": "failure", "cycle_input": raw, "error": "States.Runtime", "cause": "JSONPath '$.assets' not found"}
     record_decision.lambda_handler(event, lambda_context)
@@ -88,14 +100,14 @@ def test_cycle_failure_names_the_bad_field(database_url, db, cycle_id, lambda_co
     assert row is not None and row[0] == "InvalidInputError" and "assets: Field required" in row[1] and row[2] is None
 
 
-def test_unreachable_database_is_transient(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_unreachable_database_is_transient(tmp_path: Path) -> None:
     store = PostgresDecisionStore(f"postgresql://postgres@/ffe?host={tmp_path}&port=1&connect_timeout=1")
     rec = FailureRecord(cycle_id="c", error="X")
     with pytest.raises(TransientError, match="cannot reach the decision store"):
         store.record_failure(rec, "m")
 
 
-def test_database_outage_mid_life_reconnects(postgres, db, cycle_id) -> None:  # type: ignore[no-untyped-def]
+def test_database_outage_mid_life_reconnects(postgres: str, db: psycopg.Connection, cycle_id: str) -> None:
     store = PostgresDecisionStore(postgres)
     store.record_failure(FailureRecord(cycle_id=cycle_id, asset="A", error="X"), "first")
     # Given the server drops our connection (as a failover or RDS Proxy recycle would)
