@@ -19,8 +19,6 @@ from ffe.api import app as api_app
 from ffe.api.models import Cursor
 from tests.api.conftest import JUNE_1, JUNE_15, MAY, UNREACHABLE_DB, ApiResponse, Seeded, assert_problem
 
-pytestmark = pytest.mark.integration
-
 ALL_FILTERS = {"asset", "action", "timeframe", "from", "to", "limit", "cursor"}
 
 

@@ -13,8 +13,6 @@ from hypothesis import strategies as st
 
 from tests.api.conftest import MAY, Seeded, assert_problem, every_byte_encoded, executions
 
-pytestmark = pytest.mark.integration
-
 CYCLE = {"assets": ["BTCUSD"], "timeframe": "1h", "as_of": "2019-06-15T12:01:00Z"}
 LONG = "x" * 5000
 

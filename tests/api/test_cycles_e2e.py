@@ -19,8 +19,6 @@ from ffe.local.aws import LocalCloud
 from tests.api.conftest import ApiResponse, rest_event, to_response
 from tests.conftest import ROOT
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture(scope="module")
 def cloud(postgres: str) -> Iterator[LocalCloud]:

@@ -28,8 +28,6 @@ from functions.api.handler import lambda_handler
 from tests.api.conftest import Seeded, every_byte_encoded, executions
 from tests.conftest import FakeLambdaContext
 
-pytestmark = pytest.mark.integration
-
 SCHEMA_FILE = Path(api_app.__file__).with_name("openapi.json")
 
 

@@ -21,10 +21,7 @@ from ffe.local.errors import StateInUseError
 from ffe.local.postgres import EmbeddedPostgres, PostgresUnavailableError, find_bindir
 from ffe.local.runner import LocalState
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(find_bindir() is None, reason="needs the machine's Postgres server binaries"),
-]
+pytestmark = pytest.mark.skipif(find_bindir() is None, reason="needs the machine's Postgres server binaries")
 
 # A user of the cluster in its own process: starts, says "ready", then obeys stdin ("query", "leave").
 USER = """

@@ -24,11 +24,8 @@ from ffe.training.tracking import (
     tracking_uri,
 )
 
-pytestmark = [
-    pytest.mark.integration,
-    # MLflow 3.17's registry models use SQLAlchemy's `noload`, deprecated in SQLAlchemy 2.1: MLflow's to fix
-    pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated"),
-]
+# MLflow 3.17's registry models use SQLAlchemy's `noload`, deprecated in SQLAlchemy 2.1: MLflow's to fix
+pytestmark = pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated")
 
 N_RUNS, N_STEPS, METRICS = 20, 50, ("loss", "val_loss", "sharpe", "churn", "max_disruption")
 

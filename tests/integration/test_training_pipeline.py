@@ -17,8 +17,6 @@ from ffe.training.meta_config import MetaTrainConfig
 from ffe.training.pipeline import BUNDLE_ARTIFACT_PATH, EXPERIMENT, MODEL_NAME, TrainPlan, train
 from ffe.training.tracking import CHALLENGER, CHAMPION, Tracker, tracking_uri
 
-pytestmark = pytest.mark.integration
-
 PLAN = TrainPlan(
     seed=11, symbols=("BTCUSD", "EURUSD"), meta=MetaTrainConfig.quick(seed=11), ewc_epochs=2, progress=False
 )
