@@ -76,7 +76,7 @@ def test_run_then_decisions_then_reset(own_state: Path, capsys: pytest.CaptureFi
     assert set(rows) == {"BTCUSD", "ETHUSD", "EURUSD", "GBPUSD"}, out
     assert rows["GBPUSD"][4] == "HOLD" and rows["GBPUSD"][-1].startswith("stale data: last bar closed"), out
     assert rows["BTCUSD"][-1].startswith("RL ") and rows["BTCUSD"][-1].endswith("…"), out
-    assert "`ffe decisions --id N` shows one in full" in out
+    assert "--wide shows them whole, `ffe decisions --id N` one decision in full" in out
     assert re.search(r"^  inference  http://127\.0\.0\.1:\d+ serves ffe-[0-9a-f]{12} on ", out, re.M), out
     assert "(unreachable, so the RL voter decides alone and says so)" in " ".join(out.split())
     assert "Execution history" in out and "Hold on stale data" in out and "Record decision" in out

@@ -8,6 +8,7 @@ import json
 import os
 import pty
 import struct
+import sys
 import termios
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -77,10 +78,26 @@ def test_wide_wraps_the_whole_reason_inside_its_column(capsys: pytest.CaptureFix
     assert continued, out  # the reason wraps under its own column, not under the asset
 
 
-def test_columns_sets_the_width(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_columns_sets_a_terminal_s_width_never_a_pipe_s(
+    terminal: tuple[IO[str], int], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("COLUMNS", "80")
+    assert width(terminal[0]) == 80
+    assert width() == PIPED_WIDTH  # piped output is the same wherever it runs
     show(table(COLUMNS, ROWS))
-    assert max(len(line) for line in capsys.readouterr().out.splitlines()) <= 80
+    assert max(len(line) for line in capsys.readouterr().out.splitlines()) == PIPED_WIDTH
+
+
+def test_only_free_text_is_cut_when_the_width_is_short(
+    terminal: tuple[IO[str], int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "16")
+    monkeypatch.setenv("NO_COLOR", "1")
+    stream, screen = terminal
+    monkeypatch.setattr(sys, "stdout", stream)
+    show(table([Column("id"), Column("asset"), Column("size", "right")], [["12", "BTCUSD", "0.99018949"]]))
+    stream.flush()
+    assert "12  BTCUSD  0.99018949" in on_screen(screen)  # run over the width rather than cut an id or a number
 
 
 def test_a_terminal_gets_its_width_and_colour(terminal: tuple[IO[str], int]) -> None:

@@ -1,12 +1,12 @@
 """How the ``ffe`` commands print: one table printer (rich), the width it fits, when it uses colour, and JSON.
 
-Width: ``COLUMNS`` when it is set, else the terminal's width when stdout is a terminal, else 120 (output piped
-into a file or another program). Colour (BUY green, SELL red, HOLD yellow, failures red, bold headers) only
-when stdout is a terminal (or rich's ``FORCE_COLOR`` says to treat it as one) and never with ``NO_COLOR`` set:
-piped output is plain text, with no escape codes.
+Width: on a terminal, ``COLUMNS`` when it is set, else the terminal's width; output piped into a file or another
+program is 120 columns wide, whatever ``COLUMNS`` says. Colour (BUY green, SELL red, HOLD yellow, failures red,
+bold headers) only when stdout is a terminal (or rich's ``FORCE_COLOR`` says to treat it as one) and never with
+``NO_COLOR`` set: piped output is plain text, with no escape codes.
 
 A table's free-text columns (a decision's reason, an error message) are cut to fit the width with an ellipsis;
-``wide=True`` wraps them whole inside their column instead, so every line still fits.
+``wide=True`` wraps them whole inside their column instead, so every line still fits. Other columns are never cut.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from decimal import Decimal
 from typing import IO, Any, Literal
 
 from rich.box import Box
+from rich.cells import cell_len
 from rich.console import Console, RenderableType
 from rich.padding import Padding
 from rich.table import Table
@@ -56,17 +57,16 @@ class Column:
 
 
 def width(stream: IO[str] | None = None) -> int:
-    """``COLUMNS`` when set, else the terminal's width when ``stream`` (default stdout) is one, else 120."""
-    columns = os.environ.get("COLUMNS", "").strip()
-    if columns.isdigit() and int(columns) > 0:
-        return int(columns)
+    """On a terminal ``COLUMNS`` when set, else the terminal's width; anywhere else 120, whatever COLUMNS says
+    (piped output is the same wherever it runs)."""
     stream = stream or sys.stdout
     try:
-        if stream.isatty():
-            return os.get_terminal_size(stream.fileno()).columns
+        if not stream.isatty():
+            return PIPED_WIDTH
+        columns = os.environ.get("COLUMNS", "").strip()
+        return int(columns) if columns.isdigit() and int(columns) > 0 else os.get_terminal_size(stream.fileno()).columns
     except (AttributeError, OSError, ValueError):  # a stream with no file descriptor behind it
-        pass
-    return PIPED_WIDTH
+        return PIPED_WIDTH
 
 
 def console(stream: IO[str] | None = None) -> Console:
@@ -102,12 +102,20 @@ def table(
         title_justify="left",
         title_style="bold",
     )
-    for column in columns:
-        # Free text may shrink to fit (rich narrows wrapable columns first); the rest keep their width.
-        grid.add_column(column.header, justify=column.justify, no_wrap=not column.free_text)
-    free = [c.free_text for c in columns]
-    for row in rows:
-        grid.add_row(*(_cell(value, cut=is_free and not wide) for value, is_free in zip(row, free, strict=True)))
+    cut = [c.free_text and not wide for c in columns]
+    cells = [[_cell(value, cut=c) for value, c in zip(row, cut, strict=True)] for row in rows]
+    for i, column in enumerate(columns):
+        # Only free text shrinks to fit (rich narrows wrapable columns first): an id, a time or a number is never
+        # cut; on a terminal too narrow for them the lines run over and the terminal wraps them.
+        widest = max((cell_len(column.header), *(row[i].cell_len for row in cells)))
+        grid.add_column(
+            column.header,
+            justify=column.justify,
+            no_wrap=not column.free_text,
+            min_width=None if column.free_text else widest,
+        )
+    for row in cells:
+        grid.add_row(*row)
     return grid
 
 
@@ -126,7 +134,7 @@ def show(*renderables: RenderableType | str) -> bool:
     out = console()
     with out.capture() as captured:
         for renderable in renderables:
-            out.print(renderable)
+            out.print(renderable, crop=False)  # a line over the width (a table too narrow for it) runs on, uncut
     text = captured.get()
     sys.stdout.write("".join(line.rstrip(" ") + "\n" for line in text.splitlines()))
     return "\u2026" in text
@@ -137,7 +145,7 @@ def render(*renderables: RenderableType | str) -> str:
     out = Console(file=io.StringIO(), width=width(), color_system=None, highlight=False, markup=False, emoji=False)
     with out.capture() as captured:
         for renderable in renderables:
-            out.print(renderable)
+            out.print(renderable, crop=False)
     return "\n".join(line.rstrip(" ") for line in captured.get().splitlines())
 
 

@@ -17,7 +17,7 @@ from rich.text import Text
 from ffe.domain.staleness import human_duration
 from ffe.terminal import Column, details, show, styled, table
 
-CUT_HINT = "reasons cut to fit the width: `ffe decisions --id N` shows one in full, --wide shows them all"
+CUT_HINT = "reasons cut to fit the width: --wide shows them whole, `ffe decisions --id N` one decision in full"
 
 
 # --- ffe run ---------------------------------------------------------------------------------------------------
