@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -12,8 +11,7 @@ from ffe.local.inference import LocalInference
 from ffe.local.lambdas import cold_start
 from ffe.settings import InferenceSettings
 from gpu_inference.llm import DEFAULT_TIMEOUT_S
-
-ROOT = Path(__file__).resolve().parents[3]
+from tests.conftest import ROOT
 
 
 @pytest.mark.parametrize(("env", "expected"), [(None, DEFAULT_TIMEOUT_S), ("7", 7.0)])
