@@ -97,8 +97,7 @@ def test_the_account_is_opened_once_per_connection(
         real_execute = conn.execute
 
         def execute(query: Any, *rest: Any, **options: Any) -> Any:
-            if query:  # not the empty query that checks a reused connection (ffe.adapters.database)
-                statements.append(str(query))
+            statements.append(str(query))
             return real_execute(query, *rest, **options)
 
         monkeypatch.setattr(conn, "execute", execute)

@@ -5,8 +5,10 @@ each hold a ``Database``: one connection, reused across warm invocations, used b
 
 - Lazy: the connection opens on first use, in autocommit mode; ``on_connect`` runs on every new connection
   (the adapters migrate the schema there, the read side makes its session read-only).
-- Checked: before a reused connection is handed out it answers one round trip; when the server has dropped
-  it (failover, idle timeout, RDS Proxy recycling it), it is replaced once, before the caller's work runs.
+- Checked: before a reused connection is handed out its socket is polled (no round trip); when the server has
+  hung up on it (failover, idle timeout, RDS Proxy recycling it), it is replaced once, before the caller's work
+  runs. A network path that dies silently (no hang-up reaches the client) is not seen by the check: the work
+  then fails as the adapter's ``unavailable`` error and the next use reconnects.
 - Timeouts in one place: every session has the statement timeout (``DB_STATEMENT_TIMEOUT_MS``). An adapter
   that waits for locks passes a lock timeout, and its statement timeout is at least that long, so a lock
   wait ends by the lock timeout.
@@ -20,6 +22,7 @@ each hold a ``Database``: one connection, reused across warm invocations, used b
 
 from __future__ import annotations
 
+import select
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -175,14 +178,20 @@ class Database(Generic[Row]):
 
 
 def _answers(conn: psycopg.Connection[Any]) -> bool:
-    """An idle, open connection that answers a round trip (the server may have dropped it since its last use)."""
+    """An idle, open connection the server has not hung up on since its last use.
+
+    An idle session gets nothing from the server unless the server is ending it (a terminated backend, a
+    restart or failover, a proxy closing an idle connection: an error message and/or end of file), and this
+    process never LISTENs, so a readable socket means the connection is gone. A poll with no wait, not a
+    round trip: the check costs a system call, not a network latency, on every use.
+    """
     if conn.closed or conn.broken or conn.info.transaction_status != TransactionStatus.IDLE:
         return False
     try:
-        conn.execute("")  # an empty query: the cheapest round trip
-    except _LOST:
+        readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    except (OSError, ValueError, *_LOST):
         return False
-    return True
+    return not readable
 
 
 def configured(settings: DatabaseSettings) -> Callable[[bool], str]:
