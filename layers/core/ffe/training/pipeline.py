@@ -203,7 +203,9 @@ def _flatten(outcome: TrainOutcome) -> dict[str, float]:
 
 def summary(outcome: TrainOutcome) -> str:
     """What a terminal shows after training: where the bundle went and the holdout figures side by side."""
-    lines = [
+    from ffe.terminal import Column, render, table
+
+    head = [
         f"bundle {outcome.version} (seed {outcome.seed})",
         f"MLflow run {outcome.run_id}, registered {MODEL_NAME} v{outcome.registered_version} as {outcome.alias}"
         if outcome.run_id
@@ -214,12 +216,21 @@ def summary(outcome: TrainOutcome) -> str:
         "",
         "Held-out rows, as trained (position = the blend, flat inside the entry band; `ffe backtest` replays the",
         "full pipeline with the risk gate and paper fills):",
-        f"{'held-out':10} {'model':16} {'sharpe':>7} {'return':>8} {'max dd':>7} {'churn':>7} {'disrupt':>8}",
     ]
-    for symbol, by_model in outcome.holdout.items():
-        for model, m in by_model.items():
-            lines.append(
-                f"{symbol:10} {model:16} {m['sharpe']:7.2f} {m['total_return']:8.2%} {m['max_drawdown']:7.2%} "
-                f"{m['churn_rate']:7.2%} {m['max_disruption']:8.3f}"
-            )
-    return "\n".join(lines)
+    columns = [Column("held-out"), Column("model")] + [
+        Column(header, "right") for header in ("sharpe", "return", "max dd", "churn", "disrupt")
+    ]
+    rows = [
+        [
+            symbol,
+            model,
+            f"{m['sharpe']:.2f}",
+            f"{m['total_return']:.2%}",
+            f"{m['max_drawdown']:.2%}",
+            f"{m['churn_rate']:.2%}",
+            f"{m['max_disruption']:.3f}",
+        ]
+        for symbol, by_model in outcome.holdout.items()
+        for model, m in by_model.items()
+    ]
+    return render(*head, table(columns, rows))
