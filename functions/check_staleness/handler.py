@@ -9,14 +9,14 @@ from ffe.adapters.models import ModelUnavailableError, champion
 from ffe.contracts import CheckStalenessInput, parse
 from ffe.domain.features import FeatureParams
 from ffe.domain.strategies import StrategyParams
-from ffe.observability import DATA_STALENESS_SECONDS, STALE_SERIES, MetricUnit, logger, metrics, tracer
+from ffe.observability import emit, logger, timed, tracer
 from ffe.settings import StalenessSettings, get_settings
 from ffe.steps.staleness import check_staleness
 
 
 @logger.inject_lambda_context(correlation_id_path="execution_id")
 @tracer.capture_lambda_handler
-@metrics.log_metrics
+@timed("staleness")
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     data = parse(CheckStalenessInput, event)
     logger.append_keys(cycle_id=data.cycle_id, asset=data.asset, timeframe=data.timeframe)
@@ -30,10 +30,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         roll_bars=None if isinstance(bundle, ModelUnavailableError) else bundle.meta.roll_bars,
         daily_max_missing_sessions=settings.daily_max_missing_sessions,
     )
-    metrics.add_dimension(name="asset", value=data.asset)
-    metrics.add_dimension(name="timeframe", value=str(data.timeframe))
+    where = {"asset": data.asset, "timeframe": str(data.timeframe)}
     if result.age_seconds is not None:
-        metrics.add_metric(name=DATA_STALENESS_SECONDS, unit=MetricUnit.Seconds, value=result.age_seconds)
-    metrics.add_metric(name=STALE_SERIES, unit=MetricUnit.Count, value=int(result.stale))
+        emit("data_staleness_seconds", result.age_seconds, where)
+    emit("stale_series", int(result.stale), {**where, "code": str(result.code)})
     logger.info("staleness checked", extra=result.model_dump(mode="json"))
     return result.model_dump(mode="json")

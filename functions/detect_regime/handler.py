@@ -6,19 +6,24 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ffe.adapters.models import champion
 from ffe.contracts import DetectRegimeInput, parse
+from ffe.decision_metrics import asset_class
 from ffe.domain.features import FeatureParams
-from ffe.observability import logger, tracer
+from ffe.observability import emit, logger, timed, tracer
 from ffe.settings import ModelSettings, get_settings
 from ffe.steps.regime import detect_regime
 
 
 @logger.inject_lambda_context(correlation_id_path="execution_id")
 @tracer.capture_lambda_handler
+@timed("regime")
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     inp = parse(DetectRegimeInput, event)
     logger.append_keys(cycle_id=inp.cycle_id, asset=inp.asset, timeframe=inp.timeframe)
     settings = get_settings(ModelSettings)
     bundle = champion(settings.model_uri, settings.model_cache_seconds)
     result = detect_regime(inp, bundle, FeatureParams())
+    klass = result.asset_class or asset_class(inp.asset)
+    for regime, probability in result.probabilities.items():  # the posterior, one value per regime
+        emit("regime_probability", probability, {"asset": inp.asset}, asset_class=klass, regime=regime)
     logger.info("regime detected", extra={"regime": result.label, "available": result.available, "why": result.reason})
     return result.model_dump(mode="json")

@@ -7,14 +7,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from ffe.adapters.brokers_factory import get_broker, get_reservations
 from ffe.adapters.store import get_store
 from ffe.contracts import ExecuteOrderInput, parse
-from ffe.observability import ORDERS, MetricUnit, logger, metrics, tracer
+from ffe.observability import emit, logger, timed, tracer
 from ffe.settings import RiskSettings, get_settings
 from ffe.steps.execute import execute_order
 
 
 @logger.inject_lambda_context(correlation_id_path="execution_id")
 @tracer.capture_lambda_handler
-@metrics.log_metrics
+@timed("execute")
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     inp = parse(ExecuteOrderInput, event)
     logger.append_keys(cycle_id=inp.cycle_id, asset=inp.asset)
@@ -23,8 +23,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     placed_at = inp.bar_time + inp.timeframe.duration if inp.bar_time else inp.as_of
     broker = get_broker(settings, placed_at, inp.asset)
     result = execute_order(inp, broker, get_store(), settings.execution_mode, get_reservations(settings))
-    metrics.add_dimension(name="venue", value=result.venue)
-    metrics.add_metric(name=ORDERS, unit=MetricUnit.Count, value=int(result.created))
+    side = inp.risk.side if inp.risk is not None and inp.risk.side else str(inp.action)
+    emit("orders", int(result.created), {"asset": inp.asset, "venue": result.venue}, side=side)
     logger.info(
         "order placed",
         extra={

@@ -7,15 +7,16 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ffe.adapters.inference import get_inference
 from ffe.contracts import DecideInput, parse
+from ffe.decision_metrics import inference_metrics
 from ffe.domain.strategies import StrategyParams
-from ffe.observability import INFERENCE_UNAVAILABLE, MetricUnit, logger, metrics, tracer
+from ffe.observability import logger, timed, tracer
 from ffe.settings import InferenceSettings, get_settings
 from ffe.steps.infer import UNAVAILABLE, infer_decision
 
 
 @logger.inject_lambda_context(correlation_id_path="execution_id")
 @tracer.capture_lambda_handler
-@metrics.log_metrics
+@timed("infer")
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     inp = parse(DecideInput, event)
     logger.append_keys(cycle_id=inp.cycle_id, asset=inp.asset, timeframe=inp.timeframe)
@@ -25,6 +26,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         inp, get_inference(settings), StrategyParams(), settings.entry_threshold, settings.inference_llm, trace
     )
     down = record.reason.startswith(UNAVAILABLE)
-    metrics.add_metric(name=INFERENCE_UNAVAILABLE, unit=MetricUnit.Count, value=int(down))
+    inference_metrics(record, down)
     logger.info("inferred", extra={"action": record.action, "confidence": record.confidence, "unavailable": down})
     return record.model_dump(mode="json")

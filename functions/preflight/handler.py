@@ -3,12 +3,11 @@
 from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools.metrics import single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ffe.adapters.brokers_factory import venue_brokers
 from ffe.adapters.market_data import live_providers
-from ffe.observability import NAMESPACE, PROVIDER_HEALTHY, MetricUnit, logger, tracer
+from ffe.observability import emit, logger, tracer
 from ffe.settings import ProviderSettings, RiskSettings, get_settings
 from ffe.steps.preflight import run_preflight
 
@@ -21,10 +20,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     report = run_preflight(live_providers(get_settings(ProviderSettings)), clock=lambda: now, brokers=brokers)
     for check in report.providers:
         if check.status != "not_configured":  # one metric per provider, dimensioned by provider
-            with single_metric(
-                name=PROVIDER_HEALTHY, unit=MetricUnit.Count, value=int(check.status == "ok"), namespace=NAMESPACE
-            ) as metric:
-                metric.add_dimension(name="provider", value=check.provider)
+            emit("provider_healthy", int(check.status == "ok"), {"status": check.status}, provider=check.provider)
     logger.info(
         "preflight", extra={"healthy": report.healthy, "providers": report.model_dump(mode="json")["providers"]}
     )

@@ -9,7 +9,7 @@ import pytest
 
 from ffe.contracts import CycleClosed, DataSource, DecisionRecord, RecordDecisionResult
 from ffe.domain.models import Action, Timeframe
-from ffe.observability import record_metrics
+from ffe.decision_metrics import record_metrics
 
 SOURCE = DataSource(provider="replay", dataset="t", synthetic=False, simulated_clock=True)
 

@@ -186,6 +186,9 @@ class DataSource(Contract):
     forming_bars_dropped: int = Field(
         default=0, ge=0, description="bars the provider returned that had not closed by as_of: dropped, never used"
     )
+    fetch_started_at: UtcDatetime | None = Field(
+        default=None, description="when FetchMarketData started (wall clock): the decision path's latency runs from it"
+    )
 
 
 class MarketData(Contract):
@@ -460,6 +463,9 @@ class CycleClosed(Contract):
     execution_id: str
     status: Literal["SUCCEEDED", "FAILED"]
     outcomes: list[AssetOutcome] = Field(default_factory=list, description="one per asset, from the Map")
+    timeframe: Annotated[str, Field(max_length=32)] | None = Field(
+        default=None, description="the cycle's timeframe as it opened (the cycles metric's dimension)"
+    )
 
     def lost(self) -> list[AssetOutcome]:
         return [o for o in self.outcomes if o.outcome == "lost"]
@@ -474,6 +480,9 @@ def _label(text: str, limit: int) -> str:
     digest = hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:10]
     readable = "".join(c if c.isprintable() else "?" for c in text)
     return f"{readable[: max(0, limit - 14)]}~{digest}" if len(readable) > limit - 14 else f"{readable}~{digest}"
+
+
+FailedStep = Literal["fetch", "staleness", "regime", "infer", "gate", "execute"]
 
 
 class FailureRecord(Contract):
@@ -493,6 +502,7 @@ class FailureRecord(Contract):
     cycle_input: Any = Field(default=None, description="the raw execution input, for cycle-level failures")
     cycle_failure: bool = Field(default=False, description="the whole cycle failed (its input), not one asset")
     item: int | None = Field(default=None, ge=0, description="the asset's position in the cycle's list")
+    step: FailedStep | None = Field(default=None, description="the state that failed (None in older records)")
     given: dict[str, str] = Field(
         default_factory=dict, description="fields as given, where they had to be recorded under a sanitized label"
     )
@@ -558,6 +568,7 @@ class RecordDecisionResult(Contract):
         default=None, description="cycle_opened: SKIPPED when another cycle of its stage and timeframe still runs"
     )
     reason: str = Field(default="", description="why the cycle was skipped")
+    timeframe: str | None = Field(default=None, description="cycle records: the cycle's timeframe as given")
 
 
 class ExecuteOrderInput(DecisionRecord):

@@ -1,73 +1,215 @@
-"""The one place that builds the logger, tracer and metrics every function shares."""
+"""The one place that builds the logger and tracer every function shares, and the metrics they may emit.
 
+``METRICS`` is the registry of every custom metric ffe emits (namespace ``FFE``): name, unit, dimensions and
+what watches it. Alarms (iac/alarms.yaml) and dashboards (ffe.monitoring) key on these names and dimension
+sets, and a test cross-checks both against this registry, so renaming a metric is an interface change.
+``emit`` is the only way to emit one: it refuses a name or a dimension set the registry does not declare,
+and always adds the ``service`` dimension. High-cardinality values (the asset above all) go in as EMF
+properties: searchable in CloudWatch Logs Insights, never a dimension.
+"""
+
+from __future__ import annotations
+
+import json
 import os
-from typing import Any
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, cast
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
-
-from ffe.contracts import CycleClosed
-from ffe.domain.staleness import GateCode
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "ffe")
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "FFE")
 
 logger = Logger(service=SERVICE)
 tracer = Tracer(service=SERVICE)
-metrics = Metrics(service=SERVICE, namespace=NAMESPACE)
 
-# Metric names: whatever alarms or dashboards a team builds key on these, so renaming one is an interface change.
-BARS_FETCHED = "bars_fetched"
-DATA_STALENESS_SECONDS = "data_staleness_seconds"
-STALE_SERIES = "stale_series"
-DECISIONS = "decisions"
-FAILURES = "failures"
-DUPLICATE_RECORDS = "duplicate_records"
-BREAKER_TRANSITIONS = "breaker_transitions"
-CACHE_HIT_RATE = "cache_hit_rate"
-PROVIDER_FALLBACKS = "provider_fallbacks"
-PROVIDER_HEALTHY = "provider_healthy"
+#: Values that must never be a dimension: each distinct value would be a metric of its own.
+HIGH_CARDINALITY = frozenset({"asset", "cycle_id", "execution_id", "client_order_id", "error", "decision_id"})
 
-HOLD_REASONS = "hold_reasons"
-RISK_BLOCKS = "risk_blocks"
-ORDERS = "orders"
-RISK_VIOLATION_NOT_BLOCKED = "risk_violation_not_blocked"  # must stay 0 (no alarm on it yet: docs/operations.md)
-CYCLES = "cycles"
-INFERENCE_UNAVAILABLE = "inference_unavailable"  # decisions held because the endpoint could not answer
-RECORDS_LOST = "records_lost"  # records neither the store nor the dead-letter queue took (in the history only)
+ALARM, DASHBOARD, BOTH = "alarm", "dashboard", "alarm, dashboard"
 
 
-def record_metrics(record: Any, result: Any) -> None:
-    """EMF for one RecordDecision: decisions by action and asset, HOLD reasons, failures by class, cycles."""
-    if not result.created:
-        metrics.add_metric(name=DUPLICATE_RECORDS, unit=MetricUnit.Count, value=1)
-    elif result.kind == "decision":
-        metrics.add_dimension(name="action", value=str(result.action))
-        metrics.add_dimension(name="asset", value=str(result.asset))
-        metrics.add_metric(name=DECISIONS, unit=MetricUnit.Count, value=1)
-        if str(result.action) == "HOLD":
-            blocked = record.risk is not None and not record.risk.approved
-            reason = _refusal(record.reason) if record.stale else "risk_blocked" if blocked else "no_signal"
-            with single_metric(name=HOLD_REASONS, unit=MetricUnit.Count, value=1, namespace=NAMESPACE) as metric:
-                metric.add_dimension(name="reason", value=reason)
-    elif result.kind == "failure":
-        metrics.add_dimension(name="error", value=str(result.error))
-        metrics.add_metric(name=FAILURES, unit=MetricUnit.Count, value=1)
-    else:
-        skipped = result.cycle_status == "SKIPPED"
-        metrics.add_dimension(name="event", value="cycle_skipped" if skipped else result.kind)
-        metrics.add_metric(name=CYCLES, unit=MetricUnit.Count, value=1)
-    lost = record.lost() if isinstance(record, CycleClosed) and result.created else []
-    if lost:  # these records are nowhere a replay can reach
-        logger.critical("records kept only in the execution history", extra={"assets": [o.asset for o in lost]})
-        with single_metric(name=RECORDS_LOST, unit=MetricUnit.Count, value=len(lost), namespace=NAMESPACE):
-            pass
+@dataclass(frozen=True)
+class Metric:
+    """One custom metric: its unit, its dimensions besides ``service``, who emits it and what watches it.
+
+    ``watched_by`` is "alarm", "dashboard", "alarm, dashboard", or "unwatched: <why>".
+    """
+
+    name: str
+    unit: MetricUnit
+    dimensions: tuple[str, ...]
+    emitted_by: str
+    watched_by: str
+
+    def __post_init__(self) -> None:
+        if HIGH_CARDINALITY & set(self.dimensions):
+            raise ValueError(f"{self.name}: {sorted(HIGH_CARDINALITY & set(self.dimensions))} can only be properties")
+        if self.watched_by not in (ALARM, DASHBOARD, BOTH) and not self.watched_by.startswith("unwatched: "):
+            raise ValueError(f"{self.name}: watched_by {self.watched_by!r}")
 
 
-def _refusal(reason: str) -> str:
-    """The data gate's rule from its HOLD reason: "gappy_data: ..." -> gappy_data; "stale data: ..." -> stale_data."""
-    code = reason.split(":", 1)[0].strip()
-    return code if code in {c.value for c in GateCode} - {GateCode.FRESH, GateCode.STALE} else "stale_data"
+_C, _MS, _PCT, _S, _NONE = (
+    MetricUnit.Count,
+    MetricUnit.Milliseconds,
+    MetricUnit.Percent,
+    MetricUnit.Seconds,
+    MetricUnit.NoUnit,
+)
+
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        # RecordDecision
+        Metric("decisions", _C, ("action",), "RecordDecision", DASHBOARD),
+        Metric("hold_reasons", _C, ("reason", "asset_class"), "RecordDecision", DASHBOARD),
+        Metric("failures", _C, ("step",), "RecordDecision (and itself when the store refuses: step=record)", BOTH),
+        Metric("cycles", _C, ("event", "timeframe"), "RecordDecision", BOTH),
+        Metric(
+            "duplicate_records",
+            _C,
+            (),
+            "RecordDecision",
+            "unwatched: a retried task that found its first write; normal, searched in Logs Insights when needed",
+        ),
+        Metric(
+            "records_lost",
+            _C,
+            (),
+            "RecordDecision",
+            "unwatched: the cycle's close logs it at CRITICAL and its cycles row names the assets (runbook: "
+            "database-unreachable); the DLQ and record-failure alarms fire first",
+        ),
+        Metric("decision_latency_ms", _MS, (), "RecordDecision (fetch start to record, less the LLM's time)", BOTH),
+        # every step handler
+        Metric("state_latency_ms", _MS, ("state",), "every step handler", DASHBOARD),
+        # InferDecision
+        Metric("llm_latency_ms", _MS, (), "InferDecision", DASHBOARD),
+        Metric("inference_unavailable", _C, (), "InferDecision", BOTH),
+        Metric("llm_agreement", _C, ("result",), "InferDecision", DASHBOARD),
+        Metric("model_in_service", _C, ("model_version",), "InferDecision", DASHBOARD),
+        # DetectRegime
+        Metric("regime_probability", _NONE, ("asset_class", "regime"), "DetectRegime", DASHBOARD),
+        # GateRisk
+        Metric("risk_blocks", _C, ("rule",), "GateRisk", DASHBOARD),
+        Metric("risk_violation_not_blocked", _C, (), "GateRisk", BOTH),
+        Metric("portfolio_value", _NONE, ("account",), "GateRisk (after settling)", DASHBOARD),
+        # the paper broker, when a fill closes or reduces a position
+        Metric("trade_pnl", _NONE, ("account",), "the paper broker's fills (GateRisk settles)", DASHBOARD),
+        # ExecuteOrder
+        Metric("orders", _C, ("side",), "ExecuteOrder", DASHBOARD),
+        # FetchMarketData
+        Metric(
+            "bars_fetched", _C, (), "FetchMarketData", "unwatched: failures{step=fetch} and the staleness gate say more"
+        ),
+        Metric("cache_hit_rate", _PCT, (), "FetchMarketData (live routes)", BOTH),
+        Metric("provider_fallbacks", _C, (), "FetchMarketData (live routes)", DASHBOARD),
+        # CheckStaleness
+        Metric(
+            "data_staleness_seconds",
+            _S,
+            (),
+            "CheckStaleness",
+            "unwatched: per asset it is only meaningful with the asset (a property); hold_reasons shows the refusals",
+        ),
+        Metric("stale_series", _C, (), "CheckStaleness", DASHBOARD),
+        # circuit breakers, pre-flight
+        Metric("breaker_transitions", _C, ("breaker", "to_state"), "the circuit breakers", BOTH),
+        Metric("provider_healthy", _C, ("provider",), "Preflight", ALARM),
+        # training, retention, cleanup
+        Metric("training_runs", _C, ("result",), "ffe train / the training job (EMF on stdout)", BOTH),
+        Metric("ewc_degradation_pct", _PCT, (), "ffe train / the training job (EMF on stdout)", BOTH),
+        Metric("retention_partitions_dropped", _C, (), "the retention job", DASHBOARD),
+        Metric("models_cleaned", _C, (), "the checkpoint cleanup", DASHBOARD),
+    )
+}
 
 
-__all__ = ["MetricUnit", "logger", "metrics", "record_metrics", "tracer"]
+class UndeclaredMetricError(ValueError):
+    """A metric name, or a dimension set, that ``METRICS`` does not declare (a bug: tests catch it)."""
+
+
+def _checked(name: str, dimensions: Mapping[str, str]) -> Metric:
+    metric = METRICS.get(name)
+    if metric is None:
+        raise UndeclaredMetricError(f"metric {name!r} is not in ffe.observability.METRICS")
+    if set(dimensions) != set(metric.dimensions):
+        raise UndeclaredMetricError(
+            f"metric {name!r} takes dimensions {sorted(metric.dimensions)}, not {sorted(dimensions)}"
+        )
+    return metric
+
+
+def emf_document(
+    name: str, value: float, properties: Mapping[str, Any] | None = None, **dimensions: str
+) -> dict[str, Any]:
+    """The EMF document for one value of ``name``: exactly its declared dimensions plus ``service``.
+
+    ``properties`` (the asset, an error class, ...) land in the document as searchable keys, not dimensions.
+
+    Raises:
+        UndeclaredMetricError: ``name`` or the set of dimension names is not what ``METRICS`` declares.
+    """
+    metric = _checked(name, dimensions)
+    one = EphemeralMetrics(namespace=NAMESPACE)
+    one.add_metric(name=name, unit=metric.unit, value=value)
+    one.add_dimension(name="service", value=SERVICE)
+    for key in metric.dimensions:
+        one.add_dimension(name=key, value=str(dimensions[key]))
+    for key, prop in (properties or {}).items():
+        one.add_metadata(key=key, value=prop)
+    return cast(dict[str, Any], one.serialize_metric_set())
+
+
+def emit(name: str, value: float, properties: Mapping[str, Any] | None = None, **dimensions: str) -> None:
+    """Print ``emf_document(...)`` as one line on stdout, where Lambda's log stream turns it into a metric.
+
+    Raises:
+        UndeclaredMetricError: ``name`` or the set of dimension names is not what ``METRICS`` declares.
+    """
+    print(json.dumps(emf_document(name, value, properties, **dimensions), separators=(",", ":"), default=str))
+
+
+@contextmanager
+def state_latency(state: str) -> Iterator[None]:
+    """Emit ``state_latency_ms{state}``: how long the block took, whether it returned or raised."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        emit("state_latency_ms", round((time.perf_counter() - start) * 1000, 3), state=state)
+
+
+def timed(state: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorate a Lambda handler so each invocation emits ``state_latency_ms{state}``."""
+
+    def wrap(handler: Callable[..., Any]) -> Callable[..., Any]:
+        def timed_handler(*args: Any, **kwargs: Any) -> Any:
+            with state_latency(state):
+                return handler(*args, **kwargs)
+
+        timed_handler.__name__ = getattr(handler, "__name__", "handler")
+        timed_handler.__doc__ = handler.__doc__
+        return timed_handler
+
+    return wrap
+
+
+__all__ = [
+    "METRICS",
+    "NAMESPACE",
+    "SERVICE",
+    "Metric",
+    "MetricUnit",
+    "UndeclaredMetricError",
+    "emf_document",
+    "emit",
+    "logger",
+    "state_latency",
+    "timed",
+    "tracer",
+]

@@ -1,6 +1,7 @@
 """FetchMarketData: bars for one asset, validated before they leave the step."""
 
 from dataclasses import asdict
+from datetime import datetime
 
 from ffe.contracts import AssetTask, BarModel, DataSource, MarketData, RouteStepModel, digest_bars, parse
 from ffe.domain.ports import MarketDataProvider
@@ -8,8 +9,13 @@ from ffe.domain.series import validate_series
 from ffe.domain.universe import asset_class_of
 
 
-def fetch_market_data(task: AssetTask, provider: MarketDataProvider, lookback: int) -> MarketData:
+def fetch_market_data(
+    task: AssetTask, provider: MarketDataProvider, lookback: int, started_at: datetime | None = None
+) -> MarketData:
     """Fetch ``lookback`` completed bars of ``task.asset`` as of ``task.as_of``.
+
+    ``started_at`` (the wall clock when the fetch began) travels in ``source.fetch_started_at`` to
+    RecordDecision, which measures the decision path's latency from it.
 
     A bar the provider returns that opened by ``as_of`` but closes after it is still forming: it is
     dropped, and ``source.forming_bars_dropped`` counts it.
@@ -31,6 +37,7 @@ def fetch_market_data(task: AssetTask, provider: MarketDataProvider, lookback: i
         route=[RouteStepModel(**asdict(step)) for step in fetched.route],
         cached_bars=fetched.cached_bars,
         forming_bars_dropped=len(parsed) - len(bars),
+        fetch_started_at=started_at,
     )
     payload = {**task.model_dump(exclude={"item"}), "source": source, "bars": bars, "bars_sha256": digest_bars(bars)}
     return parse(MarketData, payload)

@@ -40,10 +40,13 @@ def record(rec: Record, store: DecisionStore, execution_status: ExecutionStatus 
             asset=None,
             cycle_status="SKIPPED" if opened.status == "SKIPPED" else "RUNNING",
             reason=opened.reason,
+            timeframe=cycle.timeframe,
         )
     if isinstance(rec, CycleClosed):
         created = store.close_cycle(rec.cycle_id, rec.status, _lost_reason(rec))
-        return RecordDecisionResult(kind=rec.kind, id=None, created=created, cycle_id=rec.cycle_id, asset=None)
+        return RecordDecisionResult(
+            kind=rec.kind, id=None, created=created, cycle_id=rec.cycle_id, asset=None, timeframe=rec.timeframe
+        )
     if isinstance(rec, DecisionRecord):
         stored = store.record_decision(rec)
         execute = rec.risk is not None and rec.risk.approved and rec.action is not Action.HOLD
