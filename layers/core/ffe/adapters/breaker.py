@@ -14,7 +14,7 @@ from typing import Any
 import pybreaker
 
 from ffe.domain.errors import InvalidInputError
-from ffe.observability import BREAKER_TRANSITIONS, MetricUnit, logger, metrics
+from ffe.observability import emit, logger
 
 
 class DynamoDBBreakerStorage(pybreaker.CircuitBreakerStorage):
@@ -103,7 +103,8 @@ class TransitionReporter(pybreaker.CircuitBreakerListener):
     def state_change(self, cb: pybreaker.CircuitBreaker, old_state: Any, new_state: Any) -> None:
         old, new = getattr(old_state, "name", str(old_state)), getattr(new_state, "name", str(new_state))
         logger.warning("circuit breaker transition", extra={"breaker": cb.name, "from": old, "to": new})
-        metrics.add_metric(name=BREAKER_TRANSITIONS, unit=MetricUnit.Count, value=1)
+        # pybreaker says "half-open"; the dimension says half_open (open, half_open, closed)
+        emit("breaker_transitions", 1, {"from_state": old}, breaker=cb.name, to_state=new.replace("-", "_"))
 
 
 def _not_the_providers_fault(exc: BaseException) -> bool:
