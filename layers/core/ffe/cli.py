@@ -146,6 +146,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser(
         "reset", help="stop the embedded Postgres and delete the local state (not while another ffe command uses it)"
     )
+    dashboard = commands.add_parser(
+        "dashboard", help="render the three CloudWatch dashboards from what local runs recorded, as one HTML file"
+    )
+    dashboard.add_argument(
+        "--out", type=Path, default=None, metavar="FILE", help="the page's file (default: <state dir>/dashboard.html)"
+    )
     portfolio = commands.add_parser("portfolio", help="the paper account: cash, positions, equity, exposure")
     portfolio.add_argument(
         "--json",
@@ -194,8 +200,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         return backtest_command(args)
     if args.command == "preflight":
         return _preflight(state, args.wide)
-    if args.command == "portfolio":
-        return _portfolio(state, args.json)
+    reads = {"dashboard": lambda: _dashboard(state, args.out), "portfolio": lambda: _portfolio(state, args.json)}
+    if args.command in reads:
+        return reads[args.command]()
     if args.command == "dlq":
         return (
             _dlq_list(state, args.stage, args.region, args.wide)
@@ -265,6 +272,27 @@ def _scenario(args: argparse.Namespace) -> tuple[Any, datetime]:
     if as_of is None:
         raise ValueError(f'{args.bars}: no as_of; pass --as-of, or give "as_of" in a JSON scenario file')
     return scenario, as_of
+
+
+def _dashboard(state: Any, out: Path | None) -> int:
+    """``ffe dashboard``: the page from the EMF lines and the store that local runs left; prints its path."""
+    from ffe.local.errors import LocalError
+    from ffe.monitoring.page import write_dashboard
+
+    target = out if out is not None else state.root / "dashboard.html"
+    if target.is_dir() or (out is not None and not target.parent.is_dir()):
+        where = "is a folder" if target.is_dir() else f"is in {target.parent}, which is not a folder"
+        raise LocalError(f"--out {out}: {where}; name a file in an existing folder")
+    if out is None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path, values = write_dashboard(state, target)
+    except OSError as exc:
+        raise LocalError(f"cannot write {target}: {exc.strerror or exc}") from None
+    print(path.resolve())
+    if not values:
+        print("note: no metrics recorded yet; run `ffe run` first (widgets say what is missing)", file=sys.stderr)
+    return 0
 
 
 def _portfolio(state: Any, as_json: bool) -> int:

@@ -83,6 +83,7 @@ class LocalCloud:
     provider_secrets: dict[str, dict[str, str]] = field(default_factory=dict)  # provider -> secret JSON
     dlq_file: Path | None = None  # where parked records survive between commands (moto's SQS does not)
     poison_file: Path | None = None  # likewise for the records on the poison shelf (`ffe dlq list`)
+    emf_file: Path | None = None  # where the functions' EMF lines are appended (``ffe dashboard``); None: nowhere
     champion_dir: Path | None = None  # a trained bundle (`ffe train`) to serve from the model bucket; else bundled
     ollama_host: str | None = None  # the LLM voter's Ollama; None: OLLAMA_HOST (unreachable: the voter says so)
     state_machine_arn: str = ""
@@ -95,7 +96,7 @@ class LocalCloud:
     _restored: dict[str, list[dict[str, str]]] = field(default_factory=dict, repr=False)  # queue -> read from file
 
     def __post_init__(self) -> None:
-        self.lambdas = InProcessLambdas(echo_logs=self.echo_logs)
+        self.lambdas = InProcessLambdas(echo_logs=self.echo_logs, emf_file=self.emf_file)
         self.inference = LocalInference(self.root, self.champion_dir, self.ollama_host)
 
     def __enter__(self) -> LocalCloud:

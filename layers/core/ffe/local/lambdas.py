@@ -28,6 +28,7 @@ from typing import Any
 from moto.awslambda.models import LambdaFunction
 
 from ffe import containers
+from ffe.monitoring.emf import keep_emf
 
 Handler = Callable[[Any, Any], Any]
 
@@ -58,9 +59,10 @@ class FunctionCode:
 class InProcessLambdas:
     """Registry of deployed functions -> local handler code, and the moto patch that calls them."""
 
-    def __init__(self, echo_logs: bool = False) -> None:
+    def __init__(self, echo_logs: bool = False, emf_file: Path | None = None) -> None:
         self.functions: dict[str, FunctionCode] = {}
         self.echo_logs = echo_logs
+        self.emf_file = emf_file  # where the EMF lines the functions print are kept (``ffe dashboard`` reads them)
         self._modules: dict[str, ModuleType] = {}
         self._lock = threading.RLock()  # one invocation at a time: handlers share os.environ
         self._original: Any = None
@@ -134,6 +136,8 @@ class InProcessLambdas:
                 sys.stdout = caller_stdout
         logs = buffer.getvalue()
         fn.save_logs(logs or "(no output)")
+        if self.emf_file is not None:
+            keep_emf(logs, self.emf_file)
         if self.echo_logs:
             sys.stdout.write(logs)
         return result, errored, logs

@@ -40,6 +40,7 @@ _OWN_ENTRIES = (
     "replay-clock",
     "mlartifacts",
     "backtests",
+    "metrics",
 )
 
 
@@ -86,6 +87,11 @@ class LocalState:
     def poison_records(self) -> Path:
         """Records the store refused as malformed on replay (`ffe dlq list`), with the reason."""
         return self.root / "poison-records.json"
+
+    @property
+    def emf(self) -> Path:
+        """The EMF lines the in-process Lambdas printed, one JSON document a line (``ffe dashboard`` reads them)."""
+        return self.root / "metrics" / "emf.jsonl"
 
     @property
     def champion(self) -> Path:
@@ -164,6 +170,7 @@ def run_cycle(
             dlq_file=state.dead_letters,
             poison_file=state.poison_records,
             champion_dir=state.champion_dir(),
+            emf_file=state.emf,
         ) as cloud:
             health = cloud.market_data_health() if provider == "live" else None
             inference = cloud.inference.describe()
@@ -313,7 +320,11 @@ def replay_dead_letters_locally(state: LocalState, project: Path | None = None) 
     with (
         state.postgres() as pg,
         LocalCloud(
-            project or project_root(), pg.url, dlq_file=state.dead_letters, poison_file=state.poison_records
+            project or project_root(),
+            pg.url,
+            dlq_file=state.dead_letters,
+            poison_file=state.poison_records,
+            emf_file=state.emf,
         ) as cloud,
     ):
         return cloud.replay_dead_letters()
