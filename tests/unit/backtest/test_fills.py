@@ -48,3 +48,19 @@ def test_a_buy_beyond_the_cash_is_rejected() -> None:
     outcome = apply_fill(OrderSide.BUY, D("1"), D("1000"), D("1000"), D(0), D(0), FEE, SLIP)
     assert isinstance(outcome, Rejection) and "insufficient cash" in outcome.detail
     assert fill_price(D("1000"), OrderSide.SELL, SLIP) == D("999.5")
+
+
+@pytest.mark.parametrize(
+    ("side", "held", "average", "quantity", "closed", "realised"),
+    [
+        (OrderSide.SELL, D("2"), D("100"), D("1"), D("1"), D("1") * (D("110") * (1 - SLIP) - 100)),  # long reduced
+        (OrderSide.BUY, D("-1"), D("120"), D("3"), D("1"), D("120") - D("110") * (1 + SLIP)),  # short flipped
+        (OrderSide.BUY, D("1"), D("100"), D("1"), D("0"), D("0")),  # added: nothing realised
+    ],
+)
+def test_a_fill_that_closes_part_of_a_position_realises_its_pnl(
+    side, held, average, quantity, closed, realised
+) -> None:
+    fill = apply_fill(side, quantity, D("110"), D("100000"), held, average, FEE, SLIP)
+    assert isinstance(fill, Fill)
+    assert (fill.closed, fill.realised) == (closed, realised)

@@ -20,7 +20,7 @@ from psycopg.rows import dict_row
 
 from ffe.adapters.database import DEFAULT_STATEMENT_TIMEOUT_MS, Conninfo, Database
 from ffe.domain.errors import InvalidInputError
-from ffe.domain.fills import FEE_RATE, SLIPPAGE, STARTING_CASH, Rejection, apply_fill, paper_rules
+from ffe.domain.fills import FEE_RATE, SLIPPAGE, STARTING_CASH, Fill, Rejection, apply_fill, paper_rules
 from ffe.domain.models import Bar
 from ffe.domain.portfolio import (
     Balance,
@@ -33,6 +33,7 @@ from ffe.domain.portfolio import (
     ProductRules,
 )
 from ffe.domain.universe import asset_class_of
+from ffe.observability import emit
 
 D = Decimal
 
@@ -149,6 +150,7 @@ class PaperBroker:
         if not bars:
             return []
         filled: list[OrderResult] = []
+        closing: list[Fill] = []
         with self._db() as conn, conn.transaction():
             pending = conn.execute(
                 "SELECT client_order_id, side, quantity, placed_at FROM paper_orders"
@@ -158,15 +160,22 @@ class PaperBroker:
             for order in pending:
                 bar = next((b for b in bars if b.time >= order["placed_at"]), None)
                 if bar is not None:
-                    self._fill(conn, asset, order, bar)
+                    outcome = self._fill(conn, asset, order, bar)
+                    if isinstance(outcome, Fill) and outcome.closed:
+                        closing.append(outcome)
                     filled.append(self._result(conn, order["client_order_id"]))
             conn.execute(
                 "UPDATE paper_positions SET mark_price = %s WHERE account_id = %s AND asset = %s",
                 (D(repr(bars[-1].close)), self.account_id, asset),
             )
+        for fill in closing:  # after the commit: fills that happened
+            where = {"asset": asset, "closed": str(fill.closed)}
+            emit("trade_pnl", float(fill.realised), where, account=self.account_id)
         return filled
 
-    def _fill(self, conn: psycopg.Connection[dict[str, Any]], asset: str, order: dict[str, Any], bar: Bar) -> None:
+    def _fill(
+        self, conn: psycopg.Connection[dict[str, Any]], asset: str, order: dict[str, Any], bar: Bar
+    ) -> Fill | Rejection:
         held = conn.execute(
             "SELECT quantity, average_price FROM paper_positions WHERE account_id = %s AND asset = %s FOR UPDATE",
             (self.account_id, asset),
@@ -187,7 +196,7 @@ class PaperBroker:
                 "UPDATE paper_orders SET status = 'REJECTED', detail = %s WHERE client_order_id = %s",
                 (outcome.detail, order["client_order_id"]),
             )
-            return
+            return outcome
         conn.execute(
             "INSERT INTO paper_positions (account_id, asset, quantity, average_price, mark_price)"
             " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (account_id, asset)"
@@ -201,6 +210,7 @@ class PaperBroker:
             " WHERE client_order_id = %s",
             (outcome.price, outcome.fee, bar.time, order["client_order_id"]),
         )
+        return outcome
 
     # --- plumbing -------------------------------------------------------------------------------------
 

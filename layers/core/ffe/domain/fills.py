@@ -43,6 +43,8 @@ class Fill:
     cash_out: Decimal  # what leaves the cash: sign * notional + fee (negative for a sale)
     quantity: Decimal  # the position after the fill (negative = short)
     average_price: Decimal  # its cost basis (0 when flat)
+    closed: Decimal = ZERO  # how much of the old position this fill closed (0: it opened or added)
+    realised: Decimal = ZERO  # the P&L of that closed part, before fees
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,4 +84,6 @@ def apply_fill(
         new_avg = (held * average + sign * quantity * price) / new_qty  # added to the position
     else:
         new_avg = average  # reduced: the cost basis of what is left is unchanged
-    return Fill(price, notional, fee, sign * notional + fee, new_qty, new_avg)
+    closed = min(quantity, abs(held)) if held != 0 and (held > 0) != (sign > 0) else ZERO
+    realised = closed * (price - average) * (1 if held > 0 else -1)  # a long gains when it sells higher
+    return Fill(price, notional, fee, sign * notional + fee, new_qty, new_avg, closed, realised)
