@@ -79,7 +79,7 @@ def test_a_varying_dimension_is_a_search_expression() -> None:
 def test_every_substitution_in_a_body_is_a_parameter_or_pseudo_parameter() -> None:
     text = STACK.read_text()
     stack = yaml.safe_load(text)
-    allowed = set(stack["Parameters"]) | {"AWS::Region", "AWS::AccountId"}
+    allowed = set(stack["Parameters"]) | {"AWS::Region", "AWS::AccountId", "AWS::Partition"}
     found = set(re.findall(r"\$\{([^!}][^}]*)\}", text))
     assert found <= allowed, found - allowed
 

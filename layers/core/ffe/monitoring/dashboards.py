@@ -86,7 +86,9 @@ _FUNCTIONS = (
     "api",
     "migrate-database",
 )
-_STATE_MACHINE = "arn:aws:states:${AWS::Region}:${AWS::AccountId}:stateMachine:ffe-${Stage}-decision-cycle"
+_STATE_MACHINE = (
+    "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:ffe-${Stage}-decision-cycle"
+)
 _ENDPOINT = (("EndpointName", "ffe-${Stage}-inference"), ("VariantName", "AllTraffic"))
 _NOT_STALE = (("reason", "no_signal"), ("reason", "risk_blocked"), ("reason", "inference_unavailable"))
 
