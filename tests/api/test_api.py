@@ -544,6 +544,7 @@ def test_health_reports_database_market_data_and_last_cycle(api_env: Seeded, cal
     assert 0 <= report["database"]["latency_ms"] < 1000
     assert 3500 < report["last_cycle_age_seconds"] < 3600 + 600  # seed-cycle-may finished an hour ago
     assert {p["provider"] for p in report["market_data"]["providers"]} >= {"coinbase"}
+    assert report["breakers"] == []  # no breaker table: each container keeps its own, none is shared
 
 
 def test_health_when_the_database_is_down_is_503_degraded(
@@ -572,6 +573,50 @@ def test_health_degrades_when_market_data_health_fails(
     monkeypatch.setattr(ffe.health, "market_data_health", broken)
     response = call("GET", "/health")
     assert response.status == 200 and response.json["status"] == "degraded" and response.json["market_data"] is None
+
+
+def test_health_lists_the_shared_breakers_and_degrades_while_one_is_open(
+    api_env: Seeded, call: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto import mock_aws
+
+    from ffe import containers
+    from ffe.adapters.breaker import DynamoDBBreakerStorage, make_breaker
+
+    with mock_aws():
+        # Given the stage's breaker table, with the inference endpoint's breaker opened by one failure
+        table = boto3.resource("dynamodb", region_name="us-east-1").create_table(
+            TableName="ffe-test-circuit-breakers",
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": "name", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "name", "KeyType": "HASH"}],
+        )
+        name = "inference:ffe-test-inference"
+        breaker = make_breaker(name, DynamoDBBreakerStorage(table, name), fail_max=1, reset_timeout_s=30)
+        with pytest.raises(TimeoutError):
+            breaker.call(_times_out)
+        monkeypatch.setenv("BREAKER_TABLE", "ffe-test-circuit-breakers")
+        monkeypatch.setenv("STAGE", "test")
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        containers.reset()
+        try:
+            response = call("GET", "/health")
+        finally:
+            containers.reset()  # no later test may see this table's settings or client
+    # Then /health lists every shared breaker as `ffe breakers` does, and says degraded while one is open
+    assert response.status == 200 and response.json["status"] == "degraded"
+    breakers = {b["name"]: b for b in response.json["breakers"]}
+    assert set(breakers) == {"coinbase", "oanda", "alpha_vantage", name}
+    opened = breakers[name]
+    assert opened["state"] == "open" and opened["failures"] == 1
+    assert datetime.fromisoformat(opened["next_half_open"]) - datetime.fromisoformat(opened["opened_at"]) == timedelta(
+        seconds=30
+    )
+    assert breakers["coinbase"]["state"] == "closed" and breakers["coinbase"]["opened_at"] is None
+
+
+def _times_out() -> None:
+    raise TimeoutError("endpoint did not answer")
 
 
 # --- errors everywhere --------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import io
 import json
+import logging
 import os
 import signal
 import sys
@@ -96,6 +97,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     dlq.add_argument("--stage", default=None, help="the deployed stage's queues in AWS instead of the local ones")
     dlq.add_argument("--region", default=None, help="AWS region of the deployed stage (default: your AWS config)")
     _wide_argument(dlq)
+
+    breakers = commands.add_parser(
+        "breakers", help="the shared circuit breakers (providers, inference endpoint): list them, or close one by hand"
+    )
+    breakers.add_argument(
+        "action",
+        nargs="?",
+        choices=["list", "reset"],
+        default="list",
+        help="list (default): name, state, failures, opened at, next half-open; reset NAME --why: close one now, "
+        "recorded with who and why",
+    )
+    breakers.add_argument("name", nargs="?", default=None, metavar="NAME", help="reset: the breaker, as listed")
+    breakers.add_argument("--why", default=None, help="reset: the reason, recorded with your name on the breaker")
+    breakers.add_argument("--stage", default=None, help="the deployed stage's breaker table in AWS instead of local")
+    breakers.add_argument("--region", default=None, help="AWS region of the deployed stage (default: your AWS config)")
+    _wide_argument(breakers)
+    breakers.add_argument(
+        "--json",
+        action="store_true",
+        help='print one JSON document and nothing else on stdout: {"breakers": [{name, state, failures, opened_at, '
+        'next_half_open, reset_by, reset_why, reset_at}]}; with reset {"before": {...}, "after": {...}}',
+    )
 
     api = commands.add_parser(
         "api", help="serve the API on 127.0.0.1 against the local stack (Ctrl-C or SIGTERM stops it)"
@@ -209,6 +233,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             if args.action == "list"
             else _dlq_replay(state, args.stage, args.region)
         )
+    if args.command == "breakers":
+        return _breakers(state, args)
     if args.command == "api":
         from ffe.local.runner import serve_api
 
@@ -360,6 +386,88 @@ def _dlq_list(state: Any, stage: str | None, region: str | None, wide: bool) -> 
 
     show_dlq_list(waiting, shelved, wide)
     return 0
+
+
+def _breakers(state: Any, args: argparse.Namespace) -> int:
+    from ffe.breakers import UnknownBreakerError, reset_breaker, shared_breakers
+    from ffe.local.errors import LocalError
+    from ffe.terminal import print_json
+    from ffe.views import show_breaker_reset, show_breakers
+
+    if args.action == "list" and (args.name is not None or args.why is not None):
+        raise LocalError("listing takes no NAME or --why; `ffe breakers reset NAME --why ...` closes one")
+    if args.action == "reset" and not args.name:
+        raise LocalError("reset needs the NAME of a breaker, as `ffe breakers` lists them")
+    if args.action == "reset" and not (args.why or "").strip():
+        raise LocalError('reset needs --why "...": the reason is recorded with your name')
+    with _breaker_table(state, args.stage, args.region) as (table, stage, who):
+        if args.action == "list":
+            rows = shared_breakers(table, stage)
+        else:
+            try:
+                with _log_to_stderr():
+                    before, after = reset_breaker(table, stage, args.name, who(), args.why.strip())
+            except UnknownBreakerError as exc:
+                raise LocalError(str(exc)) from None
+    if args.action == "reset":
+        if args.json:
+            print_json({"before": before, "after": after})
+        else:
+            show_breaker_reset(before, after)
+    elif args.json:
+        print_json({"breakers": rows})
+    else:
+        show_breakers(rows, stage if args.stage else None, args.wide)
+    return 0
+
+
+@contextlib.contextmanager
+def _breaker_table(state: Any, stage: str | None, region: str | None) -> Iterator[tuple[Any, str, Any]]:
+    """The breaker table, its stage and who is acting: the local runtime's (the OS user) or the deployed
+    stage's in AWS (the caller identity)."""
+    if stage is None:
+        from ffe.local.breakers import LOCAL_STAGE, local_breaker_table
+
+        with local_breaker_table(state.breakers) as table:
+            yield table, LOCAL_STAGE, _os_user
+        return
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from ffe.local.errors import LocalError
+
+    try:
+        session = boto3.Session(region_name=region)
+        table = session.resource("dynamodb").Table(f"ffe-{stage}-circuit-breakers")
+        yield table, stage, lambda: str(session.client("sts").get_caller_identity()["Arn"])
+    except (BotoCoreError, ClientError) as exc:  # credentials, region, a stage that is not deployed
+        raise LocalError(f"stage {stage!r} in AWS: {exc}") from None
+
+
+def _os_user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name and no passwd entry (some containers)
+        return f"uid {os.getuid()}"
+
+
+@contextlib.contextmanager
+def _log_to_stderr() -> Iterator[None]:
+    """The structured log lines a command writes (ffe's logger, stdout in Lambda) go to stderr: stdout is its output."""
+    from ffe.observability import logger
+
+    handler = logger.registered_handler
+    if not isinstance(handler, logging.StreamHandler):
+        yield
+        return
+    previous = handler.setStream(sys.stderr)
+    try:
+        yield
+    finally:
+        if previous is not None:
+            handler.setStream(previous)
 
 
 def _preflight(state: Any, wide: bool) -> int:

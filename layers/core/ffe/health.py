@@ -1,6 +1,8 @@
-"""Health of the market-data side: which providers are configured, breaker states, cache reachable.
+"""Health of the market-data side (which providers are configured, breaker states, cache reachable) and the
+shared circuit breakers in full.
 
-Printed by the local runtime at start-up; the API's ``GET /health`` will serve the same report.
+Printed by the local runtime at start-up; the API's ``GET /health`` serves both (``breakers`` as
+``ffe breakers`` lists them).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from typing import Any
 import pybreaker
 from pydantic import Field
 
+from ffe.breakers import BreakerStatus, shared_breakers
 from ffe.contracts import Contract
 from ffe.settings import ProviderSettings
 from ffe.steps.preflight import KNOWN_PROVIDERS
@@ -54,3 +57,13 @@ def market_data_health(settings: ProviderSettings, dynamodb: Any | None = None) 
         cache_table=settings.bar_cache_table,
         cache_reachable=reachable,
     )
+
+
+def breaker_health(settings: ProviderSettings, dynamodb: Any | None = None) -> list[BreakerStatus]:
+    """Every shared breaker of ``settings.stage`` (``ffe.breakers``); none when no breaker table is configured
+    (each container then keeps breakers of its own, which nobody else can see)."""
+    if not settings.breaker_table:
+        return []
+    from ffe.adapters.market_data import dynamodb_table
+
+    return shared_breakers((dynamodb or dynamodb_table)(settings.breaker_table), settings.stage)

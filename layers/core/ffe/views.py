@@ -295,6 +295,46 @@ def show_preflight(report: dict[str, Any], wide: bool) -> None:
         )
 
 
+# --- ffe breakers ----------------------------------------------------------------------------------------------
+
+
+def show_breakers(breakers: Sequence[Any], stage: str | None, wide: bool) -> None:
+    """One row per shared breaker; a hand reset's who and why under the table."""
+    where = f"stage {stage} in AWS" if stage else "the local runtime"
+    show(f"{len(breakers)} shared circuit breaker(s) in {where} (times UTC)")
+    rows = [
+        [b.name, styled(b.state), str(b.failures), _second(b.opened_at), _second(b.next_half_open), _reset(b)]
+        for b in breakers
+    ]
+    columns = [
+        Column("breaker"),
+        Column("state"),
+        Column("failures", justify="right"),
+        Column("opened at"),
+        Column("next half-open"),
+        Column("last reset by hand", free_text=True),
+    ]
+    show(table(columns, rows, wide=wide))
+
+
+def show_breaker_reset(before: Any, after: Any) -> None:
+    show(
+        f"closed {after.name} (was {before.state}, {before.failures} failure(s)); recorded: {_reset(after)}",
+        "every container sees it closed from its next call on",
+    )
+
+
+def _reset(breaker: Any) -> str:
+    if breaker.reset_by is None:
+        return "-"
+    return f"{_second(breaker.reset_at)} by {breaker.reset_by}: {breaker.reset_why}"
+
+
+def _second(value: datetime | None) -> str:
+    """To the second: a breaker's cool-down is seconds long."""
+    return "-" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
 # --- cells -----------------------------------------------------------------------------------------------------
 
 

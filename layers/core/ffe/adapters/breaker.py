@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import pybreaker
@@ -18,18 +19,21 @@ from ffe.observability import emit, logger
 
 
 class DynamoDBBreakerStorage(pybreaker.CircuitBreakerStorage):
-    """pybreaker state in a DynamoDB item ``{name, state, failures, successes, opened_at}``.
+    """pybreaker state in a DynamoDB item ``{name, state, failures, successes, opened_at, reset_timeout_s}``.
 
     Counters use atomic ``ADD`` updates; reads are strongly consistent, one per call: a healthy call costs
     one read and no write, and a breaker opened by one container is open for every other from its next
-    call on.
+    call on. ``reset_timeout_s`` (set by ``make_breaker``) is written with ``opened_at`` when the breaker
+    opens, so ``ffe breakers`` can tell when it half-opens. ``ffe.breakers.reset_breaker`` closes an item
+    by hand (``reset_by``, ``reset_why``, ``reset_at``).
     """
 
-    def __init__(self, table: Any, name: str) -> None:
+    def __init__(self, table: Any, name: str, reset_timeout_s: float | None = None) -> None:
         super().__init__(name)
         self._table = table
         self._key = {"name": name}
         self._item: dict[str, Any] | None = None
+        self.reset_timeout_s = reset_timeout_s
 
     def _get(self, attribute: str, default: Any) -> Any:
         if self._item is None:
@@ -94,7 +98,18 @@ class DynamoDBBreakerStorage(pybreaker.CircuitBreakerStorage):
 
     @opened_at.setter
     def opened_at(self, when: datetime) -> None:
-        self._set("opened_at", when.astimezone(UTC).isoformat())
+        if self.reset_timeout_s is None:
+            self._set("opened_at", when.astimezone(UTC).isoformat())
+            return
+        self._table.update_item(  # one write: when it opened and how long it stays open
+            Key=self._key,
+            UpdateExpression="SET opened_at = :o, reset_timeout_s = :t",
+            ExpressionAttributeValues={
+                ":o": when.astimezone(UTC).isoformat(),
+                ":t": Decimal(str(self.reset_timeout_s)),  # DynamoDB numbers are Decimals, never floats
+            },
+        )
+        self._item = None
 
 
 class TransitionReporter(pybreaker.CircuitBreakerListener):
@@ -119,6 +134,8 @@ def make_breaker(
     reset_timeout_s: float = 60.0,
 ) -> pybreaker.CircuitBreaker:
     """A breaker that opens after ``fail_max`` consecutive failures and half-opens after the cool-down."""
+    if isinstance(storage, DynamoDBBreakerStorage):
+        storage.reset_timeout_s = reset_timeout_s  # recorded when it opens: when it half-opens, for `ffe breakers`
     return pybreaker.CircuitBreaker(
         fail_max=fail_max,
         reset_timeout=reset_timeout_s,

@@ -162,7 +162,9 @@ def get_cycle(
 @app.endpoint(
     "GET",
     "/health",
-    summary="Database, market-data providers and the age of the last cycle",
+    summary="Database, market-data providers, the shared circuit breakers and the age of the last cycle",
+    description="`degraded` when the database or the bar cache is unreachable, a configured provider's breaker or "
+    "any shared breaker is not closed, or the market-data side or the breakers could not be read.",
     responses={
         200: {"description": "The database is reachable (status may still be degraded)"},
         503: {
@@ -175,7 +177,7 @@ def get_cycle(
     tags=["health"],
 )
 def health() -> Response[HealthReport]:
-    from ffe.health import market_data_health  # looked up per call, so a test can replace it
+    from ffe.health import breaker_health, market_data_health  # looked up per call, so a test can replace them
 
     queries = get_queries()
     database, age = _database_health(queries), None
@@ -189,16 +191,23 @@ def health() -> Response[HealthReport]:
     except Exception:  # health must always answer; the reason is in the log
         logger.exception("market-data health unavailable")
         market = None
+    try:
+        breakers = breaker_health(get_settings(ProviderSettings))
+    except Exception:
+        logger.exception("circuit breakers unavailable")
+        breakers = None
     healthy_market = (
         market is not None
         and market.cache_reachable is not False
         and all(p.breaker == "closed" for p in market.providers if p.configured)
     )
+    healthy_breakers = breakers is not None and all(b.state == "closed" for b in breakers)
     report = HealthReport(
-        status="ok" if database.ok and healthy_market else "degraded",
+        status="ok" if database.ok and healthy_market and healthy_breakers else "degraded",
         database=database,
         market_data=market,
         last_cycle_age_seconds=age,
+        breakers=breakers,
     )
     return Response(
         status_code=200 if database.ok else 503,

@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from ffe.api.problems import BadRequest, FieldProblem
+from ffe.breakers import BreakerStatus
 from ffe.contracts import Symbol, check_as_of, unique_assets
 from ffe.domain.models import Action, Timeframe
 from ffe.domain.universe import ASSET_CLASSES, asset_class_of
@@ -245,3 +246,7 @@ class HealthReport(_Frozen):
     database: DatabaseHealth
     market_data: MarketDataHealth | None = Field(description="null when it could not be read")
     last_cycle_age_seconds: float | None = Field(description="since the last cycle finished; null when none has")
+    breakers: list[BreakerStatus] | None = Field(
+        description="every shared circuit breaker, as `ffe breakers` lists them (empty when the stage has no breaker "
+        "table); null when they could not be read"
+    )

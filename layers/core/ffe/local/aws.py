@@ -31,6 +31,7 @@ from moto import mock_aws
 from psycopg.conninfo import conninfo_to_dict
 
 from ffe.dlq import REASON_ATTRIBUTE, queued
+from ffe.local import breakers as local_breakers
 from ffe.local.errors import LocalError
 from ffe.local.inference import LocalInference
 from ffe.local.lambdas import FunctionCode, InProcessLambdas, cold_start
@@ -83,6 +84,7 @@ class LocalCloud:
     provider_secrets: dict[str, dict[str, str]] = field(default_factory=dict)  # provider -> secret JSON
     dlq_file: Path | None = None  # where parked records survive between commands (moto's SQS does not)
     poison_file: Path | None = None  # likewise for the records on the poison shelf (`ffe dlq list`)
+    breakers_file: Path | None = None  # the breaker table's items between commands (`ffe breakers`)
     emf_file: Path | None = None  # where the functions' EMF lines are appended (``ffe dashboard``); None: nowhere
     champion_dir: Path | None = None  # a trained bundle (`ffe train`) to serve from the model bucket; else bundled
     ollama_host: str | None = None  # the LLM voter's Ollama; None: OLLAMA_HOST (unreachable: the voter says so)
@@ -94,6 +96,7 @@ class LocalCloud:
     _patch: Any = field(default=None, repr=False)
     _saved_env: dict[str, str | None] = field(default_factory=dict, repr=False)
     _restored: dict[str, list[dict[str, str]]] = field(default_factory=dict, repr=False)  # queue -> read from file
+    _breakers: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)  # the breakers read from file
 
     def __post_init__(self) -> None:
         self.lambdas = InProcessLambdas(echo_logs=self.echo_logs, emf_file=self.emf_file)
@@ -120,10 +123,14 @@ class LocalCloud:
         self._patch.__enter__()
         self.deploy()
         self._restore_dead_letters()
+        if self.breakers_file is not None:
+            self._breakers = local_breakers.restore(self._breaker_table(), self.breakers_file)
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._save_dead_letters()
+        if self.breakers_file is not None:
+            local_breakers.save(self._breaker_table(), self.breakers_file, self._breakers)
         self._patch.__exit__(None, None, None)
         self._mock.stop()
         self.inference.stop()
@@ -142,6 +149,8 @@ class LocalCloud:
             "MarketDataProvider": self.market_data,
             # moto cannot take a custom resource's answer; the store migrates on first connect instead
             "RunMigrationsOnDeploy": "false",
+            # moto cannot deploy nested stacks from local template files: no monitoring stacks offline
+            "MonitoringEnabled": "false",
             "ModelSource": "bucket" if self.champion_dir is not None else "bundled",
             "InferenceEndpointUrl": self.inference.url,  # sagemaker-runtime calls go to the local server
             **self._provider_secrets(),
@@ -237,6 +246,9 @@ class LocalCloud:
         uri = f"s3://{bucket}/{prefix}"
         self.configure_function("fetch-market-data", MARKET_DATA_PROVIDER="scenario", SCENARIO_URI=uri)
         return uri
+
+    def _breaker_table(self) -> Any:
+        return boto3.resource("dynamodb", region_name=REGION).Table(local_breakers.table_name(self.stage))
 
     def market_data_health(self) -> Any:
         """Providers configured, breaker states and cache reachability, as FetchMarketData sees them."""

@@ -40,6 +40,7 @@ _OWN_ENTRIES = (
     "replay-clock",
     "mlartifacts",
     "backtests",
+    "breakers",
     "metrics",
 )
 
@@ -87,6 +88,11 @@ class LocalState:
     def poison_records(self) -> Path:
         """Records the store refused as malformed on replay (`ffe dlq list`), with the reason."""
         return self.root / "poison-records.json"
+
+    @property
+    def breakers(self) -> Path:
+        """The shared circuit breakers' items between commands (`ffe breakers`)."""
+        return self.root / "breakers.json"
 
     @property
     def emf(self) -> Path:
@@ -169,6 +175,7 @@ def run_cycle(
             provider_secrets=secrets,
             dlq_file=state.dead_letters,
             poison_file=state.poison_records,
+            breakers_file=state.breakers,
             champion_dir=state.champion_dir(),
             emf_file=state.emf,
         ) as cloud:
@@ -363,7 +370,10 @@ def serve_api(state: LocalState, port: int, project: Path | None = None) -> int:
         reason = "in use" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
         raise PortUnavailableError(f"cannot serve on 127.0.0.1:{port}: {reason}; pick another --port") from None
     try:
-        with state.postgres() as pg, LocalCloud(project or project_root(), pg.url) as cloud:
+        with (
+            state.postgres() as pg,
+            LocalCloud(project or project_root(), pg.url, breakers_file=state.breakers) as cloud,  # /health's breakers
+        ):
             stack["cloud"] = cloud
             migrate_database(pg.url)
             bound = server.server_address[1]
