@@ -36,6 +36,7 @@ if __package__ in (None, ""):  # script mode runs this file directly from source
 def main(argv: Sequence[str] | None = None) -> int:
     from ffe.training.meta_config import MetaTrainConfig
     from ffe.training.pipeline import EXPERIMENT, TrainPlan, summary, train
+    from ffe.training.run_metrics import run_metrics
     from ffe.training.tracking import Tracker, quiet_mlflow_logging
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -52,8 +53,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if os.environ.get("MLFLOW_TRACKING_URI"):
         quiet_mlflow_logging()
         tracker = Tracker(os.environ["MLFLOW_TRACKING_URI"], EXPERIMENT)
-    outcome = train(plan, args.model_dir / "bundle", tracker)
+    try:
+        outcome = train(plan, args.model_dir / "bundle", tracker)
+    except Exception:
+        print(*run_metrics(None), sep="\n")  # training_runs{result=failed}, as an EMF line in the job's log
+        raise
     print(summary(outcome))
+    print(*run_metrics(outcome), sep="\n")
     return 0
 
 
