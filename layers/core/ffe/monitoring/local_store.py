@@ -46,7 +46,7 @@ _QUERIES = {
     "decisions": "SELECT created_at AS at, action, asset, stale FROM decisions",
     "failures": "SELECT created_at AS at, error_class FROM failures",
     "cycles": "SELECT started_at AS at, finished_at, status, timeframe FROM cycles",
-    "paper_orders": "SELECT created_at AS at, side FROM paper_orders WHERE status = 'FILLED'",
+    "executions": "SELECT created_at AS at, side FROM executions",
 }
 _EQUITY = (
     "SELECT now() AS at, a.id AS account, a.cash + coalesce(sum(p.quantity * p.mark_price), 0) AS equity"
@@ -63,7 +63,7 @@ def series_from_rows(rows: dict[str, Rows], bucket_s: int) -> dict[str, Series]:
         "stale-holds": _count(
             [r for r in decisions if r["stale"] and r["action"] == "HOLD"], bucket_s, lambda r: f"{r['asset']} (store)"
         ),
-        "trade-frequency": _count(rows.get("paper_orders", []), bucket_s, lambda r: f"{r['side']} filled (store)"),
+        "trade-frequency": _count(rows.get("executions", []), bucket_s, lambda r: f"{r['side']} placed (store)"),
         "failures": {
             **_count(rows.get("failures", []), bucket_s, lambda r: f"failure {r['error_class']} (store)"),
             **_count(cycles, bucket_s, lambda r: f"cycle {r['status']} {r['timeframe']} (store)"),
