@@ -299,7 +299,8 @@ def _decision_params(record: DecisionRecord, stage: str) -> dict[str, Any]:
         reasons["risk"] = record.risk.model_dump(mode="json")
     params.update(
         reasons=Jsonb(reasons),
-        source=Jsonb(params["source"]),
+        # the fetch's wall-clock start is for the latency metric, not the decision's provenance
+        source=Jsonb(record.source.model_dump(mode="json", exclude={"fetch_started_at"})),
         action=record.action.value,
         timeframe=record.timeframe.value,
         stage=stage,
