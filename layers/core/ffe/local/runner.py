@@ -42,6 +42,7 @@ _OWN_ENTRIES = (
     "backtests",
     "breakers",
     "metrics",
+    "dashboard.html",
 )
 
 
