@@ -135,3 +135,14 @@ def test_ffe_models_cleanup_is_a_dry_run_unless_applied(
     out = capsys.readouterr().out
     assert "deleted 19 of 25 versions" in out and '"models_cleaned"' in out
     assert len(client.search_model_versions(f"name = '{MODEL}'")) == 6
+
+
+def test_the_scheduled_job_entry_point_reads_mlflow_tracking_uri(
+    registry, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ffe.training.cleanup import main
+
+    client, _ = registry
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", client.tracking_uri)
+    assert main(["--keep", "3", "--days", "0"]) == 0
+    assert "dry run: 19 of 25 versions would be deleted" in capsys.readouterr().out

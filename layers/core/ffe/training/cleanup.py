@@ -22,14 +22,19 @@ whose run lacks the metric ranks after every version that has it.
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import statistics
-from collections.abc import Collection, Iterable
+import sys
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+if __package__ in (None, ""):  # a SageMaker job in script mode runs this file directly from source_dir/ffe/training
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 HOLDOUT_SHARPE = "holdout_sharpe"
 SERVING_STAGES = frozenset({"Staging", "Production"})
@@ -161,3 +166,70 @@ def serving_bundles(local_champion: Path | None, stages: Iterable[str], region: 
                 if found:  # ``ffe models publish`` writes endpoint/<bundle version>/model.tar.gz
                     serving.add(found.group(1))
     return serving
+
+
+def add_cleanup_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--apply", action="store_true", help="delete; without it, only print what would go and why")
+    parser.add_argument("--keep", type=int, default=10, help="the best N versions by --metric stay (default 10)")
+    parser.add_argument("--days", type=int, default=30, help="versions registered within N days stay (default 30)")
+    parser.add_argument(
+        "--metric", default=HOLDOUT_SHARPE, help="ranking metric, higher is better (default: mean holdout Sharpe)"
+    )
+    parser.add_argument(
+        "--stage", action="append", default=[], help="also keep what this deployed stage serves (repeatable)"
+    )
+    parser.add_argument("--region", default=None)
+
+
+def run_cleanup(client: Any, args: argparse.Namespace, serving: Collection[str]) -> int:
+    """Print every version's verdict; with ``args.apply`` delete the others and emit ``models_cleaned``."""
+    from ffe.observability import emit, logger
+    from ffe.terminal import Column, show, table
+    from ffe.training.pipeline import MODEL_NAME
+
+    if args.keep < 0 or args.days < 0:
+        print("--keep and --days must not be negative")
+        return 2
+    verdicts = plan_cleanup(client, MODEL_NAME, keep=args.keep, days=args.days, metric=args.metric, serving=serving)
+    if not verdicts:
+        print(f"no versions of {MODEL_NAME} yet: nothing to clean up")
+        return 0
+    rows = [
+        [
+            f"v{v.version}",
+            v.bundle_version or "?",
+            f"{v.created:%Y-%m-%d}",
+            "" if v.score is None else f"{v.score:.3f}",
+            "keep" if v.keep else "delete",
+            v.reason,
+        ]
+        for v in verdicts
+    ]
+    columns = [Column("version"), Column("bundle"), Column("registered"), Column(args.metric, "right")]
+    show(table([*columns, Column("verdict"), Column("why", free_text=True)], rows))
+    doomed = [v for v in verdicts if not v.keep]
+    if not args.apply:
+        print(f"\ndry run: {len(doomed)} of {len(verdicts)} versions would be deleted; --apply deletes them")
+        return 0
+    deleted = delete_versions(client, doomed, logger)
+    emit("models_cleaned", len(deleted))
+    print(f"\ndeleted {len(deleted)} of {len(verdicts)} versions (registry entries and their artifacts)")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The scheduled job's entry point: the registry at ``MLFLOW_TRACKING_URI`` (no embedded cluster)."""
+    parser = argparse.ArgumentParser(description="ffe checkpoint cleanup against MLFLOW_TRACKING_URI")
+    add_cleanup_arguments(parser)
+    args = parser.parse_args(argv)
+    from ffe.training.tracking import Tracker, quiet_mlflow_logging, tracking_uri
+
+    quiet_mlflow_logging()
+    from ffe.training.pipeline import EXPERIMENT
+
+    tracker = Tracker(tracking_uri(), EXPERIMENT)
+    return run_cleanup(tracker.client, args, serving_bundles(None, args.stage, args.region))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -83,20 +83,14 @@ def add_models_arguments(parser: argparse.ArgumentParser) -> None:
     publish.add_argument("--stage", required=True)
     publish.add_argument("--bucket", default=None, help="default: the stack's ModelBucketName output")
     publish.add_argument("--region", default=None)
-    cleanup = actions.add_parser(
-        "cleanup",
-        help="delete old registered versions and their artifacts (dry run unless --apply): docs/operations.md",
+    from ffe.training.cleanup import add_cleanup_arguments
+
+    add_cleanup_arguments(
+        actions.add_parser(
+            "cleanup",
+            help="delete old registered versions and their artifacts (dry run unless --apply): docs/operations.md",
+        )
     )
-    cleanup.add_argument("--apply", action="store_true", help="delete; without it, only print what would go and why")
-    cleanup.add_argument("--keep", type=int, default=10, help="the best N versions by --metric stay (default 10)")
-    cleanup.add_argument("--days", type=int, default=30, help="versions registered within N days stay (default 30)")
-    cleanup.add_argument(
-        "--metric", default="holdout_sharpe", help="ranking metric, higher is better (default: mean holdout Sharpe)"
-    )
-    cleanup.add_argument(
-        "--stage", action="append", default=[], help="also keep what this deployed stage serves (repeatable)"
-    )
-    cleanup.add_argument("--region", default=None)
 
 
 def models_command(args: argparse.Namespace, state: Any) -> int:
@@ -189,45 +183,11 @@ def _publish(state: Any, stage: str, bucket: str | None, region: str | None) -> 
 
 
 def _cleanup(args: argparse.Namespace, state: Any) -> int:
-    from ffe.training.cleanup import delete_versions, plan_cleanup, serving_bundles
-    from ffe.training.pipeline import MODEL_NAME
+    from ffe.training.cleanup import run_cleanup, serving_bundles
 
-    if args.keep < 0 or args.days < 0:
-        print("--keep and --days must not be negative")
-        return 2
     serving = serving_bundles(state.champion_dir(), args.stage, args.region)
     with local_tracker(state) as tracker:
-        verdicts = plan_cleanup(
-            tracker.client, MODEL_NAME, keep=args.keep, days=args.days, metric=args.metric, serving=serving
-        )
-        if not verdicts:
-            print(f"no versions of {MODEL_NAME} yet: nothing to clean up")
-            return 0
-        from ffe.terminal import Column, show, table
-
-        rows = [
-            [
-                f"v{v.version}",
-                v.bundle_version or "?",
-                f"{v.created:%Y-%m-%d}",
-                "" if v.score is None else f"{v.score:.3f}",
-                "keep" if v.keep else "delete",
-                v.reason,
-            ]
-            for v in verdicts
-        ]
-        columns = [Column("version"), Column("bundle"), Column("registered"), Column(args.metric, "right")]
-        show(table([*columns, Column("verdict"), Column("why", free_text=True)], rows))
-        doomed = [v for v in verdicts if not v.keep]
-        if not args.apply:
-            print(f"\ndry run: {len(doomed)} of {len(verdicts)} versions would be deleted; --apply deletes them")
-            return 0
-        from ffe.observability import emit, logger
-
-        deleted = delete_versions(tracker.client, doomed, logger)
-    emit("models_cleaned", len(deleted))
-    print(f"\ndeleted {len(deleted)} of {len(verdicts)} versions (registry entries and their artifacts)")
-    return 0
+        return run_cleanup(tracker.client, args, serving)
 
 
 def model_tarball(folder: Path, target: Path) -> Path:
