@@ -68,10 +68,11 @@ def translate(root: Path, parameters: dict[str, str]) -> TranslatedTemplate:
     return out
 
 
-# moto's CloudFormation cannot create these (API Gateway stages and deployments): the offline runtime
-# leaves them out, together with everything that references them, and the tests check them on the
-# translated template instead (tests/template). The API itself runs through ``ffe api``.
-UNSUPPORTED_OFFLINE = ("AWS::ApiGateway::",)
+# moto's CloudFormation cannot create these (API Gateway stages and deployments; SQS queue policies, which it
+# would skip with a warning): the offline runtime leaves them out, together with everything that references
+# them, and the tests check them on the translated template instead (tests/template). The API itself runs
+# through ``ffe api``; offline, nothing needs a queue policy to reach a queue.
+UNSUPPORTED_OFFLINE = ("AWS::ApiGateway::", "AWS::SQS::QueuePolicy")
 
 
 def without_unsupported(cfn: dict[str, Any]) -> dict[str, Any]:
