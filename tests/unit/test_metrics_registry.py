@@ -45,7 +45,7 @@ def test_emit_refuses_a_name_the_registry_does_not_declare(capsys) -> None:
 @pytest.mark.parametrize("dimensions", [{}, {"action": "BUY", "asset": "BTCUSD"}, {"side": "BUY"}])
 def test_emit_refuses_any_other_dimension_set(dimensions: dict[str, str], capsys) -> None:
     with pytest.raises(UndeclaredMetricError, match="takes dimensions \\['action'\\]"):
-        emit("decisions", 1, **dimensions)
+        emit("decisions", 1, None, **dimensions)
     assert not emitted(capsys.readouterr().out)
 
 

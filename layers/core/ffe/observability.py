@@ -69,21 +69,8 @@ METRICS: dict[str, Metric] = {
         Metric("hold_reasons", _C, ("reason", "asset_class"), "RecordDecision", DASHBOARD),
         Metric("failures", _C, ("step",), "RecordDecision (and itself when the store refuses: step=record)", BOTH),
         Metric("cycles", _C, ("event", "timeframe"), "RecordDecision", BOTH),
-        Metric(
-            "duplicate_records",
-            _C,
-            (),
-            "RecordDecision",
-            "unwatched: a retried task that found its first write; normal, searched in Logs Insights when needed",
-        ),
-        Metric(
-            "records_lost",
-            _C,
-            (),
-            "RecordDecision",
-            "unwatched: the cycle's close logs it at CRITICAL and its cycles row names the assets (runbook: "
-            "database-unreachable); the DLQ and record-failure alarms fire first",
-        ),
+        Metric("duplicate_records", _C, (), "RecordDecision (a retried write that found its first)", DASHBOARD),
+        Metric("records_lost", _C, (), "RecordDecision (records neither the store nor the DLQ took)", DASHBOARD),
         Metric("decision_latency_ms", _MS, (), "RecordDecision (fetch start to record, less the LLM's time)", BOTH),
         # every step handler
         Metric("state_latency_ms", _MS, ("state",), "every step handler", DASHBOARD),
@@ -103,23 +90,15 @@ METRICS: dict[str, Metric] = {
         # ExecuteOrder
         Metric("orders", _C, ("side",), "ExecuteOrder", DASHBOARD),
         # FetchMarketData
-        Metric(
-            "bars_fetched", _C, (), "FetchMarketData", "unwatched: failures{step=fetch} and the staleness gate say more"
-        ),
+        Metric("bars_fetched", _C, (), "FetchMarketData", DASHBOARD),
         Metric("cache_hit_rate", _PCT, (), "FetchMarketData (live routes)", BOTH),
         Metric("provider_fallbacks", _C, (), "FetchMarketData (live routes)", DASHBOARD),
         # CheckStaleness
-        Metric(
-            "data_staleness_seconds",
-            _S,
-            (),
-            "CheckStaleness",
-            "unwatched: per asset it is only meaningful with the asset (a property); hold_reasons shows the refusals",
-        ),
+        Metric("data_staleness_seconds", _S, (), "CheckStaleness", DASHBOARD),
         Metric("stale_series", _C, (), "CheckStaleness", DASHBOARD),
         # circuit breakers, pre-flight
         Metric("breaker_transitions", _C, ("breaker", "to_state"), "the circuit breakers", BOTH),
-        Metric("provider_healthy", _C, ("provider",), "Preflight", ALARM),
+        Metric("provider_healthy", _C, ("provider",), "Preflight", BOTH),
         # training, retention, cleanup
         Metric("training_runs", _C, ("result",), "ffe train / the training job (EMF on stdout)", BOTH),
         Metric("ewc_degradation_pct", _PCT, (), "ffe train / the training job (EMF on stdout)", BOTH),
