@@ -26,7 +26,7 @@ def test_run_then_dashboard_renders_every_widget(state: Path, capsys: pytest.Cap
     assert lines and all("CloudWatchMetrics" in line["_aws"] for line in lines)
     capsys.readouterr()
 
-    out = state / "page.html"
+    out = state.parent / "page.html"
     assert main(["--state-dir", str(state), "dashboard", "--out", str(out)]) == 0
     printed = capsys.readouterr().out.strip()
     assert printed == str(out.resolve())
@@ -38,6 +38,11 @@ def test_run_then_dashboard_renders_every_widget(state: Path, capsys: pytest.Cap
     drawn = re.findall(r"<section class='widget' id='w-([a-z-]+)'[^>]*><h3>[^<]*</h3><svg", html)
     assert "action-mix" in drawn and "cycle-duration" in drawn, drawn  # the run's decisions and its cycle
     assert "source: EMF" in html
+
+    assert main(["--state-dir", str(state), "dashboard"]) == 0  # the default: in the state dir, which reset deletes
+    assert capsys.readouterr().out.strip() == str((state / "dashboard.html").resolve())
+    assert main(["--state-dir", str(state), "reset"]) == 0
+    assert not state.exists()
 
 
 @pytest.mark.parametrize("where", ["missing-folder/page.html", "."])
