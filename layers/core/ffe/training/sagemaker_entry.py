@@ -56,11 +56,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         outcome = train(plan, args.model_dir / "bundle", tracker)
     except Exception:
-        print(*run_metrics(None), sep="\n")  # training_runs{result=failed}, as an EMF line in the job's log
+        _report(run_metrics(None))  # training_runs{result=failed}
         raise
     print(summary(outcome))
-    print(*run_metrics(outcome), sep="\n")
+    _report(run_metrics(outcome))
     return 0
+
+
+def _report(lines: list[str]) -> None:
+    """Print the run's EMF lines into the job's log and, in a SageMaker job, send them to CloudWatch (its log group
+    is not read as EMF). A metric that cannot be sent is a warning in the log, never the job's failure."""
+    from ffe.training.run_metrics import put_metrics
+
+    print(*lines, sep="\n")
+    if os.environ.get("TRAINING_JOB_NAME"):  # set by SageMaker in every training job
+        try:
+            import boto3
+
+            put_metrics(lines, boto3.client("cloudwatch"))
+        except Exception as exc:  # no permission, no network: the lines above are still in the log
+            print(f"[WARNING] metrics not sent to CloudWatch: {type(exc).__name__}: {exc}", file=sys.stderr)
 
 
 if __name__ == "__main__":
