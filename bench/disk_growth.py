@@ -22,17 +22,20 @@ default. Run: ``.venv/bin/python bench/disk_growth.py`` (about a minute; a throw
 from __future__ import annotations
 
 import base64
+import io
 import json
 import re
 import tempfile
 import tomllib
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from samtranslator.yaml_helper import yaml_parse
 
+from ffe.adapters.decision_archive import GzipStream
 from ffe.adapters.inference import SageMakerInference
 from ffe.adapters.store import PostgresDecisionStore
 from ffe.contracts import FailureRecord
@@ -158,6 +161,7 @@ def measure_rows(url: str) -> dict[str, float]:
         store.record_failure(record, "FetchMarketData failed: TransientError")
     store.database.close()
     with psycopg.connect(url, autocommit=True) as conn:
+        archived = archived_bytes_per_row(conn)
         return {
             "decision": table_bytes_per_row(
                 conn,
@@ -173,7 +177,21 @@ def measure_rows(url: str) -> dict[str, float]:
                 " started_at, finished_at FROM cycles WHERE id NOT LIKE '%%-copy%%'",
             ),
             "failure": table_bytes_per_row(conn, "failures", "SELECT %(suffix)s"),  # already 500 real rows
+            "archived decision": archived,
         }
+
+
+def archived_bytes_per_row(conn: psycopg.Connection) -> float:
+    """What RetainDecisions' export (gzipped CSV of every column, header included) takes per decision, on the
+    cycle's own rows only (copies would compress unrealistically well): an upper bound, gzip gains on more rows."""
+    real = "FROM decisions WHERE cycle_id NOT LIKE '%-copy%'"
+    rows = conn.execute(f"SELECT count(*) {real}").fetchone()[0]  # type: ignore[index]
+
+    def chunks() -> Iterator[bytes]:
+        with conn.cursor().copy(f"COPY (SELECT * {real}) TO STDOUT WITH (FORMAT csv, HEADER true)") as copy:
+            yield from (bytes(chunk) for chunk in copy)
+
+    return len(io.BufferedReader(GzipStream(chunks())).read()) / rows
 
 
 def capture_record_bytes(request: int, response: int) -> int:
@@ -236,7 +254,8 @@ def main() -> None:
     )
     print(
         f"  decision row {rows['decision']:.0f} B, cycle row {rows['cycle']:.0f} B, failure row {rows['failure']:.0f} B"
-        f" (with TOAST and indexes); capture record {capture} B (request {request:.0f} B, response {response:.0f} B);"
+        f" (with TOAST and indexes), {rows['archived decision']:.0f} B archived (gzipped CSV);"
+        f" capture record {capture} B (request {request:.0f} B, response {response:.0f} B);"
     )
     print(
         f"  logs {per_decision_logs:.0f} B per decided asset; a published model {human(model)};"
@@ -258,6 +277,7 @@ def main() -> None:
         f"capture kept ({capture_days} d)",
         "logs kept",
         "failures/year",
+        "archive/year",
     )
     print(" | ".join(header))
     print(" | ".join("---" for _ in header))
@@ -272,7 +292,8 @@ def main() -> None:
         label = stage if schedules_on.get(name, True) else f"{stage} (schedules off: by hand only)"
         cells = (label, assets, decisions, human(db), human(cap), human(logs))
         kept = (human(db * decision_days), human(cap * capture_days), f"{human(logs * log_days)} ({log_days} d)")
-        print(" | ".join(str(c) for c in (*cells, *kept, human(365 * failures))))
+        archive = decisions * rows["archived decision"]  # RetainDecisions' export, kept
+        print(" | ".join(str(c) for c in (*cells, *kept, human(365 * failures), human(365 * archive))))
     print()
     print(f"models: {human(model)} per published champion (plus MLflow's copy of the bundle per training run)")
 
