@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from ffe.contracts import CycleClosed, DataSource, DecisionRecord, RecordDecisionResult
-from ffe.domain.models import Action, Timeframe
 from ffe.decision_metrics import record_metrics
+from ffe.domain.models import Action, Timeframe
 
 SOURCE = DataSource(provider="replay", dataset="t", synthetic=False, simulated_clock=True)
 
