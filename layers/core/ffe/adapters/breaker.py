@@ -119,7 +119,7 @@ class TransitionReporter(pybreaker.CircuitBreakerListener):
         old, new = getattr(old_state, "name", str(old_state)), getattr(new_state, "name", str(new_state))
         logger.warning("circuit breaker transition", extra={"breaker": cb.name, "from": old, "to": new})
         # pybreaker says "half-open"; the dimension says half_open (open, half_open, closed)
-        emit("breaker_transitions", 1, {"from_state": old}, breaker=cb.name, to_state=new.replace("-", "_"))
+        emit("breaker_transitions", 1, {"from_state": old}, breaker=str(cb.name), to_state=new.replace("-", "_"))
 
 
 def _not_the_providers_fault(exc: BaseException) -> bool:
