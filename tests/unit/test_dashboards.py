@@ -10,7 +10,7 @@ import yaml
 
 from ffe.monitoring import dashboards
 from ffe.monitoring.dashboards import DASHBOARDS, Metric, search_expression, template, widgets
-from ffe.monitoring.emf import evaluate, keep_emf, parse_emf, read_emf, statistic
+from ffe.monitoring.emf import Recorded, evaluate, keep_emf, parse_emf, read_emf, statistic
 from ffe.monitoring.local_store import series_from_rows
 from ffe.monitoring.page import panels
 from ffe.monitoring.render_html import render_page
@@ -130,11 +130,11 @@ def test_keep_emf_appends_only_the_emf_lines(tmp_path: Path) -> None:
     logs = "\n".join(['{"level": "INFO", "message": "hi"}', json.dumps(_emf("orders", 1, side="BUY")), "plain text"])
     assert keep_emf(logs, out) == 1
     assert keep_emf(logs, out) == 1
-    points, skipped = read_emf(out)
-    assert (len(points), skipped) == (2, 0)
+    recorded = read_emf(out)
+    assert (len(recorded.points), len(recorded.documents), recorded.skipped) == (2, 2, 0)
     out.write_text(out.read_text() + "not json\n")
-    assert read_emf(out)[1] == 1
-    assert read_emf(tmp_path / "missing.jsonl") == ([], 0)
+    assert read_emf(out).skipped == 1
+    assert read_emf(tmp_path / "missing.jsonl") == Recorded([], [], 0)
 
 
 def test_store_rows_fill_widgets_the_emf_left_empty() -> None:
@@ -151,23 +151,41 @@ def test_store_rows_fill_widgets_the_emf_left_empty() -> None:
     assert series["stale-holds"] == {"GBPUSD (store)": [(at.timestamp() - 30, 1.0)]}
     assert series["cycle-duration"] == {"cycle duration ms (store)": [(at.timestamp(), 10_000.0)]}
     assert set(series["action-mix"]) == {"BUY (store)", "HOLD (store)"}
-    shown = panels(parse_emf(_emf("decisions", 1, action="SELL")), series)
+    sell = _emf("decisions", 1, action="SELL")
+    shown = panels(Recorded(parse_emf(sell), [sell], 0), series)
     assert shown["action-mix"].source.startswith("EMF")  # the EMF wins where it has data
     assert shown["stale-holds"].source == "the local store"
 
 
 def test_the_page_renders_every_widget_of_the_template() -> None:
-    points = parse_emf(_emf("decisions", 1, action="BUY")) + parse_emf(_emf("cache_hit_rate", 75.0))
-    html = render_page(DASHBOARDS, panels(points, {}), datetime(2026, 1, 1, tzinfo=UTC), "test")
+    docs = [_emf("decisions", 1, action="BUY"), _emf("cache_hit_rate", 75.0)]
+    recorded = Recorded([p for d in docs for p in parse_emf(d)], docs, 0)
+    html = render_page(DASHBOARDS, panels(recorded, {}), datetime(2026, 1, 1, tzinfo=UTC), "test")
     for widget in widgets():
         section = re.search(rf"<section class='widget' id='w-{widget.id}'.*?</section>", html, re.S)
         assert section, widget.id
-        assert "<svg" in section.group(0) or "no data recorded" in section.group(0), widget.id
+        assert re.search("<svg|<table|no data recorded", section.group(0)), widget.id
     for body in _bodies().values():
         for widget in body["widgets"]:
             assert f"<h3>{widget['properties']['title'].replace('&', '&amp;')}</h3>" in html
     assert "<script" not in html and "http" not in html  # self-contained
     assert "90 %" in html  # the cache widget's line
+
+
+def test_a_listing_widget_is_the_same_query_in_the_template_and_a_table_offline() -> None:
+    (widget,) = [w for w in widgets() if w.listing]
+    assert widget.insights == (
+        "filter ispresent(training_runs) | fields @timestamp, result, model_version, total_return, sharpe, churn, "
+        "disruption | sort @timestamp desc | limit 20"
+    )
+    older = _emf("training_runs", 1, result="failed")
+    newer = {**_emf("training_runs", 1, at_ms=1_700_000_060_000, result="succeeded"), "sharpe": 1.23456, "churn": 0.1}
+    shown = panels(Recorded([], [older, newer, _emf("orders", 1, side="BUY")], 0), {})[widget.id]
+    assert shown.rows == [
+        ["2023-11-14 22:14:20", "succeeded", "", "", "1.235", "0.1", ""],
+        ["2023-11-14 22:13:20", "failed", "", "", "", "", ""],
+    ]
+    assert "<table>" in render_page(DASHBOARDS, {widget.id: shown}, datetime(2026, 1, 1, tzinfo=UTC), "")
 
 
 def test_module_is_pure() -> None:

@@ -58,9 +58,22 @@ class Widget:
     lines: tuple[tuple[float, str], ...] = ()  # horizontal annotations: (value, label)
     query: str = ""  # a Logs Insights query (a "log" widget) instead of metrics
     log_groups: tuple[str, ...] = ()
+    listing: str = ""  # or: list the EMF lines of this metric (a "log" widget), newest first, with ``fields``
+    fields: tuple[str, ...] = ()
     period: int = PERIOD_S
     width: int = 12
     height: int = 6
+
+    @property
+    def insights(self) -> str:
+        """The widget's Logs Insights query (without its SOURCE clauses); "" for a metric widget."""
+        if self.listing:
+            fields = ", ".join(("@timestamp", *self.fields))
+            return f"filter ispresent({self.listing}) | fields {fields} | sort @timestamp desc | limit {LISTED}"
+        return self.query
+
+
+LISTED = 20  # rows a listing widget shows
 
 
 @dataclass(frozen=True)
@@ -270,9 +283,8 @@ MODELS = Dashboard(
         Widget(
             "training-metrics",
             "Training runs as logged (return, Sharpe, churn, disruption)",
-            query="filter ispresent(training_runs)"
-            " | fields @timestamp, result, model_version, total_return, sharpe, churn, disruption"
-            " | sort @timestamp desc | limit 20",
+            listing="training_runs",
+            fields=("result", "model_version", "total_return", "sharpe", "churn", "disruption"),
             log_groups=("/aws/sagemaker/TrainingJobs",),
         ),
         Widget(
@@ -329,9 +341,9 @@ def _fixed(metric: Metric) -> tuple[tuple[str, str], ...]:
 def widget_body(widget: Widget, x: int, y: int) -> dict[str, object]:
     """One widget of a CloudWatch dashboard body."""
     place = {"x": x, "y": y, "width": widget.width, "height": widget.height}
-    if widget.query:
+    if widget.insights:
         sources = " | ".join(f"SOURCE '{g}'" for g in widget.log_groups)
-        log = {"query": f"{sources} | {widget.query}", "region": "${AWS::Region}", "title": widget.title}
+        log = {"query": f"{sources} | {widget.insights}", "region": "${AWS::Region}", "title": widget.title}
         return {"type": "log", **place, "properties": {**log, "view": "table"}}
     rows: list[list[object]] = []
     for i, metric in enumerate(widget.metrics, start=1):
@@ -376,8 +388,11 @@ Parameters:
     AllowedValues: [dev, staging, prod]
   DatabaseClusterIdentifier:
     Type: String
-    Default: ""
-    Description: The Aurora cluster the database widget shows (empty when the stack does not create the database).
+    Default: none
+    MinLength: 1
+    Description: >-
+      The Aurora cluster the database widget shows ("none" when the stack does not create the database: a
+      dimension value cannot be empty).
 
 Resources:
 """

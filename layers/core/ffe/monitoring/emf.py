@@ -8,6 +8,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,18 +26,47 @@ class Point:
     value: float
 
 
-def read_emf(path: Path) -> tuple[list[Point], int]:
-    """(every metric value in the file, how many lines were not EMF); a missing file is no points."""
+@dataclass(frozen=True)
+class Recorded:
+    """What an EMF file holds: every metric value, the documents themselves, and how many lines were not EMF."""
+
+    points: list[Point]
+    documents: list[dict[str, Any]]
+    skipped: int
+
+
+def read_emf(path: Path) -> Recorded:
+    """The file's EMF; a missing file holds nothing."""
+    recorded = Recorded([], [], 0)
     if not path.exists():
-        return [], 0
-    points: list[Point] = []
+        return recorded
     skipped = 0
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
-            points.extend(parse_emf(json.loads(line)))
+            document = json.loads(line)
+            recorded.points.extend(parse_emf(document))
         except (ValueError, TypeError, KeyError, AttributeError):
             skipped += 1
-    return points, skipped
+        else:
+            recorded.documents.append(document)
+    return Recorded(recorded.points, recorded.documents, skipped)
+
+
+def listing(metric: str, fields: tuple[str, ...], documents: list[dict[str, Any]], limit: int) -> list[list[str]]:
+    """The rows a Logs Insights ``filter ispresent(metric) | fields @timestamp, ...`` gives, newest first."""
+    found = [d for d in documents if metric in d]
+    found.sort(key=lambda d: d["_aws"]["Timestamp"], reverse=True)
+    return [[_time(d["_aws"]["Timestamp"]), *(_cell(d.get(f)) for f in fields)] for d in found[:limit]]
+
+
+def _time(ms: float) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def parse_emf(document: dict[str, Any]) -> list[Point]:

@@ -12,26 +12,32 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ffe.monitoring.dashboards import DASHBOARDS, Widget
-from ffe.monitoring.emf import Point, Series, evaluate, read_emf
+from ffe.monitoring.dashboards import DASHBOARDS, LISTED, Widget
+from ffe.monitoring.emf import Recorded, Series, evaluate, listing, read_emf
 from ffe.monitoring.render_html import Panel, render_page
 
 BUCKET_S = 60  # locally a run lasts seconds: points per minute, not per the widget's CloudWatch period
 
 
-def panels(points: list[Point], store: dict[str, Series]) -> dict[str, Panel]:
+def panels(recorded: Recorded, store: dict[str, Series]) -> dict[str, Panel]:
     """widget id -> what it shows locally."""
-    return {w.id: panel(w, points, store.get(w.id, {})) for d in DASHBOARDS for w in d.widgets}
+    return {w.id: panel(w, recorded, store.get(w.id, {})) for d in DASHBOARDS for w in d.widgets}
 
 
-def panel(widget: Widget, points: list[Point], store: Series) -> Panel:
+def panel(widget: Widget, recorded: Recorded, store: Series) -> Panel:
+    if widget.listing:
+        rows = listing(widget.listing, widget.fields, recorded.documents, LISTED)
+        columns = ("time (UTC)", *widget.fields)
+        if rows:
+            return Panel({}, "EMF (.ffe/metrics/emf.jsonl)", "", columns, rows)
+        return Panel({}, "", f"no {widget.listing} line recorded yet (ffe train records one)")
     if widget.query:
         groups = ", ".join(widget.log_groups)
         return Panel({}, "", f"a Logs Insights query over {groups}, which only CloudWatch Logs holds")
     series: Series = {}
     for metric in widget.metrics:
         if metric.custom:
-            series.update(evaluate(metric, points, BUCKET_S))
+            series.update(evaluate(metric, recorded.points, BUCKET_S))
     elsewhere = sorted({m.namespace for m in widget.metrics if not m.custom})
     only_aws = f"{', '.join(elsewhere)} metrics exist only in CloudWatch" if elsewhere else ""
     if series:
@@ -47,12 +53,13 @@ def write_dashboard(state: Any, out: Path) -> tuple[Path, int]:
     """Render the page from ``state`` (a LocalState) into ``out``; returns (path, EMF points read)."""
     from ffe.monitoring.local_store import store_series
 
-    points, skipped = read_emf(state.emf)
+    recorded = read_emf(state.emf)
+    skipped = f" ({recorded.skipped} unreadable lines skipped)" if recorded.skipped else ""
     page = render_page(
         DASHBOARDS,
-        panels(points, store_series(state, BUCKET_S)),
+        panels(recorded, store_series(state, BUCKET_S)),
         datetime.now(UTC),
-        f"{len(points)} EMF values from {state.emf}" + (f" ({skipped} unreadable lines skipped)" if skipped else ""),
+        f"{len(recorded.points)} EMF values from {state.emf}{skipped}",
     )
     out.write_text(page, encoding="utf-8")
-    return out, len(points)
+    return out, len(recorded.points)

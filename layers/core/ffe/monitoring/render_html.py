@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from html import escape
 
@@ -20,6 +20,8 @@ class Panel:
     series: Series
     source: str  # "EMF", "local store", ... ("" when there is no data)
     note: str = ""  # why there is no data, or what the local figure stands for
+    columns: tuple[str, ...] = ()  # a listing widget's table: its columns and rows
+    rows: list[list[str]] = field(default_factory=list)
 
 
 def render_page(dashboards: tuple[Dashboard, ...], panels: dict[str, Panel], generated: datetime, footer: str) -> str:
@@ -35,6 +37,8 @@ def render_page(dashboards: tuple[Dashboard, ...], panels: dict[str, Panel], gen
 
 def render_widget(widget: Widget, panel: Panel) -> str:
     head = f"<section class='widget' id='w-{widget.id}' data-widget='{widget.id}'><h3>{escape(widget.title)}</h3>"
+    if panel.rows:
+        return f"{head}{_table(panel.columns, panel.rows)}<p class='src'>source: {escape(panel.source)}</p></section>"
     if not panel.series:
         return f"{head}<p class='nodata'>no data recorded: {escape(panel.note or 'nothing emitted yet')}</p></section>"
     chart = _single_values(panel.series) if widget.view == "singleValue" else line_chart(panel.series, widget)
@@ -104,6 +108,12 @@ def _single_values(series: Series) -> str:
     return f"<div class='singles'>{cells}</div>"
 
 
+def _table(columns: tuple[str, ...], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
 def _legend(series: Series) -> str:
     items = []
     for i, (label, points) in enumerate(series.items()):
@@ -137,6 +147,8 @@ h2 {{ border-bottom: 1px solid #ccc; margin-top: 1.5em; }}
 .legend em {{ color: #666; font-style: normal; }}
 .nodata {{ color: #888; font-style: italic; }}
 .src, .meta {{ color: #888; font-size: 11px; margin: 0; }}
+table {{ border-collapse: collapse; font-size: 12px; }}
+th, td {{ border-bottom: 1px solid #eee; padding: 2px 8px; text-align: left; }}
 .singles {{ display: flex; gap: 16px; flex-wrap: wrap; }}
 .single b {{ display: block; font-size: 24px; }}
 </style></head><body>
