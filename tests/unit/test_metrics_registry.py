@@ -131,3 +131,38 @@ def test_a_failure_is_counted_by_the_step_that_failed_with_its_error_class_as_a_
     assert declared(failed) == ("failures", ("service", "step"))
     cycles = [d for d in docs if "cycles" in d]
     assert [(c["event"], c["timeframe"]) for c in cycles] == ([("failed", "1h")] if step == "cycle" else [])
+
+
+def test_a_breaker_transition_is_counted_by_breaker_and_the_state_it_went_to(capsys) -> None:
+    from ffe.adapters.breaker import make_breaker
+
+    breaker = make_breaker("coinbase", fail_max=1, reset_timeout_s=60)
+
+    def failing() -> None:
+        raise ConnectionError("down")
+
+    with pytest.raises(ConnectionError):
+        breaker.call(failing)
+    [doc] = [d for d in emitted(capsys.readouterr().out) if "breaker_transitions" in d]
+    assert declared(doc) == ("breaker_transitions", ("service", "breaker", "to_state"))
+    assert (doc["breaker"], doc["to_state"], doc["from_state"]) == ("coinbase", "open", "closed")
+    breaker.half_open()
+    [doc] = [d for d in emitted(capsys.readouterr().out) if "breaker_transitions" in d]
+    assert doc["to_state"] == "half_open"
+
+
+@pytest.mark.parametrize(
+    ("llm_action", "agreement"), [(Action.BUY, "agree"), (Action.SELL, "disagree"), (None, "absent")]
+)
+def test_inference_counts_the_model_in_service_and_the_llm_against_the_rl_voter(
+    llm_action: Action | None, agreement: str, capsys
+) -> None:
+    from ffe.decision_metrics import inference_metrics
+
+    rl = VoterOutput(voter="rl", status="voted", action=Action.BUY, latency_ms=5.0)
+    llm = VoterOutput(voter="llm", status="voted" if llm_action else "unavailable", action=llm_action, latency_ms=900.0)
+    inference_metrics(decision(action=Action.BUY, voters=[rl, llm]), unavailable=False)
+    docs = {declared(d)[0]: d for d in emitted(capsys.readouterr().out)}
+    assert docs["inference_unavailable"]["inference_unavailable"] == [0.0]
+    assert docs["model_in_service"]["model_version"] == "v1" and docs["llm_agreement"]["result"] == agreement
+    assert ("llm_latency_ms" in docs) is (llm_action is not None)
