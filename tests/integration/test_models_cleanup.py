@@ -146,3 +146,16 @@ def test_the_scheduled_job_entry_point_reads_mlflow_tracking_uri(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", client.tracking_uri)
     assert main(["--keep", "3", "--days", "0"]) == 0
     assert "dry run: 19 of 25 versions would be deleted" in capsys.readouterr().out
+
+
+def test_apply_takes_an_optional_value_as_sagemaker_hyperparameters_pass_it() -> None:
+    from argparse import ArgumentParser
+
+    from ffe.training.cleanup import add_cleanup_arguments
+
+    parser = ArgumentParser()
+    add_cleanup_arguments(parser)
+    assert parser.parse_args([]).apply is False
+    assert parser.parse_args(["--apply"]).apply is True
+    assert parser.parse_args(["--apply", "true", "--keep", "10"]).apply is True
+    assert parser.parse_args(["--apply", "false"]).apply is False

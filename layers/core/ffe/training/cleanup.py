@@ -169,7 +169,14 @@ def serving_bundles(local_champion: Path | None, stages: Iterable[str], region: 
 
 
 def add_cleanup_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--apply", action="store_true", help="delete; without it, only print what would go and why")
+    parser.add_argument(
+        "--apply",
+        nargs="?",
+        const=True,
+        default=False,
+        type=_flag,
+        help="delete; without it, only print what would go and why (`--apply true` too: SageMaker hyperparameters)",
+    )
     parser.add_argument("--keep", type=int, default=10, help="the best N versions by --metric stay (default 10)")
     parser.add_argument("--days", type=int, default=30, help="versions registered within N days stay (default 30)")
     parser.add_argument(
@@ -179,6 +186,14 @@ def add_cleanup_arguments(parser: argparse.ArgumentParser) -> None:
         "--stage", action="append", default=[], help="also keep what this deployed stage serves (repeatable)"
     )
     parser.add_argument("--region", default=None)
+
+
+def _flag(text: str) -> bool:
+    if text.lower() in ("true", "1", "yes"):
+        return True
+    if text.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
 def run_cleanup(client: Any, args: argparse.Namespace, serving: Collection[str]) -> int:
