@@ -68,9 +68,11 @@ def test_the_cutoff_is_the_start_of_the_month_the_window_ends_in() -> None:
 def test_old_partitions_are_exported_first_then_dropped_and_a_second_run_does_nothing(store_url: str, s3) -> None:
     archive = S3DecisionArchive(s3, BUCKET, "decisions/", "test")
     seen_at_export: list[tuple[str, bool]] = []
+    seen_partitions: list[list[str]] = []
 
     def export(partition: str, chunks: Iterator[bytes]) -> str:
-        seen_at_export.append((partition, partition in partitions(store_url)))  # still there while exported
+        seen_partitions.append(partitions(store_url))
+        seen_at_export.append((partition, partition in seen_partitions[-1]))  # still there while exported
         return archive(partition, chunks)
 
     database = Database(store_url, name="decision store", lock_timeout_ms=3000)
@@ -78,6 +80,7 @@ def test_old_partitions_are_exported_first_then_dropped_and_a_second_run_does_no
 
     assert result.dropped == ["decisions_2026_01", "decisions_2026_02"]
     assert seen_at_export == [("decisions_2026_01", True), ("decisions_2026_02", True)]
+    assert seen_partitions[1] == ["decisions_2026_02", "decisions_2026_03", "decisions_2026_06"]  # one at a time
     assert partitions(store_url) == ["decisions_2026_03", "decisions_2026_06"]
     assert result.exported == {
         name: f"s3://{BUCKET}/decisions/test/{name}.csv.gz" for name in ("decisions_2026_01", "decisions_2026_02")
@@ -132,3 +135,22 @@ def test_the_gzip_stream_reads_back_what_went_in() -> None:
     chunks = [b"a,b\n", b"", b"1,2\n" * 10_000]
     packed = io.BufferedReader(GzipStream(chunks), buffer_size=4096).read()
     assert gzip.decompress(packed) == b"".join(chunks)
+
+
+def test_a_run_cut_short_keeps_the_partitions_it_finished(store_url: str, s3) -> None:
+    archive = S3DecisionArchive(s3, BUCKET, "decisions/", "test")
+    calls: list[str] = []
+
+    def export_then_time_out(partition: str, chunks: Iterator[bytes]) -> str:
+        calls.append(partition)
+        if len(calls) == 2:
+            raise TimeoutError("the Lambda ran out of time")
+        return archive(partition, chunks)
+
+    database = Database(store_url)
+    with pytest.raises(TimeoutError):
+        retain_decisions(database, retention_days=90, now=NOW, export=export_then_time_out)
+    assert partitions(store_url) == ["decisions_2026_02", "decisions_2026_03", "decisions_2026_06"]
+    result = retain_decisions(database, retention_days=90, now=NOW, export=archive)
+    assert result.dropped == ["decisions_2026_02"] and list(result.exported) == ["decisions_2026_02"]
+    database.close()

@@ -4,16 +4,17 @@ The window is ``DECISION_RETENTION_DAYS`` (template parameter ``DecisionRetentio
 works on whole months, the partitions' grain: a month's partition goes once all of it (its upper bound) is older
 than the window, so at 90 days between 90 and about 121 days of decisions stay in the database.
 
-Order of work, so that nothing is deleted unexported:
+Order of work, so that nothing is deleted unexported: list the partitions whose upper bound is at or before the
+start of the month the window's edge falls in, then, oldest first, one partition at a time:
 
-1. list the partitions whose upper bound is at or before the start of the month the window's edge falls in;
-2. export each of them, when an archive is configured, as gzipped CSV (``COPY … TO STDOUT``, with a header row),
-   streamed to S3: Parquet would need pyarrow, too big for a lean Lambda;
-3. drop them with ``ffe_drop_decision_partitions`` (migration 0002), whose cut-off is set to the same month
-   start; it drops exactly the listed partitions.
+1. export it, when an archive is configured, as gzipped CSV (``COPY … TO STDOUT``, with a header row), streamed
+   to S3: Parquet would need pyarrow, too big for a lean Lambda;
+2. drop it with ``ffe_drop_decision_partitions`` (migration 0002), its cut-off set to this partition's upper
+   bound: the older ones are gone already, so it drops exactly this one.
 
-A run that fails between 2 and 3 exports the same partitions again next time (same keys, overwritten); a run
-with nothing past the window does nothing, so the job is idempotent.
+One partition at a time, so a run cut short (the Lambda's timeout on a long backlog) keeps what it finished and
+the next run carries on. A run that fails between 1 and 2 exports that partition again next time (same key,
+overwritten); a run with nothing past the window does nothing, so the job is idempotent.
 """
 
 from __future__ import annotations
@@ -69,8 +70,10 @@ def month_cutoff(now: datetime, retention_days: int) -> datetime:
     return edge.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-def expired_partitions(conn: psycopg.Connection, cutoff: datetime) -> list[str]:
-    return [name for name, upper in conn.execute(_PARTITIONS).fetchall() if upper is not None and upper <= cutoff]
+def expired_partitions(conn: psycopg.Connection, cutoff: datetime) -> list[tuple[str, datetime]]:
+    """``(name, upper bound)`` of every partition whose upper bound is at or before ``cutoff``, oldest first."""
+    rows = conn.execute(_PARTITIONS).fetchall()
+    return [(name, upper) for name, upper in rows if upper is not None and upper <= cutoff]
 
 
 def copy_partition(conn: psycopg.Connection, partition: str) -> Iterator[bytes]:
@@ -93,23 +96,23 @@ def retain_decisions(
         if not expired:
             logger.info("decision retention: nothing past the window", extra={"cutoff": result.cutoff.isoformat()})
             return result
-        if export is not None:
-            for partition in expired:
+        for partition, upper in expired:
+            if export is not None:
                 result.exported[partition] = export(partition, copy_partition(conn, partition))
                 logger.info(
                     "decision partition exported", extra={"partition": partition, "to": result.exported[partition]}
                 )
-        # The SQL function's cut-off is (month start of now_) - keep_months; now_ = cutoff + 1 month, keep 1 month
-        # gives back exactly ``result.cutoff``.
-        rows = conn.execute(
-            "SELECT * FROM ffe_drop_decision_partitions(1, %s::timestamptz + interval '1 month')", (result.cutoff,)
-        ).fetchall()
-    result.dropped = [name for (name,) in rows]
-    unexported = set(result.dropped) - set(result.exported) if export is not None else set()
-    if unexported:  # only when a partition was created past the window between the listing and the drop
-        logger.error("decision partitions dropped without an export", extra={"partitions": sorted(unexported)})
-    logger.info(
-        "decision partitions dropped",
-        extra={"partitions": result.dropped, "cutoff": result.cutoff.isoformat(), "retention_days": retention_days},
-    )
+            # The SQL function drops partitions whose upper bound is at or before month_start(now_) - keep_months:
+            # now_ = upper + 1 month and keep_months = 1 give back ``upper`` (a month start).
+            rows = conn.execute(
+                "SELECT * FROM ffe_drop_decision_partitions(1, %s::timestamptz + interval '1 month')", (upper,)
+            ).fetchall()
+            dropped = [name for (name,) in rows]
+            if dropped != [partition]:  # only if partitions were attached or dropped by someone else meanwhile
+                logger.error(
+                    "decision retention dropped other partitions than the one it exported",
+                    extra={"expected": partition, "dropped": dropped},
+                )
+            result.dropped.extend(dropped)
+            logger.info("decision partition dropped", extra={"partitions": dropped, "retention_days": retention_days})
     return result
