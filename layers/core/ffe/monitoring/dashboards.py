@@ -48,12 +48,11 @@ class Metric:
 
 @dataclass(frozen=True)
 class Widget:
-    """A dashboard widget: metrics on a time series (or single values), or a Logs Insights query."""
+    """A dashboard widget: metrics on a time series, or a Logs Insights query."""
 
     id: str  # stable slug: the HTML page's anchor and the test's handle
     title: str
     metrics: tuple[Metric, ...] = ()
-    view: str = "timeSeries"  # timeSeries | singleValue
     stacked: bool = False
     lines: tuple[tuple[float, str], ...] = ()  # horizontal annotations: (value, label)
     query: str = ""  # a Logs Insights query (a "log" widget) instead of metrics
@@ -356,7 +355,7 @@ def widget_body(widget: Widget, x: int, y: int) -> dict[str, object]:
             rows.append([metric.namespace, metric.name, *dims, {"stat": metric.stat, "label": metric.caption()}])
     props: dict[str, object] = {
         "metrics": rows,
-        "view": widget.view,
+        "view": "timeSeries",
         "stacked": widget.stacked,
         "region": "${AWS::Region}",
         "title": widget.title,

@@ -41,7 +41,7 @@ def render_widget(widget: Widget, panel: Panel) -> str:
         return f"{head}{_table(panel.columns, panel.rows)}<p class='src'>source: {escape(panel.source)}</p></section>"
     if not panel.series:
         return f"{head}<p class='nodata'>no data recorded: {escape(panel.note or 'nothing emitted yet')}</p></section>"
-    chart = _single_values(panel.series) if widget.view == "singleValue" else line_chart(panel.series, widget)
+    chart = line_chart(panel.series, widget)
     note = f"<p class='src'>source: {escape(panel.source)}{' · ' + escape(panel.note) if panel.note else ''}</p>"
     return f"{head}{chart}{_legend(panel.series)}{note}</section>"
 
@@ -100,14 +100,6 @@ def _stack(series: Series) -> Series:
     return out
 
 
-def _single_values(series: Series) -> str:
-    cells = "".join(
-        f"<div class='single'><b>{_number(points[-1][1])}</b><span>{escape(label)}</span></div>"
-        for label, points in series.items()
-    )
-    return f"<div class='singles'>{cells}</div>"
-
-
 def _table(columns: tuple[str, ...], rows: list[list[str]]) -> str:
     head = "".join(f"<th>{escape(c)}</th>" for c in columns)
     body = "".join("<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>" for row in rows)
@@ -149,8 +141,6 @@ h2 {{ border-bottom: 1px solid #ccc; margin-top: 1.5em; }}
 .src, .meta {{ color: #888; font-size: 11px; margin: 0; }}
 table {{ border-collapse: collapse; font-size: 12px; }}
 th, td {{ border-bottom: 1px solid #eee; padding: 2px 8px; text-align: left; }}
-.singles {{ display: flex; gap: 16px; flex-wrap: wrap; }}
-.single b {{ display: block; font-size: 24px; }}
 </style></head><body>
 {body}
 </body></html>
