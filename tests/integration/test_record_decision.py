@@ -114,7 +114,7 @@ def test_database_outage_mid_life_reconnects(postgres: str, db: psycopg.Connecti
     conn = store.database.current
     assert conn is not None
     pid = conn.info.backend_pid
-    db.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    db.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))  # returns once the backend is gone
     # When the next write runs, Then it reconnects once and succeeds (ffe.adapters.database)
     assert store.record_failure(FailureRecord(cycle_id=cycle_id, asset="B", error="X"), "second").created
     assert store.database.current is not None and store.database.current.info.backend_pid != pid
