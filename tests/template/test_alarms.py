@@ -204,7 +204,7 @@ def test_every_log_group_has_the_stage_retention_and_every_function_a_log_group(
     assert stage_resource["Properties"]["AccessLogSetting"]["DestinationArn"] == {
         "Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]
     }
-    machine = next(r for r in resources.values() if r["Type"] == "AWS::StepFunctions::StateMachine")
+    machine = resources["DecisionCycleStateMachine"]
     assert "DecisionCycleStateMachineLogGroup" in json.dumps(machine["Properties"]["LoggingConfiguration"])
     for nested in ("InferenceStack", "DatabaseStack"):
         assert resources[nested]["Properties"]["Parameters"]["LogRetentionDays"] == {

@@ -62,7 +62,8 @@ def translate(root: Path, parameters: dict[str, str]) -> TranslatedTemplate:
     metrics.publish()
     out = TranslatedTemplate(cfn, _rekey_layers(cfn, code_dirs))
     for logical_id, resource in cfn["Resources"].items():
-        if resource["Type"] == "AWS::StepFunctions::StateMachine":
+        # a state machine with an inline Definition (an object, no DefinitionString) has nothing to fold
+        if resource["Type"] == "AWS::StepFunctions::StateMachine" and "DefinitionString" in resource["Properties"]:
             out.substitutions[logical_id] = copy.deepcopy(resource["Properties"].get("DefinitionSubstitutions", {}))
             fold_substitutions(resource["Properties"])
     return out
