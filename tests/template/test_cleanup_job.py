@@ -110,7 +110,7 @@ def test_the_job_runs_the_cleanup_with_apply_for_its_stage_in_script_mode(on) ->
     assert "cp -r layers/core/ffe build/training/ffe" in (ROOT / "Makefile").read_text()
     user = {k: v for k, v in hyper.items() if not k.startswith("sagemaker_")}
     assert user == {"apply": "true", "stage": {"Ref": "Stage"}}
-    # script mode passes the others as --key value (the toolkit reads "true" as JSON: --apply True)
+    # script mode passes the others as --key value ("true", or "True" where the toolkit decodes JSON first)
     parser = argparse.ArgumentParser()
     add_cleanup_arguments(parser)
     for apply in ("true", "True"):

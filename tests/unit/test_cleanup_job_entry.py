@@ -112,7 +112,8 @@ def test_the_tee_keeps_only_whole_emf_lines() -> None:
 
 @pytest.mark.parametrize("value", ["true", "True"])
 def test_script_mode_s_apply_value_is_accepted(value: str) -> None:
-    """SageMaker's toolkit turns the hyperparameter "true" into JSON true and passes it as --apply True."""
+    """Script mode passes the hyperparameter "true" as --apply true, or as --apply True where the training toolkit
+    decodes hyperparameters as JSON first: both apply."""
     import argparse
 
     from ffe.training.cleanup import add_cleanup_arguments
