@@ -22,6 +22,7 @@ STAGES = ("dev", "staging", "prod")
 CATALOGUE = {
     "decision-latency": "critical",
     "risk-violation-not-blocked": "critical",
+    "records-lost": "critical",
     "inference-down": "critical",
     "data-pipeline": "critical",
     "provider-breaker-open": "critical",

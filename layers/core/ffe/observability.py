@@ -70,7 +70,7 @@ METRICS: dict[str, Metric] = {
         Metric("failures", _C, ("step",), "RecordDecision (and itself when the store refuses: step=record)", BOTH),
         Metric("cycles", _C, ("event", "timeframe"), "RecordDecision", BOTH),
         Metric("duplicate_records", _C, (), "RecordDecision (a retried write that found its first)", DASHBOARD),
-        Metric("records_lost", _C, (), "RecordDecision (records neither the store nor the DLQ took)", DASHBOARD),
+        Metric("records_lost", _C, (), "RecordDecision (records neither the store nor the DLQ took)", BOTH),
         Metric("decision_latency_ms", _MS, (), "RecordDecision (fetch start to record, less the LLM's time)", BOTH),
         # every step handler
         Metric("state_latency_ms", _MS, ("state",), "every step handler", DASHBOARD),
