@@ -41,3 +41,19 @@ class RateLimitedError(TransientError):
     def __init__(self, message: str, retry_after_seconds: float | None = None, **context: object) -> None:
         super().__init__(message, retry_after_seconds=retry_after_seconds, **context)
         self.retry_after_seconds = retry_after_seconds
+
+
+class ConflictError(PermanentError):
+    """The request conflicts with what is stored now (the API's 409); ``reason`` says how, in words."""
+
+    def __init__(self, reason: str, **context: object) -> None:
+        super().__init__(reason, **context)
+        self.reason = reason
+
+
+class InvalidTransitionError(ConflictError):
+    """An experiment cannot make this transition now (promote a draft, start one on assets another holds)."""
+
+
+class UnknownExperimentError(InvalidInputError):
+    """No experiment has this id."""

@@ -7,7 +7,7 @@ with the small values that cross them. Adapters implement these; nothing here do
 - the risk gate's memory: ``Reservations`` / ``AccountBook`` (orders on their way, under the account lock) and
   ``EquityMemory`` (the kill switches' start-of-day and peak equity);
 - the record: ``DecisionStore`` and ``ExecutionLog``;
-- the models: ``InferenceClient``.
+- the models: ``InferenceClient``, and ``ExperimentStore`` (experiments and their recorded transitions).
 
 The request/response contracts some of them take are imported for type checking only: the domain does not
 depend on ``ffe.contracts`` at run time.
@@ -15,6 +15,7 @@ depend on ``ffe.contracts`` at run time.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ffe.domain.experiments import Experiment, ExperimentStatus, Transition, Trigger
 from ffe.domain.models import AssetClass, Bar, Timeframe
 from ffe.domain.portfolio import (
     Balance,
@@ -226,3 +228,42 @@ class ExecutionLog(Protocol):
 
 class InferenceClient(Protocol):
     def infer(self, request: InferenceRequest, trace_header: str | None = None) -> InferenceResponse: ...
+
+
+class ExperimentStore(Protocol):
+    """Experiments and their transitions. Every change runs in one transaction that locks the experiment, lets
+    ``ffe.domain.experiments`` decide, and records the transition; a start is refused while another running or
+    paused experiment shares an asset."""
+
+    def create(self, experiment: Experiment) -> Experiment:
+        """Store a new draft; raises ``ConflictError`` when the id is taken."""
+        ...
+
+    def get(self, experiment_id: str) -> Experiment | None: ...
+
+    def list(self, status: ExperimentStatus | None = None) -> builtins.list[Experiment]:
+        """Every experiment (or those in ``status``), oldest first."""
+        ...
+
+    def transition(
+        self,
+        experiment_id: str,
+        to: ExperimentStatus,
+        actor: str,
+        trigger: Trigger,
+        reason: str = "",
+        evidence: dict[str, Any] | None = None,
+    ) -> Experiment:
+        """Move the experiment to ``to``; raises ``InvalidTransitionError`` (nothing written) or
+        ``UnknownExperimentError``."""
+        ...
+
+    def advance(
+        self, experiment_id: str, actor: str, trigger: Trigger, reason: str = "", evidence: dict[str, Any] | None = None
+    ) -> Experiment:
+        """Move a running split experiment to its canary's next step (recorded as a running-to-running transition)."""
+        ...
+
+    def transitions(self, experiment_id: str) -> builtins.list[Transition]:
+        """The experiment's recorded transitions, oldest first."""
+        ...
