@@ -76,6 +76,7 @@ bench: $(VENV)/.dev-installed  ## figures, never assertions
 	$(BIN)/python bench/bench_providers.py
 	$(BIN)/python bench/bench_store.py
 	$(BIN)/python bench/bench_risk.py
+	$(BIN)/python bench/bench_assignment.py
 	$(BIN)/python bench/bench_gate_step.py
 	$(BIN)/python bench/bench_paper.py
 	$(BIN)/python bench/bench_mlflow.py
