@@ -25,6 +25,7 @@ MODULES = (
     "ffe.adapters.inference",
     "ffe.adapters.executions",
     "ffe.adapters.models",
+    "ffe.adapters.experiments",
 )
 # What they register: the functions whose results are kept, and other state. A new entry fails this test until
 # it is warmed below and seen to be forgotten.
@@ -40,6 +41,7 @@ CACHED = {
     "ffe.adapters.providers.base.shared_client",
     "ffe.adapters.inference.get_inference",
     "ffe.adapters.executions.client",
+    "ffe.adapters.experiments.get_experiments",
 }
 OTHER = {"ffe.adapters.models.BUNDLES", "aws_lambda_powertools.utilities.parameters"}
 
@@ -60,6 +62,7 @@ def test_cold_start_forgets_every_registered_cache(monkeypatch: pytest.MonkeyPat
     from aws_lambda_powertools.utilities import parameters
 
     from ffe.adapters import brokers_factory, executions, models
+    from ffe.adapters.experiments import get_experiments
     from ffe.adapters.inference import get_inference
     from ffe.adapters.market_data import get_provider
     from ffe.adapters.providers.base import shared_client
@@ -80,6 +83,7 @@ def test_cold_start_forgets_every_registered_cache(monkeypatch: pytest.MonkeyPat
     settings = get_settings(RiskSettings)
     get_store()
     get_queries()
+    get_experiments()
     brokers_factory.get_broker(settings, now, "EURUSD")  # live: Oanda
     brokers_factory.get_broker(settings.model_copy(update={"execution_mode": "paper"}), now)
     brokers_factory.get_equity_memory(settings)
