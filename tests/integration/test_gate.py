@@ -4,62 +4,22 @@ reservations on the real database)."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict
 from datetime import UTC, datetime
 from decimal import Decimal as D
 
-from ffe.adapters.replay import ReplayProvider
-from ffe.contracts import BarModel, DataSource, DecisionRecord, GateRiskInput, digest_bars
-from ffe.domain.models import Action, Timeframe
+from ffe.contracts import GateRiskInput
 from ffe.domain.ports import Reservations
 from ffe.domain.risk import RiskLimits
 from ffe.steps.gate import gate_risk
+from tests import gate_inputs
 from tests.fakes.coinbase_brokerage_server import API, FakeCoinbaseBrokerage, broker_for
+from tests.gate_inputs import replay_bars
 
 AS_OF = datetime(2019, 6, 15, 12, 1, tzinfo=UTC)
-SOURCE = DataSource(provider="replay", dataset="t", synthetic=False, simulated_clock=True)
 
 
 def gate_input() -> GateRiskInput:
-    bars = [BarModel(**asdict(b)) for b in ReplayProvider().fetch("BTCUSD", Timeframe.H1, AS_OF, 120).bars]
-    decision = DecisionRecord(
-        cycle_id="gate-unit",
-        as_of=AS_OF,
-        timeframe=Timeframe.H1,
-        asset="BTCUSD",
-        bar_time=bars[-1].time,
-        action=Action.BUY,
-        confidence=0.5,
-        stale=False,
-        reason="model says so",
-        data_age_seconds=60.0,
-        staleness_threshold_seconds=7200,
-        model="naive_router",
-        model_version="1",
-        source=SOURCE,
-        input_sha256=digest_bars(bars),
-    )
-    staleness = {
-        "stale": False,
-        "code": "fresh",
-        "reason": "fresh",
-        "bar_count": len(bars),
-        "last_bar_time": bars[-1].time,
-        "age_seconds": 60.0,
-        "threshold_seconds": 7200,
-        "checked_at": AS_OF,
-    }
-    return GateRiskInput(
-        cycle_id="gate-unit",
-        as_of=AS_OF,
-        timeframe=Timeframe.H1,
-        asset="BTCUSD",
-        source=SOURCE,
-        bars=bars,
-        bars_sha256=digest_bars(bars),
-        staleness=staleness,
-        decision=decision,
-    )
+    return gate_inputs.gate_input("gate-unit", replay_bars("BTCUSD", AS_OF), AS_OF)
 
 
 def no_alarm(asset: str, broken: list[str]) -> None:

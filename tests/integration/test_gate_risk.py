@@ -3,7 +3,6 @@ risk events, unknown balances, and the alarm for a violation that slipped throug
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -12,60 +11,22 @@ import psycopg
 import pytest
 
 from ffe.adapters.paper_broker import PaperBroker
-from ffe.adapters.replay import ReplayProvider
 from ffe.adapters.store import PostgresDecisionStore
-from ffe.contracts import BarModel, DataSource, DecisionRecord, GateRiskInput, digest_bars
+from ffe.contracts import GateRiskInput
 from ffe.domain.errors import AuthError
 from ffe.domain.models import Action, Timeframe
 from ffe.domain.risk import RiskLimits, RiskVerdict
 from ffe.steps import gate as gate_module
 from ffe.steps.gate import gate_risk
 from ffe.store.migrate import migrate
+from tests import gate_inputs
+from tests.gate_inputs import replay_bars
 
 AS_OF = datetime(2019, 6, 15, 12, 1, tzinfo=UTC)
-SOURCE = DataSource(provider="replay", dataset="t", synthetic=False, simulated_clock=True)
 
 
 def gate_input(cycle_id: str, action: Action = Action.BUY, confidence: float = 0.5) -> GateRiskInput:
-    bars = [BarModel(**asdict(b)) for b in ReplayProvider().fetch("BTCUSD", Timeframe.H1, AS_OF, 120).bars]
-    decision = DecisionRecord(
-        cycle_id=cycle_id,
-        as_of=AS_OF,
-        timeframe=Timeframe.H1,
-        asset="BTCUSD",
-        bar_time=bars[-1].time,
-        action=action,
-        confidence=confidence,
-        stale=False,
-        reason="model says so",
-        data_age_seconds=60.0,
-        staleness_threshold_seconds=7200,
-        model="naive_router",
-        model_version="1",
-        source=SOURCE,
-        input_sha256=digest_bars(bars),
-    )
-    staleness = {
-        "stale": False,
-        "code": "fresh",
-        "reason": "fresh",
-        "bar_count": len(bars),
-        "last_bar_time": bars[-1].time,
-        "age_seconds": 60.0,
-        "threshold_seconds": 7200,
-        "checked_at": AS_OF,
-    }
-    return GateRiskInput(
-        cycle_id=cycle_id,
-        as_of=AS_OF,
-        timeframe=Timeframe.H1,
-        asset="BTCUSD",
-        source=SOURCE,
-        bars=bars,
-        bars_sha256=digest_bars(bars),
-        staleness=staleness,
-        decision=decision,
-    )
+    return gate_inputs.gate_input(cycle_id, replay_bars("BTCUSD", AS_OF), AS_OF, action=action, confidence=confidence)
 
 
 @pytest.fixture

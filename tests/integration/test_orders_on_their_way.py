@@ -23,21 +23,18 @@ from ffe.adapters.replay import ReplayProvider
 from ffe.adapters.reservations import PostgresReservations
 from ffe.adapters.store import PostgresDecisionStore
 from ffe.contracts import (
-    BarModel,
-    DataSource,
     DecisionRecord,
     ExecuteOrderInput,
     GateRiskInput,
     RecordDecisionResult,
-    digest_bars,
 )
 from ffe.domain.errors import InvalidInputError
 from ffe.domain.models import Action, Bar, Timeframe
 from ffe.domain.risk import RiskLimits
 from ffe.steps.execute import execute_order
 from ffe.steps.gate import gate_risk
+from tests import gate_inputs
 
-SOURCE = DataSource(provider="replay", dataset="t", synthetic=False, simulated_clock=True)
 START = datetime(2019, 6, 1, tzinfo=UTC)
 # A quiet market around 100 (closes alternate 101 / 99): every bar's volatility is the same, so sizing is stable
 # and the cap can be checked against the price of the moment without drift swamping it.
@@ -47,46 +44,8 @@ LIMITS = RiskLimits()  # 10 % of equity per asset
 
 def gate_input(cycle_id: str, bars: list[Bar], asset: str = "BTCUSD", confidence: float = 1.0) -> GateRiskInput:
     """The decision a cycle made at the close of ``bars[-1]``: a BUY at ``confidence``."""
-    models = [BarModel.from_domain(b) for b in bars]
     as_of = bars[-1].time + timedelta(hours=1, minutes=1)
-    decision = DecisionRecord(
-        cycle_id=cycle_id,
-        as_of=as_of,
-        timeframe=Timeframe.H1,
-        asset=asset,
-        bar_time=bars[-1].time,
-        action=Action.BUY,
-        confidence=confidence,
-        stale=False,
-        reason="model says so",
-        data_age_seconds=60.0,
-        staleness_threshold_seconds=7200,
-        model="naive_router",
-        model_version="1",
-        source=SOURCE,
-        input_sha256=digest_bars(models),
-    )
-    staleness = {
-        "stale": False,
-        "code": "fresh",
-        "reason": "fresh",
-        "bar_count": len(bars),
-        "last_bar_time": bars[-1].time,
-        "age_seconds": 60.0,
-        "threshold_seconds": 7200,
-        "checked_at": as_of,
-    }
-    return GateRiskInput(
-        cycle_id=cycle_id,
-        as_of=as_of,
-        timeframe=Timeframe.H1,
-        asset=asset,
-        source=SOURCE,
-        bars=models,
-        bars_sha256=digest_bars(models),
-        staleness=staleness,
-        decision=decision,
-    )
+    return gate_inputs.gate_input(cycle_id, bars, as_of, asset=asset, confidence=confidence)
 
 
 def no_alarm(asset: str, broken: list[str]) -> None:
