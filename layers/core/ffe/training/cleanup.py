@@ -177,8 +177,12 @@ def add_cleanup_arguments(parser: argparse.ArgumentParser) -> None:
         type=_flag,
         help="delete; without it, only print what would go and why (`--apply true` too: SageMaker hyperparameters)",
     )
-    parser.add_argument("--keep", type=int, default=10, help="the best N versions by --metric stay (default 10)")
-    parser.add_argument("--days", type=int, default=30, help="versions registered within N days stay (default 30)")
+    parser.add_argument(
+        "--keep", type=_not_negative, default=10, help="the best N versions by --metric stay (default 10)"
+    )
+    parser.add_argument(
+        "--days", type=_not_negative, default=30, help="versions registered within N days stay (default 30)"
+    )
     parser.add_argument(
         "--metric", default=HOLDOUT_SHARPE, help="ranking metric, higher is better (default: mean holdout Sharpe)"
     )
@@ -186,6 +190,16 @@ def add_cleanup_arguments(parser: argparse.ArgumentParser) -> None:
         "--stage", action="append", default=[], help="also keep what this deployed stage serves (repeatable)"
     )
     parser.add_argument("--region", default=None)
+
+
+def _not_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative")
+    return value
 
 
 def _flag(text: str) -> bool:
@@ -202,9 +216,6 @@ def run_cleanup(client: Any, args: argparse.Namespace, serving: Collection[str])
     from ffe.terminal import Column, show, table
     from ffe.training.pipeline import MODEL_NAME
 
-    if args.keep < 0 or args.days < 0:
-        print("--keep and --days must not be negative")
-        return 2
     verdicts = plan_cleanup(client, MODEL_NAME, keep=args.keep, days=args.days, metric=args.metric, serving=serving)
     if not verdicts:
         print(f"no versions of {MODEL_NAME} yet: nothing to clean up")
