@@ -10,6 +10,7 @@ properties: searchable in CloudWatch Logs Insights, never a dimension.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -167,12 +168,11 @@ def timed(state: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorate a Lambda handler so each invocation emits ``state_latency_ms{state}``."""
 
     def wrap(handler: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(handler)
         def timed_handler(*args: Any, **kwargs: Any) -> Any:
             with state_latency(state):
                 return handler(*args, **kwargs)
 
-        timed_handler.__name__ = getattr(handler, "__name__", "handler")
-        timed_handler.__doc__ = handler.__doc__
         return timed_handler
 
     return wrap
