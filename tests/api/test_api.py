@@ -693,7 +693,7 @@ def test_warm_container_reuses_its_connection_and_survives_losing_it(api_env: Se
     assert backend_pid() == pid  # the same connection, reused
     # When the database drops that connection (failover, idle timeout)
     with psycopg.connect(api_env.url, autocommit=True) as admin:
-        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        admin.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))  # returns once it is gone
     # Then the next request reconnects transparently
     response: ApiResponse = call("GET", "/decisions", query={"limit": "1"})
     assert response.status == 200 and backend_pid() != pid
