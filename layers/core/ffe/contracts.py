@@ -27,6 +27,7 @@ from pydantic import (
 
 from ffe import utc
 from ffe.domain.errors import InvalidInputError
+from ffe.domain.experiments import Mode, Route, RunningExperiment, route
 from ffe.domain.models import Action, Bar, Timeframe
 from ffe.domain.series import validate_series
 from ffe.domain.staleness import GateCode
@@ -58,10 +59,14 @@ AsOf = Annotated[AwareDatetime, AfterValidator(check_as_of)]
 SYMBOL_PATTERN = r"^[A-Z0-9]{3,12}$"
 CYCLE_ID_PATTERN = r"^[A-Za-z0-9_.:-]+$"
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"  # model versions and experiment ids
 
 Symbol = Annotated[str, Field(pattern=SYMBOL_PATTERN, description="e.g. BTCUSD, EURUSD")]
 CycleId = Annotated[str, Field(min_length=1, max_length=128, pattern=CYCLE_ID_PATTERN)]
 Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+ModelVersion = Annotated[str, Field(pattern=NAME_PATTERN, description="a model bundle's version: ffe-<12 hex>")]
+ExperimentId = Annotated[str, Field(pattern=NAME_PATTERN, description="letters, digits, '.', '_', '-'; 64 at most")]
+ArmName = Literal["control", "treatment"]
 
 
 def unique_assets(assets: list[str]) -> list[str]:
@@ -137,6 +142,38 @@ class CycleInput(Contract):
     assets: Assets
 
 
+class ExperimentRoute(Contract):
+    """A running experiment as "Open the cycle" resolved it (``ffe.domain.experiments.RunningExperiment``)."""
+
+    id: ExperimentId
+    mode: Literal["shadow", "split"]
+    control_version: ModelVersion
+    treatment_version: ModelVersion
+    share: Probability = Field(description="the treatment's share of the assets now (0 in shadow mode)")
+    assets: list[Symbol] | None = Field(default=None, max_length=10_000, description="None: the whole universe")
+
+    def domain(self) -> RunningExperiment:
+        return RunningExperiment(
+            self.id,
+            Mode(self.mode),
+            self.control_version,
+            self.treatment_version,
+            self.share,
+            frozenset(self.assets) if self.assets is not None else None,
+        )
+
+
+class CycleModels(Contract):
+    """The model versions a cycle serves, resolved once when it opens: a promotion takes effect at the next
+    cycle, whole, so DetectRegime, the endpoint and the record of one decision always agree on a version."""
+
+    champion: ModelVersion
+    experiments: list[ExperimentRoute] = Field(default_factory=list, max_length=100)
+
+    def route(self, asset: str) -> Route:
+        return route(asset, self.champion, [e.domain() for e in self.experiments])
+
+
 class AssetTask(Contract):
     """One Map iteration: one asset of one cycle."""
 
@@ -146,6 +183,7 @@ class AssetTask(Contract):
     asset: Symbol
     execution_id: str | None = None
     item: int | None = Field(default=None, ge=0, description="the asset's position in the cycle's list")
+    models: CycleModels | None = Field(default=None, description="None: the champion the step reads itself")
 
 
 # --- FetchMarketData --------------------------------------------------------------------------------
@@ -202,6 +240,7 @@ class MarketData(Contract):
     source: DataSource
     bars: list[BarModel]
     bars_sha256: str = Field(pattern=SHA256_PATTERN)
+    models: CycleModels | None = Field(default=None, description="the cycle's model versions, carried through")
 
     @model_validator(mode="after")
     def _series_is_sound(self) -> MarketData:
@@ -269,6 +308,9 @@ class RegimeResult(Contract):
     path_posteriors: list[list[Probability]] = Field(
         default_factory=list, max_length=500, description="posterior rows of the same bars (label order)"
     )
+    other: RegimeResult | None = Field(
+        default=None, description="an experiment's other arm: the same bars through that version's mixture"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> RegimeResult:
@@ -311,11 +353,27 @@ class InferenceInstance(Contract):
     path_posteriors: list[list[Probability]] = Field(min_length=1, max_length=500)
     summary: BarsSummary
     entry_threshold: Annotated[float, Field(gt=0, lt=1)] = 0.15
+    model_version: ModelVersion | None = Field(
+        default=None, description="the bundle to serve this instance with; None: the one the endpoint loaded"
+    )
+    llm_vote_from: int | None = Field(
+        default=None,
+        ge=0,
+        description="an experiment's other arm: reuse the LLM vote of this earlier instance (the same asset and "
+        "bars) instead of asking the LLM again; the LLM is not what the experiment compares",
+    )
 
 
 class InferenceRequest(Contract):
     instances: list[InferenceInstance] = Field(min_length=1, max_length=256)
     llm: bool = Field(default=True, description="False: the RL voter alone (the latency-critical path)")
+
+    @model_validator(mode="after")
+    def _llm_votes_come_from_earlier_instances(self) -> InferenceRequest:
+        for index, inst in enumerate(self.instances):
+            if inst.llm_vote_from is not None and inst.llm_vote_from >= index:
+                raise ValueError(f"instances.{index}.llm_vote_from must name an earlier instance")
+        return self
 
 
 class VoterOutput(Contract):
@@ -369,6 +427,18 @@ class RiskAssessment(Contract):
     original_action: Action
 
 
+class ArmOutput(Contract):
+    """One arm's model output for a decision an experiment covered, before the risk gate."""
+
+    model_version: ModelVersion
+    action: Action | None = Field(description="None when the arm could not decide (``reason`` says why)")
+    confidence: Probability | None = None
+    latency_ms: Annotated[float, Field(ge=0, allow_inf_nan=False)] = Field(
+        default=0.0, description="the arm's inference time at the endpoint (its RL voter, and the LLM if it asked)"
+    )
+    reason: str = Field(default="", max_length=500)
+
+
 class DecisionRecord(Contract):
     """A decision, from the model (fresh data) or from the staleness gate (HOLD)."""
 
@@ -400,6 +470,22 @@ class DecisionRecord(Contract):
     )
     risk: RiskAssessment | None = Field(default=None, description="the risk gate's verdict on a BUY/SELL")
     voters: list[VoterOutput] = Field(default_factory=list, description="the inference endpoint's voters")
+    bar_close: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = Field(
+        default=None, description="the decided bar's close (the comparison views' next-bar return)"
+    )
+    experiment_id: ExperimentId | None = Field(default=None, description="the experiment covering the asset")
+    arm: ArmName | None = Field(default=None, description="the experiment's arm whose decision this is")
+    arms: dict[ArmName, ArmOutput] = Field(
+        default_factory=dict, description="both arms' outputs, when an experiment covered the asset"
+    )
+
+    @model_validator(mode="after")
+    def _experiment_fields_agree(self) -> DecisionRecord:
+        if (self.experiment_id is None) != (self.arm is None):
+            raise ValueError("experiment_id and arm go together")
+        if self.arms and self.experiment_id is None:
+            raise ValueError("arms are recorded only for an experiment")
+        return self
 
 
 class GateRiskInput(MarketData):
@@ -569,6 +655,7 @@ class RecordDecisionResult(Contract):
     )
     reason: str = Field(default="", description="why the cycle was skipped")
     timeframe: str | None = Field(default=None, description="cycle records: the cycle's timeframe as given")
+    models: CycleModels | None = Field(default=None, description="cycle_opened: the versions the cycle serves")
 
 
 class ExecuteOrderInput(DecisionRecord):

@@ -100,6 +100,15 @@ METRICS: dict[str, Metric] = {
         # circuit breakers, pre-flight
         Metric("breaker_transitions", _C, ("breaker", "to_state"), "the circuit breakers", BOTH),
         Metric("provider_healthy", _C, ("provider",), "Preflight", BOTH),
+        # experiments (issue 15): per decision an experiment covered (RecordDecision), per review (Close the cycle)
+        Metric("experiment_decisions", _C, ("experiment", "arm"), "RecordDecision (the arm that acted)", DASHBOARD),
+        Metric("experiment_agreement", _C, ("experiment", "result"), "RecordDecision (both arms' actions)", DASHBOARD),
+        Metric("experiment_latency_ms", _MS, ("experiment", "arm"), "RecordDecision (each arm's inference)", DASHBOARD),
+        Metric("experiment_confidence_delta", _NONE, ("experiment",), "RecordDecision (treatment-control)", DASHBOARD),
+        Metric("experiment_performance", _NONE, ("experiment", "arm", "metric"), "the experiment review", DASHBOARD),
+        Metric("experiment_share", _NONE, ("experiment",), "the experiment review (the treatment's share)", DASHBOARD),
+        Metric("experiment_transitions", _C, ("to_status", "trigger"), "the experiment review, API and CLI", DASHBOARD),
+        Metric("experiment_rollbacks", _C, (), "the experiment review (a guardrail stopped an experiment)", BOTH),
         # training, retention, cleanup
         Metric("training_runs", _C, ("result",), "ffe train / the training job (EMF on stdout)", BOTH),
         Metric("ewc_degradation_pct", _PCT, (), "ffe train / the training job (EMF on stdout)", BOTH),

@@ -1,10 +1,16 @@
-"""Experiments on PostgreSQL (``experiments``, ``experiment_transitions``; migration 0006).
+"""Experiments and the stage's champion on PostgreSQL (``experiments``, ``experiment_transitions``,
+``model_champions``; migrations 0006 and 0007).
 
 Every change is one transaction: the experiment's row is locked (``FOR UPDATE``), ``ffe.domain.experiments``
 decides whether the change is allowed, and the row and its transition are written together, so a refused
 change writes nothing. A start (to ``running``) first takes one advisory lock shared by every start, then
 refuses when another running or paused experiment shares an asset: two starts on overlapping assets never
 both succeed, across containers.
+
+The champion is the newest ``model_champions`` row (none: the bundle shipped in the layer). Promoting an
+experiment appends the treatment as champion in the same transaction as the transition; rolling a promotion
+back appends its control again (when the treatment is still the champion). ``cycle_models`` reads the champion
+and the running experiments in one snapshot, once per cycle ("Open the cycle").
 """
 
 from __future__ import annotations
@@ -19,10 +25,13 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from ffe.adapters.database import DEFAULT_STATEMENT_TIMEOUT_MS, Conninfo, Database, configured
+from ffe.adapters.models import bundled_version
 from ffe.containers import container_cached
+from ffe.contracts import CycleModels, ExperimentRoute
 from ffe.domain.errors import ConflictError, InvalidTransitionError, UnknownExperimentError
 from ffe.domain.experiments import (
     HOLDS_ASSETS,
+    Champion,
     Experiment,
     ExperimentStatus,
     Mode,
@@ -39,6 +48,12 @@ from ffe.domain.experiments import (
 from ffe.settings import DatabaseSettings, get_settings
 from ffe.store.migrate import migrate
 
+_CHAMPION_COLUMNS = "version, previous_version, set_at, actor, reason, experiment_id"
+_CURRENT_CHAMPION = f"SELECT {_CHAMPION_COLUMNS} FROM model_champions ORDER BY id DESC LIMIT 1"  # noqa: S608
+_INSERT_CHAMPION = (
+    "INSERT INTO model_champions (version, previous_version, actor, reason, experiment_id)"  # noqa: S608
+    f" VALUES (%s, %s, %s, %s, %s) RETURNING {_CHAMPION_COLUMNS}"
+)
 _COLUMNS = "id, control_version, treatment_version, mode, assets, plan, step, guardrails, status, created_at"
 _START_LOCK = "ffe-experiments:start"  # held by every start, so overlap checks never interleave
 
@@ -133,7 +148,57 @@ class PostgresExperiments:
                     )
             changed = replace(current, status=to)
             _write(conn, current, changed, actor, trigger, reason, evidence)
+            if to is ExperimentStatus.PROMOTED:
+                _set_champion(conn, current.treatment_version, actor, f"experiment promoted: {reason}", current.id)
+            elif current.status is ExperimentStatus.PROMOTED and _champion(conn).version == current.treatment_version:
+                _set_champion(
+                    conn, current.control_version, actor, f"experiment's promotion rolled back: {reason}", current.id
+                )
         return changed
+
+    def champion(self) -> Champion:
+        """The stage's champion now (the bundled one while none was ever set)."""
+        with self.database.connection() as conn:
+            return _champion(conn)
+
+    def set_champion(self, version: str, actor: str, reason: str = "") -> Champion:
+        """Make ``version`` the champion (``ffe models promote``); the one it replaces becomes the previous."""
+        _check_actor(actor)
+        with self.database.transaction() as conn:
+            return _set_champion(conn, version, actor, reason, None)
+
+    def champions(self, limit: int = 50) -> builtins.list[Champion]:
+        """The champion's history, newest first."""
+        with self.database.connection() as conn:
+            rows = conn.execute(
+                f"SELECT {_CHAMPION_COLUMNS} FROM model_champions ORDER BY id DESC LIMIT %s",  # noqa: S608
+                (limit,),
+            ).fetchall()
+        return [_champion_of(r) for r in rows]
+
+    def cycle_models(self) -> CycleModels:
+        """The champion and the running experiments, read in one snapshot: what a cycle serves."""
+        with self.database.transaction() as conn:
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            champion = _champion(conn)
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM experiments WHERE status = 'running' ORDER BY created_at, id"  # noqa: S608
+            ).fetchall()
+        running = [_experiment(r) for r in rows]
+        return CycleModels(
+            champion=champion.version,
+            experiments=[
+                ExperimentRoute(
+                    id=e.id,
+                    mode=e.mode.value,
+                    control_version=e.control_version,
+                    treatment_version=e.treatment_version,
+                    share=e.share,
+                    assets=sorted(e.assets) if e.assets is not None else None,
+                )
+                for e in running
+            ],
+        )
 
     def advance(
         self, experiment_id: str, actor: str, trigger: Trigger, reason: str = "", evidence: dict[str, Any] | None = None
@@ -219,6 +284,30 @@ def _write(
             reason,
             Jsonb(evidence or {}),
         ),
+    )
+
+
+def _champion(conn: psycopg.Connection[dict[str, Any]]) -> Champion:
+    row = conn.execute(_CURRENT_CHAMPION).fetchone()
+    return _champion_of(row) if row else Champion(bundled_version())
+
+
+def _set_champion(
+    conn: psycopg.Connection[dict[str, Any]], version: str, actor: str, reason: str, experiment_id: str | None
+) -> Champion:
+    conn.execute("LOCK TABLE model_champions IN SHARE ROW EXCLUSIVE MODE")  # one writer: a linear history
+    previous = _champion(conn).version
+    row = conn.execute(
+        _INSERT_CHAMPION,
+        (version, previous if previous != version else None, actor, reason, experiment_id),
+    ).fetchone()
+    assert row is not None
+    return _champion_of(row)
+
+
+def _champion_of(row: dict[str, Any]) -> Champion:
+    return Champion(
+        row["version"], row["previous_version"], row["set_at"], row["actor"], row["reason"], row["experiment_id"]
     )
 
 

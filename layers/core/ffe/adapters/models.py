@@ -40,6 +40,12 @@ class ModelUnavailableError(Exception):
     """The bundle could not be read or validated; the message is the reason the decisions will carry."""
 
 
+def bundled_version() -> str:
+    """The version of the bundle shipped in the layer: the champion until one is set (``model_champions``)."""
+    manifest = json.loads(resources.files("ffe.data.models").joinpath(MANIFEST).read_bytes())
+    return str(manifest["version"])
+
+
 def load_bundle(uri: str) -> ModelBundle:
     """Read and validate the bundle at ``uri``.
 

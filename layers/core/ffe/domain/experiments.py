@@ -186,6 +186,72 @@ class Experiment:
         return self.assets is None or asset in self.assets
 
 
+@dataclass(frozen=True, slots=True)
+class RunningExperiment:
+    """A running experiment as a cycle sees it: resolved once, at "Open the cycle", with the champion."""
+
+    id: str
+    mode: Mode
+    control_version: str
+    treatment_version: str
+    share: float  # the treatment's share now (0 in shadow mode)
+    assets: frozenset[str] | None = None  # None: the universe
+
+    @classmethod
+    def of(cls, experiment: Experiment) -> RunningExperiment:
+        return cls(
+            experiment.id,
+            experiment.mode,
+            experiment.control_version,
+            experiment.treatment_version,
+            experiment.share,
+            experiment.assets,
+        )
+
+    def covers(self, asset: str) -> bool:
+        return self.assets is None or asset in self.assets
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Which model versions decide one asset in one cycle: the acting one, and the other arm's (computed and
+    recorded beside the decision, never acted on) while an experiment covers the asset."""
+
+    acting_version: str
+    other_version: str | None = None
+    experiment_id: str | None = None
+    acting_arm: Arm | None = None
+    mode: Mode | None = None
+
+    @property
+    def other_arm(self) -> Arm | None:
+        if self.acting_arm is None:
+            return None
+        return TREATMENT if self.acting_arm == CONTROL else CONTROL
+
+    @property
+    def versions(self) -> tuple[str, ...]:
+        """The acting version first, then the other arm's when there is one."""
+        return (self.acting_version,) if self.other_version is None else (self.acting_version, self.other_version)
+
+
+def route(asset: str, champion: str, experiments: Iterable[RunningExperiment]) -> Route:
+    """The versions that decide ``asset``: the champion alone, or the first running experiment covering it
+    (running experiments never share an asset: the store refuses such a start). Shadow: the control acts and the
+    treatment is computed beside it. Split: the arm ``assign`` gives the asset acts, the other is computed."""
+    for experiment in experiments:
+        if not experiment.covers(asset):
+            continue
+        arm = CONTROL if experiment.mode is Mode.SHADOW else assign(experiment.id, asset, experiment.share)
+        acting, other = (
+            (experiment.control_version, experiment.treatment_version)
+            if arm == CONTROL
+            else (experiment.treatment_version, experiment.control_version)
+        )
+        return Route(acting, other, experiment.id, arm, experiment.mode)
+    return Route(champion)
+
+
 def _point(experiment_id: str, asset: str) -> float:
     digest = hashlib.blake2b(f"{experiment_id}\x1f{asset}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2**64
@@ -272,6 +338,19 @@ class Transition:
     trigger: Trigger
     reason: str = ""
     evidence: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Champion:
+    """The stage's champion: the version every asset no experiment covers is decided with. ``set_at`` None: no
+    one has set one, and it is the bundle shipped in the layer."""
+
+    version: str
+    previous_version: str | None = None
+    set_at: datetime | None = None
+    actor: str = ""
+    reason: str = ""
+    experiment_id: str | None = None
 
 
 # --- JSON shapes (the store's jsonb columns, the API's bodies) ---------------------------------------------------

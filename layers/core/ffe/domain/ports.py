@@ -23,7 +23,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ffe.domain.experiments import Experiment, ExperimentStatus, Transition, Trigger
+from ffe.domain.experiments import Champion, Experiment, ExperimentStatus, Transition, Trigger
 from ffe.domain.models import AssetClass, Bar, Timeframe
 from ffe.domain.portfolio import (
     Balance,
@@ -38,6 +38,7 @@ from ffe.domain.portfolio import (
 if TYPE_CHECKING:
     from ffe.contracts import (
         CycleHeader,
+        CycleModels,
         DecisionRecord,
         ExecuteOrderInput,
         FailureRecord,
@@ -266,4 +267,20 @@ class ExperimentStore(Protocol):
 
     def transitions(self, experiment_id: str) -> builtins.list[Transition]:
         """The experiment's recorded transitions, oldest first."""
+        ...
+
+    def champion(self) -> Champion:
+        """The stage's champion now (the bundled one while none was ever set)."""
+        ...
+
+    def set_champion(self, version: str, actor: str, reason: str = "") -> Champion:
+        """Make ``version`` the champion; the one it replaces is recorded as the previous champion."""
+        ...
+
+    def champions(self, limit: int = 50) -> builtins.list[Champion]:
+        """The champion's history, newest first."""
+        ...
+
+    def cycle_models(self) -> CycleModels:
+        """The champion and the running experiments, in one snapshot: what a cycle serves."""
         ...
