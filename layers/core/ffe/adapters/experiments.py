@@ -201,11 +201,22 @@ class PostgresExperiments:
         )
 
     def advance(
-        self, experiment_id: str, actor: str, trigger: Trigger, reason: str = "", evidence: dict[str, Any] | None = None
+        self,
+        experiment_id: str,
+        actor: str,
+        trigger: Trigger,
+        reason: str = "",
+        evidence: dict[str, Any] | None = None,
+        expected_step: int | None = None,
     ) -> Experiment:
         _check_actor(actor)
         with self.database.transaction() as conn:
             current = _locked(conn, experiment_id)
+            if expected_step is not None and current.step != expected_step:
+                raise InvalidTransitionError(
+                    f"the canary is at step {current.step}, not {expected_step}: someone moved it meanwhile",
+                    experiment=experiment_id,
+                )
             changed = replace(current, step=next_step(current))
             _write(conn, current, changed, actor, trigger, reason, evidence)
         return changed

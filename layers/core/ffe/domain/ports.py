@@ -260,9 +260,16 @@ class ExperimentStore(Protocol):
         ...
 
     def advance(
-        self, experiment_id: str, actor: str, trigger: Trigger, reason: str = "", evidence: dict[str, Any] | None = None
+        self,
+        experiment_id: str,
+        actor: str,
+        trigger: Trigger,
+        reason: str = "",
+        evidence: dict[str, Any] | None = None,
+        expected_step: int | None = None,
     ) -> Experiment:
-        """Move a running split experiment to its canary's next step (recorded as a running-to-running transition)."""
+        """Move a running split experiment to its canary's next step (recorded as a running-to-running transition);
+        with ``expected_step``, refused (``InvalidTransitionError``) when the canary is no longer there."""
         ...
 
     def transitions(self, experiment_id: str) -> builtins.list[Transition]:
