@@ -5,12 +5,13 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ffe.adapters.models import ModelUnavailableError, champion
+from ffe.adapters.models import ModelUnavailableError
 from ffe.contracts import CheckStalenessInput, parse
 from ffe.domain.features import FeatureParams
 from ffe.domain.strategies import StrategyParams
 from ffe.observability import emit, logger, timed, tracer
 from ffe.settings import StalenessSettings, get_settings
+from ffe.steps.regime import cycle_route, stored_bundle
 from ffe.steps.staleness import check_staleness
 
 
@@ -21,13 +22,15 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     data = parse(CheckStalenessInput, event)
     logger.append_keys(cycle_id=data.cycle_id, asset=data.asset, timeframe=data.timeframe)
     settings = get_settings(StalenessSettings)
-    bundle = champion(settings.model_uri, settings.model_cache_seconds)  # the one DetectRegime reads
+    # the versions DetectRegime will read: the longest meta-controller roll among them sets the bars needed
+    bundles = [stored_bundle(v) for v in cycle_route(data).versions]
+    rolls = [b.meta.roll_bars for b in bundles if not isinstance(b, ModelUnavailableError)]
     result = check_staleness(
         data,
         clock=lambda: datetime.now(UTC),
         params=StrategyParams(),
         features=FeatureParams(),
-        roll_bars=None if isinstance(bundle, ModelUnavailableError) else bundle.meta.roll_bars,
+        roll_bars=max(rolls) if rolls else None,
         daily_max_missing_sessions=settings.daily_max_missing_sessions,
     )
     where = {"asset": data.asset, "timeframe": str(data.timeframe)}

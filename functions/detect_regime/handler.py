@@ -1,16 +1,14 @@
-"""DetectRegime: the market regime posterior from the champion's mixture (result lands at $.regime)."""
+"""DetectRegime: the market regime posterior from the routed version's mixture (result lands at $.regime)."""
 
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ffe.adapters.models import champion
 from ffe.contracts import DetectRegimeInput, parse
 from ffe.decision_metrics import asset_class
 from ffe.domain.features import FeatureParams
 from ffe.observability import emit, logger, timed, tracer
-from ffe.settings import ModelSettings, get_settings
-from ffe.steps.regime import detect_regime
+from ffe.steps.regime import detect_regimes, stored_bundle
 
 
 @logger.inject_lambda_context(correlation_id_path="execution_id")
@@ -19,9 +17,7 @@ from ffe.steps.regime import detect_regime
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     inp = parse(DetectRegimeInput, event)
     logger.append_keys(cycle_id=inp.cycle_id, asset=inp.asset, timeframe=inp.timeframe)
-    settings = get_settings(ModelSettings)
-    bundle = champion(settings.model_uri, settings.model_cache_seconds)
-    result = detect_regime(inp, bundle, FeatureParams())
+    result = detect_regimes(inp, stored_bundle, FeatureParams())
     klass = result.asset_class or asset_class(inp.asset)
     for regime, probability in result.probabilities.items():  # the posterior, one value per regime
         emit("regime_probability", probability, {"asset": inp.asset}, asset_class=klass, regime=regime)

@@ -5,6 +5,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ffe.adapters.executions import execution_status
+from ffe.adapters.experiments import get_experiments
 from ffe.adapters.store import get_store
 from ffe.contracts import parse_record
 from ffe.decision_metrics import record_metrics
@@ -20,7 +21,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     rec = parse_record(event)
     logger.append_keys(cycle_id=getattr(rec, "cycle_id", None), asset=getattr(rec, "asset", None))
     try:
-        result = record(rec, store=get_store(), execution_status=execution_status)
+        result = record(
+            rec, store=get_store(), execution_status=execution_status, models=get_experiments().cycle_models
+        )
     except InvalidInputError:
         raise  # a record that can never be stored (a cycle opened without assets, say): not the store's failure
     except Exception as exc:  # the store could not take it: the state machine defers it to the dead-letter queue

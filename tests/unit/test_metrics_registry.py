@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from ffe.contracts import DataSource, DecisionRecord, FailureRecord, RecordDecisionResult, VoterOutput
-from ffe.decision_metrics import decision_latency_ms, record_metrics
+from ffe.decision_metrics import record_metrics
 from ffe.domain.models import Action, Timeframe
 from ffe.observability import HIGH_CARDINALITY, METRICS, Metric, MetricUnit, UndeclaredMetricError, emit
 
@@ -88,8 +88,8 @@ def test_decision_latency_runs_from_the_fetch_start_less_the_llm_time() -> None:
     source = DataSource(provider="r", dataset="t", synthetic=False, simulated_clock=True, fetch_started_at=start)
     llm = VoterOutput(voter="llm", status="voted", latency_ms=400.0)
     record = decision(source=source, voters=[llm])
-    assert decision_latency_ms(record, start + timedelta(milliseconds=550)) == 150.0
-    assert decision_latency_ms(decision(), start) is None  # no start (a record from before the field): nothing
+    assert record.path_latency_ms(start + timedelta(milliseconds=550)) == 150.0
+    assert decision().path_latency_ms(start) is None  # no start (a record from before the field): nothing
 
 
 def test_a_decision_emits_its_action_hold_reason_by_asset_class_and_latency(capsys) -> None:

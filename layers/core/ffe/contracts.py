@@ -434,7 +434,7 @@ class ArmOutput(Contract):
     action: Action | None = Field(description="None when the arm could not decide (``reason`` says why)")
     confidence: Probability | None = None
     latency_ms: Annotated[float, Field(ge=0, allow_inf_nan=False)] = Field(
-        default=0.0, description="the arm's inference time at the endpoint (its RL voter, and the LLM if it asked)"
+        default=0.0, description="the arm's RL voter time at the endpoint (its version's batched rollout)"
     )
     reason: str = Field(default="", max_length=500)
 
@@ -478,6 +478,15 @@ class DecisionRecord(Contract):
     arms: dict[ArmName, ArmOutput] = Field(
         default_factory=dict, description="both arms' outputs, when an experiment covered the asset"
     )
+
+    def path_latency_ms(self, now: datetime) -> float | None:
+        """The decision path's latency at ``now`` (its record): from the fetch's start, less the LLM voter's own
+        time (the ``decision_latency_ms`` metric and column); None without a start (a backfill, a replay)."""
+        started = self.source.fetch_started_at
+        if started is None:
+            return None
+        llm = sum(v.latency_ms for v in self.voters if v.voter == "llm")
+        return round(max(0.0, (now - started).total_seconds() * 1000 - llm), 3)
 
     @model_validator(mode="after")
     def _experiment_fields_agree(self) -> DecisionRecord:

@@ -30,9 +30,11 @@ def record_metrics(record: Record, result: RecordDecisionResult, now: datetime |
         emit("decisions", 1, asset, action=str(result.action))
         if str(result.action) == "HOLD":
             emit("hold_reasons", 1, asset, reason=hold_reason(record), asset_class=asset_class(record.asset))
-        latency = decision_latency_ms(record, now or utc.now())
+        latency = record.path_latency_ms(now or utc.now())
         if latency is not None:
             emit("decision_latency_ms", latency, asset)
+        if record.experiment_id is not None and record.arm is not None:
+            experiment_metrics(record, record.experiment_id, record.arm)
     elif isinstance(record, FailureRecord):
         step = failed_step(record)
         emit("failures", 1, {"error": result.error, **asset}, step=step)
@@ -48,6 +50,28 @@ def record_metrics(record: Record, result: RecordDecisionResult, now: datetime |
         emit("records_lost", len(lost), {"assets": [str(o.asset) for o in lost]})
 
 
+def experiment_metrics(record: DecisionRecord, experiment: str, arm: str) -> None:
+    """Per decision an experiment covered: the arm that acted, whether both arms chose the same action, each
+    arm's inference time, and the treatment's confidence less the control's (``docs/experiments.md``)."""
+    asset = {"asset": record.asset}
+    emit("experiment_decisions", 1, asset, experiment=experiment, arm=arm)
+    for name, output in record.arms.items():
+        emit("experiment_latency_ms", output.latency_ms, asset, experiment=experiment, arm=name)
+    control, treatment = record.arms.get("control"), record.arms.get("treatment")
+    if control is None or treatment is None or control.action is None or treatment.action is None:
+        emit("experiment_agreement", 1, asset, experiment=experiment, result="absent")
+        return
+    result = "agree" if control.action == treatment.action else "disagree"
+    emit("experiment_agreement", 1, asset, experiment=experiment, result=result)
+    if control.confidence is not None and treatment.confidence is not None:
+        emit(
+            "experiment_confidence_delta",
+            round(treatment.confidence - control.confidence, 6),
+            asset,
+            experiment=experiment,
+        )
+
+
 def hold_reason(record: DecisionRecord) -> str:
     """The data gate's rule ("gappy_data: ..." -> gappy_data; "stale data: ..." -> stale_data), risk_blocked,
     inference_unavailable or no_signal."""
@@ -59,15 +83,6 @@ def hold_reason(record: DecisionRecord) -> str:
     if record.model_version == "unavailable" and record.reason.startswith("inference_unavailable"):
         return "inference_unavailable"
     return "no_signal"
-
-
-def decision_latency_ms(record: DecisionRecord, now: datetime) -> float | None:
-    """From the fetch's start to ``now`` (the record), less the LLM voter's own time; None without a start."""
-    started = record.source.fetch_started_at
-    if started is None:
-        return None
-    llm = sum(v.latency_ms for v in record.voters if v.voter == "llm")
-    return round(max(0.0, (now - started).total_seconds() * 1000 - llm), 3)
 
 
 def failed_step(record: FailureRecord) -> str:

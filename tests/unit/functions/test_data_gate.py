@@ -78,24 +78,48 @@ def test_51_bars_are_insufficient_history_not_a_model_failure(lambda_context, mo
     assert staleness["code"] == "insufficient_history" and "only 51 bars" in staleness["reason"]
 
 
-def test_the_need_follows_the_deployed_champion(lambda_context, monkeypatch, tmp_path) -> None:
-    # Given a champion whose meta-controller rolls over 40 rows, as MODEL_URI
+def test_the_need_follows_the_cycles_champion(lambda_context, monkeypatch, tmp_path) -> None:
+    # Given a published version whose meta-controller rolls over 40 rows, the champion the cycle resolved
     bundle = random_bundle(seed=5)
-    folder = write_bundle(replace(bundle, meta=replace(bundle.meta, roll_bars=40)), tmp_path / "champion")
-    monkeypatch.setenv("MODEL_URI", str(folder))
+    write_bundle(replace(bundle, meta=replace(bundle.meta, roll_bars=40)), tmp_path / "store" / bundle.version)
+    monkeypatch.setenv("MODEL_STORE", str(tmp_path / "store"))
     need = FeatureParams().warmup - 1 + 40
-    # Then the gate needs that champion's path, not a fixed number
-    _, short = gate(lambda_context, monkeypatch, hourly(closes(need - 1), AS_OF - timedelta(hours=1)))
+    models = {"champion": bundle.version}
+    # Then the gate needs that version's path, not a fixed number
+    _, short = gate(lambda_context, monkeypatch, hourly(closes(need - 1), AS_OF - timedelta(hours=1)), models=models)
     assert short["code"] == "insufficient_history" and f"at least {need} needed" in short["reason"]
+
+
+def test_an_experiment_needs_the_longer_path_of_its_two_versions(lambda_context, monkeypatch, tmp_path) -> None:
+    # Given the champion (the bundled one) and a treatment rolling over more rows, in a shadow experiment
+    long = random_bundle(seed=5, version="test-long")
+    roll = load_bundle("bundled").meta.roll_bars + 10
+    write_bundle(replace(long, meta=replace(long.meta, roll_bars=roll)), tmp_path / "store" / long.version)
+    monkeypatch.setenv("MODEL_STORE", str(tmp_path / "store"))
+    champion = load_bundle("bundled").version
+    shadow = {"id": "e1", "mode": "shadow", "control_version": champion, "treatment_version": long.version}
+    models = {"champion": champion, "experiments": [{**shadow, "share": 0.0}]}
+    need = FeatureParams().warmup - 1 + roll
+    # Then the series must hold the treatment's path too: DetectRegime computes both
+    _, short = gate(lambda_context, monkeypatch, hourly(closes(need - 1), AS_OF - timedelta(hours=1)), models=models)
+    assert short["code"] == "insufficient_history" and f"at least {need} needed" in short["reason"]
+    # And without the experiment the champion's path is enough
+    _, alone = gate(
+        lambda_context, monkeypatch, hourly(closes(need - 1), AS_OF - timedelta(hours=1)), models={"champion": champion}
+    )
+    assert alone["code"] == "fresh"
 
 
 def test_without_a_usable_champion_only_the_strategies_look_back_is_needed(
     lambda_context, monkeypatch, tmp_path
 ) -> None:
     # No regime path can be computed anyway: DetectRegime then says why the champion is unusable
-    monkeypatch.setenv("MODEL_URI", str(tmp_path / "nothing-here"))
+    monkeypatch.setenv("MODEL_STORE", str(tmp_path / "nothing-here"))
     _, staleness = gate(
-        lambda_context, monkeypatch, hourly(closes(StrategyParams().min_bars), AS_OF - timedelta(hours=1))
+        lambda_context,
+        monkeypatch,
+        hourly(closes(StrategyParams().min_bars), AS_OF - timedelta(hours=1)),
+        models={"champion": "ffe-000000000000"},
     )
     assert staleness["code"] == "fresh"
 

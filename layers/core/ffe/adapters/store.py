@@ -17,6 +17,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from ffe import utc
 from ffe.adapters.database import Conninfo, Database, configured
 from ffe.containers import container_cached
 from ffe.contracts import CycleHeader, DecisionRecord, ExecuteOrderInput, FailureRecord
@@ -49,6 +50,11 @@ _DECISION_COLUMNS = (
     "regime",
     "source",
     "input_sha256",
+    "bar_close",
+    "decision_latency_ms",
+    "experiment_id",
+    "arm",
+    "arms",
 )
 _COLUMNS = sql.SQL(", ").join(map(sql.Identifier, _DECISION_COLUMNS))
 _INSERT_DECISION = sql.SQL(
@@ -297,7 +303,10 @@ def _decision_params(record: DecisionRecord, stage: str) -> dict[str, Any]:
             reasons[key] = value
     if record.risk is not None:
         reasons["risk"] = record.risk.model_dump(mode="json")
+    arms = params.pop("arms")
     params.update(
+        arms=Jsonb({arm: output.model_dump(mode="json") for arm, output in record.arms.items()}) if arms else None,
+        decision_latency_ms=record.path_latency_ms(utc.now()),
         reasons=Jsonb(reasons),
         # the fetch's wall-clock start is for the latency metric, not the decision's provenance
         source=Jsonb(record.source.model_dump(mode="json", exclude={"fetch_started_at"})),

@@ -37,6 +37,8 @@ class RiskReason(StrEnum):
     VAR_LIMIT = "var_limit"
     BELOW_MIN_SIZE = "below_min_size"
     ALREADY_ORDERED = "already_ordered"  # this account already has an order for this asset's bar
+    # the gate approved an order that breaks a limit (a bug: see ``violations``); the re-check blocked it
+    VIOLATION_NOT_BLOCKED = "violation_not_blocked"
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,7 +75,8 @@ def gate_risk(
             ) from exc
         if broken:  # cannot happen (a property test says so); if it ever does, block and report it through `alarm`
             alarm(inp.asset, broken)
-            verdict = RiskVerdict(False, None, Decimal(0), verdict.reasons, {"violations": ", ".join(broken)})
+            reasons = (*verdict.reasons, RiskReason.VIOLATION_NOT_BLOCKED)  # a risk_events row: experiments judge it
+            verdict = RiskVerdict(False, None, Decimal(0), reasons, {"violations": ", ".join(broken)})
         assessment = _assessment(verdict, broker, portfolio, decision.action)
         if verdict.approved and verdict.side is not None:
             book.reserve(

@@ -6,10 +6,21 @@ from __future__ import annotations
 from typing import Any
 
 from ffe.adapters.inference import InferenceUnavailableError
-from ffe.contracts import BarsSummary, DecideInput, DecisionRecord, InferenceInstance, InferenceRequest
+from ffe.contracts import (
+    ArmOutput,
+    BarsSummary,
+    DecideInput,
+    DecisionRecord,
+    InferenceInstance,
+    InferencePrediction,
+    InferenceRequest,
+    RegimeResult,
+)
+from ffe.domain.experiments import Route
 from ffe.domain.models import Action, Bar
 from ffe.domain.ports import InferenceClient
 from ffe.domain.strategies import StrategyParams, score_all
+from ffe.steps.regime import cycle_route
 
 INFERENCE_MODEL = "inference_ensemble"
 UNAVAILABLE = "inference_unavailable"
@@ -23,10 +34,15 @@ def infer_decision(
     llm: bool = True,
     trace_header: str | None = None,
 ) -> DecisionRecord:
-    """Ask the endpoint for this asset's decision; a HOLD naming the failure when it cannot answer."""
+    """Ask the endpoint for this asset's decision; a HOLD naming the failure when it cannot answer.
+
+    While an experiment covers the asset, the other arm's version is served in the same call (reusing the acting
+    arm's LLM vote) and recorded at ``arms`` beside the decision; the decision is the acting arm's alone.
+    """
     bars = inp.domain_bars()
     scores = {str(name): round(value, 6) for name, value in score_all(bars, params).items()}
     regime = inp.regime
+    route = cycle_route(inp) if inp.models is not None else None
     common: dict[str, Any] = {
         "cycle_id": inp.cycle_id,
         "as_of": inp.as_of,
@@ -34,6 +50,7 @@ def infer_decision(
         "asset": inp.asset,
         "execution_id": inp.execution_id,
         "bar_time": bars[-1].time,
+        "bar_close": bars[-1].close,
         "stale": False,
         "data_age_seconds": inp.staleness.age_seconds,
         "staleness_threshold_seconds": inp.staleness.threshold_seconds,
@@ -43,10 +60,54 @@ def infer_decision(
         "regime": regime.label if regime is not None and regime.available else None,
         "regime_probabilities": dict(regime.probabilities) if regime is not None and regime.available else {},
     }
+    if route is not None and route.experiment_id is not None:
+        common.update(experiment_id=route.experiment_id, arm=route.acting_arm)
     if regime is None or not regime.available:
         why = "no regime was detected" if regime is None else f"regime unavailable: {regime.reason}"
-        return _hold(common, f"{UNAVAILABLE}: the RL voter needs the regime path ({why})")
-    instance = InferenceInstance(
+        return _hold(common, f"{UNAVAILABLE}: the RL voter needs the regime path ({why})", route)
+    instances = [_instance(inp, bars, scores, regime, entry_threshold, route.acting_version if route else None)]
+    other = regime.other if route is not None and route.other_version is not None else None
+    if other is not None and other.available:
+        instances.append(
+            _instance(inp, bars, scores, other, entry_threshold, route.other_version if route else None, 0)
+        )
+    try:
+        response = client.infer(InferenceRequest(instances=instances, llm=llm), trace_header)
+    except InferenceUnavailableError as exc:
+        return _hold(common, f"{UNAVAILABLE}: {exc}", route)
+    prediction = response.predictions[0]
+    rl = next((v for v in prediction.voters if v.voter == "rl"), None)
+    record = DecisionRecord(
+        **common,
+        action=prediction.action,
+        confidence=prediction.confidence,
+        reason=f"{prediction.reason} [rule {prediction.rule}; {response.device}]"[:2000],
+        model=INFERENCE_MODEL,
+        model_version=(rl.model_version if rl is not None and rl.model_version else response.model_version)[:64],
+        weights=dict(rl.weights) if rl is not None else {},
+        voters=prediction.voters,
+    )
+    if route is None or route.other_version is None or route.acting_arm is None or route.other_arm is None:
+        return record
+    if len(response.predictions) > 1:
+        other_output = _arm_output(route.other_version, response.predictions[1])
+    else:
+        why = other.reason if other is not None else "DetectRegime computed no regime for it"
+        other_output = ArmOutput(model_version=route.other_version, action=None, reason=f"not served: {why}"[:500])
+    arms = {route.acting_arm: _arm_output(route.acting_version, prediction), route.other_arm: other_output}
+    return record.model_copy(update={"arms": arms})
+
+
+def _instance(
+    inp: DecideInput,
+    bars: list[Bar],
+    scores: dict[str, float],
+    regime: RegimeResult,
+    entry_threshold: float,
+    version: str | None,
+    llm_vote_from: int | None = None,
+) -> InferenceInstance:
+    return InferenceInstance(
         asset=inp.asset,
         timeframe=inp.timeframe,
         as_of=inp.as_of,
@@ -59,22 +120,24 @@ def infer_decision(
         path_posteriors=regime.path_posteriors,
         summary=summarize(bars),
         entry_threshold=entry_threshold,
+        model_version=version,
+        llm_vote_from=llm_vote_from,
     )
-    try:
-        response = client.infer(InferenceRequest(instances=[instance], llm=llm), trace_header)
-    except InferenceUnavailableError as exc:
-        return _hold(common, f"{UNAVAILABLE}: {exc}")
-    prediction = response.predictions[0]
+
+
+def _arm_output(version: str, prediction: InferencePrediction) -> ArmOutput:
+    """An arm's model output: the prediction when its RL voter voted, else no action and why."""
     rl = next((v for v in prediction.voters if v.voter == "rl"), None)
-    return DecisionRecord(
-        **common,
+    latency = rl.latency_ms if rl is not None else 0.0
+    if rl is None or rl.status != "voted":
+        why = rl.reasoning if rl is not None else "the endpoint returned no RL vote"
+        return ArmOutput(model_version=version, action=None, latency_ms=latency, reason=f"RL voter: {why}"[:500])
+    return ArmOutput(
+        model_version=version,
         action=prediction.action,
         confidence=prediction.confidence,
-        reason=f"{prediction.reason} [rule {prediction.rule}; {response.device}]"[:2000],
-        model=INFERENCE_MODEL,
-        model_version=response.model_version[:64],
-        weights=dict(rl.weights) if rl is not None else {},
-        voters=prediction.voters,
+        latency_ms=latency,
+        reason=prediction.reason[:500],
     )
 
 
@@ -92,7 +155,15 @@ def summarize(bars: list[Bar]) -> BarsSummary:
     )
 
 
-def _hold(common: dict[str, Any], reason: str) -> DecisionRecord:
+def _hold(common: dict[str, Any], reason: str, route: Route | None) -> DecisionRecord:
+    arms: dict[str, ArmOutput] = {}
+    if route is not None and route.acting_arm is not None and route.other_arm is not None and route.other_version:
+        arms = {
+            route.acting_arm: ArmOutput(model_version=route.acting_version, action=None, reason=reason[:500]),
+            route.other_arm: ArmOutput(
+                model_version=route.other_version, action=None, reason="not served: the acting arm could not decide"
+            ),
+        }
     return DecisionRecord(
         **common,
         action=Action.HOLD,
@@ -100,4 +171,5 @@ def _hold(common: dict[str, Any], reason: str) -> DecisionRecord:
         reason=reason[:2000],
         model=INFERENCE_MODEL,
         model_version="unavailable",
+        arms=arms,
     )

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from ffe.contracts import (
     CycleClosed,
     CycleHeader,
     CycleInput,
+    CycleModels,
     CycleOpened,
     DecisionRecord,
     FailureRecord,
@@ -20,11 +22,18 @@ from ffe.domain.models import Action
 from ffe.domain.ports import DecisionStore, ExecutionStatus
 
 
-def record(rec: Record, store: DecisionStore, execution_status: ExecutionStatus | None = None) -> RecordDecisionResult:
+def record(
+    rec: Record,
+    store: DecisionStore,
+    execution_status: ExecutionStatus | None = None,
+    models: Callable[[], CycleModels] | None = None,
+) -> RecordDecisionResult:
     """Store ``rec`` idempotently; a retried task gets the first write's id with ``created=False``.
 
     A cycle opens RUNNING, or SKIPPED (with the reason) while another cycle of its stage and timeframe runs;
-    ``execution_status`` tells whether an earlier cycle's execution still runs (Step Functions).
+    ``execution_status`` tells whether an earlier cycle's execution still runs (Step Functions). A RUNNING
+    cycle gets the model versions it serves from ``models`` (the champion and the running experiments, read
+    once here, so every asset of the cycle is decided by the versions resolved at its start).
 
     Raises:
         InvalidInputError: a cycle opened without an id or assets (the execution records why and stops).
@@ -32,13 +41,15 @@ def record(rec: Record, store: DecisionStore, execution_status: ExecutionStatus 
     if isinstance(rec, CycleOpened):
         cycle = parse(CycleHeader, rec.cycle)
         opened = store.open_cycle(cycle, rec.execution_id, execution_status)
+        running = opened.status != "SKIPPED"
         return RecordDecisionResult(
+            models=models() if running and models is not None else None,
             kind=rec.kind,
             id=None,
             created=opened.created,
             cycle_id=cycle.cycle_id,
             asset=None,
-            cycle_status="SKIPPED" if opened.status == "SKIPPED" else "RUNNING",
+            cycle_status="RUNNING" if running else "SKIPPED",
             reason=opened.reason,
             timeframe=cycle.timeframe,
         )

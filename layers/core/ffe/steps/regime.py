@@ -1,14 +1,44 @@
-"""DetectRegime: the regime posterior at the decision's bar, from the champion's mixture for the asset class."""
+"""DetectRegime: the regime posterior at the decision's bar, from the mixture for the asset class of the version
+the cycle routed the asset to, and of the other arm's version while an experiment covers the asset."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
-from ffe.adapters.models import ModelBundle, ModelUnavailableError
-from ffe.contracts import DetectRegimeInput, RegimeResult
+from ffe.adapters.models import ModelBundle, ModelUnavailableError, bundled_version, get_model_store
+from ffe.contracts import CycleModels, DetectRegimeInput, MarketData, RegimeResult
+from ffe.domain.experiments import Route
 from ffe.domain.features import FEATURE_NAMES, FeatureParams, feature_matrix
 from ffe.domain.regime import dominant, posterior
 from ffe.domain.universe import asset_class_of
+
+BundleLoader = Callable[[str], ModelBundle | ModelUnavailableError]
+
+
+def stored_bundle(version: str) -> ModelBundle | ModelUnavailableError:
+    """The version's bundle from the stage's model store, or why it cannot be used (the decision says it)."""
+    try:
+        return get_model_store().bundle(version)
+    except ModelUnavailableError as exc:
+        return exc
+
+
+def cycle_route(data: MarketData) -> Route:
+    """The versions deciding ``data.asset`` in its cycle; an input without the cycle's models (a step invoked
+    on its own) is decided by the bundled champion."""
+    models = data.models if data.models is not None else CycleModels(champion=bundled_version())
+    return models.route(data.asset)
+
+
+def detect_regimes(inp: DetectRegimeInput, load: BundleLoader, params: FeatureParams) -> RegimeResult:
+    """The acting version's regime, with the other arm's at ``other`` when an experiment covers the asset."""
+    route = cycle_route(inp)
+    result = detect_regime(inp, load(route.acting_version), params)
+    if route.other_version is None:
+        return result
+    return result.model_copy(update={"other": detect_regime(inp, load(route.other_version), params)})
 
 
 def detect_regime(
