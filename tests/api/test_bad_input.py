@@ -53,6 +53,26 @@ def test_post_cycle_refuses_bodies_that_are_not_strict_json(
 
 
 @pytest.mark.parametrize(
+    ("path", "raw", "mention"),
+    [
+        ("/experiments", b'{"treatment_version": "ffe-\xff"}', "not UTF-8"),
+        ("/experiments", '{"treatment_version": "ffe-a", "plan": [{"share": NaN}]}', "not valid JSON"),
+        ("/experiments", '{"treatment_version": "\\ud800"}', "hex escape"),
+        ("/experiments", '{"treatment_version": "a", "mode": "shadow", "mode": "split"}', "given more than once"),
+        ("/experiments", '{"treatment_version": "ffe-a", "plan": [{"share": ' + "9" * 5000 + "}]}", "out of range"),
+        ("/experiments/exp-1/start", "[" * 5000, "recursion limit exceeded"),
+        ("/models/champion", "version=ffe-a", "not valid JSON"),
+    ],
+    ids=["not-utf8", "nan", "surrogate", "duplicate-key", "huge-number", "deeply-nested", "form-as-json"],
+)
+def test_experiment_bodies_that_are_not_strict_json_are_400s(
+    api_env: Seeded, call: Any, path: str, raw: str | bytes, mention: str
+) -> None:
+    method = "PUT" if path == "/models/champion" else "POST"
+    assert_problem(call(method, path, raw_body=raw), 400, "body", mention)
+
+
+@pytest.mark.parametrize(
     "content_type",
     [
         "application/jsonx",
@@ -192,8 +212,13 @@ SEGMENTS = st.one_of(
     st.from_regex(r"\A(%[0-9A-Fa-f]{2}|[A-Za-z0-9+_.:~-]){0,20}\Z"),
 )
 PATHS = st.one_of(
-    st.tuples(st.sampled_from(["/decisions/", "/cycles/", "/"]), SEGMENTS).map("".join),
-    st.sampled_from(["/decisions", "/cycles", "/health", "/openapi.json"]),
+    st.tuples(st.sampled_from(["/decisions/", "/cycles/", "/experiments/", "/"]), SEGMENTS).map("".join),
+    st.tuples(
+        st.just("/experiments/"),
+        SEGMENTS,
+        st.sampled_from(["/start", "/pause", "/stop", "/promote", "/rollback", "/advance", "/results"]),
+    ).map("".join),
+    st.sampled_from(["/decisions", "/cycles", "/health", "/openapi.json", "/experiments", "/models/champion"]),
 )
 CONTENT_TYPES = st.sampled_from(
     [
@@ -216,7 +241,7 @@ CONTENT_TYPES = st.sampled_from(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 @given(
-    method=st.sampled_from(["GET", "HEAD", "POST", "DELETE"]),
+    method=st.sampled_from(["GET", "HEAD", "POST", "PUT", "DELETE"]),
     path=PATHS,
     body=st.none() | JSON_TEXTS | st.binary(max_size=64),
     content_type=CONTENT_TYPES,

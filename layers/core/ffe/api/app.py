@@ -25,7 +25,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
 from ffe.adapters import executions
 from ffe.adapters.queries import DecisionFilters, DecisionQueries, Keyset, get_queries
-from ffe.api import errors, openapi
+from ffe.api import errors, experiments, openapi
 from ffe.api.cycles import show_cycle, start_cycle
 from ffe.api.json_body import parse as parse_json_body
 from ffe.api.models import (
@@ -60,6 +60,7 @@ app = ProxyResolver(
     json_body_deserializer=parse_json_body,
 )
 errors.install(app)
+experiments.register(app)  # the experiment lifecycle and the champion (ffe.api.experiments)
 
 
 @app.endpoint(

@@ -4,7 +4,8 @@
   parameters the route does not take or that are given twice (400: Powertools would ignore them).
 - Then each kind of error has its answer: a route's ``ApiProblem`` as raised; request validation errors as
   400s naming every offending field; a database outage as 503 ``database-unavailable``; any other
-  ``TransientError`` (e.g. Step Functions throttling) as 503; ``InvalidInputError`` as 400; a response
+  ``TransientError`` (e.g. Step Functions throttling) as 503; ``InvalidInputError`` as 400;
+  ``UnknownExperimentError`` as 404; ``ConflictError`` (an invalid experiment transition) as 409; a response
   that fails its own model, or anything unexpected, as a 500 that names the request id (logged).
 - A path no route serves is a 404; a path served with other methods is a 405 with ``Allow``.
 """
@@ -29,6 +30,7 @@ from ffe.api.json_body import InvalidJsonBody
 from ffe.api.problems import (
     ApiProblem,
     BadRequest,
+    Conflict,
     DatabaseUnavailable,
     FieldProblem,
     MethodNotAllowed,
@@ -40,7 +42,7 @@ from ffe.api.problems import (
 )
 from ffe.api.resolver import ProxyResolver
 from ffe.contracts import describe_errors
-from ffe.domain.errors import InvalidInputError, TransientError
+from ffe.domain.errors import ConflictError, InvalidInputError, TransientError, UnknownExperimentError
 from ffe.observability import logger
 
 
@@ -54,6 +56,8 @@ def install(app: ProxyResolver) -> None:
         (RequestUnsupportedContentType, problems.unsupported_media_type),
         (InvalidJsonBody, problems.invalid_json),
         (InvalidInputError, problems.invalid_input),
+        (UnknownExperimentError, problems.unknown_experiment),
+        (ConflictError, problems.conflict),
         ([DatabaseUnavailableError, psycopg.OperationalError], problems.database_unavailable),
         (TransientError, problems.transient),
         (ResponseValidationError, problems.bad_response),
@@ -168,6 +172,12 @@ class _Problems:
 
     def invalid_input(self, exc: InvalidInputError) -> Response[str]:
         return self.problem(BadRequest(str(exc)))
+
+    def unknown_experiment(self, exc: UnknownExperimentError) -> Response[str]:
+        return self.problem(NotFound(str(exc)))
+
+    def conflict(self, exc: ConflictError) -> Response[str]:
+        return self.problem(Conflict(str(exc)))
 
     def database_unavailable(self, exc: Exception) -> Response[str]:
         logger.warning("database unavailable", extra={"error": str(exc)})

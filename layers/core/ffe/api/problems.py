@@ -21,6 +21,7 @@ PROBLEM_JSON = "application/problem+json"
 INVALID_REQUEST = "urn:ffe:problem:invalid-request"
 NOT_FOUND = "urn:ffe:problem:not-found"
 METHOD_NOT_ALLOWED = "urn:ffe:problem:method-not-allowed"
+CONFLICT = "urn:ffe:problem:conflict"
 UNSUPPORTED_MEDIA_TYPE = "urn:ffe:problem:unsupported-media-type"
 DATABASE_UNAVAILABLE = "urn:ffe:problem:database-unavailable"
 SERVICE_UNAVAILABLE = "urn:ffe:problem:service-unavailable"
@@ -88,6 +89,10 @@ class MethodNotAllowed(ApiProblem):
         self.allowed = sorted(set(allowed))
 
 
+class Conflict(ApiProblem):
+    status, type, title = 409, CONFLICT, "Conflict"
+
+
 class UnsupportedMediaType(ApiProblem):
     status, type, title = 415, UNSUPPORTED_MEDIA_TYPE, "Unsupported media type"
 
@@ -128,6 +133,7 @@ PROBLEM_RESPONSES: dict[int, dict[str, Any]] = {
     for status, description in (
         (400, "Invalid request: each offending field is named in `detail` and `errors`"),
         (404, "Not found"),
+        (409, "Conflicts with what is stored now (e.g. an invalid experiment transition): `detail` says why"),
         (500, "Unexpected server error (logged with the request id)"),
         (503, "The database (or Step Functions) is unavailable; retry later"),
     )

@@ -55,5 +55,5 @@ class InvalidTransitionError(ConflictError):
     """An experiment cannot make this transition now (promote a draft, start one on assets another holds)."""
 
 
-class UnknownExperimentError(InvalidInputError):
-    """No experiment has this id."""
+class UnknownExperimentError(PermanentError, LookupError):
+    """No experiment has this id (the API's 404; not an InvalidInputError: the request was well formed)."""

@@ -1,0 +1,310 @@
+"""The experiment lifecycle and the champion over the API: every route's success, 404, 409 and bad input, and
+the caller's identity recorded on each transition."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from ffe import containers
+from ffe.adapters.models import bundled_version
+from ffe.api import app as api_app
+from functions.api.handler import lambda_handler
+from tests.api.conftest import ApiResponse, assert_problem, rest_event, to_response
+from tests.conftest import FakeLambdaContext
+from tests.database import own_database
+
+CHALLENGER = "ffe-challenger01"
+OTHER = "ffe-challenger02"
+ALICE = "arn:aws:iam::123456789012:user/alice"
+
+
+@pytest.fixture(scope="module")
+def experiments_db(postgres: str) -> str:
+    return own_database(postgres, f"ffe_api_experiments_{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture
+def env(experiments_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The Api function over an empty experiment store and a model store holding two challengers."""
+    for version in (CHALLENGER, OTHER):
+        (tmp_path / version).mkdir()
+        (tmp_path / version / "manifest.json").write_text(json.dumps({"version": version}))
+    monkeypatch.setenv("DATABASE_URL", experiments_db)
+    monkeypatch.setenv("MODEL_STORE", str(tmp_path))
+    for name in ("DB_SECRET_ARN", "STATE_MACHINE_ARN", "BREAKER_TABLE", "BAR_CACHE_TABLE"):
+        monkeypatch.delenv(name, raising=False)
+    containers.reset()
+    api_app.reset()
+    yield experiments_db
+    with psycopg.connect(experiments_db, autocommit=True) as conn:
+        conn.execute("TRUNCATE experiment_transitions, experiments, model_champions")
+    containers.reset()
+
+
+def call(method: str, path: str, user: str | None = None, **kwargs: Any) -> ApiResponse:
+    event = rest_event(method, path, **kwargs)
+    if user is not None:
+        event["requestContext"]["identity"]["userArn"] = user
+    return to_response(lambda_handler(event, FakeLambdaContext()))
+
+
+def create(body: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
+    response = call("POST", "/experiments", body={"treatment_version": CHALLENGER, **(body or {}), **fields})
+    assert response.status == 201, response.text
+    created: dict[str, Any] = response.json
+    assert response.headers["location"] == f"/experiments/{created['id']}"
+    return created
+
+
+SPLIT_PLAN = [{"share": 0.5, "min_decisions": 0, "min_duration_s": 0}, {"share": 1.0}]
+
+
+# --- create, list, get --------------------------------------------------------------------------------
+
+
+def test_create_fills_the_defaults(env: str) -> None:
+    created = create()
+    assert created["id"].startswith("exp-") and len(created["id"]) == len("exp-20260101-abcdef")
+    assert created["status"] == "draft" and created["mode"] == "shadow" and created["share"] == 0.0
+    assert created["control_version"] == bundled_version()  # no champion set: the layer's bundle
+    assert [s["share"] for s in created["plan"]] == [0.05, 0.25, 1.0]
+    assert created["guardrails"] == {"latency_p95_ms": 200.0, "max_degradation": 0.3, "metric": "sharpe",
+                                     "sustained_cycles": 3}  # fmt: skip
+    assert created["assets"] is None and created["transitions"] == []
+
+
+def test_create_takes_every_field(env: str) -> None:
+    created = create(
+        id="exp-custom",
+        control_version=OTHER,
+        mode="split",
+        assets=["ETHUSD", "BTCUSD"],
+        plan=SPLIT_PLAN,
+        guardrails={"latency_p95_ms": 150, "max_degradation": 0.2, "metric": "pnl", "sustained_cycles": 2},
+        reason="try it",
+    )
+    assert created["id"] == "exp-custom" and created["control_version"] == OTHER
+    assert created["assets"] == ["BTCUSD", "ETHUSD"] and created["share"] == 0.5
+    assert created["plan"][1] == {"share": 1.0, "min_decisions": 50, "min_duration_s": 21600.0}
+    assert created["guardrails"]["metric"] == "pnl"
+
+
+def test_the_control_defaults_to_the_champion_set_through_the_api(env: str) -> None:
+    assert call("PUT", "/models/champion", body={"version": OTHER, "reason": "published"}).status == 200
+    assert create()["control_version"] == OTHER
+
+
+def test_list_and_filter_by_status(env: str) -> None:
+    first, second = create(assets=["BTCUSD"])["id"], create(assets=["ETHUSD"])["id"]
+    call("POST", f"/experiments/{second}/start")
+    listed = call("GET", "/experiments").json["items"]
+    assert [e["id"] for e in listed] == [first, second]
+    running = call("GET", "/experiments", query={"status": "running"}).json["items"]
+    assert [e["id"] for e in running] == [second]
+    assert_problem(call("GET", "/experiments", query={"status": "sleeping"}), 400, "query.status")
+
+
+def test_get_shows_the_transitions(env: str) -> None:
+    experiment_id = create()["id"]
+    call("POST", f"/experiments/{experiment_id}/start", body={"reason": "go"}, user=ALICE)
+    shown = call("GET", f"/experiments/{experiment_id}").json
+    assert shown["status"] == "running"
+    (transition,) = shown["transitions"]
+    assert transition["from_status"] == "draft" and transition["to_status"] == "running"
+    assert transition["actor"] == ALICE and transition["reason"] == "go" and transition["trigger"] == "manual"
+
+
+@pytest.mark.parametrize(
+    "path", ["/experiments/exp-nope", "/experiments/exp-nope/start", "/experiments/exp-nope/advance"]
+)
+def test_an_unknown_experiment_is_a_404(env: str, path: str) -> None:
+    method = "GET" if path.count("/") == 2 else "POST"
+    assert_problem(call(method, path), 404, "exp-nope")
+
+
+# --- the lifecycle ------------------------------------------------------------------------------------
+
+
+def test_a_split_canary_runs_to_promotion_and_back(env: str) -> None:
+    experiment_id = create(mode="split", plan=SPLIT_PLAN)["id"]
+    assert call("POST", f"/experiments/{experiment_id}/start", user=ALICE).json["status"] == "running"
+    advanced = call("POST", f"/experiments/{experiment_id}/advance", body={"reason": "looks fine"}).json
+    assert advanced["step"] == 1 and advanced["share"] == 1.0
+    promoted = call("POST", f"/experiments/{experiment_id}/promote", body={"reason": "better"}).json
+    assert promoted["status"] == "promoted"
+    champion = call("GET", "/models/champion").json
+    assert champion["champion"]["version"] == CHALLENGER
+    assert champion["champion"]["previous_version"] == bundled_version()
+    assert champion["champion"]["experiment_id"] == experiment_id
+    rolled = call("POST", f"/experiments/{experiment_id}/rollback", body={"reason": "worse live"}).json
+    assert rolled["status"] == "rolled_back"
+    assert call("GET", "/models/champion").json["champion"]["version"] == bundled_version()
+    actors = [(t["to_status"], t["to_step"], t["actor"]) for t in rolled["transitions"]]
+    assert actors == [
+        ("running", 0, ALICE),
+        ("running", 1, "api"),  # no IAM identity in the request: "api"
+        ("promoted", 1, "api"),
+        ("rolled_back", 1, "api"),
+    ]
+
+
+def test_pause_resume_stop(env: str) -> None:
+    experiment_id = create()["id"]
+    for action, status in (("start", "running"), ("pause", "paused"), ("start", "running"), ("stop", "stopped")):
+        assert call("POST", f"/experiments/{experiment_id}/{action}").json["status"] == status
+
+
+@pytest.mark.parametrize(
+    ("setup", "action", "mentions"),
+    [
+        ([], "promote", ["draft", "promoted"]),
+        ([], "pause", ["draft", "paused"]),
+        (["start", "stop"], "start", ["final"]),
+        (["start"], "promote", ["shadow"]),
+        (["start"], "advance", ["shadow"]),
+        ([], "advance", ["draft"]),
+    ],
+)
+def test_an_invalid_transition_is_a_409_with_the_reason(
+    env: str, setup: list[str], action: str, mentions: list[str]
+) -> None:
+    experiment_id = create()["id"]
+    for step in setup:
+        assert call("POST", f"/experiments/{experiment_id}/{step}").status == 200
+    assert_problem(call("POST", f"/experiments/{experiment_id}/{action}"), 409, *mentions)
+
+
+def test_starting_two_experiments_on_the_same_assets_is_a_409(env: str) -> None:
+    first, second = create(assets=["BTCUSD", "ETHUSD"])["id"], create(assets=["ETHUSD"])["id"]
+    call("POST", f"/experiments/{first}/start")
+    assert_problem(call("POST", f"/experiments/{second}/start"), 409, first, "already serves")
+    assert call("GET", f"/experiments/{second}").json["status"] == "draft"
+
+
+def test_a_duplicate_id_is_a_409(env: str) -> None:
+    create(id="exp-twice")
+    response = call("POST", "/experiments", body={"id": "exp-twice", "treatment_version": OTHER})
+    assert_problem(response, 409, "exp-twice", "exists")
+
+
+@pytest.mark.parametrize("field", ["treatment_version", "control_version"])
+def test_a_version_the_model_store_does_not_have_is_refused(env: str, field: str) -> None:
+    body = {"treatment_version": CHALLENGER, field: "ffe-unpublished"}
+    assert_problem(call("POST", "/experiments", body=body), 409, f"body.{field}", "ffe-unpublished", "publish")
+    assert call("GET", "/experiments").json["items"] == []
+
+
+# --- the champion -------------------------------------------------------------------------------------
+
+
+def test_the_champion_is_the_bundle_until_one_is_set(env: str) -> None:
+    report = call("GET", "/models/champion").json
+    assert report["champion"]["version"] == bundled_version() and report["champion"]["set_at"] is None
+    assert report["history"] == []
+
+
+def test_put_champion_records_who_and_why(env: str) -> None:
+    response = call("PUT", "/models/champion", body={"version": CHALLENGER, "reason": "retrained"}, user=ALICE)
+    assert response.status == 200
+    assert response.json["version"] == CHALLENGER and response.json["previous_version"] == bundled_version()
+    assert response.json["actor"] == ALICE and response.json["reason"] == "retrained"
+    history = call("GET", "/models/champion").json["history"]
+    assert [c["version"] for c in history] == [CHALLENGER]
+
+
+def test_put_champion_refuses_an_unpublished_version(env: str) -> None:
+    response = call("PUT", "/models/champion", body={"version": "ffe-nowhere"})
+    assert_problem(response, 409, "ffe-nowhere")
+    assert call("GET", "/models/champion").json["history"] == []
+
+
+# --- hostile input ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "mentions"),
+    [
+        ({}, ["body.treatment_version"]),
+        ({"treatment_version": "../etc"}, ["body.treatment_version"]),
+        ({"treatment_version": CHALLENGER, "id": "has space"}, ["body.id"]),
+        ({"treatment_version": CHALLENGER, "id": "x" * 65}, ["body.id"]),
+        ({"treatment_version": CHALLENGER, "mode": "yolo"}, ["body.mode"]),
+        ({"treatment_version": CHALLENGER, "assets": ["NOPE"]}, ["body.assets"]),
+        ({"treatment_version": CHALLENGER, "assets": ["BTCUSD", "BTCUSD"]}, ["body.assets", "duplicated"]),
+        ({"treatment_version": CHALLENGER, "assets": []}, ["body.assets"]),
+        ({"treatment_version": CHALLENGER, "plan": [{"share": 1.5}]}, ["body.plan.0.share"]),
+        ({"treatment_version": CHALLENGER, "plan": [{"share": 0.5}]}, ["body.plan", "1.0"]),
+        ({"treatment_version": CHALLENGER, "plan": [{"share": 0.5}, {"share": 0.2}, {"share": 1}]}, ["body.plan"]),
+        ({"treatment_version": CHALLENGER, "plan": []}, ["body.plan"]),
+        ({"treatment_version": CHALLENGER, "plan": [{"share": 1, "min_decisions": -1}]}, ["min_decisions"]),
+        ({"treatment_version": CHALLENGER, "guardrails": {"metric": "vibes"}}, ["body.guardrails.metric"]),
+        ({"treatment_version": CHALLENGER, "guardrails": {"max_degradation": 2}}, ["max_degradation"]),
+        ({"treatment_version": CHALLENGER, "colour": "red"}, ["body.colour"]),
+        ({"treatment_version": CHALLENGER, "reason": "x" * 501}, ["body.reason"]),
+        ({"treatment_version": bundled_version()}, ["same version"]),
+    ],
+)
+def test_create_refuses_bad_bodies_naming_the_field(env: str, body: dict[str, Any], mentions: list[str]) -> None:
+    assert_problem(call("POST", "/experiments", body=body), 400, *mentions)
+    assert call("GET", "/experiments").json["items"] == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "headers", "status"),
+    [
+        ("not json", None, 400),
+        ('{"treatment_version": "a", "treatment_version": "b"}', None, 400),
+        ("[" * 5000, None, 400),
+        ('{"treatment_version": "' + "a" * 200_000 + '"}', None, 400),
+        ('{"reason": "x"}', {"Content-Type": "text/plain"}, 415),
+    ],
+    ids=["not-json", "repeated-key", "deep", "huge", "text-plain"],
+)
+def test_non_json_and_huge_bodies_are_4xx(env: str, raw: str, headers: dict[str, str] | None, status: int) -> None:
+    assert_problem(call("POST", "/experiments", raw_body=raw, headers=headers), status)
+
+
+@pytest.mark.parametrize("path", ["/experiments/a%2Fb", "/experiments/..", "/experiments/" + "x" * 65])
+def test_bad_ids_are_4xx(env: str, path: str) -> None:
+    response = call("GET", path)
+    assert 400 <= response.status < 500, response.text
+
+
+def test_transition_bodies_are_strict(env: str) -> None:
+    experiment_id = create()["id"]
+    assert_problem(call("POST", f"/experiments/{experiment_id}/start", body={"why": "x"}), 400, "body.why")
+    assert_problem(call("POST", f"/experiments/{experiment_id}/start", body=[1]), 400, "body")
+    assert call("GET", f"/experiments/{experiment_id}").json["status"] == "draft"
+
+
+def test_put_champion_refuses_bad_bodies(env: str) -> None:
+    assert_problem(call("PUT", "/models/champion", body={}), 400, "body.version")
+    assert_problem(call("PUT", "/models/champion", body={"version": "a/b"}), 400, "body.version")
+    assert_problem(call("PUT", "/models/champion", body={"version": CHALLENGER, "extra": 1}), 400, "body.extra")
+
+
+def test_results_window_must_be_ordered(env: str) -> None:
+    experiment_id = create()["id"]
+    query = {"since": "2026-02-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"}
+    assert_problem(call("GET", f"/experiments/{experiment_id}/results", query=query), 400, "query.since")
+    assert_problem(call("GET", f"/experiments/{experiment_id}/results", query={"since": "yesterday"}), 400, "since")
+
+
+def test_results_compare_the_arms(env: str) -> None:
+    experiment_id = create()["id"]
+    response = call("GET", f"/experiments/{experiment_id}/results", query={"since": "2026-01-01T00:00:00Z"})
+    assert response.status == 200, response.text
+    results = response.json
+    assert results["experiment_id"] == experiment_id and results["decisions"] == 0
+    assert {"control", "treatment", "agreement_rate", "confidence_delta"} <= set(results)
+
+
+def test_results_of_an_unknown_experiment_are_a_404(env: str) -> None:
+    assert_problem(call("GET", "/experiments/exp-nope/results"), 404, "exp-nope")
