@@ -52,6 +52,8 @@ CONTAINER_ENV: dict[str, str] = {
     "FFE_LLM_TIMEOUT_S": f"{DEFAULT_TIMEOUT_S:g}",
     "SAGEMAKER_MODEL_SERVER_TIMEOUT": "60",
     "STAGE": "{stage}",
+    # Every bundle version instances may name (ffe models publish writes models/<version>/): loaded on demand.
+    "FFE_MODEL_STORE": "s3://{models_bucket}/models",
     "OTEL_SERVICE_NAME": "ffe-inference",
     "OTEL_RESOURCE_ATTRIBUTES": "service.namespace=ffe,deployment.environment={stage}",
     # No collector runs beside a SageMaker endpoint: traces off, metrics go out as EMF in the logs.
@@ -115,10 +117,14 @@ def endpoint_name(stage: str) -> str:
 
 
 def container_env(
-    stage: str, ollama_model: str = DEFAULT_OLLAMA_MODEL, ollama_fallback_model: str = DEFAULT_OLLAMA_FALLBACK_MODEL
+    stage: str,
+    ollama_model: str = DEFAULT_OLLAMA_MODEL,
+    ollama_fallback_model: str = DEFAULT_OLLAMA_FALLBACK_MODEL,
+    models_bucket: str = "ffe-{stage}-models",
 ) -> dict[str, str]:
-    """CONTAINER_ENV filled in for one stage."""
-    env = {key: value.format(stage=stage) for key, value in CONTAINER_ENV.items()}
+    """CONTAINER_ENV filled in for one stage and its model bucket (the one the model data lives in)."""
+    bucket = models_bucket.format(stage=stage)
+    env = {key: value.format(stage=stage, models_bucket=bucket) for key, value in CONTAINER_ENV.items()}
     env["OLLAMA_MODEL"] = ollama_model
     env["OLLAMA_FALLBACK_MODEL"] = ollama_fallback_model
     return env
@@ -132,7 +138,7 @@ def plan(args: argparse.Namespace) -> DeployPlan:
     max_capacity = args.max if args.max is not None else max(defaults.max_capacity, min_capacity)
     target = args.target_invocations if args.target_invocations is not None else defaults.target_invocations
     sampling = args.sampling_percentage if args.sampling_percentage is not None else defaults.sampling_percentage
-    env = container_env(args.stage, args.ollama_model, args.ollama_fallback_model)
+    env = container_env(args.stage, args.ollama_model, args.ollama_fallback_model, _bucket(args.model_data))
     capture_uri = args.data_capture_s3 or f"s3://{_bucket(args.model_data)}/data-capture/{args.stage}"
     # Content-addressed model name: the same image, data and env reuse one SageMaker Model (names are unique).
     digest = hashlib.sha256(

@@ -1,17 +1,26 @@
-"""The endpoint's model: the RL meta-controller (TorchScript) and, when asked and reachable, the LLM voter.
+"""The endpoint's model: the RL meta-controller (TorchScript) by version and, when asked and reachable, the LLM voter.
 
-A plain object with no HTTP in it: ``Predictor.load(model_dir)`` then ``predict(InferenceRequest)``. The RL voter
-rolls the policy over the last ``roll_bars`` rows of each instance's regime path from equal weights (exactly
-``ffe.domain.meta.latest_weights``), batched across the request's instances, on the GPU when there is one; the
-weights blend the instance's strategy scores with ``ffe.domain.ensemble.weighted_blend``. The LLM voter runs
-per instance, and ``ffe.domain.voting.combine`` turns the two votes into the prediction.
+A plain object with no HTTP in it: ``Predictor.load(model_dir, store=...)`` then ``predict(InferenceRequest)``.
+Each instance names the bundle version to serve it (``model_version``; None: the version loaded at start); other
+versions load on demand from the model store (``FFE_MODEL_STORE``: a folder or ``s3://bucket/prefix`` holding
+``<version>/manifest.json`` and ``meta-controller.pt``) and stay in a small LRU. The RL voter rolls the policy
+over the last ``roll_bars`` rows of each instance's regime path from equal weights (exactly
+``ffe.domain.meta.latest_weights``), one batch per version, so an instance's result never depends on which other
+versions share the request; the weights blend the instance's strategy scores with
+``ffe.domain.ensemble.weighted_blend``. The LLM voter runs per instance (an instance with ``llm_vote_from``
+reuses that earlier instance's vote), and ``ffe.domain.voting.combine`` turns the two votes into the prediction.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import tempfile
+import threading
 import time
 import warnings
+from collections import OrderedDict
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any, cast
@@ -32,10 +41,163 @@ BUNDLED = "bundled"
 MANIFEST = "manifest.json"
 RL_MODEL = "meta_controller"
 _OPTION_NAMES = [str(o) for o in OPTIONS]
+_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 class ModelLoadError(Exception):
     """The model directory cannot be served; the message says why."""
+
+
+class Policy:
+    """One version's TorchScript meta-controller and the shapes it expects."""
+
+    def __init__(self, module: torch.jit.ScriptModule, version: str, device: torch.device) -> None:
+        self.module, self.version, self.device = module, version, device
+        self.roll_bars = int(module.roll_bars)
+        self.n_features = int(cast(torch.Tensor, module.input_mean).shape[0])
+        first_weight = dict(module.named_parameters())["layers.0.weight"]  # (out, in): in = F + K + options
+        self.n_regimes = int(first_weight.shape[1]) - self.n_features - len(OPTIONS)
+
+    @classmethod
+    def load(cls, root: Path, device: torch.device, expected_version: str | None = None) -> Policy:
+        """Read ``root``'s manifest and TorchScript file.
+
+        Raises:
+            ModelLoadError: a missing or unreadable manifest or TorchScript file, or another version than expected.
+        """
+        try:
+            manifest: dict[str, Any] = json.loads((root / MANIFEST).read_text())
+            version = str(manifest["version"])
+            path = root / str(manifest.get("torchscript", "meta-controller.pt"))
+            if expected_version is not None and version != expected_version:
+                raise ModelLoadError(f"the bundle at {root} is version {version}, not {expected_version}")
+            with warnings.catch_warnings():
+                # torch 2.13 deprecates TorchScript; the artifact stays TorchScript (see ffe.training.meta_network).
+                warnings.filterwarnings("ignore", category=DeprecationWarning, message=r".*torch\.jit\.")
+                module = torch.jit.load(str(path), map_location=device)
+        except (OSError, KeyError, ValueError, RuntimeError) as exc:
+            raise ModelLoadError(f"cannot load the model from {root}: {exc}") from exc
+        module.eval()
+        return cls(module, version, device)
+
+    def rollout(self, instances: list[InferenceInstance]) -> np.ndarray:
+        m = self.roll_bars
+        features = torch.tensor([inst.path_features[-m:] for inst in instances], dtype=torch.float32)
+        posteriors = torch.tensor([inst.path_posteriors[-m:] for inst in instances], dtype=torch.float32)
+        with torch.inference_mode():
+            weights = self.module.rollout(features.to(self.device), posteriors.to(self.device))
+        result: np.ndarray = weights.double().cpu().numpy()
+        # float32 rounding can leave a sum a few ulps off 1; weighted_blend checks within 1e-3, this keeps it exact.
+        return result / result.sum(axis=1, keepdims=True)
+
+
+class PolicyStore:
+    """Versions loaded on demand from ``root`` (a folder or ``s3://bucket/prefix``), the ``capacity`` most
+    recently used kept; one load per version at a time; a failure is remembered ``failure_seconds``."""
+
+    def __init__(
+        self,
+        root: str | None,
+        device: torch.device,
+        capacity: int = 8,
+        failure_seconds: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.root = root.rstrip("/") if root else None
+        self.device = device
+        self._capacity, self._failure_seconds, self._clock = capacity, failure_seconds, clock
+        self._lock = threading.Lock()
+        self._loaded: OrderedDict[str, Policy] = OrderedDict()
+        self._failed: dict[str, tuple[float, str]] = {}
+        self._loading: dict[str, threading.Lock] = {}
+
+    def put(self, policy: Policy) -> None:
+        with self._lock:
+            self._loaded[policy.version] = policy
+            self._trim()
+
+    def get(self, version: str) -> Policy:
+        """The policy of ``version``.
+
+        Raises:
+            ModelLoadError: not a version, no store configured, not published there, or unloadable.
+        """
+        with self._lock:
+            if (hit := self._loaded.get(version)) is not None:
+                self._loaded.move_to_end(version)
+                return hit
+            failed = self._failed.get(version)
+            if failed is not None and self._clock() - failed[0] < self._failure_seconds:
+                raise ModelLoadError(failed[1])
+            gate = self._loading.setdefault(version, threading.Lock())
+        with gate:
+            with self._lock:
+                if (hit := self._loaded.get(version)) is not None:
+                    return hit
+            try:
+                policy = self._load(version)
+            except ModelLoadError as exc:
+                with self._lock:
+                    self._failed[version] = (self._clock(), str(exc))
+                raise
+            with self._lock:
+                self._failed.pop(version, None)
+                self._loaded[version] = policy
+                self._trim()
+            return policy
+
+    def versions(self) -> list[str]:
+        with self._lock:
+            return list(self._loaded)
+
+    def _trim(self) -> None:
+        while len(self._loaded) > self._capacity:
+            self._loaded.popitem(last=False)
+
+    def _load(self, version: str) -> Policy:
+        if not _VERSION.match(version):
+            raise ModelLoadError(f"{version!r} is not a model version")
+        if version == _bundled_version():
+            return Policy.load(_bundled_root(), self.device, version)
+        if self.root is None:
+            raise ModelLoadError(
+                f"model {version} is not loaded and this endpoint has no model store (FFE_MODEL_STORE)"
+            )
+        if not self.root.startswith("s3://"):
+            folder = Path(self.root.removeprefix("file://")) / version
+            if not (folder / MANIFEST).is_file():
+                raise ModelLoadError(f"model {version} is not in {self.root}: publish it (ffe models publish)")
+            return Policy.load(folder, self.device, version)
+        with tempfile.TemporaryDirectory(prefix=f"ffe-{version}-") as tmp:
+            _download(self.root, version, Path(tmp))
+            return Policy.load(Path(tmp), self.device, version)
+
+
+def _bundled_root() -> Path:
+    return Path(str(resources.files("ffe.data.models")))
+
+
+def _bundled_version() -> str:
+    return str(json.loads((_bundled_root() / MANIFEST).read_text())["version"])
+
+
+def _download(root: str, version: str, into: Path) -> None:
+    """``<root>/<version>/manifest.json`` and the TorchScript file it names, into ``into``."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, _, prefix = root.removeprefix("s3://").partition("/")
+    base = f"{prefix.strip('/')}/{version}/".lstrip("/")
+    s3 = boto3.client("s3")
+    try:
+        s3.download_file(bucket, base + MANIFEST, str(into / MANIFEST))
+        manifest = json.loads((into / MANIFEST).read_text())
+        name = Path(str(manifest.get("torchscript", "meta-controller.pt"))).name
+        s3.download_file(bucket, base + name, str(into / name))
+    except (ClientError, BotoCoreError, OSError, ValueError) as exc:
+        raise ModelLoadError(
+            f"model {version} is not readable in {root}: publish it (ffe models publish): {exc}"
+        ) from exc
 
 
 class Predictor:
@@ -46,16 +208,21 @@ class Predictor:
         device: torch.device,
         llm: LlmVoter | None = None,
         tracer: trace.Tracer | None = None,
+        store: str | None = None,
     ) -> None:
-        self.module = module
         self.version = version
         self.device = device
         self.llm = llm
         self.tracer = tracer or get_tracer()
-        self.roll_bars = int(module.roll_bars)
-        self.n_features = int(cast(torch.Tensor, module.input_mean).shape[0])
-        first_weight = dict(module.named_parameters())["layers.0.weight"]  # (out, in): in = F + K + options
-        self.n_regimes = int(first_weight.shape[1]) - self.n_features - len(OPTIONS)
+        self.default = Policy(module, version, device)
+        self.module = module
+        self.roll_bars, self.n_features, self.n_regimes = (
+            self.default.roll_bars,
+            self.default.n_features,
+            self.default.n_regimes,
+        )
+        self.policies = PolicyStore(store, device)
+        self.policies.put(self.default)
         self.ready = True
 
     @classmethod
@@ -65,31 +232,23 @@ class Predictor:
         llm: LlmVoter | None = None,
         device: str | torch.device | None = None,
         tracer: trace.Tracer | None = None,
+        store: str | None = None,
     ) -> Predictor:
-        """Load ``meta-controller.pt`` and the manifest's version from ``model_dir`` (``"bundled"``: the package's).
+        """Load ``meta-controller.pt`` and the manifest's version from ``model_dir`` (``"bundled"``: the package's);
+        ``store`` (a folder or ``s3://bucket/prefix``) serves the other versions instances ask for.
 
         Raises:
             ModelLoadError: a missing or unreadable manifest or TorchScript file.
         """
         tracer = tracer or get_tracer()
-        root = Path(str(resources.files("ffe.data.models"))) if str(model_dir) == BUNDLED else Path(model_dir)
+        root = _bundled_root() if str(model_dir) == BUNDLED else Path(model_dir)
         chosen = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         with tracer.start_as_current_span("model_load") as span:
             span.set_attribute("model_dir", str(root))
             span.set_attribute("device", str(chosen))
-            try:
-                manifest: dict[str, Any] = json.loads((root / MANIFEST).read_text())
-                version = str(manifest["version"])
-                path = root / str(manifest.get("torchscript", "meta-controller.pt"))
-                with warnings.catch_warnings():
-                    # torch 2.13 deprecates TorchScript; the artifact stays TorchScript (see ffe.training.meta_network).
-                    warnings.filterwarnings("ignore", category=DeprecationWarning, message=r".*torch\.jit\.")
-                    module = torch.jit.load(str(path), map_location=chosen)
-            except (OSError, KeyError, ValueError, RuntimeError) as exc:
-                raise ModelLoadError(f"cannot load the model from {root}: {exc}") from exc
-            module.eval()
-            span.set_attribute("model_version", version)
-        return cls(module, version, chosen, llm=llm, tracer=tracer)
+            policy = Policy.load(root, chosen)
+            span.set_attribute("model_version", policy.version)
+        return cls(policy.module, policy.version, chosen, llm=llm, tracer=tracer, store=store)
 
     @property
     def device_name(self) -> str:
@@ -101,67 +260,53 @@ class Predictor:
         with self.tracer.start_as_current_span("rl_voter") as span:
             span.set_attribute("instances", len(request.instances))
             rl_votes = self.rl_votes(request.instances)
+            span.set_attribute("model_versions", sorted({v.model_version for v in rl_votes}))
         llm_votes = self._llm_votes(request, rl_votes)
         predictions = [_prediction(rl, llm) for rl, llm in zip(rl_votes, llm_votes, strict=True)]
         return InferenceResponse(predictions=predictions, model_version=self.version, device=self.device_name)
 
     def rl_votes(self, instances: list[InferenceInstance]) -> list[VoterOutput]:
-        """The RL voter's output per instance: one batched rollout over every instance it can roll."""
-        t0 = time.perf_counter()
-        problems = {i: p for i, inst in enumerate(instances) if (p := self._check(inst))}
-        rollable = [i for i in range(len(instances)) if i not in problems]
-        weights = self._rollout([instances[i] for i in rollable]) if rollable else np.empty((0, len(OPTIONS)))
-        latency = _ms(t0)
-        out: list[VoterOutput] = []
-        by_index = dict(zip(rollable, weights, strict=True))
+        """The RL voter's output per instance: one batched rollout per version over the instances it can roll."""
+        groups: dict[str, list[int]] = {}
         for i, inst in enumerate(instances):
+            groups.setdefault(inst.model_version or self.version, []).append(i)
+        out: dict[int, VoterOutput] = {}
+        for version, indices in groups.items():
+            out.update(self._group_votes(version, indices, instances))
+        return [out[i] for i in range(len(instances))]
+
+    def _group_votes(
+        self, version: str, indices: list[int], instances: list[InferenceInstance]
+    ) -> dict[int, VoterOutput]:
+        t0 = time.perf_counter()
+        try:
+            policy = self.policies.get(version)
+        except ModelLoadError as exc:
+            latency = _ms(t0)
+            return {i: _rl_output(version, "unavailable", latency, reasoning=str(exc)[:2000]) for i in indices}
+        problems = {i: p for i in indices if (p := _check(policy, instances[i]))}
+        rollable = [i for i in indices if i not in problems]
+        weights = policy.rollout([instances[i] for i in rollable]) if rollable else np.empty((0, len(OPTIONS)))
+        latency = _ms(t0)
+        out: dict[int, VoterOutput] = {}
+        by_index = dict(zip(rollable, weights, strict=True))
+        for i in indices:
+            inst = instances[i]
             if i in problems:
-                out.append(self._rl_output("unavailable", latency, reasoning=problems[i]))
+                out[i] = _rl_output(version, "unavailable", latency, reasoning=problems[i])
                 continue
             w = {name: float(v) for name, v in zip(_OPTION_NAMES, by_index[i], strict=True)}
             blend = weighted_blend(cast(Any, inst.scores), w, inst.entry_threshold)
-            out.append(
-                self._rl_output(
-                    "voted",
-                    latency,
-                    action=blend.action,
-                    confidence=blend.confidence,
-                    reasoning=blend.reason,
-                    weights=w,
-                )
+            out[i] = _rl_output(
+                version,
+                "voted",
+                latency,
+                action=blend.action,
+                confidence=blend.confidence,
+                reasoning=blend.reason,
+                weights=w,
             )
         return out
-
-    def _check(self, inst: InferenceInstance) -> str:
-        if inst.regime_model_version is not None and inst.regime_model_version != self.version:
-            # posteriors of another bundle's mixture: its components need not mean what this policy learned
-            return (
-                f"the regime path came from model {inst.regime_model_version}, this endpoint serves {self.version}:"
-                " publish one champion to both (ffe models publish) and redeploy"
-            )
-        rows, posts = inst.path_features, inst.path_posteriors
-        if len(rows) < self.roll_bars or len(posts) < self.roll_bars:
-            return f"the meta-controller needs {self.roll_bars} path rows, got {min(len(rows), len(posts))}"
-        if any(len(r) != self.n_features for r in rows[-self.roll_bars :]):
-            return f"path_features rows must have {self.n_features} values"
-        if any(len(p) != self.n_regimes for p in posts[-self.roll_bars :]):
-            return f"path_posteriors rows must have {self.n_regimes} values (the model's regimes)"
-        return ""
-
-    def _rollout(self, instances: list[InferenceInstance]) -> np.ndarray:
-        m = self.roll_bars
-        features = torch.tensor([inst.path_features[-m:] for inst in instances], dtype=torch.float32)
-        posteriors = torch.tensor([inst.path_posteriors[-m:] for inst in instances], dtype=torch.float32)
-        with torch.inference_mode():
-            weights = self.module.rollout(features.to(self.device), posteriors.to(self.device))
-        result: np.ndarray = weights.double().cpu().numpy()
-        # float32 rounding can leave a sum a few ulps off 1; weighted_blend checks within 1e-3, this keeps it exact.
-        return result / result.sum(axis=1, keepdims=True)
-
-    def _rl_output(self, status: Any, latency: float, **fields: Any) -> VoterOutput:
-        return VoterOutput(
-            voter="rl", status=status, model=RL_MODEL, model_version=self.version, latency_ms=latency, **fields
-        )
 
     def _llm_votes(self, request: InferenceRequest, rl_votes: list[VoterOutput]) -> list[VoterOutput]:
         if not request.llm:
@@ -174,14 +319,40 @@ class Predictor:
                 span.set_attribute("available", False)
                 reason = f"Ollama at {self.llm.host} is unreachable"
                 return [_llm_absent("unavailable", reason)] * len(rl_votes)
-            out = []
+            out: list[VoterOutput] = []
             for inst, rl in zip(request.instances, rl_votes, strict=True):
+                source = out[inst.llm_vote_from] if inst.llm_vote_from is not None else None
                 if rl.status != "voted":
                     out.append(_llm_absent("skipped", "the RL voter could not vote"))
+                elif source is not None and source.status != "skipped":
+                    # the experiment's other arm: the same asset and bars, so the same question; never asked twice
+                    why = f"reused from instance {inst.llm_vote_from}: {source.reasoning}"
+                    out.append(source.model_copy(update={"reasoning": why[:2000], "latency_ms": 0.0}))
                 else:
                     out.append(self.llm.vote(inst))
             span.set_attribute("models", sorted({o.model for o in out if o.model}))
             return out
+
+
+def _check(policy: Policy, inst: InferenceInstance) -> str:
+    if inst.regime_model_version is not None and inst.regime_model_version != policy.version:
+        # posteriors of another bundle's mixture: its components need not mean what this policy learned
+        return (
+            f"the regime path came from model {inst.regime_model_version}, this instance is served by"
+            f" {policy.version}: the regime and the policy must be one version"
+        )
+    rows, posts = inst.path_features, inst.path_posteriors
+    if len(rows) < policy.roll_bars or len(posts) < policy.roll_bars:
+        return f"the meta-controller needs {policy.roll_bars} path rows, got {min(len(rows), len(posts))}"
+    if any(len(r) != policy.n_features for r in rows[-policy.roll_bars :]):
+        return f"path_features rows must have {policy.n_features} values"
+    if any(len(p) != policy.n_regimes for p in posts[-policy.roll_bars :]):
+        return f"path_posteriors rows must have {policy.n_regimes} values (the model's regimes)"
+    return ""
+
+
+def _rl_output(version: str, status: Any, latency: float, **fields: Any) -> VoterOutput:
+    return VoterOutput(voter="rl", status=status, model=RL_MODEL, model_version=version, latency_ms=latency, **fields)
 
 
 def _llm_absent(status: Any, reason: str) -> VoterOutput:

@@ -1,7 +1,8 @@
 """The SageMaker serving shell: ``GET /ping`` and ``POST /invocations`` over the predictor, nothing else.
 
 SageMaker's bring-your-own-container contract: listen on ``SAGEMAKER_BIND_TO_PORT`` (8080), answer ``/ping``
-200 once the models are loaded (503 before), and ``/invocations`` with the model's answer. The
+200 once the models are loaded (503 before), and ``/invocations`` with the model's answer. The version loaded at
+start serves instances that name none; ``FFE_MODEL_STORE`` (a folder or ``s3://bucket/prefix``) serves the others. The
 ``POST /endpoints/{name}/invocations`` route is sagemaker-runtime's InvokeEndpoint path, so a boto3
 ``sagemaker-runtime`` client with ``endpoint_url`` pointed here works in the offline runtime.
 """
@@ -216,7 +217,8 @@ def main() -> None:  # pragma: no cover - the container's entry point
 
     def load() -> None:
         try:
-            server.predictor = Predictor.load(model_dir, llm=llm, tracer=tracer)
+            store = os.environ.get("FFE_MODEL_STORE") or None  # the other versions instances name, on demand
+            server.predictor = Predictor.load(model_dir, llm=llm, tracer=tracer, store=store)
         except Exception as exc:  # /ping stays 503, so SageMaker fails the deployment with this in the logs
             server.load_error = f"{type(exc).__name__}: {exc}"
             logger.exception("model load failed", extra={"model_dir": model_dir})

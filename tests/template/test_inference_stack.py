@@ -94,7 +94,7 @@ def test_container_environment_is_deploy_container_env(stack) -> None:
         if isinstance(value, dict) and "Ref" in value:
             resolved = "{stage}" if value["Ref"] == "Stage" else str(parameters[value["Ref"]]["Default"])
         elif isinstance(value, dict) and "Fn::Sub" in value:
-            resolved = value["Fn::Sub"].replace("${Stage}", "{stage}")
+            resolved = value["Fn::Sub"].replace("${Stage}", "{stage}").replace("${ModelsBucketName}", "{models_bucket}")
         else:
             resolved = str(value)
         assert resolved == deploy.CONTAINER_ENV[key], key

@@ -104,10 +104,14 @@ class RiskSettings(DatabaseSettings):
 
 
 class ModelSettings(BaseSettings):
-    """Where the champion's numpy export lives: ``bundled`` (shipped in the layer), a folder, or ``s3://``."""
+    """The model store (``ffe.adapters.models.ModelStore``): ``bundled`` (only the layer's bundle), a folder of
+    ``<version>/`` bundles, or ``s3://bucket/prefix`` (``s3://<ModelBucket>/models`` with ModelSource=bucket)."""
 
+    model_store: str = Field(default="bundled", min_length=1)
+    # Transitional, until DetectRegime and CheckStaleness resolve the cycle's version from the store: the old
+    # single-bundle location and its re-read period (ffe.adapters.models.champion).
     model_uri: str = "bundled"
-    model_cache_seconds: int = Field(default=300, ge=0, le=86_400)  # a promotion reaches warm containers within
+    model_cache_seconds: int = Field(default=300, ge=0, le=86_400)
 
 
 class StalenessSettings(ModelSettings):

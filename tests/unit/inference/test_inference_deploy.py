@@ -15,7 +15,7 @@ from gpu_inference import deploy
 
 ROOT = Path(__file__).resolve().parents[3]
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/ffe-inference:2024.06.1"
-MODEL_DATA = "s3://ffe-dev-models/champion/model.tar.gz"
+MODEL_DATA = "s3://ffe-dev-models/endpoint/ffe-b410f1753260/model.tar.gz"
 ROLE = "arn:aws:iam::123456789012:role/ffe-sagemaker"
 
 
@@ -61,6 +61,7 @@ def test_plan_per_stage_uses_the_stage_defaults(stage: str, initial: int, maximu
         },
     }
     assert p.env == {
+        "FFE_MODEL_STORE": "s3://ffe-dev-models/models",  # the model data's bucket: every published version
         "OLLAMA_HOST": "127.0.0.1:11434",
         "OLLAMA_MODEL": "llama3.2:3b-instruct-q4_0",
         "OLLAMA_FALLBACK_MODEL": "llama3.2:1b-instruct-q4_0",

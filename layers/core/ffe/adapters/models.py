@@ -1,23 +1,29 @@
-"""The champion's numpy export for the runtime: regime mixtures per asset class and the meta-controller.
+"""Model bundles by version: the numpy export the runtime reads (regime mixtures per asset class, meta-controller).
 
-A bundle is a folder (or S3 prefix) holding ``manifest.json`` and the JSON files it names, as written by
-``ffe train`` (``ffe.training.export``). ``MODEL_URI`` says where: ``bundled`` (the champion shipped in the
-layer, ``ffe/data/models``), a local folder, or ``s3://bucket/prefix``. A missing or corrupt bundle is not
-an error for the cycle: the steps fall back to the naive router and say why in every decision.
+A bundle is a folder (or S3 prefix) holding ``manifest.json`` and the files it names, as written by ``ffe train``
+(``ffe.training.export``). Every reader resolves a bundle BY VERSION from one ``ModelStore``: the root
+``MODEL_STORE`` names (``bundled``: only the bundle shipped in the layer; a local folder; or
+``s3://bucket/prefix``) holds ``<root>/<version>/manifest.json`` and the files it names. The layer's own version
+(``bundled_version()``) always resolves from the package, whatever the root. Which version decides is not the
+store's business: the champion is the newest ``model_champions`` row (``ffe.adapters.experiments``), resolved
+once per cycle. A missing or corrupt bundle is not an error for the cycle: the steps fall back to the naive
+router and say why in every decision.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ffe.containers import on_reset
+from ffe.containers import container_cached, on_reset
 from ffe.domain.errors import InvalidInputError, TransientError
 from ffe.domain.meta import MetaPolicy
 from ffe.domain.regime import RegimeModel
@@ -25,6 +31,7 @@ from ffe.domain.regime import RegimeModel
 BUNDLE_FORMAT = "ffe.models/1"
 BUNDLED = "bundled"
 MANIFEST = "manifest.json"
+_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # contracts.NAME_PATTERN: one path segment, no ..
 
 
 @dataclass(frozen=True)
@@ -47,7 +54,7 @@ def bundled_version() -> str:
 
 
 def load_bundle(uri: str) -> ModelBundle:
-    """Read and validate the bundle at ``uri``.
+    """Read and validate the bundle at ``uri`` (``bundled``, a folder or ``s3://bucket/prefix``).
 
     Raises:
         ModelUnavailableError: missing files, unreadable storage, or an artifact that fails validation.
@@ -61,7 +68,7 @@ def load_bundle(uri: str) -> ModelBundle:
         regimes = {cls: RegimeModel.from_dict(json.loads(read(name))) for cls, name in manifest["regimes"].items()}
     except ModelUnavailableError:
         raise
-    except (InvalidInputError, KeyError, TypeError, ValueError, OSError) as exc:
+    except (InvalidInputError, KeyError, TypeError, ValueError, AttributeError, OSError) as exc:
         raise ModelUnavailableError(f"model bundle at {uri} is unusable: {exc}") from exc
     for cls, model in regimes.items():
         if model.n_components != meta.n_regimes or model.feature_names != meta.feature_names:
@@ -79,9 +86,13 @@ def _reader(uri: str) -> Callable[[str], bytes]:
         return lambda name: _read_file(uri, name, lambda: root.joinpath(name).read_bytes())
     if uri.startswith("s3://"):
         bucket, _, prefix = uri.removeprefix("s3://").partition("/")
-        return lambda name: _s3_get(uri, bucket, f"{prefix.rstrip('/')}/{name}".lstrip("/"))
+        return lambda name: _s3_get(uri, bucket, _key(prefix, name))
     folder = Path(uri.removeprefix("file://"))
     return lambda name: _read_file(uri, name, (folder / name).read_bytes)
+
+
+def _key(prefix: str, name: str) -> str:
+    return f"{prefix.rstrip('/')}/{name}".lstrip("/")
 
 
 def _read_file(uri: str, name: str, read: Callable[[], bytes]) -> bytes:
@@ -110,8 +121,168 @@ def _s3_get(uri: str, bucket: str, key: str) -> bytes:
     return body
 
 
+class ModelStore:
+    """Bundles by version under one root: ``bundled``, a folder, or ``s3://bucket/prefix``.
+
+    Versions are immutable, so a loaded bundle is kept with no expiry (the ``capacity`` most recently used);
+    a failure is kept ``failure_seconds`` so a missing version does not hammer S3 on every decision.
+    """
+
+    def __init__(
+        self,
+        root: str = BUNDLED,
+        capacity: int = 8,
+        failure_seconds: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.root = root.rstrip("/") if root != BUNDLED else root
+        self._capacity = capacity
+        self._failure_seconds = failure_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._loaded: OrderedDict[str, ModelBundle] = OrderedDict()
+        self._failed: dict[str, tuple[float, ModelUnavailableError]] = {}
+        self._loading: dict[str, threading.Lock] = {}
+
+    def uri(self, version: str) -> str:
+        """Where ``version`` lives (``bundled`` for the layer's own version).
+
+        Raises:
+            ModelUnavailableError: ``version`` is not a version name (one path segment).
+        """
+        if not _VERSION.match(version):
+            raise ModelUnavailableError(f"{version!r} is not a model version")
+        if version == bundled_version():
+            return BUNDLED
+        if self.root == BUNDLED:
+            return f"{BUNDLED}/{version}"  # never readable: the layer ships one version
+        return f"{self.root}/{version}"
+
+    def bundle(self, version: str) -> ModelBundle:
+        """The validated bundle of ``version`` (cached).
+
+        Raises:
+            ModelUnavailableError: the version is not published here or is unusable; the message says why.
+            TransientError: S3 failed in a way worth retrying (not cached).
+        """
+        with self._lock:
+            if (hit := self._loaded.get(version)) is not None:
+                self._loaded.move_to_end(version)
+                return hit
+            failed = self._failed.get(version)
+            if failed is not None and self._clock() - failed[0] < self._failure_seconds:
+                raise failed[1]
+            gate = self._loading.setdefault(version, threading.Lock())
+        with gate:  # one load per version at a time; a second caller waits for it and reads the cache
+            with self._lock:
+                if (hit := self._loaded.get(version)) is not None:
+                    return hit
+            try:
+                loaded = self._load(version)
+            except ModelUnavailableError as exc:
+                with self._lock:
+                    self._failed[version] = (self._clock(), exc)
+                raise
+            with self._lock:
+                self._failed.pop(version, None)
+                self._loaded[version] = loaded
+                while len(self._loaded) > self._capacity:
+                    self._loaded.popitem(last=False)
+            return loaded
+
+    def _load(self, version: str) -> ModelBundle:
+        uri = self.uri(version)
+        if uri.startswith(f"{BUNDLED}/"):
+            raise ModelUnavailableError(
+                f"model {version} is not in the layer's bundle (only {bundled_version()} is): set MODEL_STORE to "
+                "the model bucket (ModelSource=bucket) and publish it (ffe models publish)"
+            )
+        if not self.exists(version):
+            raise ModelUnavailableError(f"model {version} is not in {self.root}: publish it (ffe models publish)")
+        loaded = load_bundle(uri)
+        if loaded.version != version:
+            raise ModelUnavailableError(
+                f"model bundle at {uri} is version {loaded.version}, not {version}: republish it"
+            )
+        return loaded
+
+    def exists(self, version: str) -> bool:
+        """Whether ``version`` is published here (its manifest is readable; the bundled version always is)."""
+        try:
+            uri = self.uri(version)
+        except ModelUnavailableError:
+            return False
+        if uri == BUNDLED:
+            return True
+        if self.root == BUNDLED:
+            return False
+        if self.root.startswith("s3://"):
+            bucket, _, prefix = self.root.removeprefix("s3://").partition("/")
+            return _s3_exists(bucket, _key(prefix, f"{version}/{MANIFEST}"))
+        return (Path(uri.removeprefix("file://")) / MANIFEST).is_file()
+
+    def versions(self) -> list[str]:
+        """The published versions (those with a manifest), the bundled one included, sorted."""
+        found = {bundled_version()}
+        if self.root.startswith("s3://"):
+            bucket, _, prefix = self.root.removeprefix("s3://").partition("/")
+            found.update(_s3_versions(bucket, _key(prefix, "")))
+        elif self.root != BUNDLED:
+            folder = Path(self.root.removeprefix("file://"))
+            if folder.is_dir():
+                found.update(p.parent.name for p in folder.glob(f"*/{MANIFEST}") if _VERSION.match(p.parent.name))
+        return sorted(found)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._loaded.clear()
+            self._failed.clear()
+
+
+def _s3_exists(bucket: str, key: str) -> bool:
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        boto3.client("s3").head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+        if 400 <= status < 500:
+            return False
+        raise TransientError(f"S3 error looking for s3://{bucket}/{key}: {exc}", bucket=bucket, key=key) from exc
+    except BotoCoreError as exc:
+        raise TransientError(f"S3 unreachable looking for s3://{bucket}/{key}: {exc}", bucket=bucket) from exc
+    return True
+
+
+def _s3_versions(bucket: str, prefix: str) -> set[str]:
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    found: set[str] = set()
+    try:
+        pages = boto3.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        for page in pages:
+            for obj in page.get("Contents", []):
+                version, _, name = str(obj["Key"]).removeprefix(prefix).partition("/")
+                if name == MANIFEST and _VERSION.match(version):
+                    found.add(version)
+    except (ClientError, BotoCoreError) as exc:
+        raise TransientError(f"cannot list the models in s3://{bucket}/{prefix}: {exc}", bucket=bucket) from exc
+    return found
+
+
+@container_cached
+def get_model_store() -> ModelStore:
+    """The container's store over ``MODEL_STORE``: its cache is forgotten on ``ffe.containers.reset()``."""
+    from ffe.settings import ModelSettings, get_settings
+
+    return ModelStore(get_settings(ModelSettings).model_store)
+
+
 class BundleCache:
-    """One bundle per container, re-read after ``max_age`` seconds so a promotion reaches warm containers."""
+    """Transitional (removed once DetectRegime and CheckStaleness call ``get_model_store().bundle(version)``):
+    one bundle per container, re-read after ``max_age`` seconds so a promotion reaches warm containers."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock

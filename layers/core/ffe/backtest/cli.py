@@ -10,7 +10,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ffe.adapters.models import BUNDLED, ModelBundle, ModelUnavailableError, load_bundle
+from ffe.adapters.models import ModelBundle, ModelStore, ModelUnavailableError, bundled_version, load_bundle
 
 DEFAULT_STATE_DIR = Path(".ffe")
 
@@ -24,10 +24,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="holdout: the last 25%% of the series, which training never sees (default); all: the whole series",
     )
     parser.add_argument(
+        "--model-version",
+        default=None,
+        help="a bundle version from the local model store <state dir>/models/ (or the shipped one); default: the "
+        "local champion (the embedded Postgres' model_champions), else the bundled one",
+    )
+    parser.add_argument(
         "--model-uri",
         default=None,
-        help="the model bundle: a folder, s3://bucket/prefix or 'bundled' (the shipped champion); default: the "
-        "champion `ffe train` left in <state dir>/champion/, else the bundled one",
+        help="instead of a version: one bundle folder, s3://bucket/prefix or 'bundled'",
     )
     parser.add_argument(
         "--out", type=Path, default=None, help="report folder (default: <state dir>/backtests/<asset>-<timestamp>/)"
@@ -49,10 +54,15 @@ def command(args: argparse.Namespace) -> int:
         print(f"no bundled series for {args.asset!r}; bundled: {', '.join(sorted(known))}", file=sys.stderr)
         return 2
     bundle: ModelBundle | ModelUnavailableError
-    uri = args.model_uri or _default_model_uri(args)
-    print(f"model bundle: {uri}")
     try:
-        bundle = load_bundle(uri)
+        if args.model_uri:
+            print(f"model bundle: {args.model_uri}")
+            bundle = load_bundle(args.model_uri)
+        else:
+            store = ModelStore(str(_state_dir(args) / "models"))
+            version = args.model_version or _local_champion(args) or bundled_version()
+            print(f"model version: {version} ({store.uri(version)})")
+            bundle = store.bundle(version)
     except ModelUnavailableError as exc:
         bundle = exc
         print(f"model bundle unavailable, the meta-controller row runs the naive-router fallback: {exc}")
@@ -70,9 +80,16 @@ def command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _default_model_uri(args: argparse.Namespace) -> str:
-    champion = Path(getattr(args, "state_dir", None) or DEFAULT_STATE_DIR) / "champion"
-    return str(champion) if (champion / "manifest.json").exists() else BUNDLED
+def _state_dir(args: argparse.Namespace) -> Path:
+    return Path(getattr(args, "state_dir", None) or DEFAULT_STATE_DIR)
+
+
+def _local_champion(args: argparse.Namespace) -> str | None:
+    """The champion in the embedded Postgres of the state dir; None when there is no local state."""
+    from ffe.local.runner import LocalState
+    from ffe.training.cli import local_champion
+
+    return local_champion(LocalState(_state_dir(args)))
 
 
 def _default_out(args: argparse.Namespace, asset: str) -> Path:

@@ -86,7 +86,7 @@ class LocalCloud:
     poison_file: Path | None = None  # likewise for the records on the poison shelf (`ffe dlq list`)
     breakers_file: Path | None = None  # the breaker table's items between commands (`ffe breakers`)
     emf_file: Path | None = None  # where the functions' EMF lines are appended (``ffe dashboard``); None: nowhere
-    champion_dir: Path | None = None  # a trained bundle (`ffe train`) to serve from the model bucket; else bundled
+    model_store: Path | None = None  # the local store (<version>/ bundles, `ffe train`): uploaded to the model bucket
     ollama_host: str | None = None  # the LLM voter's Ollama; None: OLLAMA_HOST (unreachable: the voter says so)
     state_machine_arn: str = ""
     schedules: dict[str, Schedule] = field(default_factory=dict)  # by timeframe
@@ -100,7 +100,7 @@ class LocalCloud:
 
     def __post_init__(self) -> None:
         self.lambdas = InProcessLambdas(echo_logs=self.echo_logs, emf_file=self.emf_file)
-        self.inference = LocalInference(self.root, self.champion_dir, self.ollama_host)
+        self.inference = LocalInference(self.root, ollama_host=self.ollama_host, store=self.model_store)
 
     def __enter__(self) -> LocalCloud:
         # the queues' files first: one that cannot be read stops the command before anything starts
@@ -151,7 +151,7 @@ class LocalCloud:
             "RunMigrationsOnDeploy": "false",
             # moto cannot deploy nested stacks from local template files: no monitoring stacks offline
             "MonitoringEnabled": "false",
-            "ModelSource": "bucket" if self.champion_dir is not None else "bundled",
+            "ModelSource": "bucket" if self.model_store is not None else "bundled",
             "InferenceEndpointUrl": self.inference.url,  # sagemaker-runtime calls go to the local server
             **self._provider_secrets(),
         }
@@ -174,9 +174,16 @@ class LocalCloud:
         outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
         self.state_machine_arn = outputs["DecisionCycleStateMachineArn"]
         _create_aliases(cfn, aliases)
-        if self.champion_dir is not None:  # what `ffe models publish` does in AWS
-            for f in sorted(self.champion_dir.iterdir()):
-                s3.put_object(Bucket=outputs["ModelBucketName"], Key=f"champion/{f.name}", Body=f.read_bytes())
+        if self.model_store is not None:  # what `ffe models publish` does in AWS, for every local version
+            for manifest in sorted(self.model_store.glob("*/manifest.json")):
+                version = manifest.parent.name
+                for f in sorted(p for p in manifest.parent.iterdir() if p.is_file() and p.name != "manifest.json"):
+                    s3.put_object(
+                        Bucket=outputs["ModelBucketName"], Key=f"models/{version}/{f.name}", Body=f.read_bytes()
+                    )
+                s3.put_object(
+                    Bucket=outputs["ModelBucketName"], Key=f"models/{version}/manifest.json", Body=manifest.read_bytes()
+                )
         _hand_to_executor(self.state_machine_arn)
         self._register_functions(cfn, translated.cloudformation, translated.code_dirs)
         self._read_schedules(cfn)

@@ -2,9 +2,10 @@
 
 ``LocalCloud`` starts it before deploying and passes its URL as the template's ``InferenceEndpointUrl``, so
 InferDecision's ``sagemaker-runtime`` InvokeEndpoint call reaches it exactly as it reaches SageMaker in AWS
-(moto lets requests to hosts it does not emulate through). It serves the same champion DetectRegime reads
-(``ffe run``'s ``.ffe/champion/`` or the bundled one), on the GPU if torch sees one, else on CPU; the LLM
-voter asks the Ollama at ``OLLAMA_HOST`` and reports itself unavailable when none answers.
+(moto lets requests to hosts it does not emulate through). It serves every version of the local model store
+(``ffe run``'s ``.ffe/models/<version>/``, the container's ``FFE_MODEL_STORE``) and the bundled one, as each
+instance asks, on the GPU if torch sees one, else on CPU; the LLM voter asks the Ollama at ``OLLAMA_HOST`` and
+reports itself unavailable when none answers.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ _LLM_LOG = logging.getLogger("gpu_inference.llm")
 @dataclass
 class LocalInference:
     project: Path
-    model_dir: Path | None = None  # a champion bundle folder; None: the one shipped in the ffe package
+    model_dir: Path | None = None  # the version serving instances that name none; None: the bundled one
     ollama_host: str | None = None  # None: OLLAMA_HOST, else Ollama's default (127.0.0.1:11434)
+    store: Path | None = None  # the local model store (<version>/ folders): every version instances name
     url: str = ""
     load_error: str | None = None  # the models could not load: the server answers 503 saying why
     predictor: Any = field(default=None, repr=False)
@@ -54,7 +56,11 @@ class LocalInference:
         if llm.available():
             _LLM_LOG.setLevel(self._llm_log_level)
         try:
-            self.predictor = Predictor.load(str(self.model_dir) if self.model_dir is not None else "bundled", llm=llm)
+            self.predictor = Predictor.load(
+                str(self.model_dir) if self.model_dir is not None else "bundled",
+                llm=llm,
+                store=str(self.store) if self.store is not None else None,
+            )
         except ModelLoadError as exc:  # as in SageMaker: the endpoint runs unhealthy and every call says why
             self.load_error = str(exc)
             logger.warning("inference models failed to load", extra={"error": self.load_error})
@@ -64,11 +70,13 @@ class LocalInference:
         return self.url
 
     def describe(self) -> str:
-        """One line for ``ffe run``: the server, the champion and device it serves, and the LLM voter's Ollama."""
+        """One line for ``ffe run``: the server, the versions and device it serves, and the LLM voter's Ollama."""
         if self.predictor is None:
             return f"{self.url} is unhealthy, every decision holds: {self.load_error}"
         llm = self.predictor.llm
         line = f"{self.url} serves {self.predictor.version} on {self.predictor.device_name}"
+        if self.store is not None:
+            line += f" (and any version in {self.store})"
         if llm is None:
             return f"{line}; no LLM voter"
         reach = "reachable" if llm.available() else "unreachable, so the RL voter decides alone and says so"

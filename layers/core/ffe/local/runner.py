@@ -36,7 +36,8 @@ _OWN_ENTRIES = (
     "runs",
     "dead-letters",
     "poison-records",
-    "champion",
+    "champion",  # the single-bundle folder before the store (.ffe/models)
+    "models",
     "replay-clock",
     "mlartifacts",
     "backtests",
@@ -101,12 +102,17 @@ class LocalState:
         return self.root / "metrics" / "emf.jsonl"
 
     @property
-    def champion(self) -> Path:
-        """The champion bundle ``ffe train`` / ``ffe models promote`` left here; ``ffe run`` serves it."""
-        return self.root / "champion"
+    def models(self) -> Path:
+        """The local model store: ``<version>/`` for every bundle ``ffe train`` / ``ffe models promote`` left
+        here (``ffe run`` serves them all; which one is champion is the embedded Postgres' ``model_champions``)."""
+        return self.root / "models"
 
-    def champion_dir(self) -> Path | None:
-        return self.champion if (self.champion / "manifest.json").exists() else None
+    def model_store(self) -> Path | None:
+        """The local store when it holds any version (a ``<version>/manifest.json``), else None."""
+        return self.models if any(self.models.glob("*/manifest.json")) else None
+
+    def model_dir(self, version: str) -> Path:
+        return self.models / version
 
     @property
     def replay_clock(self) -> Path:
@@ -177,7 +183,7 @@ def run_cycle(
             dlq_file=state.dead_letters,
             poison_file=state.poison_records,
             breakers_file=state.breakers,
-            champion_dir=state.champion_dir(),
+            model_store=state.model_store(),
             emf_file=state.emf,
         ) as cloud:
             health = cloud.market_data_health() if provider == "live" else None

@@ -5,8 +5,9 @@ version is **kept** when any of these holds, checked in this order (the first th
 
 1. it has a registry alias: ``champion``, ``challenger``, ``previous_champion`` (any alias counts);
 2. it is serving: its MLflow stage is ``Staging`` or ``Production``, or its bundle version (the run's
-   ``ffe.bundle_version`` tag) is one a stage serves (``serving``: the stages' ``champion/manifest.json`` and
-   endpoint model data, and the local ``.ffe/champion``);
+   ``ffe.bundle_version`` tag) is one in use (``serving``: locally the embedded Postgres' champion and the
+   versions of its running or paused experiments; for each stage every version published to its model store
+   ``models/<version>/``, which the champion and any experiment may name, and its endpoint's model data);
 3. it was registered within the last ``days`` days (default 30);
 4. it is among the best ``keep`` versions (default 10) by the ranking metric, counted over all versions.
 
@@ -23,7 +24,6 @@ whose run lacks the metric ranks after every version that has it.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import statistics
 import sys
@@ -140,22 +140,40 @@ def delete_versions(client: Any, verdicts: Iterable[Verdict], log: Any) -> list[
     return deleted
 
 
-def serving_bundles(local_champion: Path | None, stages: Iterable[str], region: str | None = None) -> set[str]:
-    """The bundle versions in service: the local champion's and, for each stage, the one its model bucket's
-    ``champion/`` holds (what DetectRegime reads) and the one its endpoint's model data names (what
-    InferDecision asks). A stage that cannot be read raises: nothing is deleted on a guess."""
-    serving = set()
-    if local_champion is not None:
-        serving.add(json.loads((local_champion / "manifest.json").read_text())["version"])
+def versions_in_use(store: Any) -> set[str]:
+    """What an experiment store (``ffe.domain.ports.ExperimentStore``) says is in use: the champion, the one it
+    replaced (a rollback's target), and both arms of every running or paused experiment."""
+    from ffe.domain.experiments import ExperimentStatus
+
+    champion = store.champion()
+    used = {champion.version} | ({champion.previous_version} if champion.previous_version else set())
+    for status in (ExperimentStatus.RUNNING, ExperimentStatus.PAUSED):
+        for experiment in store.list(status=status):
+            used |= {experiment.control_version, experiment.treatment_version}
+    return used
+
+
+def serving_bundles(local: Iterable[str], stages: Iterable[str], region: str | None = None) -> set[str]:
+    """The bundle versions in service: ``local`` (``versions_in_use`` of the embedded Postgres) and, for each
+    stage, every version published to its model store (``models/<version>/``: its champion and experiments name
+    versions from there) and the one its endpoint's model data names. A stage that cannot be read raises:
+    nothing is deleted on a guess."""
+    serving = set(local)
     for stage in stages:
         import boto3
 
         outputs = boto3.client("cloudformation", region_name=region).describe_stacks(StackName=f"ffe-{stage}")
         named = {o["OutputKey"]: o["OutputValue"] for o in outputs["Stacks"][0].get("Outputs", [])}
-        manifest = boto3.client("s3", region_name=region).get_object(
-            Bucket=named["ModelBucketName"], Key="champion/manifest.json"
+        pages = (
+            boto3.client("s3", region_name=region)
+            .get_paginator("list_objects_v2")
+            .paginate(Bucket=named["ModelBucketName"], Prefix="models/")
         )
-        serving.add(json.loads(manifest["Body"].read())["version"])
+        for page in pages:
+            for obj in page.get("Contents", []):
+                found = re.fullmatch(r"models/([^/]+)/manifest\.json", str(obj["Key"]))
+                if found:
+                    serving.add(found.group(1))
         endpoint = named.get("InferenceEndpointName")
         if endpoint:
             sagemaker = boto3.client("sagemaker", region_name=region)
@@ -254,7 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ffe.training.pipeline import EXPERIMENT
 
     tracker = Tracker(tracking_uri(), EXPERIMENT)
-    return run_cleanup(tracker.client, args, serving_bundles(None, args.stage, args.region))
+    return run_cleanup(tracker.client, args, serving_bundles((), args.stage, args.region))
 
 
 if __name__ == "__main__":

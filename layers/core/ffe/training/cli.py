@@ -3,7 +3,8 @@ publish the champion to a stage's model bucket.
 
 Locally MLflow tracks into the embedded Postgres in ``.ffe/`` (database ``mlflow``) with artifacts in
 ``.ffe/mlartifacts``; ``MLFLOW_TRACKING_URI`` points it anywhere else (Aurora, SageMaker managed MLflow).
-The champion's bundle is also kept in ``.ffe/champion/``, which ``ffe run`` serves.
+Every trained bundle is kept in the local model store ``.ffe/models/<version>/`` (``ffe run`` serves them all);
+the champion is the newest ``model_champions`` row of the embedded Postgres, as in a stage.
 """
 
 from __future__ import annotations
@@ -54,14 +55,45 @@ def train_command(args: argparse.Namespace, state: Any) -> int:
         _keep_run_metrics(state, outcome)
         if args.out is not None:
             _copy(bundle, args.out)
-        if args.no_mlflow or outcome.alias == CHAMPION:
-            _copy(bundle, state.champion)
+        _copy(bundle, state.model_dir(outcome.version))  # champion or challenger: any version can be served
         print(summary(outcome))
+    where = state.model_dir(outcome.version)
     if outcome.alias == CHAMPION or args.no_mlflow:
-        print(f"\nchampion bundle in {state.champion}/: `ffe run` decides with it, `ffe backtest` tests it")
+        set_local_champion(state, outcome.version, "ffe train")
+        print(f"\nchampion {outcome.version} in {where}/: `ffe run` decides with it, `ffe backtest` tests it")
     else:
-        print(f"\nregistered as challenger: `ffe models promote {outcome.registered_version}` makes it the champion")
+        print(
+            f"\nregistered as challenger (bundle in {where}/): `ffe models promote {outcome.registered_version}` makes"
+            f" it the champion, `ffe experiments create --treatment {outcome.version}` compares it first"
+        )
     return 0
+
+
+def set_local_champion(state: Any, version: str, reason: str) -> None:
+    """Record ``version`` as the champion in the embedded Postgres (``model_champions``), as the API does."""
+    from ffe.adapters.experiments import PostgresExperiments
+
+    with state.postgres() as pg:
+        store = PostgresExperiments(pg.url)
+        try:
+            if store.champion().version != version:
+                store.set_champion(version, actor="ffe-cli", reason=reason)
+        finally:
+            store.close()
+
+
+def local_champion(state: Any) -> str | None:
+    """The local champion version (embedded Postgres); None when there is no local state yet."""
+    if not state.pgdata.exists():
+        return None
+    from ffe.adapters.experiments import PostgresExperiments
+
+    with state.postgres() as pg:
+        store = PostgresExperiments(pg.url)
+        try:
+            return store.champion().version
+        finally:
+            store.close()
 
 
 def _keep_run_metrics(state: Any, outcome: Any) -> None:
@@ -79,8 +111,11 @@ def add_models_arguments(parser: argparse.ArgumentParser) -> None:
     actions.add_parser("list", help="registered versions and their aliases")
     promote = actions.add_parser("promote", help="make a registered version the champion (old one: previous_champion)")
     promote.add_argument("version")
-    publish = actions.add_parser("publish", help="copy the champion bundle to a deployed stage's model bucket")
+    publish = actions.add_parser("publish", help="copy a bundle to a deployed stage's model store (models/<version>/)")
     publish.add_argument("--stage", required=True)
+    publish.add_argument(
+        "--version", default=None, help="a bundle version in .ffe/models/ (default: the local champion)"
+    )
     publish.add_argument("--bucket", default=None, help="default: the stack's ModelBucketName output")
     publish.add_argument("--region", default=None)
     from ffe.training.cleanup import add_cleanup_arguments
@@ -97,14 +132,16 @@ def models_command(args: argparse.Namespace, state: Any) -> int:
     from ffe.training.pipeline import BUNDLE_ARTIFACT_PATH, MODEL_NAME
 
     if args.models_action == "publish":
-        return _publish(state, args.stage, args.bucket, args.region)
+        return _publish(state, args.stage, args.bucket, args.region, args.version)
     if args.models_action == "cleanup":
         return _cleanup(args, state)
     with local_tracker(state) as tracker:
         if args.models_action == "promote":
             tracker.promote(MODEL_NAME, args.version)
-            _download_champion(tracker, state, MODEL_NAME, BUNDLE_ARTIFACT_PATH)
-            print(f"{MODEL_NAME} v{args.version} is the champion; its bundle is in {state.champion}/")
+            version = _download_champion(tracker, state, MODEL_NAME, BUNDLE_ARTIFACT_PATH)
+            set_local_champion(state, version, f"ffe models promote {args.version}")
+            where = state.model_dir(version)
+            print(f"{MODEL_NAME} v{args.version} ({version}) is the champion; its bundle is in {where}/")
             return 0
         client = tracker.client
         versions = client.search_model_versions(f"name = '{MODEL_NAME}'")
@@ -139,23 +176,40 @@ def local_tracker(state: Any) -> Iterator[Any]:
         yield Tracker(uri, EXPERIMENT, artifact_location=f"{artifact_root(state.root / 'mlartifacts')}/{EXPERIMENT}")
 
 
-def _download_champion(tracker: Any, state: Any, model_name: str, artifact_path: str) -> None:
+def _download_champion(tracker: Any, state: Any, model_name: str, artifact_path: str) -> str:
+    """The champion alias's bundle into the local store; returns its bundle version."""
+    from ffe.adapters.models import load_bundle
+
     with tempfile.TemporaryDirectory() as tmp:
         got = tracker.download(model_name, CHAMPION, tmp)
         bundle = got / artifact_path if (got / artifact_path / "manifest.json").exists() else got
-        _copy(bundle, state.champion)
+        version = load_bundle(str(bundle)).version  # never store what the runtime could not load
+        _copy(bundle, state.model_dir(version))
+    return version
 
 
-def _publish(state: Any, stage: str, bucket: str | None, region: str | None) -> int:
+def _publish(state: Any, stage: str, bucket: str | None, region: str | None, version: str | None) -> int:
     import boto3
 
-    from ffe.adapters.models import load_bundle
+    from ffe.adapters.models import ModelUnavailableError, load_bundle
 
-    folder = state.champion_dir()
-    if folder is None:
-        print(f"no champion bundle in {state.champion}/: run `ffe train` (or `ffe models promote VERSION`) first")
+    if state.model_store() is None:
+        print(f"no bundle in {state.models}/: run `ffe train` (or `ffe models promote VERSION`) first")
         return 1
-    bundle = load_bundle(str(folder))  # never publish what the Lambdas could not load
+    version = version or local_champion(state)
+    folder = state.model_dir(version) if version else None
+    if folder is None or not (folder / "manifest.json").is_file():
+        have = ", ".join(sorted(p.parent.name for p in state.models.glob("*/manifest.json")))
+        print(f"no bundle {version} in {state.models}/ (it holds {have}): name one with --version")
+        return 1
+    try:
+        bundle = load_bundle(str(folder))  # never publish what the Lambdas could not load
+    except ModelUnavailableError as exc:
+        print(f"not publishing: {exc}")
+        return 1
+    if bundle.version != version:
+        print(f"not publishing: {folder}/ holds version {bundle.version}, not {version}")
+        return 1
     if bucket is None:
         cfn = boto3.client("cloudformation", region_name=region)
         outputs = cfn.describe_stacks(StackName=f"ffe-{stage}")["Stacks"][0].get("Outputs", [])
@@ -169,25 +223,42 @@ def _publish(state: Any, stage: str, bucket: str | None, region: str | None) -> 
         model_tarball(folder, tarball)
         s3.upload_file(str(tarball), bucket, model_data)
     manifest = folder / "manifest.json"
+    prefix = f"models/{bundle.version}"
     for f in sorted(folder.iterdir()):
-        if f != manifest:
-            s3.upload_file(str(f), bucket, f"champion/{f.name}")
-    s3.upload_file(str(manifest), bucket, "champion/manifest.json")  # last: readers never see a half bundle
-    url = f"s3://{bucket}/{model_data}"
-    print(f"published {bundle.version} to s3://{bucket}/champion/ (DetectRegime reads it with ModelSource=bucket)")
-    print(f"and the endpoint's model data to {url}; serve it: in samconfig.toml's [{stage}.deploy.parameters]")
-    print(f"  parameter_overrides add InferenceImageUri=<ecr image> InferenceModelDataUrl={url}, then sam deploy,")
-    print(f"  or: python gpu_inference/deploy.py --stage {stage} --image-uri <ecr image> --model-data {url}")
-    print("Until the endpoint serves the same version, its RL voter refuses the new regime paths: decisions hold.")
+        if f != manifest and f.is_file():
+            s3.upload_file(str(f), bucket, f"{prefix}/{f.name}")
+    s3.upload_file(str(manifest), bucket, f"{prefix}/manifest.json")  # last: readers never see a half bundle
+    print(f"published {bundle.version} to s3://{bucket}/{prefix}/: DetectRegime, CheckStaleness and the endpoint")
+    print("  read any published version from there (ModelSource=bucket); no redeploy is needed.")
+    print(
+        f'Next: make it the champion (PUT /models/champion with {{"version": "{bundle.version}"}}) or compare it first'
+    )
+    print(f"  (ffe experiments create --treatment {bundle.version} --mode shadow). The endpoint's start-up model data,")
+    print(f"  if you (re)deploy it: s3://{bucket}/{model_data}")
     return 0
 
 
 def _cleanup(args: argparse.Namespace, state: Any) -> int:
     from ffe.training.cleanup import run_cleanup, serving_bundles
 
-    serving = serving_bundles(state.champion_dir(), args.stage, args.region)
+    serving = serving_bundles(_local_in_use(state), args.stage, args.region)
     with local_tracker(state) as tracker:
         return run_cleanup(tracker.client, args, serving)
+
+
+def _local_in_use(state: Any) -> set[str]:
+    """The local champion and the versions of running or paused local experiments (none without local state)."""
+    if not state.pgdata.exists():
+        return set()
+    from ffe.adapters.experiments import PostgresExperiments
+    from ffe.training.cleanup import versions_in_use
+
+    with state.postgres() as pg:
+        store = PostgresExperiments(pg.url)
+        try:
+            return versions_in_use(store)
+        finally:
+            store.close()
 
 
 def model_tarball(folder: Path, target: Path) -> Path:
