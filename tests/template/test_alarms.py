@@ -22,6 +22,7 @@ STAGES = ("dev", "staging", "prod")
 CATALOGUE = {
     "decision-latency": "critical",
     "risk-violation-not-blocked": "critical",
+    "experiment-rolled-back": "critical",
     "records-lost": "critical",
     "inference-down": "critical",
     "data-pipeline": "critical",

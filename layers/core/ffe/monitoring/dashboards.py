@@ -311,6 +311,49 @@ MODELS = Dashboard(
             (Metric("models_cleaned"), Metric("retention_partitions_dropped")),
             period=86400,
         ),
+        # Experiments (issue 15; docs/experiments.md): control vs treatment, per experiment.
+        Widget(
+            "experiment-decisions",
+            "Experiments: decisions per arm (the arm that acted)",
+            (Metric("experiment_decisions", by=("experiment", "arm")),),
+            stacked=True,
+        ),
+        Widget(
+            "experiment-agreement",
+            "Experiments: agreement between the arms (same action or not)",
+            (Metric("experiment_agreement", by=("experiment", "result")),),
+            stacked=True,
+        ),
+        Widget(
+            "experiment-confidence-delta",
+            "Experiments: confidence delta (treatment - control)",
+            (Metric("experiment_confidence_delta", "Average", by=("experiment",)),),
+            lines=((0, "no difference"),),
+        ),
+        Widget(
+            "experiment-latency",
+            "Experiments: inference latency per arm (ms, p50 / p95)",
+            (
+                Metric("experiment_latency_ms", "p50", by=("experiment", "arm")),
+                Metric("experiment_latency_ms", "p95", by=("experiment", "arm")),
+            ),
+        ),
+        Widget(
+            "experiment-performance",
+            "Experiments: signal Sharpe, P&L, drawdown per arm; agreement rate (at each review)",
+            (Metric("experiment_performance", "Average", by=("experiment", "arm", "metric")),),
+        ),
+        Widget(
+            "experiment-share",
+            "Experiments: treatment share (canary step)",
+            (Metric("experiment_share", "Maximum", by=("experiment",)),),
+        ),
+        Widget(
+            "experiment-transitions",
+            "Experiments: transitions, and guardrail rollbacks (any pages)",
+            (Metric("experiment_transitions", by=("to_status", "trigger")), Metric("experiment_rollbacks")),
+            lines=((1, "alarm: rollback"),),
+        ),
     ),
 )
 
