@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 from ffe.adapters.experiments import PostgresExperiments
+from ffe.adapters.models import bundled_version
 from ffe.domain.errors import ConflictError, InvalidTransitionError, UnknownExperimentError
 from ffe.domain.experiments import CanaryPlan, CanaryStep, Experiment, Guardrails, Mode, Trigger
 from ffe.domain.experiments import ExperimentStatus as S
@@ -150,3 +151,60 @@ def test_two_concurrent_starts_on_overlapping_assets_one_wins(url: str) -> None:
         outcomes.clear()
     for store in [setup, *stores.values()]:
         store.close()
+
+
+def test_the_champion_is_the_bundled_version_until_one_is_set_then_its_history(store: PostgresExperiments) -> None:
+    assert store.champion().version == bundled_version() and store.champion().set_at is None
+    store.set_champion("v1", "alice", "trained on 2026-11")
+    now = store.set_champion("v2", "bob", "better Sharpe")
+    assert (now.version, now.previous_version, now.actor, now.reason) == ("v2", "v1", "bob", "better Sharpe")
+    assert store.champion() == now
+    assert [c.version for c in store.champions()] == ["v2", "v1"]
+    assert store.champions()[1].previous_version == bundled_version()
+
+
+def test_promoting_an_experiment_makes_its_treatment_champion_in_the_same_transaction(
+    store: PostgresExperiments,
+) -> None:
+    store.set_champion("v1", "alice")
+    store.create(Experiment("e-1", "v1", "v2", Mode.SPLIT, NOW, plan=CanaryPlan((CanaryStep(1.0),))))
+    store.transition("e-1", S.RUNNING, "alice", Trigger.MANUAL)
+    store.transition("e-1", S.PROMOTED, "alice", Trigger.MANUAL, "canary done")
+    champion = store.champion()
+    assert (champion.version, champion.previous_version, champion.experiment_id) == ("v2", "v1", "e-1")
+    # Rolling the promotion back puts the control back, recorded as such
+    store.transition("e-1", S.ROLLED_BACK, "bob", Trigger.MANUAL, "live P&L worse")
+    back = store.champion()
+    assert (back.version, back.previous_version, back.experiment_id, back.actor) == ("v1", "v2", "e-1", "bob")
+
+
+def test_a_refused_promotion_changes_no_champion(store: PostgresExperiments) -> None:
+    store.set_champion("v1", "alice")
+    store.create(draft("e-1", {"BTCUSD"}))  # the default plan: promotion waits for the last step
+    store.transition("e-1", S.RUNNING, "alice", Trigger.MANUAL)
+    with pytest.raises(InvalidTransitionError):
+        store.transition("e-1", S.PROMOTED, "alice", Trigger.MANUAL)
+    assert store.champion().version == "v1" and len(store.champions()) == 1
+
+
+def test_cycle_models_are_the_champion_and_the_running_experiments(store: PostgresExperiments) -> None:
+    store.set_champion("v1", "alice")
+    store.create(draft("run", {"BTCUSD"}))
+    store.create(draft("pause", {"ETHUSD"}, Mode.SHADOW))
+    store.create(draft("draft", {"EURUSD"}))
+    store.transition("run", S.RUNNING, "a", Trigger.MANUAL)
+    store.transition("pause", S.RUNNING, "a", Trigger.MANUAL)
+    store.transition("pause", S.PAUSED, "a", Trigger.MANUAL)
+    models = store.cycle_models()
+    assert models.champion == "v1"
+    assert [(e.id, e.mode, e.share, e.assets) for e in models.experiments] == [("run", "split", 0.05, ["BTCUSD"])]
+    assert models.route("BTCUSD").experiment_id == "run" and models.route("ETHUSD").experiment_id is None
+
+
+def test_an_advance_from_a_step_the_canary_has_left_is_refused(store: PostgresExperiments) -> None:
+    store.create(draft("e-1", {"BTCUSD"}))
+    store.transition("e-1", S.RUNNING, "a", Trigger.MANUAL)
+    store.advance("e-1", "review-1", Trigger.CANARY, expected_step=0)
+    with pytest.raises(InvalidTransitionError, match="not 0"):
+        store.advance("e-1", "review-2", Trigger.CANARY, expected_step=0)
+    assert store.get("e-1").step == 1  # type: ignore[union-attr]
