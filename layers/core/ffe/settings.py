@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from ffe.containers import container_cached
 from ffe.contracts import describe_errors
 from ffe.domain.errors import PermanentError
+from ffe.domain.experiments import Guardrails
 from ffe.domain.staleness import DEFAULT_DAILY_MAX_MISSING_SESSIONS
 
 S = TypeVar("S", bound="BaseSettings")
@@ -134,3 +135,23 @@ class InferenceSettings(BaseSettings):
     breaker_table: str | None = None
     breaker_fail_max: int = Field(default=3, ge=1, le=100)
     breaker_reset_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+
+
+class ExperimentSettings(BaseSettings):
+    """The stage's experiment defaults (issue 15): the guardrails a new experiment gets unless it names its own,
+    and whether "Close the cycle" reviews running experiments (guardrails, rollback, canary steps)."""
+
+    experiment_review: bool = True
+    experiment_latency_p95_ms: float = Field(default=200.0, gt=0, le=60_000)
+    experiment_max_degradation: float = Field(default=0.30, gt=0, le=1)
+    experiment_metric: Literal["sharpe", "pnl", "max_drawdown"] = "sharpe"
+    experiment_sustained_cycles: int = Field(default=3, ge=1, le=1000)
+
+    def guardrails(self) -> Guardrails:
+        """The default guardrails of a new experiment on this stage."""
+        return Guardrails(
+            latency_p95_ms=self.experiment_latency_p95_ms,
+            max_degradation=self.experiment_max_degradation,
+            metric=self.experiment_metric,
+            sustained_cycles=self.experiment_sustained_cycles,
+        )
