@@ -157,6 +157,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_models_arguments(
         commands.add_parser("models", help="registered meta-controller versions: list, promote, publish to a stage")
     )
+    from ffe.experiments_cli import add_arguments as add_experiments_arguments
+
+    add_experiments_arguments(
+        commands.add_parser(
+            "experiments",
+            help="model experiments (shadow, canary): create, list, show, start, pause, stop, promote, rollback, "
+            "advance, results",
+        )
+    )
     from ffe.backtest.cli import add_arguments as add_backtest_arguments
 
     add_backtest_arguments(
@@ -224,7 +233,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         return backtest_command(args)
     if args.command == "preflight":
         return _preflight(state, args.wide)
-    reads = {"dashboard": lambda: _dashboard(state, args.out), "portfolio": lambda: _portfolio(state, args.json)}
+    reads = {
+        "dashboard": lambda: _dashboard(state, args.out),
+        "portfolio": lambda: _portfolio(state, args.json),
+        "experiments": lambda: _experiments(state, args),
+    }
     if args.command in reads:
         return reads[args.command]()
     if args.command == "dlq":
@@ -298,6 +311,12 @@ def _scenario(args: argparse.Namespace) -> tuple[Any, datetime]:
     if as_of is None:
         raise ValueError(f'{args.bars}: no as_of; pass --as-of, or give "as_of" in a JSON scenario file')
     return scenario, as_of
+
+
+def _experiments(state: Any, args: argparse.Namespace) -> int:
+    from ffe.experiments_cli import command
+
+    return command(args, state)
 
 
 def _dashboard(state: Any, out: Path | None) -> int:

@@ -352,3 +352,176 @@ def _time(value: datetime | None) -> str:
 
 def _latency(ms: float | None) -> str:
     return "-" if ms is None else f"{ms:.0f} ms"
+
+
+# --- ffe experiments -------------------------------------------------------------------------------------------
+
+
+def experiment_document(experiment: Any, transitions: Sequence[Any] | None = None) -> dict[str, Any]:
+    """An experiment as ``--json`` prints it (the API's shape: ``ffe.api.experiments.ExperimentView``)."""
+    from ffe.domain.experiments import guardrails_to_json, plan_to_json
+
+    document: dict[str, Any] = {
+        "id": experiment.id,
+        "status": experiment.status.value,
+        "mode": experiment.mode.value,
+        "control_version": experiment.control_version,
+        "treatment_version": experiment.treatment_version,
+        "assets": sorted(experiment.assets) if experiment.assets is not None else None,
+        "plan": plan_to_json(experiment.plan),
+        "step": experiment.step,
+        "share": experiment.share,
+        "guardrails": guardrails_to_json(experiment.guardrails),
+        "created_at": experiment.created_at,
+    }
+    if transitions is not None:
+        document["transitions"] = [
+            {
+                "from_status": t.from_status.value,
+                "to_status": t.to_status.value,
+                "from_step": t.from_step,
+                "to_step": t.to_step,
+                "at": t.at,
+                "actor": t.actor,
+                "trigger": t.trigger.value,
+                "reason": t.reason,
+                "evidence": dict(t.evidence),
+            }
+            for t in transitions
+        ]
+    return document
+
+
+def show_experiments(experiments: Sequence[Any]) -> None:
+    if not experiments:
+        show("no experiments yet: `ffe experiments create --treatment <version>` makes one")
+        return
+    columns = [
+        Column("id"),
+        Column("status"),
+        Column("mode"),
+        Column("control"),
+        Column("treatment"),
+        Column("share", "right"),
+        Column("assets", free_text=True),
+        Column("created"),
+    ]
+    rows = [
+        [
+            e.id,
+            styled(e.status.value),
+            e.mode.value,
+            e.control_version,
+            e.treatment_version,
+            _share(e.share),
+            _assets(e.assets),
+            _time(e.created_at),
+        ]
+        for e in experiments
+    ]
+    show(table(columns, rows))
+
+
+def show_experiment(experiment: Any, transitions: Sequence[Any]) -> None:
+    """One experiment in full: its fields, its canary plan, every transition."""
+    steps = ", ".join(
+        f"{_share(s.share)} ({s.min_decisions} decisions, {human_duration(s.min_duration.total_seconds())})"
+        + (" <- now" if i == experiment.step and experiment.mode.value == "split" else "")
+        for i, s in enumerate(experiment.plan.steps)
+    )
+    g = experiment.guardrails
+    fields: list[tuple[str, str | Text]] = [
+        ("experiment", experiment.id),
+        ("status", styled(experiment.status.value)),
+        ("mode", experiment.mode.value),
+        ("control", experiment.control_version),
+        ("treatment", experiment.treatment_version),
+        ("assets", _assets(experiment.assets)),
+        ("share", _share(experiment.share)),
+        ("canary", steps),
+        (
+            "guardrails",
+            f"latency p95 <= {g.latency_p95_ms:g} ms over {g.sustained_cycles} cycles; {g.metric} no worse than "
+            f"control by more than {g.max_degradation:.0%}",
+        ),
+        ("created", _time(experiment.created_at)),
+    ]
+    show(details(fields))
+    if transitions:
+        print()
+        columns = [
+            Column("at"),
+            Column("from"),
+            Column("to"),
+            Column("step", "right"),
+            Column("trigger"),
+            Column("actor"),
+            Column("reason", free_text=True),
+        ]
+        rows = [
+            [
+                _second(t.at),
+                t.from_status.value,
+                styled(t.to_status.value),
+                f"{t.from_step}>{t.to_step}" if t.from_step != t.to_step else str(t.to_step),
+                t.trigger.value,
+                t.actor,
+                t.reason or "-",
+            ]
+            for t in transitions
+        ]
+        show(table(columns, rows, title="transitions"))
+
+
+def show_experiment_results(results: dict[str, Any]) -> None:
+    """The arms side by side (``Comparison.to_json()``): agreement, deltas, latency, actions, performance, risk."""
+    fields: list[tuple[str, str | Text]] = [
+        ("experiment", str(results["experiment_id"])),
+        ("window", f"{results.get('since') or 'start'} .. {results.get('until') or 'now'}"),
+        ("decisions", str(results["decisions"])),
+        ("agreement rate", _fraction(results.get("agreement_rate"))),
+        ("confidence delta", _number(results.get("confidence_delta"), "{:+.3f}")),
+        (
+            "latency delta",
+            f"p50 {_number(results.get('latency_p50_delta_ms'), '{:+.1f} ms')}, "
+            f"p95 {_number(results.get('latency_p95_delta_ms'), '{:+.1f} ms')}",
+        ),
+    ]
+    show(details(fields))
+    control, treatment = results["control"], results["treatment"]
+    lines: list[tuple[str, Any]] = [
+        ("decisions", lambda a: str(a["decisions"])),
+        ("acted", lambda a: str(a["acted"])),
+        ("actions", lambda a: " ".join(f"{k} {v}" for k, v in sorted(a["actions"].items())) or "-"),
+        ("confidence (mean)", lambda a: _number(a.get("confidence_mean"), "{:.3f}")),
+        ("latency p50", lambda a: _number(a.get("latency_p50_ms"), "{:.1f} ms")),
+        ("latency p95", lambda a: _number(a.get("latency_p95_ms"), "{:.1f} ms")),
+        ("path latency p95", lambda a: _number(a.get("path_latency_p95_ms"), "{:.1f} ms")),
+        ("signal P&L", lambda a: _number(a.get("signal_pnl"), "{:+.4f}")),
+        ("Sharpe", lambda a: _number(a.get("sharpe"), "{:.2f}")),
+        ("max drawdown", lambda a: _fraction(a.get("max_drawdown"))),
+        ("turnover", lambda a: _fraction(a.get("turnover"))),
+        ("paper P&L", lambda a: _number(a.get("paper_pnl"), "{:+.2f}")),
+        ("risk blocks", lambda a: str(a.get("risk_blocks", 0))),
+        ("violations not blocked", lambda a: str(a.get("violations_not_blocked", 0))),
+        ("hold reasons", lambda a: ", ".join(f"{k} {v}" for k, v in sorted(a["hold_reasons"].items())) or "-"),
+    ]
+    rows = [[name, cell(control), cell(treatment)] for name, cell in lines]
+    print()
+    show(table([Column(""), Column("control", free_text=True), Column("treatment", free_text=True)], rows))
+
+
+def _share(share: float) -> str:
+    return f"{share:.0%}" if share * 100 == round(share * 100) else f"{share:.1%}"
+
+
+def _assets(assets: frozenset[str] | None) -> str:
+    return "all" if assets is None else ",".join(sorted(assets))
+
+
+def _number(value: float | None, form: str) -> str:
+    return "-" if value is None else form.format(value)
+
+
+def _fraction(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"

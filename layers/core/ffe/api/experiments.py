@@ -99,7 +99,6 @@ class ExperimentCreate(_Strict):
         "50 decisions and 6 h each",
     )
     guardrails: GuardrailsBody | None = Field(default=None, description="default: the stage's settings")
-    reason: Reason = ""
 
     @field_validator("assets")
     @classmethod
