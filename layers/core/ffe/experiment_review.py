@@ -9,6 +9,7 @@ running (the other review, or a person, got there first) is a ``skipped`` outcom
 
 from __future__ import annotations
 
+import builtins
 import logging
 import math
 from dataclasses import dataclass, field
@@ -17,15 +18,42 @@ from typing import Any, Literal, Protocol
 
 from ffe.domain.errors import InvalidTransitionError
 from ffe.domain.experiment_stats import Comparison
-from ffe.domain.experiments import Experiment, ExperimentStatus, Trigger
+from ffe.domain.experiments import Experiment, ExperimentStatus, Transition, Trigger
 from ffe.domain.guardrails import Verdict, VerdictKind, evaluate
-from ffe.domain.ports import ExperimentStore
 from ffe.observability import emit
 from ffe.settings import ExperimentSettings
 
 logger = logging.getLogger(__name__)
 
 OutcomeKind = Literal["rollback", "advance", "wait", "skipped", "failed"]
+
+
+class ReviewedStore(Protocol):
+    """The part of ``ffe.domain.ports.ExperimentStore`` the review uses (any ExperimentStore is one)."""
+
+    def list(self, status: ExperimentStatus | None = None) -> builtins.list[Experiment]: ...
+
+    def transitions(self, experiment_id: str) -> builtins.list[Transition]: ...
+
+    def transition(
+        self,
+        experiment_id: str,
+        to: ExperimentStatus,
+        actor: str,
+        trigger: Trigger,
+        reason: str = "",
+        evidence: dict[str, Any] | None = None,
+    ) -> Experiment: ...
+
+    def advance(
+        self,
+        experiment_id: str,
+        actor: str,
+        trigger: Trigger,
+        reason: str = "",
+        evidence: dict[str, Any] | None = None,
+        expected_step: int | None = None,
+    ) -> Experiment: ...
 
 
 class ExperimentResults(Protocol):
@@ -53,7 +81,7 @@ class ReviewOutcome:
 
 
 def review_experiments(
-    store: ExperimentStore,
+    store: ReviewedStore,
     results: ExperimentResults,
     now: datetime,
     actor: str,
@@ -72,7 +100,7 @@ def review_experiments(
     return outcomes
 
 
-def step_started_at(store: ExperimentStore, experiment: Experiment) -> datetime:
+def step_started_at(store: ReviewedStore, experiment: Experiment) -> datetime:
     """When the experiment's current step began: its latest transition into running at that step (the start, a
     resume, or the canary's advance), else its creation."""
     started = [
@@ -84,7 +112,7 @@ def step_started_at(store: ExperimentStore, experiment: Experiment) -> datetime:
 
 
 def _review(
-    store: ExperimentStore, results: ExperimentResults, experiment: Experiment, now: datetime, actor: str
+    store: ReviewedStore, results: ExperimentResults, experiment: Experiment, now: datetime, actor: str
 ) -> ReviewOutcome:
     began = step_started_at(store, experiment)
     stats_now = results.compare(experiment.id)
@@ -102,7 +130,7 @@ def _review(
 
 
 def _rollback(
-    store: ExperimentStore, experiment: Experiment, verdict: Verdict, evidence: dict[str, Any], actor: str
+    store: ReviewedStore, experiment: Experiment, verdict: Verdict, evidence: dict[str, Any], actor: str
 ) -> ReviewOutcome:
     try:
         store.transition(
@@ -121,7 +149,7 @@ def _rollback(
 
 
 def _advance(
-    store: ExperimentStore, experiment: Experiment, verdict: Verdict, evidence: dict[str, Any], actor: str
+    store: ReviewedStore, experiment: Experiment, verdict: Verdict, evidence: dict[str, Any], actor: str
 ) -> ReviewOutcome:
     try:
         advanced = store.advance(
