@@ -42,6 +42,7 @@ CACHED = {
     "ffe.adapters.inference.get_inference",
     "ffe.adapters.executions.client",
     "ffe.adapters.experiments.get_experiments",
+    "ffe.adapters.models.get_model_store",
 }
 OTHER = {"ffe.adapters.models.BUNDLES", "aws_lambda_powertools.utilities.parameters"}
 
@@ -92,6 +93,8 @@ def test_cold_start_forgets_every_registered_cache(monkeypatch: pytest.MonkeyPat
     client = shared_client()
     get_inference(InferenceSettings(inference_endpoint_url="http://127.0.0.1:9"))
     executions.client()
+    store = models.get_model_store()
+    assert store.bundle(models.bundled_version()) is store.bundle(models.bundled_version())  # loaded once, kept
     functions = {name: cached(name) for name in CACHED}
     assert [name for name, f in functions.items() if not f.cache_info().currsize] == []
 
@@ -119,6 +122,7 @@ def test_cold_start_forgets_every_registered_cache(monkeypatch: pytest.MonkeyPat
         # Then nothing is kept, and what was open is closed
         assert [name for name, f in functions.items() if f.cache_info().currsize] == []
         assert client.is_closed and shared_client() is not client
+        assert models.get_model_store() is not store  # its loaded bundles go with it
         models.champion(str(tmp_path), 300)
         assert loads == [str(tmp_path), str(tmp_path)]  # the bundle is read again
         assert parameters.get_secret("ffe/test/cold", max_age=300) == "after"

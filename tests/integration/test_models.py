@@ -1,4 +1,4 @@
-"""The champion bundle loader: folder and S3 (moto), validation of corrupt artifacts, the TTL cache."""
+"""The bundle loader and the store by version: folder, bundled and S3 (moto), validation, the caches."""
 
 from __future__ import annotations
 
@@ -10,7 +10,15 @@ import numpy as np
 import pytest
 from moto import mock_aws
 
-from ffe.adapters.models import BundleCache, ModelUnavailableError, load_bundle
+from ffe.adapters import models
+from ffe.adapters.models import (
+    BundleCache,
+    ModelBundle,
+    ModelStore,
+    ModelUnavailableError,
+    bundled_version,
+    load_bundle,
+)
 from ffe.domain.regime import posterior
 from tests.fakes.models import random_bundle, write_bundle
 
@@ -91,3 +99,85 @@ def test_cache_rereads_after_max_age_and_remembers_failures(tmp_path: Path) -> N
 
 def _edit(path: Path, **change: object) -> None:
     path.write_text(json.dumps({**json.loads(path.read_text()), **change}))
+
+
+# --- the store: bundles by version ------------------------------------------------------------------------------
+
+V1 = random_bundle(seed=5, version="ffe-000000000001")
+V2 = random_bundle(seed=6, version="ffe-000000000002")
+
+
+def test_store_folder_serves_each_version_and_the_bundled_one_whatever_the_root(tmp_path: Path) -> None:
+    # Given a folder store holding two versions
+    write_bundle(V1, tmp_path / "models" / V1.version)
+    write_bundle(V2, tmp_path / "models" / V2.version)
+    store = ModelStore(str(tmp_path / "models"))
+    # Then each resolves by version, and the layer's version resolves from the package
+    assert store.bundle(V1.version).version == V1.version
+    assert store.bundle(V2.version).meta.to_dict() == V2.meta.to_dict()
+    assert store.bundle(bundled_version()).source == "bundled"
+    assert store.versions() == sorted({V1.version, V2.version, bundled_version()})
+    assert store.exists(V2.version) and store.exists(bundled_version())
+    assert not store.exists("ffe-00000000000f") and not store.exists("../etc")
+    with pytest.raises(ModelUnavailableError, match=r"model ffe-00000000000f is not in .*: publish it"):
+        store.bundle("ffe-00000000000f")
+
+
+def test_store_refuses_a_folder_whose_manifest_names_another_version(tmp_path: Path) -> None:
+    write_bundle(V1, tmp_path / V2.version)  # V1's bundle filed under V2's name
+    with pytest.raises(ModelUnavailableError, match=f"is version {V1.version}, not {V2.version}"):
+        ModelStore(str(tmp_path)).bundle(V2.version)
+
+
+def test_store_rejects_a_name_that_is_not_a_version(tmp_path: Path) -> None:
+    with pytest.raises(ModelUnavailableError, match="is not a model version"):
+        ModelStore(str(tmp_path)).bundle("../../secrets")
+
+
+def test_bundled_store_has_only_the_layer_version() -> None:
+    store = ModelStore("bundled")
+    assert store.versions() == [bundled_version()]
+    assert store.bundle(bundled_version()).version == bundled_version()
+    with pytest.raises(ModelUnavailableError, match="set MODEL_STORE to the model bucket"):
+        store.bundle(V1.version)
+
+
+def test_store_keeps_loaded_versions_and_failures_only_briefly(tmp_path: Path, monkeypatch) -> None:
+    now = [0.0]
+    store = ModelStore(str(tmp_path), capacity=1, failure_seconds=60, clock=lambda: now[0])
+    loads: list[str] = []
+    real = models.load_bundle
+
+    def counting(uri: str) -> ModelBundle:
+        loads.append(uri)
+        return real(uri)
+
+    monkeypatch.setattr(models, "load_bundle", counting)
+    # A missing version fails, and the failure is kept: the storage is not asked again within a minute
+    with pytest.raises(ModelUnavailableError):
+        store.bundle(V1.version)
+    write_bundle(V1, tmp_path / V1.version)  # published meanwhile
+    now[0] = 59.0
+    with pytest.raises(ModelUnavailableError):
+        store.bundle(V1.version)
+    now[0] = 60.0
+    first = store.bundle(V1.version)
+    assert store.bundle(V1.version) is first and len(loads) == 1  # versions are immutable: no expiry
+    write_bundle(V2, tmp_path / V2.version)
+    store.bundle(V2.version)  # capacity 1: V1 is evicted
+    assert store.bundle(V1.version) is not first and len(loads) == 3
+
+
+@mock_aws
+def test_store_over_s3(tmp_path: Path) -> None:
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="ffe-dev-models-123")
+    for f in write_bundle(V1, tmp_path / V1.version).iterdir():
+        s3.put_object(Bucket="ffe-dev-models-123", Key=f"models/{V1.version}/{f.name}", Body=f.read_bytes())
+    s3.put_object(Bucket="ffe-dev-models-123", Key="models/half-written/meta.json", Body=b"{}")  # no manifest yet
+    store = ModelStore("s3://ffe-dev-models-123/models")
+    assert store.bundle(V1.version).version == V1.version
+    assert store.versions() == sorted({V1.version, bundled_version()})
+    assert store.exists(V1.version) and not store.exists("half-written")
+    with pytest.raises(ModelUnavailableError, match=r"model ffe-000000000002 is not in s3://ffe-dev-models-123/models"):
+        store.bundle(V2.version)

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import pytest
 from mlflow.tracking import MlflowClient
 
-from ffe.training.cleanup import delete_versions, plan_cleanup, ranking_score, serving_bundles
+from ffe.training.cleanup import delete_versions, plan_cleanup, ranking_score, serving_bundles, versions_in_use
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning")
 
@@ -93,24 +93,46 @@ def test_a_named_metric_ranks_by_that_metric_alone() -> None:
     assert ranking_score(metrics, "x") == 3.0 and ranking_score(metrics, "missing") is None
 
 
-def test_the_local_champion_is_serving(tmp_path: Path) -> None:
-    (tmp_path / "manifest.json").write_text(json.dumps({"version": "ffe-abc"}))
-    assert serving_bundles(tmp_path, []) == {"ffe-abc"}
-    assert serving_bundles(None, []) == set()
+def test_the_champion_and_running_or_paused_experiments_are_in_use(postgres: str) -> None:
+    from ffe.adapters.experiments import PostgresExperiments
+    from ffe.domain.experiments import Experiment, Mode, Trigger
+    from ffe.domain.experiments import ExperimentStatus as S
+    from tests.database import own_database
+
+    store = PostgresExperiments(own_database(postgres, "cleanup_in_use"))
+    try:
+        # Given a champion that replaced another, a running, a paused, a stopped and a draft experiment
+        store.set_champion("ffe-champion0", actor="test")
+        store.set_champion("ffe-champion1", actor="test")
+        now = datetime(2026, 12, 1, tzinfo=UTC)
+        for name, to, asset in (
+            ("run", S.RUNNING, "BTCUSD"),
+            ("pause", S.PAUSED, "ETHUSD"),
+            ("stop", S.STOPPED, "EURUSD"),
+            ("draft", None, "SPY"),
+        ):
+            store.create(Experiment(f"e-{name}", "ffe-champion1", f"ffe-{name}", Mode.SHADOW, now, frozenset({asset})))
+            if to is not None:
+                store.transition(f"e-{name}", S.RUNNING, "test", Trigger.MANUAL)
+            if to in (S.PAUSED, S.STOPPED):
+                store.transition(f"e-{name}", to, "test", Trigger.MANUAL)
+        # Then the cleanup keeps the champion, its predecessor, and both arms of the running and paused ones
+        in_use = versions_in_use(store)
+    finally:
+        store.close()
+    assert in_use == {"ffe-champion1", "ffe-champion0", "ffe-run", "ffe-pause"}
+    assert serving_bundles(in_use, []) == in_use
 
 
 class _State:
-    """What ``ffe models`` needs of the CLI's state: the (unused) embedded cluster and the local champion."""
+    """What ``ffe models`` needs of the CLI's state: the (unused) embedded cluster, no local experiment state."""
 
     def __init__(self, root: Path) -> None:
-        self.root, self.champion = root, root / "champion"
+        self.root, self.pgdata = root, root / "pgdata"
 
     @contextmanager
     def postgres(self) -> Iterator[SimpleNamespace]:
         yield SimpleNamespace(url=None)  # MLFLOW_TRACKING_URI wins
-
-    def champion_dir(self) -> Path | None:
-        return None
 
 
 def test_ffe_models_cleanup_is_a_dry_run_unless_applied(

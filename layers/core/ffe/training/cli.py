@@ -196,12 +196,13 @@ def _publish(state: Any, stage: str, bucket: str | None, region: str | None, ver
     if state.model_store() is None:
         print(f"no bundle in {state.models}/: run `ffe train` (or `ffe models promote VERSION`) first")
         return 1
+    have = ", ".join(sorted(p.parent.name for p in state.models.glob("*/manifest.json")))
     version = version or local_champion(state)
-    folder = state.model_dir(version) if version else None
-    if folder is None or not (folder / "manifest.json").is_file():
-        have = ", ".join(sorted(p.parent.name for p in state.models.glob("*/manifest.json")))
-        print(f"no bundle {version} in {state.models}/ (it holds {have}): name one with --version")
+    if not version or not (state.model_dir(version) / "manifest.json").is_file():
+        what = f"no bundle {version} in {state.models}/" if version else "no local champion"
+        print(f"{what}: name the version to publish with --version ({state.models}/ holds {have})")
         return 1
+    folder = state.model_dir(version)
     try:
         bundle = load_bundle(str(folder))  # never publish what the Lambdas could not load
     except ModelUnavailableError as exc:
