@@ -92,4 +92,4 @@ def test_a_forming_bar_is_dropped_and_the_decision_says_so(cloud: LocalCloud, mo
 def test_the_deployed_gate_reads_the_stage_allowance_and_the_champion_detect_regime_reads(cloud: LocalCloud) -> None:
     gate, regime = cloud.function_environment("check-staleness"), cloud.function_environment("detect-regime")
     assert str(gate["DAILY_MAX_MISSING_SESSIONS"]) == "3"  # moto keeps the Number parameter as a number
-    assert gate["MODEL_URI"] == regime["MODEL_URI"]
+    assert gate["MODEL_STORE"] == regime["MODEL_STORE"]

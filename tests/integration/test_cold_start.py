@@ -44,7 +44,7 @@ CACHED = {
     "ffe.adapters.experiments.get_experiments",
     "ffe.adapters.models.get_model_store",
 }
-OTHER = {"ffe.adapters.models.BUNDLES", "aws_lambda_powertools.utilities.parameters"}
+OTHER = {"aws_lambda_powertools.utilities.parameters"}
 
 
 def cached(name: str) -> ContainerCached[..., object]:
@@ -98,17 +98,6 @@ def test_cold_start_forgets_every_registered_cache(monkeypatch: pytest.MonkeyPat
     functions = {name: cached(name) for name in CACHED}
     assert [name for name, f in functions.items() if not f.cache_info().currsize] == []
 
-    loads: list[str] = []
-
-    def load_bundle(uri: str) -> models.ModelBundle:
-        loads.append(uri)
-        raise models.ModelUnavailableError(f"no bundle at {uri}")
-
-    monkeypatch.setattr(models, "load_bundle", load_bundle)
-    models.champion(str(tmp_path), 300)
-    models.champion(str(tmp_path), 300)
-    assert loads == [str(tmp_path)]  # the failure is kept too
-
     with mock_aws():
         secrets = boto3.client("secretsmanager", region_name="us-east-1")
         secrets.create_secret(Name="ffe/test/cold", SecretString="before")
@@ -123,6 +112,4 @@ def test_cold_start_forgets_every_registered_cache(monkeypatch: pytest.MonkeyPat
         assert [name for name, f in functions.items() if f.cache_info().currsize] == []
         assert client.is_closed and shared_client() is not client
         assert models.get_model_store() is not store  # its loaded bundles go with it
-        models.champion(str(tmp_path), 300)
-        assert loads == [str(tmp_path), str(tmp_path)]  # the bundle is read again
         assert parameters.get_secret("ffe/test/cold", max_age=300) == "after"

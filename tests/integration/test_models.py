@@ -12,7 +12,6 @@ from moto import mock_aws
 
 from ffe.adapters import models
 from ffe.adapters.models import (
-    BundleCache,
     ModelBundle,
     ModelStore,
     ModelUnavailableError,
@@ -77,24 +76,6 @@ def test_s3_bundle_and_a_missing_prefix(tmp_path: Path) -> None:
     assert load_bundle("s3://ffe-dev-models-123/champion").version == "v0007"
     with pytest.raises(ModelUnavailableError, match=r"cannot read nothing-here/manifest\.json"):
         load_bundle("s3://ffe-dev-models-123/nothing-here")
-
-
-def test_cache_rereads_after_max_age_and_remembers_failures(tmp_path: Path) -> None:
-    now = [0.0]
-    cache = BundleCache(clock=lambda: now[0])
-    folder = tmp_path / "champion"
-    with pytest.raises(ModelUnavailableError):
-        cache.get(str(folder), max_age=300)
-    write_bundle(BUNDLE, folder)
-    now[0] = 299.0
-    with pytest.raises(ModelUnavailableError):  # the failure is cached too: a broken bucket is not hammered
-        cache.get(str(folder), max_age=300)
-    now[0] = 300.0
-    assert cache.get(str(folder), max_age=300).version == "v0007"
-    write_bundle(random_bundle(seed=6, version="v0008"), folder)  # a promotion
-    assert cache.get(str(folder), max_age=300).version == "v0007"
-    now[0] = 600.0
-    assert cache.get(str(folder), max_age=300).version == "v0008"
 
 
 def _edit(path: Path, **change: object) -> None:

@@ -109,10 +109,6 @@ class ModelSettings(BaseSettings):
     ``<version>/`` bundles, or ``s3://bucket/prefix`` (``s3://<ModelBucket>/models`` with ModelSource=bucket)."""
 
     model_store: str = Field(default="bundled", min_length=1)
-    # Transitional, until DetectRegime and CheckStaleness resolve the cycle's version from the store: the old
-    # single-bundle location and its re-read period (ffe.adapters.models.champion).
-    model_uri: str = "bundled"
-    model_cache_seconds: int = Field(default=300, ge=0, le=86_400)
 
 
 class StalenessSettings(ModelSettings):

@@ -23,7 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ffe.containers import container_cached, on_reset
+from ffe.containers import container_cached
 from ffe.domain.errors import InvalidInputError, TransientError
 from ffe.domain.meta import MetaPolicy
 from ffe.domain.regime import RegimeModel
@@ -278,48 +278,3 @@ def get_model_store() -> ModelStore:
     from ffe.settings import ModelSettings, get_settings
 
     return ModelStore(get_settings(ModelSettings).model_store)
-
-
-class BundleCache:
-    """Transitional (removed once DetectRegime and CheckStaleness call ``get_model_store().bundle(version)``):
-    one bundle per container, re-read after ``max_age`` seconds so a promotion reaches warm containers."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._entry: tuple[str, float, ModelBundle | ModelUnavailableError] | None = None
-
-    def get(self, uri: str, max_age: float) -> ModelBundle:
-        """The bundle at ``uri`` (cached, failures included, so a broken bucket is not hammered).
-
-        Raises:
-            ModelUnavailableError: the bundle is unusable; the message says why.
-        """
-        with self._lock:
-            now = self._clock()
-            if self._entry is None or self._entry[0] != uri or now - self._entry[1] >= max_age:
-                try:
-                    value: ModelBundle | ModelUnavailableError = load_bundle(uri)
-                except ModelUnavailableError as exc:
-                    value = exc
-                self._entry = (uri, now, value)
-            value = self._entry[2]
-        if isinstance(value, ModelUnavailableError):
-            raise value
-        return value
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entry = None
-
-
-BUNDLES = BundleCache()
-on_reset(f"{__name__}.BUNDLES", BUNDLES.clear)
-
-
-def champion(uri: str, max_age: float) -> ModelBundle | ModelUnavailableError:
-    """The container's cached bundle, or the reason it cannot be used (the steps fall back on it)."""
-    try:
-        return BUNDLES.get(uri, max_age)
-    except ModelUnavailableError as exc:
-        return exc
