@@ -33,10 +33,10 @@ _ROWS = (
     " violations_not_blocked FROM experiment_arm_decisions" + _WINDOW
 )
 _FILLS = "SELECT arm, asset, side, quantity, fill_price, fee FROM experiment_paper_fills" + _WINDOW  # noqa: S608
-# The treatment's decision-path latency p95 per cycle, newest cycles first: the decisions it acted on, or every
-# covered decision in shadow mode (the shadow runs inside the control's path).
+# The treatment's decision-path latency p95 per cycle, newest cycles (by as_of) first: the decisions it acted
+# on, or every covered decision in shadow mode (the shadow runs inside the control's path).
 _CYCLES = (
-    "SELECT cycle_id, max(recorded_at) AS at,"
+    "SELECT cycle_id, max(as_of) AS at,"
     " percentile_cont(0.95) WITHIN GROUP (ORDER BY decision_latency_ms) AS p95"
     " FROM experiment_arm_decisions"
     " WHERE experiment_id = %(id)s AND arm = 'treatment' AND (acted OR %(shadow)s)"
