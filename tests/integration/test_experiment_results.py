@@ -237,3 +237,41 @@ def test_two_reviews_at_once_advance_a_step_exactly_once(stores, monkeypatch, ur
     assert experiments.get("canary").step == 1
     advances = [t for t in experiments.transitions("canary") if t.trigger is Trigger.CANARY]
     assert [(t.from_step, t.to_step) for t in advances] == [(0, 1)]
+
+
+def test_a_treatment_with_a_violation_not_blocked_is_rolled_back(stores, monkeypatch, url: str) -> None:
+    experiments, decisions, results = stores
+    start(experiments, "violating", Mode.SPLIT, {"BTCUSD"})
+    control_id = record(decisions, monkeypatch, "violating", 0, 100.0, "BUY", "BUY", acting="control")
+    treated_id = record(decisions, monkeypatch, "violating", 1, 101.0, "BUY", "BUY", acting="treatment")
+    with psycopg.connect(url, autocommit=True) as conn:  # as GateRisk records its alarm, on each arm's decision
+        for decision_id, hour in ((control_id, 0), (treated_id, 1)):
+            conn.execute(
+                "INSERT INTO risk_events (decision_id, as_of, cycle_id, asset, rule, blocked)"
+                " VALUES (%s, %s, %s, 'BTCUSD', 'violation_not_blocked', false)",
+                (decision_id, AS_OF + timedelta(hours=hour), f"cycle-{hour}"),
+            )
+    c = results.compare("violating")
+    assert (c.control.violations_not_blocked, c.treatment.violations_not_blocked) == (1, 1)
+    [outcome] = review_experiments(experiments, results, utc.now(), "guardrail:test", ExperimentSettings())
+    assert outcome.kind == "rollback" and outcome.evidence["guardrail"] == "violation_not_blocked"
+
+
+def test_a_losing_treatment_is_rolled_back_once_the_sample_is_large_enough(stores, monkeypatch) -> None:
+    experiments, decisions, results = stores
+    start(experiments, "losing", Mode.SHADOW, {"BTCUSD"})
+    closes = [100.0, 102.0, 101.0, 104.0, 103.0, 107.0]  # the control follows the market, the treatment fades it
+    for hour, close in enumerate(closes[:4]):
+        up = closes[hour + 1] > close
+        record(decisions, monkeypatch, "losing", hour, close, "BUY" if up else "SELL", "SELL" if up else "BUY")
+    settings = ExperimentSettings()
+    # Three next-bar returns per arm: under the step's minimum sample of 4, performance is not judged yet.
+    [early] = review_experiments(experiments, results, utc.now(), "guardrail:test", settings)
+    assert early.kind == "wait" and early.evidence["treatment_returns"] == 3
+    for hour in (4, 5):
+        close = closes[hour]
+        up = hour + 1 < len(closes) and closes[hour + 1] > close
+        record(decisions, monkeypatch, "losing", hour, close, "BUY" if up else "SELL", "SELL" if up else "BUY")
+    [late] = review_experiments(experiments, results, utc.now(), "guardrail:test", settings)
+    assert late.kind == "rollback" and late.evidence["guardrail"] == "performance"
+    assert late.evidence["treatment"] < 0 < late.evidence["control"]
