@@ -95,6 +95,14 @@ def test_create_takes_every_field(env: str) -> None:
     assert created["guardrails"]["metric"] == "pnl"
 
 
+def test_the_guardrails_default_to_the_stages_settings(env: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EXPERIMENT_LATENCY_P95_MS", "150")
+    monkeypatch.setenv("EXPERIMENT_METRIC", "max_drawdown")
+    containers.reset()
+    guardrails = create()["guardrails"]
+    assert guardrails["latency_p95_ms"] == 150.0 and guardrails["metric"] == "max_drawdown"
+
+
 def test_the_control_defaults_to_the_champion_set_through_the_api(env: str) -> None:
     assert call("PUT", "/models/champion", body={"version": OTHER, "reason": "published"}).status == 200
     assert create()["control_version"] == OTHER

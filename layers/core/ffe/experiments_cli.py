@@ -121,7 +121,8 @@ def _act(args: argparse.Namespace, state: Any, store: Any) -> int:
 
 
 def _new_experiment(args: argparse.Namespace, state: Any, store: Any) -> Any:
-    from ffe.domain.experiments import CanaryPlan, Experiment, Guardrails, Mode
+    from ffe.api.experiments import default_guardrails
+    from ffe.domain.experiments import CanaryPlan, Experiment, Mode
 
     treatment = resolve_version(state, args.treatment, "--treatment")
     control = resolve_version(state, args.control, "--control") if args.control else store.champion().version
@@ -136,7 +137,7 @@ def _new_experiment(args: argparse.Namespace, state: Any, store: Any) -> Any:
         created_at=now,
         assets=frozenset(args.assets) if args.assets else None,
         plan=args.plan or CanaryPlan(),
-        guardrails=Guardrails(),
+        guardrails=default_guardrails(),
     )
 
 

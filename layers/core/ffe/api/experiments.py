@@ -98,7 +98,9 @@ class ExperimentCreate(_Strict):
         description="canary steps, shares strictly increasing, the last 1.0; default 5 % -> 25 % -> 100 %, "
         "50 decisions and 6 h each",
     )
-    guardrails: GuardrailsBody | None = Field(default=None, description="default: the stage's settings")
+    guardrails: GuardrailsBody | None = Field(
+        default=None, description="default: the stage's (EXPERIMENT_LATENCY_P95_MS, EXPERIMENT_METRIC, ...)"
+    )
 
     @field_validator("assets")
     @classmethod
@@ -404,8 +406,10 @@ def _champion_routes(app: ProxyResolver) -> None:
 
 
 def default_guardrails() -> Guardrails:
-    """The guardrails a new experiment gets when the request gives none."""
-    return Guardrails()
+    """The guardrails a new experiment gets when the request gives none: the stage's (``ExperimentSettings``)."""
+    from ffe.settings import ExperimentSettings, get_settings
+
+    return get_settings(ExperimentSettings).guardrails()
 
 
 def _detail(experiment: Experiment) -> ExperimentDetail:
