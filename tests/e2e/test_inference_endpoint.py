@@ -125,9 +125,11 @@ def test_a_dead_endpoint_opens_the_breaker_and_every_decision_holds(postgres: st
 
 
 def test_an_endpoint_whose_models_failed_to_load_holds_saying_so(postgres: str, tmp_path: Path) -> None:
-    # Given a champion DetectRegime can read but the endpoint cannot serve (its TorchScript policy is missing)
-    champion = write_bundle(random_bundle(seed=3), tmp_path / "champion")
-    with LocalCloud(ROOT, postgres, champion_dir=champion) as cloud:
+    # Given an endpoint whose start-up model cannot load (its TorchScript policy is missing), as SageMaker's
+    # would run unhealthy, while DetectRegime reads the champion from the store
+    cloud = LocalCloud(ROOT, postgres)
+    cloud.inference.model_dir = write_bundle(random_bundle(seed=3), tmp_path / "no-torchscript")
+    with cloud:
         assert cloud.inference.load_error is not None and "meta-controller.pt" in cloud.inference.load_error
         status, decisions = run(cloud)
     # Then the regime is detected, the endpoint answers 503 with its reason, and every fresh asset holds
