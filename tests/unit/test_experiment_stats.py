@@ -166,6 +166,7 @@ def test_paper_pnl_marks_the_net_position_at_the_latest_close_and_is_none_in_sha
     ]
     # -200 - 0.5 + 110 - 0.5 + 1 * 120 = 29
     assert paper_pnl(fills, {"BTCUSD": 120.0}) == pytest.approx(29.0)
+    assert paper_pnl(fills, {}) == pytest.approx(-200.5 + 109.5 + 110.0)  # no close: the latest fill's price
     rows = [row(1, "control", "BUY", bar_close=100.0), row(2, "control", "HOLD", bar_close=120.0)]
     assert compare("e1", Mode.SPLIT, rows, fills).control.paper_pnl == pytest.approx(29.0)
     assert compare("e1", Mode.SPLIT, rows, fills).treatment.paper_pnl == 0.0

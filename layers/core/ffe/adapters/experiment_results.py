@@ -69,13 +69,13 @@ class PostgresExperimentResults:
 
         Raises:
             UnknownExperimentError: no experiment ``experiment_id``.
-            InvalidInputError: a naive datetime, or ``since`` not before ``until``.
+            InvalidInputError: a naive datetime, or ``since`` after ``until`` (equal: an empty window).
         """
         for name, value in (("since", since), ("until", until), ("recorded_since", recorded_since)):
             if value is not None and value.tzinfo is None:
                 raise InvalidInputError(f"{name} must be timezone-aware")
-        if since is not None and until is not None and since >= until:
-            raise InvalidInputError(f"since ({since.isoformat()}) must be before until ({until.isoformat()})")
+        if since is not None and until is not None and since > until:
+            raise InvalidInputError(f"since ({since.isoformat()}) is after until ({until.isoformat()})")
         params = {"id": experiment_id, "since": since, "until": until, "recorded_since": recorded_since}
         with self.database.connection() as conn:
             mode = self._mode(conn, experiment_id)

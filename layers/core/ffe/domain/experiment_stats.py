@@ -17,8 +17,8 @@ Definitions (docs/experiments.md says the same):
   ``path_latency_p95_ms`` is the decision-path latency p95 (fetch to record, less the LLM) of the decisions the
   arm acted on, or, for the treatment in shadow mode, of every covered decision (the shadow runs in that path).
 - ``paper_pnl``: mark-to-market P&L of the arm's paper fills (sells' proceeds less buys' cost less fees, plus
-  the net quantity bought valued at the asset's latest close in the window); None in shadow mode, where the
-  treatment never trades.
+  the net quantity bought valued at the asset's latest close in the window, else its latest fill price); None
+  in shadow mode, where the treatment never trades.
 - ``agreement_rate``: the fraction of decisions, among those where both arms decided, with the same action.
 """
 
@@ -274,17 +274,18 @@ def turnover(rows: Sequence[ArmDecision]) -> float | None:
 
 
 def paper_pnl(fills: Iterable[PaperFill], marks: Mapping[str, float]) -> float:
-    """Sells' proceeds - buys' cost - fees + the net quantity bought at the asset's latest close."""
+    """Sells' proceeds - buys' cost - fees + the net quantity bought at the asset's latest close (its latest fill
+    price when no close is known)."""
     cash = 0.0
     held: defaultdict[str, float] = defaultdict(float)
+    last_price: dict[str, float] = {}
     for fill in fills:
         sign = 1.0 if fill.side == "BUY" else -1.0
         cash -= sign * fill.quantity * fill.price + fill.fee
         held[fill.asset] += sign * fill.quantity
+        last_price[fill.asset] = fill.price
     for asset, quantity in held.items():
-        if quantity and asset not in marks:
-            raise InvalidInputError(f"no close to value the paper position in {asset}")
-        cash += quantity * marks.get(asset, 0.0)
+        cash += quantity * marks.get(asset, last_price[asset])
     return cash
 
 
