@@ -162,3 +162,30 @@ def test_store_over_s3(tmp_path: Path) -> None:
     assert store.exists(V1.version) and not store.exists("half-written")
     with pytest.raises(ModelUnavailableError, match=r"model ffe-000000000002 is not in s3://ffe-dev-models-123/models"):
         store.bundle(V2.version)
+
+
+@mock_aws
+def test_the_endpoint_loads_a_version_from_the_s3_store(tmp_path: Path) -> None:
+    import shutil
+    from importlib import resources
+
+    from gpu_inference.predictor import ModelLoadError, PolicyStore
+
+    # Given the shipped TorchScript policy published under another version in the bucket's store
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="ffe-dev-models-123")
+    folder = tmp_path / "ffe-0000000000b2"
+    shutil.copytree(Path(str(resources.files("ffe.data.models"))), folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "version": "ffe-0000000000b2"}))
+    for name in ("manifest.json", "meta-controller.pt"):
+        s3.upload_file(str(folder / name), "ffe-dev-models-123", f"models/ffe-0000000000b2/{name}")
+    import torch
+
+    policies = PolicyStore("s3://ffe-dev-models-123/models", torch.device("cpu"))
+    # Then the endpoint downloads and serves it, and a version not published there is refused with the reason
+    assert policies.get("ffe-0000000000b2").version == "ffe-0000000000b2"
+    with pytest.raises(
+        ModelLoadError, match=r"model ffe-0000000000b3 is not readable in s3://ffe-dev-models-123/models"
+    ):
+        policies.get("ffe-0000000000b3")

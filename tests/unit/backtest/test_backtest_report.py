@@ -112,3 +112,20 @@ def test_cli_says_when_the_bundle_cannot_load_and_runs_the_fallback(
 def test_cli_rejects_an_asset_without_a_bundled_series(capsys: pytest.CaptureFixture[str]) -> None:
     assert command(_parse("--asset", "GBPUSD")) == 2
     assert "no bundled series for 'GBPUSD'" in capsys.readouterr().err
+
+
+def test_cli_backtests_a_version_from_the_local_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given two versions in the state dir's model store
+    for seed, version in ((2, "ffe-00000000000a"), (3, "ffe-00000000000b")):
+        write_bundle(random_bundle(seed=seed, version=version), tmp_path / "state" / "models" / version)
+    args = _parse("--asset", "BTCUSD", "--model-version", "ffe-00000000000b", "--out", str(tmp_path / "out"))
+    args.state_dir, args.no_progress = tmp_path / "state", True
+    # Then the one named is the one backtested, read through the store
+    assert command(args) == 0
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["bundle"]["version"] == "ffe-00000000000b"
+    assert "model version: ffe-00000000000b" in capsys.readouterr().out
+    # And a version not in the store runs the fallback, saying it is not published
+    args = _parse("--asset", "BTCUSD", "--model-version", "ffe-00000000000c", "--out", str(tmp_path / "out2"))
+    args.state_dir, args.no_progress = tmp_path / "state", True
+    assert command(args) == 0
+    assert "model ffe-00000000000c is not in" in capsys.readouterr().out
