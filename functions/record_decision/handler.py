@@ -4,13 +4,17 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from ffe import utc
 from ffe.adapters.executions import execution_status
+from ffe.adapters.experiment_results import get_experiment_results
 from ffe.adapters.experiments import get_experiments
 from ffe.adapters.store import get_store
 from ffe.contracts import parse_record
 from ffe.decision_metrics import record_metrics
 from ffe.domain.errors import InvalidInputError
+from ffe.experiment_review import ReviewOutcome, review_experiments
 from ffe.observability import emit, logger, timed, tracer
+from ffe.settings import ExperimentSettings, get_settings
 from ffe.steps.record import record
 
 
@@ -22,7 +26,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     logger.append_keys(cycle_id=getattr(rec, "cycle_id", None), asset=getattr(rec, "asset", None))
     try:
         result = record(
-            rec, store=get_store(), execution_status=execution_status, models=get_experiments().cycle_models
+            rec,
+            store=get_store(),
+            execution_status=execution_status,
+            models=get_experiments().cycle_models,
+            review=review,
         )
     except InvalidInputError:
         raise  # a record that can never be stored (a cycle opened without assets, say): not the store's failure
@@ -32,3 +40,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     record_metrics(rec, result)
     logger.info("recorded", extra={"kind": result.kind, "record_id": result.id, "duplicate": not result.created})
     return result.model_dump(mode="json")
+
+
+def review() -> list[ReviewOutcome]:
+    """The running experiments judged after a cycle: guardrails, automatic rollback, canary steps."""
+    return review_experiments(
+        get_experiments(),
+        get_experiment_results(),
+        utc.now(),
+        actor="guardrail:close-the-cycle",
+        settings=get_settings(ExperimentSettings),
+    )

@@ -425,6 +425,9 @@ class RiskAssessment(Contract):
     broker: str
     equity: Decimal | None = None
     original_action: Action
+    original_confidence: Probability | None = Field(
+        default=None, description="the model's confidence before the gate (a block records HOLD at 1.0)"
+    )
 
 
 class ArmOutput(Contract):

@@ -77,7 +77,7 @@ def gate_risk(
             alarm(inp.asset, broken)
             reasons = (*verdict.reasons, RiskReason.VIOLATION_NOT_BLOCKED)  # a risk_events row: experiments judge it
             verdict = RiskVerdict(False, None, Decimal(0), reasons, {"violations": ", ".join(broken)})
-        assessment = _assessment(verdict, broker, portfolio, decision.action)
+        assessment = _assessment(verdict, broker, portfolio, decision)
         if verdict.approved and verdict.side is not None:
             book.reserve(
                 Reservation(
@@ -114,11 +114,12 @@ def _again(decision: DecisionRecord, prior: Reservation, order_id: str) -> Decis
         broker=str(prior.assessment.get("broker", "?")),
         equity=None,
         original_action=decision.action,
+        original_confidence=decision.confidence,
     )
     return _outcome(decision, assessment)
 
 
-def _assessment(verdict: RiskVerdict, broker: Broker, portfolio: Portfolio, action: Action) -> RiskAssessment:
+def _assessment(verdict: RiskVerdict, broker: Broker, portfolio: Portfolio, decision: DecisionRecord) -> RiskAssessment:
     return RiskAssessment(
         approved=verdict.approved,
         side=verdict.side.value if verdict.side else None,
@@ -127,7 +128,8 @@ def _assessment(verdict: RiskVerdict, broker: Broker, portfolio: Portfolio, acti
         detail=verdict.detail,
         broker=broker.name,
         equity=portfolio.balance.equity if portfolio.balance else None,
-        original_action=action,
+        original_action=decision.action,
+        original_confidence=decision.confidence,
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from ffe.contracts import (
     CycleClosed,
@@ -20,6 +20,7 @@ from ffe.contracts import (
 from ffe.domain.errors import InvalidInputError
 from ffe.domain.models import Action
 from ffe.domain.ports import DecisionStore, ExecutionStatus
+from ffe.observability import logger
 
 
 def record(
@@ -27,13 +28,16 @@ def record(
     store: DecisionStore,
     execution_status: ExecutionStatus | None = None,
     models: Callable[[], CycleModels] | None = None,
+    review: Callable[[], Sequence[object]] | None = None,
 ) -> RecordDecisionResult:
     """Store ``rec`` idempotently; a retried task gets the first write's id with ``created=False``.
 
     A cycle opens RUNNING, or SKIPPED (with the reason) while another cycle of its stage and timeframe runs;
     ``execution_status`` tells whether an earlier cycle's execution still runs (Step Functions). A RUNNING
     cycle gets the model versions it serves from ``models`` (the champion and the running experiments, read
-    once here, so every asset of the cycle is decided by the versions resolved at its start).
+    once here, so every asset of the cycle is decided by the versions resolved at its start). A cycle that
+    closes SUCCEEDED then has ``review`` judge the running experiments (guardrails, rollback, canary steps:
+    ``ffe.experiment_review``); a review that fails is logged and never fails the cycle, whose records are in.
 
     Raises:
         InvalidInputError: a cycle opened without an id or assets (the execution records why and stops).
@@ -55,6 +59,13 @@ def record(
         )
     if isinstance(rec, CycleClosed):
         created = store.close_cycle(rec.cycle_id, rec.status, _lost_reason(rec))
+        if review is not None and rec.status == "SUCCEEDED":
+            try:
+                outcomes = review()
+            except Exception as exc:  # the next cycle's close reviews again
+                logger.warning("experiment review failed", extra={"error": f"{type(exc).__name__}: {exc}"})
+            else:
+                logger.info("experiments reviewed", extra={"outcomes": [repr(o) for o in outcomes]})
         return RecordDecisionResult(
             kind=rec.kind, id=None, created=created, cycle_id=rec.cycle_id, asset=None, timeframe=rec.timeframe
         )
