@@ -379,7 +379,12 @@ def serve_api(state: LocalState, port: int, project: Path | None = None) -> int:
     try:
         with (
             state.postgres() as pg,
-            LocalCloud(project or project_root(), pg.url, breakers_file=state.breakers) as cloud,  # /health's breakers
+            LocalCloud(
+                project or project_root(),
+                pg.url,
+                breakers_file=state.breakers,  # /health's breakers
+                model_store=state.model_store(),  # the versions POST /experiments and PUT /models/champion accept
+            ) as cloud,
         ):
             stack["cloud"] = cloud
             migrate_database(pg.url)
@@ -427,7 +432,8 @@ def _outcome(url: str, execution_arn: str) -> tuple[list[dict[str, Any]], list[d
     with psycopg.connect(url, row_factory=dict_row) as conn:
         decisions = conn.execute(
             "SELECT id, asset, bar_time, data_age_seconds, staleness_threshold_seconds, action, confidence, stale,"
-            " reason, model, source, size FROM decisions WHERE execution_id = %s ORDER BY asset",
+            " reason, model, source, size, experiment_id, arm, arms FROM decisions WHERE execution_id = %s"
+            " ORDER BY asset",
             (execution_arn,),
         ).fetchall()
         failures = conn.execute(
