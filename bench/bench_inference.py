@@ -17,6 +17,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable
+from functools import partial
 from importlib import resources
 from pathlib import Path
 
@@ -68,7 +69,7 @@ requests = {n: InferenceRequest(instances=[build_instance(offset=i) for i in ran
 settle()  # as the container does once its models have loaded
 print(f"inference RL path on {predictor.device_name}, model {predictor.version} ({RUNS} runs each, ms)")
 for n, request in requests.items():
-    p50, p95 = percentiles(lambda request=request: predictor.predict(request))
+    p50, p95 = percentiles(partial(predictor.predict, request))
     print(f"  predictor       batch {n:>2}   p50 {p50:7.2f}   p95 {p95:7.2f}")
 
 
@@ -86,8 +87,8 @@ shadow = {n: both_arms(request) for n, request in requests.items() if n * 2 <= 2
 predictor.predict(shadow[1])  # load the second version once, as the first experiment call does
 print("an experiment's two versions in one request vs one version (shadow overhead at the endpoint, ms)")
 for n, request in shadow.items():
-    one = percentiles(lambda request=requests[n]: predictor.predict(request))
-    two = percentiles(lambda request=request: predictor.predict(request))
+    one = percentiles(partial(predictor.predict, requests[n]))
+    two = percentiles(partial(predictor.predict, request))
     print(
         f"  predictor       assets {n:>2}   1 version p50 {one[0]:6.2f} p95 {one[1]:6.2f}   "
         f"2 versions p50 {two[0]:6.2f} p95 {two[1]:6.2f}   ratio p50 {two[0] / one[0]:4.2f}   +{two[0] - one[0]:.2f} ms"
@@ -102,14 +103,14 @@ try:
 
         for n, request in requests.items():
             body = request.model_dump_json().encode()
-            p50, p95 = percentiles(lambda body=body: call(body))
+            p50, p95 = percentiles(partial(call, body))
             print(
                 f"  /invocations    batch {n:>2}   p50 {p50:7.2f}   p95 {p95:7.2f}   ({len(body) / 1024:.0f} KiB body)"
             )
         for n, request in shadow.items():
             single, double = requests[n].model_dump_json().encode(), request.model_dump_json().encode()
-            one = percentiles(lambda body=single: call(body))
-            two = percentiles(lambda body=double: call(body))
+            one = percentiles(partial(call, single))
+            two = percentiles(partial(call, double))
             print(
                 f"  /invocations    assets {n:>2}   1 version p50 {one[0]:6.2f} p95 {one[1]:6.2f}   "
                 f"2 versions p50 {two[0]:6.2f} p95 {two[1]:6.2f}   ratio p50 {two[0] / one[0]:4.2f}   "
