@@ -90,6 +90,8 @@ def show_run(report: Any, book: dict[str, Any] | None, wide: bool) -> None:
     if show(table(columns, rows, wide=wide)):
         show(CUT_HINT)
     print()
+    if _show_arms(report.decisions):
+        print()
     if report.dead_letters:
         show(f"{report.dead_letters} record(s) parked in the dead-letter queue: run `ffe dlq replay` to write them")
         print()
@@ -115,6 +117,41 @@ def show_run(report: Any, book: dict[str, Any] | None, wide: bool) -> None:
             wide=wide,
         ),
     )
+
+
+def _show_arms(decisions: Sequence[dict[str, Any]]) -> bool:
+    """Both arms of the decisions an experiment covered: each arm's vote, confidence and latency, which one acted,
+    and the agreement rate (same action, where both decided). False when no decision was in an experiment."""
+    covered = [d for d in decisions if d.get("arms")]
+    if not covered:
+        return False
+    rows: list[list[str | Text]] = []
+    for d in covered:
+        arms = d["arms"]
+        cells: list[str | Text] = [d["asset"], str(d.get("experiment_id") or "-"), str(d.get("arm") or "-")]
+        for name in ("control", "treatment"):
+            arm = arms.get(name) or {}
+            action, confidence, latency = arm.get("action"), arm.get("confidence"), arm.get("latency_ms")
+            cells.append(styled(action) if action else Text("-"))
+            cells.append("-" if confidence is None else f"{confidence:.2f}")
+            cells.append(_latency(latency))
+        rows.append(cells)
+    both = [d["arms"] for d in covered if all((d["arms"].get(a) or {}).get("action") for a in ("control", "treatment"))]
+    agree = sum(1 for arms in both if arms["control"]["action"] == arms["treatment"]["action"])
+    rate = f"{agree}/{len(both)} ({agree / len(both):.0%})" if both else "-"
+    columns = [
+        Column("asset"),
+        Column("experiment"),
+        Column("acted"),
+        Column("control"),
+        Column("conf", "right"),
+        Column("latency", "right"),
+        Column("treatment"),
+        Column("conf", "right"),
+        Column("latency", "right"),
+    ]
+    show(table(columns, rows, title=f"both arms (agreement {rate})"))
+    return True
 
 
 def run_document(report: Any, book: dict[str, Any] | None) -> dict[str, Any]:
