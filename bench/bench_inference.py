@@ -91,7 +91,7 @@ for n, request in shadow.items():
     two = percentiles(partial(predictor.predict, request))
     print(
         f"  predictor       assets {n:>2}   1 version p50 {one[0]:6.2f} p95 {one[1]:6.2f}   "
-        f"2 versions p50 {two[0]:6.2f} p95 {two[1]:6.2f}   ratio p50 {two[0] / one[0]:4.2f}   +{two[0] - one[0]:.2f} ms"
+        f"2 versions p50 {two[0]:6.2f} p95 {two[1]:6.2f}   ratio p50 {two[0] / one[0]:4.2f}   {two[0] - one[0]:+.2f} ms"
     )
 
 server, stop = serve_in_thread(predictor)
@@ -114,7 +114,7 @@ try:
             print(
                 f"  /invocations    assets {n:>2}   1 version p50 {one[0]:6.2f} p95 {one[1]:6.2f}   "
                 f"2 versions p50 {two[0]:6.2f} p95 {two[1]:6.2f}   ratio p50 {two[0] / one[0]:4.2f}   "
-                f"+{two[0] - one[0]:.2f} ms"
+                f"{two[0] - one[0]:+.2f} ms"
             )
 finally:
     stop()
