@@ -130,18 +130,25 @@ class PolicyStore:
             if failed is not None and self._clock() - failed[0] < self._failure_seconds:
                 raise ModelLoadError(failed[1])
             gate = self._loading.setdefault(version, threading.Lock())
-        with gate:
+        with gate:  # one load per version at a time; a second caller waits for it and reads the cache
             with self._lock:
                 if (hit := self._loaded.get(version)) is not None:
                     return hit
+                failed = self._failed.get(version)
+                if failed is not None and self._clock() - failed[0] < self._failure_seconds:
+                    raise ModelLoadError(failed[1])
             try:
                 policy = self._load(version)
             except ModelLoadError as exc:
                 with self._lock:
-                    self._failed[version] = (self._clock(), str(exc))
+                    now = self._clock()
+                    self._failed = {v: f for v, f in self._failed.items() if now - f[0] < self._failure_seconds}
+                    self._failed[version] = (now, str(exc))
+                    self._loading.pop(version, None)
                 raise
             with self._lock:
                 self._failed.pop(version, None)
+                self._loading.pop(version, None)
                 self._loaded[version] = policy
                 self._trim()
             return policy

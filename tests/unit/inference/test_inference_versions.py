@@ -156,3 +156,35 @@ def test_concurrent_requests_load_a_version_once(store: Path, make_instance, mon
     for t in threads:
         t.join()
     assert loads == [TREATMENT]
+
+
+def test_a_missing_version_is_looked_for_once_a_minute_however_many_ask(store: Path) -> None:
+    from gpu_inference.predictor import ModelLoadError, Policy, PolicyStore
+
+    now = [0.0]
+    policies = PolicyStore(str(store), torch.device("cpu"), failure_seconds=60, clock=lambda: now[0])
+    looked: list[str] = []
+    real = policies._load
+
+    def counting(version: str) -> Policy:
+        looked.append(version)
+        return real(version)
+
+    policies._load = counting  # type: ignore[method-assign]
+    errors: list[str] = []
+
+    def ask() -> None:
+        try:
+            policies.get("ffe-00000000f00d")
+        except ModelLoadError as exc:
+            errors.append(str(exc))
+
+    threads = [threading.Thread(target=ask) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert looked == ["ffe-00000000f00d"] and len(errors) == 6 and len(set(errors)) == 1
+    now[0] = 60.0
+    ask()
+    assert looked == ["ffe-00000000f00d"] * 2  # a minute later it is looked for again (it may be published now)

@@ -12,6 +12,7 @@ router and say why in every decision.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import threading
@@ -47,6 +48,7 @@ class ModelUnavailableError(Exception):
     """The bundle could not be read or validated; the message is the reason the decisions will carry."""
 
 
+@functools.cache
 def bundled_version() -> str:
     """The version of the bundle shipped in the layer: the champion until one is set (``model_champions``)."""
     manifest = json.loads(resources.files("ffe.data.models").joinpath(MANIFEST).read_bytes())
@@ -177,14 +179,21 @@ class ModelStore:
             with self._lock:
                 if (hit := self._loaded.get(version)) is not None:
                     return hit
+                failed = self._failed.get(version)
+                if failed is not None and self._clock() - failed[0] < self._failure_seconds:
+                    raise failed[1]
             try:
                 loaded = self._load(version)
             except ModelUnavailableError as exc:
                 with self._lock:
-                    self._failed[version] = (self._clock(), exc)
+                    now = self._clock()
+                    self._failed = {v: f for v, f in self._failed.items() if now - f[0] < self._failure_seconds}
+                    self._failed[version] = (now, exc)
+                    self._loading.pop(version, None)
                 raise
             with self._lock:
                 self._failed.pop(version, None)
+                self._loading.pop(version, None)
                 self._loaded[version] = loaded
                 while len(self._loaded) > self._capacity:
                     self._loaded.popitem(last=False)
