@@ -11,7 +11,7 @@ How each size is measured:
   capture does that for JSON) plus a capture record's JSON envelope, measured on one record;
 - logs: what the in-process Lambdas wrote per invocation (Powertools JSON logs and EMF lines), plus Lambda's own
   START/END/REPORT lines (about 350 bytes per invocation, not produced offline);
-- models: one published champion (``champion/`` files plus ``endpoint/<version>/model.tar.gz``), counted per
+- models: one published version (``models/<version>/`` files plus ``endpoint/<version>/model.tar.gz``), counted per
   publication, not per day.
 
 Cadence: the template's three schedules (15m, 1h, 1d; every timeframe runs the stage's whole universe), one
@@ -295,7 +295,7 @@ def main() -> None:
         archive = decisions * rows["archived decision"]  # RetainDecisions' export, kept
         print(" | ".join(str(c) for c in (*cells, *kept, human(365 * failures), human(365 * archive))))
     print()
-    print(f"models: {human(model)} per published champion (plus MLflow's copy of the bundle per training run)")
+    print(f"models: {human(model)} per published version (plus MLflow's copy of the bundle per training run)")
 
 
 if __name__ == "__main__":
