@@ -76,7 +76,13 @@ def test_the_lifecycle_through_the_command(state_dir: Path, capsys: pytest.Captu
         "BTCUSD,ETHUSD",
         "--plan",
         "0.5:0:0s,1.0:0:0s",
+        "--latency-p95-ms",
+        "5000",
+        "--metric",
+        "pnl",
     )["experiment"]
+    assert created["guardrails"] == {"latency_p95_ms": 5000.0, "max_degradation": 0.3, "metric": "pnl",
+                                     "sustained_cycles": 3}  # fmt: skip
     split = created["id"]
     assert split.startswith("exp-") and created["assets"] == ["BTCUSD", "ETHUSD"] and created["share"] == 0.5
     assert [s["share"] for s in created["plan"]] == [0.5, 1.0]
@@ -127,6 +133,11 @@ def test_the_lifecycle_through_the_command(state_dir: Path, capsys: pytest.Captu
         (["create", "--treatment", CHALLENGER, "--plan", "0.5:0:0s"], ["--plan", "1.0"]),
         (["create", "--treatment", CHALLENGER, "--plan", "1.0:0:soon"], ["--plan", "duration"]),
         (["create", "--treatment", CHALLENGER, "--mode", "yolo"], ["--mode"]),
+        (["create", "--treatment", CHALLENGER, "--latency-p95-ms", "0"], ["--latency-p95-ms"]),
+        (["create", "--treatment", CHALLENGER, "--latency-p95-ms", "nan"], ["--latency-p95-ms"]),
+        (["create", "--treatment", CHALLENGER, "--max-degradation", "1.5"], ["--max-degradation"]),
+        (["create", "--treatment", CHALLENGER, "--sustained-cycles", "x"], ["--sustained-cycles"]),
+        (["create", "--treatment", CHALLENGER, "--metric", "vibes"], ["--metric"]),
         (["create", "--treatment", CHALLENGER, "--id", "a b"], ["--id", "experiment id"]),
         (["create"], ["--treatment"]),
         (["show", "exp-missing"], ["exp-missing"]),

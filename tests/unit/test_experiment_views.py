@@ -92,6 +92,7 @@ def test_results_put_the_arms_side_by_side(capsys: pytest.CaptureFixture[str]) -
     assert any(line.split() == ["acted", "4", "0"] for line in lines)
     assert any(line.split() == ["Sharpe", "1.50", "-"] for line in lines)
     assert any(line.split() == ["actions", "BUY", "3", "HOLD", "1", "BUY", "3", "HOLD", "1"] for line in lines)
+    assert any(line.split() == ["control", "holds", "stale", "data", "(1)"] for line in lines)
 
 
 def test_a_run_shows_both_arms_and_their_agreement(capsys: pytest.CaptureFixture[str]) -> None:

@@ -56,6 +56,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"canary steps, durations in s/m/h/d (default {DEFAULT_PLAN})",
     )
     create.add_argument(
+        "--latency-p95-ms",
+        type=_positive_float,
+        default=None,
+        metavar="MS",
+        help="guardrail: decision-path latency p95 at most this (default: EXPERIMENT_LATENCY_P95_MS, 200)",
+    )
+    create.add_argument(
+        "--metric",
+        choices=["sharpe", "pnl", "max_drawdown"],
+        default=None,
+        help="guardrail: the performance compared with the control (default: EXPERIMENT_METRIC, sharpe)",
+    )
+    create.add_argument(
+        "--max-degradation",
+        type=_fraction,
+        default=None,
+        metavar="F",
+        help="guardrail: how much worse than the control, relative, in (0, 1] (default: EXPERIMENT_MAX_DEGRADATION)",
+    )
+    create.add_argument(
+        "--sustained-cycles",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="guardrail: cycles a latency breach must last (default: EXPERIMENT_SUSTAINED_CYCLES, 3)",
+    )
+    create.add_argument(
         "--id", dest="experiment_id", type=_experiment_id, default=None, help="default: exp-<date>-<hex>"
     )
 
@@ -121,7 +148,6 @@ def _act(args: argparse.Namespace, state: Any, store: Any) -> int:
 
 
 def _new_experiment(args: argparse.Namespace, state: Any, store: Any) -> Any:
-    from ffe.api.experiments import default_guardrails
     from ffe.domain.experiments import CanaryPlan, Experiment, Mode
 
     treatment = resolve_version(state, args.treatment, "--treatment")
@@ -137,8 +163,23 @@ def _new_experiment(args: argparse.Namespace, state: Any, store: Any) -> Any:
         created_at=now,
         assets=frozenset(args.assets) if args.assets else None,
         plan=args.plan or CanaryPlan(),
-        guardrails=default_guardrails(),
+        guardrails=_guardrails(args),
     )
+
+
+def _guardrails(args: argparse.Namespace) -> Any:
+    """The stage's default guardrails with what the options change."""
+    from dataclasses import replace
+
+    from ffe.api.experiments import default_guardrails
+
+    given = {
+        "latency_p95_ms": args.latency_p95_ms,
+        "metric": args.metric,
+        "max_degradation": args.max_degradation,
+        "sustained_cycles": args.sustained_cycles,
+    }
+    return replace(default_guardrails(), **{k: v for k, v in given.items() if v is not None})
 
 
 def resolve_version(state: Any, text: str, option: str) -> str:
@@ -290,6 +331,33 @@ def _plan(text: str) -> Any:
         return CanaryPlan(tuple(steps))
     except ValueError as exc:  # InvalidInputError: shares not increasing, not ending at 1.0, ...
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a number") from None
+    if not 0 < value <= 60_000:  # NaN fails this too
+        raise argparse.ArgumentTypeError(f"{value:g} is not in (0, 60000]")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = _positive_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"{value:g} is not in (0, 1]")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a whole number") from None
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"{value} is not in 1..1000")
+    return value
 
 
 def _duration(text: str) -> timedelta:

@@ -541,11 +541,16 @@ def show_experiment_results(results: dict[str, Any]) -> None:
         ("paper P&L", lambda a: _number(a.get("paper_pnl"), "{:+.2f}")),
         ("risk blocks", lambda a: str(a.get("risk_blocks", 0))),
         ("violations not blocked", lambda a: str(a.get("violations_not_blocked", 0))),
-        ("hold reasons", lambda a: ", ".join(f"{k} {v}" for k, v in sorted(a["hold_reasons"].items())) or "-"),
     ]
     rows = [[name, cell(control), cell(treatment)] for name, cell in lines]
     print()
-    show(table([Column(""), Column("control", free_text=True), Column("treatment", free_text=True)], rows))
+    show(table([Column(""), Column("control"), Column("treatment")], rows))
+    holds = [
+        (f"{name} holds", "; ".join(f"{reason} ({n})" for reason, n in sorted(arm["hold_reasons"].items())) or "-")
+        for name, arm in (("control", control), ("treatment", treatment))
+    ]
+    print()
+    show(details(holds))
 
 
 def _share(share: float) -> str:
