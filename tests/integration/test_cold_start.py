@@ -26,6 +26,7 @@ MODULES = (
     "ffe.adapters.executions",
     "ffe.adapters.models",
     "ffe.adapters.experiments",
+    "ffe.adapters.experiment_results",
 )
 # What they register: the functions whose results are kept, and other state. A new entry fails this test until
 # it is warmed below and seen to be forgotten.
@@ -42,6 +43,7 @@ CACHED = {
     "ffe.adapters.inference.get_inference",
     "ffe.adapters.executions.client",
     "ffe.adapters.experiments.get_experiments",
+    "ffe.adapters.experiment_results.get_experiment_results",
     "ffe.adapters.models.get_model_store",
 }
 OTHER = {"aws_lambda_powertools.utilities.parameters"}
@@ -63,6 +65,7 @@ def test_cold_start_forgets_every_registered_cache(monkeypatch: pytest.MonkeyPat
     from aws_lambda_powertools.utilities import parameters
 
     from ffe.adapters import brokers_factory, executions, models
+    from ffe.adapters.experiment_results import get_experiment_results
     from ffe.adapters.experiments import get_experiments
     from ffe.adapters.inference import get_inference
     from ffe.adapters.market_data import get_provider
@@ -85,6 +88,7 @@ def test_cold_start_forgets_every_registered_cache(monkeypatch: pytest.MonkeyPat
     get_store()
     get_queries()
     get_experiments()
+    get_experiment_results()
     brokers_factory.get_broker(settings, now, "EURUSD")  # live: Oanda
     brokers_factory.get_broker(settings.model_copy(update={"execution_mode": "paper"}), now)
     brokers_factory.get_equity_memory(settings)
