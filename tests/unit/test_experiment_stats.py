@@ -130,18 +130,30 @@ def test_path_latency_is_the_acting_arms_or_every_decision_for_a_shadow_treatmen
 
 def test_action_mix_hold_reasons_and_risk_are_the_acting_arms() -> None:
     rows = [
-        row(1, "control", "BUY", decision_action="HOLD", reason="risk_blocked: max_position", risk_blocks=1),
+        row(
+            1,
+            "control",
+            "BUY",
+            decision_action="HOLD",
+            reason="risk gate blocked BUY: var_limit; model: RL BUY",
+            risk_blocks=1,
+        ),
         row(1, "treatment", "BUY", acted=False, risk_blocks=0),
-        row(2, "control", "HOLD", decision_action="HOLD", reason="no_signal: |blend| 0.01 < 0.15"),
+        row(2, "control", "HOLD", decision_action="HOLD", reason="RL HOLD 0.01 (meta-controller blend +0.01)"),
         row(2, "treatment", "SELL", acted=False),
+        row(4, "control", "BUY", decision_action="HOLD", reason="inference_unavailable: timeout"),
+        row(4, "treatment", None, acted=False),
+        row(5, "control", "HOLD", decision_action="HOLD", reason="RL HOLD 0.02"),
+        row(5, "treatment", "HOLD", acted=False),
         row(3, "control", "SELL", decision_action="SELL", violations=1),
         row(3, "treatment", "SELL", acted=False),
     ]
     c = compare("e1", Mode.SHADOW, rows)
-    assert c.control.actions == {"BUY": 1, "SELL": 1, "HOLD": 1}
-    assert c.treatment.actions == {"BUY": 1, "SELL": 2, "HOLD": 0}
-    assert c.control.hold_reasons == {"risk_blocked": 1, "no_signal": 1}
-    assert c.treatment.hold_reasons == {}
+    assert c.control.actions == {"BUY": 2, "SELL": 1, "HOLD": 2}
+    assert c.treatment.actions == {"BUY": 1, "SELL": 2, "HOLD": 1}
+    # The acting arm's holds by what made them; the other arm's by its own output
+    assert c.control.hold_reasons == {"risk_blocked": 1, "no_signal": 2, "inference_unavailable": 1}
+    assert c.treatment.hold_reasons == {"unavailable": 1, "no_signal": 1}
     assert (c.control.risk_blocks, c.control.violations_not_blocked) == (1, 1)
     assert (c.treatment.risk_blocks, c.treatment.violations_not_blocked) == (0, 0)
 

@@ -211,9 +211,7 @@ def arm_stats(
     acted = [r for r in rows if r.acted]
     actions = Counter(dict.fromkeys(ACTIONS, 0))
     actions.update(r.action for r in rows if r.action is not None)
-    hold_reasons = Counter(
-        r.decision_reason.split(":", 1)[0].strip() for r in acted if r.decision_action == "HOLD" and r.decision_reason
-    )
+    hold_reasons = Counter(code for r in rows if (code := hold_code(r)) is not None)
     confidences = [r.confidence for r in rows if r.confidence is not None]
     latencies = [r.latency_ms for r in rows if r.latency_ms is not None]
     path_rows = rows if (arm == TREATMENT and mode is Mode.SHADOW) else acted
@@ -311,3 +309,21 @@ def _delta(treatment: float | None, control: float | None) -> float | None:
 
 def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
+
+
+def hold_code(row: ArmDecision) -> str | None:
+    """Why the arm held on this decision, as a code (``ffe.decision_metrics.hold_reason``'s words): the acting
+    arm by its recorded decision (``risk_blocked``, ``inference_unavailable``, else ``no_signal``); the other
+    arm by its own output (``no_signal``, or ``unavailable`` when it could not decide). None: it did not hold."""
+    if row.acted:
+        if row.decision_action != "HOLD":
+            return None
+        reason = row.decision_reason or ""
+        if row.risk_blocks:
+            return "risk_blocked"
+        if reason.startswith("inference_unavailable"):
+            return "inference_unavailable"
+        return "no_signal"
+    if row.action is None:
+        return "unavailable"
+    return "no_signal" if row.action == "HOLD" else None
