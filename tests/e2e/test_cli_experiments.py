@@ -63,6 +63,9 @@ def test_the_lifecycle_through_the_command(state_dir: Path, capsys: pytest.Captu
     code, out, err = ffe(state_dir, capsys, "create", "--treatment", CHALLENGER, "--id", "exp-shadow")
     assert code == 0, err
     assert "exp-shadow" in out and "draft" in out and bundled_version() in out and "shadow" in out
+    # offline the latency guardrail defaults to 5 s: a local decision path runs through moto
+    shown = document(state_dir, capsys, "show", "exp-shadow")
+    assert shown["experiment"]["guardrails"]["latency_p95_ms"] == 5000.0
     # A split canary on two assets
     created = document(
         state_dir,
@@ -77,12 +80,12 @@ def test_the_lifecycle_through_the_command(state_dir: Path, capsys: pytest.Captu
         "--plan",
         "0.5:0:0s,1.0:0:0s",
         "--latency-p95-ms",
-        "5000",
+        "900",
         "--metric",
         "pnl",
     )["experiment"]
-    assert created["guardrails"] == {"latency_p95_ms": 5000.0, "max_degradation": 0.3, "metric": "pnl",
-                                     "sustained_cycles": 3}  # fmt: skip
+    rails = {"latency_p95_ms": 900.0, "max_degradation": 0.3, "metric": "pnl", "sustained_cycles": 3}
+    assert created["guardrails"] == rails
     split = created["id"]
     assert split.startswith("exp-") and created["assets"] == ["BTCUSD", "ETHUSD"] and created["share"] == 0.5
     assert [s["share"] for s in created["plan"]] == [0.5, 1.0]

@@ -60,7 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_positive_float,
         default=None,
         metavar="MS",
-        help="guardrail: decision-path latency p95 at most this (default: EXPERIMENT_LATENCY_P95_MS, 200)",
+        help="guardrail: decision-path latency p95 at most this (default: EXPERIMENT_LATENCY_P95_MS, else 5000"
+        " offline, where the path runs through moto)",
     )
     create.add_argument(
         "--metric",
@@ -167,14 +168,24 @@ def _new_experiment(args: argparse.Namespace, state: Any, store: Any) -> Any:
     )
 
 
+# Offline a decision's path runs through moto's Step Functions interpreter, in-process Lambdas and the embedded
+# Postgres: over a second, where AWS answers within the 200 ms the stages default to. The local stage's latency
+# guardrail is therefore 5 s unless --latency-p95-ms or EXPERIMENT_LATENCY_P95_MS says otherwise.
+LOCAL_LATENCY_P95_MS = 5_000.0
+
+
 def _guardrails(args: argparse.Namespace) -> Any:
-    """The stage's default guardrails with what the options change."""
+    """The stage's default guardrails with what the options change (the latency one: see LOCAL_LATENCY_P95_MS)."""
+    import os
     from dataclasses import replace
 
     from ffe.api.experiments import default_guardrails
 
+    latency = args.latency_p95_ms
+    if latency is None and "EXPERIMENT_LATENCY_P95_MS" not in os.environ:
+        latency = LOCAL_LATENCY_P95_MS
     given = {
-        "latency_p95_ms": args.latency_p95_ms,
+        "latency_p95_ms": latency,
         "metric": args.metric,
         "max_degradation": args.max_degradation,
         "sustained_cycles": args.sustained_cycles,
