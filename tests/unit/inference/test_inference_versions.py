@@ -90,6 +90,29 @@ def test_control_is_bit_for_bit_the_same_with_or_without_a_treatment_beside_it(
         assert a.voters[0].model_dump(exclude={"latency_ms"}) == m.voters[0].model_dump(exclude={"latency_ms"})
 
 
+def test_the_versions_take_turns_at_running_first_and_the_outputs_never_change(
+    predictor: Predictor, make_instance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first group of a request runs on a cold cache: the arms take turns at it, so their latencies compare
+    control, treatment = arms(make_instance, predictor)
+    request = InferenceRequest(instances=[control, treatment], llm=False)
+    served: list[str] = []
+    group_votes = Predictor._group_votes
+
+    def spy(self: Predictor, version: str, *args: object) -> object:
+        served.append(version)
+        return group_votes(self, version, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Predictor, "_group_votes", spy)
+    answers = [predictor.predict(request) for _ in range(4)]
+    firsts = served[0::2]
+    assert sorted(firsts) == sorted([predictor.version, TREATMENT] * 2) and firsts[0] != firsts[1]
+    # And whichever ran first, each instance's prediction is the same
+    for answer in answers[1:]:
+        for a, b in zip(answers[0].predictions, answer.predictions, strict=True):
+            assert a.voters[0].model_dump(exclude={"latency_ms"}) == b.voters[0].model_dump(exclude={"latency_ms"})
+
+
 def test_an_unknown_version_is_unavailable_for_its_instances_only(predictor: Predictor, make_instance) -> None:
     control, _ = arms(make_instance, predictor)
     missing = control.model_copy(update={"model_version": "ffe-0000000dead0", "regime_model_version": None})
