@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,10 @@ import pytest
 
 from ffe import containers
 from ffe.adapters.models import bundled_version
+from ffe.adapters.store import PostgresDecisionStore
 from ffe.api import app as api_app
+from ffe.contracts import ArmOutput, DataSource, DecisionRecord
+from ffe.domain.models import Action, Timeframe
 from functions.api.handler import lambda_handler
 from tests.api.conftest import ApiResponse, assert_problem, rest_event, to_response
 from tests.conftest import FakeLambdaContext
@@ -311,6 +315,56 @@ def test_results_compare_the_arms(env: str) -> None:
     results = response.json
     assert results["experiment_id"] == experiment_id and results["decisions"] == 0
     assert {"control", "treatment", "agreement_rate", "confidence_delta"} <= set(results)
+
+
+def test_results_and_decisions_show_both_arms_of_recorded_decisions(env: str) -> None:
+    # Given a running shadow experiment and two decisions it covered, recorded by the real store
+    experiment_id = create(mode="shadow")["id"]
+    assert call("POST", f"/experiments/{experiment_id}/start").status == 200
+    store = PostgresDecisionStore(env)
+    as_of = datetime(2026, 1, 5, 12, 1, tzinfo=UTC)
+    ids = []
+    for hour, (close, control, treatment) in enumerate([(100.0, "BUY", "SELL"), (110.0, "BUY", "BUY")]):
+        at = as_of + timedelta(hours=hour)
+        record = DecisionRecord(
+            cycle_id=f"c-{hour}",
+            as_of=at,
+            timeframe=Timeframe.H1,
+            asset="BTCUSD",
+            bar_time=at - timedelta(minutes=61),
+            action=Action(control),
+            confidence=0.6,
+            stale=False,
+            reason="RL says so",
+            data_age_seconds=60.0,
+            staleness_threshold_seconds=7200,
+            model="inference_ensemble",
+            model_version=bundled_version(),
+            source=DataSource(provider="replay", dataset="t", synthetic=False, simulated_clock=True),
+            input_sha256="0" * 64,
+            bar_close=close,
+            experiment_id=experiment_id,
+            arm="control",
+            arms={
+                "control": ArmOutput(model_version=bundled_version(), action=Action(control), confidence=0.6),
+                "treatment": ArmOutput(model_version=CHALLENGER, action=Action(treatment), confidence=0.4),
+            },
+        )
+        ids.append(store.record_decision(record).id)
+    store.close()
+    # Then the results compare the arms over them: one agreement in two, the treatment 0.2 less confident
+    results = call("GET", f"/experiments/{experiment_id}/results").json
+    assert results["decisions"] == 2 and results["agreement_rate"] == pytest.approx(0.5)
+    assert results["confidence_delta"] == pytest.approx(-0.2)
+    assert results["treatment"]["actions"] == {"BUY": 1, "SELL": 1, "HOLD": 0}
+    # And each decision shows its experiment, the arm that acted and both arms' outputs
+    detail = call("GET", f"/decisions/{ids[0]}").json
+    assert (detail["experiment_id"], detail["arm"], detail["bar_close"]) == (experiment_id, "control", 100.0)
+    assert detail["arms"]["treatment"]["action"] == "SELL"
+    listed = call("GET", "/decisions", query={"asset": "BTCUSD"}).json["items"]
+    assert {(d["experiment_id"], d["arm"]) for d in listed} == {(experiment_id, "control")}
+    with psycopg.connect(env, autocommit=True) as conn:
+        conn.execute("TRUNCATE decisions, risk_events")
 
 
 def test_results_of_an_unknown_experiment_are_a_404(env: str) -> None:

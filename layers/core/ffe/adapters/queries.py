@@ -64,7 +64,8 @@ class CycleRows:
 
 _SUMMARY_COLUMNS = sql.SQL(
     "id, cycle_id, execution_id, stage, asset, timeframe, as_of, bar_time, action, confidence, size, stale, "
-    "reason, data_age_seconds, staleness_threshold_seconds, model, model_version, regime, created_at"
+    "reason, data_age_seconds, staleness_threshold_seconds, model, model_version, regime, created_at, "
+    "experiment_id, arm"
 )
 
 # Filter name -> fixed SQL fragment. The named placeholders are bound by psycopg; nothing else varies.
@@ -83,7 +84,8 @@ _LIST_DECISIONS = sql.SQL("SELECT {columns} FROM decisions{where} ORDER BY as_of
 _GET_DECISION = """
 SELECT d.id, d.cycle_id, d.execution_id, d.stage, d.asset, d.timeframe, d.as_of, d.bar_time, d.action, d.confidence,
        d.size, d.stale, d.reason, d.data_age_seconds, d.staleness_threshold_seconds, d.model, d.model_version,
-       d.regime, d.created_at, d.reasons, d.source, d.input_sha256,
+       d.regime, d.created_at, d.reasons, d.source, d.input_sha256, d.experiment_id, d.arm, d.arms, d.bar_close,
+       d.decision_latency_ms,
        COALESCE((SELECT jsonb_agg(jsonb_build_object(
                     'id', r.id, 'rule', r.rule, 'blocked', r.blocked, 'detail', r.detail,
                     'created_at', r.created_at) ORDER BY r.id)

@@ -139,6 +139,8 @@ class DecisionSummary(_Frozen):
     model_version: str
     regime: str | None
     created_at: datetime
+    experiment_id: str | None = Field(default=None, description="the experiment that covered the asset, if any")
+    arm: Literal["control", "treatment"] | None = Field(default=None, description="the experiment's arm that acted")
 
 
 class RiskEvent(_Frozen):
@@ -167,6 +169,13 @@ class DecisionDetail(DecisionSummary):
     reasons: dict[str, Any] = Field(description="signals, route, gate verdicts")
     source: dict[str, Any] = Field(description="where the bars came from (provider, dataset, route)")
     input_sha256: str
+    bar_close: float | None = Field(default=None, description="the decided bar's close")
+    decision_latency_ms: float | None = Field(
+        default=None, description="fetch start to record, less the LLM's time; null for a replayed record"
+    )
+    arms: dict[str, Any] | None = Field(
+        default=None, description="under an experiment: both arms' model outputs before the risk gate"
+    )
     risk_events: list[RiskEvent]
     execution: Execution | None = Field(description="the latest order sent for this decision; null when none")
 
