@@ -17,10 +17,8 @@ import itertools
 import json
 import re
 import tempfile
-import threading
 import time
 import warnings
-from collections import OrderedDict
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -35,6 +33,7 @@ from ffe.domain.ensemble import weighted_blend
 from ffe.domain.meta import OPTIONS
 from ffe.domain.models import Action
 from ffe.domain.voting import Vote, VoteStatus, combine
+from ffe.version_cache import VersionCache
 from gpu_inference.llm import LlmVoter
 from gpu_inference.tracing import get_tracer
 
@@ -106,16 +105,10 @@ class PolicyStore:
     ) -> None:
         self.root = root.rstrip("/") if root else None
         self.device = device
-        self._capacity, self._failure_seconds, self._clock = capacity, failure_seconds, clock
-        self._lock = threading.Lock()
-        self._loaded: OrderedDict[str, Policy] = OrderedDict()
-        self._failed: dict[str, tuple[float, str]] = {}
-        self._loading: dict[str, threading.Lock] = {}
+        self._cache = VersionCache(lambda v: self._load(v), ModelLoadError, capacity, failure_seconds, clock)
 
     def put(self, policy: Policy) -> None:
-        with self._lock:
-            self._loaded[policy.version] = policy
-            self._trim()
+        self._cache.put(policy.version, policy)
 
     def get(self, version: str) -> Policy:
         """The policy of ``version``.
@@ -123,44 +116,10 @@ class PolicyStore:
         Raises:
             ModelLoadError: not a version, no store configured, not published there, or unloadable.
         """
-        with self._lock:
-            if (hit := self._loaded.get(version)) is not None:
-                self._loaded.move_to_end(version)
-                return hit
-            failed = self._failed.get(version)
-            if failed is not None and self._clock() - failed[0] < self._failure_seconds:
-                raise ModelLoadError(failed[1])
-            gate = self._loading.setdefault(version, threading.Lock())
-        with gate:  # one load per version at a time; a second caller waits for it and reads the cache
-            with self._lock:
-                if (hit := self._loaded.get(version)) is not None:
-                    return hit
-                failed = self._failed.get(version)
-                if failed is not None and self._clock() - failed[0] < self._failure_seconds:
-                    raise ModelLoadError(failed[1])
-            try:
-                policy = self._load(version)
-            except ModelLoadError as exc:
-                with self._lock:
-                    now = self._clock()
-                    self._failed = {v: f for v, f in self._failed.items() if now - f[0] < self._failure_seconds}
-                    self._failed[version] = (now, str(exc))
-                    self._loading.pop(version, None)
-                raise
-            with self._lock:
-                self._failed.pop(version, None)
-                self._loading.pop(version, None)
-                self._loaded[version] = policy
-                self._trim()
-            return policy
+        return self._cache.get(version)
 
     def versions(self) -> list[str]:
-        with self._lock:
-            return list(self._loaded)
-
-    def _trim(self) -> None:
-        while len(self._loaded) > self._capacity:
-            self._loaded.popitem(last=False)
+        return self._cache.versions()
 
     def _load(self, version: str) -> Policy:
         if not _VERSION.match(version):

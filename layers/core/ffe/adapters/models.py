@@ -15,9 +15,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -28,6 +26,7 @@ from ffe.containers import container_cached
 from ffe.domain.errors import InvalidInputError, TransientError
 from ffe.domain.meta import MetaPolicy
 from ffe.domain.regime import RegimeModel
+from ffe.version_cache import VersionCache
 
 BUNDLE_FORMAT = "ffe.models/1"
 BUNDLED = "bundled"
@@ -138,13 +137,7 @@ class ModelStore:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.root = root.rstrip("/") if root != BUNDLED else root
-        self._capacity = capacity
-        self._failure_seconds = failure_seconds
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._loaded: OrderedDict[str, ModelBundle] = OrderedDict()
-        self._failed: dict[str, tuple[float, ModelUnavailableError]] = {}
-        self._loading: dict[str, threading.Lock] = {}
+        self._cache = VersionCache(lambda v: self._load(v), ModelUnavailableError, capacity, failure_seconds, clock)
 
     def uri(self, version: str) -> str:
         """Where ``version`` lives (``bundled`` for the layer's own version).
@@ -167,37 +160,7 @@ class ModelStore:
             ModelUnavailableError: the version is not published here or is unusable; the message says why.
             TransientError: S3 failed in a way worth retrying (not cached).
         """
-        with self._lock:
-            if (hit := self._loaded.get(version)) is not None:
-                self._loaded.move_to_end(version)
-                return hit
-            failed = self._failed.get(version)
-            if failed is not None and self._clock() - failed[0] < self._failure_seconds:
-                raise failed[1]
-            gate = self._loading.setdefault(version, threading.Lock())
-        with gate:  # one load per version at a time; a second caller waits for it and reads the cache
-            with self._lock:
-                if (hit := self._loaded.get(version)) is not None:
-                    return hit
-                failed = self._failed.get(version)
-                if failed is not None and self._clock() - failed[0] < self._failure_seconds:
-                    raise failed[1]
-            try:
-                loaded = self._load(version)
-            except ModelUnavailableError as exc:
-                with self._lock:
-                    now = self._clock()
-                    self._failed = {v: f for v, f in self._failed.items() if now - f[0] < self._failure_seconds}
-                    self._failed[version] = (now, exc)
-                    self._loading.pop(version, None)
-                raise
-            with self._lock:
-                self._failed.pop(version, None)
-                self._loading.pop(version, None)
-                self._loaded[version] = loaded
-                while len(self._loaded) > self._capacity:
-                    self._loaded.popitem(last=False)
-            return loaded
+        return self._cache.get(version)
 
     def _load(self, version: str) -> ModelBundle:
         uri = self.uri(version)
@@ -243,9 +206,7 @@ class ModelStore:
         return sorted(found)
 
     def clear(self) -> None:
-        with self._lock:
-            self._loaded.clear()
-            self._failed.clear()
+        self._cache.clear()
 
 
 def _s3_exists(bucket: str, key: str) -> bool:
