@@ -78,7 +78,19 @@ class Policy:
         except (OSError, KeyError, ValueError, RuntimeError) as exc:
             raise ModelLoadError(f"cannot load the model from {root}: {exc}") from exc
         module.eval()
-        return cls(module, version, device)
+        policy = cls(module, version, device)
+        policy.warm()
+        return policy
+
+    def warm(self) -> None:
+        """One rollout on neutral inputs, at load: torch's first call in a process (and TorchScript's first runs
+        of a module) are tens of ms slower, and the first decision served must not pay for it (nor make the arm
+        served first look slower)."""
+        features = torch.zeros((1, self.roll_bars, self.n_features), dtype=torch.float32, device=self.device)
+        posteriors = torch.full((1, self.roll_bars, self.n_regimes), 1.0 / self.n_regimes, device=self.device)
+        with torch.inference_mode():
+            for _ in range(2):
+                self.module.rollout(features, posteriors)
 
     def rollout(self, instances: list[InferenceInstance]) -> np.ndarray:
         m = self.roll_bars
@@ -257,6 +269,7 @@ class Predictor:
         except ModelLoadError as exc:
             latency = _ms(t0)
             return {i: _rl_output(version, "unavailable", latency, reasoning=str(exc)[:2000]) for i in indices}
+        t0 = time.perf_counter()  # the vote's latency is the rollout's: a version's first load is a cold start
         problems = {i: p for i in indices if (p := _check(policy, instances[i]))}
         rollable = [i for i in indices if i not in problems]
         weights = policy.rollout([instances[i] for i in rollable]) if rollable else np.empty((0, len(OPTIONS)))
