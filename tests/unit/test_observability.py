@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime
 
 import pytest
@@ -10,6 +13,7 @@ import pytest
 from ffe.contracts import CycleClosed, DataSource, DecisionRecord, RecordDecisionResult
 from ffe.decision_metrics import record_metrics
 from ffe.domain.models import Action, Timeframe
+from tests.conftest import ROOT
 
 SOURCE = DataSource(provider="replay", dataset="t", synthetic=False, simulated_clock=True)
 
@@ -65,3 +69,68 @@ def test_records_kept_only_in_the_history_are_counted_once(capsys) -> None:
     assert lost["records_lost"] in (1.0, [1.0])
     record_metrics(closed, first.model_copy(update={"created": False}))  # a retried close: not counted again
     assert not [m for m in emitted(capsys.readouterr().out) if "records_lost" in m]
+
+
+IMPORT_OBSERVABILITY = """
+import json, sys
+from ffe.observability import tracer
+print(json.dumps({
+    "provider": type(tracer.provider).__module__ + "." + type(tracer.provider).__name__,
+    "disabled": bool(tracer.disabled),
+    "xray_recorder_built": "aws_xray_sdk.core" in sys.modules,
+    "botocore_client": "botocore.client" in sys.modules,
+}))
+"""
+
+
+def _import_observability(**env: str) -> dict[str, object]:
+    base = {k: v for k, v in os.environ.items() if k not in ("POWERTOOLS_TRACE_DISABLED", "LAMBDA_TASK_ROOT")}
+    base["PYTHONPATH"] = os.pathsep.join([str(ROOT / "layers" / "core"), str(ROOT)])
+    run = subprocess.run(
+        [sys.executable, "-c", IMPORT_OBSERVABILITY], env={**base, **env}, capture_output=True, text=True, check=True
+    )
+    result: dict[str, object] = json.loads(run.stdout.strip().splitlines()[-1])
+    return result
+
+
+@pytest.mark.parametrize(
+    "env",
+    [{"POWERTOOLS_TRACE_DISABLED": "true"}, {}, {"LAMBDA_TASK_ROOT": "/var/task", "POWERTOOLS_TRACE_DISABLED": "1"}],
+    ids=["disabled", "outside-lambda", "disabled-in-lambda"],
+)
+def test_with_tracing_off_no_xray_recorder_or_botocore_client_is_built(env: dict[str, str]) -> None:
+    result = _import_observability(**env)
+    assert result == {
+        "provider": "ffe.observability.UntracedProvider",
+        "disabled": True,
+        "xray_recorder_built": False,
+        "botocore_client": False,
+    }
+
+
+def test_in_lambda_with_tracing_on_the_tracer_is_xrays() -> None:
+    result = _import_observability(LAMBDA_TASK_ROOT="/var/task")
+    assert result["provider"] == "aws_xray_sdk.core.async_recorder.AsyncAWSXRayRecorder"
+    assert result["disabled"] is False
+
+
+def test_an_untraced_handler_returns_and_raises_as_it_would_traced() -> None:
+    from ffe.observability import UntracedProvider
+    from ffe.observability import tracer as untraced
+
+    assert isinstance(untraced.provider, UntracedProvider)  # tests run with POWERTOOLS_TRACE_DISABLED (conftest)
+
+    @untraced.capture_lambda_handler
+    def handler(event: dict[str, int], context: object) -> dict[str, int]:
+        if event.get("fail"):
+            raise ValueError("refused")
+        return {"n": event["n"] + 1}
+
+    @untraced.capture_method
+    def method(n: int) -> int:
+        return n * 2
+
+    assert handler({"n": 1}, None) == {"n": 2}
+    assert method(4) == 8
+    with pytest.raises(ValueError, match="refused"):
+        handler({"fail": 1}, None)

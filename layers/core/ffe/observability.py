@@ -14,19 +14,63 @@ import functools
 import json
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any, cast
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+from aws_lambda_powertools.tracing.base import BaseProvider, BaseSegment
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "ffe")
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "FFE")
 
+
+class _Untraced(BaseSegment):
+    """The subsegment of a tracer that is off: takes every annotation and records none."""
+
+    def close(self, end_time: int | None = None) -> None: ...
+    def add_subsegment(self, subsegment: Any) -> None: ...
+    def remove_subsegment(self, subsegment: Any) -> None: ...
+    def put_annotation(self, key: str, value: Any) -> None: ...
+    def put_metadata(self, key: str, value: Any, namespace: str = "default") -> None: ...
+    def add_exception(self, exception: BaseException, stack: Any, remote: bool = False) -> None: ...
+
+
+class UntracedProvider(BaseProvider):
+    """The tracer's provider while tracing is off (``POWERTOOLS_TRACE_DISABLED``, or outside Lambda).
+
+    Powertools' default provider is X-Ray's global recorder: importing ``aws_xray_sdk.core`` builds it even
+    when tracing is off, and outside Lambda its sampler builds a botocore client too (most of the X-Ray cost
+    in a handler's cold import: bench/bench_cold_start.py, docs/performance.md). With tracing on (in Lambda,
+    ``Tracing: Active``) the tracer is powertools' X-Ray one, as before.
+    """
+
+    @contextmanager
+    def in_subsegment(self, name: str | None = None, **kwargs: Any) -> Iterator[BaseSegment]:
+        yield _Untraced()
+
+    @asynccontextmanager
+    async def in_subsegment_async(self, name: str | None = None, **kwargs: Any) -> AsyncIterator[BaseSegment]:
+        yield _Untraced()
+
+    def put_annotation(self, key: str, value: Any) -> None: ...
+    def put_metadata(self, key: str, value: Any, namespace: str = "default") -> None: ...
+    def patch(self, modules: Sequence[str]) -> None: ...
+    def patch_all(self) -> None: ...
+
+
+def build_tracer() -> Tracer:
+    """The shared tracer: X-Ray's when tracing is on; one on ``UntracedProvider`` when it is off, by the rule
+    powertools itself applies (``Tracer._is_tracer_disabled``), so X-Ray is never imported for nothing."""
+    if Tracer._is_tracer_disabled():
+        return Tracer(service=SERVICE, disabled=True, provider=UntracedProvider())
+    return Tracer(service=SERVICE)
+
+
 logger = Logger(service=SERVICE)
-tracer = Tracer(service=SERVICE)
+tracer = build_tracer()
 
 #: Values that must never be a dimension: each distinct value would be a metric of its own.
 HIGH_CARDINALITY = frozenset({"asset", "cycle_id", "execution_id", "client_order_id", "error", "decision_id"})
@@ -194,6 +238,7 @@ __all__ = [
     "Metric",
     "MetricUnit",
     "UndeclaredMetricError",
+    "UntracedProvider",
     "emf_document",
     "emit",
     "logger",
