@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from ffe.domain.models import Action
 from ffe.domain.portfolio import Balance, OrderSide, PendingOrder, Position, ProductRules
-from ffe.domain.risk import Portfolio, RiskLimits, RiskReason, gate, violations
+from ffe.domain.risk import Portfolio, RiskLimits, RiskReason, gate, gate_on_stats, return_stats, violations
 
 D = Decimal
 RULES = ProductRules("BTCUSD", min_size=D("0.0001"), size_increment=D("0.00000001"), min_notional=D("1"))
@@ -258,3 +258,46 @@ def test_no_approved_order_ever_breaks_a_limit(
     if verdict.approved:
         assert verdict.side is not None
         assert violations("BTCUSD", verdict.side, verdict.quantity, book, LIMITS, RULES, returns, allow_short) == []
+
+
+def _former_return_stats(returns: list[float], var_confidence: float) -> tuple[float, Decimal] | None:
+    """return_stats as it was: each squared deviation through ``** 2`` (the platform's libm pow)."""
+    n = len(returns)
+    if n < 20 or not all(math.isfinite(r) for r in returns):
+        return None
+    mean = math.fsum(returns) / n
+    sigma = math.sqrt(math.fsum((r - mean) ** 2 for r in returns) / n)
+    if sigma == 0:
+        return None
+    worst = sorted(returns)[min(n - 1, int((1 - var_confidence) * n))]
+    return sigma, Decimal(max(-worst, 1e-12))
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(st.floats(min_value=-0.3, max_value=0.3, allow_subnormal=False), min_size=15, max_size=150),
+    st.sampled_from([0.9, 0.95, 0.99]),
+)
+def test_return_stats_agree_with_the_former_arithmetic_within_two_units_in_the_last_place(
+    returns: list[float], var_confidence: float
+) -> None:
+    # Squares are now d * d (IEEE-exact everywhere) where they were d ** 2 (libm pow, which can round the other way)
+    now, before = return_stats(returns, var_confidence), _former_return_stats(returns, var_confidence)
+    if before is None or now is None:
+        assert now is before is None
+        return
+    assert abs(now[0] - before[0]) <= 2 * math.ulp(before[0])
+    assert now[1] == before[1]  # the VaR quantile is a sorted return: no arithmetic changed
+
+
+def test_gate_is_gate_on_stats_after_return_stats() -> None:
+    for action, confidence, book in [
+        (Action.BUY, 0.4, portfolio()),
+        (Action.SELL, 1.0, portfolio(held="0.05")),
+        (Action.SELL, 0.7, portfolio()),
+        (Action.BUY, 1.0, portfolio(held="0.2")),
+    ]:
+        stats = return_stats(RETURNS, LIMITS.var_confidence)
+        assert gate(action, confidence, "BTCUSD", RETURNS, book, LIMITS, RULES) == gate_on_stats(
+            action, confidence, "BTCUSD", stats, book, LIMITS, RULES
+        )

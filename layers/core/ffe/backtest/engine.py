@@ -59,6 +59,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ffe.adapters.models import ModelBundle, ModelUnavailableError
+from ffe.backtest.window_stats import WindowStats, correctly_rounded_row_sums
 from ffe.domain.features import FeatureParams, feature_matrix
 from ffe.domain.fills import DEFAULT_RULES, FEE_RATE, SLIPPAGE, STARTING_CASH, Fill, apply_fill
 from ffe.domain.meta import OPTIONS, StrategyOption, rolled_weights
@@ -74,7 +75,7 @@ from ffe.domain.performance import (
 )
 from ffe.domain.portfolio import Balance, OrderSide, Position, ProductRules
 from ffe.domain.regime import RegimeModel, posterior
-from ffe.domain.risk import Portfolio, RiskLimits, gate
+from ffe.domain.risk import Portfolio, RiskLimits, gate_on_stats
 from ffe.domain.strategies import STRATEGIES, StrategyParams, score_matrix
 from ffe.domain.universe import asset_class_of
 from ffe.training.data import HOLDOUT_FRACTION, holdout
@@ -347,7 +348,7 @@ def _market(
     fresh = window >= cfg.strategy_params.min_bars
     scores = score_matrix(data.high, data.low, data.close, cfg.strategy_params)
     naive = np.full(n, np.nan)
-    naive[fresh] = [math.fsum(row) / len(row) for row in scores[fresh].tolist()]  # statistics.fmean, bit for bit
+    naive[fresh] = correctly_rounded_row_sums(scores[fresh]) / scores.shape[1]  # statistics.fmean, bit for bit
     regime_index = np.full(n, -1)
     meta = np.full((n, len(OPTIONS)), np.nan)
     model, note = _usable_model(bundle, asset_class)
@@ -526,9 +527,13 @@ class _BookRules:
         self.asset, self.limits, self.rules, self.cfg = asset, limits, rules, cfg
         closes = data.close.tolist()
         self.closes = closes
-        self.opens = data.open.tolist()
+        # The prices as the paper venue and GateRisk read them, Decimal(repr(float)), made once for every strategy.
+        self.close_prices = list(map(Decimal, map(repr, closes)))
+        self.open_prices = list(map(Decimal, map(repr, data.open.tolist())))
         # GateRisk's returns: math.log(b.close / a.close) over the fetched window.
         self.log_returns = [math.log(b / a) for a, b in itertools.pairwise(closes)]
+        # σ and the VaR quantile of each bar's window, computed once for every strategy (the gate's own numbers).
+        self.stats = WindowStats(self.log_returns, cfg.lookback_bars, limits.var_confidence)
         as_of = data.times + np.timedelta64(int(timeframe.duration.total_seconds() * 1e6), "us")
         self.days = as_of.astype("datetime64[D]").astype(np.int64).tolist()  # UTC day of each decision
 
@@ -577,7 +582,7 @@ def _simulate(decisions: _Decisions, market: _Market, book: _BookRules, lo: int,
             outcome = apply_fill(
                 pending[0],
                 pending[1],
-                Decimal(repr(book.opens[t])),
+                book.open_prices[t],
                 account.cash,
                 account.quantity,
                 account.average,
@@ -590,7 +595,7 @@ def _simulate(decisions: _Decisions, market: _Market, book: _BookRules, lo: int,
             else:
                 ledger.rejected += 1
             pending = None
-        price = Decimal(repr(book.closes[t]))
+        price = book.close_prices[t]
         equity = account.cash + account.quantity * price
         ledger.equity[i], ledger.positions[i] = float(equity), float(account.quantity)
         code = codes[t]
@@ -621,10 +626,9 @@ def _gate(
     day_start, peak = account.marks(book.days[t], equity)
     positions = {book.asset: Position(book.asset, account.quantity, account.average)} if account.quantity else {}
     portfolio = Portfolio(Balance("USD", equity, account.cash), positions, {book.asset: price}, day_start, peak)
-    window_start = max(0, t - book.cfg.lookback_bars + 1)
-    returns = book.log_returns[window_start:t]
     action = Action.BUY if code == BUY else Action.SELL
-    verdict = gate(action, confidence, book.asset, returns, portfolio, book.limits, book.rules)
+    # gate(...) over the window's log returns, log_returns[t - lookback_bars + 1 : t], with their stats precomputed
+    verdict = gate_on_stats(action, confidence, book.asset, book.stats.at(t), portfolio, book.limits, book.rules)
     if verdict.approved and verdict.side is not None:
         return verdict.side, verdict.quantity
     ledger.blocks += 1

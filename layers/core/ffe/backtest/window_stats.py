@@ -1,0 +1,98 @@
+"""The risk gate's return statistics for every bar of a series at once, bit for bit ``ffe.domain.risk.return_stats``.
+
+GateRisk computes σ and the VaR loss quantile of the last ``lookback_bars - 1`` log returns once per decision;
+the backtester needs them at every gated bar of every strategy, where ``return_stats`` (two ``math.fsum``
+and a sort per call) was most of a backtest's time under cProfile (issue 16). Here every full window is one row of a
+sliding-window view: the means, the deviations and their squares are numpy's elementwise IEEE operations (the
+same roundings as Python's floats), the k-th smallest return is ``np.partition`` (no arithmetic), and the two sums
+are ``correctly_rounded_row_sums``: what ``math.fsum`` returns for each row, without a Python loop over rows.
+Windows shorter than a full one (the first bars of a series) go through ``return_stats`` itself, on demand.
+tests/unit/backtest/test_window_stats.py checks every window of two bundled series against ``return_stats``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from decimal import Decimal
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from numpy.typing import NDArray
+
+from ffe.domain.risk import ReturnStats, return_stats, var_index
+
+_U = 2.0**-53  # the unit roundoff of float64
+
+
+def correctly_rounded_row_sums(m: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Each row's sum rounded once, to nearest even: ``math.fsum(row)`` for every row, bit for bit.
+
+    Knuth's TwoSum runs down the columns, keeping every addition's rounding error exactly; the errors are then
+    summed plainly, which is off by at most ``4 n² u² Σ|x|`` (a few 1e-28 of the row's magnitude for 119 columns).
+    The one final rounding is therefore the correct one unless the exact sum lies within that bound of halfway
+    between two floats, or is exactly halfway (common when a row's numbers share an exponent), or is not finite;
+    those rows go to ``math.fsum`` itself.
+    """
+    rows, n = m.shape
+    if n == 0:
+        return np.zeros(rows)
+    columns = np.ascontiguousarray(m.T)
+    total = columns[0].copy()
+    errors = np.zeros(rows)
+    magnitude = np.abs(columns[0])
+    with np.errstate(invalid="ignore", over="ignore"):  # a non-finite row ends as NaN, then goes to math.fsum
+        for x in columns[1:]:
+            added = total + x
+            back = added - total
+            errors += (total - (added - back)) + (x - back)
+            magnitude += np.abs(x)
+            total = added
+        out = total + errors
+        back = out - total
+        residual = (total - (out - back)) + (errors - back)  # total + errors == out + residual, exactly
+        bound = 4.0 * n * n * _U * _U * magnitude
+        gap = np.minimum(np.nextafter(out, np.inf) - out, out - np.nextafter(out, -np.inf))
+        unsure = ~(np.abs(residual) + bound < 0.4999 * gap)
+    for i in np.flatnonzero(unsure).tolist():
+        out[i] = math.fsum(m[i].tolist())
+    return out
+
+
+class WindowStats:
+    """``at(t)`` is ``return_stats(log_returns[max(0, t - lookback_bars + 1):t], var_confidence)``: the window
+    GateRisk measures at bar ``t``. Full windows are computed at construction, in one pass; the rest on demand."""
+
+    def __init__(self, log_returns: Sequence[float], lookback_bars: int, var_confidence: float) -> None:
+        self._returns = log_returns
+        self._lookback = lookback_bars
+        self._confidence = var_confidence
+        self._cache: dict[int, ReturnStats | None] = {}
+        width = lookback_bars - 1
+        self._first_full = width  # bar t reads returns t - width .. t - 1
+        self._sigma = np.empty(0)
+        self._worst = np.empty(0)
+        values = np.asarray(log_returns, dtype=np.float64)
+        if width < 20 or values.size < width:
+            return  # every usable window is computed on demand
+        finite = np.isfinite(values)
+        windows = sliding_window_view(np.where(finite, values, 0.0), width)
+        clean = sliding_window_view(finite, width).all(axis=1)
+        mean = correctly_rounded_row_sums(windows) / width
+        deviations = windows - mean[:, None]
+        sigma = np.sqrt(correctly_rounded_row_sums(deviations * deviations) / width)
+        k = var_index(width, var_confidence)
+        self._worst = np.partition(windows, k, axis=1)[:, k]
+        self._sigma = np.where(clean & (sigma != 0), sigma, np.nan)  # NaN: return_stats gives None
+
+    def at(self, t: int) -> ReturnStats | None:
+        if t in self._cache:
+            return self._cache[t]
+        row = t - self._first_full
+        if 0 <= row < self._sigma.size:
+            sigma = float(self._sigma[row])
+            stats = None if math.isnan(sigma) else (sigma, Decimal(max(-float(self._worst[row]), 1e-12)))
+        else:
+            stats = return_stats(self._returns[max(0, t - self._lookback + 1) : t], self._confidence)
+        self._cache[t] = stats
+        return stats
