@@ -122,7 +122,7 @@ def test_bad_bars_fail_their_asset_alone_and_are_never_decided_on(cloud, monkeyp
     assert "close is not a finite number" in result["failures"]["ETHUSD"]["message"]
 
 
-def test_transient_fetch_error_is_retried_then_decided(cloud, monkeypatch) -> None:
+def test_transient_fetch_error_is_retried_then_decided(cloud, monkeypatch, retry_waits) -> None:
     real_fetch, calls = ReplayProvider.fetch, []
 
     def flaky(self, asset, timeframe, as_of, lookback):
@@ -136,6 +136,8 @@ def test_transient_fetch_error_is_retried_then_decided(cloud, monkeypatch) -> No
     assert "BTCUSD" in result["decisions"] and not result["failures"]
     fetch = visits(result, "Fetch market data", "BTCUSD")[0]
     assert fetch.attempts == 2 and fetch.status == "Succeeded" and "TransientError" in fetch.error
+    # one backoff before the second attempt: the ASL's 1 s interval under full jitter
+    assert len(retry_waits) == 1 and 0 <= retry_waits[0] <= 1
 
 
 def test_retried_record_task_writes_exactly_one_row(cloud, monkeypatch) -> None:
