@@ -14,11 +14,12 @@ from ffe.adapters.replay import load_bars
 from ffe.domain.ensemble import naive_router, weighted_blend
 from ffe.domain.errors import InvalidInputError
 from ffe.domain.features import FeatureParams, feature_matrix, latest_features
-from ffe.domain.meta import OPTIONS, MetaPolicy, latest_weights, rolled_weights
+from ffe.domain.meta import OPTIONS, MetaPolicy, latest_weights, rolled_weights, step
 from ffe.domain.models import Action
 from ffe.domain.performance import churn_rate, max_disruption, max_drawdown, sharpe, sortino, turnover
+from ffe.domain.regime import RegimeModel, posterior
 from ffe.domain.strategies import Strategy, StrategyParams, bar_arrays, score_all, score_matrix
-from tests.fakes.models import random_meta_policy
+from tests.fakes.models import random_meta_policy, random_regime_model
 
 P = FeatureParams()
 BTC = load_bars("BTCUSD_1h.csv.gz")
@@ -83,6 +84,49 @@ def test_rolled_weights_for_every_row_equal_a_single_decision() -> None:
         one = latest_weights(policy, features[: t + 1], posteriors[: t + 1])
         np.testing.assert_allclose(all_rows[t], one, atol=1e-12)
     assert np.isnan(all_rows[P.warmup + policy.roll_bars - 3]).all()  # its roll would touch the warm-up
+
+
+def _stepped(policy: MetaPolicy, features: np.ndarray, posteriors: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """The roll written plainly: ``step`` after ``step`` on the rows ``ts`` look back to, from equal weights."""
+    w = np.full((ts.size, len(OPTIONS)), 1.0 / len(OPTIONS))
+    for back in range(policy.roll_bars - 1, -1, -1):
+        w = step(policy, features[ts - back], posteriors[ts - back], w)
+    return w
+
+
+@pytest.mark.parametrize("seed", [0, 4, 11])
+def test_the_rolls_are_steps_bit_for_bit(seed: int) -> None:
+    # What the backtester (every row) and a decision (the last row) compute is the policy stepped, to the bit.
+    policy = random_meta_policy(seed=seed)
+    features = feature_matrix(CLOSES[:500], P)
+    posteriors = np.random.default_rng(seed).dirichlet(np.ones(policy.n_regimes), 500)
+    rolled = rolled_weights(policy, features, posteriors)
+    ts = np.arange(P.warmup - 2 + policy.roll_bars, 500)
+    assert np.array_equal(rolled[ts], _stepped(policy, features, posteriors, ts))
+    for t in (ts[0], 250, 499):
+        one = latest_weights(policy, features[: t + 1], posteriors[: t + 1])
+        assert np.array_equal(one, _stepped(policy, features, posteriors, np.array([t]))[0])
+    assert np.isnan(latest_weights(policy, features[: ts[0]], posteriors[: ts[0]])).all()  # touches the warm-up
+
+
+def _posterior_inline(model: RegimeModel, x: np.ndarray) -> np.ndarray:
+    """scikit-learn's predict_proba term for term, every term computed on the call (what ``posterior`` caches)."""
+    z = (x - model.scaler_mean) / model.scaler_scale
+    log_det = np.sum(np.log(np.diagonal(model.precisions_cholesky, axis1=1, axis2=2)), axis=1)
+    log_prob = np.empty((z.shape[0], model.n_components))
+    for k, (mu, prec_chol) in enumerate(zip(model.means, model.precisions_cholesky, strict=True)):
+        log_prob[:, k] = np.sum(np.square(np.dot(z, prec_chol) - np.dot(mu, prec_chol)), axis=1)
+    weighted = -0.5 * (z.shape[1] * np.log(2 * np.pi) + log_prob) + log_det + model.log_prob_offset + model.log_weights
+    top = np.max(weighted, axis=1, keepdims=True)
+    return np.exp(weighted - (np.log(np.sum(np.exp(weighted - top), axis=1)) + top[:, 0])[:, np.newaxis])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_posterior_is_the_formula_bit_for_bit(seed: int) -> None:
+    model = random_regime_model("crypto", seed=seed)
+    rows = feature_matrix(CLOSES[:400], P)[P.warmup - 1 :]
+    assert np.array_equal(posterior(model, rows), _posterior_inline(model, rows))
+    assert np.array_equal(posterior(model, rows[-24:]), _posterior_inline(model, rows[-24:]))
 
 
 def test_smoothing_bounds_how_far_weights_move_in_one_bar() -> None:

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from ffe.domain.windows import stds, windows
+
 FEATURE_NAMES: tuple[str, ...] = ("momentum", "volatility", "trend_strength")
 _TINY = 1e-12  # floors a zero volatility (a flat series) so the logs stay finite
 
@@ -49,25 +51,26 @@ def feature_matrix(closes: NDArray[np.float64], params: FeatureParams) -> NDArra
     c = np.asarray(closes, dtype=np.float64)
     if c.ndim != 1:
         raise ValueError("closes must be one-dimensional")
-    if c.size and (not np.all(np.isfinite(c)) or np.any(c <= 0)):
+    if c.size and (not np.isfinite(c).all() or (c <= 0).any()):
         raise ValueError("closes must be finite and positive")
     out = np.full((c.size, len(FEATURE_NAMES)), np.nan)
     if c.size < params.warmup:
         return out
     w, n = params.window, params.long_window
-    r = np.diff(np.log(c))  # r[i] is the log return into close i+1
-    sigma_w = _rolling_std(r, w)  # aligned so sigma_w[j] covers r[j-w+1..j], i.e. closes up to j+1
-    sigma_l = _rolling_std(r, n)
-    t = np.arange(params.warmup - 1, c.size)  # close indices with a complete row
-    j = t - 1  # their last return
-    sw = np.maximum(sigma_w[j], _TINY)
-    sl = np.maximum(sigma_l[j], _TINY)
-    drift = np.log(c[t] / c[t - w])
-    out[t, 0] = drift / (sw * np.sqrt(w))
-    out[t, 1] = np.log(sw / sl)
-    travelled = _rolling_sum(np.abs(np.diff(c)), w)[j]  # Σ|Δc| over the window's w steps
-    straight = np.abs(c[t] - c[t - w])
-    out[t, 2] = np.where(travelled > 0, straight / np.where(travelled > 0, travelled, 1.0), 0.0)
+    first = params.warmup - 1  # the first close with a complete row
+    log_c = np.log(c)
+    r = np.subtract(log_c[1:], log_c[:-1])  # np.diff: r[i] is the log return into close i+1
+    # Each row t reads the w (and n) returns up to its last, r[t-1]: the windows starting at r[t-w] (and r[t-n]).
+    sw = np.maximum(stds(windows(r[first - w :], w)), _TINY)
+    sl = np.maximum(stds(windows(r[first - n :], n)), _TINY)
+    now, then = c[first:], c[first - w : c.size - w]
+    drift = np.log(now / then)
+    out[first:, 0] = drift / (sw * np.sqrt(w))
+    out[first:, 1] = np.log(sw / sl)
+    steps = np.abs(np.subtract(c[1:], c[:-1]))
+    travelled = np.add.reduce(windows(steps[first - w :], w), axis=1)  # Σ|Δc| over the window's w steps
+    straight = np.abs(now - then)
+    out[first:, 2] = np.where(travelled > 0, straight / np.where(travelled > 0, travelled, 1.0), 0.0)
     return out
 
 
@@ -75,22 +78,3 @@ def latest_features(closes: NDArray[np.float64], params: FeatureParams) -> NDArr
     """The feature row of the last close (NaN if the series is shorter than ``params.warmup``)."""
     c = np.asarray(closes, dtype=np.float64)
     return feature_matrix(c[-params.warmup :], params)[-1]
-
-
-def _rolling_std(x: NDArray[np.float64], w: int) -> NDArray[np.float64]:
-    """Population std of ``x[j-w+1..j]`` at each ``j`` (NaN before ``w-1``).
-
-    Each window is reduced on its own (no running sums), so a value never depends on how much history
-    precedes it: a backtest over years and a Lambda over 120 bars get the same bits.
-    """
-    out = np.full(x.size, np.nan)
-    if x.size >= w:
-        out[w - 1 :] = np.lib.stride_tricks.sliding_window_view(x, w).std(axis=1)
-    return out
-
-
-def _rolling_sum(x: NDArray[np.float64], w: int) -> NDArray[np.float64]:
-    out = np.full(x.size, np.nan)
-    if x.size >= w:
-        out[w - 1 :] = np.lib.stride_tricks.sliding_window_view(x, w).sum(axis=1)
-    return out

@@ -13,7 +13,7 @@ the same thing for every bar at once (:func:`rolled_weights`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -109,13 +109,7 @@ def step(
     """Next weights for a batch of rows: ``(N, F)``, ``(N, K)``, ``(N, S)`` -> ``(N, S)``."""
     z = (features - policy.input_mean) / policy.input_scale
     h = np.concatenate([z, posteriors, current], axis=1)
-    for i, (w, b) in enumerate(policy.layers):
-        h = h @ w + b
-        if i < len(policy.layers) - 1:
-            h = np.tanh(h)
-    target = _softmax(h)
-    out: NDArray[np.float64] = (1.0 - policy.smoothing) * current + policy.smoothing * target
-    return out
+    return _advance(policy, h, current)
 
 
 def rolled_weights(
@@ -124,7 +118,8 @@ def rolled_weights(
     """Weights at every row ``t``: the policy rolled over rows ``t-roll_bars+1..t`` from equal weights.
 
     Rows whose roll would touch a NaN feature row (the warm-up) are NaN. Vectorized over ``t``: the work is
-    ``roll_bars`` batched steps, whatever the length of the series.
+    ``roll_bars`` batched steps, whatever the length of the series. Each is :func:`step`'s arithmetic on the same
+    numbers, with what does not depend on the weights (the standardized features) done once for all rows.
     """
     n, m = features.shape[0], policy.roll_bars
     out = np.full((n, len(OPTIONS)), np.nan)
@@ -136,11 +131,8 @@ def rolled_weights(
     ts = np.arange(m - 1, n)[window_ok]
     if ts.size == 0:
         return out
-    w = np.full((ts.size, len(OPTIONS)), 1.0 / len(OPTIONS))
-    for k in range(m):
-        rows = ts - (m - 1) + k
-        w = step(policy, features[rows], posteriors[rows], w)
-    out[ts] = w
+    head = _head(policy, features, posteriors)
+    out[ts] = _roll(policy, (head[ts - back] for back in range(m - 1, -1, -1)), ts.size, head.shape[1])
     return out
 
 
@@ -148,16 +140,56 @@ def latest_weights(
     policy: MetaPolicy, features: NDArray[np.float64], posteriors: NDArray[np.float64]
 ) -> NDArray[np.float64]:
     """Weights for the last row, from the last ``roll_bars`` rows: in numpy what the endpoint's RL voter computes
-    with the TorchScript policy (the reference its tests and ``bench/bench_decision.py`` use)."""
+    with the TorchScript policy (the reference its tests and ``bench/bench_decision.py`` use).
+
+    One row rolled ``roll_bars`` times through :func:`step`'s arithmetic, bit for bit
+    (tests/unit/domain/test_models_math.py), with the standardized features computed once for all the rows.
+    """
     m = policy.roll_bars
     if features.shape[0] < m:
         raise ValueError(f"the meta-controller needs {m} feature rows, got {features.shape[0]}")
-    return rolled_weights(policy, features[-m:], posteriors[-m:])[-1]
+    features, posteriors = features[-m:], posteriors[-m:]
+    if not (np.isfinite(features).all() and np.isfinite(posteriors).all()):
+        return np.full(len(OPTIONS), np.nan)
+    head = _head(policy, features, posteriors)
+    return _roll(policy, head, 1, head.shape[1])[0]
+
+
+def _head(policy: MetaPolicy, features: NDArray[np.float64], posteriors: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The part of the policy's input that does not depend on the weights, ``[standardized features | posterior]``,
+    for every row at once: elementwise, so the same bits :func:`step` computes row by row."""
+    return np.concatenate([(features - policy.input_mean) / policy.input_scale, posteriors], axis=1)
+
+
+def _roll(policy: MetaPolicy, heads: Iterable[NDArray[np.float64]], batch: int, width: int) -> NDArray[np.float64]:
+    """The weights of ``batch`` rows after one step per block of ``heads`` (``width`` columns), from equal weights.
+
+    One input buffer ``[head | weights]`` is filled in place each step instead of concatenated: the same values in
+    the same C-contiguous layout as :func:`step`'s, so the same matrix products and the same bits.
+    """
+    weights = np.full((batch, len(OPTIONS)), 1.0 / len(OPTIONS))
+    inputs = np.empty((batch, width + len(OPTIONS)))
+    for head in heads:
+        inputs[:, :width] = head
+        inputs[:, width:] = weights
+        weights = _advance(policy, inputs, weights)
+    return weights
+
+
+def _advance(policy: MetaPolicy, h: NDArray[np.float64], current: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The policy's forward pass on inputs ``h`` and the smoothed move of ``current`` towards its softmax."""
+    for i, (w, b) in enumerate(policy.layers):
+        h = h @ w + b
+        if i < len(policy.layers) - 1:
+            h = np.tanh(h)
+    target = _softmax(h)
+    out: NDArray[np.float64] = (1.0 - policy.smoothing) * current + policy.smoothing * target
+    return out
 
 
 def _softmax(x: NDArray[np.float64]) -> NDArray[np.float64]:
-    e = np.exp(x - np.max(x, axis=1, keepdims=True))
-    out: NDArray[np.float64] = e / np.sum(e, axis=1, keepdims=True)
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    out: NDArray[np.float64] = e / e.sum(axis=1, keepdims=True)
     return out
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,13 @@ from numpy.typing import NDArray
 from ffe.domain.errors import InvalidInputError
 
 REGIME_FORMAT = "ffe.regime/1"
+
+
+@dataclass(frozen=True, slots=True)
+class _Terms:
+    components: tuple[tuple[NDArray[np.float64], NDArray[np.float64]], ...]  # (precision Cholesky, mean @ it) per k
+    log_det: NDArray[np.float64]  # (K,) log det of each precision Cholesky
+    log_2pi_f: np.float64  # F * log(2π)
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,16 @@ class RegimeModel:
     @property
     def n_components(self) -> int:
         return len(self.labels)
+
+    @cached_property
+    def terms(self) -> _Terms:
+        """What :func:`posterior` computes from the fit alone, computed once: the same expressions, the same bits."""
+        components = tuple((p, np.dot(mu, p)) for mu, p in zip(self.means, self.precisions_cholesky, strict=True))
+        return _Terms(
+            components=components,
+            log_det=np.sum(np.log(np.diagonal(self.precisions_cholesky, axis1=1, axis2=2)), axis=1),
+            log_2pi_f=len(self.feature_names) * np.log(2 * np.pi),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -95,14 +113,14 @@ def posterior(model: RegimeModel, features: NDArray[np.float64]) -> NDArray[np.f
     if x.shape[1] != len(model.feature_names):
         raise ValueError(f"expected {len(model.feature_names)} features, got {x.shape[1]}")
     z = (x - model.scaler_mean) / model.scaler_scale
-    n_features = z.shape[1]
-    # _estimate_log_gaussian_prob (covariance_type="full"), term for term.
-    log_det = np.sum(np.log(np.diagonal(model.precisions_cholesky, axis1=1, axis2=2)), axis=1)
+    # _estimate_log_gaussian_prob (covariance_type="full"), term for term; the terms of the fit alone are computed
+    # once per model (``_Terms``), the same numbers the expressions below them would give on every call.
+    terms = model.terms
     log_prob = np.empty((z.shape[0], model.n_components))
-    for k, (mu, prec_chol) in enumerate(zip(model.means, model.precisions_cholesky, strict=True)):
-        y = np.dot(z, prec_chol) - np.dot(mu, prec_chol)
-        log_prob[:, k] = np.sum(np.square(y), axis=1)
-    log_gauss = -0.5 * (n_features * np.log(2 * np.pi) + log_prob) + log_det
+    for k, (prec_chol, mu_prec) in enumerate(terms.components):
+        y = np.dot(z, prec_chol) - mu_prec
+        log_prob[:, k] = np.square(y).sum(axis=1)
+    log_gauss = -0.5 * (terms.log_2pi_f + log_prob) + terms.log_det
     weighted = log_gauss + model.log_prob_offset + model.log_weights
     norm = _logsumexp(weighted)
     return np.exp(weighted - norm[:, np.newaxis])

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import NDArray
 
 from ffe.domain.models import Bar
+from ffe.domain.windows import means, stds, windows
 
 
 class Strategy(StrEnum):
@@ -47,14 +47,15 @@ def trend_following_series(closes: NDArray[np.float64], fast: int, slow: int) ->
     out = np.full(c.size, np.nan)
     if c.size < slow + 1:
         return out
-    t = np.arange(slow, c.size)
-    fast_ma = sliding_window_view(c, fast).mean(axis=1)[t - fast + 1]
-    slow_ma = sliding_window_view(c, slow).mean(axis=1)[t - slow + 1]
+    # bar t (from ``slow``) reads the fast and slow windows ending at it and the slow window of returns into it
+    fast_ma = means(windows(c[slow - fast + 1 :], fast))
+    slow_ma = means(windows(c[1:], slow))
     spread = (fast_ma - slow_ma) / slow_ma
-    sigma = sliding_window_view(np.diff(np.log(c)), slow).std(axis=1)[t - slow]
+    log_c = np.log(c)
+    sigma = stds(windows(np.subtract(log_c[1:], log_c[:-1]), slow))
     with np.errstate(divide="ignore", invalid="ignore"):
         scaled = np.tanh(spread / (2.0 * sigma))
-    out[t] = np.where(sigma == 0.0, np.sign(spread), scaled)
+    out[slow:] = np.where(sigma == 0.0, np.sign(spread), scaled)
     return out
 
 
@@ -64,10 +65,10 @@ def mean_reversion_series(closes: NDArray[np.float64], window: int) -> NDArray[n
     out = np.full(c.size, np.nan)
     if c.size < window:
         return out
-    windows = sliding_window_view(c, window)
-    sd = windows.std(axis=1)
+    runs = windows(c, window)
+    sd = stds(runs)
     with np.errstate(divide="ignore", invalid="ignore"):
-        z = (c[window - 1 :] - windows.mean(axis=1)) / sd
+        z = (c[window - 1 :] - means(runs)) / sd
     out[window - 1 :] = np.where(sd == 0.0, 0.0, -np.tanh(z / 2.0))
     return out
 
@@ -80,8 +81,8 @@ def breakout_series(
     out = np.full(c.size, np.nan)
     if c.size < window + 1:
         return out
-    upper = sliding_window_view(np.asarray(highs, dtype=np.float64), window).max(axis=1)[:-1]
-    lower = sliding_window_view(np.asarray(lows, dtype=np.float64), window).min(axis=1)[:-1]
+    upper = np.maximum.reduce(windows(np.asarray(highs, dtype=np.float64)[:-1], window), axis=1)
+    lower = np.minimum.reduce(windows(np.asarray(lows, dtype=np.float64)[:-1], window), axis=1)
     last = c[window:]
     out[window:] = np.where(last > upper, 1.0, np.where(last < lower, -1.0, 0.0))
     return out
