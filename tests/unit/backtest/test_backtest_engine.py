@@ -213,6 +213,21 @@ def test_regime_switch_is_skipped_with_a_reason_when_nothing_precedes_the_window
     assert "no regimes" in no_model.skipped["regime_switch"] and no_model.bundle_note == "no model bundle"
 
 
+@pytest.mark.parametrize("name", ALL_STRATEGIES)
+def test_a_strategy_backtested_alone_runs_as_it_does_beside_every_other(name: StrategyName) -> None:
+    # The engine computes only what the configured strategies read (the policy's weights for the meta-controller),
+    # and shares the risk gate's window statistics between them: neither may change a run.
+    bars = _btc()
+    alone = run_backtest(bars, "BTCUSD", Timeframe.H1, BUNDLE, start=_start(bars), config=BacktestConfig((name,)))
+    run, base = alone.runs[name], _baseline().runs[name]
+    for field in ("equity", "positions", "orders", "weights", "scores", "confidence", "actions", "models"):
+        assert np.array_equal(getattr(run, field), getattr(base, field), equal_nan=field in ("weights", "scores")), (
+            field
+        )
+    assert (run.metrics, run.block_reasons) == (base.metrics, base.block_reasons)
+    assert alone.regimes == _baseline().regimes
+
+
 def test_holdout_is_the_last_quarter_and_the_window_bounds_are_half_open() -> None:
     bars = _btc()
     start = holdout_start(bars.times)

@@ -362,6 +362,8 @@ def _market(
         probs[rows] = posterior(model, features[rows])
     detected = fresh & rows & (window >= fp.warmup)  # DetectRegime: at least one complete feature row
     regime_index[detected] = np.argmax(probs[detected], axis=1)
+    if StrategyName.META_CONTROLLER not in cfg.strategies:  # only its plan reads the policy's weights
+        return _Market(scores, fresh, naive, regime_index, model.labels, meta, bundle.version, note)
     policy = bundle.meta
     rollable = fresh & (window >= fp.warmup - 1 + policy.roll_bars)  # the path holds roll_bars complete rows
     # DetectRegime hands Decide the posterior clipped to [0, 1]; the policy reads those numbers.
@@ -574,7 +576,10 @@ def _simulate(decisions: _Decisions, market: _Market, book: _BookRules, lo: int,
     """Walk bars ``lo..hi-1``: fill the last bar's order at this open, mark at the close, decide, gate."""
     cfg = book.cfg
     account = _Account(cash=cfg.starting_cash)
-    ledger = _Ledger(np.empty(hi - lo), np.empty(hi - lo), np.zeros(hi - lo), np.zeros(hi - lo, np.int8))
+    ledger = _Ledger(np.empty(0), np.empty(0), np.zeros(hi - lo), np.empty(0, np.int8))
+    marks: list[float] = []  # equity at each close (Python lists: a numpy item write per bar costs more)
+    held: list[float] = []
+    decided: list[int] = []
     pending: tuple[OrderSide, Decimal] | None = None
     codes, confidence, fresh = decisions.codes.tolist(), decisions.confidence.tolist(), market.fresh.tolist()
     for i, t in enumerate(range(lo, hi)):
@@ -597,11 +602,12 @@ def _simulate(decisions: _Decisions, market: _Market, book: _BookRules, lo: int,
             pending = None
         price = book.close_prices[t]
         equity = account.cash + account.quantity * price
-        ledger.equity[i], ledger.positions[i] = float(equity), float(account.quantity)
+        marks.append(float(equity))
+        held.append(float(account.quantity))
         code = codes[t]
         if decisions.buy_and_hold:  # BUY at full confidence while flat, then hold
             code = BUY if fresh[t] and account.quantity == 0 else HOLD
-        ledger.codes[i] = code
+        decided.append(code)
         if code != HOLD and t + 1 < hi:  # the window's last decision would fill after the window
             pending = _gate(code, confidence[t], t, price, equity, account, book, ledger)
             if pending is not None:
@@ -609,6 +615,7 @@ def _simulate(decisions: _Decisions, market: _Market, book: _BookRules, lo: int,
         if (i + 1) % 512 == 0:
             tick(512)
     tick((hi - lo) % 512)
+    ledger.equity, ledger.positions, ledger.codes = np.array(marks), np.array(held), np.array(decided, np.int8)
     return ledger
 
 
@@ -632,7 +639,7 @@ def _gate(
     if verdict.approved and verdict.side is not None:
         return verdict.side, verdict.quantity
     ledger.blocks += 1
-    ledger.reasons.update(str(reason) for reason in verdict.reasons)
+    ledger.reasons.update(map(str, verdict.reasons))
     return None
 
 

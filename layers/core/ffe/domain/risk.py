@@ -25,6 +25,7 @@ from ffe.domain.models import Action
 from ffe.domain.portfolio import Balance, OrderSide, PendingOrder, Position, ProductRules
 
 ZERO = Decimal(0)
+_PLUS, _MINUS = Decimal(1), Decimal(-1)  # a trade's direction
 
 # (bar volatility σ, historical VaR loss quantile as a positive fraction) of a window of returns: ``return_stats``.
 ReturnStats: TypeAlias = tuple[float, Decimal]
@@ -197,7 +198,7 @@ def gate_on_stats(
         return _blocked(RiskReason.DRAWDOWN_KILL_SWITCH, detail=f"equity {equity}, peak {portfolio.peak_equity}")
 
     side = OrderSide.BUY if action is Action.BUY else OrderSide.SELL
-    sign = Decimal(1) if side is OrderSide.BUY else Decimal(-1)
+    sign = _PLUS if side is OrderSide.BUY else _MINUS
     high, low = portfolio.bounds(asset)
     held = high if side is OrderSide.BUY else low  # the quantity this trade adds to, if its direction fills
     sigma_day = sigma_bar * math.sqrt(limits.bars_per_day)
