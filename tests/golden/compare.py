@@ -39,22 +39,24 @@ def read(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return about, records
 
 
-def differences(golden: Any, now: Any, path: str) -> Iterator[str]:
-    """Each difference between two JSON values, as ``<path>: golden <value>, now <value>``."""
+def differences(golden: Any, now: Any, path: str, additions: bool = False) -> Iterator[str]:
+    """Each difference between two JSON values, as ``<path>: golden <value>, now <value>``; with ``additions``,
+    a field only ``now`` has is none."""
     if isinstance(golden, dict) and isinstance(now, dict):
         for name in sorted(set(golden) | set(now), key=str):
             where = f"{path}.{name}" if path else str(name)
             if name not in now:
                 yield f"{where}: gone now (golden {_show(golden[name])})"
             elif name not in golden:
-                yield f"{where}: new now ({_show(now[name])}), not in the golden run"
+                if not additions:
+                    yield f"{where}: new now ({_show(now[name])}), not in the golden run"
             else:
-                yield from differences(golden[name], now[name], where)
+                yield from differences(golden[name], now[name], where, additions)
     elif isinstance(golden, list) and isinstance(now, list):
         if len(golden) != len(now):
             yield f"{path}: {len(golden)} items golden, {len(now)} now"
         for i, (g, n) in enumerate(zip(golden, now, strict=False)):
-            yield from differences(g, n, f"{path}[{i}]")
+            yield from differences(g, n, f"{path}[{i}]", additions)
     elif isinstance(golden, str) and isinstance(now, str) and golden != now and len(golden) > 80:
         at = next((i for i, (g, n) in enumerate(zip(golden, now, strict=False)) if g != n), min(len(golden), len(now)))
         yield f"{path}: first differs at character {at}: golden {golden[at : at + 40]!r}, now {now[at : at + 40]!r}"
@@ -75,13 +77,16 @@ def _show(value: Any) -> str:
     return text if len(text) <= 200 else text[:200] + "..."
 
 
-def mismatches(golden: dict[str, Any], now: dict[str, Any]) -> list[str]:
-    """Every difference, record by record in the golden run's order: ``<key>: <field>: golden ..., now ...``."""
+def mismatches(golden: dict[str, Any], now: dict[str, Any], additions: bool = False) -> list[str]:
+    """Every difference, record by record in the golden run's order: ``<key>: <field>: golden ..., now ...``.
+
+    With ``additions``, a field the golden run's record lacks is no difference (a record missing or added is).
+    """
     found = [f"{key}: missing now (the golden run has it)" for key in golden if key not in now]
     found += [f"{key}: not in the golden run" for key in now if key not in golden]
     for key, data in golden.items():
         if key in now:
-            found += [f"{key}: {line}" for line in differences(data, now[key], "")]
+            found += [f"{key}: {line}" for line in differences(data, now[key], "", additions)]
     return found
 
 

@@ -35,13 +35,11 @@ def _regime(regime: dict[str, Any]) -> dict[str, Any]:
 
 def _fetched(fetched: dict[str, Any]) -> dict[str, Any]:
     """The fetch's output, its bars summed up: how many, the first and last open time (``bars_sha256`` is kept)."""
-    bars = fetched["bars"]
-    summary = {
-        "count": len(bars),
-        "first": bars[0]["time"] if bars else None,
-        "last": bars[-1]["time"] if bars else None,
-    }
-    return {**{k: v for k, v in fetched.items() if k != "bars"}, "bars": summary}
+    bars = fetched.get("bars")
+    if not isinstance(bars, list):
+        return fetched  # bars carried some other way: compared as they are (adapt this to read them, if so)
+    first, last = (bars[0].get("time"), bars[-1].get("time")) if bars else (None, None)
+    return {**fetched, "bars": {"count": len(bars), "first": first, "last": last}}
 
 
 def step_record(cycle: Cycle, step: Step) -> Record:
