@@ -560,6 +560,12 @@ class _Account:
     day: int | None = None  # the kill switches' memory (EquityMemory.marks)
     day_start: Decimal = ZERO
     peak: Decimal | None = None
+    held: dict[str, Position] | None = None  # the position as the gate reads it, made again only after a fill
+
+    def positions(self, asset: str) -> dict[str, Position]:
+        if self.held is None:
+            self.held = {asset: Position(asset, self.quantity, self.average)} if self.quantity else {}
+        return self.held
 
     def marks(self, day: int, equity: Decimal) -> tuple[Decimal, Decimal]:
         if self.day != day:
@@ -570,6 +576,7 @@ class _Account:
     def apply(self, fill: Fill) -> None:
         self.cash -= fill.cash_out
         self.quantity, self.average = fill.quantity, fill.average_price
+        self.held = None
 
 
 def _simulate(decisions: _Decisions, market: _Market, book: _BookRules, lo: int, hi: int, tick: _Tick) -> _Ledger:
@@ -631,7 +638,7 @@ def _gate(
 ) -> tuple[OrderSide, Decimal] | None:
     """GateRisk on the simulated account: the approved (side, quantity), or None with the block counted."""
     day_start, peak = account.marks(book.days[t], equity)
-    positions = {book.asset: Position(book.asset, account.quantity, account.average)} if account.quantity else {}
+    positions = account.positions(book.asset)  # read only: the gate never changes a portfolio
     portfolio = Portfolio(Balance("USD", equity, account.cash), positions, {book.asset: price}, day_start, peak)
     action = Action.BUY if code == BUY else Action.SELL
     # gate(...) over the window's log returns, log_returns[t - lookback_bars + 1 : t], with their stats precomputed
@@ -639,7 +646,8 @@ def _gate(
     if verdict.approved and verdict.side is not None:
         return verdict.side, verdict.quantity
     ledger.blocks += 1
-    ledger.reasons.update(map(str, verdict.reasons))
+    for reason in verdict.reasons:  # Counter.update's Mapping check costs more than the counting
+        ledger.reasons[str(reason)] += 1
     return None
 
 
