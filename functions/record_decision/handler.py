@@ -1,21 +1,24 @@
 """RecordDecision: store a decision, an asset's failure or a cycle's opening/closing in PostgreSQL, exactly once."""
 
-from typing import Any
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ffe import utc
 from ffe.adapters.executions import execution_status
-from ffe.adapters.experiment_results import get_experiment_results
 from ffe.adapters.experiments import get_experiments
 from ffe.adapters.store import get_store
 from ffe.contracts import parse_record
 from ffe.decision_metrics import record_metrics
 from ffe.domain.errors import InvalidInputError
-from ffe.experiment_review import ReviewOutcome, review_experiments
 from ffe.observability import emit, logger, timed, tracer
 from ffe.settings import ExperimentSettings, get_settings
 from ffe.steps.record import record
+
+if TYPE_CHECKING:
+    from ffe.experiment_review import ReviewOutcome
 
 
 @logger.inject_lambda_context(correlation_id_path="execution_id")
@@ -43,7 +46,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 
 def review() -> list[ReviewOutcome]:
-    """The running experiments judged after a cycle: guardrails, automatic rollback, canary steps."""
+    """The running experiments judged after a cycle: guardrails, automatic rollback, canary steps.
+
+    Imported here, at "Close the cycle" only: the experiments' statistics need numpy, which no other record does
+    (the cold import of the other records skips it: bench/bench_cold_start.py)."""
+    from ffe.adapters.experiment_results import get_experiment_results
+    from ffe.experiment_review import review_experiments
+
     return review_experiments(
         get_experiments(),
         get_experiment_results(),

@@ -25,7 +25,6 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from ffe.adapters.database import DEFAULT_STATEMENT_TIMEOUT_MS, Conninfo, Database, configured
-from ffe.adapters.models import bundled_version
 from ffe.containers import container_cached
 from ffe.contracts import CycleModels, ExperimentRoute
 from ffe.domain.errors import ConflictError, InvalidTransitionError, UnknownExperimentError
@@ -299,6 +298,9 @@ def _write(
 
 
 def _champion(conn: psycopg.Connection[dict[str, Any]]) -> Champion:
+    # imported here: the model store needs numpy, which RecordDecision loads only when it opens a cycle
+    from ffe.adapters.models import bundled_version
+
     row = conn.execute(_CURRENT_CHAMPION).fetchone()
     return _champion_of(row) if row else Champion(bundled_version())
 
