@@ -40,7 +40,7 @@ def _chunks(times: NDArray[np.datetime64]) -> list[tuple[str, slice]]:
     out = []
     for lo in range(0, times.size, CHUNK):
         hi = min(lo + CHUNK, times.size)
-        out.append((f"bars {lo}-{hi - 1} from {str(times[lo])[:16]}", slice(lo, hi)))
+        out.append((f"bars {lo:05d}-{hi - 1:05d} from {str(times[lo])[:16]}", slice(lo, hi)))  # sorts in order
     return out
 
 
