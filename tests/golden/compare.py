@@ -59,7 +59,8 @@ def differences(golden: Any, now: Any, path: str, additions: bool = False) -> It
             yield from differences(g, n, f"{path}[{i}]", additions)
     elif isinstance(golden, str) and isinstance(now, str) and golden != now and len(golden) > 80:
         at = next((i for i, (g, n) in enumerate(zip(golden, now, strict=False)) if g != n), min(len(golden), len(now)))
-        yield f"{path}: first differs at character {at}: golden {golden[at : at + 40]!r}, now {now[at : at + 40]!r}"
+        lo = max(0, at - 30)  # a little of what comes before, so the text says which number it is
+        yield f"{path}: differs from character {at}: golden ...{golden[lo : at + 30]!r}, now ...{now[lo : at + 30]!r}"
     elif not _same(golden, now):
         yield f"{path}: golden {_show(golden)}, now {_show(now)}"
 
