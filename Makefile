@@ -82,9 +82,11 @@ bench: $(VENV)/.dev-installed  ## figures, never assertions
 	$(BIN)/python bench/bench_mlflow.py
 	$(BIN)/python bench/bench_backtest.py
 	PYTHONPATH=layers/core:. $(BIN)/python bench/bench_inference.py
+	$(BIN)/python bench/bench_cold_start.py
 
-build:  ## needs the AWS SAM CLI
+build:  ## needs the AWS SAM CLI, make and python3.12 with pip (each layer's Makefile builds it: docs/performance.md)
 	sam build --config-env $(STAGE)
+	@du -sm .aws-sam/build/*Layer | awk '{print "  " $$2 ": " $$1 " MB unzipped (budget 80 MB each, 250 MB per function)"}'
 
 deploy: build  ## STAGE=dev|staging|prod
 	sam deploy --config-env $(STAGE)
