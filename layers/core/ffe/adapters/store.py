@@ -14,10 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from ffe import utc
 from ffe.adapters.database import Conninfo, Database, configured
 from ffe.containers import container_cached
 from ffe.contracts import CycleHeader, DecisionRecord, ExecuteOrderInput, FailureRecord
@@ -27,53 +25,20 @@ from ffe.domain.portfolio import OrderRequest, OrderResult
 from ffe.domain.ports import ExecutionStatus, Opened, Stored
 from ffe.observability import logger
 from ffe.settings import DatabaseSettings, get_settings
+from ffe.store.decision_rows import (
+    BACKFILL_INSERT,
+    BACKFILL_TABLE,
+    COPY_BACKFILL,
+    COPY_DECISIONS,
+    FIND_DECISION,
+    INSERT_DECISION,
+    INSERT_RISK_EVENTS,
+    decision_row,
+    risk_params,
+)
 from ffe.store.migrate import migrate
 
-_DECISION_COLUMNS = (
-    "cycle_id",
-    "execution_id",
-    "stage",
-    "asset",
-    "timeframe",
-    "as_of",
-    "bar_time",
-    "action",
-    "confidence",
-    "size",
-    "stale",
-    "reason",
-    "reasons",
-    "data_age_seconds",
-    "staleness_threshold_seconds",
-    "model",
-    "model_version",
-    "regime",
-    "source",
-    "input_sha256",
-    "bar_close",
-    "decision_latency_ms",
-    "experiment_id",
-    "arm",
-    "arms",
-)
-_COLUMNS = sql.SQL(", ").join(map(sql.Identifier, _DECISION_COLUMNS))
-_INSERT_DECISION = sql.SQL(
-    "INSERT INTO decisions ({columns}) VALUES ({values})"
-    " ON CONFLICT ON CONSTRAINT decisions_natural_key DO NOTHING RETURNING id"
-).format(columns=_COLUMNS, values=sql.SQL(", ").join(map(sql.Placeholder, _DECISION_COLUMNS)))
-_BACKFILL_TABLE = sql.SQL(
-    "CREATE TEMP TABLE backfill_decisions ON COMMIT DROP AS SELECT {columns} FROM decisions WITH NO DATA"
-).format(columns=_COLUMNS)
-_COPY_BACKFILL = sql.SQL("COPY backfill_decisions ({columns}) FROM STDIN").format(columns=_COLUMNS)
-_BACKFILL_INSERT = sql.SQL(
-    "INSERT INTO decisions ({columns}) SELECT {columns} FROM backfill_decisions"
-    " ON CONFLICT ON CONSTRAINT decisions_natural_key DO NOTHING"
-).format(columns=_COLUMNS)
-_FIND_DECISION = """
-SELECT id, input_sha256 FROM decisions
-WHERE as_of = %(as_of)s AND cycle_id = %(cycle_id)s AND asset = %(asset)s
-  AND bar_time IS NOT DISTINCT FROM %(bar_time)s
-"""
+BACKFILL_COPY_ROWS = 5000  # one COPY of as many rows takes well under a second (bench/bench_store.py)
 _INSERT_FAILURE = """
 INSERT INTO failures (cycle_id, execution_id, stage, asset, timeframe, as_of, error_class, message, cause)
 VALUES (%(cycle_id)s, %(execution_id)s, %(stage)s, %(asset)s, %(timeframe)s, %(as_of)s, %(error)s, %(message)s,
@@ -84,11 +49,6 @@ RETURNING id
 _FIND_FAILURE = """
 SELECT id FROM failures
 WHERE cycle_id IS NOT DISTINCT FROM %(cycle_id)s AND asset IS NOT DISTINCT FROM %(asset)s
-"""
-_INSERT_RISK_EVENT = """
-INSERT INTO risk_events (decision_id, as_of, cycle_id, asset, rule, blocked, detail)
-VALUES (%s, %s, %s, %s, %s, %s, %s)
-ON CONFLICT (decision_id, rule) DO NOTHING
 """
 _INSERT_EXECUTION = """
 INSERT INTO executions (decision_id, as_of, venue, mode, client_order_id, venue_order_id, side, quantity, price,
@@ -128,50 +88,65 @@ class PostgresDecisionStore:
         )
 
     def record_decision(self, record: DecisionRecord) -> Stored:
-        params = _decision_params(record, self._stage)
-        stored, existing = self._write(_INSERT_DECISION, _FIND_DECISION, params, partition=record.as_of)
-        if record.risk is not None and record.risk.reasons:  # idempotent: one row per rule per decision
-            blocked = not record.risk.approved
-            rows = [
-                (
-                    stored.id,
-                    record.as_of,
-                    record.cycle_id,
-                    record.asset,
-                    rule,
-                    blocked,
-                    Jsonb({**record.risk.detail, "original_action": str(record.risk.original_action)}),
-                )
-                for rule in record.risk.reasons
-            ]
-            self._executemany(_INSERT_RISK_EVENT, rows)
-        if existing is not None and existing[1] != record.input_sha256:
+        """Store a decision and its risk events (one per rule) in one statement, hence one round trip; a retried
+        record finds the row its first attempt stored (``created`` False) and adds any risk event it lacks."""
+        row = decision_row(record, self._stage)
+        blocked, detail, rules = risk_params(record)
+        with self.database.connection() as conn:
+            self._ensure_partition(conn, record.as_of)
+            inserted = conn.execute(INSERT_DECISION, (*row, blocked, detail, rules)).fetchone()
+            if inserted is not None:
+                return Stored(inserted[0], created=True)
+            with conn.transaction():  # stored already: read it back (a statement of its own sees a racing commit)
+                existing = conn.execute(
+                    FIND_DECISION, (record.as_of, record.cycle_id, record.asset, record.bar_time)
+                ).fetchone()
+                if existing is not None and rules:
+                    conn.execute(
+                        INSERT_RISK_EVENTS,
+                        (existing[0], record.as_of, record.cycle_id, record.asset, blocked, detail, rules),
+                    )
+        if existing is None:  # deleted between the two statements: vanishingly rare, and safe to retry
+            raise TransientError("conflicting row vanished before it could be read back")
+        if existing[1] != record.input_sha256:
             # Same cycle, asset and bar but other input: the first write wins; say so loudly.
-            logger.warning("decision already stored with different input", extra={"decision_id": stored.id})
-        return stored
+            logger.warning("decision already stored with different input", extra={"decision_id": existing[0]})
+        return Stored(existing[0], created=False)
 
     def record_failure(self, record: FailureRecord, message: str) -> Stored:
         params = record.model_dump(mode="python")
         params.update(message=message, cause=Jsonb(_json_or_text(record.cause)), stage=self._stage)
-        stored, _ = self._write(_INSERT_FAILURE, _FIND_FAILURE, params)
-        return stored
+        return self._write(_INSERT_FAILURE, _FIND_FAILURE, params)
 
     def backfill(self, records: Sequence[DecisionRecord]) -> int:
-        """Store many decisions at once (backtests, imports): COPY into a temporary table, then one
-        idempotent INSERT ... SELECT. Returns how many were new; re-running the same batch adds none."""
-        rows = [_decision_params(r, self._stage) for r in records]
+        """Store many decisions at once (backtests, imports); returns how many were new, and re-running the same
+        batch adds none.
+
+        COPY straight into ``decisions``, each row built as it is sent (the server stores one while the next is
+        built), ``BACKFILL_COPY_ROWS`` rows per COPY so that no statement nears the statement timeout. When any row
+        of the batch is stored already (or comes twice), those COPYs are rolled back and the batch goes through a
+        temporary table and one idempotent INSERT ... SELECT, so a batch that meets stored rows costs a second
+        pass. Figures: bench/bench_store.py."""
+        months = {(at.year, at.month) for at in (r.as_of.astimezone(UTC) for r in records)}
         with self.database.connection() as conn:
-            for at in {
-                r.as_of.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0) for r in records
-            }:
-                self._ensure_partition(conn, at)
+            for year, month in months:
+                self._ensure_partition(conn, datetime(year, month, 1, tzinfo=UTC))
             with conn.transaction():
-                conn.execute(_BACKFILL_TABLE)
-                with conn.cursor().copy(_COPY_BACKFILL) as copy:
-                    for row in rows:
-                        copy.write_row([row[c] for c in _DECISION_COLUMNS])
-                inserted = conn.execute(_BACKFILL_INSERT).rowcount
-        return inserted
+                try:
+                    with conn.transaction():
+                        self._copy(conn, COPY_DECISIONS, records)
+                    return len(records)
+                except psycopg.errors.UniqueViolation:
+                    pass  # rolled back to the savepoint: the batch meets stored rows
+                conn.execute(BACKFILL_TABLE)
+                self._copy(conn, COPY_BACKFILL, records)
+                return conn.execute(BACKFILL_INSERT).rowcount
+
+    def _copy(self, conn: psycopg.Connection, statement: str, records: Sequence[DecisionRecord]) -> None:
+        for start in range(0, len(records), BACKFILL_COPY_ROWS):
+            with conn.cursor().copy(statement) as copy:
+                for record in records[start : start + BACKFILL_COPY_ROWS]:
+                    copy.write_row(decision_row(record, self._stage))
 
     def record_execution(
         self, inp: ExecuteOrderInput, order: OrderRequest, result: OrderResult, venue: str, mode: str
@@ -243,29 +218,21 @@ class PostgresDecisionStore:
         """Mark a RUNNING cycle SUCCEEDED or FAILED; False when it was closed already (or never opened)."""
         return self._execute(_CLOSE_CYCLE, {"id": cycle_id, "status": status, "reason": reason})
 
-    def _executemany(self, statement: str, rows: list[tuple[Any, ...]]) -> None:
-        with self.database.connection() as conn, conn.cursor() as cur:
-            cur.executemany(statement, rows)
-
     def _execute(self, sql: str, params: dict[str, Any]) -> bool:
         with self.database.connection() as conn:
             return conn.execute(sql, params).fetchone() is not None
 
-    def _write(
-        self, insert: sql.Composable | str, find: str, params: dict[str, Any], partition: datetime | None = None
-    ) -> tuple[Stored, tuple[Any, ...] | None]:
-        """Insert, or read back the row an earlier attempt stored (returned as the second item)."""
+    def _write(self, insert: str, find: str, params: dict[str, Any]) -> Stored:
+        """Insert, or read back the row an earlier attempt stored."""
         with self.database.connection() as conn:
-            if partition is not None:
-                self._ensure_partition(conn, partition)
             with conn.transaction():
-                inserted = conn.execute(insert, params).fetchone()  # type: ignore[arg-type]
+                inserted = conn.execute(insert, params).fetchone()
                 if inserted is not None:
-                    return Stored(inserted[0], created=True), None
+                    return Stored(inserted[0], created=True)
                 existing = conn.execute(find, params).fetchone()
         if existing is None:  # deleted between the two statements: vanishingly rare, and safe to retry
             raise TransientError("conflicting row vanished before it could be read back")
-        return Stored(existing[0], created=False), tuple(existing)
+        return Stored(existing[0], created=False)
 
     def _ensure_partition(self, conn: psycopg.Connection, at: datetime) -> None:
         month = (at.astimezone(UTC).year, at.astimezone(UTC).month)
@@ -292,29 +259,6 @@ def _judge(arn: str | None, age: float, execution_status: ExecutionStatus | None
     except TransientError as exc:
         logger.warning("execution status unreadable; judging the running cycle by its age", extra={"error": str(exc)})
         return judge_running_cycle(None, age, known=False)
-
-
-def _decision_params(record: DecisionRecord, stage: str) -> dict[str, Any]:
-    params = record.model_dump(mode="python")
-    del params["risk"]
-    reasons: dict[str, Any] = {"signals": params.pop("signals")}
-    for key in ("weights", "regime_probabilities", "voters"):  # the models' view, when they decided
-        if value := params.pop(key):
-            reasons[key] = value
-    if record.risk is not None:
-        reasons["risk"] = record.risk.model_dump(mode="json")
-    arms = params.pop("arms")
-    params.update(
-        arms=Jsonb({arm: output.model_dump(mode="json") for arm, output in record.arms.items()}) if arms else None,
-        decision_latency_ms=record.path_latency_ms(utc.now()),
-        reasons=Jsonb(reasons),
-        # the fetch's wall-clock start is for the latency metric, not the decision's provenance
-        source=Jsonb(record.source.model_dump(mode="json", exclude={"fetch_started_at"})),
-        action=record.action.value,
-        timeframe=record.timeframe.value,
-        stage=stage,
-    )
-    return params
 
 
 def _json_or_text(cause: str) -> Any:
