@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping
+import struct
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from itertools import chain, starmap
+from operator import attrgetter
 from typing import Annotated, Any, Literal, TypeVar, overload
 
 from pydantic import (
@@ -59,6 +62,7 @@ AsOf = Annotated[AwareDatetime, AfterValidator(check_as_of)]
 SYMBOL_PATTERN = r"^[A-Z0-9]{3,12}$"
 CYCLE_ID_PATTERN = r"^[A-Za-z0-9_.:-]+$"
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
+SEAL_PATTERN = r"^[0-9a-f]{32}$"
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"  # model versions and experiment ids
 
 Symbol = Annotated[str, Field(pattern=SYMBOL_PATTERN, description="e.g. BTCUSD, EURUSD")]
@@ -240,24 +244,88 @@ class MarketData(Contract):
     source: DataSource
     bars: list[BarModel]
     bars_sha256: str = Field(pattern=SHA256_PATTERN)
+    bars_seal: str | None = Field(
+        default=None,
+        pattern=SEAL_PATTERN,
+        description="FetchMarketData's seal on the bars it validated (seal_bars): a boundary whose bars it still "
+        "matches checks them by it; without one, or with one that does not match, they are checked in full",
+    )
     models: CycleModels | None = Field(default=None, description="the cycle's model versions, carried through")
 
     @model_validator(mode="after")
     def _series_is_sound(self) -> MarketData:
-        # Domain rules, re-checked at every boundary that carries bars (InvalidInputError is a ValueError).
-        validate_series(self.domain_bars(), self.as_of, self.timeframe)  # every bar closed by as_of
+        # Domain rules, checked at every boundary that carries bars (InvalidInputError is a ValueError): every bar
+        # closed by as_of, and the digest. The seal stands for both when it still matches (seal_bars says why).
+        if self.bars_seal is not None and self.bars_seal == seal_bars(
+            self.as_of, self.timeframe, self.bars, self.bars_sha256
+        ):
+            return self
+        validate_series(self.bars, self.as_of, self.timeframe)  # a BarModel reads as a Bar
         if self.bars_sha256 != digest_bars(self.bars):
             raise ValueError("bars_sha256 does not match the bars")
         return self
 
     def domain_bars(self) -> list[Bar]:
-        return [b.to_domain() for b in self.bars]
+        return list(starmap(Bar, map(_BAR_FIELDS, self.bars)))
 
 
-def digest_bars(bars: list[BarModel]) -> str:
-    """SHA-256 of the canonical JSON of the bars: the 'full input hash' recorded with a decision."""
-    canonical = json.dumps([b.model_dump(mode="json") for b in bars], sort_keys=True, separators=(",", ":"))
+SEAL_FORMAT = "ffe.bars-seal/1"
+_BAR_FIELDS = attrgetter("time", "open", "high", "low", "close", "volume")  # Bar's, in its order
+_PRICES = attrgetter("open", "high", "low", "close", "volume")
+_MICROSECOND = attrgetter("microsecond")
+
+
+def seal_bars(as_of: datetime, timeframe: Timeframe, bars: Sequence[BarModel], bars_sha256: str) -> str:
+    """A BLAKE2b-128 over everything :class:`MarketData`'s check of its bars reads: each bar's instant (its POSIX
+    timestamp and microsecond, together exact in any year) and prices as IEEE doubles, ``as_of``, the timeframe and
+    ``bars_sha256``.
+
+    Why a second digest: the recorded ``input_sha256`` is the SHA-256 of the bars' canonical JSON, and writing that
+    JSON again (600 floats' shortest repr) at every boundary cost each of them about half of the decision's whole
+    numpy math; this reads the same values in a compact binary form, several times faster (both timed beside that
+    math by bench/bench_decision_path.py).
+    The check is a pure function of what the seal covers, so bars whose seal still matches would pass it again:
+    the seal stands for it. Only FetchMarketData seals, and only bars it has just validated and digested; a seal
+    that does not match (tampered, truncated or re-digested bars, another ``as_of``) only means the full check
+    runs, with its messages. Like ``bars_sha256`` it guards against drift and corruption between the states, not
+    against a writer who recomputes it: neither is keyed.
+    """
+    times = [bar.time for bar in bars]
+    numbers = [*map(datetime.timestamp, times), *map(_MICROSECOND, times), *chain.from_iterable(map(_PRICES, bars))]
+    head = f"{SEAL_FORMAT}|{as_of.isoformat()}|{timeframe}|{bars_sha256}|".encode()
+    return hashlib.blake2b(head + struct.pack(f"<{len(numbers)}d", *numbers), digest_size=16).hexdigest()
+
+
+def digest_bars(bars: Sequence[BarModel]) -> str:
+    """SHA-256 of the canonical JSON of the bars: the 'full input hash' recorded with a decision.
+
+    The canonical JSON is ``json.dumps([b.model_dump(mode="json") for b in bars], sort_keys=True,
+    separators=(",", ":"))``; :func:`_canonical_bars` writes those same bytes straight from the bars, about half
+    the time (tests/unit/test_contracts.py holds the two equal; bench/bench_decision_path.py times it).
+    """
+    canonical = _canonical_bars(bars)
+    if canonical is None:
+        canonical = json.dumps([b.model_dump(mode="json") for b in bars], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# One bar's canonical JSON: its keys sorted, no spaces, floats as ``repr`` writes them (as ``json.dumps`` does), the
+# time as pydantic writes a UTC time ("Z" for "+00:00"); ``%s`` takes the time's isoformat less its "+00:00".
+_CANONICAL_BAR = '{"close":%r,"high":%r,"low":%r,"open":%r,"time":"%sZ","volume":%r}'
+
+
+def _canonical_bars(bars: Sequence[BarModel]) -> str | None:
+    """The canonical JSON of ``bars`` written directly, or None when a bar is not plain: a time not in UTC or a
+    price that is not finite (``json.dumps`` and pydantic write those their own ways). A parsed BarModel's prices
+    are floats whatever number it was given (pydantic converts them), so ``%r`` writes what ``json.dumps`` does."""
+    if not all(b.time.tzinfo is UTC for b in bars):  # a parsed BarModel's time is in UTC (UtcDatetime)
+        return None
+    stamps = [b.time.isoformat() for b in bars]  # each ends in "+00:00"
+    rows = [
+        _CANONICAL_BAR % (b.close, b.high, b.low, b.open, t[:-6], b.volume) for b, t in zip(bars, stamps, strict=True)
+    ]
+    text = "[" + ",".join(rows) + "]"
+    return None if "nan" in text or "inf" in text else text
 
 
 # --- CheckStaleness (its result lands at $.staleness) ------------------------------------------------

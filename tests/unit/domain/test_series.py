@@ -1,9 +1,13 @@
 import math
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from unittest.mock import patch
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from ffe.domain import series
 from ffe.domain.errors import InvalidInputError
 from ffe.domain.models import Bar, Timeframe
 from ffe.domain.series import validate_series
@@ -60,3 +64,56 @@ def test_with_its_timeframe_a_bar_still_forming_is_rejected() -> None:
     with pytest.raises(InvalidInputError, match=r"bar 3 \(2024-01-01T11:50:00\+00:00\): still forming at .*closes"):
         validate_series(bars, NOW, Timeframe.H1)
     validate_series(bars[:-1], NOW, Timeframe.H1)  # the bar that closed at 11:50 is complete
+
+
+_PRICES = st.one_of(
+    st.floats(0.5, 2.0), st.sampled_from([0.0, -1.0, math.nan, math.inf, -math.inf, 1e-300, 1e300]), st.just(1)
+)
+
+
+@st.composite
+def _series(draw: st.DrawFn) -> tuple[list[Bar], Timeframe | None]:
+    """Mostly sound hourly series, with any of the rules broken here and there."""
+    n = draw(st.integers(0, 12))
+    odd = st.sampled_from([0, -3600, 1800, 1])
+    steps = draw(st.lists(st.one_of(*[st.just(3600)] * 12, odd), min_size=n, max_size=n))
+    start = NOW - timedelta(hours=n + draw(st.integers(-2, 2)))
+    bars, t = [], start
+    for i in range(n):
+        t = t + timedelta(seconds=steps[i])
+        o, c = draw(st.floats(1.0, 1.5)), draw(st.floats(1.0, 1.5))
+        high = max(o, c) + draw(st.sampled_from([0.0, 0.1] * 12 + [-0.01]))
+        low = min(o, c) - draw(st.sampled_from([0.0, 0.1] * 12 + [-0.01]))
+        if draw(st.integers(0, 30)) == 0:  # one broken price or volume
+            field = draw(st.sampled_from(["open", "high", "low", "close", "volume"]))
+            o, high, low, c = (
+                draw(_PRICES) if field == f else v for f, v in zip(FIELDS, (o, high, low, c), strict=True)
+            )
+            volume = draw(_PRICES) if field == "volume" else 5.0
+        else:
+            volume = 5.0
+        when = t.replace(tzinfo=None) if draw(st.integers(0, 60)) == 0 else t
+        bars.append(Bar(when, o, high, low, c, volume))
+    return bars, draw(st.sampled_from([None, Timeframe.H1, Timeframe.M15]))
+
+
+FIELDS = ("open", "high", "low", "close")
+
+
+def _outcome(bars: list[Bar], timeframe: Timeframe | None) -> str:
+    try:
+        validate_series(bars, NOW, timeframe)
+    except (InvalidInputError, TypeError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return "ok"
+
+
+@settings(max_examples=400, deadline=None)
+@given(case=_series())
+def test_the_quick_check_never_passes_what_the_walk_refuses(case: tuple[list[Bar], Timeframe | None]) -> None:
+    # validate_series recognises a sound series at once; the bar-by-bar walk is the rule, and names the first fault.
+    bars, timeframe = case
+    quick = _outcome(bars, timeframe)
+    with patch.object(series, "_plainly_sound", return_value=False):
+        walked = _outcome(bars, timeframe)
+    assert quick == walked

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Protocol
 
 
 class Timeframe(StrEnum):
@@ -63,3 +64,20 @@ class Bar:
     low: float
     close: float
     volume: float = 0.0
+
+
+class BarLike(Protocol):
+    """What reading a bar needs: a :class:`Bar`, or the contracts' ``BarModel`` as parsed (no copy into a ``Bar``)."""
+
+    @property
+    def time(self) -> datetime: ...
+    @property
+    def open(self) -> float: ...
+    @property
+    def high(self) -> float: ...
+    @property
+    def low(self) -> float: ...
+    @property
+    def close(self) -> float: ...
+    @property
+    def volume(self) -> float: ...

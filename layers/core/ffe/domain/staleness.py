@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from ffe.domain.models import AssetClass, Bar, Timeframe
+from ffe.domain.models import AssetClass, BarLike, Timeframe
 from ffe.domain.sessions import CALENDARS, expected_bars
 
 # Maximum age of the last bar's *close*, by timeframe. Daily bars are judged by sessions missing instead.
@@ -69,7 +69,7 @@ class StalenessVerdict:
 
 
 def assess_staleness(
-    bars: Sequence[Bar],
+    bars: Sequence[BarLike],
     timeframe: Timeframe,
     now: datetime,
     min_bars: int,
@@ -137,7 +137,7 @@ def assess_staleness(
     return verdict(GateCode.FRESH, fresh)
 
 
-def _gap(bars: Sequence[Bar], timeframe: Timeframe, asset_class: AssetClass) -> tuple[Bar, Bar, int] | None:
+def _gap(bars: Sequence[BarLike], timeframe: Timeframe, asset_class: AssetClass) -> tuple[BarLike, BarLike, int] | None:
     """The most recent pair of neighbouring bars with more expected bars missing between them than tolerated."""
     tolerance = GAP_TOLERANCE_BARS[asset_class]
     step = timeframe.duration

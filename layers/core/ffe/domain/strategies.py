@@ -15,7 +15,7 @@ from enum import StrEnum
 import numpy as np
 from numpy.typing import NDArray
 
-from ffe.domain.models import Bar
+from ffe.domain.models import BarLike
 from ffe.domain.windows import means, stds, windows
 
 
@@ -101,7 +101,7 @@ def score_matrix(
     )
 
 
-def bar_arrays(bars: Sequence[Bar]) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+def bar_arrays(bars: Sequence[BarLike]) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
     """Highs, lows and closes of ``bars`` as float arrays."""
     return (
         np.fromiter((b.high for b in bars), np.float64, len(bars)),
@@ -122,14 +122,14 @@ def mean_reversion(closes: Sequence[float], window: int) -> float:
     return float(mean_reversion_series(np.asarray(closes[-window:], dtype=np.float64), window)[-1])
 
 
-def breakout(bars: Sequence[Bar], window: int) -> float:
+def breakout(bars: Sequence[BarLike], window: int) -> float:
     """The breakout score of the last bar."""
     _need(bars, window + 1, "breakout")
     highs, lows, closes = bar_arrays(bars[-(window + 1) :])
     return float(breakout_series(highs, lows, closes, window)[-1])
 
 
-def score_all(bars: Sequence[Bar], params: StrategyParams) -> dict[Strategy, float]:
+def score_all(bars: Sequence[BarLike], params: StrategyParams) -> dict[Strategy, float]:
     """Every strategy's score on the last bar of ``bars``."""
     _need(bars, params.min_bars, "score_all")
     highs, lows, closes = bar_arrays(bars[-params.min_bars :])

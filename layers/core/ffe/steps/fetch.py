@@ -1,12 +1,27 @@
 """FetchMarketData: bars for one asset, validated before they leave the step."""
 
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
 
-from ffe.contracts import AssetTask, BarModel, DataSource, MarketData, RouteStepModel, digest_bars, parse
+from pydantic import TypeAdapter, ValidationError
+
+from ffe.contracts import (
+    AssetTask,
+    BarModel,
+    DataSource,
+    MarketData,
+    RouteStepModel,
+    digest_bars,
+    parse,
+    seal_bars,
+)
+from ffe.domain.models import Bar
 from ffe.domain.ports import MarketDataProvider
 from ffe.domain.series import validate_series
 from ffe.domain.universe import asset_class_of
+
+_BAR_MODELS: TypeAdapter[list[BarModel]] = TypeAdapter(list[BarModel])
 
 
 def fetch_market_data(
@@ -20,15 +35,19 @@ def fetch_market_data(
     A bar the provider returns that opened by ``as_of`` but closes after it is still forming: it is
     dropped, and ``source.forming_bars_dropped`` counts it.
 
+    This is where the bars enter: they are validated here and sealed (``seal_bars``), and every later boundary
+    checks them by the seal (in full when it no longer matches).
+
     Raises:
         InvalidInputError: unknown asset, or bars that fail validation (NaN, non-positive prices,
             duplicated, out-of-order or future timestamps, naive times).
     """
     asset_class_of(task.asset)
     fetched = provider.fetch(task.asset, task.timeframe, task.as_of, lookback)
-    parsed = [parse(BarModel, asdict(bar), name=f"bar {i} from {provider.name}") for i, bar in enumerate(fetched.bars)]
-    validate_series([b.to_domain() for b in parsed], task.as_of)  # before dropping: a future bar is an error
-    bars = [b for b in parsed if b.time + task.timeframe.duration <= task.as_of]
+    parsed = _bar_models(fetched.bars, provider.name)
+    validate_series(parsed, task.as_of)  # before dropping: a future bar is an error
+    step, as_of = task.timeframe.duration, task.as_of
+    bars = [b for b in parsed if b.time + step <= as_of]
     source = DataSource(
         provider=provider.name,
         dataset=fetched.dataset,
@@ -39,5 +58,28 @@ def fetch_market_data(
         forming_bars_dropped=len(parsed) - len(bars),
         fetch_started_at=started_at,
     )
-    payload = {**task.model_dump(exclude={"item"}), "source": source, "bars": bars, "bars_sha256": digest_bars(bars)}
+    # What MarketData checks holds here by construction, so the seal may stand for it from the start: the series as
+    # fetched passed validate_series, the bars kept all closed by as_of, and bars_sha256 is their digest.
+    digest = digest_bars(bars)
+    payload = {
+        **task.model_dump(exclude={"item"}),
+        "source": source,
+        "bars": bars,
+        "bars_sha256": digest,
+        "bars_seal": seal_bars(task.as_of, task.timeframe, bars, digest),
+    }
     return parse(MarketData, payload)
+
+
+def _bar_models(bars: Sequence[Bar], provider: str) -> list[BarModel]:
+    """The provider's bars as contracts, validated in one call; a bar it refuses is named by a bar-by-bar parse."""
+    if all(type(bar) is Bar for bar in bars):
+        fields = [
+            {"time": b.time, "open": b.open, "high": b.high, "low": b.low, "close": b.close, "volume": b.volume}
+            for b in bars
+        ]
+        try:
+            return _BAR_MODELS.validate_python(fields)
+        except ValidationError:
+            pass
+    return [parse(BarModel, asdict(bar), name=f"bar {i} from {provider}") for i, bar in enumerate(bars)]

@@ -3,6 +3,7 @@ answer, the decision is a HOLD that says ``inference_unavailable`` and why (fail
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ffe.adapters.inference import InferenceUnavailableError
@@ -17,7 +18,7 @@ from ffe.contracts import (
     RegimeResult,
 )
 from ffe.domain.experiments import Route
-from ffe.domain.models import Action, Bar
+from ffe.domain.models import Action, BarLike
 from ffe.domain.ports import InferenceClient
 from ffe.domain.strategies import StrategyParams, score_all
 from ffe.steps.regime import cycle_route
@@ -39,7 +40,7 @@ def infer_decision(
     While an experiment covers the asset, the other arm's version is served in the same call (reusing the acting
     arm's LLM vote) and recorded at ``arms`` beside the decision; the decision is the acting arm's alone.
     """
-    bars = inp.domain_bars()
+    bars = inp.bars
     scores = {str(name): round(value, 6) for name, value in score_all(bars, params).items()}
     regime = inp.regime
     route = cycle_route(inp) if inp.models is not None else None
@@ -100,7 +101,7 @@ def infer_decision(
 
 def _instance(
     inp: DecideInput,
-    bars: list[Bar],
+    bars: Sequence[BarLike],
     scores: dict[str, float],
     regime: RegimeResult,
     entry_threshold: float,
@@ -141,7 +142,7 @@ def _arm_output(version: str, prediction: InferencePrediction) -> ArmOutput:
     )
 
 
-def summarize(bars: list[Bar]) -> BarsSummary:
+def summarize(bars: Sequence[BarLike]) -> BarsSummary:
     """What the LLM is told about the bars."""
     first, last = bars[0], bars[-1]
     return BarsSummary(
