@@ -13,6 +13,7 @@ import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import cache
 from itertools import chain, starmap
 from operator import attrgetter
 from typing import Annotated, Any, Literal, TypeVar, overload
@@ -280,10 +281,10 @@ def seal_bars(as_of: datetime, timeframe: Timeframe, bars: Sequence[BarModel], b
     timestamp and microsecond, together exact in any year) and prices as IEEE doubles, ``as_of``, the timeframe and
     ``bars_sha256``.
 
-    Why a second digest: the recorded ``input_sha256`` is the SHA-256 of the bars' canonical JSON, and writing that
-    JSON again (600 floats' shortest repr) at every boundary cost each of them about half of the decision's whole
-    numpy math; this reads the same values in a compact binary form, several times faster (both timed beside that
-    math by bench/bench_decision_path.py).
+    Why a second digest: the recorded ``input_sha256`` is the SHA-256 of the bars' canonical JSON, and checking the
+    bars in full (the series rules, then that JSON written again: 600 floats' shortest repr) cost every boundary
+    about as much as the whole decision's numpy math; the seal reads the same values in a compact binary form, for
+    a fraction of that (both timed beside that math by bench/bench_decision_path.py, lines "(c)").
     The check is a pure function of what the seal covers, so bars whose seal still matches would pass it again:
     the seal stands for it. Only FetchMarketData seals, and only bars it has just validated and digested; a seal
     that does not match (tampered, truncated or re-digested bars, another ``as_of``) only means the full check
@@ -300,32 +301,16 @@ def digest_bars(bars: Sequence[BarModel]) -> str:
     """SHA-256 of the canonical JSON of the bars: the 'full input hash' recorded with a decision.
 
     The canonical JSON is ``json.dumps([b.model_dump(mode="json") for b in bars], sort_keys=True,
-    separators=(",", ":"))``; :func:`_canonical_bars` writes those same bytes straight from the bars, about half
-    the time (tests/unit/test_contracts.py holds the two equal; bench/bench_decision_path.py times it).
+    separators=(",", ":"))``: here the list's serializer dumps every bar in one call, the same dicts
+    (tests/unit/test_contracts.py holds the bytes equal; bench/bench_decision_path.py times both).
     """
-    canonical = _canonical_bars(bars)
-    if canonical is None:
-        canonical = json.dumps([b.model_dump(mode="json") for b in bars], sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    dumped = _bar_list().dump_python(list(bars), mode="json")
+    return hashlib.sha256(json.dumps(dumped, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-# One bar's canonical JSON: its keys sorted, no spaces, floats as ``repr`` writes them (as ``json.dumps`` does), the
-# time as pydantic writes a UTC time ("Z" for "+00:00"); ``%s`` takes the time's isoformat less its "+00:00".
-_CANONICAL_BAR = '{"close":%r,"high":%r,"low":%r,"open":%r,"time":"%sZ","volume":%r}'
-
-
-def _canonical_bars(bars: Sequence[BarModel]) -> str | None:
-    """The canonical JSON of ``bars`` written directly, or None when a bar is not plain: a time not in UTC or a
-    price that is not finite (``json.dumps`` and pydantic write those their own ways). A parsed BarModel's prices
-    are floats whatever number it was given (pydantic converts them), so ``%r`` writes what ``json.dumps`` does."""
-    if not all(b.time.tzinfo is UTC for b in bars):  # a parsed BarModel's time is in UTC (UtcDatetime)
-        return None
-    stamps = [b.time.isoformat() for b in bars]  # each ends in "+00:00"
-    rows = [
-        _CANONICAL_BAR % (b.close, b.high, b.low, b.open, t[:-6], b.volume) for b, t in zip(bars, stamps, strict=True)
-    ]
-    text = "[" + ",".join(rows) + "]"
-    return None if "nan" in text or "inf" in text else text
+@cache
+def _bar_list() -> TypeAdapter[list[BarModel]]:
+    return TypeAdapter(list[BarModel])  # built on first use: most Lambdas never digest bars
 
 
 # --- CheckStaleness (its result lands at $.staleness) ------------------------------------------------
