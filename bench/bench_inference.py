@@ -3,8 +3,10 @@
 Prints figures; asserts nothing. Real BTCUSD hourly decisions (bundled bars, champion regime model and
 TorchScript meta-controller), batch 1 and 64, LLM voter off (the latency-critical path), p50/p95 in ms. Then an
 experiment's cost at the endpoint: the same assets with a second version beside the first (each asset's
-treatment instance in the same request, as InferDecision sends both arms), as a ratio to one version.
-Run: ``.venv/bin/python bench/bench_inference.py``.
+treatment instance in the same request, as InferDecision sends both arms), as a ratio to one version. Then the
+endpoint's own cost side by side, samples taken in turns: the request's parse beside the former ``json.loads`` +
+``model_validate``, and ``/invocations`` over loopback (httpx client, the real server in a thread) beside the
+predictor alone, with the ratio. Run: ``PYTHONPATH=layers/core:. .venv/bin/python bench/bench_inference.py``.
 """
 
 from __future__ import annotations
@@ -94,6 +96,32 @@ for n, request in shadow.items():
         f"2 versions p50 {two[0]:6.2f} p95 {two[1]:6.2f}   ratio p50 {two[0] / one[0]:4.2f}   {two[0] - one[0]:+.2f} ms"
     )
 
+
+def side_by_side(ours: Callable[[], object], reference: Callable[[], object], runs: int = RUNS) -> tuple[float, float]:
+    """p50 of ``ours`` and of ``reference``, sampled in turns (who goes first alternates), so both meet the same
+    load from other processes."""
+    for _ in range(10):
+        ours(), reference()
+    samples: tuple[list[float], list[float]] = ([], [])
+    for run in range(runs):
+        pair = ((0, ours), (1, reference))
+        for side, fn in pair[:: -1 if run % 2 else 1]:
+            t0 = time.perf_counter()
+            fn()
+            samples[side].append((time.perf_counter() - t0) * 1000)
+    return statistics.median(samples[0]), statistics.median(samples[1])
+
+
+print("the endpoint's own cost, side by side in one run (p50 ms, samples taken in turns)")
+body64 = requests[64].model_dump_json().encode()
+fast, plain = side_by_side(
+    partial(InferenceRequest.model_validate_json, body64),
+    lambda: InferenceRequest.model_validate(json.loads(body64)),
+)
+print(
+    f"  parse batch 64: model_validate_json {fast:6.2f}   json.loads + model_validate {plain:6.2f}   "
+    f"ratio {fast / plain:4.2f}"
+)
 server, stop = serve_in_thread(predictor)
 try:
     with httpx.Client(base_url=server.url, headers={"Content-Type": "application/json"}) as client:
@@ -101,6 +129,14 @@ try:
         def call(body: bytes) -> None:
             client.post("/invocations", content=body).raise_for_status()
 
+        for n, request in requests.items():
+            body = request.model_dump_json().encode()
+            http, alone = side_by_side(partial(call, body), partial(predictor.predict, request))
+            print(
+                f"  /invocations batch {n:>2} over loopback {http:6.2f}   predictor alone {alone:6.2f}   "
+                f"ratio {http / alone:4.2f}"
+            )
+        print("the same paths, each timed on its own (p50 / p95 ms)")
         for n, request in requests.items():
             body = request.model_dump_json().encode()
             p50, p95 = percentiles(partial(call, body))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import random
 from collections.abc import Iterator
 
 import boto3
@@ -12,12 +13,13 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from pydantic import ValidationError
 
 from ffe.adapters.inference import get_inference
 from ffe.contracts import InferenceRequest, InferenceResponse
 from ffe.settings import InferenceSettings
 from gpu_inference.predictor import Predictor
-from gpu_inference.serve import InferenceServer, serve_in_thread, settle
+from gpu_inference.serve import InferenceServer, _BadRequest, _parse, serve_in_thread, settle
 from gpu_inference.tracing import get_tracer, make_provider
 
 
@@ -208,3 +210,66 @@ def test_settle_moves_the_loaded_models_out_of_the_cyclic_collector(predictor: P
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+def _old_parse(raw: bytes) -> InferenceRequest:
+    """How the server read a body before it used pydantic's JSON parser."""
+    return InferenceRequest.model_validate(json.loads(raw))
+
+
+def test_a_request_reads_the_same_through_the_json_parser(make_instance) -> None:
+    # Given a batch as InferDecision sends it, and its floats written every way JSON allows
+    batch = InferenceRequest(instances=[make_instance(offset=i) for i in range(8)], llm=False)
+    written = [batch.model_dump_json().encode(), json.dumps(batch.model_dump(mode="json")).encode()]
+    rng = random.Random(16)
+    odd = [rng.random() * 10 ** rng.randint(-30, 0) for _ in range(500)] + [0.0, -0.0, 5e-324, 1e-7, 0.1 + 0.2]
+    tricky = batch.model_dump(mode="json")
+    tricky["instances"][0]["features"] = {f"f{i}": v for i, v in enumerate(odd)}
+    tricky["instances"][0]["scores"] = {"a": 0.5, "a ": -0.25}
+    written.append(json.dumps(tricky).encode())
+    written.append(json.dumps(tricky).replace('"a ": -0.25', '"a ": -0.25, "a": 1').encode())  # a repeated key
+    written.append(json.dumps(tricky).replace("e-05", "E-5").encode())
+    for raw in written:
+        # Then the server reads exactly what json.loads + model_validate read, to the last bit of every float
+        assert _parse(raw).model_dump_json() == _old_parse(raw).model_dump_json()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"{not json",
+        b'{"instances": []}',
+        b'{"instances": [{"asset": "BTCUSD"}]}',
+        b'{"instances": "x"} trailing',
+        b'{"instances": [1.]}',
+        b'{"llm": "maybe\n"}',
+        b"\xff\xfe\x00",
+        b"[]",
+        b"null",
+    ],
+)
+def test_a_refused_body_is_answered_as_before(raw: bytes) -> None:
+    expected: tuple[int, str, list[dict[str, str]] | None]
+    try:
+        _old_parse(raw)
+    except json.JSONDecodeError as exc:
+        expected = (400, f"the body is not JSON: {exc}", None)
+    except UnicodeDecodeError as exc:
+        expected = (400, f"the body is not JSON: {exc}", None)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False)
+        details = [{"loc": ".".join(map(str, e["loc"])), "msg": e["msg"], "type": e["type"]} for e in errors]
+        summary = "; ".join(f"{d['loc'] or 'body'}: {d['msg']}" for d in details[:5])
+        expected = (422, f"invalid InferenceRequest: {summary}", details)
+    with pytest.raises(_BadRequest) as refused:
+        _parse(raw)
+    assert (refused.value.status, str(refused.value), refused.value.details) == expected
+
+
+def test_a_body_only_json_loads_reads_is_still_served(server: InferenceServer, body: bytes) -> None:
+    plain = httpx.post(f"{server.url}/invocations", content=body, headers={"Content-Type": "application/json"})
+    for other in (b"\xef\xbb\xbf" + body, body.decode().encode("utf-16")):  # a byte-order mark; UTF-16
+        r = httpx.post(f"{server.url}/invocations", content=other, headers={"Content-Type": "application/json"})
+        assert r.status_code == 200
+        assert [p["action"] for p in r.json()["predictions"]] == [p["action"] for p in plain.json()["predictions"]]
