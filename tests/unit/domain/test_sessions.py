@@ -4,6 +4,8 @@ import itertools
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ffe.adapters.replay import datasets, load_bars
 from ffe.domain.models import AssetClass, Timeframe
@@ -89,3 +91,31 @@ def test_expected_bars_stop_counting_at_the_cap() -> None:
     assert expected_bars(FX, Timeframe.M1, start, start + timedelta(days=3650), cap=50) == 50
     assert expected_bars(CRYPTO, H1, start, start + timedelta(hours=10), cap=50) == 10
     assert expected_bars(CRYPTO, H1, start, start - timedelta(hours=10), cap=50) == 0
+
+
+def _counted_slot_by_slot(
+    asset_class: AssetClass, timeframe: Timeframe, after: datetime, until: datetime, cap: int
+) -> int:
+    """expected_bars by its definition: every slot asked of expects_bar (what it counts, without skipping any)."""
+    slots = max(0, (until - after) // timeframe.duration)
+    found = 0
+    for k in range(slots):
+        found += expects_bar(asset_class, timeframe, after + k * timeframe.duration)
+        if found >= cap:
+            break
+    return found
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    after=st.datetimes(datetime(2016, 12, 20), datetime(2018, 1, 10), timezones=st.just(UTC)),
+    span=st.timedeltas(timedelta(0), timedelta(days=20)),
+    timeframe=st.sampled_from([t for t in Timeframe if not t.is_daily]),
+    cap=st.sampled_from([1, 3, 4, 10_000]),
+)
+def test_fx_counting_skips_the_weekend_and_counts_the_same(
+    after: datetime, span: timedelta, timeframe: Timeframe, cap: int
+) -> None:
+    # Christmas, New Year and every weekend of a year, at any minute (slots need not open on the hour)
+    until = after + span
+    assert expected_bars(FX, timeframe, after, until, cap) == _counted_slot_by_slot(FX, timeframe, after, until, cap)

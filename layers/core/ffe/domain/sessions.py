@@ -99,13 +99,28 @@ def expected_bars(asset_class: AssetClass, timeframe: Timeframe, after: datetime
     slots = max(0, (until - after) // step)
     if asset_class is AssetClass.CRYPTO:
         return min(slots, cap)
-    found = 0
-    for k in range(slots):
-        if expects_bar(asset_class, timeframe, after + k * step):
+    found, k = 0, 0
+    while k < slots:
+        start = after + k * step
+        if expects_bar(asset_class, timeframe, start):
             found += 1
             if found >= cap:
                 break
+        elif (reopens := _fx_weekend_reopens(asset_class, timeframe, start)) is not None:
+            k = max(k, -((after - reopens) // step) - 1)  # to the last slot opening before the reopening
+        k += 1
     return found
+
+
+def _fx_weekend_reopens(asset_class: AssetClass, timeframe: Timeframe, start: datetime) -> datetime | None:
+    """When an FX intraday slot opening at ``start`` falls in the weekend closure, the closure's end: no slot that
+    opens from ``start`` until then is expected either (``expects_bar``'s own rule), so counting skips them."""
+    if asset_class is not AssetClass.FX or timeframe.is_daily:
+        return None
+    first = start.astimezone(UTC)
+    monday = datetime.combine(first.date() - timedelta(days=first.weekday()), time(0), UTC)
+    closed = start < monday + FX_WEEKEND_OPEN and start + timeframe.duration > monday + FX_WEEKEND_CLOSE
+    return monday + FX_WEEKEND_OPEN if closed else None
 
 
 @cache
