@@ -177,20 +177,29 @@ def _roll(policy: MetaPolicy, heads: Iterable[NDArray[np.float64]], batch: int, 
 
 
 def _advance(policy: MetaPolicy, h: NDArray[np.float64], current: NDArray[np.float64]) -> NDArray[np.float64]:
-    """The policy's forward pass on inputs ``h`` and the smoothed move of ``current`` towards its softmax."""
+    """The policy's forward pass on inputs ``h`` and the smoothed move of ``current`` towards its softmax.
+
+    Each operation writes into the array the one before made (``out=``): the same ufuncs on the same operands as
+    ``tanh(h @ w + b)`` ... and ``(1 - s) * current + s * softmax``, so the same bits (a sum is the same either
+    way round), without an array per operation.
+    """
+    last = len(policy.layers) - 1
     for i, (w, b) in enumerate(policy.layers):
-        h = h @ w + b
-        if i < len(policy.layers) - 1:
-            h = np.tanh(h)
+        h = np.matmul(h, w)
+        np.add(h, b, out=h)
+        if i < last:
+            np.tanh(h, out=h)
     target = _softmax(h)
-    out: NDArray[np.float64] = (1.0 - policy.smoothing) * current + policy.smoothing * target
-    return out
+    np.multiply(target, policy.smoothing, out=target)
+    return np.add(target, (1.0 - policy.smoothing) * current, out=target)
 
 
 def _softmax(x: NDArray[np.float64]) -> NDArray[np.float64]:
-    e = np.exp(x - x.max(axis=1, keepdims=True))
-    out: NDArray[np.float64] = e / e.sum(axis=1, keepdims=True)
-    return out
+    """Row-wise softmax of ``x``, in place: ``exp(x - max) / sum``, the reductions called as ``ndarray.max`` and
+    ``ndarray.sum`` call them."""
+    np.subtract(x, np.maximum.reduce(x, axis=1, keepdims=True), out=x)
+    np.exp(x, out=x)
+    return np.true_divide(x, np.add.reduce(x, axis=1, keepdims=True), out=x)
 
 
 def _finite(value: Any, name: str) -> NDArray[np.float64]:
