@@ -18,10 +18,12 @@ The rules, in the order they are checked; the first that fails gives the verdict
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from itertools import compress, repeat
 
 from ffe.domain.models import AssetClass, BarLike, Timeframe
 from ffe.domain.sessions import CALENDARS, expected_bars
@@ -142,10 +144,11 @@ def _gap(bars: Sequence[BarLike], timeframe: Timeframe, asset_class: AssetClass)
     tolerance = GAP_TOLERANCE_BARS[asset_class]
     step = timeframe.duration
     room = step * (tolerance + 1)  # neighbours this close cannot have more than `tolerance` slots between them
-    for i in range(len(bars) - 1, 0, -1):
+    times = [bar.time for bar in bars]
+    apart = map(operator.sub, times[1:], times[:-1])  # apart[i - 1]: between bars i - 1 and i
+    wide = list(compress(range(1, len(times)), map(operator.gt, apart, repeat(room))))
+    for i in reversed(wide):
         before, after = bars[i - 1], bars[i]
-        if after.time - before.time <= room:
-            continue
         missing = expected_bars(asset_class, timeframe, before.time + step, after.time, cap=_COUNT_CAP)
         if missing > tolerance:
             return before, after, missing
