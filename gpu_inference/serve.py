@@ -61,7 +61,8 @@ class _BadRequest(Exception):
 class _Handler(BaseHTTPRequestHandler):
     server: InferenceServer
     protocol_version = "HTTP/1.1"
-    # Headers and body go out in two writes; with Nagle on, keep-alive clients wait ~40 ms for a delayed ACK.
+    # An answer goes out in one write (_send), but a long one in several segments: with Nagle on, the last would
+    # wait for the keep-alive client's delayed ACK (~40 ms).
     disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -140,13 +141,16 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(payload).encode(), "application/json", headers)
 
     def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+        """The status line, the headers and the body in one write: ``end_headers()`` would write the headers on
+        their own, and the client would wake up for them, then again for the body."""
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
+        pending: list[bytes] = self._headers_buffer  # type: ignore[attr-defined]  # what end_headers() would flush
+        pending += (b"\r\n", body)
+        self.flush_headers()
 
 
 def _parse(raw: bytes) -> InferenceRequest:
