@@ -173,3 +173,29 @@ def test_yardsticks_on_constructed_paths() -> None:
     assert turnover(np.array([0.5, 0.5, 0.0])) == pytest.approx((0.5 + 0 + 0.5) / 3)
     hard = np.array([[1, 0, 0, 0], [1, 0, 0, 0], [0, 1, 0, 0]], dtype=float)
     assert max_disruption(hard, np.array([0, 0, 1])) == 1.0 and max_disruption(hard, np.array([0, 0, 0])) == 0.0
+
+
+@pytest.mark.parametrize("columns", [1, 4, 7, 8, 11])
+def test_the_softmax_is_numpys_reductions_bit_for_bit(columns: int) -> None:
+    # meta._softmax folds over the columns; numpy's max and sum along each row are the reference, to the bit.
+    from ffe.domain.meta import _softmax
+
+    rng = np.random.default_rng(columns)
+    x = rng.normal(size=(20_000, columns)) * rng.choice([1e-3, 1.0, 30.0, 700.0], size=(20_000, 1))
+    x[:50] = 0.0  # ties and signed zeros
+    x[50:60, 0] = -0.0
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    expected = e / e.sum(axis=1, keepdims=True)
+    assert _softmax(x.copy()).tobytes() == expected.tobytes()
+
+
+def test_a_roll_past_a_gap_in_the_rows_is_the_steps_bit_for_bit() -> None:
+    policy = random_meta_policy(seed=5)
+    features = feature_matrix(CLOSES[:400], P)
+    features[300] = np.nan  # rows whose roll touches row 300 cannot roll: the rollable rows are two runs
+    posteriors = np.random.default_rng(5).dirichlet(np.ones(policy.n_regimes), 400)
+    rolled = rolled_weights(policy, features, posteriors)
+    ts = np.flatnonzero(np.isfinite(rolled).all(axis=1))
+    assert ts.size and np.any(np.diff(ts) > 1)
+    assert np.array_equal(rolled[ts], _stepped(policy, features, posteriors, ts))
+    assert np.isnan(rolled[300 : 300 + policy.roll_bars]).all()

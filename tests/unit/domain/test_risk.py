@@ -301,3 +301,45 @@ def test_gate_is_gate_on_stats_after_return_stats() -> None:
         assert gate(action, confidence, "BTCUSD", RETURNS, book, LIMITS, RULES) == gate_on_stats(
             action, confidence, "BTCUSD", stats, book, LIMITS, RULES
         )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    confidence=st.floats(min_value=1e-6, max_value=1.0),
+    equity=money,
+    held=st.decimals(min_value=D("-2"), max_value=D("0.5"), places=4),
+    price=st.decimals(min_value=D("0.5"), max_value=D("100000"), places=2),
+    day_start_factor=st.floats(min_value=0.95, max_value=1.04),
+    spread=st.floats(min_value=1e-6, max_value=0.3),
+    rules=st.sampled_from(
+        [
+            RULES,
+            ProductRules("BTCUSD", D("1"), D("1")),
+            ProductRules("BTCUSD", D("0"), D("0.01")),  # a venue that takes a size of 0: no shortcut
+            ProductRules("BTCUSD", D("0"), D("0.01"), D("5")),
+        ]
+    ),
+    selling=st.lists(st.decimals(min_value=D("0.0001"), max_value=D("1"), places=4), max_size=3),
+)
+def test_a_spot_sell_of_nothing_held_is_blocked_as_the_full_sizing_blocks_it(
+    confidence, equity, held, price, day_start_factor, spread, rules, selling
+) -> None:
+    # gate_on_stats skips the sizing when a SELL has nothing to sell (risk._sizes_to_nothing); the sizing itself,
+    # forced by turning the shortcut off, must give the same verdict, field for field.
+    import ffe.domain.risk as risk
+
+    returns = [spread if i % 3 else -spread * 1.5 for i in range(40)]
+    book = Portfolio(
+        Balance("USD", equity, equity),
+        {"BTCUSD": Position("BTCUSD", held, price)} if held else {},
+        {"BTCUSD": price},
+        (equity * D(day_start_factor)).quantize(D("0.01")),
+        equity,
+        tuple(PendingOrder(f"s{i}", "BTCUSD", OrderSide.SELL, q, price) for i, q in enumerate(selling)),
+    )
+    stats = return_stats(returns, LIMITS.var_confidence)
+    fast = gate_on_stats(Action.SELL, confidence, "BTCUSD", stats, book, LIMITS, rules)
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(risk, "_sizes_to_nothing", lambda *_: False)
+        full = gate_on_stats(Action.SELL, confidence, "BTCUSD", stats, book, LIMITS, rules)
+    assert fast == full

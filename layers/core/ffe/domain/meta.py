@@ -132,7 +132,12 @@ def rolled_weights(
     if ts.size == 0:
         return out
     head = _head(policy, features, posteriors)
-    out[ts] = _roll(policy, (head[ts - back] for back in range(m - 1, -1, -1)), ts.size, head.shape[1])
+    first, last = int(ts[0]), int(ts[-1])
+    if last - first + 1 == ts.size:  # one run of rollable rows (a series without gaps): views, not gathered copies
+        steps = (head[first - back : last + 1 - back] for back in range(m - 1, -1, -1))
+        out[first : last + 1] = _roll(policy, steps, ts.size, head.shape[1])
+    else:
+        out[ts] = _roll(policy, (head[ts - back] for back in range(m - 1, -1, -1)), ts.size, head.shape[1])
     return out
 
 
@@ -195,11 +200,26 @@ def _advance(policy: MetaPolicy, h: NDArray[np.float64], current: NDArray[np.flo
 
 
 def _softmax(x: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Row-wise softmax of ``x``, in place: ``exp(x - max) / sum``, the reductions called as ``ndarray.max`` and
-    ``ndarray.sum`` call them."""
-    np.subtract(x, np.maximum.reduce(x, axis=1, keepdims=True), out=x)
+    """Row-wise softmax of ``x``, in place: ``exp(x - max) / sum``, the same numbers as ``x.max(axis=1)`` and
+    ``x.sum(axis=1)`` give, folded over the columns instead of reduced along each short row (numpy's reduction
+    loop per row of 4 cost more than the arithmetic). A maximum is exact in any order; numpy sums a row of fewer
+    than 8 numbers left to right, as the fold does (tests/unit/domain/test_models_math.py holds them equal bit for
+    bit); wider rows go through the reduction itself.
+    """
+    columns = x.shape[1]
+    if columns >= 8:  # numpy's pairwise summation takes over from 8 numbers: reduce as numpy does
+        np.subtract(x, np.maximum.reduce(x, axis=1, keepdims=True), out=x)
+        np.exp(x, out=x)
+        return np.true_divide(x, np.add.reduce(x, axis=1, keepdims=True), out=x)
+    fold = x[:, 0].copy()
+    for j in range(1, columns):
+        np.maximum(fold, x[:, j], out=fold)
+    np.subtract(x, fold[:, None], out=x)
     np.exp(x, out=x)
-    return np.true_divide(x, np.add.reduce(x, axis=1, keepdims=True), out=x)
+    fold[:] = x[:, 0]
+    for j in range(1, columns):
+        np.add(fold, x[:, j], out=fold)
+    return np.true_divide(x, fold[:, None], out=x)
 
 
 def _finite(value: Any, name: str) -> NDArray[np.float64]:

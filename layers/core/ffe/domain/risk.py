@@ -190,12 +190,8 @@ def gate_on_stats(
         return _blocked(RiskReason.INVALID_INPUT, detail=f"no price for the held or pending {', '.join(unpriced)}")
     sigma_bar, loss_quantile = stats
     equity = balance.equity
-    if equity <= portfolio.day_start_equity * (1 - _d(limits.daily_loss_limit)):
-        return _blocked(
-            RiskReason.DAILY_LOSS_KILL_SWITCH, detail=f"equity {equity}, day start {portfolio.day_start_equity}"
-        )
-    if equity <= portfolio.peak_equity * (1 - _d(limits.max_drawdown)):
-        return _blocked(RiskReason.DRAWDOWN_KILL_SWITCH, detail=f"equity {equity}, peak {portfolio.peak_equity}")
+    if killed := _kill_switch(equity, portfolio, limits):
+        return killed
 
     side = OrderSide.BUY if action is Action.BUY else OrderSide.SELL
     sign = _PLUS if side is OrderSide.BUY else _MINUS
@@ -204,6 +200,10 @@ def gate_on_stats(
     sigma_day = sigma_bar * math.sqrt(limits.bars_per_day)
     wanted_notional = equity * Decimal(limits.target_daily_volatility / sigma_day * confidence)
     quantity = wanted_notional / price
+    if _sells_nothing(side, held, allow_short) and _sizes_to_nothing(rules, loss_quantile):
+        # What the sizing below returns for this order, without it: the last cap (nothing to sell, max(held, 0))
+        # takes the quantity to 0, which is below the venue's minimum (tests/unit/domain/test_risk.py compares both).
+        return _blocked(RiskReason.NOTHING_TO_SELL, detail=f"no {asset} position to sell on a spot venue")
     reasons: list[RiskReason] = []
 
     caps = _caps(asset, held, sign, price, equity, portfolio, limits, loss_quantile, balance, allow_short)
@@ -222,6 +222,17 @@ def gate_on_stats(
             detail=f"{quantity} < min {rules.min_size}",
         )
     return RiskVerdict(True, side, quantity, tuple(reasons), {"sigma_day": f"{sigma_day:.6f}"})
+
+
+def _kill_switch(equity: Decimal, portfolio: Portfolio, limits: RiskLimits) -> RiskVerdict | None:
+    """The block of the first kill switch that is on (daily loss, then drawdown), or None."""
+    if equity <= portfolio.day_start_equity * _kept(limits.daily_loss_limit):
+        return _blocked(
+            RiskReason.DAILY_LOSS_KILL_SWITCH, detail=f"equity {equity}, day start {portfolio.day_start_equity}"
+        )
+    if equity <= portfolio.peak_equity * _kept(limits.max_drawdown):
+        return _blocked(RiskReason.DRAWDOWN_KILL_SWITCH, detail=f"equity {equity}, peak {portfolio.peak_equity}")
+    return None
 
 
 def _caps(
@@ -315,6 +326,24 @@ def _reach(portfolio: Portfolio, pending: Sequence[PendingOrder]) -> dict[str, D
         book = up if o.side is OrderSide.BUY else down
         book[o.asset] = book.get(o.asset, ZERO) + (o.quantity if o.side is OrderSide.BUY else -o.quantity)
     return {a: max(abs(up.get(a, ZERO)), abs(down.get(a, ZERO))) for a in up.keys() | down.keys()}
+
+
+def _sells_nothing(side: OrderSide, held: Decimal, allow_short: bool) -> bool:
+    """A spot SELL with nothing left to sell once the pending SELLs fill (``held``: the low bound)."""
+    return side is OrderSide.SELL and not allow_short and held <= 0
+
+
+def _sizes_to_nothing(rules: ProductRules, loss_quantile: Decimal) -> bool:
+    """Whether a quantity of 0 is refused by the venue and the sizing's arithmetic cannot raise on the way there
+    (a positive increment to round to, a positive loss quantile to divide by): then a spot SELL of nothing held
+    ends in ``NOTHING_TO_SELL`` whatever the other caps say."""
+    return rules.size_increment > 0 and loss_quantile > 0 and (rules.min_size > 0 or rules.min_notional > 0)
+
+
+@functools.lru_cache(maxsize=64)
+def _kept(fraction: float) -> Decimal:
+    """``1 - _d(fraction)``: what a kill switch lets equity fall to, as a fraction of its reference."""
+    return 1 - _d(fraction)
 
 
 @functools.lru_cache(maxsize=64)
