@@ -7,10 +7,11 @@ Prints figures; asserts nothing. Issue 16, rows 1 and 2:
     written minimally from arrays (staleness, features, posterior, meta weights, blend, the risk gate's volatility,
     VaR and size);
 (b) the same decision through the steps and their contracts, as the Lambdas run it: FetchMarketData (where the bars
-    enter, are validated and sealed), then four boundaries, each the state through JSON (Step Functions writes it,
-    the Lambda runtime reads it) and the handler's ``parse`` (CheckStaleness, DetectRegime, InferDecision with an
-    in-process numpy endpoint, GateRisk's inputs and the gate), each result the handler's ``model_dump(mode="json")``;
-    the line under it times the JSON hand-over alone on the same states, the part that is not ffe's code;
+    enter, are validated and sealed, and leave as columns: ``BarColumns``), then four boundaries, each the state
+    through JSON (Step Functions writes it, the Lambda runtime reads it) and the handler's ``parse`` (CheckStaleness,
+    DetectRegime, InferDecision with an in-process numpy endpoint, GateRisk's inputs and the gate), each result the
+    handler's ``model_dump(mode="json")``; the line under it times the JSON hand-over alone on the same states, the
+    part that is not ffe's code;
 (c) one boundary's check of the bars: by the seal, and in full (what it costs without a matching seal), and the
     bars' digest now and as it was.
 
@@ -41,6 +42,7 @@ from ffe.adapters.models import load_bundle
 from ffe.adapters.replay import ReplayProvider
 from ffe.contracts import (
     AssetTask,
+    BarColumns,
     BarModel,
     CheckStalenessInput,
     CycleModels,
@@ -301,8 +303,9 @@ def reference(asset: str, a: Arrays) -> tuple[str, float, str]:
     return str(action), confidence, f"{quantity:.8f}" if side is not Action.SELL else "0"
 
 
-def full_check(as_of: datetime, timeframe: Timeframe, bars: list[BarModel], sha256: str) -> bool:
+def full_check(as_of: datetime, timeframe: Timeframe, columns: BarColumns, sha256: str) -> bool:
     """What a boundary checks when the seal does not stand for it (MarketData's validator)."""
+    bars = columns.models()
     validate_series(bars, as_of, timeframe)
     return digest_bars(bars) == sha256
 
@@ -345,11 +348,12 @@ def main() -> None:
         ]
         sealed = parse(CheckStalenessInput, sent[0])
         parts = (sealed.as_of, sealed.timeframe, sealed.bars, sealed.bars_sha256)
+        models = sealed.bars.models()
         cases += [
             ("(c) a boundary's bars check: by the seal", lambda: seal_bars(*parts), 200),  # noqa: B023
             ("    in full: validate_series + digest_bars", lambda: full_check(*parts), 100),  # noqa: B023
-            ("    of which digest_bars", lambda: digest_bars(parts[2]), 100),  # noqa: B023
-            ("    digest_bars as it was (model_dump per bar)", lambda: old_digest(parts[2]), 100),  # noqa: B023
+            ("    of which digest_bars", lambda: digest_bars(models), 100),  # noqa: B023
+            ("    digest_bars as it was (model_dump per bar)", lambda: old_digest(models), 100),  # noqa: B023
         ]
         for name, fn, number in cases:
             got = fn()

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from pydantic import TypeAdapter
 
 from tests.golden.rows import plain, stored_rows, table_counts
 from tests.golden.walk import Cycle, Step
@@ -36,10 +39,21 @@ def _regime(regime: dict[str, Any]) -> dict[str, Any]:
 def _fetched(fetched: dict[str, Any]) -> dict[str, Any]:
     """The fetch's output, its bars summed up: how many, the first and last open time (``bars_sha256`` is kept)."""
     bars = fetched.get("bars")
+    if isinstance(bars, dict) and isinstance(bars.get("time"), list):  # columns (BarColumns): read the time column
+        micro = bars.get("microsecond") or [0] * len(bars["time"])
+        times = [_iso(s, us) for s, us in zip(bars["time"], micro, strict=True)]
+        first, last = (times[0], times[-1]) if times else (None, None)
+        return {**fetched, "bars": {"count": len(times), "first": first, "last": last}}
     if not isinstance(bars, list):
         return fetched  # bars carried some other way: compared as they are (adapt this to read them, if so)
     first, last = (bars[0].get("time"), bars[-1].get("time")) if bars else (None, None)
     return {**fetched, "bars": {"count": len(bars), "first": first, "last": last}}
+
+
+def _iso(seconds: int, microsecond: int) -> str:
+    """A bar's open time from its column, written as the bar objects wrote it (pydantic's JSON: ``...Z``)."""
+    when = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds, microseconds=microsecond)
+    return str(TypeAdapter(datetime).dump_python(when, mode="json"))
 
 
 def step_record(cycle: Cycle, step: Step) -> Record:

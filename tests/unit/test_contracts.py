@@ -12,6 +12,7 @@ from ffe import contracts
 from ffe.adapters.replay import ReplayProvider, datasets, load_bars
 from ffe.contracts import (
     AssetTask,
+    BarColumns,
     BarModel,
     CycleInput,
     DataSource,
@@ -124,8 +125,8 @@ def test_the_digest_is_the_serializers_canonical_json_for_any_bars(times: list[d
 
 def _market_data() -> dict:
     """FetchMarketData's output as the next state gets it: sealed, through JSON."""
-    bars = [BarModel.from_domain(b) for b in ReplayProvider().fetch("BTCUSD", Timeframe.H1, AS_OF, 120).bars]
-    digest = digest_bars(bars)
+    models = [BarModel.from_domain(b) for b in ReplayProvider().fetch("BTCUSD", Timeframe.H1, AS_OF, 120).bars]
+    digest, bars = digest_bars(models), BarColumns.of(models)
     data = MarketData(
         cycle_id="c-1",
         as_of=AS_OF,
@@ -139,25 +140,54 @@ def _market_data() -> dict:
     return json.loads(json.dumps(data.model_dump(mode="json")))
 
 
-def _bump(bar: dict, field: str) -> None:
-    bar[field] += 0.01
+def _bump(bars: dict, field: str, i: int) -> None:
+    bars[field][i] += 0.01 if field != "time" else 1
+
+
+def _as_bar_list(bars: dict) -> list[dict]:
+    """The columns as the list of bar objects the states handed each other before (still read, as columns)."""
+    names = ("open", "high", "low", "close", "volume")
+    times = [datetime.fromtimestamp(t, UTC).isoformat() for t in bars["time"]]
+    rows = zip(times, zip(*(bars[n] for n in names), strict=True), strict=True)
+    return [{"time": t, **dict(zip(names, row, strict=True))} for t, row in rows]
 
 
 @pytest.mark.parametrize(
     ("tamper", "message"),
     [
-        (lambda d: d["bars"].pop(0), "bars_sha256 does not match"),  # truncated
-        (lambda d: _bump(d["bars"][5], "close"), "bars_sha256 does not match"),
-        (lambda d: _bump(d["bars"][119], "volume"), "bars_sha256 does not match"),
+        (lambda d: [column.pop(0) for column in d["bars"].values() if column], "bars_sha256 does not match"),
+        (lambda d: d["bars"]["close"].pop(), "every column holds one value per bar: time 120, close 119"),
+        (lambda d: _bump(d["bars"], "close", 5), "bars_sha256 does not match"),
+        (lambda d: _bump(d["bars"], "volume", 119), "bars_sha256 does not match"),
+        (lambda d: _bump(d["bars"], "time", 7), "bars_sha256 does not match"),
+        (lambda d: d["bars"].update(microsecond=[0] * 120), None),  # the same instants: sealed the same
+        (lambda d: d["bars"].update(microsecond=[1] * 120), "bars_sha256 does not match"),
         (lambda d: d.update(bars_sha256="0" * 64), "bars_sha256 does not match"),
         (lambda d: d.update(as_of="2019-06-15T11:30:00Z"), r"bar 119 .*still forming"),
-        (lambda d: d["bars"][3].update(low=-1.0), "bar 3 .*low must be positive"),
+        (lambda d: d["bars"]["low"].__setitem__(3, -1.0), "bar 3 .*low must be positive"),
+        (lambda d: d["bars"]["high"].__setitem__(4, "x"), r"bars\.high\.4: Input should be a valid number"),
         (lambda d: d.update(bars_seal="0" * 32), None),  # the seal is wrong, the bars are sound: checked in full
         (lambda d: d.pop("bars_seal"), None),  # as before the seal: checked in full
-        (lambda d: d["bars"][7].update(time=d["bars"][7]["time"].replace("Z", "+00:00")), None),  # the same instant
+        (lambda d: d.update(bars=_as_bar_list(d["bars"])), None),  # the list of bars as before: read as columns
         (lambda d: d.update(bars_seal="not a seal"), "bars_seal: String should match pattern"),
     ],
-    ids=["truncated", "price", "volume", "digest", "as_of", "negative", "seal", "unsealed", "same-instant", "garbage"],
+    ids=[
+        "truncated",
+        "one-column-truncated",
+        "price",
+        "volume",
+        "time",
+        "microsecond-zero",
+        "microsecond",
+        "digest",
+        "as_of",
+        "negative",
+        "not-a-number",
+        "seal",
+        "unsealed",
+        "bar-list",
+        "garbage",
+    ],
 )
 def test_every_boundary_refuses_a_tampered_or_truncated_series(tamper, message: str | None) -> None:
     data = _market_data()
@@ -188,4 +218,6 @@ def test_a_matching_seal_stands_for_the_full_check_and_only_a_matching_one(monke
 
 def test_the_domain_bars_are_the_parsed_bars_as_bars() -> None:
     data = parse(MarketData, _market_data())
-    assert data.domain_bars() == [b.to_domain() for b in data.bars] and len(data.bars) == 120
+    bars = list(ReplayProvider().fetch("BTCUSD", Timeframe.H1, AS_OF, 120).bars)
+    assert data.domain_bars() == bars and len(data.bars) == 120 and data.bars[-1] == bars[-1]
+    assert [data.bars[i] for i in range(-120, 120)] == bars + bars

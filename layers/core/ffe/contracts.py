@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import cache
-from itertools import chain, starmap
+from itertools import repeat
 from operator import attrgetter
 from typing import Annotated, Any, Literal, TypeVar, overload
 
@@ -32,7 +33,7 @@ from pydantic import (
 from ffe import utc
 from ffe.domain.errors import InvalidInputError
 from ffe.domain.experiments import Mode, Route, RunningExperiment, route
-from ffe.domain.models import Action, Bar, Timeframe
+from ffe.domain.models import Action, Bar, BarLike, Timeframe
 from ffe.domain.series import validate_series
 from ffe.domain.staleness import GateCode
 
@@ -85,7 +86,8 @@ Assets = Annotated[list[Symbol], Field(min_length=1, max_length=50), AfterValida
 
 
 class Contract(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # defer_build: a model's validator is built when first used, so a Lambda's cold import builds none it never uses
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 @overload
@@ -234,6 +236,94 @@ class DataSource(Contract):
     )
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SECOND = timedelta(seconds=1)
+# POSIX seconds of every instant a datetime holds (years 1 to 9999), so each column's time reads as a datetime.
+PosixSeconds = Annotated[int, Field(ge=-62_135_596_800, le=253_402_300_799)]
+Microsecond = Annotated[int, Field(ge=0, le=999_999)]
+
+
+class BarColumns(Contract):
+    """A series' bars as columns, as they travel between the states: each bar's open time in POSIX seconds (with
+    its microsecond in ``microsecond`` when any bar has one) and its prices, one list per field, bar ``i`` at index
+    ``i`` of each.
+
+    Why columns: a list of 120 bar objects cost every boundary its JSON and a model per bar; lists of numbers are
+    about half the JSON and are validated by pydantic-core in one pass (both timed by bench/bench_decision_path.py).
+    The recorded ``input_sha256`` is still the canonical JSON of the bar objects (:func:`digest_bars`), computed
+    once by FetchMarketData. A list of bars (the shape before) is still read, as columns.
+    """
+
+    time: list[PosixSeconds]
+    microsecond: list[Microsecond] | None = Field(default=None, description="None: every bar opens on a second")
+    open: list[float]
+    high: list[float]
+    low: list[float]
+    close: list[float]
+    volume: list[float]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_bar_list(cls, data: Any) -> Any:
+        if isinstance(data, list):
+            return _columns_of(bar_list_adapter().validate_python(data))
+        return data
+
+    @model_validator(mode="after")
+    def _one_row_per_bar(self) -> BarColumns:
+        n = len(self.time)
+        lengths = {name: len(getattr(self, name)) for name in ("open", "high", "low", "close", "volume")}
+        if self.microsecond is not None:
+            lengths["microsecond"] = len(self.microsecond)
+        uneven = [f"{name} {count}" for name, count in lengths.items() if count != n]
+        if uneven:
+            raise ValueError(f"every column holds one value per bar: time {n}, {', '.join(uneven)}")
+        return self
+
+    @classmethod
+    def of(cls, bars: Sequence[BarLike]) -> BarColumns:
+        """The columns of ``bars`` (aware UTC datetimes, as parsed), without validating them again."""
+        return cls.model_construct(**_columns_of(bars))
+
+    def times(self) -> list[datetime]:
+        """Each bar's open time, an aware UTC datetime."""
+        micro = self.microsecond if self.microsecond is not None else repeat(0)
+        return list(map(_add, repeat(EPOCH), map(timedelta, repeat(0), self.time, micro)))
+
+    def domain(self) -> list[Bar]:
+        return list(map(Bar, self.times(), self.open, self.high, self.low, self.close, self.volume))
+
+    def models(self) -> list[BarModel]:
+        """The bars as :class:`BarModel` (what their digest and a full check read)."""
+        fields = zip(self.times(), self.open, self.high, self.low, self.close, self.volume, strict=True)
+        return [BarModel.model_construct(**dict(zip(_BAR_NAMES, row, strict=True))) for row in fields]
+
+    def __len__(self) -> int:
+        return len(self.time)
+
+    def __getitem__(self, index: int) -> Bar:
+        """Bar ``index`` (negative counts from the end), as a :class:`Bar`."""
+        index = range(len(self.time))[index]
+        seconds = timedelta(0, self.time[index], self.microsecond[index] if self.microsecond is not None else 0)
+        prices = (self.open, self.high, self.low, self.close, self.volume)
+        return Bar(EPOCH + seconds, *(column[index] for column in prices))
+
+
+_BAR_NAMES = ("time", "open", "high", "low", "close", "volume")
+_add = operator.add
+
+
+def _columns_of(bars: Sequence[BarLike]) -> dict[str, Any]:
+    times = [bar.time for bar in bars]
+    micro = list(map(_MICROSECOND, times))
+    prices = list(zip(*map(_PRICES, bars), strict=True)) or [(), (), (), (), ()]
+    return {
+        "time": [(t - EPOCH) // _SECOND for t in times],
+        "microsecond": micro if any(micro) else None,
+        **{name: list(column) for name, column in zip(_BAR_NAMES[1:], prices, strict=True)},
+    }
+
+
 class MarketData(Contract):
     """Bars for one asset as fetched, validated against the cycle's as_of."""
 
@@ -243,7 +333,7 @@ class MarketData(Contract):
     asset: Symbol
     execution_id: str | None = None
     source: DataSource
-    bars: list[BarModel]
+    bars: BarColumns
     bars_sha256: str = Field(pattern=SHA256_PATTERN)
     bars_seal: str | None = Field(
         default=None,
@@ -261,25 +351,25 @@ class MarketData(Contract):
             self.as_of, self.timeframe, self.bars, self.bars_sha256
         ):
             return self
-        validate_series(self.bars, self.as_of, self.timeframe)  # a BarModel reads as a Bar
-        if self.bars_sha256 != digest_bars(self.bars):
+        bars = self.bars.models()
+        validate_series(bars, self.as_of, self.timeframe)  # a BarModel reads as a Bar
+        if self.bars_sha256 != digest_bars(bars):
             raise ValueError("bars_sha256 does not match the bars")
         return self
 
     def domain_bars(self) -> list[Bar]:
-        return list(starmap(Bar, map(_BAR_FIELDS, self.bars)))
+        return self.bars.domain()
 
 
-SEAL_FORMAT = "ffe.bars-seal/1"
-_BAR_FIELDS = attrgetter("time", "open", "high", "low", "close", "volume")  # Bar's, in its order
+SEAL_FORMAT = "ffe.bars-seal/2"
 _PRICES = attrgetter("open", "high", "low", "close", "volume")
 _MICROSECOND = attrgetter("microsecond")
 
 
-def seal_bars(as_of: datetime, timeframe: Timeframe, bars: Sequence[BarModel], bars_sha256: str) -> str:
-    """A BLAKE2b-128 over everything :class:`MarketData`'s check of its bars reads: each bar's instant (its POSIX
-    timestamp and microsecond, together exact in any year) and prices as IEEE doubles, ``as_of``, the timeframe and
-    ``bars_sha256``.
+def seal_bars(as_of: datetime, timeframe: Timeframe, bars: BarColumns, bars_sha256: str) -> str:
+    """A BLAKE2b-128 over everything :class:`MarketData`'s check of its bars reads: the bars' columns (each open
+    time's POSIX seconds and microsecond as 64-bit integers, exact in any year; the prices as IEEE doubles),
+    ``as_of``, the timeframe and ``bars_sha256``.
 
     Why a second digest: the recorded ``input_sha256`` is the SHA-256 of the bars' canonical JSON, and checking the
     bars in full (the series rules, then that JSON written again: 600 floats' shortest repr) cost every boundary
@@ -291,10 +381,13 @@ def seal_bars(as_of: datetime, timeframe: Timeframe, bars: Sequence[BarModel], b
     runs, with its messages. Like ``bars_sha256`` it guards against drift and corruption between the states, not
     against a writer who recomputes it: neither is keyed.
     """
-    times = [bar.time for bar in bars]
-    numbers = [*map(datetime.timestamp, times), *map(_MICROSECOND, times), *chain.from_iterable(map(_PRICES, bars))]
-    head = f"{SEAL_FORMAT}|{as_of.isoformat()}|{timeframe}|{bars_sha256}|".encode()
-    return hashlib.blake2b(head + struct.pack(f"<{len(numbers)}d", *numbers), digest_size=16).hexdigest()
+    n = len(bars.time)
+    micro = bars.microsecond or []
+    head = f"{SEAL_FORMAT}|{as_of.isoformat()}|{timeframe}|{bars_sha256}|{n}|{len(micro)}|".encode()
+    body = struct.pack(
+        f"<{n + len(micro)}q{5 * n}d", *bars.time, *micro, *bars.open, *bars.high, *bars.low, *bars.close, *bars.volume
+    )
+    return hashlib.blake2b(head + body, digest_size=16).hexdigest()
 
 
 def digest_bars(bars: Sequence[BarModel]) -> str:
@@ -304,12 +397,12 @@ def digest_bars(bars: Sequence[BarModel]) -> str:
     separators=(",", ":"))``: here the list's serializer dumps every bar in one call, the same dicts
     (tests/unit/test_contracts.py holds the bytes equal; bench/bench_decision_path.py times both).
     """
-    dumped = _bar_list().dump_python(list(bars), mode="json")
+    dumped = bar_list_adapter().dump_python(list(bars), mode="json")
     return hashlib.sha256(json.dumps(dumped, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 @cache
-def _bar_list() -> TypeAdapter[list[BarModel]]:
+def bar_list_adapter() -> TypeAdapter[list[BarModel]]:
     return TypeAdapter(list[BarModel])  # built on first use: most Lambdas never digest bars
 
 
@@ -698,12 +791,14 @@ Record = DecisionRecord | FailureRecord | CycleOpened | CycleClosed
 RecordDecisionInput = Annotated[Record, Field(discriminator="kind")]
 
 
-_RECORD_ADAPTER: TypeAdapter[Record] = TypeAdapter(RecordDecisionInput)
+@cache
+def _record_adapter() -> TypeAdapter[Record]:
+    return TypeAdapter(RecordDecisionInput)  # built on first use, not at import (docs: bench_cold_start --profile)
 
 
 def parse_record(event: Any) -> Record:
     """Validate a RecordDecision payload (decision, failure, cycle opened/closed), told apart by ``kind``."""
-    return parse(_RECORD_ADAPTER, event, name="RecordDecisionInput")
+    return parse(_record_adapter(), event, name="RecordDecisionInput")
 
 
 class RecordDecisionResult(Contract):

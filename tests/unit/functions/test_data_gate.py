@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ffe.adapters.models import load_bundle
-from ffe.contracts import BarModel, digest_bars
+from ffe.contracts import BarColumns, digest_bars
 from ffe.domain.errors import InvalidInputError, PermanentError
 from ffe.domain.features import FeatureParams
 from ffe.domain.models import Bar
@@ -43,17 +43,18 @@ def test_fetch_drops_a_bar_still_forming_and_says_so(lambda_context, monkeypatch
     # When the cycle fetches and gates it
     data, staleness = gate(lambda_context, monkeypatch, bars)
     # Then the forming bar is dropped and counted; the gate sees the bar that closed at 11:50, 10 minutes old
-    assert data["source"]["forming_bars_dropped"] == 1 and len(data["bars"]) == 119
-    assert data["bars"][-1]["time"] == "2019-06-15T10:50:00Z"
+    assert data["source"]["forming_bars_dropped"] == 1 and len(data["bars"]["time"]) == 119
+    assert datetime.fromtimestamp(data["bars"]["time"][-1], UTC) == datetime(2019, 6, 15, 10, 50, tzinfo=UTC)
     assert (staleness["code"], staleness["age_seconds"]) == ("fresh", 600.0)
 
 
 def test_a_series_ending_in_a_forming_bar_is_refused_at_the_next_boundary(lambda_context, monkeypatch) -> None:
     # Given a fetched series to which a bar closing after as_of is added (with a matching digest)
     data, _ = gate(lambda_context, monkeypatch, hourly(closes(120), AS_OF - timedelta(hours=1)))
-    forming = {**data["bars"][-1], "time": "2019-06-15T11:30:00Z"}
-    data["bars"].append(forming)
-    data["bars_sha256"] = digest_bars([BarModel.model_validate(b) for b in data["bars"]])
+    for name, column in data["bars"].items():  # the last bar again, opening at 11:30
+        if column is not None:
+            column.append(int(datetime(2019, 6, 15, 11, 30, tzinfo=UTC).timestamp()) if name == "time" else column[-1])
+    data["bars_sha256"] = digest_bars(BarColumns.model_validate(data["bars"]).models())
     # Then CheckStaleness refuses it with the reason, before judging anything
     with pytest.raises(InvalidInputError, match=r"bar 120 \(2019-06-15T11:30:00\+00:00\): still forming at"):
         check_staleness.lambda_handler(data, lambda_context)

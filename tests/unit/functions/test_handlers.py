@@ -82,7 +82,7 @@ def test_check_staleness_fresh_series_and_metric(lambda_context, capsys) -> None
 
 def test_check_staleness_rejects_tampered_bars(lambda_context) -> None:
     data = fetched(lambda_context)
-    data["bars"][-1]["volume"] = data["bars"][-1]["volume"] + 1
+    data["bars"]["volume"][-1] = data["bars"]["volume"][-1] + 1
     with pytest.raises(InvalidInputError, match="bars_sha256 does not match"):
         check_staleness.lambda_handler(data, lambda_context)
 
@@ -117,7 +117,8 @@ def test_detect_regime_then_infer_with_the_shipped_champion(lambda_context, endp
     assert out["regime"] == data["regime"]["label"] and abs(sum(out["weights"].values()) - 1.0) <= 1e-3
     assert [(v["voter"], v["status"]) for v in out["voters"]] == [("rl", "voted"), ("llm", "unavailable")]
     assert set(out["signals"]) == {"trend_following", "mean_reversion", "breakout"}
-    assert out["bar_time"] == data["bars"][-1]["time"] and out["input_sha256"] == data["bars_sha256"]
+    last_bar = datetime.fromtimestamp(data["bars"]["time"][-1], UTC)
+    assert out["bar_time"] == f"{last_bar:%Y-%m-%dT%H:%M:%SZ}" and out["input_sha256"] == data["bars_sha256"]
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     assert emf[0]["inference_unavailable"] == [0.0]
 

@@ -108,7 +108,7 @@ def test_without_an_experiment_one_instance_of_the_champion_and_no_arms() -> Non
     assert [i.model_version for i in request.instances] == [CONTROL_BUNDLE.version]
     assert record.experiment_id is None and record.arm is None and record.arms == {}
     assert record.model_version == CONTROL_BUNDLE.version and record.action is Action.BUY
-    assert record.bar_close == market()["bars"][-1]["close"]
+    assert record.bar_close == market()["bars"]["close"][-1]
 
 
 def test_shadow_serves_both_arms_in_one_call_and_acts_on_the_control_only() -> None:

@@ -4,14 +4,16 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from ffe.contracts import (
     AssetTask,
+    BarColumns,
     BarModel,
     DataSource,
     MarketData,
     RouteStepModel,
+    bar_list_adapter,
     digest_bars,
     parse,
     seal_bars,
@@ -20,8 +22,6 @@ from ffe.domain.models import Bar
 from ffe.domain.ports import MarketDataProvider
 from ffe.domain.series import validate_series
 from ffe.domain.universe import asset_class_of
-
-_BAR_MODELS: TypeAdapter[list[BarModel]] = TypeAdapter(list[BarModel])
 
 
 def fetch_market_data(
@@ -60,13 +60,13 @@ def fetch_market_data(
     )
     # What MarketData checks holds here by construction, so the seal may stand for it from the start: the series as
     # fetched passed validate_series, the bars kept all closed by as_of, and bars_sha256 is their digest.
-    digest = digest_bars(bars)
+    digest, columns = digest_bars(bars), BarColumns.of(bars)
     payload = {
         **task.model_dump(exclude={"item"}),
         "source": source,
-        "bars": bars,
+        "bars": columns,
         "bars_sha256": digest,
-        "bars_seal": seal_bars(task.as_of, task.timeframe, bars, digest),
+        "bars_seal": seal_bars(task.as_of, task.timeframe, columns, digest),
     }
     return parse(MarketData, payload)
 
@@ -79,7 +79,7 @@ def _bar_models(bars: Sequence[Bar], provider: str) -> list[BarModel]:
             for b in bars
         ]
         try:
-            return _BAR_MODELS.validate_python(fields)
+            return bar_list_adapter().validate_python(fields)
         except ValidationError:
             pass
     return [parse(BarModel, asdict(bar), name=f"bar {i} from {provider}") for i, bar in enumerate(bars)]

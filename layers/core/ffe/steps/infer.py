@@ -40,7 +40,7 @@ def infer_decision(
     While an experiment covers the asset, the other arm's version is served in the same call (reusing the acting
     arm's LLM vote) and recorded at ``arms`` beside the decision; the decision is the acting arm's alone.
     """
-    bars = inp.bars
+    bars = inp.domain_bars()
     scores = {str(name): round(value, 6) for name, value in score_all(bars, params).items()}
     regime = inp.regime
     route = cycle_route(inp) if inp.models is not None else None

@@ -55,7 +55,7 @@ def detect_regime(
             reason=f"model {bundle.version} has no regime model for {asset_class}",
             asset_class=asset_class,
         )
-    closes = np.fromiter((b.close for b in inp.bars), np.float64, len(inp.bars))
+    closes = np.array(inp.bars.close, np.float64)
     rows = feature_matrix(closes, params)[-bundle.meta.roll_bars :]
     rows = rows[np.all(np.isfinite(rows), axis=1)]
     if rows.shape[0] == 0:

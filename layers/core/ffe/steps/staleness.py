@@ -27,7 +27,7 @@ def check_staleness(
     now = data.as_of if data.source.simulated_clock else clock()
     need, why = bars_needed(params, features or FeatureParams(), roll_bars)
     verdict = assess_staleness(
-        data.bars,
+        data.domain_bars(),
         data.timeframe,
         now,
         min_bars=need,
