@@ -48,6 +48,7 @@ def test_every_window_of_a_real_series_is_the_gates_own(asset: str) -> None:
     # Given a bundled series' log returns, as GateRisk reads them at each bar
     returns = _log_returns(asset)
     stats = WindowStats(returns, LOOKBACK, 0.95)
+    stats.prepare(np.arange(len(returns) + 1))  # every bar in one batch, the short windows among them
     # Then each bar's statistics are return_stats over its window, bit for bit (the short ones at the start too)
     for t in range(len(returns) + 1):
         expected = return_stats(returns[max(0, t - LOOKBACK + 1) : t], 0.95)
@@ -60,6 +61,7 @@ def test_unusable_windows_are_refused_as_the_gate_refuses_them() -> None:
     returns = [*rng.normal(0.0, 0.01, 300).tolist(), *[0.002] * 300]  # then a flat stretch: σ = 0
     returns[150] = math.nan  # every window holding it is unusable
     stats = WindowStats(returns, LOOKBACK, 0.99)
+    stats.prepare(np.arange(0, len(returns) + 1, 2))  # half of them in one batch, the others on demand
     for t in range(len(returns) + 1):
         assert _same(stats.at(t), return_stats(returns[max(0, t - LOOKBACK + 1) : t], 0.99)), t
     assert stats.at(19) is None and stats.at(20) is not None  # fewer than 20 returns, then 20
@@ -98,3 +100,15 @@ def test_row_sums_of_non_finite_rows_are_math_fsums_too() -> None:
     with pytest.raises(ValueError):  # math.fsum's own refusal of inf - inf
         correctly_rounded_row_sums(np.array([[math.inf, -math.inf]]))
     assert correctly_rounded_row_sums(np.empty((2, 0))).tolist() == [0.0, 0.0]
+
+
+def test_a_window_prepared_in_any_batch_is_the_gates_own() -> None:
+    # Given the bars a backtest will gate, prepared in batches of their own (a row's numbers depend on it alone)
+    returns = _log_returns("EURUSD")[:1500]
+    stats = WindowStats(returns, LOOKBACK, 0.95)
+    rng = np.random.default_rng(16)
+    for batch in (rng.choice(1501, 300, replace=False), np.array([130, 131, 1500, 5, 2000]), np.array([], int)):
+        stats.prepare(batch)
+    # Then every bar, prepared or computed on demand, is return_stats over its window, bit for bit
+    for t in range(len(returns) + 1):
+        assert _same(stats.at(t), return_stats(returns[max(0, t - LOOKBACK + 1) : t], 0.95)), t

@@ -531,7 +531,7 @@ class _BookRules:
         self.closes = closes
         # The prices as the paper venue and GateRisk read them, Decimal(repr(float)), made once for every strategy.
         self.close_prices = list(map(Decimal, map(repr, closes)))
-        self.open_prices = list(map(Decimal, map(repr, data.open.tolist())))
+        self.opens = data.open.tolist()  # an open is read only at a fill: Decimal(repr(open)) there
         # GateRisk's returns: math.log(b.close / a.close) over the fetched window.
         self.log_returns = [math.log(b / a) for a, b in itertools.pairwise(closes)]
         # σ and the VaR quantile of each bar's window, computed once for every strategy (the gate's own numbers).
@@ -589,12 +589,15 @@ def _simulate(decisions: _Decisions, market: _Market, book: _BookRules, lo: int,
     decided: list[int] = []
     pending: tuple[OrderSide, Decimal] | None = None
     codes, confidence, fresh = decisions.codes.tolist(), decisions.confidence.tolist(), market.fresh.tolist()
+    # The window statistics of every bar this walk may gate, in one pass (buy and hold may gate any fresh bar).
+    may_gate = market.fresh if decisions.buy_and_hold else decisions.codes != HOLD
+    book.stats.prepare(lo + np.flatnonzero(may_gate[lo:hi]))
     for i, t in enumerate(range(lo, hi)):
         if pending is not None:
             outcome = apply_fill(
                 pending[0],
                 pending[1],
-                book.open_prices[t],
+                Decimal(repr(book.opens[t])),
                 account.cash,
                 account.quantity,
                 account.average,
