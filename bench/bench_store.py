@@ -7,8 +7,9 @@ in the same run (runs interleaved, fresh rows each time) and the ratio:
   time, risk events included (two rules on every BUY/SELL), beside a plain psycopg INSERT of the same rows: one
   transaction per decision (INSERT ... RETURNING id, then the risk events), as the Lambda writes one decision
   per invocation.
-- The backfill: ``PostgresDecisionStore.backfill`` beside a plain psycopg COPY of the same rows into
-  ``decisions`` (no conflict handling); and the backfill of a batch that meets stored rows (its idempotent path).
+- The backfill: ``PostgresDecisionStore.backfill`` in batches of 5,000 beside a plain psycopg COPY of the same
+  rows into ``decisions`` (no conflict handling), batch for batch; and batches half stored already (its idempotent
+  path).
 
 The plain references get their values ready-made (``model_dump``, ``Jsonb``: tests/decision_reference.py) before
 the clock starts; the store's figures include building them from the records. Then GET /decisions p50/p95
@@ -47,6 +48,7 @@ from tests.decision_reference import PLAIN_COPY, PLAIN_INSERT, PLAIN_RISK_INSERT
 
 REPEATS = 3
 BACKFILL_REPEATS = 5
+BATCH = 5000  # decisions per backfill call
 CHUNK = 50  # decisions per turn when the two sides take turns
 RUNS = itertools.count()  # every run writes rows of its own
 WRITES = 1000
@@ -199,14 +201,18 @@ with tempfile.TemporaryDirectory() as tmp, EmbeddedPostgres(Path(tmp) / "data") 
 
     def store_backfill() -> list[Unit]:
         batch = records(f"backfill-{next(backfills)}", BACKFILL)
-        return [partial(store.backfill, batch)]
+        return [partial(store.backfill, part) for part in chunks(batch, BATCH)]
 
-    def store_backfill_again() -> list[Unit]:  # half of it stored already: the idempotent path
-        batch = records(f"backfill-{next(backfills)}", BACKFILL // 2) + records(f"again-{next(RUNS)}", BACKFILL // 2)
-        return [partial(store.backfill, batch)]
+    def store_backfill_again() -> list[Unit]:  # half of each batch stored already: the idempotent path
+        stored, new = records(f"backfill-{next(backfills)}", BACKFILL), records(f"again-{next(RUNS)}", BACKFILL)
+        return [
+            partial(store.backfill, old[: BATCH // 2] + fresh[: BATCH // 2])
+            for old, fresh in zip(chunks(stored, BATCH), chunks(new, BATCH), strict=True)
+        ]
 
     def plain_copy() -> list[Unit]:
-        return [partial(plain_copy_rows, [plain_row(r, "bench") for r in records(f"copy-{next(RUNS)}", BACKFILL)])]
+        rows = [plain_row(r, "bench") for r in records(f"copy-{next(RUNS)}", BACKFILL)]
+        return [partial(plain_copy_rows, part) for part in chunks(rows, BATCH)]
 
     def plain_copy_rows(rows: list[tuple[Any, ...]]) -> None:
         with plain.cursor().copy(PLAIN_COPY) as copy:
@@ -214,15 +220,10 @@ with tempfile.TemporaryDirectory() as tmp, EmbeddedPostgres(Path(tmp) / "data") 
                 copy.write_row(row)
         plain.commit()
 
-    side_by_side(f"backfill, {BACKFILL} new decisions (COPY)", BACKFILL, store_backfill, plain_copy, BACKFILL_REPEATS)
-    backfills = itertools.count()  # the same batches again, half of each with new rows
-    side_by_side(
-        f"backfill, {BACKFILL} decisions, half stored already",
-        BACKFILL,
-        store_backfill_again,
-        plain_copy,
-        BACKFILL_REPEATS,
-    )
+    label = f"backfill, {BACKFILL} decisions in batches of {BATCH}"
+    side_by_side(f"{label}, all new", BACKFILL, store_backfill, plain_copy, BACKFILL_REPEATS)
+    backfills = itertools.count()  # the same batches again
+    side_by_side(f"{label}, half stored already", BACKFILL, store_backfill_again, plain_copy, BACKFILL_REPEATS)
     plain.close()
 
     # GET /decisions over 100k stored decisions, through the real API handler in-process

@@ -179,8 +179,8 @@ def test_a_backfill_counts_only_new_rows_and_a_repeated_one_once(
 ) -> None:
     store = PostgresDecisionStore(postgres)
     first, second, third = records(cycle_id)
-    assert store.backfill([first]) == 1
-    assert store.backfill([first, second, second, third]) == 2  # one stored already, one given twice
+    assert store.backfill([second, first, first]) == 2  # one given twice: the COPY fails, the idempotent path counts
+    assert store.backfill([first, third, third]) == 1  # the first stored already: the idempotent path at once
     assert store.backfill([]) == 0
     count = db.execute("SELECT count(*) FROM decisions WHERE cycle_id = %s", (cycle_id,)).fetchone()
     assert count == (3,)
