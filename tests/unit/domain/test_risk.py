@@ -12,7 +12,16 @@ from hypothesis import strategies as st
 
 from ffe.domain.models import Action
 from ffe.domain.portfolio import Balance, OrderSide, PendingOrder, Position, ProductRules
-from ffe.domain.risk import Portfolio, RiskLimits, RiskReason, gate, gate_on_stats, return_stats, violations
+from ffe.domain.risk import (
+    Portfolio,
+    RiskLimits,
+    RiskReason,
+    gate,
+    gate_on_stats,
+    gate_one_asset,
+    return_stats,
+    violations,
+)
 
 D = Decimal
 RULES = ProductRules("BTCUSD", min_size=D("0.0001"), size_increment=D("0.00000001"), min_notional=D("1"))
@@ -343,3 +352,74 @@ def test_a_spot_sell_of_nothing_held_is_blocked_as_the_full_sizing_blocks_it(
         patched.setattr(risk, "_sizes_to_nothing", lambda *_: False)
         full = gate_on_stats(Action.SELL, confidence, "BTCUSD", stats, book, LIMITS, rules)
     assert fast == full
+
+
+def _exponent_variants(value: Decimal) -> st.SearchStrategy[Decimal]:
+    # The same number written with more trailing zeros: an exponent the Decimal arithmetic carries along.
+    return st.sampled_from([value, value.quantize(D("1E-12")) if value.is_finite() and abs(value) < 10**12 else value])
+
+
+one_asset_decimals = st.one_of(
+    st.decimals(min_value=D("-3"), max_value=D("3"), places=8, allow_nan=False, allow_infinity=False),
+    st.sampled_from([D(0), D("0.00"), D("-0"), D("0E-8"), D("1E+2"), D("0.2")]),
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    action=st.sampled_from(list(Action)),
+    confidence=st.one_of(st.floats(min_value=1e-6, max_value=1.0), st.sampled_from([0.0, 1.0, 1.5, -0.1, math.nan])),
+    stats=st.one_of(
+        st.none(),
+        st.tuples(
+            st.floats(min_value=1e-5, max_value=0.2),
+            st.one_of(st.sampled_from([D("1E-12"), D("0.05")]), st.decimals(min_value=D("0.0001"), max_value=D("0.3"))),
+        ),
+    ),
+    equity=st.one_of(money, st.sampled_from([D(0), D("-5"), D("NaN"), D("Infinity"), D("100000.000")])),
+    available_share=st.one_of(
+        st.decimals(min_value=D("0"), max_value=D("1.2"), places=3), st.sampled_from([D("-1"), D("NaN")])
+    ),
+    held=one_asset_decimals.flatmap(_exponent_variants),
+    price=st.one_of(
+        st.decimals(min_value=D("0.01"), max_value=D("100000"), places=5),
+        st.sampled_from([D(0), D("-1"), D("NaN"), D("Infinity"), D("1.10000")]),
+    ),
+    day_start_factor=st.sampled_from([D("0.9"), D("1"), D("1.02"), D("1.0309278350515463917525773196")]),
+    peak_factor=st.sampled_from([D("1"), D("1.1"), D("1.17647058823529411764705882352"), D("1.2")]),
+    limits=st.sampled_from(
+        [LIMITS, RiskLimits(bars_per_day=1.0), RiskLimits(var_limit=0.002, max_gross_exposure=0.05)]
+    ),
+    rules=st.sampled_from(
+        [
+            RULES,
+            ProductRules("BTCUSD", D("1"), D("1")),
+            ProductRules("BTCUSD", D("0"), D("0.01")),
+            ProductRules("BTCUSD", D("0"), D("0.01"), D("5")),
+            ProductRules("BTCUSD", D("1000"), D("1000")),  # the paper venue's FX lot
+        ]
+    ),
+)
+def test_gate_one_asset_is_gate_on_stats_on_that_portfolio(
+    action, confidence, stats, equity, available_share, held, price, day_start_factor, peak_factor, limits, rules
+) -> None:
+    # The backtester's gate (one asset held, no pending order, no shorting) gives gate_on_stats' verdict, every
+    # field (reasons, detail, quantity to its exponent), on any account, refused inputs included.
+    available = equity * available_share if equity.is_finite() else equity
+    day_start = equity * day_start_factor if equity.is_finite() else D(100000)
+    peak = equity * peak_factor if equity.is_finite() else D(100000)
+    average = price if price.is_finite() and price > 0 else D(1)
+    book = Portfolio(
+        Balance("USD", equity, available),
+        {"BTCUSD": Position("BTCUSD", held, average)} if held else {},
+        {"BTCUSD": price},
+        day_start,
+        peak,
+    )
+    expected = gate_on_stats(action, confidence, "BTCUSD", stats, book, limits, rules)
+    got = gate_one_asset(
+        action, confidence, "BTCUSD", stats, equity, available, held, average, price, day_start, peak, limits, rules
+    )
+    assert got == expected
+    assert str(got.quantity) == str(expected.quantity)
+    assert got.detail == expected.detail

@@ -73,9 +73,9 @@ from ffe.domain.performance import (
     sortino,
     turnover,
 )
-from ffe.domain.portfolio import Balance, OrderSide, Position, ProductRules
+from ffe.domain.portfolio import OrderSide, ProductRules
 from ffe.domain.regime import RegimeModel, posterior
-from ffe.domain.risk import Portfolio, RiskLimits, gate_on_stats
+from ffe.domain.risk import RiskLimits, gate_one_asset
 from ffe.domain.strategies import STRATEGIES, StrategyParams, score_matrix
 from ffe.domain.universe import asset_class_of
 from ffe.training.data import HOLDOUT_FRACTION, holdout
@@ -560,12 +560,6 @@ class _Account:
     day: int | None = None  # the kill switches' memory (EquityMemory.marks)
     day_start: Decimal = ZERO
     peak: Decimal | None = None
-    held: dict[str, Position] | None = None  # the position as the gate reads it, made again only after a fill
-
-    def positions(self, asset: str) -> dict[str, Position]:
-        if self.held is None:
-            self.held = {asset: Position(asset, self.quantity, self.average)} if self.quantity else {}
-        return self.held
 
     def marks(self, day: int, equity: Decimal) -> tuple[Decimal, Decimal]:
         if self.day != day:
@@ -576,7 +570,6 @@ class _Account:
     def apply(self, fill: Fill) -> None:
         self.cash -= fill.cash_out
         self.quantity, self.average = fill.quantity, fill.average_price
-        self.held = None
 
 
 def _simulate(decisions: _Decisions, market: _Market, book: _BookRules, lo: int, hi: int, tick: _Tick) -> _Ledger:
@@ -641,11 +634,23 @@ def _gate(
 ) -> tuple[OrderSide, Decimal] | None:
     """GateRisk on the simulated account: the approved (side, quantity), or None with the block counted."""
     day_start, peak = account.marks(book.days[t], equity)
-    positions = account.positions(book.asset)  # read only: the gate never changes a portfolio
-    portfolio = Portfolio(Balance("USD", equity, account.cash), positions, {book.asset: price}, day_start, peak)
-    action = Action.BUY if code == BUY else Action.SELL
-    # gate(...) over the window's log returns, log_returns[t - lookback_bars + 1 : t], with their stats precomputed
-    verdict = gate_on_stats(action, confidence, book.asset, book.stats.at(t), portfolio, book.limits, book.rules)
+    # gate(...) over the window's log returns, log_returns[t - lookback_bars + 1 : t], with their stats precomputed,
+    # on the portfolio of this one asset and no pending order (gate_one_asset: gate_on_stats' verdict, tested)
+    verdict = gate_one_asset(
+        Action.BUY if code == BUY else Action.SELL,
+        confidence,
+        book.asset,
+        book.stats.at(t),
+        equity,
+        account.cash,
+        account.quantity,
+        account.average,
+        price,
+        day_start,
+        peak,
+        book.limits,
+        book.rules,
+    )
     if verdict.approved and verdict.side is not None:
         return verdict.side, verdict.quantity
     ledger.blocks += 1

@@ -224,6 +224,90 @@ def gate_on_stats(
     return RiskVerdict(True, side, quantity, tuple(reasons), {"sigma_day": f"{sigma_day:.6f}"})
 
 
+def gate_one_asset(
+    action: Action,
+    confidence: float,
+    asset: str,
+    stats: ReturnStats | None,
+    equity: Decimal,
+    available: Decimal,
+    held: Decimal,
+    average_price: Decimal,
+    price: Decimal,
+    day_start_equity: Decimal,
+    peak_equity: Decimal,
+    limits: RiskLimits,
+    rules: ProductRules,
+) -> RiskVerdict:
+    """``gate_on_stats`` for an account that holds ``held`` of ``asset`` only, marked at ``price``, with no
+    pending order and no shorting: the backtester's account. The same verdict, field for field, as
+    ``gate_on_stats(action, confidence, asset, stats, Portfolio(Balance("USD", equity, available),
+    {asset: Position(asset, held, average_price)} if held else {}, {asset: price}, day_start_equity, peak_equity),
+    limits, rules)`` (tests/unit/domain/test_risk.py over random accounts, tests/unit/backtest/test_account_gate.py
+    on every bar the bundled backtests gate), without building that portfolio: the same Decimal operations on the
+    same operands in the same order, with the portfolio's sums over no other asset and no pending order (each
+    ``ZERO``) kept as the operations they are. Inputs the gate refuses go through ``gate_on_stats`` itself.
+    """
+    if not (
+        action is not Action.HOLD
+        and stats is not None
+        and equity.is_finite()
+        and available.is_finite()
+        and price.is_finite()
+        and equity > 0
+        and available >= 0
+        and price > 0  # so no held or pending asset is unpriced
+        and 0 < confidence <= 1  # False for NaN
+    ):
+        positions = {asset: Position(asset, held, average_price)} if held else {}
+        book = Portfolio(Balance("USD", equity, available), positions, {asset: price}, day_start_equity, peak_equity)
+        return gate_on_stats(action, confidence, asset, stats, book, limits, rules)
+    if equity <= day_start_equity * _kept(limits.daily_loss_limit):
+        return _blocked(RiskReason.DAILY_LOSS_KILL_SWITCH, detail=f"equity {equity}, day start {day_start_equity}")
+    if equity <= peak_equity * _kept(limits.max_drawdown):
+        return _blocked(RiskReason.DRAWDOWN_KILL_SWITCH, detail=f"equity {equity}, peak {peak_equity}")
+    sigma_bar, loss_quantile = stats
+    base = held if held else ZERO  # Portfolio.held: the position's quantity, ZERO without a position
+    if action is Action.BUY:
+        side, sign, held = OrderSide.BUY, _PLUS, base + ZERO  # Portfolio.bounds' high without pending orders
+    else:
+        side, sign, held = OrderSide.SELL, _MINUS, base - ZERO  # and its low
+    sigma_day = sigma_bar * math.sqrt(limits.bars_per_day)
+    wanted_notional = equity * Decimal(limits.target_daily_volatility / sigma_day * confidence)
+    quantity = wanted_notional / price
+    if side is OrderSide.SELL and held <= 0 and _sizes_to_nothing(rules, loss_quantile):
+        return _blocked(RiskReason.NOTHING_TO_SELL, detail=f"no {asset} position to sell on a spot venue")
+    # _caps, in its order; other_gross and committed_cash are sums over nothing, ZERO.
+    signed = sign * held
+    position_cap = equity * _d(limits.max_position_fraction) / price - signed
+    gross_room = equity * _d(limits.max_gross_exposure) - ZERO
+    gross_cap = max(gross_room, ZERO) / price - signed
+    var_cap = equity * _d(limits.var_limit) / (loss_quantile * price) - signed
+    last = (RiskReason.CASH, (available - ZERO) / price) if sign > 0 else (RiskReason.NOTHING_TO_SELL, max(held, ZERO))
+    reasons: list[RiskReason] = []
+    for reason, cap in (
+        (RiskReason.POSITION_CAP, position_cap),
+        (RiskReason.GROSS_EXPOSURE_CAP, gross_cap),
+        (RiskReason.VAR_LIMIT, var_cap),
+        last,
+    ):
+        if cap < quantity:
+            quantity = max(cap, ZERO)
+            reasons.append(reason)
+    quantity = (quantity / rules.size_increment).to_integral_value(rounding=ROUND_DOWN) * rules.size_increment
+    if quantity <= 0 and not reasons:
+        reasons.append(RiskReason.BELOW_MIN_SIZE)
+    if quantity < rules.min_size or quantity * price < rules.min_notional:
+        if side is OrderSide.SELL and held <= 0:
+            return _blocked(RiskReason.NOTHING_TO_SELL, detail=f"no {asset} position to sell on a spot venue")
+        return _blocked(
+            *(reasons or [RiskReason.BELOW_MIN_SIZE]),
+            RiskReason.BELOW_MIN_SIZE,
+            detail=f"{quantity} < min {rules.min_size}",
+        )
+    return RiskVerdict(True, side, quantity, tuple(reasons), {"sigma_day": f"{sigma_day:.6f}"})
+
+
 def _kill_switch(equity: Decimal, portfolio: Portfolio, limits: RiskLimits) -> RiskVerdict | None:
     """The block of the first kill switch that is on (daily loss, then drawdown), or None."""
     if equity <= portfolio.day_start_equity * _kept(limits.daily_loss_limit):
