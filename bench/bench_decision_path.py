@@ -212,10 +212,10 @@ def ffe_steps(
     record = infer_decision(parse(DecideInput, state), ENDPOINT, PARAMS, ENTRY, llm=False)
     state = wire({**state, "decision": record.model_dump(mode="json")}, sent)
     inp = parse(GateRiskInput, state)
-    bars = inp.domain_bars()  # what GateRisk reads (ffe.steps.gate)
-    returns = [math.log(b.close / a.close) for a, b in itertools.pairwise(bars)]
+    closes = inp.bars.close  # what GateRisk reads (ffe.steps.gate; the paper broker's settle reads bars lazily)
+    returns = [math.log(b / a) for a, b in itertools.pairwise(closes)]
     action, confidence = to_gate(inp.decision.action, inp.decision.confidence)
-    sized = gate(action, confidence, asset, returns, portfolio(asset, Decimal(repr(bars[-1].close))), LIMITS, RULES)
+    sized = gate(action, confidence, asset, returns, portfolio(asset, Decimal(repr(closes[-1]))), LIMITS, RULES)
     rl = inp.decision.voters[0].confidence or 0.0  # the RL voter's blend (the decision's is x0.8 without the LLM)
     return str(inp.decision.action), rl, str(sized.quantity)
 

@@ -25,7 +25,7 @@ from ffe.contracts import (
     seal_bars,
 )
 from ffe.domain.errors import InvalidInputError
-from ffe.domain.models import Timeframe
+from ffe.domain.models import Bar, Timeframe, open_time
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 
@@ -221,3 +221,33 @@ def test_the_domain_bars_are_the_parsed_bars_as_bars() -> None:
     bars = list(ReplayProvider().fetch("BTCUSD", Timeframe.H1, AS_OF, 120).bars)
     assert data.domain_bars() == bars and len(data.bars) == 120 and data.bars[-1] == bars[-1]
     assert [data.bars[i] for i in range(-120, 120)] == bars + bars
+
+
+def test_the_lazy_bars_read_as_the_domain_bars_building_only_what_is_read(monkeypatch) -> None:
+    data = parse(MarketData, _market_data())
+    bars = data.domain_bars()
+    lazy = data.bars.lazy()
+    assert len(lazy) == 120 and bool(lazy) and list(lazy) == bars and list(reversed(lazy)) == bars[::-1]
+    assert [lazy[i] for i in range(-120, 120)] == bars + bars and lazy[-3:] == bars[-3:] and lazy[::7] == bars[::7]
+    assert not BarColumns.of([]).lazy()
+    with pytest.raises(IndexError):
+        lazy[120]
+    built: list[int] = []
+    getitem = BarColumns.__getitem__
+
+    def spy(self: BarColumns, index: int) -> Bar:
+        built.append(index)
+        return getitem(self, index)
+
+    monkeypatch.setattr(BarColumns, "__getitem__", spy)
+    assert lazy[-1] == bars[-1] and next(b for b in lazy if b.time >= bars[2].time) == bars[2]
+    assert built == [-1, 0, 1, 2]  # the last bar, then the scan up to the first match: nothing else
+
+
+def test_a_bar_open_time_read_from_the_columns_is_the_bar_time() -> None:
+    columns = BarColumns.of(
+        [Bar(datetime(1969, 7, 20, 20, 17, 40, 5, tzinfo=UTC), 1.0, 2.0, 0.5, 1.5), Bar(AS_OF, 1.0, 2.0, 0.5, 1.5)]
+    )
+    assert [open_time(columns, i) for i in (0, 1, -1, -2)] == [*columns.times(), *reversed(columns.times())]
+    assert open_time(columns, 0) == datetime(1969, 7, 20, 20, 17, 40, 5, tzinfo=UTC)
+    assert open_time(BarColumns.of([Bar(AS_OF, 1.0, 2.0, 0.5, 1.5)]), -1) == AS_OF

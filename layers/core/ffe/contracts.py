@@ -33,7 +33,7 @@ from pydantic import (
 from ffe import utc
 from ffe.domain.errors import InvalidInputError
 from ffe.domain.experiments import Mode, Route, RunningExperiment, route
-from ffe.domain.models import Action, Bar, BarLike, Timeframe
+from ffe.domain.models import EPOCH, Action, Bar, BarLike, Timeframe, open_time
 from ffe.domain.series import validate_series
 from ffe.domain.staleness import GateCode
 
@@ -236,7 +236,6 @@ class DataSource(Contract):
     )
 
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SECOND = timedelta(seconds=1)
 # POSIX seconds of every instant a datetime holds (years 1 to 9999), so each column's time reads as a datetime.
 PosixSeconds = Annotated[int, Field(ge=-62_135_596_800, le=253_402_300_799)]
@@ -298,15 +297,40 @@ class BarColumns(Contract):
         fields = zip(self.times(), self.open, self.high, self.low, self.close, self.volume, strict=True)
         return [BarModel.model_construct(**dict(zip(_BAR_NAMES, row, strict=True))) for row in fields]
 
+    def lazy(self) -> Sequence[Bar]:
+        """The bars as a sequence that builds a :class:`Bar` only when one is read (what a broker's ``settle``
+        takes: a live venue's reads none, the paper venue's the last and those its pending orders fill at)."""
+        return _LazyBars(self)
+
     def __len__(self) -> int:
         return len(self.time)
 
     def __getitem__(self, index: int) -> Bar:
         """Bar ``index`` (negative counts from the end), as a :class:`Bar`."""
         index = range(len(self.time))[index]
-        seconds = timedelta(0, self.time[index], self.microsecond[index] if self.microsecond is not None else 0)
         prices = (self.open, self.high, self.low, self.close, self.volume)
-        return Bar(EPOCH + seconds, *(column[index] for column in prices))
+        return Bar(open_time(self, index), *(column[index] for column in prices))
+
+
+class _LazyBars(Sequence[Bar]):
+    """:meth:`BarColumns.lazy`: bar ``i`` is ``columns[i]``, built on each read."""
+
+    __slots__ = ("columns",)
+
+    def __init__(self, columns: BarColumns) -> None:
+        self.columns = columns
+
+    def __len__(self) -> int:
+        return len(self.columns.time)
+
+    @overload
+    def __getitem__(self, index: int) -> Bar: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Bar]: ...
+    def __getitem__(self, index: int | slice) -> Bar | list[Bar]:
+        if isinstance(index, slice):
+            return [self.columns[i] for i in range(len(self))[index]]
+        return self.columns[index]
 
 
 _BAR_NAMES = ("time", "open", "high", "low", "close", "volume")

@@ -6,9 +6,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ffe.contracts import BarColumns
 from ffe.domain.models import AssetClass, Bar, Timeframe
 from ffe.domain.sessions import NEW_YORK
-from ffe.domain.staleness import GAP_TOLERANCE_BARS, THRESHOLDS, GateCode, assess_staleness
+from ffe.domain.staleness import (
+    GAP_TOLERANCE_BARS,
+    THRESHOLDS,
+    GateCode,
+    StalenessVerdict,
+    assess_staleness,
+    assess_staleness_columns,
+)
 
 NOW = datetime(2024, 3, 6, 12, 0, tzinfo=UTC)
 MIN_BARS = 5
@@ -35,7 +43,12 @@ def hours(first: datetime, last: datetime) -> list[datetime]:
 
 
 def assess(bars: list[Bar], timeframe: Timeframe, now: datetime, asset_class: AssetClass = CRYPTO, **kw):
-    return assess_staleness(bars, timeframe, now, MIN_BARS, asset_class=asset_class, **kw)
+    """The verdict on ``bars``, which the same bars as columns (what CheckStaleness reads) get exactly too."""
+    verdict = assess_staleness(bars, timeframe, now, MIN_BARS, asset_class=asset_class, **kw)
+    assert assess_staleness_columns(BarColumns.of(bars), timeframe, now, MIN_BARS, asset_class=asset_class, **kw) == (
+        verdict
+    )
+    return verdict
 
 
 def just_after(bars: list[Bar], timeframe: Timeframe = H1) -> datetime:
@@ -354,3 +367,42 @@ def test_the_most_recent_gap_is_reported() -> None:
     assert verdict.reason.startswith(
         f"gappy_data: 10 expected 1h bars missing between the bars of {bars[19].time.isoformat()}"
     )
+
+
+# --- the bars as columns (CheckStaleness's entry point) -------------------------------------------------------
+
+
+@given(
+    timeframe=st.sampled_from(list(Timeframe)),
+    asset_class=st.sampled_from(list(AssetClass)),
+    first=st.datetimes(min_value=datetime(1960, 1, 1), max_value=datetime(2090, 1, 1), timezones=st.just(UTC)),
+    steps=st.lists(st.integers(min_value=-3, max_value=60 * 60 * 24 * 12), max_size=40),
+    micro=st.booleans(),
+    now_after_s=st.integers(min_value=-60 * 60 * 24, max_value=60 * 60 * 24 * 8),
+    min_bars=st.integers(min_value=0, max_value=30),
+)
+def test_columns_get_the_same_verdict_as_the_bars(
+    timeframe: Timeframe,
+    asset_class: AssetClass,
+    first: datetime,
+    steps: list[int],
+    micro: bool,
+    now_after_s: int,
+    min_bars: int,
+) -> None:
+    # Given any series (gaps of any size, out of order, with or without sub-second open times)
+    times = [first.replace(microsecond=0) if not micro else first]
+    for k, step in enumerate(steps):
+        times.append(times[-1] + timedelta(seconds=step, microseconds=(k * 7919) % 1_000_000 if micro else 0))
+    bars = [Bar(t, 1.0, 1.0, 1.0, 1.0) for t in times]
+    now = times[-1] + timedelta(seconds=now_after_s)
+    # Then the columns' verdict is the bars', field for field (reason text, instants, ages)
+    expected: StalenessVerdict = assess_staleness(bars, timeframe, now, min_bars, asset_class=asset_class)
+    got = assess_staleness_columns(BarColumns.of(bars), timeframe, now, min_bars, asset_class=asset_class)
+    assert got == expected
+    assert got.last_bar_time is not None and got.last_bar_time.tzinfo is UTC
+
+
+def test_columns_of_no_bars_are_no_bars() -> None:
+    verdict = assess_staleness_columns(BarColumns.of([]), H1, NOW, MIN_BARS, asset_class=CRYPTO)
+    assert verdict == assess_staleness([], H1, NOW, MIN_BARS, asset_class=CRYPTO) and verdict.code is GateCode.NO_BARS

@@ -5,9 +5,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ffe.contracts import BarColumns
 from ffe.domain.ensemble import naive_router
 from ffe.domain.models import Action
-from ffe.domain.strategies import Strategy, StrategyParams, breakout, mean_reversion, score_all, trend_following
+from ffe.domain.strategies import (
+    Strategy,
+    StrategyParams,
+    breakout,
+    mean_reversion,
+    score_all,
+    score_columns,
+    trend_following,
+)
 from tests.fakes.market_data import hourly
 
 END = datetime(2024, 1, 1, tzinfo=UTC)
@@ -81,3 +90,27 @@ def test_naive_router_on_known_real_shape_uptrend_buys() -> None:
     closes = [100 * 1.003**i for i in range(80)]
     blend = naive_router(score_all(hourly(closes, END), PARAMS))
     assert blend.action is Action.BUY
+
+
+@given(
+    closes=st.lists(st.floats(min_value=1e-3, max_value=1e6), min_size=51, max_size=130),
+    spread=st.sampled_from([0.0, 0.001, 0.05]),
+    windows=st.tuples(*(st.integers(min_value=2, max_value=40) for _ in range(4))),
+)
+def test_the_columns_score_exactly_as_the_bars(closes: list[float], spread: float, windows: tuple[int, ...]) -> None:
+    fast, slow, zscore, channel = windows
+    params = StrategyParams(min(fast, slow), max(fast, slow), zscore, channel)
+    bars = hourly(closes, END, spread)
+    if len(bars) < params.min_bars:
+        return
+    scores = score_all(bars, params)
+    got = score_columns(BarColumns.of(bars), params)
+    assert {k: repr(v) for k, v in got.items()} == {k: repr(v) for k, v in scores.items()}  # bit for bit, NaN too
+
+
+def test_the_columns_refuse_a_short_series_as_the_bars_do() -> None:
+    bars = hourly([1.0] * 50, END)
+    with pytest.raises(ValueError, match="score_all needs 51 bars, got 50"):
+        score_all(bars, PARAMS)
+    with pytest.raises(ValueError, match="score_all needs 51 bars, got 50"):
+        score_columns(BarColumns.of(bars), PARAMS)

@@ -12,9 +12,9 @@ from botocore.exceptions import ReadTimeoutError
 
 from ffe.adapters.breaker import make_breaker
 from ffe.adapters.inference import SageMakerInference
-from ffe.contracts import DecideInput, InferenceRequest
+from ffe.contracts import BarsSummary, DecideInput, InferenceRequest
 from ffe.domain.models import Action
-from ffe.domain.strategies import StrategyParams
+from ffe.domain.strategies import StrategyParams, score_all
 from ffe.steps.infer import infer_decision
 from tests.unit.steps.test_regime_and_decide import BUNDLE, market, regime_for
 
@@ -103,6 +103,26 @@ def test_the_endpoint_ensemble_decides_and_explains_itself() -> None:
     sent = InferenceRequest.model_validate_json(call["Body"])
     assert sent.instances[0].asset == "BTCUSD" and len(sent.instances[0].path_posteriors) == BUNDLE.meta.roll_bars
     assert call["CustomAttributes"] == "X-Amzn-Trace-Id=Root=1-abc"
+
+
+def test_what_the_columns_say_of_the_bars_is_what_the_bars_say() -> None:
+    # InferDecision reads the columns, never rebuilding the bars: the bar, the scores and the summary are the bars'
+    inp = decide_input()
+    runtime = Runtime(prediction())
+    record = infer_decision(inp, client(runtime), StrategyParams(), 0.15)
+    bars = inp.domain_bars()
+    scores = {str(k): round(v, 6) for k, v in score_all(bars, StrategyParams()).items()}
+    assert (record.bar_time, record.bar_close, record.signals) == (bars[-1].time, bars[-1].close, scores)
+    summary = InferenceRequest.model_validate_json(runtime.calls[0]["Body"]).instances[0].summary
+    assert summary == BarsSummary(
+        bars=len(bars),
+        first_time=bars[0].time,
+        last_time=bars[-1].time,
+        last_close=bars[-1].close,
+        change_pct=round((bars[-1].close / bars[0].close - 1.0) * 100.0, 4),
+        high=max(b.high for b in bars),
+        low=min(b.low for b in bars),
+    )
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
@@ -81,3 +82,34 @@ class BarLike(Protocol):
     def close(self) -> float: ...
     @property
     def volume(self) -> float: ...
+
+
+class BarColumnsLike(Protocol):
+    """A series' bars as columns (the contracts' ``BarColumns``, as the states hand them over): bar ``i`` opens at
+    POSIX second ``time[i]`` plus ``microsecond[i]`` (``None``: every bar opens on a second), its prices at index
+    ``i`` of each price column. The steps read these directly instead of rebuilding a :class:`Bar` per bar."""
+
+    @property
+    def time(self) -> Sequence[int]: ...
+    @property
+    def microsecond(self) -> Sequence[int] | None: ...
+    @property
+    def open(self) -> Sequence[float]: ...
+    @property
+    def high(self) -> Sequence[float]: ...
+    @property
+    def low(self) -> Sequence[float]: ...
+    @property
+    def close(self) -> Sequence[float]: ...
+    @property
+    def volume(self) -> Sequence[float]: ...
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def open_time(columns: BarColumnsLike, index: int) -> datetime:
+    """Bar ``index``'s open time (negative counts from the end), an aware UTC datetime: the instant a
+    :class:`Bar` rebuilt from ``columns`` holds (``BarColumns.times``)."""
+    micro = columns.microsecond
+    return EPOCH + timedelta(0, columns.time[index], micro[index] if micro is not None else 0)

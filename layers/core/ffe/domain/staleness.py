@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from itertools import compress, repeat
+from typing import Protocol
 
-from ffe.domain.models import AssetClass, BarLike, Timeframe
+from ffe.domain.models import AssetClass, BarColumnsLike, BarLike, Timeframe, open_time
 from ffe.domain.sessions import CALENDARS, expected_bars
 
 # Maximum age of the last bar's *close*, by timeframe. Daily bars are judged by sessions missing instead.
@@ -85,29 +86,115 @@ def assess_staleness(
     The age is measured from the last bar's close (open time + timeframe). ``history_note`` says where
     ``min_bars`` comes from, for the ``insufficient_history`` reason.
     """
+    return _judge(_BarTimes(bars), timeframe, now, min_bars, asset_class, daily_max_missing_sessions, history_note)
+
+
+def assess_staleness_columns(
+    columns: BarColumnsLike,
+    timeframe: Timeframe,
+    now: datetime,
+    min_bars: int,
+    *,
+    asset_class: AssetClass,
+    daily_max_missing_sessions: int = DEFAULT_DAILY_MAX_MISSING_SESSIONS,
+    history_note: str = "",
+) -> StalenessVerdict:
+    """:func:`assess_staleness` of the bars ``columns`` hold, the same verdict (tests/unit/domain/test_staleness.py
+    compares the two), read from the integer open times: no bar is rebuilt, only the instants a reason names."""
+    return _judge(
+        _ColumnTimes(columns), timeframe, now, min_bars, asset_class, daily_max_missing_sessions, history_note
+    )
+
+
+class _Times(Protocol):
+    """The bars' open times as the gate reads them."""
+
+    def __len__(self) -> int: ...
+    def at(self, index: int) -> datetime: ...
+    def wider_than(self, room: timedelta) -> list[int]:
+        """Every ``i`` whose bars ``i - 1`` and ``i`` open more than ``room`` apart, in order."""
+        ...
+
+
+class _BarTimes:
+    def __init__(self, bars: Sequence[BarLike]) -> None:
+        self.bars = bars
+
+    def __len__(self) -> int:
+        return len(self.bars)
+
+    def at(self, index: int) -> datetime:
+        return self.bars[index].time
+
+    def wider_than(self, room: timedelta) -> list[int]:
+        times = [bar.time for bar in self.bars]
+        apart = map(operator.sub, times[1:], times[:-1])  # apart[i - 1]: between bars i - 1 and i
+        return list(compress(range(1, len(times)), map(operator.gt, apart, repeat(room))))
+
+
+class _ColumnTimes:
+    def __init__(self, columns: BarColumnsLike) -> None:
+        self.columns = columns
+
+    def __len__(self) -> int:
+        return len(self.columns.time)
+
+    def at(self, index: int) -> datetime:
+        return open_time(self.columns, index)
+
+    def wider_than(self, room: timedelta) -> list[int]:
+        # The same comparison as _BarTimes' in integers: two instants are more than `room` apart exactly when their
+        # microsecond counts are; whole seconds d are (d * 10**6 > r exactly when d > r // 10**6, r = room in µs).
+        seconds, micro = self.columns.time, self.columns.microsecond
+        if micro is None:
+            times, limit = seconds, room // _SECOND
+        else:
+            times, limit = list(map(_micros, seconds, micro)), room // _MICROSECOND
+        apart = map(operator.sub, times[1:], times[:-1])
+        return list(compress(range(1, len(times)), map(operator.gt, apart, repeat(limit))))
+
+
+_SECOND = timedelta(seconds=1)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _micros(seconds: int, microsecond: int) -> int:
+    return seconds * 1_000_000 + microsecond
+
+
+def _judge(
+    times: _Times,
+    timeframe: Timeframe,
+    now: datetime,
+    min_bars: int,
+    asset_class: AssetClass,
+    daily_max_missing_sessions: int,
+    history_note: str,
+) -> StalenessVerdict:
     threshold = THRESHOLDS[timeframe]
     threshold_s = None if threshold is None else int(threshold.total_seconds())
-    if not bars:
+    count = len(times)
+    if not count:
         return StalenessVerdict(GateCode.NO_BARS, "no_bars: the provider returned no bars", 0, None, None, threshold_s)
 
-    last = bars[-1]
-    close = last.time + timeframe.duration
+    last = times.at(-1)
+    close = last + timeframe.duration
     age = (now - close).total_seconds()
 
     def verdict(code: GateCode, reason: str) -> StalenessVerdict:
-        return StalenessVerdict(code, reason, len(bars), last.time, max(0.0, age), threshold_s)
+        return StalenessVerdict(code, reason, count, last, max(0.0, age), threshold_s)
 
     if age < 0:
         return verdict(
             GateCode.FORMING_BAR,
-            f"forming_bar: the last bar (opened {last.time.isoformat()}) closes at {close.isoformat()}, "
+            f"forming_bar: the last bar (opened {last.isoformat()}) closes at {close.isoformat()}, "
             f"after {now.isoformat()}: a bar still forming is never decided on",
         )
-    if len(bars) < min_bars:
+    if count < min_bars:
         note = f" ({history_note})" if history_note else ""
         return verdict(
             GateCode.INSUFFICIENT_HISTORY,
-            f"insufficient_history: only {len(bars)} bars, at least {min_bars} needed{note}",
+            f"insufficient_history: only {count} bars, at least {min_bars} needed{note}",
         )
     if threshold_s is not None:
         age_text, limit_text = _readings(age, threshold_s)
@@ -122,34 +209,32 @@ def assess_staleness(
         if missing > daily_max_missing_sessions:
             return verdict(
                 GateCode.STALE,
-                f"stale data: daily bars, {sessions} the last bar ({last.time.date().isoformat()}), "
+                f"stale data: daily bars, {sessions} the last bar ({last.date().isoformat()}), "
                 f"more than the {daily_max_missing_sessions} allowed",
             )
         fresh = f"last bar closed {human_duration(age)} ago ({sessions} it, at most {daily_max_missing_sessions})"
-    gap = _gap(bars, timeframe, asset_class)
+    gap = _gap(times, timeframe, asset_class)
     if gap is not None:
         before, after, missing = gap
         unit = "sessions" if timeframe.is_daily else f"{timeframe} bars"
         return verdict(
             GateCode.GAPPY_DATA,
-            f"gappy_data: {_count(missing)} expected {unit} missing between the bars of {before.time.isoformat()} "
-            f"and {after.time.isoformat()} ({human_duration((after.time - before.time).total_seconds())} apart), "
+            f"gappy_data: {_count(missing)} expected {unit} missing between the bars of {before.isoformat()} "
+            f"and {after.isoformat()} ({human_duration((after - before).total_seconds())} apart), "
             f"tolerance {GAP_TOLERANCE_BARS[asset_class]} ({CALENDARS[asset_class]})",
         )
     return verdict(GateCode.FRESH, fresh)
 
 
-def _gap(bars: Sequence[BarLike], timeframe: Timeframe, asset_class: AssetClass) -> tuple[BarLike, BarLike, int] | None:
-    """The most recent pair of neighbouring bars with more expected bars missing between them than tolerated."""
+def _gap(times: _Times, timeframe: Timeframe, asset_class: AssetClass) -> tuple[datetime, datetime, int] | None:
+    """The most recent pair of neighbouring bars with more expected bars missing between them than tolerated:
+    their open times and the count."""
     tolerance = GAP_TOLERANCE_BARS[asset_class]
     step = timeframe.duration
     room = step * (tolerance + 1)  # neighbours this close cannot have more than `tolerance` slots between them
-    times = [bar.time for bar in bars]
-    apart = map(operator.sub, times[1:], times[:-1])  # apart[i - 1]: between bars i - 1 and i
-    wide = list(compress(range(1, len(times)), map(operator.gt, apart, repeat(room))))
-    for i in reversed(wide):
-        before, after = bars[i - 1], bars[i]
-        missing = expected_bars(asset_class, timeframe, before.time + step, after.time, cap=_COUNT_CAP)
+    for i in reversed(times.wider_than(room)):
+        before, after = times.at(i - 1), times.at(i)
+        missing = expected_bars(asset_class, timeframe, before + step, after, cap=_COUNT_CAP)
         if missing > tolerance:
             return before, after, missing
     return None

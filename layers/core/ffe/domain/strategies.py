@@ -15,7 +15,7 @@ from enum import StrEnum
 import numpy as np
 from numpy.typing import NDArray
 
-from ffe.domain.models import BarLike
+from ffe.domain.models import BarColumnsLike, BarLike
 from ffe.domain.windows import means, stds, windows
 
 
@@ -132,7 +132,21 @@ def breakout(bars: Sequence[BarLike], window: int) -> float:
 def score_all(bars: Sequence[BarLike], params: StrategyParams) -> dict[Strategy, float]:
     """Every strategy's score on the last bar of ``bars``."""
     _need(bars, params.min_bars, "score_all")
-    highs, lows, closes = bar_arrays(bars[-params.min_bars :])
+    return _last_row(*bar_arrays(bars[-params.min_bars :]), params)
+
+
+def score_columns(columns: BarColumnsLike, params: StrategyParams) -> dict[Strategy, float]:
+    """:func:`score_all` of the bars ``columns`` hold, read from the price columns (the same arrays, so the same
+    scores: tests/unit/domain/test_strategies.py compares the two)."""
+    _need(columns.close, params.min_bars, "score_all")
+    last = slice(-params.min_bars, None)
+    highs, lows, closes = (np.array(c[last], np.float64) for c in (columns.high, columns.low, columns.close))
+    return _last_row(highs, lows, closes, params)
+
+
+def _last_row(
+    highs: NDArray[np.float64], lows: NDArray[np.float64], closes: NDArray[np.float64], params: StrategyParams
+) -> dict[Strategy, float]:
     row = score_matrix(highs, lows, closes, params)[-1]
     return {name: float(value) for name, value in zip(STRATEGIES, row, strict=True)}
 

@@ -48,13 +48,15 @@ def gate_risk(
     decision = inp.decision
     if decision.action is Action.HOLD:
         return decision
-    bars = inp.domain_bars()
+    closes = inp.bars.close  # read as columns: a Bar is built only where the broker reads one (settle)
     limits = replace(limits, bars_per_day=inp.timeframe.bars_per_day)  # a daily bar's volatility is a day's
-    price = Decimal(repr(bars[-1].close))
-    returns = [math.log(b.close / a.close) for a, b in itertools.pairwise(bars)]
+    price = Decimal(repr(closes[-1]))
+    returns = [math.log(b / a) for a, b in itertools.pairwise(closes)]
     order_id = client_order_id(inp.cycle_id, inp.asset, decision.bar_time)
     with reservations.account(broker.account_id) as book:
-        broker.settle(inp.asset, bars)  # paper: fill this asset's pending orders at these bars first; live: no-op
+        broker.settle(
+            inp.asset, inp.bars.lazy()
+        )  # paper: fill this asset's pending orders at these bars first; live: no-op
         prior = book.live_for_bar(inp.asset, decision.bar_time)
         if prior is not None:
             return _again(decision, prior, order_id)

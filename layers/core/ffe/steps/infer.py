@@ -3,7 +3,6 @@ answer, the decision is a HOLD that says ``inference_unavailable`` and why (fail
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from ffe.adapters.inference import InferenceUnavailableError
@@ -18,9 +17,9 @@ from ffe.contracts import (
     RegimeResult,
 )
 from ffe.domain.experiments import Route
-from ffe.domain.models import Action, BarLike
+from ffe.domain.models import Action, BarColumnsLike, open_time
 from ffe.domain.ports import InferenceClient
-from ffe.domain.strategies import StrategyParams, score_all
+from ffe.domain.strategies import StrategyParams, score_columns
 from ffe.steps.regime import cycle_route
 
 INFERENCE_MODEL = "inference_ensemble"
@@ -40,8 +39,8 @@ def infer_decision(
     While an experiment covers the asset, the other arm's version is served in the same call (reusing the acting
     arm's LLM vote) and recorded at ``arms`` beside the decision; the decision is the acting arm's alone.
     """
-    bars = inp.domain_bars()
-    scores = {str(name): round(value, 6) for name, value in score_all(bars, params).items()}
+    bars = inp.bars  # read as columns: no Bar is rebuilt
+    scores = {str(name): round(value, 6) for name, value in score_columns(bars, params).items()}
     regime = inp.regime
     route = cycle_route(inp) if inp.models is not None else None
     common: dict[str, Any] = {
@@ -50,8 +49,8 @@ def infer_decision(
         "timeframe": inp.timeframe,
         "asset": inp.asset,
         "execution_id": inp.execution_id,
-        "bar_time": bars[-1].time,
-        "bar_close": bars[-1].close,
+        "bar_time": open_time(bars, -1),
+        "bar_close": bars.close[-1],
         "stale": False,
         "data_age_seconds": inp.staleness.age_seconds,
         "staleness_threshold_seconds": inp.staleness.threshold_seconds,
@@ -101,7 +100,7 @@ def infer_decision(
 
 def _instance(
     inp: DecideInput,
-    bars: Sequence[BarLike],
+    bars: BarColumnsLike,
     scores: dict[str, float],
     regime: RegimeResult,
     entry_threshold: float,
@@ -142,17 +141,17 @@ def _arm_output(version: str, prediction: InferencePrediction) -> ArmOutput:
     )
 
 
-def summarize(bars: Sequence[BarLike]) -> BarsSummary:
+def summarize(bars: BarColumnsLike) -> BarsSummary:
     """What the LLM is told about the bars."""
-    first, last = bars[0], bars[-1]
+    closes = bars.close
     return BarsSummary(
-        bars=len(bars),
-        first_time=first.time,
-        last_time=last.time,
-        last_close=last.close,
-        change_pct=round((last.close / first.close - 1.0) * 100.0, 4),
-        high=max(b.high for b in bars),
-        low=min(b.low for b in bars),
+        bars=len(closes),
+        first_time=open_time(bars, 0),
+        last_time=open_time(bars, -1),
+        last_close=closes[-1],
+        change_pct=round((closes[-1] / closes[0] - 1.0) * 100.0, 4),
+        high=max(bars.high),
+        low=min(bars.low),
     )
 
 

@@ -5,7 +5,7 @@ from datetime import datetime
 
 from ffe.contracts import CheckStalenessResult, MarketData
 from ffe.domain.features import FeatureParams
-from ffe.domain.staleness import DEFAULT_DAILY_MAX_MISSING_SESSIONS, assess_staleness
+from ffe.domain.staleness import DEFAULT_DAILY_MAX_MISSING_SESSIONS, assess_staleness_columns
 from ffe.domain.strategies import StrategyParams
 from ffe.domain.universe import asset_class_of
 
@@ -26,8 +26,8 @@ def check_staleness(
     """
     now = data.as_of if data.source.simulated_clock else clock()
     need, why = bars_needed(params, features or FeatureParams(), roll_bars)
-    verdict = assess_staleness(
-        data.domain_bars(),
+    verdict = assess_staleness_columns(
+        data.bars,
         data.timeframe,
         now,
         min_bars=need,
