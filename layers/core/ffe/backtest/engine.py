@@ -582,39 +582,43 @@ def _simulate(decisions: _Decisions, market: _Market, book: _BookRules, lo: int,
     decided: list[int] = []
     pending: tuple[OrderSide, Decimal] | None = None
     codes, confidence, fresh = decisions.codes.tolist(), decisions.confidence.tolist(), market.fresh.tolist()
+    buy_and_hold, close_prices, opens, orders = decisions.buy_and_hold, book.close_prices, book.opens, ledger.orders
     # The window statistics of every bar this walk may gate, in one pass (buy and hold may gate any fresh bar).
-    may_gate = market.fresh if decisions.buy_and_hold else decisions.codes != HOLD
+    may_gate = market.fresh if buy_and_hold else decisions.codes != HOLD
     book.stats.prepare(lo + np.flatnonzero(may_gate[lo:hi]))
+    # The account between fills, in locals: its cash and quantity change only at a fill.
+    cash, quantity, units = account.cash, account.quantity, float(account.quantity)
     for i, t in enumerate(range(lo, hi)):
         if pending is not None:
             outcome = apply_fill(
                 pending[0],
                 pending[1],
-                Decimal(repr(book.opens[t])),
-                account.cash,
-                account.quantity,
+                Decimal(repr(opens[t])),
+                cash,
+                quantity,
                 account.average,
                 cfg.fee_rate,
                 cfg.slippage,
             )
             if isinstance(outcome, Fill):
                 account.apply(outcome)
+                cash, quantity, units = account.cash, account.quantity, float(account.quantity)
                 ledger.fills += 1
             else:
                 ledger.rejected += 1
             pending = None
-        price = book.close_prices[t]
-        equity = account.cash + account.quantity * price
+        price = close_prices[t]
+        equity = cash + quantity * price
         marks.append(float(equity))
-        held.append(float(account.quantity))
+        held.append(units)
         code = codes[t]
-        if decisions.buy_and_hold:  # BUY at full confidence while flat, then hold
-            code = BUY if fresh[t] and account.quantity == 0 else HOLD
+        if buy_and_hold:  # BUY at full confidence while flat, then hold
+            code = BUY if fresh[t] and quantity == 0 else HOLD
         decided.append(code)
         if code != HOLD and t + 1 < hi:  # the window's last decision would fill after the window
             pending = _gate(code, confidence[t], t, price, equity, account, book, ledger)
             if pending is not None:
-                ledger.orders[i] = float(pending[1]) if pending[0] is OrderSide.BUY else -float(pending[1])
+                orders[i] = float(pending[1]) if pending[0] is OrderSide.BUY else -float(pending[1])
         if (i + 1) % 512 == 0:
             tick(512)
     tick((hi - lo) % 512)
