@@ -120,6 +120,7 @@ class LocalCloud:
         self._mock.start()
         _serialise_ast_building()
         _read_json_templates_as_json()
+        _parse_each_definition_once()
         self._patch = self.lambdas.patched()
         self._patch.__enter__()
         self.deploy()
@@ -551,6 +552,34 @@ def _read_json_templates_as_json() -> None:
 
     json_first.ffe_json_first = True  # type: ignore[attr-defined]
     Stack.parse_template = staticmethod(json_first)  # type: ignore[method-assign]
+
+
+def _parse_each_definition_once() -> None:
+    """moto's Step Functions parses a definition with its ANTLR grammar (pure Python, about a third of a second
+    for the decision cycle's) when the machine is created and again at every execution. Keep each definition's
+    parse tree; every parse still builds the evaluation components afresh from it (moto's ``Preprocessor``, which
+    only reads the tree), so an execution's state is its own. A definition the grammar refuses is never kept and
+    raises as before. Installed once per process."""
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+    from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
+
+    parse = AmazonStateLanguageParser.parse
+    if getattr(parse, "ffe_tree_kept", False):
+        return
+    trees: dict[str, Any] = {}
+
+    def parse_kept(definition: str) -> tuple[Any, Any]:
+        tree = trees.get(definition)
+        if tree is None:
+            program, tree = parse(definition)
+            if len(trees) >= 32:  # a process deploys a handful of definitions; never grow without bound
+                trees.clear()
+            trees[definition] = tree
+            return program, tree
+        return Preprocessor().visit(tree), tree
+
+    parse_kept.ffe_tree_kept = True  # type: ignore[attr-defined]
+    AmazonStateLanguageParser.parse = staticmethod(parse_kept)  # type: ignore[method-assign]
 
 
 def _json_path(event: dict[str, Any], path: str) -> Any:
