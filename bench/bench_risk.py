@@ -4,6 +4,8 @@
   difference is ``return_stats``' share of a decision;
 - ``return_stats`` (both sums correctly rounded, ``math.fsum``) beside the same σ and quantile written minimally
   in numpy (``np.std``, ``np.partition``; rounded differently, so not what the gate may use);
+- ``gate_one_asset`` (the backtester's gate: one asset held, no pending order) beside ``gate_on_stats`` on the
+  same one-asset portfolio, which it must answer identically (tests/unit/domain/test_risk.py);
 - ``gate`` then ``violations`` (GateRisk's re-check of every limit) beside ``gate`` alone.
 Each pair is timed interleaved, decision by decision, so load on the machine hits both alike.
 For scale: the product's previous risk service took 4.12 ms p95 per decision over the network.
@@ -23,7 +25,16 @@ import numpy as np
 
 from ffe.domain.models import Action
 from ffe.domain.portfolio import Balance, OrderSide, Position, ProductRules
-from ffe.domain.risk import Portfolio, RiskLimits, gate, gate_on_stats, return_stats, var_index, violations
+from ffe.domain.risk import (
+    Portfolio,
+    RiskLimits,
+    gate,
+    gate_on_stats,
+    gate_one_asset,
+    return_stats,
+    var_index,
+    violations,
+)
 
 D = Decimal
 rng = random.Random(7)
@@ -46,6 +57,13 @@ for _ in range(200):
             equity * D("1.05"),
         )
     )
+# The backtester's account: one asset (held or not), no pending order, cash as the available balance.
+solo: list[Portfolio] = []
+for book in books[:100]:
+    position = book.positions["BTCUSD"] if len(solo) % 2 else Position("BTCUSD", D(0), D(0))
+    equity, cash = book.balance.equity, book.balance.available  # type: ignore[union-attr]
+    owned = {"BTCUSD": position} if position.quantity else {}
+    solo.append(Portfolio(Balance("USD", equity, cash), owned, {"BTCUSD": D("50000")}, equity, book.peak_equity))
 stats = return_stats(returns, LIMITS.var_confidence)
 k = var_index(len(returns), LIMITS.var_confidence)
 
@@ -61,6 +79,22 @@ def gate_at(i: int) -> object:
 
 def gate_on_stats_at(i: int) -> object:
     book = books[i % len(books)]
+    return gate_on_stats(Action.BUY if i % 2 else Action.SELL, 0.6, "BTCUSD", stats, book, LIMITS, RULES)
+
+
+def one_asset_at(i: int) -> object:
+    book = solo[i % len(solo)]
+    balance, position = book.balance, book.positions.get("BTCUSD")
+    assert balance is not None
+    held, average = (position.quantity, position.average_price) if position else (D(0), D(0))
+    action = Action.BUY if i % 2 else Action.SELL
+    price, start, peak = book.prices["BTCUSD"], book.day_start_equity, book.peak_equity
+    args = (balance.equity, balance.available, held, average, price, start, peak, LIMITS, RULES)
+    return gate_one_asset(action, 0.6, "BTCUSD", stats, *args)
+
+
+def one_asset_reference_at(i: int) -> object:
+    book = solo[i % len(solo)]
     return gate_on_stats(Action.BUY if i % 2 else Action.SELL, 0.6, "BTCUSD", stats, book, LIMITS, RULES)
 
 
@@ -93,6 +127,12 @@ def line(name: str, samples: list[float]) -> str:
 print(f"risk gate per decision ({DECISIONS:,} decisions over 200 portfolios of 9 positions, 119 returns)")
 for ours, reference, names, n in [
     (gate_at, gate_on_stats_at, ("gate", "reference: gate_on_stats, stats precomputed"), DECISIONS),
+    (
+        one_asset_at,
+        one_asset_reference_at,
+        ("gate_one_asset (the backtester's)", "reference: gate_on_stats, the same portfolio"),
+        DECISIONS,
+    ),
     (
         lambda i: return_stats(returns, LIMITS.var_confidence),
         lambda i: numpy_stats(),
