@@ -2,6 +2,7 @@ import hashlib
 import json
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -121,6 +122,28 @@ def test_the_digest_is_the_serializers_canonical_json_for_any_bars(times: list[d
         except ValidationError:  # an instant with no UTC equivalent
             continue
     assert digest_bars(bars) == _sha(_canonical_by_the_serializer(bars))
+
+
+def test_the_digest_of_bars_the_direct_writer_leaves_to_the_serializer_is_the_serializers() -> None:
+    # bars built without validation: an int or bool price, a float subclass, a time not in UTC, a naive time
+    class Price(float):
+        def __repr__(self) -> str:
+            return "price"
+
+    odd: list[dict] = [
+        {"close": 7},
+        {"high": True},
+        {"low": Price(2.5)},
+        {"time": datetime(2019, 6, 15, 7, tzinfo=timezone(timedelta(hours=-5)))},
+        {"time": datetime(2019, 6, 15, 12)},
+        {"open": float("nan")},
+        {"volume": float("-inf")},
+    ]
+    plain: dict[str, Any] = {"time": AS_OF, "open": 1.0, "high": 2.0, "low": 0.5, "close": 1.5, "volume": 0.0}
+    for change in odd:
+        bars = [BarModel.model_construct(**plain), BarModel.model_construct(**{**plain, **change})]
+        assert digest_bars(bars) == _sha(_canonical_by_the_serializer(bars)), change
+    assert digest_bars([]) == _sha("[]")
 
 
 def _market_data() -> dict:
