@@ -21,6 +21,7 @@ from ffe.contracts import (
     FailureRecord,
     MarketData,
     digest_bars,
+    digest_fields,
     parse,
     parse_record,
     seal_bars,
@@ -93,6 +94,10 @@ def _canonical_by_the_serializer(bars: list[BarModel]) -> str:
     return json.dumps([b.model_dump(mode="json") for b in bars], sort_keys=True, separators=(",", ":"))
 
 
+def _fields(bars: list[BarModel]) -> list[list[Any]]:
+    return [[getattr(bar, name) for bar in bars] for name in ("time", "open", "high", "low", "close", "volume")]
+
+
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -122,6 +127,7 @@ def test_the_digest_is_the_serializers_canonical_json_for_any_bars(times: list[d
         except ValidationError:  # an instant with no UTC equivalent
             continue
     assert digest_bars(bars) == _sha(_canonical_by_the_serializer(bars))
+    assert digest_fields(*_fields(bars)) == digest_bars(bars)  # FetchMarketData's, from the columns
 
 
 def test_the_digest_of_bars_the_direct_writer_leaves_to_the_serializer_is_the_serializers() -> None:
@@ -143,6 +149,7 @@ def test_the_digest_of_bars_the_direct_writer_leaves_to_the_serializer_is_the_se
     for change in odd:
         bars = [BarModel.model_construct(**plain), BarModel.model_construct(**{**plain, **change})]
         assert digest_bars(bars) == _sha(_canonical_by_the_serializer(bars)), change
+        assert digest_fields(*_fields(bars)) == digest_bars(bars), change
     assert digest_bars([]) == _sha("[]")
 
 

@@ -285,6 +285,19 @@ class BarColumns(Contract):
         """The columns of ``bars`` (aware UTC datetimes, as parsed), without validating them again."""
         return cls.model_construct(**_columns_of(bars))
 
+    @classmethod
+    def of_fields(
+        cls,
+        times: Sequence[datetime],
+        opens: Sequence[float],
+        highs: Sequence[float],
+        lows: Sequence[float],
+        closes: Sequence[float],
+        volumes: Sequence[float],
+    ) -> BarColumns:
+        """:meth:`of` the bars these columns hold (aware UTC open times, as parsed), without validating them again."""
+        return cls.model_construct(**_columns_dict(times, opens, highs, lows, closes, volumes))
+
     def times(self) -> list[datetime]:
         """Each bar's open time, an aware UTC datetime."""
         micro = self.microsecond if self.microsecond is not None else repeat(0)
@@ -339,9 +352,12 @@ _add = operator.add
 
 
 def _columns_of(bars: Sequence[BarLike]) -> dict[str, Any]:
-    times = [bar.time for bar in bars]
-    micro = list(map(_MICROSECOND, times))
     prices = list(zip(*map(_PRICES, bars), strict=True)) or [(), (), (), (), ()]
+    return _columns_dict([bar.time for bar in bars], *prices)
+
+
+def _columns_dict(times: Sequence[datetime], *prices: Sequence[float]) -> dict[str, Any]:
+    micro = list(map(_MICROSECOND, times))
     return {
         "time": [(t - EPOCH) // _SECOND for t in times],
         "microsecond": micro if any(micro) else None,
@@ -423,35 +439,59 @@ def digest_bars(bars: Sequence[BarModel]) -> str:
     serializer dumps every bar in one call, the same dicts (tests/unit/test_contracts.py holds the bytes equal;
     bench/bench_decision_path.py times it beside the per-bar dump it replaced).
     """
-    canonical = _plain_canonical_json(bars)
+    prices = list(zip(*map(_PRICES, bars), strict=True)) or [(), (), (), (), ()]
+    canonical = _plain_canonical_json([bar.time for bar in bars], *prices)
     if canonical is None:
         dumped = bar_list_adapter().dump_python(list(bars), mode="json")
         canonical = json.dumps(dumped, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _plain_canonical_json(bars: Sequence[BarModel]) -> str | None:
+def digest_fields(
+    times: Sequence[datetime],
+    opens: Sequence[float],
+    highs: Sequence[float],
+    lows: Sequence[float],
+    closes: Sequence[float],
+    volumes: Sequence[float],
+) -> str:
+    """:func:`digest_bars` of the bars these columns hold (bar ``i`` at index ``i`` of each), as parsed."""
+    canonical = _plain_canonical_json(times, opens, highs, lows, closes, volumes)
+    if canonical is not None:
+        return hashlib.sha256(canonical.encode()).hexdigest()
+    fields = zip(times, opens, highs, lows, closes, volumes, strict=True)
+    return digest_bars([BarModel.model_construct(**dict(zip(_BAR_NAMES, row, strict=True))) for row in fields])
+
+
+def _plain_canonical_json(
+    times: Sequence[datetime],
+    opens: Sequence[float],
+    highs: Sequence[float],
+    lows: Sequence[float],
+    closes: Sequence[float],
+    volumes: Sequence[float],
+) -> str | None:
     """The canonical JSON of bars whose prices are all finite floats and whose times are all UTC, written directly
     (about a quarter of the serializer's and json.dumps' time: bench/bench_decision_path.py, "(c) ... digest_bars");
     None for any other bars, which the serializer writes. For such bars the text is the same, byte for byte:
     json.dumps writes a finite float as its repr, the serializer a UTC time as its isoformat with Z for +00:00, and
     the keys sorted are close, high, low, open, time, volume (tests/unit/test_contracts.py compares the two over real
     and arbitrary bars)."""
-    times = [bar.time.isoformat() for bar in bars]
-    prices = list(map(_CANONICAL_PRICES, bars))
-    flat = list(chain.from_iterable(prices))
-    if not (all(map(_ends_utc, times)) and all(map(_float_type, map(type, flat))) and all(map(isfinite, flat))):
+    try:
+        iso = [time.isoformat() for time in times]
+    except Exception:  # not a datetime: the serializer says what it makes of it
         return None
-    return "[" + ",".join(map(_canonical_bar, prices, times)) + "]"
+    flat = list(chain(closes, highs, lows, opens, volumes))
+    if not (all(map(_ends_utc, iso)) and all(map(_float_type, map(type, flat))) and all(map(isfinite, flat))):
+        return None
+    return "[" + ",".join(map(_canonical_bar, closes, highs, lows, opens, iso, volumes)) + "]"
 
 
-_CANONICAL_PRICES = attrgetter("close", "high", "low", "open", "volume")
 _ends_utc = operator.methodcaller("endswith", "+00:00")
 _float_type = partial(operator.is_, float)  # type(x) is float: no int, no bool, no subclass
 
 
-def _canonical_bar(prices: tuple[float, float, float, float, float], time: str) -> str:
-    close, high, low, open_, volume = prices
+def _canonical_bar(close: float, high: float, low: float, open_: float, time: str, volume: float) -> str:
     return (
         f'{{"close":{close!r},"high":{high!r},"low":{low!r},"open":{open_!r},'
         f'"time":"{time[:-6]}Z","volume":{volume!r}}}'

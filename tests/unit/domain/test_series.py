@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from ffe.domain import series
 from ffe.domain.errors import InvalidInputError
 from ffe.domain.models import Bar, Timeframe
-from ffe.domain.series import validate_series
+from ffe.domain.series import validate_columns, validate_series
 
 NOW = datetime(2024, 1, 1, 12, tzinfo=UTC)
 
@@ -54,6 +54,8 @@ def test_good_series_and_empty_series_pass() -> None:
 def test_bad_series_is_rejected_with_a_clear_message(mutate, message: str) -> None:
     with pytest.raises(InvalidInputError, match=message):
         validate_series(mutate(good()), NOW)
+    with pytest.raises(InvalidInputError, match=message):  # the same bars as columns (FetchMarketData's)
+        validate_columns(*_columns(mutate(good())), NOW)
 
 
 def test_with_its_timeframe_a_bar_still_forming_is_rejected() -> None:
@@ -117,3 +119,30 @@ def test_the_quick_check_never_passes_what_the_walk_refuses(case: tuple[list[Bar
     with patch.object(series, "_plainly_sound", return_value=False):
         walked = _outcome(bars, timeframe)
     assert quick == walked
+
+
+def _columns(
+    bars: list[Bar],
+) -> tuple[list[datetime], list[float], list[float], list[float], list[float], list[float]]:
+    prices = ([getattr(bar, name) for bar in bars] for name in ("open", "high", "low", "close", "volume"))
+    return ([bar.time for bar in bars], *prices)  # type: ignore[return-value]
+
+
+def _columns_outcome(bars: list[Bar], timeframe: Timeframe | None) -> str:
+    try:
+        validate_columns(*_columns(bars), NOW, timeframe)
+    except (InvalidInputError, TypeError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return "ok"
+
+
+@settings(max_examples=400, deadline=None)
+@given(case=_series())
+def test_the_columns_are_validated_as_the_bars(case: tuple[list[Bar], Timeframe | None]) -> None:
+    # validate_columns (FetchMarketData's) passes what validate_series passes and refuses the rest in its words
+    bars, timeframe = case
+    assert _columns_outcome(bars, timeframe) == _outcome(bars, timeframe)
+
+
+def test_empty_columns_pass() -> None:
+    validate_columns([], [], [], [], [], [], NOW, Timeframe.H1)

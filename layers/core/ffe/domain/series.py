@@ -6,10 +6,10 @@ import math
 import operator
 from collections.abc import Sequence
 from datetime import datetime
-from itertools import repeat
+from itertools import chain, repeat
 
 from ffe.domain.errors import InvalidInputError
-from ffe.domain.models import BarLike, Timeframe
+from ffe.domain.models import Bar, BarLike, Timeframe
 
 _PRICES = operator.attrgetter("open", "high", "low", "close", "volume")
 
@@ -60,6 +60,45 @@ def _plainly_sound(bars: Sequence[BarLike], now: datetime, timeframe: Timeframe 
         return True
     try:
         times = [bar.time for bar in bars]
+        o, h, lo, c, v = zip(*map(_PRICES, bars), strict=True)
+    except Exception:  # whatever it is, the walk raises it where it meets it
+        return False
+    return _columns_sound(times, o, h, lo, c, v, now, timeframe)
+
+
+def validate_columns(
+    times: Sequence[datetime],
+    opens: Sequence[float],
+    highs: Sequence[float],
+    lows: Sequence[float],
+    closes: Sequence[float],
+    volumes: Sequence[float],
+    now: datetime,
+    timeframe: Timeframe | None = None,
+) -> None:
+    """:func:`validate_series` of the bars these columns hold (bar ``i`` at index ``i`` of each): the same rules
+    and, for a series they refuse, the same message (the bars are then built and walked).
+
+    Raises:
+        InvalidInputError: as :func:`validate_series`.
+    """
+    if times and _columns_sound(times, opens, highs, lows, closes, volumes, now, timeframe):
+        return
+    validate_series(list(map(Bar, times, opens, highs, lows, closes, volumes)), now, timeframe)
+
+
+def _columns_sound(
+    times: Sequence[datetime],
+    o: Sequence[float],
+    h: Sequence[float],
+    lo: Sequence[float],
+    c: Sequence[float],
+    v: Sequence[float],
+    now: datetime,
+    timeframe: Timeframe | None,
+) -> bool:
+    """:func:`_plainly_sound` over the columns of a series of at least one bar."""
+    try:
         first = times[0]
         if first.tzinfo is None or first.utcoffset() is None:
             return False
@@ -71,9 +110,10 @@ def _plainly_sound(bars: Sequence[BarLike], now: datetime, timeframe: Timeframe 
             closes_at = map(operator.add, times, repeat(timeframe.duration))
             if any(map(operator.gt, closes_at, repeat(now))):
                 return False
-        o, h, lo, c, v = zip(*map(_PRICES, bars), strict=True)
+        if not len(o) == len(h) == len(lo) == len(c) == len(v) == len(times):
+            return False
         return (
-            all(map(math.isfinite, o + h + lo + c + v))
+            all(map(math.isfinite, chain(o, h, lo, c, v)))
             and min(min(o), min(h), min(lo), min(c)) > 0
             and min(v) >= 0
             and all(map(operator.ge, h, map(max, o, c)))

@@ -1,8 +1,12 @@
 """FetchMarketData: bars for one asset, validated before they leave the step."""
 
+from __future__ import annotations
+
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
+from itertools import compress
+from operator import attrgetter
 
 from pydantic import ValidationError
 
@@ -10,17 +14,18 @@ from ffe.contracts import (
     AssetTask,
     BarColumns,
     BarModel,
+    Contract,
     DataSource,
     MarketData,
     RouteStepModel,
-    bar_list_adapter,
-    digest_bars,
+    UtcDatetime,
+    digest_fields,
     parse,
     seal_bars,
 )
 from ffe.domain.models import Bar
 from ffe.domain.ports import MarketDataProvider
-from ffe.domain.series import validate_series
+from ffe.domain.series import validate_columns
 from ffe.domain.universe import asset_class_of
 
 
@@ -44,10 +49,11 @@ def fetch_market_data(
     """
     asset_class_of(task.asset)
     fetched = provider.fetch(task.asset, task.timeframe, task.as_of, lookback)
-    parsed = _bar_models(fetched.bars, provider.name)
-    validate_series(parsed, task.as_of)  # before dropping: a future bar is an error
+    fields = _bar_fields(fetched.bars, provider.name)
+    validate_columns(*fields, task.as_of)  # before dropping: a future bar is an error
     step, as_of = task.timeframe.duration, task.as_of
-    bars = [b for b in parsed if b.time + step <= as_of]
+    closed = [time + step <= as_of for time in fields[0]]
+    times, prices = list(compress(fields[0], closed)), [list(compress(column, closed)) for column in fields[1:]]
     source = DataSource(
         provider=provider.name,
         dataset=fetched.dataset,
@@ -55,12 +61,12 @@ def fetch_market_data(
         simulated_clock=fetched.simulated_clock,
         route=[RouteStepModel(**asdict(step)) for step in fetched.route],
         cached_bars=fetched.cached_bars,
-        forming_bars_dropped=len(parsed) - len(bars),
+        forming_bars_dropped=len(closed) - len(times),
         fetch_started_at=started_at,
     )
     # What MarketData checks holds here by construction, so the seal may stand for it from the start: the series as
     # fetched passed validate_series, the bars kept all closed by as_of, and bars_sha256 is their digest.
-    digest, columns = digest_bars(bars), BarColumns.of(bars)
+    digest, columns = digest_fields(times, *prices), BarColumns.of_fields(times, *prices)
     payload = {
         **task.model_dump(exclude={"item"}),
         "source": source,
@@ -71,15 +77,33 @@ def fetch_market_data(
     return parse(MarketData, payload)
 
 
-def _bar_models(bars: Sequence[Bar], provider: str) -> list[BarModel]:
-    """The provider's bars as contracts, validated in one call; a bar it refuses is named by a bar-by-bar parse."""
+def _bar_fields(bars: Sequence[Bar], provider: str) -> _Fields:
+    """The provider's bars as contracts, as columns (time, open, high, low, close, volume), validated in one call:
+    the same validation as a ``BarModel`` per bar (lists of the same field types); a bar it refuses is named by a
+    bar-by-bar parse."""
     if all(type(bar) is Bar for bar in bars):
-        fields = [
-            {"time": b.time, "open": b.open, "high": b.high, "low": b.low, "close": b.close, "volume": b.volume}
-            for b in bars
-        ]
+        columns = list(zip(*map(_FIELDS, bars), strict=True)) or [()] * 6
         try:
-            return bar_list_adapter().validate_python(fields)
+            valid = _FetchedBars.model_validate(dict(zip(_NAMES, map(list, columns), strict=True)))
+            return valid.time, valid.open, valid.high, valid.low, valid.close, valid.volume
         except ValidationError:
             pass
-    return [parse(BarModel, asdict(bar), name=f"bar {i} from {provider}") for i, bar in enumerate(bars)]
+    models = [parse(BarModel, asdict(bar), name=f"bar {i} from {provider}") for i, bar in enumerate(bars)]
+    by_field = list(zip(*map(_FIELDS, models), strict=True)) or [()] * 6
+    return tuple(map(list, by_field))  # type: ignore[return-value]
+
+
+class _FetchedBars(Contract):
+    """The provider's bars as columns, each field validated as :class:`BarModel` validates it."""
+
+    time: list[UtcDatetime]
+    open: list[float]
+    high: list[float]
+    low: list[float]
+    close: list[float]
+    volume: list[float]
+
+
+_Fields = tuple[list[datetime], list[float], list[float], list[float], list[float], list[float]]
+_NAMES = ("time", "open", "high", "low", "close", "volume")
+_FIELDS = attrgetter(*_NAMES)
