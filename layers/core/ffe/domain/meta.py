@@ -204,10 +204,12 @@ def _softmax(x: NDArray[np.float64]) -> NDArray[np.float64]:
     ``x.sum(axis=1)`` give, folded over the columns instead of reduced along each short row (numpy's reduction
     loop per row of 4 cost more than the arithmetic). A maximum is exact in any order; numpy sums a row of fewer
     than 8 numbers left to right, as the fold does (tests/unit/domain/test_models_math.py holds them equal bit for
-    bit); wider rows go through the reduction itself.
+    bit); wider rows go through the reduction itself, and so do few rows (one decision's roll), where the fold's
+    extra calls cost more than the reduction's loop.
     """
-    columns = x.shape[1]
-    if columns >= 8:  # numpy's pairwise summation takes over from 8 numbers: reduce as numpy does
+    rows, columns = x.shape
+    # numpy's pairwise summation takes over from 8 numbers: reduce as numpy does; and below 64 rows, fewer calls win
+    if columns >= 8 or rows < 64:
         np.subtract(x, np.maximum.reduce(x, axis=1, keepdims=True), out=x)
         np.exp(x, out=x)
         return np.true_divide(x, np.add.reduce(x, axis=1, keepdims=True), out=x)
