@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ffe import containers
+from ffe import containers, settings
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 # each function, and the step its failure record names (the ASL's Build <step> failure record states)
@@ -304,9 +304,21 @@ def environment(database_url: str, stage: str, endpoint_url: str) -> dict[str, s
     }
 
 
+def settings_keys() -> set[str]:
+    """Every environment variable the functions' settings read: the fields of ``ffe.settings``' models, upper-cased
+    (``get_settings``)."""
+    models = [m for m in vars(settings).values() if isinstance(m, type) and issubclass(m, settings.BaseSettings)]
+    return {name.upper() for model in models for name in model.model_fields}
+
+
 @contextmanager
 def environ(values: dict[str, str]) -> Iterator[None]:
-    before = {key: os.environ.get(key) for key in values}
+    """``values`` set, and every other setting unset (a shell's ``RISK_*``, say, would move the golden decisions),
+    for the walk; the environment as it was afterwards."""
+    cleared = settings_keys() - values.keys()
+    before = {key: os.environ.get(key) for key in values.keys() | cleared}
+    for key in cleared:
+        os.environ.pop(key, None)
     os.environ.update(values)
     try:
         yield
