@@ -9,64 +9,23 @@ running (the other review, or a person, got there first) is a ``skipped`` outcom
 
 from __future__ import annotations
 
-import builtins
 import logging
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from ffe.domain.errors import InvalidTransitionError
 from ffe.domain.experiment_stats import Comparison
-from ffe.domain.experiments import Experiment, ExperimentStatus, Transition, Trigger
+from ffe.domain.experiments import Experiment, ExperimentStatus, Trigger
 from ffe.domain.guardrails import Verdict, VerdictKind, evaluate
+from ffe.domain.ports import ExperimentLifecycle, ExperimentResults
 from ffe.observability import emit
 from ffe.settings import ExperimentSettings
 
 logger = logging.getLogger(__name__)
 
 OutcomeKind = Literal["rollback", "advance", "wait", "skipped", "failed"]
-
-
-class ReviewedStore(Protocol):
-    """The part of ``ffe.domain.ports.ExperimentStore`` the review uses (any ExperimentStore is one)."""
-
-    def list(self, status: ExperimentStatus | None = None) -> builtins.list[Experiment]: ...
-
-    def transitions(self, experiment_id: str) -> builtins.list[Transition]: ...
-
-    def transition(
-        self,
-        experiment_id: str,
-        to: ExperimentStatus,
-        actor: str,
-        trigger: Trigger,
-        reason: str = "",
-        evidence: dict[str, Any] | None = None,
-    ) -> Experiment: ...
-
-    def advance(
-        self,
-        experiment_id: str,
-        actor: str,
-        trigger: Trigger,
-        reason: str = "",
-        evidence: dict[str, Any] | None = None,
-        expected_step: int | None = None,
-    ) -> Experiment: ...
-
-
-class ExperimentResults(Protocol):
-    def compare(
-        self,
-        experiment_id: str,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        *,
-        recorded_since: datetime | None = None,
-    ) -> Comparison: ...
-
-    def cycle_latency_p95(self, experiment_id: str, cycles: int) -> list[float]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +40,7 @@ class ReviewOutcome:
 
 
 def review_experiments(
-    store: ReviewedStore,
+    store: ExperimentLifecycle,
     results: ExperimentResults,
     now: datetime,
     actor: str,
@@ -100,7 +59,7 @@ def review_experiments(
     return outcomes
 
 
-def step_started_at(store: ReviewedStore, experiment: Experiment) -> datetime:
+def step_started_at(store: ExperimentLifecycle, experiment: Experiment) -> datetime:
     """When the experiment's current step began: its latest transition into running at that step (the start, a
     resume, or the canary's advance), else its creation."""
     started = [
@@ -112,7 +71,7 @@ def step_started_at(store: ReviewedStore, experiment: Experiment) -> datetime:
 
 
 def _review(
-    store: ReviewedStore, results: ExperimentResults, experiment: Experiment, now: datetime, actor: str
+    store: ExperimentLifecycle, results: ExperimentResults, experiment: Experiment, now: datetime, actor: str
 ) -> ReviewOutcome:
     began = step_started_at(store, experiment)
     stats_now = results.compare(experiment.id)
@@ -130,7 +89,7 @@ def _review(
 
 
 def _rollback(
-    store: ReviewedStore, experiment: Experiment, verdict: Verdict, evidence: dict[str, Any], actor: str
+    store: ExperimentLifecycle, experiment: Experiment, verdict: Verdict, evidence: dict[str, Any], actor: str
 ) -> ReviewOutcome:
     try:
         store.transition(
@@ -149,7 +108,7 @@ def _rollback(
 
 
 def _advance(
-    store: ReviewedStore, experiment: Experiment, verdict: Verdict, evidence: dict[str, Any], actor: str
+    store: ExperimentLifecycle, experiment: Experiment, verdict: Verdict, evidence: dict[str, Any], actor: str
 ) -> ReviewOutcome:
     try:
         advanced = store.advance(

@@ -7,7 +7,8 @@ with the small values that cross them. Adapters implement these; nothing here do
 - the risk gate's memory: ``Reservations`` / ``AccountBook`` (orders on their way, under the account lock) and
   ``EquityMemory`` (the kill switches' start-of-day and peak equity);
 - the record: ``DecisionStore`` and ``ExecutionLog``;
-- the models: ``InferenceClient``, and ``ExperimentStore`` (experiments and their recorded transitions).
+- the models: ``InferenceClient``, ``ExperimentStore`` (experiments, their recorded transitions and the champion;
+  ``ExperimentLifecycle`` is the part the review after a cycle uses) and ``ExperimentResults`` (the arms' figures).
 
 The request/response contracts some of them take are imported for type checking only: the domain does not
 depend on ``ffe.contracts`` at run time.
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
         InferenceRequest,
         InferenceResponse,
     )
+    from ffe.domain.experiment_stats import Comparison  # numpy: types only, the ports stay light to import
 
 # --- market data ------------------------------------------------------------------------------------------------
 
@@ -231,16 +233,10 @@ class InferenceClient(Protocol):
     def infer(self, request: InferenceRequest, trace_header: str | None = None) -> InferenceResponse: ...
 
 
-class ExperimentStore(Protocol):
-    """Experiments and their transitions. Every change runs in one transaction that locks the experiment, lets
-    ``ffe.domain.experiments`` decide, and records the transition; a start is refused while another running or
-    paused experiment shares an asset."""
-
-    def create(self, experiment: Experiment) -> Experiment:
-        """Store a new draft; raises ``ConflictError`` when the id is taken."""
-        ...
-
-    def get(self, experiment_id: str) -> Experiment | None: ...
+class ExperimentLifecycle(Protocol):
+    """The experiments' lifecycle: list them, read and record their transitions (what the review after a cycle
+    needs, ``ffe.experiment_review``). Every change runs in one transaction that locks the experiment, lets
+    ``ffe.domain.experiments`` decide, and records the transition."""
 
     def list(self, status: ExperimentStatus | None = None) -> builtins.list[Experiment]:
         """Every experiment (or those in ``status``), oldest first."""
@@ -276,6 +272,17 @@ class ExperimentStore(Protocol):
         """The experiment's recorded transitions, oldest first."""
         ...
 
+
+class ExperimentStore(ExperimentLifecycle, Protocol):
+    """Experiments, their transitions and the champion; a start is refused while another running or paused
+    experiment shares an asset."""
+
+    def create(self, experiment: Experiment) -> Experiment:
+        """Store a new draft; raises ``ConflictError`` when the id is taken."""
+        ...
+
+    def get(self, experiment_id: str) -> Experiment | None: ...
+
     def champion(self) -> Champion:
         """The stage's champion now (the bundled one while none was ever set)."""
         ...
@@ -290,4 +297,24 @@ class ExperimentStore(Protocol):
 
     def cycle_models(self) -> CycleModels:
         """The champion and the running experiments, in one snapshot: what a cycle serves."""
+        ...
+
+
+class ExperimentResults(Protocol):
+    """Both arms' figures of an experiment, read off the recorded decisions (``ffe.adapters.experiment_results``)."""
+
+    def compare(
+        self,
+        experiment_id: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        recorded_since: datetime | None = None,
+    ) -> Comparison:
+        """The arms' comparison over the window (default: the experiment's whole life)."""
+        ...
+
+    def cycle_latency_p95(self, experiment_id: str, cycles: int) -> builtins.list[float]:
+        """The treatment's decision-path latency p95 in each of the last ``cycles`` cycles that had treatment-path
+        decisions, oldest first."""
         ...
