@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     run.add_argument(
         "--assets",
-        type=_symbols,
+        type=symbol_list,
         default=None,
         metavar="A,B",
         help="comma-separated symbols instead of the schedule's universe",
@@ -624,7 +624,8 @@ def _utc(text: str) -> datetime:
         raise argparse.ArgumentTypeError(f"{text!r} is not an ISO-8601 time such as 2019-06-15T12:01:00Z") from None
 
 
-def _symbols(text: str) -> list[str]:
+def symbol_list(text: str) -> list[str]:
+    """An argparse type: a comma-separated list of symbols, each once (one clear line, exit 2, otherwise)."""
     symbols = [a.strip() for a in text.split(",") if a.strip()]
     if not symbols:
         raise argparse.ArgumentTypeError(f"{text!r} names no symbol; give e.g. BTCUSD,ETHUSD")

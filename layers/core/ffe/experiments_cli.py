@@ -307,14 +307,10 @@ def _experiment_id(text: str) -> str:
 
 
 def _symbols(text: str) -> list[str]:
+    from ffe.cli import symbol_list
     from ffe.domain.universe import asset_class_of
 
-    symbols = [a.strip() for a in text.split(",") if a.strip()]
-    if not symbols:
-        raise argparse.ArgumentTypeError(f"{text!r} names no symbol; give e.g. BTCUSD,ETHUSD")
-    twice = sorted({a for a in symbols if symbols.count(a) > 1})
-    if twice:
-        raise argparse.ArgumentTypeError(f"{', '.join(twice)} given more than once")
+    symbols = symbol_list(text)
     for symbol in symbols:
         try:
             asset_class_of(symbol)
