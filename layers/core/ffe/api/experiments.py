@@ -187,17 +187,7 @@ class TransitionView(_Strict):
 
     @classmethod
     def of(cls, t: Transition) -> TransitionView:
-        return cls(
-            from_status=t.from_status,
-            to_status=t.to_status,
-            from_step=t.from_step,
-            to_step=t.to_step,
-            at=t.at,
-            actor=t.actor,
-            trigger=t.trigger,
-            reason=t.reason,
-            evidence=dict(t.evidence),
-        )
+        return cls.model_validate(t, from_attributes=True)  # the dataclass's fields, by name
 
 
 class ExperimentDetail(ExperimentView):
@@ -218,14 +208,7 @@ class ChampionView(_Strict):
 
     @classmethod
     def of(cls, c: Champion) -> ChampionView:
-        return cls(
-            version=c.version,
-            previous_version=c.previous_version,
-            set_at=c.set_at,
-            actor=c.actor,
-            reason=c.reason,
-            experiment_id=c.experiment_id,
-        )
+        return cls.model_validate(c, from_attributes=True)  # the dataclass's fields, by name
 
 
 class ChampionReport(_Strict):
