@@ -135,6 +135,10 @@ def test_the_lifecycle_through_the_command(state_dir: Path, capsys: pytest.Captu
         (["create", "--treatment", CHALLENGER, "--plan", "1.5:0:0s"], ["--plan", "share"]),
         (["create", "--treatment", CHALLENGER, "--plan", "0.5:0:0s"], ["--plan", "1.0"]),
         (["create", "--treatment", CHALLENGER, "--plan", "1.0:0:soon"], ["--plan", "duration"]),
+        (
+            ["create", "--treatment", CHALLENGER, "--plan", "1.0:many:1h"],
+            ["--plan", "MIN_DECISIONS 'many' is not a whole number"],
+        ),
         (["create", "--treatment", CHALLENGER, "--mode", "yolo"], ["--mode"]),
         (["create", "--treatment", CHALLENGER, "--latency-p95-ms", "0"], ["--latency-p95-ms"]),
         (["create", "--treatment", CHALLENGER, "--latency-p95-ms", "nan"], ["--latency-p95-ms"]),

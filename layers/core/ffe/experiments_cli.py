@@ -331,13 +331,23 @@ def _plan(text: str) -> Any:
             )
         share, decisions, duration = fields
         try:
-            steps.append(CanaryStep(float(share), int(decisions), _duration(duration)))
+            step_share, step_decisions = _number(share, float, "SHARE"), _number(decisions, int, "MIN_DECISIONS")
+            steps.append(CanaryStep(step_share, step_decisions, _duration(duration)))
         except ValueError as exc:
             raise argparse.ArgumentTypeError(f"step {index} {part!r}: {exc}") from None
     try:
         return CanaryPlan(tuple(steps))
     except ValueError as exc:  # InvalidInputError: shares not increasing, not ending at 1.0, ...
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _number(text: str, kind: type[float] | type[int], name: str) -> Any:
+    """``text`` as a ``kind``, or a ValueError that names the field and what it takes."""
+    try:
+        return kind(text)
+    except ValueError:
+        wanted = "a whole number" if kind is int else "a number"
+        raise ValueError(f"{name} {text[:20]!r} is not {wanted}") from None
 
 
 def _positive_float(text: str) -> float:
