@@ -166,6 +166,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "advance, results",
         )
     )
+    from ffe.secrets_cli import add_arguments as add_secrets_arguments
+
+    add_secrets_arguments(
+        commands.add_parser("secrets", help="a deployed stage's secrets in Secrets Manager: put one, list (no values)")
+    )
     from ffe.backtest.cli import add_arguments as add_backtest_arguments
 
     add_backtest_arguments(
@@ -237,6 +242,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         "dashboard": lambda: _dashboard(state, args.out),
         "portfolio": lambda: _portfolio(state, args.json),
         "experiments": lambda: _experiments(state, args),
+        "secrets": lambda: _secrets(args),
     }
     if args.command in reads:
         return reads[args.command]()
@@ -317,6 +323,12 @@ def _experiments(state: Any, args: argparse.Namespace) -> int:
     from ffe.experiments_cli import command
 
     return command(args, state)
+
+
+def _secrets(args: argparse.Namespace) -> int:
+    from ffe.secrets_cli import command
+
+    return command(args)
 
 
 def _dashboard(state: Any, out: Path | None) -> int:
