@@ -63,6 +63,10 @@ LOADED_ONLY_BY: dict[str, set[str]] = {
     "httpx": {"fetch_market_data", "preflight"},  # the live providers, and preflight's probes of them
     "boto3": {"retain_decisions"},  # the archive's S3 client, every daily run
     "botocore.client": {"retain_decisions"},  # no AWS client is built at import anywhere else
+    # nor botocore's modules beyond its package (powertools' user agent imports that): Step Functions' client
+    # config and errors are imported at the first call that asks it (ffe.adapters.executions)
+    "botocore.config": {"retain_decisions"},
+    "botocore.exceptions": {"retain_decisions"},
     "aws_xray_sdk.core": set(),  # ffe.observability: no X-Ray recorder (nor its sampler's client) with tracing off
     "jwt": set(),
     "cryptography": set(),

@@ -11,15 +11,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
-
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from typing import TYPE_CHECKING, Any
 
 from ffe.containers import container_cached
 from ffe.domain.errors import TransientError
 
-_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 3, "mode": "standard"})
+if TYPE_CHECKING:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+# botocore is imported at the first call, not at import: the API's routes and RecordDecision's records other than
+# "Open the cycle" never ask Step Functions (tests/template/test_template.py, bench/bench_cold_start.py --profile).
+_CONFIG = {"connect_timeout": 2, "read_timeout": 5, "retries": {"max_attempts": 3, "mode": "standard"}}
 _THROTTLED = {"ThrottlingException", "Throttling", "TooManyRequestsException", "ServiceUnavailable"}
 _UNKNOWN = {"ExecutionDoesNotExist", "InvalidArn"}
 
@@ -45,8 +47,9 @@ class Execution:
 def client() -> Any:
     """The container's Step Functions client (``ffe.containers.reset`` forgets it, as ``reset`` does)."""
     import boto3
+    from botocore.config import Config
 
-    return boto3.client("stepfunctions", config=_CONFIG)
+    return boto3.client("stepfunctions", config=Config(**_CONFIG))
 
 
 def reset() -> None:
@@ -67,6 +70,8 @@ def start_execution(state_machine_arn: str, name: str, payload: str) -> str:
         StepFunctionsUnavailableError: throttled or unreachable (worth a retry).
         ClientError: any other refusal.
     """
+    from botocore.exceptions import BotoCoreError, ClientError
+
     try:
         started = client().start_execution(stateMachineArn=state_machine_arn, name=name, input=payload)
     except (BotoCoreError, ClientError) as exc:
@@ -81,6 +86,8 @@ def describe_execution(arn: str) -> Execution | None:
         StepFunctionsUnavailableError: throttled or unreachable (worth a retry).
         ClientError: any other refusal.
     """
+    from botocore.exceptions import BotoCoreError, ClientError
+
     try:
         desc = client().describe_execution(executionArn=arn)
     except ClientError as exc:
@@ -111,6 +118,8 @@ def execution_status(arn: str) -> str | None:
         TransientError: Step Functions could not be asked, or refused to answer (the caller then judges the cycle
             by its age rather than failing the new cycle).
     """
+    from botocore.exceptions import ClientError
+
     try:
         found = describe_execution(arn)
     except ClientError as exc:
@@ -120,6 +129,8 @@ def execution_status(arn: str) -> str | None:
 
 def _unavailable_or_bug(exc: BotoCoreError | ClientError) -> Exception:
     """Throttling, 5xx and connection errors are worth a retry; the rest is a bug or misconfiguration."""
+    from botocore.exceptions import ClientError
+
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 400)
