@@ -85,6 +85,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     preflight = commands.add_parser(
         "preflight", help="check every configured live provider (credentials from the environment)"
     )
+    preflight.add_argument(
+        "--stage", default=None, help="run the deployed stage's Preflight function in AWS instead (its secrets)"
+    )
+    preflight.add_argument("--region", default=None, help="AWS region of the deployed stage (default: your AWS config)")
     _wide_argument(preflight)
 
     dlq = commands.add_parser("dlq", help="the dead-letter queue of records the store refused")
@@ -220,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     from ffe.local.runner import LocalState
 
-    if args.command in ("run", "preflight", "api") or (args.command == "dlq" and args.stage is None):
+    if args.command in ("run", "api") or (args.command in ("preflight", "dlq") and args.stage is None):
         _project()  # these deploy template.yaml: fail before starting anything when it is not there
 
     state = LocalState(args.state_dir)
@@ -237,7 +241,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return backtest_command(args)
     if args.command == "preflight":
-        return _preflight(state, args.wide)
+        return _preflight(state, args)
     reads = {
         "dashboard": lambda: _dashboard(state, args.out),
         "portfolio": lambda: _portfolio(state, args.json),
@@ -501,12 +505,13 @@ def _log_to_stderr() -> Iterator[None]:
             handler.setStream(previous)
 
 
-def _preflight(state: Any, wide: bool) -> int:
+def _preflight(state: Any, args: argparse.Namespace) -> int:
     from ffe.local.runner import run_preflight_locally
+    from ffe.stage_preflight import stage_preflight
     from ffe.views import show_preflight
 
-    report = run_preflight_locally(state)
-    show_preflight(report, wide)
+    report = run_preflight_locally(state) if args.stage is None else stage_preflight(args.stage, args.region)
+    show_preflight(report, args.wide)
     return 0 if report["healthy"] else 1
 
 
