@@ -115,7 +115,9 @@ def test_execution_role_reads_only_the_models_bucket(stack) -> None:
     principal = role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["Service"]
     assert principal == "sagemaker.amazonaws.com"
     statements = {s["Sid"]: s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]}
-    assert "${ModelsBucketName}/*" in statements["ModelDataRead"]["Resource"]["Fn::Sub"]
+    # the tarball itself, and the store's versions: nothing else in the bucket (tests/template/test_iam.py has more)
+    assert statements["ModelDataRead"]["Resource"]["Fn::Sub"][0] == "arn:${AWS::Partition}:s3:::${Path}"
+    assert "${ModelsBucketName}/models/*" in statements["ModelStoreRead"]["Resource"]["Fn::Sub"]
     assert "${DataCaptureBucket}/data-capture/${Stage}/*" in statements["DataCaptureWrite"]["Resource"]["Fn::Sub"]
     s3_statements = [s for s in statements.values() if any(str(a).startswith("s3:") for a in _list(s["Action"]))]
     assert all(s["Resource"] != "*" for s in s3_statements)
