@@ -67,6 +67,9 @@ LOADED_ONLY_BY: dict[str, set[str]] = {
     # config and errors are imported at the first call that asks it (ffe.adapters.executions)
     "botocore.config": {"retain_decisions"},
     "botocore.exceptions": {"retain_decisions"},
+    # the contracts' models: every step and the API validate with them; the settings import them only to describe
+    # a bad environment, so the schema migration and the retention, which validate no contract, skip them
+    "ffe.contracts": set(HANDLERS) - {"migrate_database", "retain_decisions"},
     "aws_xray_sdk.core": set(),  # ffe.observability: no X-Ray recorder (nor its sampler's client) with tracing off
     "jwt": set(),
     "cryptography": set(),

@@ -7,15 +7,16 @@ invocation with a message naming it. Secrets never live here: only the ARN of th
 from __future__ import annotations
 
 import os
-from typing import Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ffe.containers import container_cached
-from ffe.contracts import describe_errors
 from ffe.domain.errors import PermanentError
-from ffe.domain.experiments import Guardrails
 from ffe.domain.staleness import DEFAULT_DAILY_MAX_MISSING_SESSIONS
+
+if TYPE_CHECKING:
+    from ffe.domain.experiments import Guardrails
 
 S = TypeVar("S", bound="BaseSettings")
 
@@ -78,6 +79,10 @@ def get_settings(model: type[S]) -> S:
     try:
         return model.model_validate(env)
     except ValidationError as exc:
+        # imported here: the contracts' models are not every function's (RetainDecisions and MigrateDatabase
+        # validate none; tests/template/test_template.py)
+        from ffe.contracts import describe_errors
+
         described = describe_errors(exc, whole="environment", part=str.upper)
         problems = "; ".join(f"{field}: {message}" for field, message in described)
         raise PermanentError(f"bad configuration for {model.__name__}: {problems}") from None
@@ -145,6 +150,8 @@ class ExperimentSettings(BaseSettings):
 
     def guardrails(self) -> Guardrails:
         """The default guardrails of a new experiment on this stage."""
+        from ffe.domain.experiments import Guardrails
+
         return Guardrails(
             latency_p95_ms=self.experiment_latency_p95_ms,
             max_degradation=self.experiment_max_degradation,
