@@ -8,6 +8,7 @@ from ffe.adapters.brokers_factory import get_broker, get_equity_memory, get_rese
 from ffe.contracts import GateRiskInput, parse
 from ffe.observability import emit, logger, timed, tracer
 from ffe.settings import RiskSettings, get_settings
+from ffe.stage_data import deployed
 from ffe.steps.gate import gate_risk
 
 
@@ -26,7 +27,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     settings = get_settings(RiskSettings)
     broker = get_broker(settings, inp.as_of, inp.asset)
     record = gate_risk(
-        inp, broker, risk_limits(settings), alarm, get_reservations(settings), memory=get_equity_memory(settings)
+        inp,
+        broker,
+        risk_limits(settings),
+        alarm,
+        get_reservations(settings),
+        memory=get_equity_memory(settings),
+        stage=settings.stage,
+        in_lambda=deployed(),
     )
     if record.risk is not None and not record.risk.approved:
         rule = record.risk.reasons[0] if record.risk.reasons else "blocked"

@@ -12,12 +12,15 @@ from ffe.adapters.routing import RoutedProvider
 from ffe.containers import container_cached
 from ffe.domain.ports import LiveProvider, MarketDataProvider
 from ffe.settings import MarketDataSettings, ProviderSettings
+from ffe.stage_data import refuse_simulated_provider
 
 
 @container_cached
 def get_provider(settings: MarketDataSettings) -> MarketDataProvider:
     """``replay``: bundled history; ``live``: the routed Alpha Vantage / Coinbase / Oanda chain;
-    ``scenario``: the files ``ffe run --bars`` uploaded to the local stack."""
+    ``scenario``: the files ``ffe run --bars`` uploaded to the local stack. staging and prod take ``live`` only
+    (``ffe.stage_data.refuse_simulated_provider``)."""
+    refuse_simulated_provider(settings.stage, settings.market_data_provider)
     if settings.market_data_provider == "replay":
         return ReplayProvider()
     if settings.market_data_provider == "scenario":

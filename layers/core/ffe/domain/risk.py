@@ -46,6 +46,8 @@ class RiskReason(StrEnum):
     ALREADY_ORDERED = "already_ordered"  # this account already has an order for this asset's bar
     # the gate approved an order that breaks a limit (a bug: see ``violations``); the re-check blocked it
     VIOLATION_NOT_BLOCKED = "violation_not_blocked"
+    # the bars are not the market (a synthetic series, or replayed history in staging/prod): ffe.stage_data
+    NOT_MARKET_DATA = "not_market_data"
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from ffe.domain.models import Action
 from ffe.domain.portfolio import OrderSide, client_order_id
 from ffe.domain.ports import AccountBook, Broker, EquityMemory, Reservation, Reservations
 from ffe.domain.risk import Portfolio, RiskLimits, RiskReason, RiskVerdict, gate, violations
+from ffe.stage_data import unfit_for_orders
 
 ViolationAlarm = Callable[[str, list[str]], None]
 
@@ -39,8 +40,13 @@ def gate_risk(
     alarm: ViolationAlarm,
     reservations: Reservations,
     memory: EquityMemory | None = None,
+    stage: str = "local",
+    in_lambda: bool = False,
 ) -> DecisionRecord:
     """Size the decision within every limit and reserve it, or turn it into a HOLD that says why.
+
+    Bars that are not the market in ``stage`` (``ffe.stage_data.unfit_for_orders``: a synthetic series in a
+    deployed function, replayed history in staging and prod) are a HOLD ``not_market_data`` before anything else.
 
     Raises:
         InvalidInputError: prices the gate cannot size with (e.g. around 1e-300), naming the asset.
@@ -48,6 +54,9 @@ def gate_risk(
     decision = inp.decision
     if decision.action is Action.HOLD:
         return decision
+    why_not = unfit_for_orders(inp.source, stage, in_lambda)
+    if why_not is not None:
+        return _outcome(decision, _refused(decision, broker.name, RiskReason.NOT_MARKET_DATA, why_not))
     closes = inp.bars.close  # read as columns: a Bar is built only where the broker reads one (settle)
     limits = replace(limits, bars_per_day=inp.timeframe.bars_per_day)  # a daily bar's volatility is a day's
     price = Decimal(repr(closes[-1]))
@@ -119,6 +128,20 @@ def _again(decision: DecisionRecord, prior: Reservation, order_id: str) -> Decis
         original_confidence=decision.confidence,
     )
     return _outcome(decision, assessment)
+
+
+def _refused(decision: DecisionRecord, broker: str, reason: RiskReason, why: str) -> RiskAssessment:
+    return RiskAssessment(
+        approved=False,
+        side=None,
+        quantity=Decimal(0),
+        reasons=[reason],
+        detail={"why": why},
+        broker=broker,
+        equity=None,
+        original_action=decision.action,
+        original_confidence=decision.confidence,
+    )
 
 
 def _assessment(verdict: RiskVerdict, broker: Broker, portfolio: Portfolio, decision: DecisionRecord) -> RiskAssessment:
