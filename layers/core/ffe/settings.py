@@ -22,7 +22,9 @@ S = TypeVar("S", bound="BaseSettings")
 
 
 class BaseSettings(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # defer_build: a settings model's validator is built at its first get_settings, so a function builds only the
+    # settings it reads (bench/bench_cold_start.py --profile)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
     stage: str = "local"
 
