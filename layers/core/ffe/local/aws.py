@@ -118,6 +118,7 @@ class LocalCloud:
         self.inference.start()  # the endpoint InferDecision calls, before the stack that points at it
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._mock.start()
+        _share_service_models()
         _serialise_ast_building()
         _read_json_templates_as_json()
         _parse_each_definition_once()
@@ -501,6 +502,28 @@ def _hand_to_executor(arn: str) -> None:
     )
     if created["stateMachineArn"] != arn:
         raise RuntimeError(f"state machine re-created as {created['stateMachineArn']}, expected {arn}")
+
+
+# botocore's loader for each data path (AWS_DATA_PATH), kept for the process: see _share_service_models.
+_LOADERS: dict[str | None, Any] = {}
+
+
+def _share_service_models() -> None:
+    """Give the default boto3 session that moto's mock starts without the loader this process already has.
+
+    moto starts every mock with no default session, so each stack's first client builds a new session whose loader
+    reads botocore's service models (JSON files) from disk again: about 0.4 s of every local stack in a profile of
+    tests/e2e/test_risk_cap_across_cycles.py. The loader reads the same files from the same data path, and within a
+    session its models are already shared by every client; this only shares them between sessions.
+    """
+    boto3.setup_default_session()
+    session = boto3.DEFAULT_SESSION._session
+    data_path = session.get_config_variable("data_path")
+    kept = _LOADERS.get(data_path)
+    if kept is None:
+        _LOADERS[data_path] = session.get_component("data_loader")
+    else:
+        session.register_component("data_loader", kept)
 
 
 _AST_LOCK = threading.RLock()

@@ -94,8 +94,7 @@ class EmbeddedPostgres:
         bindir = find_bindir()
         if bindir is None or not (self.data_dir / "PG_VERSION").exists():
             return False
-        status = _run_as_owner([str(bindir / "pg_ctl"), "-D", str(self.data_dir), "status"], self.data_dir, check=False)
-        return status.returncode == 0
+        return _server_running(bindir, self.data_dir)
 
     @contextlib.contextmanager
     def stopped(self) -> Iterator[None]:
@@ -151,8 +150,7 @@ class EmbeddedPostgres:
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb(bindir)
         _give_to_owner(self.data_dir)  # and, again, its parents reachable by the owner
-        status = _run_as_owner([str(bindir / "pg_ctl"), "-D", str(self.data_dir), "status"], self.data_dir, check=False)
-        if status.returncode != 0:
+        if not _server_running(bindir, self.data_dir):
             options = f"-c listen_addresses='' -c unix_socket_directories={sock} -p {_PORT} -c fsync=off"
             log = self.data_dir / "server.log"
             _run_as_owner(
@@ -216,8 +214,18 @@ class EmbeddedPostgres:
         self.kind = f"pgserver in {self.data_dir}"
 
 
+# The directory find_bindir found, by PATH: asking pg_config is a subprocess (15 ms), and a command asks three times.
+_BINDIRS: dict[str, Path] = {}
+
+
 def find_bindir() -> Path | None:
-    """The directory holding ``initdb`` and ``pg_ctl``: PATH, ``pg_config --bindir``, Debian's layout."""
+    """The directory holding ``initdb`` and ``pg_ctl``: PATH, ``pg_config --bindir``, Debian's layout.
+
+    Searched once per PATH in a process; what was found is checked again at every call (and searched again if gone).
+    """
+    kept = _BINDIRS.get(os.environ.get("PATH", ""))
+    if kept is not None and (kept / "initdb").exists() and (kept / "pg_ctl").exists():
+        return kept
     candidates: list[Path] = []
     if shutil.which("initdb"):
         candidates.append(Path(shutil.which("initdb")).parent)  # type: ignore[arg-type]
@@ -227,8 +235,24 @@ def find_bindir() -> Path | None:
     candidates += [Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)]
     for path in candidates:
         if (path / "initdb").exists() and (path / "pg_ctl").exists():
+            _BINDIRS[os.environ.get("PATH", "")] = path
             return path
     return None
+
+
+def _server_running(bindir: Path, data_dir: Path) -> bool:
+    """``pg_ctl status``: whether a server runs on ``data_dir``.
+
+    pg_ctl answers "no server running" when ``postmaster.pid`` is absent, so that case skips the subprocess
+    (20 ms; every command asks twice); a pid file, or one we cannot look for, is left to pg_ctl to judge.
+    """
+    try:
+        if not (data_dir / "postmaster.pid").exists():
+            return False
+    except OSError:
+        pass
+    status = _run_as_owner([str(bindir / "pg_ctl"), "-D", str(data_dir), "status"], data_dir, check=False)
+    return status.returncode == 0
 
 
 def socket_dir(data_dir: Path) -> Path:
