@@ -78,7 +78,13 @@ class SageMakerInference:
 @container_cached
 def get_inference(settings: InferenceSettings) -> InferenceClient:
     """One client per container: botocore with the short timeouts and no SDK retries (the breaker and the
-    state machine own retrying), the breaker in DynamoDB when a table is configured."""
+    state machine own retrying), the breaker in DynamoDB when a table is configured.
+
+    Where the client sends its calls, first that is set wins: INFERENCE_ENDPOINT_URL (``InferenceEndpointUrl``:
+    a VPC endpoint's DNS name, ``ffe run``'s loopback server), then ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME``, then
+    ``AWS_ENDPOINT_URL`` (botocore reads those two itself when no ``endpoint_url`` is passed; None passes none),
+    then the Region's public endpoint. docs/localstack.md#endpoints; tests/integration/test_endpoint_overrides.py.
+    """
     import boto3
     from botocore.config import Config
 
@@ -87,7 +93,7 @@ def get_inference(settings: InferenceSettings) -> InferenceClient:
         read_timeout=settings.inference_timeout_s,
         retries={"total_max_attempts": 1},
     )
-    runtime = boto3.client("sagemaker-runtime", config=config, endpoint_url=settings.inference_endpoint_url)
+    runtime = boto3.client("sagemaker-runtime", config=config, endpoint_url=settings.inference_endpoint_url or None)
     name = f"inference:{settings.inference_endpoint}"
     storage = None
     if settings.breaker_table:
