@@ -70,6 +70,7 @@ LOADED_ONLY_BY: dict[str, set[str]] = {
     # the contracts' models: every step and the API validate with them; the settings import them only to describe
     # a bad environment, so the schema migration and the retention, which validate no contract, skip them
     "ffe.contracts": set(HANDLERS) - {"migrate_database", "retain_decisions"},
+    "ffe.domain.risk": {"gate_risk"},  # the risk gate's limits and sizing
     "aws_xray_sdk.core": set(),  # ffe.observability: no X-Ray recorder (nor its sampler's client) with tracing off
     "jwt": set(),
     "cryptography": set(),

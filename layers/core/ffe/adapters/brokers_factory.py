@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ffe.adapters.database import configured
 from ffe.adapters.equity_marks import PostgresEquityMarks
@@ -14,9 +14,11 @@ from ffe.containers import container_cached
 from ffe.domain.errors import PermanentError
 from ffe.domain.models import AssetClass
 from ffe.domain.ports import Broker
-from ffe.domain.risk import RiskLimits
 from ffe.domain.universe import asset_class_of
 from ffe.settings import RiskSettings
+
+if TYPE_CHECKING:
+    from ffe.domain.risk import RiskLimits
 
 Venue = Literal["coinbase", "oanda"]
 _VENUES: dict[AssetClass, Venue] = {AssetClass.CRYPTO: "coinbase", AssetClass.FX: "oanda"}  # live, by asset class
@@ -107,6 +109,10 @@ def venue_brokers(settings: RiskSettings, now: datetime) -> dict[str, Broker]:
 def risk_limits(settings: RiskSettings) -> RiskLimits:
     """The stage's limits: the SSM parameter (JSON, read through Powertools, cached 5 min) when one is
     configured, else the RISK_* environment. Validated either way; a bad value stops the gate."""
+    # imported here: only GateRisk sizes against the limits (ExecuteOrder and Preflight, which take their brokers
+    # from this module, never do: tests/template/test_template.py)
+    from ffe.domain.risk import RiskLimits
+
     values: dict[str, Any] = {
         "target_daily_volatility": settings.risk_target_daily_volatility,
         "max_position_fraction": settings.risk_max_position_fraction,
