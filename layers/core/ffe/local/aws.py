@@ -176,7 +176,8 @@ class LocalCloud:
             raise RuntimeError(f"local stack failed: {stack['StackStatus']} {stack.get('StackStatusReason', '')}")
         outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
         self.state_machine_arn = outputs["DecisionCycleStateMachineArn"]
-        _create_aliases(cfn, aliases)
+        latest = _latest_versions()  # nothing below publishes a version until the state machine is pinned
+        _create_aliases(cfn, aliases, latest)
         if self.model_store is not None:  # what `ffe models publish` does in AWS, for every local version
             for manifest in sorted(self.model_store.glob("*/manifest.json")):
                 version = manifest.parent.name
@@ -187,7 +188,7 @@ class LocalCloud:
                 s3.put_object(
                     Bucket=outputs["ModelBucketName"], Key=f"models/{version}/manifest.json", Body=manifest.read_bytes()
                 )
-        _hand_to_executor(self.state_machine_arn)
+        _hand_to_executor(self.state_machine_arn, latest)
         self._register_functions(cfn, translated.cloudformation, translated.code_dirs)
         self._read_schedules(cfn)
 
@@ -452,19 +453,32 @@ def queue_file(path: Path) -> list[dict[str, str]]:
     return out
 
 
-def _create_aliases(cfn: Any, aliases: list[Alias]) -> None:
+def _create_aliases(cfn: Any, aliases: list[Alias], latest: Callable[[str], str]) -> None:
     """Each function's alias on the version its stack published (AutoPublishAlias, as in AWS)."""
     resources = cfn.describe_stack_resources(StackName=STACK_NAME)["StackResources"]
     physical = {r.get("LogicalResourceId"): r.get("PhysicalResourceId") for r in resources}
     lambdas = boto3.client("lambda", region_name=REGION)
     for alias in aliases:
         name = str(physical[alias.function]).split(":")[-1]
-        lambdas.create_alias(FunctionName=name, Name=alias.name, FunctionVersion=_latest_version(name))
+        lambdas.create_alias(FunctionName=name, Name=alias.name, FunctionVersion=latest(name))
 
 
-def _latest_version(function_name: str) -> str:
-    listed = boto3.client("lambda", region_name=REGION).list_versions_by_function(FunctionName=function_name)
-    return str(max(int(v["Version"]) for v in listed["Versions"] if v["Version"] != "$LATEST"))
+def _latest_versions() -> Callable[[str], str]:
+    """Each function's highest published version, asked of (moto's) Lambda once per function for one deploy.
+
+    A deploy names each function once for its alias and again for every task that calls it (17 lookups for
+    the decision cycle, each listing every version's configuration); nothing publishes a version in between.
+    """
+    lambdas = boto3.client("lambda", region_name=REGION)
+    found: dict[str, str] = {}
+
+    def latest(function_name: str) -> str:
+        if function_name not in found:
+            listed = lambdas.list_versions_by_function(FunctionName=function_name)
+            found[function_name] = str(max(int(v["Version"]) for v in listed["Versions"] if v["Version"] != "$LATEST"))
+        return found[function_name]
+
+    return latest
 
 
 def _current(definition: str, function_name: str) -> str:
@@ -481,7 +495,7 @@ def _pin_versions(definition: str, versions: Callable[[str], str]) -> str:
     return re.sub(pattern, lambda m: f"{m.group(1)}{m.group(2)}:{versions(m.group(2))}", definition)
 
 
-def _hand_to_executor(arn: str) -> None:
+def _hand_to_executor(arn: str, latest: Callable[[str], str]) -> None:
     """Re-create a stack's state machine (same ARN) in moto's executing Step Functions backend, its tasks pinned
     to the function versions the stack published.
 
@@ -496,7 +510,7 @@ def _hand_to_executor(arn: str) -> None:
     sfn = boto3.client("stepfunctions", region_name=region)
     created = sfn.create_state_machine(
         name=machine.name,
-        definition=_pin_versions(machine.definition, _latest_version),
+        definition=_pin_versions(machine.definition, latest),
         roleArn=machine.roleArn,
         type=machine.type,
     )
