@@ -92,6 +92,10 @@ build:  ## needs the AWS SAM CLI, make and python3.12 with pip (each layer's Mak
 deploy: build  ## STAGE=dev|staging|prod
 	sam deploy --config-env $(STAGE)
 
+.PHONY: localstack-run
+localstack-run:  ## deploy template.yaml into a running LocalStack (LOCALSTACK_ENDPOINT, DATABASE_URL) and run one cycle: docs/localstack.md
+	scripts/localstack-run.sh $(LOCALSTACK_FLAGS)
+
 .PHONY: image
 image:  ## STAGE=dev|staging|prod: build gpu_inference/Dockerfile, push ffe-<stage>-inference:<git sha> to ECR, print InferenceImageUri
 	scripts/push-image.sh --stage $(STAGE) $(IMAGE_FLAGS)
