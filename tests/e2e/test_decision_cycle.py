@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -19,11 +20,18 @@ from ffe.local.history import StateVisit, state_visits
 from ffe.local.runner import DEFAULT_AS_OF
 from tests.conftest import ROOT
 
+NOWHERE = "http://127.0.0.1:9"  # a shell's endpoint override (LocalStack's, say) that answers nothing
+
 
 @pytest.fixture(scope="module")
 def cloud(postgres: str) -> Iterator[LocalCloud]:
-    with LocalCloud(ROOT, postgres) as deployed:
-        yield deployed
+    """The local stack, deployed and run with AWS_ENDPOINT_URL and a per-service override pointing nowhere, as a
+    user's shell set up for LocalStack has them: every test here also shows the offline runtime ignores them."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AWS_ENDPOINT_URL", NOWHERE)
+        env.setenv("AWS_ENDPOINT_URL_STEPFUNCTIONS", NOWHERE)
+        with LocalCloud(ROOT, postgres) as deployed:
+            yield deployed
 
 
 def run(cloud: LocalCloud, cycle_input: dict[str, Any] | None = None, **change: Any) -> dict[str, Any]:
@@ -47,6 +55,12 @@ def run(cloud: LocalCloud, cycle_input: dict[str, Any] | None = None, **change: 
 
 def visits(result: dict[str, Any], state: str, asset: str) -> list[StateVisit]:
     return [v for v in result["visits"] if v.name == state and v.asset == asset]
+
+
+def test_a_shell_endpoint_override_leaves_the_local_stack_alone(cloud: LocalCloud) -> None:
+    assert os.environ["AWS_ENDPOINT_URL"] == NOWHERE  # still set while the stack runs
+    result = run(cloud)
+    assert result["status"] == "SUCCEEDED" and set(result["decisions"]) == {"BTCUSD", "ETHUSD", "EURUSD", "GBPUSD"}
 
 
 def test_schedule_event_becomes_the_cycle_input(cloud: LocalCloud) -> None:

@@ -54,6 +54,9 @@ _LOCAL_ENV = {
     "AWS_SECRET_ACCESS_KEY": "testing",  # moto's fake credentials
     "AWS_SESSION_TOKEN": "testing",
     "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon offline
+    # moto answers only the AWS endpoints: a shell's AWS_ENDPOINT_URL(_<SERVICE>) (LocalStack, docs/localstack.md)
+    # would send every client past it. INFERENCE_ENDPOINT_URL, an explicit endpoint_url, still applies.
+    "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "true",
 }
 
 
