@@ -162,10 +162,13 @@ def test_samconfig_has_every_stage() -> None:
 
 def test_preflight_runs_daily_and_market_data_state_has_its_tables(translated) -> None:
     resources = translated["Resources"]
+    # the schedule is per stage (StageConfig PreflightSchedule): daily at 06:30 UTC in dev
+    per_stage = {"Fn::FindInMap": ["StageConfig", {"Ref": "Stage"}, "PreflightSchedule"]}
+    assert translated["Mappings"]["StageConfig"]["dev"]["PreflightSchedule"] == "cron(30 6 * * ? *)"
     daily = [
         r
         for r in resources.values()
-        if r["Type"] == "AWS::Events::Rule" and r["Properties"].get("ScheduleExpression") == "cron(30 6 * * ? *)"
+        if r["Type"] == "AWS::Events::Rule" and r["Properties"].get("ScheduleExpression") == per_stage
     ]
     assert len(daily) == 1 and "PreflightFunction" in json.dumps(daily[0]["Properties"]["Targets"])
     cache = resources["BarCacheTable"]["Properties"]
