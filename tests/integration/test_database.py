@@ -193,7 +193,9 @@ def password_role(postgres: str, db: psycopg.Connection[Any]) -> Iterator[tuple[
         pytest.skip(f"cannot edit {hba}: this test needs the server's pg_hba.conf (an embedded cluster)")
     role = f"rotating_{uuid.uuid4().hex[:8]}"
     url = own_database(postgres, f"ffe_{role}")
-    db.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'first-password'")
+    # CREATEROLE: its adapters migrate the fresh database on connect (offline), and 0009 grants it ffe_migrate, as
+    # Aurora's master user has it
+    db.execute(f"CREATE ROLE {role} LOGIN CREATEROLE PASSWORD 'first-password'")
     db.execute(f'ALTER DATABASE "ffe_{role}" OWNER TO {role}')
     hba.write_text(f"local all {role} scram-sha-256\nhost all {role} all scram-sha-256\n{original}")
     db.execute("SELECT pg_reload_conf()")

@@ -60,6 +60,9 @@ class DatabaseSettings(BaseSettings):
     database_url: str | None = None
     db_secret_arn: str | None = None
     db_host: str | None = None  # e.g. the RDS Proxy endpoint: overrides the secret's host
+    # the API's experiment and champion writes log in with this secret (role ffe_experiments) while its reads use
+    # DB_SECRET_ARN (ffe_api, SELECT only); unset: DB_SECRET_ARN for both (docs/database-roles.md)
+    db_experiments_secret_arn: str | None = None
     # TLS: unset keeps the URL's own sslmode, or the secret's ("require" when it names none); Aurora takes
     # "require" or "verify-full" (with DB_SSLROOTCERT: the RDS CA bundle's path, or "system")
     db_sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = None
@@ -67,11 +70,28 @@ class DatabaseSettings(BaseSettings):
     db_statement_timeout_ms: int = Field(default=5000, ge=100, le=60_000)
     db_connect_timeout_s: int = Field(default=5, ge=1, le=60)
 
+    def for_experiments(self) -> DatabaseSettings:
+        """These settings with DB_EXPERIMENTS_SECRET_ARN as the secret, when set (a DATABASE_URL wins, as always)."""
+        if self.db_experiments_secret_arn and not self.database_url:
+            return self.model_copy(update={"db_secret_arn": self.db_experiments_secret_arn})
+        return self
+
     @model_validator(mode="after")
     def _one_source(self) -> DatabaseSettings:
         if not (self.database_url or self.db_secret_arn):
             raise ValueError("set DB_SECRET_ARN (AWS) or DATABASE_URL (local) so decisions can be recorded")
         return self
+
+
+class MigrationSettings(DatabaseSettings):
+    """MigrateDatabase: DB_SECRET_ARN is the master user's (it creates the roles); DB_ROLE_SECRET_ARNS, comma
+    separated, the secrets of the login roles whose LOGIN and password it sets (docs/database-roles.md)."""
+
+    db_role_secret_arns: str = ""
+
+    @property
+    def role_secret_arns(self) -> list[str]:
+        return [arn.strip() for arn in self.db_role_secret_arns.split(",") if arn.strip()]
 
 
 @container_cached

@@ -12,9 +12,10 @@ each hold a ``Database``: one connection, reused across warm invocations, used b
 - Timeouts in one place: every session has the statement timeout (``DB_STATEMENT_TIMEOUT_MS``). An adapter
   that waits for locks passes a lock timeout, and its statement timeout is at least that long, so a lock
   wait ends by the lock timeout.
-- TLS and credentials from the settings (``conninfo_from_settings``): every connect after a ``Database``'s
-  first reads the DB secret again past Powertools' cache, so a replaced connection logs in with a rotated
-  password rather than the cached old one.
+- TLS and credentials from the settings (``conninfo_from_settings``), built at every connect, never kept in a
+  connection string: every connect after a ``Database``'s first reads the DB secret again past Powertools'
+  cache, and a first connect whose login is refused (``refused_login``) reads it again and retries once, so a
+  rotated password is picked up on reconnect (tests/integration/test_database_roles.py rotates one).
 - Errors: a connection that cannot be opened, a connection lost during the work and a statement cut by a
   timeout are the adapter's ``unavailable`` error (a ``TransientError``: the state machine retries, the API
   answers 503). A connection that failed during the work is dropped, and the next use opens a new one.
@@ -148,8 +149,14 @@ class Database(Generic[Row]):
         fresh = self._connects > 0
         self._connects += 1
         try:
-            conninfo = self._conninfo(fresh) if callable(self._conninfo) else self._conninfo
-            conn = psycopg.connect(conninfo, autocommit=True, options=self._options)
+            try:
+                conn = self._connect(fresh)
+            except psycopg.OperationalError as exc:
+                if fresh or not callable(self._conninfo) or not refused_login(exc):
+                    raise
+                # a rotated password: the credentials read again past any cache, one more try
+                logger.info("database login refused; reading the credentials again", extra={"database": self.name})
+                conn = self._connect(fresh=True)
         except _LOST as exc:
             raise self._unavailable(f"cannot reach the {self.name}: {exc}") from exc
         try:
@@ -166,6 +173,10 @@ class Database(Generic[Row]):
         self._conn = cast("psycopg.Connection[Row]", conn)
         return self._conn
 
+    def _connect(self, fresh: bool) -> psycopg.Connection[TupleRow]:
+        conninfo = self._conninfo(fresh) if callable(self._conninfo) else self._conninfo
+        return psycopg.connect(conninfo, autocommit=True, options=self._options)
+
     def _drop_unless_idle(self, conn: psycopg.Connection[Row]) -> None:
         """Keep a connection that is fine after the error (a timeout rolls back, the session lives on)."""
         if conn.closed or conn.broken or conn.info.transaction_status != TransactionStatus.IDLE:
@@ -175,6 +186,15 @@ class Database(Generic[Row]):
         if self._conn is not None:
             self._conn.close()
         self._conn = None
+
+
+def refused_login(exc: psycopg.OperationalError) -> bool:
+    """The server (or RDS Proxy) refused the credentials: a wrong or rotated password, or a role that may not log
+    in; not a network failure. libpq gives no SQLSTATE for a failed connection, so its message tells."""
+    if exc.sqlstate in ("28P01", "28000"):  # invalid_password, invalid_authorization_specification
+        return True
+    message = str(exc).lower()
+    return "authentication failed" in message or "not permitted to log in" in message or "credentials" in message
 
 
 def _answers(conn: psycopg.Connection[Any]) -> bool:

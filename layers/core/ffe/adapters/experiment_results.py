@@ -19,7 +19,7 @@ from ffe.domain.errors import InvalidInputError, UnknownExperimentError
 from ffe.domain.experiment_stats import ArmDecision, Comparison, PaperFill, compare
 from ffe.domain.experiments import Mode
 from ffe.settings import DatabaseSettings, get_settings
-from ffe.store.migrate import migrate
+from ffe.store.migrate import migrate_offline
 
 _WINDOW = (
     " WHERE experiment_id = %(id)s"
@@ -46,7 +46,8 @@ _CYCLES = (
 
 
 class PostgresExperimentResults:
-    """One connection per container (``ffe.adapters.database``); the schema is migrated on every new one."""
+    """One connection per container (``ffe.adapters.database``); the schema is migrated on every new one,
+    offline only (``migrate_offline``: in AWS MigrateDatabase alone migrates)."""
 
     def __init__(self, conninfo: Conninfo, statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS) -> None:
         self.database = Database(
@@ -54,7 +55,7 @@ class PostgresExperimentResults:
             row_factory=dict_row,
             name="experiment results",
             statement_timeout_ms=statement_timeout_ms,
-            on_connect=migrate,
+            on_connect=migrate_offline,
         )
 
     def compare(

@@ -45,7 +45,7 @@ from ffe.domain.experiments import (
     plan_to_json,
 )
 from ffe.settings import DatabaseSettings, get_settings
-from ffe.store.migrate import migrate
+from ffe.store.migrate import migrate_offline
 
 _CHAMPION_COLUMNS = "version, previous_version, set_at, actor, reason, experiment_id"
 _CURRENT_CHAMPION = f"SELECT {_CHAMPION_COLUMNS} FROM model_champions ORDER BY id DESC LIMIT 1"  # noqa: S608
@@ -58,7 +58,8 @@ _START_LOCK = "ffe-experiments:start"  # held by every start, so overlap checks 
 
 
 class PostgresExperiments:
-    """One connection per container (``ffe.adapters.database``); the schema is migrated on every new one."""
+    """One connection per container (``ffe.adapters.database``); the schema is migrated on every new one,
+    offline only (``migrate_offline``: in AWS MigrateDatabase alone migrates)."""
 
     def __init__(
         self,
@@ -72,7 +73,7 @@ class PostgresExperiments:
             name="experiment store",
             statement_timeout_ms=statement_timeout_ms,
             lock_timeout_ms=lock_timeout_ms,
-            on_connect=migrate,
+            on_connect=migrate_offline,
         )
 
     def create(self, experiment: Experiment) -> Experiment:
@@ -250,7 +251,7 @@ class PostgresExperiments:
 @container_cached
 def get_experiments() -> PostgresExperiments:
     """The container's experiment store, built once so a warm start reuses its connection."""
-    settings = get_settings(DatabaseSettings)
+    settings = get_settings(DatabaseSettings).for_experiments()  # the API: role ffe_experiments, not ffe_api
     return PostgresExperiments(configured(settings), statement_timeout_ms=settings.db_statement_timeout_ms)
 
 

@@ -24,7 +24,7 @@ from ffe.containers import container_cached
 from ffe.domain.errors import TransientError
 from ffe.observability import logger
 from ffe.settings import DatabaseSettings, get_settings
-from ffe.store.migrate import migrate
+from ffe.store.migrate import migrate_offline
 
 T = TypeVar("T")
 Row = dict[str, Any]
@@ -196,9 +196,10 @@ class DecisionQueries:
 
 
 def _read_only(conn: psycopg.Connection[Any]) -> None:
-    """A new read-side session: the schema migrated (the API may be the first to connect to a fresh
-    database), then every transaction read-only (the read side never writes)."""
-    applied = migrate(conn)
+    """A new read-side session: offline, the schema migrated (the local API may be the first to connect to a
+    fresh database; in AWS MigrateDatabase alone migrates), then every transaction read-only (the read side
+    never writes)."""
+    applied = migrate_offline(conn)
     if applied:
         logger.info("schema migrated", extra={"versions": applied})
     conn.execute("SET default_transaction_read_only = on")

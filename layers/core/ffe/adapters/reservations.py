@@ -23,7 +23,7 @@ from psycopg.types.json import Jsonb
 from ffe.adapters.database import DEFAULT_STATEMENT_TIMEOUT_MS, Conninfo, Database
 from ffe.domain.portfolio import OrderSide, PendingOrder
 from ffe.domain.ports import PLACED, RESERVED, Reservation
-from ffe.store.migrate import migrate
+from ffe.store.migrate import migrate_offline
 
 _COLUMNS = "client_order_id, asset, bar_time, side, quantity, price, cycle_id, assessment, status"
 _LIVE = f"status = '{PLACED}' OR (status = '{RESERVED}' AND expires_at > now())"
@@ -102,7 +102,8 @@ class _Book:
 
 
 class PostgresReservations:
-    """One connection per container (``ffe.adapters.database``); the schema is migrated on every new one."""
+    """One connection per container (``ffe.adapters.database``); the schema is migrated on every new one,
+    offline only (``migrate_offline``: in AWS MigrateDatabase alone migrates)."""
 
     def __init__(
         self,
@@ -122,7 +123,7 @@ class PostgresReservations:
             name="order reservations",
             statement_timeout_ms=statement_timeout_ms,
             lock_timeout_ms=lock_timeout_ms,
-            on_connect=migrate,
+            on_connect=migrate_offline,
         )
 
     @contextmanager

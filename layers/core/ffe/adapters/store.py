@@ -1,7 +1,8 @@
 """The decision store on PostgreSQL (Aurora-compatible) with psycopg 3.
 
 One connection per container (``ffe.adapters.database``: reused across warm invocations, replaced when the
-server dropped it); the schema is migrated on every new connection. Writes are idempotent on each table's
+server dropped it); offline, the schema is migrated on every new connection (in AWS only MigrateDatabase
+migrates: ``ffe.store.migrate.migrate_offline``). Writes are idempotent on each table's
 natural key, so a retried task never doubles a row. A database that cannot be reached is a
 ``TransientError`` (the state machine retries).
 """
@@ -36,7 +37,7 @@ from ffe.store.decision_rows import (
     decision_row,
     risk_params,
 )
-from ffe.store.migrate import migrate
+from ffe.store.migrate import migrate_offline
 
 BACKFILL_COPY_ROWS = 5000  # one COPY of as many rows takes well under a second (bench/bench_store.py)
 _INSERT_FAILURE = """
@@ -241,9 +242,9 @@ class PostgresDecisionStore:
             self._partitions.add(month)
 
     def _connected(self, conn: psycopg.Connection) -> None:
-        """A new connection: migrate the schema; which partitions exist is checked afresh."""
+        """A new connection: migrate the schema (offline only); which partitions exist is checked afresh."""
         self._partitions.clear()
-        applied = migrate(conn)
+        applied = migrate_offline(conn)
         if applied:
             logger.info("schema migrated", extra={"versions": applied})
 
