@@ -386,7 +386,9 @@ def test_the_endpoint_pulls_its_own_repository_only(image: str) -> None:
     values |= {"DataCaptureBucket": "models-b", "Stage": "prod"}
     # outside the VPC and without the stage key (dev); test_network.py covers the endpoint in the VPC with the key
     role = resolved(
-        stack["Resources"]["ExecutionRole"]["Properties"], values, {"HasAlarmTopic": True, "InVpc": False, "HasKmsKey": False}
+        stack["Resources"]["ExecutionRole"]["Properties"],
+        values,
+        {"HasAlarmTopic": True, "InVpc": False, "HasKmsKey": False},
     )
     by_sid = {s["Sid"]: s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]}
     region, repository = IMAGES[image]
