@@ -239,8 +239,8 @@ def test_an_existing_database_is_reached_through_a_vpc_with_tls_verified(
     assert refusals({"DatabaseSecretArn": SECRET, **parameters}) == refused_by
 
 
-DATABASE_FUNCTIONS = ("GateRisk", "ExecuteOrder", "RecordDecision", "Preflight", "MigrateDatabase", "RetainDecisions")
-DATABASE_FUNCTIONS += ("Api",)
+DATABASE_FUNCTIONS: tuple[str, ...] = ("GateRisk", "ExecuteOrder", "RecordDecision", "Preflight")
+DATABASE_FUNCTIONS += ("MigrateDatabase", "RetainDecisions", "Api")
 
 
 def function(parameters: dict[str, str], name: str) -> dict[str, Any]:
