@@ -55,7 +55,7 @@ LIST_MODELS = ("Allow", ("s3:ListBucket",), ("ModelBucket",))  # with s3:prefix 
 BREAKERS = ("Allow", ("dynamodb:GetItem", "dynamodb:UpdateItem"), ("CircuitBreakerTable",))
 
 # Every function's own statements (Effect, actions, resources) with every optional secret and the KMS key set.
-# Database access comes from the managed policies DatabaseAccessPolicy & co. (checked below for wildcards only).
+# Database access comes from one managed policy per database role (DATABASE_POLICY below).
 MAY: dict[str, set[tuple[str, tuple[str, ...], tuple[str, ...]]]] = {
     "FetchMarketData": {
         BREAKERS,
@@ -112,11 +112,18 @@ MAY: dict[str, set[tuple[str, tuple[str, ...], tuple[str, ...]]]] = {
         ),
     },
 }
-# The database: the functions that reach PostgreSQL, through the template's managed policies (DatabaseAccessPolicy).
-REACHES_THE_DATABASE = {"GateRisk", "ExecuteOrder", "RecordDecision", "Preflight", "MigrateDatabase"} | {
-    "RetainDecisions",
-    "Api",
+# The database: each function that reaches PostgreSQL reads its database role's secret only, through one managed
+# policy per role (template.yaml; the roles and their grants: migration 0009_roles, docs/database-roles.md).
+DATABASE_POLICY = {
+    "GateRisk": ("DatabaseAppAccessPolicy", "the ffe_app role's secret"),
+    "ExecuteOrder": ("DatabaseAppAccessPolicy", "the ffe_app role's secret"),
+    "RecordDecision": ("DatabaseAppAccessPolicy", "the ffe_app role's secret"),
+    "Preflight": ("DatabaseAppAccessPolicy", "the ffe_app role's secret"),
+    "Api": ("DatabaseApiAccessPolicy", "the ffe_api and ffe_experiments roles' secrets"),
+    "RetainDecisions": ("DatabaseRetentionAccessPolicy", "the ffe_retention role's secret"),
+    "MigrateDatabase": ("DatabaseMigrationAccessPolicy", "the master secret and every role's secret"),
 }
+REACHES_THE_DATABASE = set(DATABASE_POLICY)
 # AWS managed policies SAM attaches, the only "*" Allow resources a function has: its logs
 # (AWSLambdaBasicExecutionRole), X-Ray segments (AWSXrayWriteOnlyAccess, Tracing: Active) and, in the VPC, its
 # network interfaces (AWSLambdaVPCAccessExecutionRole). None of them reads data.
@@ -332,7 +339,7 @@ def test_managed_policies_are_the_runtime_s_and_the_database_s_only(function: st
     names = managed(PROD, function)
     ours = [n for n in names if n not in AWS_MANAGED]
     assert set(names) >= {"AWSLambdaBasicExecutionRole", "AWSXrayWriteOnlyAccess"}
-    assert bool(ours) == (function in REACHES_THE_DATABASE), ours
+    assert ours == ([DATABASE_POLICY[function][0]] if function in REACHES_THE_DATABASE else []), ours
     for name in ours:  # the database's policies (another part of issue 17): no wildcard secret, no "*" grant
         document = resolved(cfn["Resources"][name]["Properties"]["PolicyDocument"], values, conditions)
         for s in document["Statement"]:
@@ -518,7 +525,9 @@ def table_markdown() -> str:
     for function in sorted(MAY):
         own = sorted(MAY[function], key=lambda s: (s[0] == "Deny", s[1], s[2]))
         database = (
-            ["Allow", "(DatabaseAccessPolicy)", "the database secret"] if function in REACHES_THE_DATABASE else []
+            ["Allow", f"secretsmanager:GetSecretValue ({DATABASE_POLICY[function][0]})", DATABASE_POLICY[function][1]]
+            if function in REACHES_THE_DATABASE
+            else []
         )
         lines = [[e, written(a), ", ".join(r)] for e, a, r in own] + ([database] if database else [])
         for i, (effect, actions, resources) in enumerate(lines or [["-", "-", "-"]]):
