@@ -131,13 +131,20 @@ def test_the_stage_passes_its_network_settings() -> None:
 # --- the database ----------------------------------------------------------------------------------------------------
 
 
-def test_the_database_admits_only_the_proxy_and_the_proxy_only_the_lambdas() -> None:
+def test_the_database_admits_only_the_proxy_and_the_rotation_and_the_proxy_only_the_lambdas() -> None:
     resources = nested("database.yaml")["Resources"]
     assert "SecurityGroupIngress" not in resources["DatabaseSecurityGroup"]["Properties"]
     ingress = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::EC2::SecurityGroupIngress"]
-    assert [(i["GroupId"], i["SourceSecurityGroupId"]) for i in ingress] == [
-        ({"Ref": "DatabaseSecurityGroup"}, {"Ref": "ProxySecurityGroup"})
+    assert sorted((i["GroupId"]["Ref"], i["FromPort"], i["SourceSecurityGroupId"]["Ref"]) for i in ingress) == [
+        ("DatabaseSecurityGroup", 5432, "ProxySecurityGroup"),
+        ("DatabaseSecurityGroup", 5432, "RotationSecurityGroup"),  # the hosted rotation logs in to the cluster
+        ("EndpointSecurityGroupId", 443, "RotationSecurityGroup"),  # ... and calls Secrets Manager's endpoint
     ]
+    rotations = [r for r in resources.values() if r["Type"] == "AWS::SecretsManager::RotationSchedule"]
+    assert rotations and all(
+        r["Properties"]["HostedRotationLambda"]["VpcSecurityGroupIds"] == {"Ref": "RotationSecurityGroup"}
+        for r in rotations
+    )
     proxy = resources["ProxySecurityGroup"]["Properties"]["SecurityGroupIngress"]
     assert [(i["FromPort"], i["SourceSecurityGroupId"]) for i in proxy] == [(5432, {"Ref": "LambdaSecurityGroupId"})]
 
