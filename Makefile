@@ -29,10 +29,27 @@ $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install $(PIP_FLAGS) -e ".[dev]"
 	@touch $@ $(VENV)/.local-installed $(VENV)/.training-installed
 
+# checkov in a venv of its own (it pins boto3 and packaging, which .venv's tools need at other versions);
+# tests/template/test_checkov.py runs it. The stamp names the version, so a bump reinstalls.
+CHECKOV_VERSION := 3.3.30
+CHECKOV_VENV := $(VENV)/checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
+
+$(CHECKOV_STAMP): | $(BIN)/python
+	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required"; exit 1; }
+	rm -rf $(CHECKOV_VENV)
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install $(PIP_FLAGS) "checkov==$(CHECKOV_VERSION)"
+	@touch $@
+
+.PHONY: checkov
+checkov: $(CHECKOV_STAMP)  ## checkov over template.yaml and iac/*.yaml (what tests/template/test_checkov.py asserts)
+	$(CHECKOV_VENV)/bin/checkov --framework cloudformation --skip-download --quiet --compact -f template.yaml $(addprefix -f ,$(wildcard iac/*.yaml))
+
 run: $(VENV)/.local-installed  ## one real decision cycle, offline
 	$(BIN)/ffe run
 
-test: gates  ## the gates, then the whole suite (unit, state machine, template, API, integration, e2e)
+test: gates $(CHECKOV_STAMP)  ## the gates, then the whole suite (unit, state machine, template, API, integration, e2e)
 	$(BIN)/pytest -n auto --dist loadfile -q
 
 # What `make test` runs before any test, in this order, stopping at the first failure.
