@@ -101,6 +101,7 @@ bench: $(VENV)/.dev-installed  ## figures, never assertions
 	PYTHONPATH=layers/core:. $(BIN)/python bench/bench_inference.py
 	$(BIN)/python bench/bench_cold_start.py
 	$(BIN)/python bench/bench_decision_path.py
+	$(BIN)/python bench/bench_durations.py
 
 build:  ## needs the AWS SAM CLI, make and python3.12 with pip (each layer's Makefile builds it: docs/performance.md)
 	sam build --config-env $(STAGE)

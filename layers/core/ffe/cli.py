@@ -175,6 +175,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_secrets_arguments(
         commands.add_parser("secrets", help="a deployed stage's secrets in Secrets Manager: put one, list (no values)")
     )
+    from ffe.cost_cli import add_arguments as add_cost_arguments
+
+    add_cost_arguments(
+        commands.add_parser(
+            "cost", help="a stage's monthly cost per component, derived from the template (docs/cost.md)"
+        )
+    )
     from ffe.backtest.cli import add_arguments as add_backtest_arguments
 
     add_backtest_arguments(
@@ -209,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     with _sigterm_interrupts():
         try:
-            return _dispatch(args)
+            return _cost(args) if args.command == "cost" else _dispatch(args)  # cost: no local state, no moto
         except LocalError as exc:  # the user's input or set-up: one line, no traceback
             print(f"ffe {args.command}: error: {exc}", file=sys.stderr)
             return 2
@@ -331,6 +338,12 @@ def _experiments(state: Any, args: argparse.Namespace) -> int:
 
 def _secrets(args: argparse.Namespace) -> int:
     from ffe.secrets_cli import command
+
+    return command(args)
+
+
+def _cost(args: argparse.Namespace) -> int:
+    from ffe.cost_cli import command
 
     return command(args)
 

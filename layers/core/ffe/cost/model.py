@@ -1,0 +1,380 @@
+"""A stage's monthly cost, per component: quantities from the template (``template_facts``), the measured handler
+durations (``durations.json``, bench/bench_durations.py) and the stated assumptions (``assumptions``), times the
+price table (``prices``). Pure arithmetic; the month is AWS's 730 hours. Free tiers are not subtracted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ffe.cost.assumptions import ASSUMED
+from ffe.cost.prices import Price, price
+from ffe.cost.template_facts import DAYS_PER_MONTH, HOURS_PER_MONTH, TIMEFRAMES, StageFacts
+
+DURATIONS = Path(__file__).with_name("durations.json")
+GB = 1024**3
+PROXY_MIN_ACU = 8  # RDS Proxy bills a Serverless v2 target at 8 ACUs at least (prices.py, proxy.acu_hour)
+CYCLE_WINDOW_S = {"15m": 900.0, "1h": 3600.0, "1d": 86400.0}  # the time a cycle's decisions must fit in
+
+
+@dataclass(frozen=True)
+class Line:
+    component: str
+    quantity: float
+    unit: str
+    price: Price
+    note: str = ""
+
+    @property
+    def monthly(self) -> float:
+        return self.quantity * self.price.usd
+
+
+@dataclass(frozen=True)
+class Estimate:
+    stage: str
+    assets: int
+    cadence: tuple[str, ...]
+    llm: bool
+    cycles: float  # a month's
+    lines: tuple[Line, ...]
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def total(self) -> float:
+        return sum(line.monthly for line in self.lines)
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage,
+            "assets": self.assets,
+            "cadence": list(self.cadence),
+            "llm": self.llm,
+            "cycles_per_month": self.cycles,
+            "currency": "USD",
+            "lines": [
+                {
+                    "component": line.component,
+                    "quantity": line.quantity,
+                    "unit": line.unit,
+                    "unit_price": line.price.usd,
+                    "monthly": round(line.monthly, 2),
+                    "price": {"key": line.price.key, "url": line.price.url, "read": line.price.read},
+                    "note": line.note,
+                }
+                for line in self.lines
+            ],
+            "total": round(self.total, 2),
+            "notes": list(self.notes),
+        }
+
+
+@dataclass(frozen=True)
+class _Month:
+    """What one month of the stage does: the inputs every component's quantity derives from."""
+
+    facts: StageFacts
+    assets: int
+    cadence: tuple[str, ...]
+    llm: bool
+    measured: dict[str, Any]
+    notes: list[str]
+
+    @property
+    def cycles(self) -> float:
+        return sum(self.facts.schedules[tf].runs_per_day for tf in self.cadence) * DAYS_PER_MONTH
+
+    @property
+    def decisions(self) -> float:
+        return self.cycles * self.assets
+
+    @property
+    def live(self) -> bool:
+        return self.facts.parameters.get("MarketDataProvider") == "live"
+
+    def invocations(self) -> dict[str, float]:
+        """Invocations a month per handler folder: the cycle's own, each asset's, the daily schedules'."""
+        out: dict[str, float] = {}
+        for codes, count in (
+            (self.facts.cycle_path.invocations, self.cycles),
+            (self.facts.asset_path.invocations, self.decisions),
+            (self.facts.daily_functions, DAYS_PER_MONTH),
+        ):
+            for code in codes:
+                out[code] = out.get(code, 0) + count
+        return out
+
+
+def durations(path: Path = DURATIONS) -> dict[str, Any]:
+    measured: dict[str, Any] = json.loads(path.read_text())
+    return measured
+
+
+def estimate(
+    facts: StageFacts,
+    assets: int,
+    cadence: tuple[str, ...] | None = None,
+    llm: bool | None = None,
+    measured: dict[str, Any] | None = None,
+) -> Estimate:
+    """The month of ``facts``' stage deciding ``assets`` assets on the ``cadence`` rules (default: those it enables)."""
+    if assets < 1:
+        raise ValueError(f"--assets {assets}: at least 1")
+    if cadence is None:
+        cadence = tuple(tf for tf in TIMEFRAMES if tf in facts.schedules and facts.schedules[tf].enabled)
+    month = _Month(
+        facts, assets, cadence, facts.llm_default if llm is None else llm, measured or durations(), list(facts.notes)
+    )
+    if not cadence:
+        month.notes.append(
+            "the stage's decision-cycle schedules are disabled (SchedulesEnabled): no scheduled cycles; "
+            "pass --cadence to price one"
+        )
+    lines = [
+        *_workflow(month),
+        *_lambda(month),
+        *_endpoint(month),
+        *_database(month),
+        *_network(month),
+        *_queues_and_tables(month),
+        *_monitoring(month),
+        *_storage_and_keys(month),
+    ]
+    month.notes.append(
+        "assumed (ffe/cost/assumptions.py): "
+        + ", ".join(f"{key}={a.value:g} {a.unit}" for key, a in sorted(ASSUMED.items()))
+    )
+    month.notes.append(
+        f"durations: offline p50s of commit {month.measured['commit'][:10]} ({month.measured['measured']})"
+    )
+    return Estimate(facts.stage, assets, cadence, month.llm, month.cycles, tuple(lines), tuple(month.notes))
+
+
+def _workflow(m: _Month) -> list[Line]:
+    f = m.facts
+    if f.workflow_type != "STANDARD":
+        return [Line("Step Functions requests (Express)", m.cycles, "requests", price("sfn.express.request"))]
+    transitions = m.cycles * (f.cycle_path.transitions + m.assets * f.asset_path.transitions)
+    note = (
+        f"{f.cycle_path.transitions} per cycle + {f.asset_path.transitions} per asset (the ASL's happy path, no order)"
+    )
+    return [
+        Line(
+            "Step Functions transitions (Standard)", transitions, "transitions", price("sfn.standard.transition"), note
+        )
+    ]
+
+
+def _lambda(m: _Month) -> list[Line]:
+    measured = m.measured["functions"]
+    invocations = m.invocations()
+    gb_seconds = 0.0
+    for code, count in invocations.items():
+        ms = measured[code]["p50_ms"] if code in measured else ASSUMED["daily_function_ms"].value
+        if code == "infer_decision" and m.llm:
+            ms += ASSUMED["llm_seconds"].value * 1000
+        gb_seconds += count * m.facts.functions[code].memory_mb / 1024 * math.ceil(ms) / 1000  # billed per ms
+    arch = next(iter({f.architecture for f in m.facts.functions.values()}))
+    per = f"{len(m.facts.asset_path.invocations)} per asset, {len(m.facts.cycle_path.invocations)} per cycle"
+    wait = " + the LLM's wait" if m.llm else ""
+    return [
+        Line("Lambda requests", sum(invocations.values()), "requests", price("lambda.request"), per),
+        Line(
+            "Lambda duration",
+            gb_seconds,
+            "GB-seconds",
+            price(f"lambda.gb_second.{arch}"),
+            f"template memory x offline p50 (durations.json){wait}",
+        ),
+    ]
+
+
+def _endpoint(m: _Month) -> list[Line]:
+    f = m.facts
+    instance = price(f"sagemaker.{f.instance_type}")
+    component = f"SageMaker endpoint ({f.instance_type})"
+    if f.endpoint_source == "none":
+        floor = f.instance_min * HOURS_PER_MONTH * instance.usd
+        m.notes.append(
+            f"no endpoint in this stage's samconfig (InferenceEndpointSource=none); one at the template's floor "
+            f"({f.instance_min} x {f.instance_type}) would add {floor:,.2f} a month"
+        )
+        return [
+            Line(component, 0, "instance-hours", instance, "InferenceEndpointSource=none: every fresh decision holds")
+        ]
+    window = min(CYCLE_WINDOW_S[tf] for tf in m.cadence) if m.cadence else CYCLE_WINDOW_S["15m"]
+    seconds = m.assets * (ASSUMED["llm_seconds"].value if m.llm else 0.0)
+    needed = max(f.instance_min, math.ceil(seconds / window))
+    running = min(needed, f.instance_max)  # target tracking holds what a continuous load needs, up to the max
+    if needed > f.instance_max:
+        m.notes.append(
+            f"the LLM voter needs about {needed} instances to decide {m.assets} assets within {window:.0f} s; "
+            f"the stage scales to {f.instance_max}"
+        )
+    scale = "scheduled scale-down in the template" if f.scheduled_scale_down else "no scheduled scale-down"
+    note = f"{running} instance(s) all month ({scale})"
+    return [Line(component, running * HOURS_PER_MONTH, "instance-hours", instance, note)]
+
+
+def _database(m: _Month) -> list[Line]:
+    f = m.facts
+    if not f.database:
+        return []
+    kept = m.decisions / DAYS_PER_MONTH * (f.retention_days + 31)
+    lines = [
+        Line(
+            "Aurora Serverless v2 capacity",
+            f.aurora_instances * f.aurora_min_acu * HOURS_PER_MONTH,
+            "ACU-hours",
+            price("aurora.acu_hour"),
+            f"{f.aurora_instances} instance(s) at the {f.aurora_min_acu:g}-ACU floor "
+            f"(up to {f.aurora_max_acu:g} ACUs under load)",
+        ),
+        Line(
+            "Aurora storage",
+            kept * ASSUMED["decision_row_bytes"].value / GB,
+            "GB-months",
+            price("aurora.storage"),
+            f"{f.retention_days}+31 days of decisions",
+        ),
+        Line("Aurora I/O", m.decisions * ASSUMED["io_per_decision"].value, "I/Os", price("aurora.io")),
+    ]
+    if f.proxy:
+        proxy_acu = max(PROXY_MIN_ACU, f.aurora_instances * f.aurora_min_acu)
+        lines.append(
+            Line(
+                "RDS Proxy",
+                proxy_acu * HOURS_PER_MONTH,
+                "ACU-hours",
+                price("proxy.acu_hour"),
+                f"billed at {PROXY_MIN_ACU} ACUs at least",
+            )
+        )
+    return lines
+
+
+def _network(m: _Month) -> list[Line]:
+    f = m.facts
+    fetch_gb = m.decisions * ASSUMED["fetch_bytes"].value / GB if m.live else 0.0
+    inference_gb = m.decisions * ASSUMED["inference_bytes"].value / GB if f.endpoint_source != "none" else 0.0
+    private = "sagemaker.runtime" in f.interface_endpoints
+    lines = []
+    if f.nat_gateways:
+        lines += [
+            Line(
+                "NAT gateway hours",
+                f.nat_gateways * HOURS_PER_MONTH,
+                "gateway-hours",
+                price("nat.hour"),
+                f"{f.nat_gateways} gateway(s)",
+            ),
+            Line(
+                "NAT data processed",
+                fetch_gb + (0 if private else inference_gb),
+                "GB",
+                price("nat.gb"),
+                "live providers' bars" + ("" if private else " + endpoint calls"),
+            ),
+        ]
+    if f.interface_endpoints:
+        hours = len(f.interface_endpoints) * f.endpoint_azs * HOURS_PER_MONTH
+        lines += [
+            Line(
+                "Interface VPC endpoints",
+                hours,
+                "AZ-hours",
+                price("endpoint.az_hour"),
+                f"{len(f.interface_endpoints)} x {f.endpoint_azs} AZs",
+            ),
+            Line("Interface endpoint data", inference_gb if private else 0.0, "GB", price("endpoint.gb")),
+        ]
+    return lines
+
+
+def _queues_and_tables(m: _Month) -> list[Line]:
+    fetches = m.decisions if m.live else 0.0
+    return [
+        Line(
+            "DynamoDB reads",
+            fetches * ASSUMED["dynamodb_reads_per_fetch"].value,
+            "RRU",
+            price("dynamodb.rru"),
+            "live fetches only" if m.live else "replay provider: none",
+        ),
+        Line("DynamoDB writes", fetches * ASSUMED["dynamodb_writes_per_fetch"].value, "WRU", price("dynamodb.wru")),
+        Line("SQS requests", 0, "requests", price("sqs.request"), f"{m.facts.queues} queues, written only on failure"),
+    ]
+
+
+def _monitoring(m: _Month) -> list[Line]:
+    f = m.facts
+    measured = m.measured["functions"]
+    log_bytes = sum(count * measured[c]["log_bytes_p50"] for c, count in m.invocations().items() if c in measured)
+    if f.flow_logs:
+        log_bytes += m.decisions * ASSUMED["flow_log_bytes"].value
+    ingest_gb = log_bytes / GB
+    flow = " + flow logs" if f.flow_logs else ""
+    return [
+        Line(
+            "CloudWatch custom metrics",
+            m.measured["custom_metric_series"],
+            "metrics",
+            price("cloudwatch.metric"),
+            "series emitted offline (durations.json); no per-asset dimension",
+        ),
+        Line("CloudWatch alarms", f.alarms, "alarms", price("cloudwatch.alarm")),
+        Line("CloudWatch dashboards", f.dashboards, "dashboards", price("cloudwatch.dashboard")),
+        Line("Logs ingested", ingest_gb, "GB", price("logs.ingest"), f"handlers' log bytes measured offline{flow}"),
+        Line(
+            "Logs stored",
+            ingest_gb * f.log_retention_days / DAYS_PER_MONTH,
+            "GB-months",
+            price("logs.storage"),
+            f"{f.log_retention_days} days kept, uncompressed",
+        ),
+        Line("X-Ray traces", m.cycles, "traces", price("xray.trace"), "one per execution (Tracing: Active)"),
+    ]
+
+
+def _storage_and_keys(m: _Month) -> list[Line]:
+    f = m.facts
+    lines = []
+    if f.archive:
+        lines.append(
+            Line(
+                "S3 archive storage",
+                m.decisions * ASSUMED["decision_row_bytes"].value / GB,
+                "GB-months",
+                price("s3.storage"),
+                "one month of exported decisions (grows by this each month)",
+            )
+        )
+    bucket = f.parameters.get("ModelSource") == "bucket"
+    lines.append(
+        Line(
+            "S3 requests",
+            m.cycles * ASSUMED["s3_gets_per_cycle"].value if bucket else 0.0,
+            "GET",
+            price("s3.get"),
+            "model bundles" if bucket else "ModelSource=bundled: none",
+        )
+    )
+    if f.kms_keys:
+        lines.append(Line("KMS keys", f.kms_keys, "keys", price("kms.key"), "requests not modelled"))
+    lines += [
+        Line(
+            "Secrets Manager secrets",
+            f.stack_secrets,
+            "secrets",
+            price("secrets.secret"),
+            "the database stack's; provider secrets add 0.40 each",
+        ),
+        Line(
+            "Secrets Manager calls", m.cycles * ASSUMED["secret_calls_per_cycle"].value, "calls", price("secrets.call")
+        ),
+    ]
+    return lines
