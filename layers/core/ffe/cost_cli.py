@@ -86,11 +86,16 @@ def render_estimate(result: object) -> str:
         Column("note", free_text=True),
     ]
     rows = [
-        [line.component, f"{line.quantity:,.2f}", line.unit, _usd(line.price.usd), f"{line.monthly:,.2f}", line.note]
+        [line.component, _quantity(line.quantity), line.unit, _usd(line.price.usd), f"{line.monthly:,.2f}", line.note]
         for line in sorted(result.lines, key=lambda line: -line.monthly)
     ]
     rows.append(["total", "", "", "", f"{result.total:,.2f}", ""])
     return render(title, table(columns, rows, wide=True), *(f"- {note}" for note in result.notes))
+
+
+def _quantity(value: float) -> str:
+    """Whole counts and large figures without decimals; small fractional ones (GB, GB-months) to two places."""
+    return f"{value:,.0f}" if value >= 100 or value == int(value) else f"{value:,.2f}"
 
 
 def _usd(value: float) -> str:

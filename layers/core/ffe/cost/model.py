@@ -159,9 +159,7 @@ def _workflow(m: _Month) -> list[Line]:
     if f.workflow_type != "STANDARD":
         return [Line("Step Functions requests (Express)", m.cycles, "requests", price("sfn.express.request"))]
     transitions = m.cycles * (f.cycle_path.transitions + m.assets * f.asset_path.transitions)
-    note = (
-        f"{f.cycle_path.transitions} per cycle + {f.asset_path.transitions} per asset (the ASL's happy path, no order)"
-    )
+    note = f"{f.cycle_path.transitions}/cycle + {f.asset_path.transitions}/asset (ASL happy path)"
     return [
         Line(
             "Step Functions transitions (Standard)", transitions, "transitions", price("sfn.standard.transition"), note
@@ -179,8 +177,8 @@ def _lambda(m: _Month) -> list[Line]:
             ms += ASSUMED["llm_seconds"].value * 1000
         gb_seconds += count * m.facts.functions[code].memory_mb / 1024 * math.ceil(ms) / 1000  # billed per ms
     arch = next(iter({f.architecture for f in m.facts.functions.values()}))
-    per = f"{len(m.facts.asset_path.invocations)} per asset, {len(m.facts.cycle_path.invocations)} per cycle"
-    wait = " + the LLM's wait" if m.llm else ""
+    per = f"{len(m.facts.asset_path.invocations)}/asset + {len(m.facts.cycle_path.invocations)}/cycle"
+    wait = " + LLM wait" if m.llm else ""
     return [
         Line("Lambda requests", sum(invocations.values()), "requests", price("lambda.request"), per),
         Line(
@@ -188,7 +186,7 @@ def _lambda(m: _Month) -> list[Line]:
             gb_seconds,
             "GB-seconds",
             price(f"lambda.gb_second.{arch}"),
-            f"template memory x offline p50 (durations.json){wait}",
+            f"memory x offline p50{wait}",
         ),
     ]
 
@@ -203,20 +201,18 @@ def _endpoint(m: _Month) -> list[Line]:
             f"no endpoint in this stage's samconfig (InferenceEndpointSource=none); one at the template's floor "
             f"({f.instance_min} x {f.instance_type}) would add {floor:,.2f} a month"
         )
-        return [
-            Line(component, 0, "instance-hours", instance, "InferenceEndpointSource=none: every fresh decision holds")
-        ]
+        return [Line(component, 0, "instance-hours", instance, "InferenceEndpointSource=none")]
     window = min(CYCLE_WINDOW_S[tf] for tf in m.cadence) if m.cadence else CYCLE_WINDOW_S["15m"]
     seconds = m.assets * (ASSUMED["llm_seconds"].value if m.llm else 0.0)
     needed = max(f.instance_min, math.ceil(seconds / window))
     running = min(needed, f.instance_max)  # target tracking holds what a continuous load needs, up to the max
     if needed > f.instance_max:
         m.notes.append(
-            f"the LLM voter needs about {needed} instances to decide {m.assets} assets within {window:.0f} s; "
+            f"the LLM voter needs about {needed} instances to decide {m.assets:,} assets within {window:.0f} s; "
             f"the stage scales to {f.instance_max}"
         )
-    scale = "scheduled scale-down in the template" if f.scheduled_scale_down else "no scheduled scale-down"
-    note = f"{running} instance(s) all month ({scale})"
+    scale = "scheduled scale-down" if f.scheduled_scale_down else "no scheduled scale-down"
+    note = f"{running} all month, {scale}"
     return [Line(component, running * HOURS_PER_MONTH, "instance-hours", instance, note)]
 
 
@@ -231,8 +227,7 @@ def _database(m: _Month) -> list[Line]:
             f.aurora_instances * f.aurora_min_acu * HOURS_PER_MONTH,
             "ACU-hours",
             price("aurora.acu_hour"),
-            f"{f.aurora_instances} instance(s) at the {f.aurora_min_acu:g}-ACU floor "
-            f"(up to {f.aurora_max_acu:g} ACUs under load)",
+            f"{f.aurora_instances} x {f.aurora_min_acu:g}-ACU floor (max {f.aurora_max_acu:g})",
         ),
         Line(
             "Aurora storage",
@@ -251,7 +246,7 @@ def _database(m: _Month) -> list[Line]:
                 proxy_acu * HOURS_PER_MONTH,
                 "ACU-hours",
                 price("proxy.acu_hour"),
-                f"billed at {PROXY_MIN_ACU} ACUs at least",
+                f"{PROXY_MIN_ACU}-ACU minimum",
             )
         )
     return lines
@@ -277,7 +272,7 @@ def _network(m: _Month) -> list[Line]:
                 fetch_gb + (0 if private else inference_gb),
                 "GB",
                 price("nat.gb"),
-                "live providers' bars" + ("" if private else " + endpoint calls"),
+                "live bars" + ("" if private else " + endpoint calls"),
             ),
         ]
     if f.interface_endpoints:
@@ -303,10 +298,10 @@ def _queues_and_tables(m: _Month) -> list[Line]:
             fetches * ASSUMED["dynamodb_reads_per_fetch"].value,
             "RRU",
             price("dynamodb.rru"),
-            "live fetches only" if m.live else "replay provider: none",
+            "live fetches" if m.live else "replay provider",
         ),
         Line("DynamoDB writes", fetches * ASSUMED["dynamodb_writes_per_fetch"].value, "WRU", price("dynamodb.wru")),
-        Line("SQS requests", 0, "requests", price("sqs.request"), f"{m.facts.queues} queues, written only on failure"),
+        Line("SQS requests", 0, "requests", price("sqs.request"), f"{m.facts.queues} queues, failures only"),
     ]
 
 
@@ -324,19 +319,19 @@ def _monitoring(m: _Month) -> list[Line]:
             m.measured["custom_metric_series"],
             "metrics",
             price("cloudwatch.metric"),
-            "series emitted offline (durations.json); no per-asset dimension",
+            "series seen offline",
         ),
         Line("CloudWatch alarms", f.alarms, "alarms", price("cloudwatch.alarm")),
         Line("CloudWatch dashboards", f.dashboards, "dashboards", price("cloudwatch.dashboard")),
-        Line("Logs ingested", ingest_gb, "GB", price("logs.ingest"), f"handlers' log bytes measured offline{flow}"),
+        Line("Logs ingested", ingest_gb, "GB", price("logs.ingest"), f"offline log bytes{flow}"),
         Line(
             "Logs stored",
             ingest_gb * f.log_retention_days / DAYS_PER_MONTH,
             "GB-months",
             price("logs.storage"),
-            f"{f.log_retention_days} days kept, uncompressed",
+            f"{f.log_retention_days} days, uncompressed",
         ),
-        Line("X-Ray traces", m.cycles, "traces", price("xray.trace"), "one per execution (Tracing: Active)"),
+        Line("X-Ray traces", m.cycles, "traces", price("xray.trace"), "one per execution"),
     ]
 
 
@@ -350,7 +345,7 @@ def _storage_and_keys(m: _Month) -> list[Line]:
                 m.decisions * ASSUMED["decision_row_bytes"].value / GB,
                 "GB-months",
                 price("s3.storage"),
-                "one month of exported decisions (grows by this each month)",
+                "a month's export (accumulates)",
             )
         )
     bucket = f.parameters.get("ModelSource") == "bucket"
@@ -360,7 +355,7 @@ def _storage_and_keys(m: _Month) -> list[Line]:
             m.cycles * ASSUMED["s3_gets_per_cycle"].value if bucket else 0.0,
             "GET",
             price("s3.get"),
-            "model bundles" if bucket else "ModelSource=bundled: none",
+            "model bundles" if bucket else "ModelSource=bundled",
         )
     )
     if f.kms_keys:
@@ -371,7 +366,7 @@ def _storage_and_keys(m: _Month) -> list[Line]:
             f.stack_secrets,
             "secrets",
             price("secrets.secret"),
-            "the database stack's; provider secrets add 0.40 each",
+            "the database stack's",
         ),
         Line(
             "Secrets Manager calls", m.cycles * ASSUMED["secret_calls_per_cycle"].value, "calls", price("secrets.call")
