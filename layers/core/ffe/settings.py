@@ -39,6 +39,10 @@ class ProviderSettings(BaseSettings):
     bar_cache_table: str | None = None  # DynamoDB; unset = no cache
     breaker_fail_max: int = Field(default=5, ge=1, le=100)
     breaker_reset_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    # the providers' shared token buckets (ffe.adapters.rate_limit): unset = their documented limits,
+    # "" = none, else e.g. "alpha_vantage=75/60s,oanda=100/1s,coinbase=10/1s" (docs/market-data.md#rate-limits)
+    rate_limits: str | None = None
+    rate_limit_wait_s: float = Field(default=1.0, ge=0, le=10)  # the longest a fetch waits for a token
 
 
 class MarketDataSettings(ProviderSettings):

@@ -7,6 +7,7 @@ from typing import Any
 from ffe.adapters.bar_cache import DynamoDBBarCache
 from ffe.adapters.breaker import BreakerFactory, Cooldowns, dynamodb_breakers, make_breaker
 from ffe.adapters.providers.base import Credentials, shared_client
+from ffe.adapters.rate_limit import DEFAULT_RATE_LIMITS, RateLimiter, parse_rate_limits
 from ffe.adapters.replay import ReplayProvider
 from ffe.adapters.routing import RoutedProvider
 from ffe.containers import container_cached
@@ -28,7 +29,20 @@ def get_provider(settings: MarketDataSettings) -> MarketDataProvider:
 
         return ScenarioProvider.from_s3(settings.scenario_uri or "")  # the settings require the URI
     cooldowns = Cooldowns(dynamodb_table(settings.breaker_table) if settings.breaker_table else None)
-    return RoutedProvider(live_providers(settings), breakers(settings), bar_cache(settings), cooldowns=cooldowns)
+    providers = live_providers(settings)
+    return RoutedProvider(
+        providers, breakers(settings), bar_cache(settings), cooldowns=cooldowns, limiter=limiter(settings)
+    )
+
+
+def limiter(settings: ProviderSettings) -> RateLimiter | None:
+    """The providers' shared token buckets, items in the breaker table (per container without one)."""
+    spec = DEFAULT_RATE_LIMITS if settings.rate_limits is None else settings.rate_limits
+    limits = parse_rate_limits(spec)
+    if not limits:
+        return None
+    table = dynamodb_table(settings.breaker_table) if settings.breaker_table else None
+    return RateLimiter(limits, table, max_wait_s=settings.rate_limit_wait_s)
 
 
 def live_providers(settings: ProviderSettings) -> dict[str, LiveProvider]:
