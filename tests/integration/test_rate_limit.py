@@ -181,3 +181,12 @@ def test_an_open_breaker_spends_no_token(tables) -> None:
         with pytest.raises(TransientError, match="CircuitOpen"):
             routed.fetch("BTCUSD", timeframe, AS_OF, 120)
     assert tat(tables, "rate:coinbase:60s") == spent and len(coinbase.calls) == 2
+
+
+def test_ffe_breakers_lists_breakers_not_token_buckets(tables) -> None:
+    from ffe.breakers import shared_breakers
+
+    clock = Clock()
+    router(tables, "coinbase=2/1s", clock, ScriptedProvider("coinbase")).fetch("BTCUSD", Timeframe.H1, AS_OF, 120)
+    assert tat(tables, "rate:coinbase:1s") is not None
+    assert not [b for b in shared_breakers(tables["breakers"], "dev") if b.name.startswith("rate:")]

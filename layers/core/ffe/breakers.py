@@ -14,6 +14,7 @@ from typing import Any
 import pybreaker
 from pydantic import Field
 
+from ffe.adapters.rate_limit import ITEM_PREFIX as RATE_ITEM_PREFIX
 from ffe.contracts import Contract
 from ffe.observability import logger
 from ffe.settings import InferenceSettings, ProviderSettings
@@ -48,7 +49,7 @@ def shared_breakers(table: Any, stage: str) -> list[BreakerStatus]:
     """Every breaker of the stage, and any other item the table holds, by name (one consistent scan)."""
     items = {str(item["name"]): item for item in _scan(table)}
     names = breaker_names(stage)
-    names += sorted(set(items) - set(names))
+    names += sorted(n for n in set(items) - set(names) if not n.startswith(RATE_ITEM_PREFIX))  # token buckets
     return [_status(name, items.get(name, {})) for name in names]
 
 

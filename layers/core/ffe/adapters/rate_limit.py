@@ -27,6 +27,7 @@ from ffe.domain.errors import RateLimitedError
 # The providers' documented limits (docs/market-data.md#rate-limits): Alpha Vantage's free key 5/min and 25/day
 # (a premium key sets RATE_LIMITS), Oanda v20 about 100 requests/s, Coinbase Exchange public endpoints 10/s.
 DEFAULT_RATE_LIMITS = "alpha_vantage=5/60s+25/86400s,oanda=100/1s,coinbase=10/1s"
+ITEM_PREFIX = "rate:"  # the buckets' items in the breaker table (``ffe breakers`` leaves them out)
 _LIMIT = re.compile(r"^(\d+)/(\d+(?:\.\d+)?)s$")
 
 
@@ -69,7 +70,7 @@ class Bucket:
         self._table = table
         self.provider = provider
         self.limit = limit
-        self._key = {"name": f"rate:{provider}:{limit.period_s:g}s"}
+        self._key = {"name": f"{ITEM_PREFIX}{provider}:{limit.period_s:g}s"}
         self._clock = clock
         self._tat: float | None = None  # the last tat seen: which of the two updates to try first
 
