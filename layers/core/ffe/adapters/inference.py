@@ -2,7 +2,10 @@
 behind a circuit breaker shared across containers (the market-data breakers' table and storage).
 
 Any failure here is an ``InferenceUnavailableError``: the step turns it into a HOLD that says why, never
-into a decision the models did not make.
+into a decision the models did not make. An endpoint that answers it has no capacity (``_no_capacity``:
+ModelNotReadyException, throttling, 429/503) holds saying "cannot take requests now"; those answers come at
+once (no SDK retries) and count towards the breaker, so after ``BREAKER_FAIL_MAX`` of them the rest of the
+cycle holds without calling (tests/unit/steps/test_infer_capacity.py).
 """
 
 from __future__ import annotations
@@ -48,6 +51,9 @@ class SageMakerInference:
         except InferenceUnavailableError:
             raise
         except Exception as exc:
+            capacity = _no_capacity(exc)
+            if capacity is not None:  # answered at once: the breaker counts it, the cycle holds without waiting
+                raise InferenceUnavailableError(f"{self._endpoint}: cannot take requests now {capacity}") from exc
             raise InferenceUnavailableError(f"{self._endpoint}: {type(exc).__name__}: {exc}") from exc
 
     def _invoke(self, request: InferenceRequest, trace_header: str | None) -> InferenceResponse:
@@ -73,6 +79,27 @@ class SageMakerInference:
                 f"{self._endpoint} answered {len(response.predictions)} predictions for {len(request.instances)}"
             )
         return response
+
+
+# What SageMaker answers when the endpoint cannot take the request now (scaling, a cold or overloaded instance):
+# InvokeEndpoint's ModelNotReadyException, throttling, and any 429/503, also a container's passed on by ModelError.
+_CAPACITY_CODES = frozenset({"ModelNotReadyException", "ModelNotReady", "ThrottlingException", "ServiceUnavailable"})
+_CAPACITY_STATUSES = frozenset({429, 503})
+
+
+def _no_capacity(exc: Exception) -> str | None:
+    """``"(<code>, HTTP <status>): <message>"`` when ``exc`` is a botocore error saying the endpoint has no capacity."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return None
+    error = response.get("Error", {})
+    code = str(error.get("Code", ""))
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    original = response.get("OriginalStatusCode")  # ModelError: what the container answered
+    if code in _CAPACITY_CODES or status in _CAPACITY_STATUSES or original in _CAPACITY_STATUSES:
+        shown = original if original in _CAPACITY_STATUSES else status
+        return f"({code or 'HTTP error'}, HTTP {shown}): {error.get('Message', '')}"
+    return None
 
 
 @container_cached
