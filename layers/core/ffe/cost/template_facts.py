@@ -332,17 +332,31 @@ def _endpoint(root: Path, ev: _Evaluator) -> dict[str, Any]:
     target = next(
         r for r in inference["Resources"].values() if r["Type"] == "AWS::ApplicationAutoScaling::ScalableTarget"
     )
-    scheduled = bool(target["Properties"].get("ScheduledActions"))
+    floor = int(inference_ev.parameters["MinCapacity"])
+    actions = inference_ev.value(target["Properties"].get("ScheduledActions")) or []
+    if not isinstance(actions, list):  # AWS::NoValue: no scheduled actions in this stage
+        actions = []
+    floors = [int(inference_ev.value(a["ScalableTargetAction"]["MinCapacity"])) for a in actions]
+    scale_down = any(f < floor for f in floors)  # only an action below the floor saves instance-hours
+    burst = max([floor, *floors])
+    notes = (
+        []
+        if scale_down
+        else ["the endpoint has no scheduled scale-down in iac/inference.yaml: its floor runs all month"]
+    )
+    if burst > floor:  # raised 5 minutes before each 15m tick, lowered 5 after: target tracking never scales in
+        notes.append(  # between (its scale-in needs 15 minutes of low load), so the raised floor runs all month
+            f"scheduled scaling raises the floor from {floor} to {burst} around every quarter-hour cycle; "
+            f"counted as {burst} all month"
+        )
     return {
         "endpoint_source": ev.parameters.get("InferenceEndpointSource", "none"),
         "instance_type": str(inference_ev.parameters["InstanceType"]),
-        "instance_min": int(inference_ev.parameters["MinCapacity"]),
+        "instance_min": burst,
         "instance_max": int(inference_ev.parameters["MaxCapacity"]),
-        "scheduled_scale_down": scheduled,
+        "scheduled_scale_down": scale_down,
         "llm_default": ev.parameters.get("InferenceLlmVote", "true") == "true",
-        "notes": []
-        if scheduled
-        else ["the endpoint has no scheduled scale-down in iac/inference.yaml: its floor runs all month"],
+        "notes": notes,
     }
 
 
