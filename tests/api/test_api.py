@@ -18,6 +18,7 @@ from ffe.adapters.queries import DecisionFilters, get_queries
 from ffe.api import app as api_app
 from ffe.api.models import Cursor
 from tests.api.conftest import JUNE_1, JUNE_15, MAY, UNREACHABLE_DB, ApiResponse, Seeded, assert_problem
+from tests.fakes.dynamodb import breaker_table
 
 ALL_FILTERS = {"asset", "action", "timeframe", "from", "to", "limit", "cursor"}
 
@@ -585,12 +586,7 @@ def test_health_lists_the_shared_breakers_and_degrades_while_one_is_open(
 
     with mock_aws():
         # Given the stage's breaker table, with the inference endpoint's breaker opened by one failure
-        table = boto3.resource("dynamodb", region_name="us-east-1").create_table(
-            TableName="ffe-test-circuit-breakers",
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": "name", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "name", "KeyType": "HASH"}],
-        )
+        table = breaker_table(boto3.resource("dynamodb", region_name="us-east-1"), "ffe-test-circuit-breakers")
         name = "inference:ffe-test-inference"
         breaker = make_breaker(name, DynamoDBBreakerStorage(table, name), fail_max=1, reset_timeout_s=30)
         with pytest.raises(TimeoutError):

@@ -17,6 +17,7 @@ from moto import mock_aws
 from ffe.adapters.breaker import DynamoDBBreakerStorage, make_breaker
 from ffe.cli import main
 from ffe.local.breakers import local_breaker_table, read, restore, save
+from tests.fakes.dynamodb import breaker_table
 
 
 def trip(table: Any, name: str, fail_max: int = 2, reset_timeout_s: float = 30) -> pybreaker.CircuitBreaker:
@@ -122,12 +123,7 @@ def test_a_bad_reset_is_one_line_and_exit_2(
 def test_a_deployed_stage_in_aws_records_the_caller_identity(capsys: pytest.CaptureFixture[str]) -> None:
     with mock_aws():
         # Given the deployed stage's breaker table with the inference endpoint's breaker open
-        table = boto3.resource("dynamodb", region_name="us-east-1").create_table(
-            TableName="ffe-test-circuit-breakers",
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": "name", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "name", "KeyType": "HASH"}],
-        )
+        table = breaker_table(boto3.resource("dynamodb", region_name="us-east-1"), "ffe-test-circuit-breakers")
         trip(table, "inference:ffe-test-inference", fail_max=3, reset_timeout_s=30)
         stage = ["breakers", "--stage", "test", "--region", "us-east-1"]
         capsys.readouterr()
@@ -155,12 +151,7 @@ def test_saving_keeps_a_reset_made_while_a_run_was_going(tmp_path: Path) -> None
         trip(table, "coinbase")
     with mock_aws():
         # Given a run that restored the breakers when it started (Coinbase open) and left Coinbase alone
-        table = boto3.resource("dynamodb", region_name="us-east-1").create_table(
-            TableName="run",
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": "name", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "name", "KeyType": "HASH"}],
-        )
+        table = breaker_table(boto3.resource("dynamodb", region_name="us-east-1"), "run")
         restored = restore(table, path)
         trip(table, "oanda")  # but opened Oanda's
         at_exit = table.scan()["Items"]

@@ -19,18 +19,14 @@ from ffe.adapters.rate_limit import Bucket, Limit, RateLimiter, parse_rate_limit
 from ffe.adapters.routing import RoutedProvider
 from ffe.domain.errors import TransientError
 from ffe.domain.models import Timeframe
+from tests.fakes.dynamodb import bar_cache_table, breaker_table
 from tests.fakes.live_provider import ScriptedProvider
 
 AS_OF = datetime(2024, 3, 6, 12, 1, tzinfo=UTC)
 
 
 def _create(ddb: Any, name: str) -> Any:
-    return ddb.create_table(
-        TableName=name,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": "name", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "name", "KeyType": "HASH"}],
-    )
+    return breaker_table(ddb, name)
 
 
 @pytest.fixture(scope="module")
@@ -96,16 +92,7 @@ def test_the_limits_parse_and_bad_ones_are_named() -> None:
 
 @pytest.fixture
 def tables(ddb) -> Iterator[dict[str, Any]]:
-    breakers = _create(ddb, "breakers")
-    cache = ddb.create_table(
-        TableName="bars",
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": "series", "AttributeType": "S"},
-            {"AttributeName": "t", "AttributeType": "N"},
-        ],
-        KeySchema=[{"AttributeName": "series", "KeyType": "HASH"}, {"AttributeName": "t", "KeyType": "RANGE"}],
-    )
+    breakers, cache = breaker_table(ddb), bar_cache_table(ddb)
     yield {"breakers": breakers, "cache": cache}
     breakers.delete()
     cache.delete()

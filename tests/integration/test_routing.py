@@ -17,6 +17,7 @@ from ffe.adapters.breaker import Cooldowns, DynamoDBBreakerStorage, dynamodb_bre
 from ffe.adapters.routing import RoutedProvider
 from ffe.domain.errors import AuthError, InvalidInputError, RateLimitedError, TransientError
 from ffe.domain.models import AssetClass, Timeframe
+from tests.fakes.dynamodb import bar_cache_table, breaker_table
 from tests.fakes.live_provider import ScriptedProvider
 
 AS_OF = datetime(2024, 3, 6, 12, 1, tzinfo=UTC)  # a Wednesday
@@ -26,21 +27,7 @@ AS_OF = datetime(2024, 3, 6, 12, 1, tzinfo=UTC)  # a Wednesday
 def tables() -> Iterator[dict[str, Any]]:
     with mock_aws():
         ddb = boto3.resource("dynamodb", region_name="us-east-1")
-        breakers = ddb.create_table(
-            TableName="breakers",
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": "name", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "name", "KeyType": "HASH"}],
-        )
-        cache = ddb.create_table(
-            TableName="bars",
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[
-                {"AttributeName": "series", "AttributeType": "S"},
-                {"AttributeName": "t", "AttributeType": "N"},
-            ],
-            KeySchema=[{"AttributeName": "series", "KeyType": "HASH"}, {"AttributeName": "t", "KeyType": "RANGE"}],
-        )
+        breakers, cache = breaker_table(ddb), bar_cache_table(ddb)
         yield {"breakers": breakers, "cache": cache}
 
 
