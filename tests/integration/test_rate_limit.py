@@ -17,8 +17,9 @@ from ffe.adapters.bar_cache import DynamoDBBarCache
 from ffe.adapters.breaker import dynamodb_breakers
 from ffe.adapters.rate_limit import Bucket, Limit, RateLimiter, parse_rate_limits
 from ffe.adapters.routing import RoutedProvider
-from ffe.domain.errors import TransientError
+from ffe.domain.errors import PermanentError, TransientError
 from ffe.domain.models import Timeframe
+from ffe.settings import MarketDataSettings, get_settings
 from tests.fakes.dynamodb import bar_cache_table, breaker_table
 from tests.fakes.live_provider import ScriptedProvider
 
@@ -88,6 +89,12 @@ def test_the_limits_parse_and_bad_ones_are_named() -> None:
     assert parse_rate_limits("") == {}
     with pytest.raises(ValueError, match="coinbase=ten/1s"):
         parse_rate_limits("coinbase=ten/1s")
+
+
+def test_a_bad_rate_limits_setting_is_a_bad_environment_at_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RATE_LIMITS", "coinbase=10/1s,oanda=many")
+    with pytest.raises(PermanentError, match=r"bad configuration for MarketDataSettings: RATE_LIMITS: .*oanda=many"):
+        get_settings(MarketDataSettings)
 
 
 @pytest.fixture

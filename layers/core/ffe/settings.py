@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ffe.containers import container_cached
 from ffe.domain.errors import PermanentError
@@ -43,6 +43,16 @@ class ProviderSettings(BaseSettings):
     # "" = none, else e.g. "alpha_vantage=75/60s,oanda=100/1s,coinbase=10/1s" (docs/market-data.md#rate-limits)
     rate_limits: str | None = None
     rate_limit_wait_s: float = Field(default=1.0, ge=0, le=10)  # the longest a fetch waits for a token
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _limits_parse(cls, spec: str | None) -> str | None:
+        """A RATE_LIMITS that does not parse is a bad environment, said at start-up like any other setting."""
+        from ffe.adapters.rate_limit import parse_rate_limits
+
+        if spec is not None:
+            parse_rate_limits(spec)
+        return spec
 
 
 class MarketDataSettings(ProviderSettings):
