@@ -34,7 +34,7 @@ from pydantic import (
 from ffe import utc
 from ffe.domain.errors import InvalidInputError
 from ffe.domain.experiments import Mode, Route, RunningExperiment, route
-from ffe.domain.models import EPOCH, Action, Bar, BarLike, Timeframe, open_time
+from ffe.domain.models import EPOCH, Action, AssetClass, Bar, BarLike, Timeframe, open_time
 from ffe.domain.series import validate_series
 from ffe.domain.staleness import GateCode
 
@@ -83,7 +83,11 @@ def unique_assets(assets: list[str]) -> list[str]:
     return assets
 
 
-Assets = Annotated[list[Symbol], Field(min_length=1, max_length=50), AfterValidator(unique_assets)]
+MAX_CYCLE_ASSETS = 10_000  # a cycle's assets at most: the universe file's bound (docs/universe.md)
+INLINE_MAX_ASSETS = 50  # a cycle of at most this many assets, named in its input, runs on the inline Map
+MAX_BATCH_ASSETS = 20  # the Distributed Map's ItemBatcher.MaxItemsPerBatch: a batch's records stay far under 256 KB
+
+Assets = Annotated[list[Symbol], Field(min_length=1, max_length=MAX_CYCLE_ASSETS), AfterValidator(unique_assets)]
 
 
 class Contract(BaseModel):
@@ -192,6 +196,9 @@ class AssetTask(Contract):
     execution_id: str | None = None
     item: int | None = Field(default=None, ge=0, description="the asset's position in the cycle's list")
     models: CycleModels | None = Field(default=None, description="None: the champion the step reads itself")
+    asset_class: AssetClass | None = Field(
+        default=None, description="the class the universe file gives the asset; None: the built-in table's"
+    )
 
 
 # --- FetchMarketData --------------------------------------------------------------------------------
@@ -383,6 +390,9 @@ class MarketData(Contract):
         "matches checks them by it; without one, or with one that does not match, they are checked in full",
     )
     models: CycleModels | None = Field(default=None, description="the cycle's model versions, carried through")
+    asset_class: AssetClass | None = Field(
+        default=None, description="the class the universe file gives the asset; None: the built-in table's"
+    )
 
     @model_validator(mode="after")
     def _series_is_sound(self) -> MarketData:
@@ -763,7 +773,7 @@ class CycleOpened(Contract):
 
 
 class CycleHeader(BaseModel):
-    """What a cycle needs to run at all: an id and a list of assets to map over.
+    """What a cycle needs to run at all: an id, and the assets to map over (none: the stage's universe file).
 
     Everything else is checked per asset, so a bad timeframe or as_of fails each asset with its reason
     instead of failing the execution (see the ASL's Map).
@@ -772,7 +782,7 @@ class CycleHeader(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     cycle_id: CycleId
-    assets: Annotated[list[Any], Field(min_length=1, max_length=50)]
+    assets: Annotated[list[Any], Field(min_length=1, max_length=MAX_CYCLE_ASSETS)] | None = None
     timeframe: Annotated[str, Field(max_length=32)] | None = None
     as_of: Any = None
 
@@ -801,12 +811,25 @@ class AssetOutcome(Contract):
     dead_letter_error: str | None = None
 
 
+class MapRunResults(Contract):
+    """A Distributed Map's output with a ResultWriter: its Map Run and the manifest of its result files."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True, populate_by_name=True)
+
+    map_run_arn: str = Field(alias="MapRunArn")
+    bucket: str = Field(alias="Bucket")
+    key: str = Field(alias="Key", description="the manifest.json the ResultWriter wrote")
+
+
 class CycleClosed(Contract):
     kind: Literal["cycle_closed"] = "cycle_closed"
     cycle_id: CycleId
     execution_id: str
     status: Literal["SUCCEEDED", "FAILED"]
-    outcomes: list[AssetOutcome] = Field(default_factory=list, description="one per asset, from the Map")
+    outcomes: list[AssetOutcome] = Field(default_factory=list, description="one per asset, from the inline Map")
+    results: MapRunResults | None = Field(
+        default=None, description="the Distributed Map's ResultWriter output: the step reads the outcomes there"
+    )
     timeframe: Annotated[str, Field(max_length=32)] | None = Field(
         default=None, description="the cycle's timeframe as it opened (the cycles metric's dimension)"
     )
@@ -887,7 +910,55 @@ class FailureRecord(Contract):
         return data
 
 
-Record = DecisionRecord | FailureRecord | CycleOpened | CycleClosed
+# --- a batch of the universe (one child execution of the Distributed Map) -------------------------------
+
+AssetRecord = Annotated[DecisionRecord | FailureRecord, Field(discriminator="kind")]
+
+
+class UniverseItem(Contract):
+    """One row of a cycle's universe snapshot (written by "Open the cycle"), as the Distributed Map reads it."""
+
+    asset: Any = Field(description="as the input or the universe file gave it: a malformed one fails alone")
+    asset_class: AssetClass | None = Field(default=None, description="None: the built-in table's class")
+    venue: str | None = Field(default=None, max_length=32)
+    item: int = Field(ge=0, description="the asset's position in the cycle's universe")
+
+
+class BatchContext(Contract):
+    """The ItemBatcher's BatchInput: what every asset of the batch shares. Fields are raw on purpose: a bad
+    timeframe or as_of fails each asset with its reason, as on the inline Map."""
+
+    cycle_id: Any
+    as_of: Any = None
+    timeframe: Any = None
+    execution_id: str | None = None
+    models: CycleModels | None = None
+
+
+class DecideBatchInput(Contract):
+    """A child execution's input, exactly as the ItemBatcher builds it: ``{"Items": [...], "BatchInput": {...}}``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True, populate_by_name=True)
+
+    items: list[UniverseItem] = Field(alias="Items", min_length=1, max_length=MAX_BATCH_ASSETS)
+    batch: BatchContext = Field(alias="BatchInput")
+
+
+class DecideBatchResult(Contract):
+    """One record per asset of the batch, in the batch's order: a decision (fresh, a HOLD on stale data, or the
+    risk gate's verdict) or the asset's failure naming the step that failed."""
+
+    records: list[AssetRecord] = Field(min_length=1, max_length=MAX_BATCH_ASSETS)
+
+
+class RecordBatch(Contract):
+    """RecordDecision for a batch: every record stored in one transaction."""
+
+    kind: Literal["batch"] = "batch"
+    records: list[AssetRecord] = Field(min_length=1, max_length=MAX_BATCH_ASSETS)
+
+
+Record = DecisionRecord | FailureRecord | CycleOpened | CycleClosed | RecordBatch
 RecordDecisionInput = Annotated[Record, Field(discriminator="kind")]
 
 
@@ -899,6 +970,15 @@ def _record_adapter() -> TypeAdapter[Record]:
 def parse_record(event: Any) -> Record:
     """Validate a RecordDecision payload (decision, failure, cycle opened/closed), told apart by ``kind``."""
     return parse(_record_adapter(), event, name="RecordDecisionInput")
+
+
+class UniverseSnapshot(Contract):
+    """Where "Open the cycle" wrote the cycle's universe (what the Distributed Map's ItemReader reads)."""
+
+    bucket: str
+    key: str
+    count: int = Field(ge=1, le=MAX_CYCLE_ASSETS)
+    source: str = Field(description="where the assets came from: the input, the universe file's URI, or the default")
 
 
 class RecordDecisionResult(Contract):
@@ -916,12 +996,25 @@ class RecordDecisionResult(Contract):
     reason: str = Field(default="", description="why the cycle was skipped")
     timeframe: str | None = Field(default=None, description="cycle records: the cycle's timeframe as given")
     models: CycleModels | None = Field(default=None, description="cycle_opened: the versions the cycle serves")
+    mode: Literal["inline", "distributed"] | None = Field(
+        default=None, description="cycle_opened: the Map the cycle runs on (docs/scaling.md)"
+    )
+    assets: list[Any] | None = Field(default=None, description="cycle_opened, inline: the assets, as given")
+    universe: UniverseSnapshot | None = Field(default=None, description="cycle_opened, distributed: the snapshot")
 
 
 class ExecuteOrderInput(DecisionRecord):
     """A recorded decision the risk gate approved (at $), with what RecordDecision returned (at $.recorded)."""
 
     recorded: RecordDecisionResult
+
+
+class RecordBatchResult(Contract):
+    """What RecordDecision returns for a batch: each asset's outcome, and the approved orders to place."""
+
+    kind: Literal["batch"] = "batch"
+    outcomes: list[AssetOutcome]
+    orders: list[ExecuteOrderInput] = Field(description="each approved BUY/SELL with its record, for Execute order")
 
 
 class ExecuteOrderResult(Contract):

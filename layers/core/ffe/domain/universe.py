@@ -29,3 +29,12 @@ def asset_class_of(symbol: str) -> AssetClass:
     except KeyError:
         known = ", ".join(sorted(ASSET_CLASSES))
         raise InvalidInputError(f"unknown asset {symbol!r}; known assets: {known}") from None
+
+
+def class_of(symbol: str, given: AssetClass | None = None) -> AssetClass:
+    """The asset's class: the one its universe file gives (``given``), else the built-in table's.
+
+    Raises:
+        InvalidInputError: no class given and the symbol is not in the built-in table.
+    """
+    return given if given is not None else asset_class_of(symbol)

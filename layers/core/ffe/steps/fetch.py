@@ -26,7 +26,7 @@ from ffe.contracts import (
 from ffe.domain.models import Bar
 from ffe.domain.ports import MarketDataProvider
 from ffe.domain.series import validate_columns
-from ffe.domain.universe import asset_class_of
+from ffe.domain.universe import class_of
 
 
 def fetch_market_data(
@@ -47,7 +47,7 @@ def fetch_market_data(
         InvalidInputError: unknown asset, or bars that fail validation (NaN, non-positive prices,
             duplicated, out-of-order or future timestamps, naive times).
     """
-    asset_class_of(task.asset)
+    class_of(task.asset, task.asset_class)  # an asset neither the universe file nor the table knows fails here
     fetched = provider.fetch(task.asset, task.timeframe, task.as_of, lookback)
     fields = _bar_fields(fetched.bars, provider.name)
     validate_columns(*fields, task.as_of)  # before dropping: a future bar is an error

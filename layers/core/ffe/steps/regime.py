@@ -12,7 +12,7 @@ from ffe.contracts import CycleModels, DetectRegimeInput, MarketData, RegimeResu
 from ffe.domain.experiments import Route
 from ffe.domain.features import FEATURE_NAMES, FeatureParams, feature_matrix
 from ffe.domain.regime import dominant, posterior
-from ffe.domain.universe import asset_class_of
+from ffe.domain.universe import class_of
 
 BundleLoader = Callable[[str], ModelBundle | ModelUnavailableError]
 
@@ -47,7 +47,7 @@ def detect_regime(
     """Posterior over the last ``roll_bars`` bars (the meta-controller's roll); unavailable says why."""
     if isinstance(bundle, ModelUnavailableError):
         return RegimeResult(available=False, reason=str(bundle))
-    asset_class = str(asset_class_of(inp.asset))
+    asset_class = str(class_of(inp.asset, inp.asset_class))
     model = bundle.regimes.get(asset_class)
     if model is None:
         return RegimeResult(

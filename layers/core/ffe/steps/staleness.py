@@ -7,7 +7,7 @@ from ffe.contracts import CheckStalenessResult, MarketData
 from ffe.domain.features import FeatureParams
 from ffe.domain.staleness import DEFAULT_DAILY_MAX_MISSING_SESSIONS, assess_staleness_columns
 from ffe.domain.strategies import StrategyParams
-from ffe.domain.universe import asset_class_of
+from ffe.domain.universe import class_of
 
 
 def check_staleness(
@@ -31,7 +31,7 @@ def check_staleness(
         data.timeframe,
         now,
         min_bars=need,
-        asset_class=asset_class_of(data.asset),
+        asset_class=class_of(data.asset, data.asset_class),
         daily_max_missing_sessions=daily_max_missing_sessions,
         history_note=why,
     )
