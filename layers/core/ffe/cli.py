@@ -182,6 +182,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             "cost", help="a stage's monthly cost per component, derived from the template (docs/cost.md)"
         )
     )
+    from ffe.universe_cli import add_arguments as add_universe_arguments
+
+    add_universe_arguments(
+        commands.add_parser(
+            "universe", help="a stage's universe file per timeframe in S3: check, put, show (docs/universe.md)"
+        )
+    )
     from ffe.backtest.cli import add_arguments as add_backtest_arguments
 
     add_backtest_arguments(
@@ -216,7 +223,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     with _sigterm_interrupts():
         try:
-            return _cost(args) if args.command == "cost" else _dispatch(args)  # cost: no local state, no moto
+            no_local_state = {"cost": _cost, "universe": _universe}  # no local state, no moto
+            return no_local_state[args.command](args) if args.command in no_local_state else _dispatch(args)
         except LocalError as exc:  # the user's input or set-up: one line, no traceback
             print(f"ffe {args.command}: error: {exc}", file=sys.stderr)
             return 2
@@ -344,6 +352,12 @@ def _secrets(args: argparse.Namespace) -> int:
 
 def _cost(args: argparse.Namespace) -> int:
     from ffe.cost_cli import command
+
+    return command(args)
+
+
+def _universe(args: argparse.Namespace) -> int:
+    from ffe.universe_cli import command
 
     return command(args)
 
