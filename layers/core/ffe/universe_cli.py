@@ -53,9 +53,12 @@ def command(args: argparse.Namespace, s3: Any = None, sts: Any = None) -> int:
         stage, timeframe = _stage(args.stage), _timeframe(args.timeframe)
         entries = _file(args.file) if args.universe_action == "put" else None
         store = _store(args, stage, s3, sts)
-        if entries is not None:
-            return _put(store, stage, timeframe, entries, args.dry_run)
-        return _show(store, timeframe, args.json)
+        try:
+            if entries is not None:
+                return _put(store, stage, timeframe, entries, args.dry_run)
+            return _show(store, timeframe, args.json)
+        except PermanentError as exc:  # S3's answer (or the stored file): which stage it was about
+            raise LocalError(f"stage {stage}: {exc}") from None
     except TransientError as exc:  # worth another try: not the user's mistake
         print(f"ffe universe: error: {exc}", file=sys.stderr)
         return 1
