@@ -7,9 +7,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ffe.adapters.models import ModelUnavailableError
 from ffe.contracts import CheckStalenessInput, parse
+from ffe.decision_metrics import staleness_metrics
 from ffe.domain.features import FeatureParams
 from ffe.domain.strategies import StrategyParams
-from ffe.observability import emit, logger, timed, tracer
+from ffe.observability import logger, timed, tracer
 from ffe.settings import StalenessSettings, get_settings
 from ffe.steps.regime import cycle_route, stored_bundle
 from ffe.steps.staleness import check_staleness
@@ -33,9 +34,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         roll_bars=max(rolls) if rolls else None,
         daily_max_missing_sessions=settings.daily_max_missing_sessions,
     )
-    where = {"asset": data.asset, "timeframe": str(data.timeframe)}
-    if result.age_seconds is not None:
-        emit("data_staleness_seconds", result.age_seconds, where)
-    emit("stale_series", int(result.stale), {**where, "code": str(result.code)})
+    staleness_metrics(data, result)
     logger.info("staleness checked", extra=result.model_dump(mode="json"))
     return result.model_dump(mode="json")

@@ -5,9 +5,9 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ffe.contracts import DetectRegimeInput, parse
-from ffe.decision_metrics import asset_class
+from ffe.decision_metrics import regime_metrics
 from ffe.domain.features import FeatureParams
-from ffe.observability import emit, logger, timed, tracer
+from ffe.observability import logger, timed, tracer
 from ffe.steps.regime import detect_regimes, stored_bundle
 
 
@@ -18,8 +18,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     inp = parse(DetectRegimeInput, event)
     logger.append_keys(cycle_id=inp.cycle_id, asset=inp.asset, timeframe=inp.timeframe)
     result = detect_regimes(inp, stored_bundle, FeatureParams())
-    klass = result.asset_class or asset_class(inp.asset)
-    for regime, probability in result.probabilities.items():  # the posterior, one value per regime
-        emit("regime_probability", probability, {"asset": inp.asset}, asset_class=klass, regime=regime)
+    regime_metrics(inp, result)
     logger.info("regime detected", extra={"regime": result.label, "available": result.available, "why": result.reason})
     return result.model_dump(mode="json")

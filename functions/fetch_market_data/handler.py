@@ -7,7 +7,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from ffe import utc
 from ffe.adapters.market_data import get_provider
 from ffe.contracts import AssetTask, parse
-from ffe.observability import emit, logger, timed, tracer
+from ffe.decision_metrics import fetch_metrics
+from ffe.observability import logger, timed, tracer
 from ffe.settings import MarketDataSettings, get_settings
 from ffe.steps.fetch import fetch_market_data
 
@@ -21,14 +22,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     logger.append_keys(cycle_id=task.cycle_id, asset=task.asset, timeframe=task.timeframe)
     settings = get_settings(MarketDataSettings)
     data = fetch_market_data(task, provider=get_provider(settings), lookback=settings.lookback_bars, started_at=started)
-    where = {"asset": task.asset, "provider": data.source.provider}
-    emit("bars_fetched", len(data.bars), where)
-    if data.source.route:  # live: how much came from the cache, and how many providers were passed over
-        hit_rate = 100.0 * data.source.cached_bars / len(data.bars) if data.bars else 0.0
-        emit("cache_hit_rate", round(hit_rate, 2), where)
-        fallbacks = sum(1 for step in data.source.route if step.outcome != "ok")
-        emit("provider_fallbacks", fallbacks, where)
-    if data.source.forming_bars_dropped:
-        logger.warning("dropped bars still forming at as_of", extra={"dropped": data.source.forming_bars_dropped})
+    fetch_metrics(data)
     logger.info("fetched", extra={"bars": len(data.bars), "dataset": data.source.dataset})
     return data.model_dump(mode="json")

@@ -1,4 +1,6 @@
-"""The metrics RecordDecision and InferDecision emit, read off the records they handle (names: ffe.observability).
+"""The metrics the decision steps emit, read off what each step returns (names: ffe.observability): one function per
+step, called by its handler and, for each asset of a batch, by DecideBatch, so a batched asset emits exactly what
+an inline one does.
 
 The asset is a property of every one of them, never a dimension: one metric per asset would multiply the
 metric count (and the bill) by the universe's size, and Logs Insights finds an asset's documents anyway.
@@ -10,7 +12,16 @@ from datetime import datetime
 from typing import Any
 
 from ffe import utc
-from ffe.contracts import CycleClosed, DecisionRecord, FailureRecord, Record, RecordDecisionResult
+from ffe.contracts import (
+    CheckStalenessResult,
+    CycleClosed,
+    DecisionRecord,
+    FailureRecord,
+    MarketData,
+    Record,
+    RecordDecisionResult,
+    RegimeResult,
+)
 from ffe.domain.errors import InvalidInputError
 from ffe.domain.models import Timeframe
 from ffe.domain.staleness import GateCode
@@ -92,7 +103,11 @@ def failed_step(record: FailureRecord) -> str:
     return record.step or "unknown"
 
 
-def asset_class(asset: str) -> str:
+def asset_class(asset: str, given: str | None = None) -> str:
+    """The asset's class as a dimension: the one its universe file gave (``given``), else the built-in table's, else
+    "unknown"."""
+    if given is not None:
+        return str(given)
     try:
         return str(asset_class_of(asset))
     except InvalidInputError:
@@ -117,3 +132,51 @@ def inference_metrics(record: DecisionRecord, unavailable: bool) -> None:
         emit("llm_latency_ms", llm.latency_ms, asset)
     agreement = "absent" if rl is None or llm is None else "agree" if rl.action == llm.action else "disagree"
     emit("llm_agreement", 1, asset, result=agreement)
+
+
+def fetch_metrics(data: MarketData) -> None:
+    """FetchMarketData's metrics: the bars fetched and, on a live route, the cache's share and the providers passed
+    over; a warning when bars still forming at as_of were dropped."""
+    where = {"asset": data.asset, "provider": data.source.provider}
+    emit("bars_fetched", len(data.bars), where)
+    if data.source.route:  # live: how much came from the cache, and how many providers were passed over
+        hit_rate = 100.0 * data.source.cached_bars / len(data.bars) if data.bars else 0.0
+        emit("cache_hit_rate", round(hit_rate, 2), where)
+        fallbacks = sum(1 for step in data.source.route if step.outcome != "ok")
+        emit("provider_fallbacks", fallbacks, where)
+    if data.source.forming_bars_dropped:
+        logger.warning(
+            "dropped bars still forming at as_of",
+            extra={"asset": data.asset, "dropped": data.source.forming_bars_dropped},
+        )
+
+
+def staleness_metrics(data: MarketData, result: CheckStalenessResult) -> None:
+    """CheckStaleness's metrics: the data's age, and whether the gate refused the series (with its code)."""
+    where = {"asset": data.asset, "timeframe": str(data.timeframe)}
+    if result.age_seconds is not None:
+        emit("data_staleness_seconds", result.age_seconds, where)
+    emit("stale_series", int(result.stale), {**where, "code": str(result.code)})
+
+
+def regime_metrics(data: MarketData, result: RegimeResult) -> None:
+    """DetectRegime's metrics: the posterior, one value per regime, by asset class."""
+    klass = result.asset_class or asset_class(data.asset, data.asset_class)
+    for regime, probability in result.probabilities.items():
+        emit("regime_probability", probability, {"asset": data.asset}, asset_class=klass, regime=regime)
+
+
+def gate_metrics(record: DecisionRecord, account: str) -> None:
+    """GateRisk's metrics: a block by its first rule, and the account's equity after settling."""
+    if record.risk is not None and not record.risk.approved:
+        rule = record.risk.reasons[0] if record.risk.reasons else "blocked"
+        emit("risk_blocks", 1, {"asset": record.asset, "reasons": record.risk.reasons}, rule=rule)
+    if record.risk is not None and record.risk.equity is not None:  # the account's equity, after settling
+        emit("portfolio_value", float(record.risk.equity), {"asset": record.asset}, account=account)
+
+
+def risk_violation_alarm(asset: str, broken: list[str]) -> None:
+    """GateRisk's alarm for an approval that broke a limit: a critical log line and one ``risk_violation_not_blocked``
+    count (the critical alarm of that name)."""
+    logger.critical("risk violation caught after approval", extra={"asset": asset, "violations": broken})
+    emit("risk_violation_not_blocked", 1, {"asset": asset, "violations": broken})

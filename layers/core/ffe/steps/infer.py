@@ -3,7 +3,9 @@ answer, the decision is a HOLD that says ``inference_unavailable`` and why (fail
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, cast
 
 from ffe.adapters.inference import InferenceUnavailableError
 from ffe.contracts import (
@@ -14,6 +16,7 @@ from ffe.contracts import (
     InferenceInstance,
     InferencePrediction,
     InferenceRequest,
+    InferenceResponse,
     RegimeResult,
 )
 from ffe.domain.experiments import Route
@@ -38,7 +41,97 @@ def infer_decision(
 
     While an experiment covers the asset, the other arm's version is served in the same call (reusing the acting
     arm's LLM vote) and recorded at ``arms`` beside the decision; the decision is the acting arm's alone.
+    (:func:`infer_decisions` for one asset: one code path for the inline Map and a batch.)
     """
+    return infer_decisions([inp], client, params, entry_threshold, llm, trace_header)[0]
+
+
+def infer_decisions(
+    inps: Sequence[DecideInput],
+    client: InferenceClient,
+    params: StrategyParams,
+    entry_threshold: float,
+    llm: bool = True,
+    trace_header: str | None = None,
+) -> list[DecisionRecord]:
+    """:func:`infer_decision` for every asset of ``inps`` in ONE endpoint call; each record exactly as that asset
+    alone would get it (with a client that answers each instance on its own).
+
+    Raises:
+        Exception: the first asset's own error (:func:`infer_outcomes` keeps each asset's apart).
+    """
+    outcomes = infer_outcomes(inps, client, params, entry_threshold, llm, trace_header)
+    for outcome in outcomes:
+        if isinstance(outcome, Exception):
+            raise outcome
+    return cast(list[DecisionRecord], outcomes)
+
+
+def infer_outcomes(
+    inps: Sequence[DecideInput],
+    client: InferenceClient,
+    params: StrategyParams,
+    entry_threshold: float,
+    llm: bool = True,
+    trace_header: str | None = None,
+) -> list[DecisionRecord | Exception]:
+    """Each asset's record, in the order of ``inps``, from one ``client.infer`` call for all of them (none when no
+    asset has a regime path to send), or the exception that asset's own input raised (its instance or its record
+    would not build), so one asset's error never fails the others.
+
+    Asset ``i``'s instances sit at consecutive indices of the combined request (the acting arm's, then under an
+    experiment the other arm's with ``llm_vote_from`` naming the acting one's absolute index); the endpoint answers
+    one prediction per instance, in order. An ``InferenceUnavailableError``, or an answer without one prediction
+    per instance, makes every asset that was asked a HOLD ``inference_unavailable: ...``. Any other error of the
+    call itself is no asset's own: it propagates.
+    """
+    outcomes: list[DecisionRecord | Exception | None] = [None] * len(inps)
+    asked: dict[int, _Asked] = {}
+    instances: list[InferenceInstance] = []
+    for i, inp in enumerate(inps):
+        try:
+            prepared = _prepare(inp, params, entry_threshold, first=len(instances))
+        except Exception as exc:  # this asset's input: its failure alone
+            outcomes[i] = exc
+            continue
+        if isinstance(prepared, DecisionRecord):  # no regime path: a HOLD without asking
+            outcomes[i] = prepared
+            continue
+        asked[i] = prepared
+        instances.extend(prepared.instances)
+    if asked:
+        try:
+            response = client.infer(InferenceRequest(instances=instances, llm=llm), trace_header)
+            if len(response.predictions) != len(instances):
+                raise InferenceUnavailableError(
+                    f"the endpoint answered {len(response.predictions)} predictions for {len(instances)} instances"
+                )
+        except InferenceUnavailableError as exc:
+            for i, one in asked.items():
+                outcomes[i] = _hold(one.common, f"{UNAVAILABLE}: {exc}", one.route)
+        else:
+            for i, one in asked.items():
+                try:
+                    outcomes[i] = _record(one, response)
+                except Exception as exc:  # this asset's answer would not make a record: its failure alone
+                    outcomes[i] = exc
+    return [outcome for outcome in outcomes if outcome is not None]
+
+
+@dataclass(frozen=True)
+class _Asked:
+    """One asset's part of the combined request: its record's common fields, its route, and its instances (the
+    acting arm's at ``first``, the other arm's next when ``other`` was served)."""
+
+    common: dict[str, Any]
+    route: Route | None
+    first: int
+    instances: list[InferenceInstance]
+    other: RegimeResult | None
+
+
+def _prepare(inp: DecideInput, params: StrategyParams, entry_threshold: float, first: int) -> _Asked | DecisionRecord:
+    """The asset's instances, numbered from ``first`` in the combined request; a HOLD when it has no regime path."""
     bars = inp.bars  # read as columns: no Bar is rebuilt
     scores = {str(name): round(value, 6) for name, value in score_columns(bars, params).items()}
     regime = inp.regime
@@ -69,13 +162,15 @@ def infer_decision(
     other = regime.other if route is not None and route.other_version is not None else None
     if other is not None and other.available:
         instances.append(
-            _instance(inp, bars, scores, other, entry_threshold, route.other_version if route else None, 0)
+            _instance(inp, bars, scores, other, entry_threshold, route.other_version if route else None, first)
         )
-    try:
-        response = client.infer(InferenceRequest(instances=instances, llm=llm), trace_header)
-    except InferenceUnavailableError as exc:
-        return _hold(common, f"{UNAVAILABLE}: {exc}", route)
-    prediction = response.predictions[0]
+    return _Asked(common, route, first, instances, other)
+
+
+def _record(asked: _Asked, response: InferenceResponse) -> DecisionRecord:
+    """The asset's record from its predictions (at ``asked.first``, and the other arm's after it)."""
+    common, route, other = asked.common, asked.route, asked.other
+    prediction = response.predictions[asked.first]
     rl = next((v for v in prediction.voters if v.voter == "rl"), None)
     record = DecisionRecord(
         **common,
@@ -89,8 +184,8 @@ def infer_decision(
     )
     if route is None or route.other_version is None or route.acting_arm is None or route.other_arm is None:
         return record
-    if len(response.predictions) > 1:
-        other_output = _arm_output(route.other_version, response.predictions[1])
+    if len(asked.instances) > 1:
+        other_output = _arm_output(route.other_version, response.predictions[asked.first + 1])
     else:
         why = other.reason if other is not None else "DetectRegime computed no regime for it"
         other_output = ArmOutput(model_version=route.other_version, action=None, reason=f"not served: {why}"[:500])
