@@ -32,6 +32,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from ffe.dlq import REASON_ATTRIBUTE, queued
 from ffe.local import breakers as local_breakers
+from ffe.local import distributed_map
 from ffe.local.errors import LocalError
 from ffe.local.inference import LocalInference
 from ffe.local.lambdas import FunctionCode, InProcessLambdas, cold_start
@@ -125,6 +126,7 @@ class LocalCloud:
         _serialise_ast_building()
         _read_json_templates_as_json()
         _parse_each_definition_once()
+        distributed_map.install()  # ItemBatcher, ResultWriter files, failure threshold: what moto lacks
         self._patch = self.lambdas.patched()
         self._patch.__enter__()
         self.deploy()
