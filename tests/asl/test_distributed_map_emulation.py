@@ -378,3 +378,22 @@ def test_installing_again_or_beside_the_parse_cache_in_either_order_keeps_the_ba
         state = program.states.states["Decide the universe"]
         assert state.iteration_component.ffe_map.batcher.max_items == 7
         assert state.comment.comment == "the universe"
+
+
+def test_a_moto_whose_internals_differ_is_refused_at_install_rather_than_patched_silently(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import moto
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.distributed_iteration_component import (
+        DistributedIterationComponent,
+    )
+
+    from ffe.local import distributed_map
+
+    monkeypatch.setattr(moto, "__version__", "5.3.0")
+    with pytest.raises(distributed_map.DistributedMapEmulationError, match=r"moto 5\.3\.0"):
+        distributed_map._internals()
+    monkeypatch.setattr(moto, "__version__", "5.2.5")
+    monkeypatch.delattr(DistributedIterationComponent, "_map_run")
+    with pytest.raises(distributed_map.DistributedMapEmulationError, match=r"DistributedIterationComponent\._map_run"):
+        distributed_map._internals()
