@@ -98,6 +98,11 @@ def test_stale_branch_builds_a_hold_with_age_threshold_and_reason() -> None:
 
 
 def test_definition_is_accepted_by_the_step_functions_parser(asl) -> None:
+    """moto's parser, with what the offline runtime adds for the Distributed Map (ItemBatcher, Express children:
+    ffe.local.distributed_map, docs/offline-runtime.md)."""
+    from ffe.local import distributed_map
+
+    distributed_map.install()
     name, definition = asl
     text = re.sub(
         r"\$\{([A-Za-z0-9_]+)\}", r"arn:aws:lambda:us-east-1:123456789012:function:\1", json.dumps(definition)
@@ -141,7 +146,7 @@ def test_the_execution_and_every_task_are_bounded_in_time() -> None:
     definition = json.loads((ROOT / "state_machines/decision_cycle.asl.json").read_text())
     assert definition["TimeoutSeconds"] == CYCLE_TIMEOUT_SECONDS
     timeouts = function_timeouts()
-    assert len(timeouts) == 7  # every function the cycle invokes, at the version its deploy published
+    assert len(timeouts) == 8  # every function the cycle invokes, at the version its deploy published
     for name, task in ((n, s) for n, s in states(definition).items() if s["Type"] == "Task"):
         assert 0 < task["TimeoutSeconds"] < CYCLE_TIMEOUT_SECONDS, name
         key = task["Resource"].strip("${}")
@@ -184,8 +189,11 @@ def test_a_cycle_that_finds_another_running_stops_as_skipped() -> None:
     every = definition["States"]
     opened = every["Open the cycle"]
     assert opened["ResultPath"] == "$.opened" and every[opened["Next"]]["Type"] == "Choice"
-    [choice] = every[opened["Next"]]["Choices"]
+    choice, distributed = every[opened["Next"]]["Choices"]  # skipped first, then the Map the cycle opened with
     assert (choice["Variable"], choice["StringEquals"]) == ("$.opened.cycle_status", "SKIPPED")
     assert every[choice["Next"]]["Type"] == "Succeed"
+    assert (distributed["Variable"], distributed["StringEquals"]) == ("$.opened.mode", "distributed")
+    assert every[distributed["Next"]]["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
+    assert every[opened["Next"]]["Default"] == "Decide each asset"
     # a non-object input (null, a list) can still be caught: the error replaces it instead of being merged in
     assert opened["Catch"][0]["ResultPath"] == "$"

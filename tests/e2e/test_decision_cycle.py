@@ -66,12 +66,8 @@ def test_a_shell_endpoint_override_leaves_the_local_stack_alone(cloud: LocalClou
 def test_schedule_event_becomes_the_cycle_input(cloud: LocalCloud) -> None:
     event = cloud.scheduled_event("1h", DEFAULT_AS_OF)
     cycle = cloud.schedules["1h"].input_for(event)
-    assert cycle == {
-        "cycle_id": event["id"],
-        "as_of": "2019-06-15T12:01:00Z",
-        "timeframe": "1h",
-        "assets": ["BTCUSD", "ETHUSD", "EURUSD", "GBPUSD"],
-    }
+    # no assets: "Open the cycle" decides the stage's universe file for 1h, or AssetUniverseJson without one
+    assert cycle == {"cycle_id": event["id"], "as_of": "2019-06-15T12:01:00Z", "timeframe": "1h"}
     assert cloud.schedules["1h"].expression == "cron(1 * * * ? *)"
 
 
@@ -186,11 +182,14 @@ def test_unknown_timeframe_fails_each_asset_clearly(cloud: LocalCloud) -> None:
 
 
 def test_malformed_schedule_event_is_recorded_and_fails_the_cycle_cleanly(cloud: LocalCloud) -> None:
-    bad = {"cycle_id": "malformed-event-1", "as_of": "2019-06-15T12:01:00Z", "timeframe": "1h"}
+    # no assets is the stage's universe; assets that are not a list is a malformed input
+    bad = {"cycle_id": "malformed-event-1", "as_of": "2019-06-15T12:01:00Z", "timeframe": "1h", "assets": "BTCUSD"}
     result = run(cloud, cycle_input=bad)
     assert result["status"] == "FAILED" and result["error"] == "CycleFailed"
     failure = result["failures"][None]
-    assert failure["error_class"] == "InvalidInputError" and "assets: Field required" in failure["message"]
+    assert (
+        failure["error_class"] == "InvalidInputError" and "assets: Input should be a valid list" in failure["message"]
+    )
     assert failure["cycle_id"] == "malformed-event-1" and not result["decisions"]
 
 

@@ -84,7 +84,23 @@ MAY: dict[str, set[tuple[str, tuple[str, ...], tuple[str, ...]]]] = {
             "Allow",
             ("states:DescribeExecution",),
             ("arn:aws:states:REGION:ACCOUNT:execution:ffe-prod-decision-cycle:*",),
-        )
+        ),
+        ("Allow", ("s3:GetObject",), ("CyclesBucket/universe/*",)),  # "Open the cycle": the universe file
+        ("Allow", ("s3:ListBucket",), ("CyclesBucket",)),  # with s3:prefix universe/*
+        ("Allow", ("s3:PutObject", "s3:GetObject"), ("CyclesBucket/cycles/*",)),  # the snapshot, the Map's results
+    },
+    "DecideBatch": {  # the union of the five functions whose work it does for a batch (docs/scaling.md)
+        BREAKERS,
+        ("Allow", ("dynamodb:Query", "dynamodb:BatchWriteItem"), ("BarCacheTable",)),
+        MODELS,
+        LIST_MODELS,
+        ("Allow", ("sagemaker:InvokeEndpoint",), ("arn:aws:sagemaker:REGION:ACCOUNT:endpoint/ffe-prod-inference",)),
+        ("Allow", ("ssm:GetParameter",), ("arn:aws:ssm:REGION:ACCOUNT:parameter/ffe/prod/risk-limits",)),
+        NEVER_CHANGES_SECRETS,
+        ("Allow", READ, (AV,)),
+        ("Allow", READ, (OANDA,)),
+        ("Allow", READ, (COINBASE,)),
+        DECRYPT,
     },
     "Preflight": {
         NEVER_CHANGES_SECRETS,
@@ -118,6 +134,7 @@ DATABASE_POLICY = {
     "GateRisk": ("DatabaseAppAccessPolicy", "the ffe_app role's secret"),
     "ExecuteOrder": ("DatabaseAppAccessPolicy", "the ffe_app role's secret"),
     "RecordDecision": ("DatabaseAppAccessPolicy", "the ffe_app role's secret"),
+    "DecideBatch": ("DatabaseAppAccessPolicy", "the ffe_app role's secret"),
     "Preflight": ("DatabaseAppAccessPolicy", "the ffe_app role's secret"),
     "Api": ("DatabaseApiAccessPolicy", "the ffe_api and ffe_experiments roles' secrets"),
     "RetainDecisions": ("DatabaseRetentionAccessPolicy", "the ffe_retention role's secret"),
@@ -292,9 +309,11 @@ def test_an_unconfigured_secret_is_readable_by_no_one(function: str) -> None:
 @pytest.mark.parametrize(
     ("secret", "readers"),
     [
-        ("AlphaVantageSecretArn", {"FetchMarketData", "Preflight"}),
-        ("OandaSecretArn", {"FetchMarketData", "GateRisk", "ExecuteOrder", "Preflight"}),
-        ("CoinbaseTradingSecretArn", {"GateRisk", "ExecuteOrder", "Preflight"}),  # never the internet-facing fetcher
+        ("AlphaVantageSecretArn", {"FetchMarketData", "DecideBatch", "Preflight"}),
+        ("OandaSecretArn", {"FetchMarketData", "DecideBatch", "GateRisk", "ExecuteOrder", "Preflight"}),
+        # never the per-asset internet-facing fetcher; DecideBatch fetches and gates a batch in one invocation, so
+        # it holds both (docs/scaling.md#what-decidebatch-may-do)
+        ("CoinbaseTradingSecretArn", {"GateRisk", "DecideBatch", "ExecuteOrder", "Preflight"}),
     ],
 )
 def test_each_secret_is_read_by_the_functions_that_use_it_only(secret: str, readers: set[str]) -> None:

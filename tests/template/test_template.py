@@ -57,10 +57,10 @@ HEAVY = ("torch", "sklearn", "mlflow", "pandas", "sagemaker", "scipy", "matplotl
 # handlers that use it on every call. The rest is loaded on demand (numpy for RecordDecision's experiment review,
 # jwt/cryptography for a live Coinbase venue) or never (the heavy libraries, X-Ray's recorder with tracing off).
 LOADED_ONLY_BY: dict[str, set[str]] = {
-    "numpy": {"check_staleness", "detect_regime", "infer_decision"},  # features, the regime posterior, strategies
+    "numpy": {"check_staleness", "detect_regime", "infer_decision", "decide_batch"},  # features, regimes, strategies
     "psycopg": {"api", "execute_order", "gate_risk", "migrate_database", "preflight", "record_decision"}
-    | {"retain_decisions"},
-    "httpx": {"fetch_market_data", "preflight"},  # the live providers, and preflight's probes of them
+    | {"retain_decisions", "decide_batch"},
+    "httpx": {"fetch_market_data", "decide_batch", "preflight"},  # the live providers, and preflight's probes
     "boto3": {"retain_decisions"},  # the archive's S3 client, every daily run
     "botocore.client": {"retain_decisions"},  # no AWS client is built at import anywhere else
     # nor botocore's modules beyond its package (powertools' user agent imports that): Step Functions' client
@@ -70,7 +70,7 @@ LOADED_ONLY_BY: dict[str, set[str]] = {
     # the contracts' models: every step and the API validate with them; the settings import them only to describe
     # a bad environment, so the schema migration and the retention, which validate no contract, skip them
     "ffe.contracts": set(HANDLERS) - {"migrate_database", "retain_decisions"},
-    "ffe.domain.risk": {"gate_risk"},  # the risk gate's limits and sizing
+    "ffe.domain.risk": {"gate_risk", "decide_batch"},  # the risk gate's limits and sizing
     "aws_xray_sdk.core": set(),  # ffe.observability: no X-Ray recorder (nor its sampler's client) with tracing off
     "jwt": set(),
     "cryptography": set(),
@@ -141,11 +141,11 @@ def test_one_schedule_per_timeframe_building_the_cycle_input(translated) -> None
     timeframes = set()
     for rule in rules:
         target = rule["Properties"]["Targets"][0]
-        template = target["InputTransformer"]["InputTemplate"]["Fn::Sub"]
+        template = target["InputTransformer"]["InputTemplate"]
         assert target["InputTransformer"]["InputPathsMap"] == {"id": "$.id", "time": "$.time"}
-        text = template.replace("${AssetUniverseJson}", '["BTCUSD"]').replace("<id>", '"e"').replace("<time>", '"t"')
-        cycle = json.loads(text)
-        assert set(cycle) == {"cycle_id", "as_of", "timeframe", "assets"}
+        cycle = json.loads(template.replace("<id>", '"e"').replace("<time>", '"t"'))
+        # no assets: "Open the cycle" decides the stage's universe file (or AssetUniverseJson) for the timeframe
+        assert set(cycle) == {"cycle_id", "as_of", "timeframe"}
         timeframes.add(cycle["timeframe"])
         assert "Stage" in json.dumps(rule["Properties"]["Name"])  # per stage
     assert timeframes == {"15m", "1h", "1d"}

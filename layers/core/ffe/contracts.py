@@ -806,7 +806,9 @@ class AssetOutcome(Contract):
     """What became of one asset's record (the Map's per-asset result): stored, deferred to the queue, or lost."""
 
     asset: Any = Field(default=None, description="as the cycle input gave it (a malformed one too)")
-    outcome: Literal["recorded", "deferred", "lost"]
+    outcome: Literal["recorded", "deferred", "lost", "unconfirmed"] = Field(
+        description="unconfirmed: the Distributed Map child execution that decided it failed (docs/scaling.md)"
+    )
     error: str | None = None
     dead_letter_error: str | None = None
 
@@ -837,6 +839,9 @@ class CycleClosed(Contract):
     def lost(self) -> list[AssetOutcome]:
         return [o for o in self.outcomes if o.outcome == "lost"]
 
+    def unconfirmed(self) -> list[AssetOutcome]:
+        return [o for o in self.outcomes if o.outcome == "unconfirmed"]
+
 
 MAX_CAUSE = 32768
 LABEL_LIMITS = {"cycle_id": 256, "as_of": 64, "timeframe": 32, "asset": 64}
@@ -849,7 +854,7 @@ def _label(text: str, limit: int) -> str:
     return f"{readable[: max(0, limit - 14)]}~{digest}" if len(readable) > limit - 14 else f"{readable}~{digest}"
 
 
-FailedStep = Literal["fetch", "staleness", "regime", "infer", "gate", "execute"]
+FailedStep = Literal["fetch", "staleness", "regime", "infer", "gate", "execute", "batch"]
 
 
 class FailureRecord(Contract):
@@ -978,6 +983,7 @@ class UniverseSnapshot(Contract):
     bucket: str
     key: str
     count: int = Field(ge=1, le=MAX_CYCLE_ASSETS)
+    results_prefix: str = Field(description="where the Map's ResultWriter writes its manifest and result files")
     source: str = Field(description="where the assets came from: the input, the universe file's URI, or the default")
 
 
@@ -1015,6 +1021,7 @@ class RecordBatchResult(Contract):
     kind: Literal["batch"] = "batch"
     outcomes: list[AssetOutcome]
     orders: list[ExecuteOrderInput] = Field(description="each approved BUY/SELL with its record, for Execute order")
+    results: list[RecordDecisionResult] = Field(description="what storing each record returned, in order")
 
 
 class ExecuteOrderResult(Contract):

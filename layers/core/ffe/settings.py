@@ -174,6 +174,26 @@ class InferenceSettings(BaseSettings):
     breaker_reset_timeout_s: float = Field(default=30.0, gt=0, le=3600)
 
 
+class UniverseSettings(BaseSettings):
+    """Where "Open the cycle" finds a cycle's assets when its input names none, and where a Distributed Map cycle
+    keeps its files (docs/universe.md, docs/scaling.md)."""
+
+    cycles_bucket: str | None = None  # ffe-<stage>-cycles-<account>: universe files, snapshots, the Map's results
+    default_assets: list[str] = Field(default_factory=list, max_length=10_000)  # JSON: AssetUniverseJson
+
+    @field_validator("default_assets", mode="before")
+    @classmethod
+    def _json_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            import json
+
+            try:
+                return json.loads(value) if value.strip() else []
+            except ValueError:
+                raise ValueError('not a JSON array of symbols, e.g. ["BTCUSD","ETHUSD"]') from None
+        return value
+
+
 class ExperimentSettings(BaseSettings):
     """The stage's experiment defaults (issue 15): the guardrails a new experiment gets unless it names its own,
     and whether "Close the cycle" reviews running experiments (guardrails, rollback, canary steps)."""

@@ -91,20 +91,41 @@ class PostgresDecisionStore:
     def record_decision(self, record: DecisionRecord) -> Stored:
         """Store a decision and its risk events (one per rule) in one statement, hence one round trip; a retried
         record finds the row its first attempt stored (``created`` False) and adds any risk event it lacks."""
-        row = decision_row(record, self._stage)
-        blocked, detail, rules = risk_params(record)
         with self.database.connection() as conn:
             self._ensure_partition(conn, record.as_of)
-            inserted = conn.execute(INSERT_DECISION, (*row, blocked, detail, rules)).fetchone()
-            if inserted is not None:
-                return Stored(inserted[0], created=True)
-            with conn.transaction():  # stored already: read it back (a statement of its own sees a racing commit)
-                existing = conn.execute(FIND_DECISION, _natural_key(record)).fetchone()
-                if existing is not None and rules:
-                    conn.execute(
-                        INSERT_RISK_EVENTS,
-                        (existing[0], record.as_of, record.cycle_id, record.asset, blocked, detail, rules),
-                    )
+            return self._store_decision(conn, record)
+
+    def record_batch(self, records: Sequence[tuple[DecisionRecord | FailureRecord, str]]) -> list[Stored]:
+        """Store a batch's decisions and failures (each with its message; a decision's is unused) in ONE
+        transaction: all of them or, when any statement fails, none (the state machine then defers the batch to
+        the dead-letter queue whole). Each record is as idempotent as alone: a retried batch gets its first
+        write's ids back with ``created`` False. The months' partitions are ensured first, outside it, so a
+        rolled-back batch never leaves this connection believing a partition exists."""
+        with self.database.connection() as conn:
+            for record in records:
+                if isinstance(record[0], DecisionRecord):
+                    self._ensure_partition(conn, record[0].as_of)
+            with conn.transaction():
+                return [
+                    self._store_decision(conn, rec)
+                    if isinstance(rec, DecisionRecord)
+                    else self._store(conn, _INSERT_FAILURE, _FIND_FAILURE, self._failure_params(rec, message))
+                    for rec, message in records
+                ]
+
+    def _store_decision(self, conn: psycopg.Connection, record: DecisionRecord) -> Stored:
+        row = decision_row(record, self._stage)
+        blocked, detail, rules = risk_params(record)
+        inserted = conn.execute(INSERT_DECISION, (*row, blocked, detail, rules)).fetchone()
+        if inserted is not None:
+            return Stored(inserted[0], created=True)
+        with conn.transaction():  # stored already: read it back (a statement of its own sees a racing commit)
+            existing = conn.execute(FIND_DECISION, _natural_key(record)).fetchone()
+            if existing is not None and rules:
+                conn.execute(
+                    INSERT_RISK_EVENTS,
+                    (existing[0], record.as_of, record.cycle_id, record.asset, blocked, detail, rules),
+                )
         if existing is None:  # deleted between the two statements: vanishingly rare, and safe to retry
             raise TransientError("conflicting row vanished before it could be read back")
         if existing[1] != record.input_sha256:
@@ -113,9 +134,12 @@ class PostgresDecisionStore:
         return Stored(existing[0], created=False)
 
     def record_failure(self, record: FailureRecord, message: str) -> Stored:
+        return self._write(_INSERT_FAILURE, _FIND_FAILURE, self._failure_params(record, message))
+
+    def _failure_params(self, record: FailureRecord, message: str) -> dict[str, Any]:
         params = record.model_dump(mode="python")
         params.update(message=message, cause=Jsonb(_json_or_text(record.cause)), stage=self._stage)
-        return self._write(_INSERT_FAILURE, _FIND_FAILURE, params)
+        return params
 
     def backfill(self, records: Sequence[DecisionRecord]) -> int:
         """Store many decisions at once (backtests, imports); returns how many were new, and re-running the same
@@ -226,11 +250,15 @@ class PostgresDecisionStore:
     def _write(self, insert: str, find: str, params: dict[str, Any]) -> Stored:
         """Insert, or read back the row an earlier attempt stored."""
         with self.database.connection() as conn:
-            with conn.transaction():
-                inserted = conn.execute(insert, params).fetchone()
-                if inserted is not None:
-                    return Stored(inserted[0], created=True)
-                existing = conn.execute(find, params).fetchone()
+            return self._store(conn, insert, find, params)
+
+    @staticmethod
+    def _store(conn: psycopg.Connection, insert: str, find: str, params: dict[str, Any]) -> Stored:
+        with conn.transaction():
+            inserted = conn.execute(insert, params).fetchone()
+            if inserted is not None:
+                return Stored(inserted[0], created=True)
+            existing = conn.execute(find, params).fetchone()
         if existing is None:  # deleted between the two statements: vanishingly rare, and safe to retry
             raise TransientError("conflicting row vanished before it could be read back")
         return Stored(existing[0], created=False)

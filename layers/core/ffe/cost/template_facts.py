@@ -307,7 +307,8 @@ def _schedules(ev: _Evaluator, resources: dict[str, Any], machine_id: str) -> di
     for r in resources.values():
         targets = r["Properties"].get("Targets", []) if r["Type"] == "AWS::Events::Rule" else []
         for target in (t for t in targets if t.get("Arn") == {"Ref": machine_id}):
-            body = str(ev.value(target["InputTransformer"]["InputTemplate"]).get("Fn::Sub", ""))
+            raw = ev.value(target["InputTransformer"]["InputTemplate"])
+            body = str(raw.get("Fn::Sub", "") if isinstance(raw, dict) else raw)
             tf = re.search(r'"timeframe": "(\w+)"', body)
             if tf is None:
                 raise TemplateError("a decision-cycle rule's InputTemplate names no timeframe")
