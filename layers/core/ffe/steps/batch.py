@@ -36,6 +36,7 @@ from ffe.contracts import (
 )
 from ffe.domain.errors import TransientError
 from ffe.domain.staleness import GateCode
+from ffe.observability import logger
 
 
 @dataclass(frozen=True)
@@ -198,7 +199,9 @@ def failure_record(
 ) -> FailureRecord:
     """The ASL's "Build <step> failure record" Pass state: the error's class name, Lambda's cause (``errorType``,
     ``errorMessage``: what ``ffe.steps.record.lambda_error_message`` reads), the labels as the state held them;
-    only the fetch's carries the item (two bad assets of one cycle are two failures)."""
+    only the fetch's carries the item (two bad assets of one cycle are two failures). The traceback goes to the log
+    (as Lambda logs a task's error), not into the record: 20 of them would crowd the batch's 256 KB result."""
+    logger.warning("asset failed", exc_info=exc, extra={"asset": given.get("asset"), "step": step})
     cause = json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc)})
     record: dict[str, Any] = {
         "kind": "failure",
