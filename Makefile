@@ -103,6 +103,7 @@ bench: $(VENV)/.dev-installed  ## figures, never assertions
 	$(BIN)/python bench/bench_decision_path.py
 	$(BIN)/python bench/bench_durations.py
 	$(BIN)/python bench/bench_rate_limit.py
+	$(BIN)/python bench/bench_batch.py
 
 build:  ## needs the AWS SAM CLI, make and python3.12 with pip (each layer's Makefile builds it: docs/performance.md)
 	sam build --config-env $(STAGE)
