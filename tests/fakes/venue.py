@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
 
-from ffe.domain.models import Bar
+from ffe.domain.models import AssetClass, Bar
 from ffe.domain.portfolio import Balance, OrderRequest, OrderResult, PendingOrder, Position, ProductRules
 from ffe.domain.ports import Reservation
 
@@ -32,7 +32,7 @@ class MemoryBroker:
     def account(self) -> tuple[Balance, list[Position]]:
         return self.balance(), self.positions()
 
-    def product_rules(self, asset: str) -> ProductRules:
+    def product_rules(self, asset: str, asset_class: AssetClass | None = None) -> ProductRules:
         return ProductRules(asset, min_size=Decimal("0.0001"), size_increment=Decimal("0.00000001"))
 
     def open_orders(self) -> list[PendingOrder]:

@@ -87,7 +87,8 @@ MAY: dict[str, set[tuple[str, tuple[str, ...], tuple[str, ...]]]] = {
         ),
         ("Allow", ("s3:GetObject",), ("CyclesBucket/universe/*",)),  # "Open the cycle": the universe file
         ("Allow", ("s3:ListBucket",), ("CyclesBucket",)),  # with s3:prefix universe/*
-        ("Allow", ("s3:PutObject", "s3:GetObject"), ("CyclesBucket/cycles/*",)),  # the snapshot, the Map's results
+        ("Allow", ("s3:PutObject",), ("CyclesBucket/cycles/*/universe.json",)),  # a big cycle's snapshot
+        ("Allow", ("s3:GetObject",), ("CyclesBucket/map-runs/*",)),  # the Map Run's results, at its close
     },
     "DecideBatch": {  # the union of the five functions whose work it does for a batch (docs/scaling.md)
         BREAKERS,

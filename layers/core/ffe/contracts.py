@@ -151,7 +151,7 @@ class CycleInput(Contract):
     cycle_id: CycleId
     as_of: AsOf
     timeframe: Timeframe
-    assets: Assets
+    assets: Assets | None = Field(default=None, description="None: the stage's universe file for the timeframe")
 
 
 class ExperimentRoute(Contract):
@@ -706,6 +706,9 @@ class DecisionRecord(Contract):
     as_of: UtcDatetime
     timeframe: Timeframe
     asset: Symbol
+    asset_class: AssetClass | None = Field(
+        default=None, description="the universe file's class, carried to the venue's product rules; None: the table's"
+    )
     execution_id: str | None = None
     bar_time: UtcDatetime | None
     action: Action
@@ -983,7 +986,6 @@ class UniverseSnapshot(Contract):
     bucket: str
     key: str
     count: int = Field(ge=1, le=MAX_CYCLE_ASSETS)
-    results_prefix: str = Field(description="where the Map's ResultWriter writes its manifest and result files")
     source: str = Field(description="where the assets came from: the input, the universe file's URI, or the default")
 
 

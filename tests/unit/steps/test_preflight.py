@@ -1,6 +1,7 @@
 from datetime import UTC, datetime
 
 from ffe.domain.errors import AuthError, RateLimitedError, TransientError
+from ffe.domain.models import AssetClass
 from ffe.steps.preflight import run_preflight
 from tests.fakes.live_provider import ScriptedProvider
 
@@ -53,7 +54,7 @@ def test_brokers_are_checked_independently_and_never_defaulted() -> None:
                 raise self.failure
             return Balance("USD", Decimal("1000"), Decimal("900"))
 
-        def product_rules(self, asset: str) -> ProductRules:
+        def product_rules(self, asset: str, asset_class: AssetClass | None = None) -> ProductRules:
             return ProductRules(asset, Decimal("0.001"), Decimal("0.001"))
 
     report = run_preflight(

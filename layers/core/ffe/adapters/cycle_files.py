@@ -3,8 +3,8 @@
 - ``cycles/<timeframe>/<cycle id>/universe.json``: the assets the cycle decides, written by "Open the cycle" (a JSON
   array of ``UniverseItem``), read by the Map's ItemReader. A snapshot, so an edit of the universe file while the
   cycle runs never changes what it decides, and the record of what it decided over stays.
-- ``cycles/<timeframe>/<cycle id>/results/<map run id>/``: what the Map's ResultWriter wrote (``manifest.json`` and
-  the ``SUCCEEDED_n.json`` / ``FAILED_n.json`` files of its child executions), read by "Close the cycle".
+- ``map-runs/<map run id>/``: what the Map's ResultWriter wrote (``manifest.json`` and the ``SUCCEEDED_n.json`` /
+  ``FAILED_n.json`` files of its child executions), read by "Close the distributed cycle".
 
 The format of the ResultWriter's files is AWS's ("Processing the output of a Distributed Map state",
 https://docs.aws.amazon.com/step-functions/latest/dg/input-output-resultwriter.html): the manifest names each
@@ -27,11 +27,6 @@ def snapshot_key(timeframe: str, cycle_id: str) -> str:
     return f"cycles/{timeframe}/{cycle_id}/universe.json"
 
 
-def results_prefix(timeframe: str, cycle_id: str) -> str:
-    """Where the ResultWriter writes (the ASL builds the same prefix with States.Format)."""
-    return f"cycles/{timeframe}/{cycle_id}/results"
-
-
 class CycleFiles:
     def __init__(self, bucket: str, client: Any = None) -> None:
         self.bucket = bucket
@@ -52,13 +47,7 @@ class CycleFiles:
         body = json.dumps([item.model_dump(mode="json") for item in items], separators=(",", ":")).encode()
         with _s3_errors("write", f"s3://{self.bucket}/{key}", self.bucket):
             self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType="application/json")
-        return UniverseSnapshot(
-            bucket=self.bucket,
-            key=key,
-            count=len(items),
-            source=source,
-            results_prefix=results_prefix(timeframe, cycle_id),
-        )
+        return UniverseSnapshot(bucket=self.bucket, key=key, count=len(items), source=source)
 
     def read_results(self, results: MapRunResults) -> list[AssetOutcome]:
         """Every asset's outcome the Map's child executions returned; each asset of a child execution that

@@ -21,7 +21,7 @@ from psycopg.rows import dict_row
 from ffe.adapters.database import DEFAULT_STATEMENT_TIMEOUT_MS, Conninfo, Database
 from ffe.domain.errors import InvalidInputError
 from ffe.domain.fills import FEE_RATE, SLIPPAGE, STARTING_CASH, Fill, Rejection, apply_fill, paper_rules
-from ffe.domain.models import Bar
+from ffe.domain.models import AssetClass, Bar
 from ffe.domain.portfolio import (
     Balance,
     OrderRequest,
@@ -32,7 +32,7 @@ from ffe.domain.portfolio import (
     Position,
     ProductRules,
 )
-from ffe.domain.universe import asset_class_of
+from ffe.domain.universe import class_of
 from ffe.observability import emit
 
 D = Decimal
@@ -98,11 +98,11 @@ class PaperBroker:
     def account(self) -> tuple[Balance, list[Position]]:
         return self.balance(), self.positions()
 
-    def product_rules(self, asset: str) -> ProductRules:
-        return paper_rules(asset, asset_class_of(asset))
+    def product_rules(self, asset: str, asset_class: AssetClass | None = None) -> ProductRules:
+        return paper_rules(asset, class_of(asset, asset_class))
 
     def place_order(self, order: OrderRequest) -> OrderResult:
-        rules = self.product_rules(order.asset)
+        rules = self.product_rules(order.asset, order.asset_class)
         if order.quantity < rules.min_size or order.quantity % rules.size_increment:
             raise InvalidInputError(
                 f"paper order of {order.quantity} {order.asset} is below the minimum "

@@ -9,6 +9,8 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
+from ffe.domain.models import AssetClass
+
 
 class OrderSide(StrEnum):
     BUY = "BUY"
@@ -62,6 +64,7 @@ class OrderRequest:
     asset: str
     side: OrderSide
     quantity: Decimal  # base units, already rounded to the product's increment
+    asset_class: AssetClass | None = None  # the universe file's class (None: the built-in table's)
 
 
 @dataclass(frozen=True, slots=True)

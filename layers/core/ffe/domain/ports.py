@@ -114,7 +114,9 @@ class Broker(Protocol):
         """``(balance(), positions())`` in one read where the venue allows it (what the risk gate needs)."""
         ...
 
-    def product_rules(self, asset: str) -> ProductRules: ...
+    def product_rules(self, asset: str, asset_class: AssetClass | None = None) -> ProductRules:
+        """The venue's size rules for ``asset``; ``asset_class`` is the universe file's (None: the table's)."""
+        ...
 
     def open_orders(self) -> list[PendingOrder]:
         """Every order of the account the venue has accepted and not yet filled, cancelled or rejected."""

@@ -46,6 +46,7 @@ from ffe.local.template import (
     translate,
     without_unsupported,
 )
+from ffe.universe_file import UniverseEntry
 
 STACK_NAME = "ffe-local"
 _LOCAL_ENV = {
@@ -226,7 +227,8 @@ class LocalCloud:
         config = boto3.client("lambda", region_name=REGION).get_function_configuration(
             FunctionName=f"ffe-{self.stage}-{name_suffix}"
         )
-        return dict(config.get("Environment", {}).get("Variables", {}))
+        # as strings, as Lambda keeps them (moto's CloudFormation may keep a Number parameter's value as a number)
+        return {key: str(value) for key, value in config.get("Environment", {}).get("Variables", {}).items()}
 
     def configure_function(self, name_suffix: str, **variables: str) -> None:
         """Change a deployed function's environment as ``sam deploy`` does: update the configuration, publish a
@@ -260,8 +262,18 @@ class LocalCloud:
         for name, body in files.items():
             s3.put_object(Bucket=bucket, Key=prefix + name, Body=body)
         uri = f"s3://{bucket}/{prefix}"
-        self.configure_function("fetch-market-data", MARKET_DATA_PROVIDER="scenario", SCENARIO_URI=uri)
+        for function in ("fetch-market-data", "decide-batch"):  # the inline Map's fetch, the Distributed Map's
+            self.configure_function(function, MARKET_DATA_PROVIDER="scenario", SCENARIO_URI=uri)
         return uri
+
+    def put_universe(self, timeframe: str, entries: list[UniverseEntry]) -> str:
+        """Store a universe file for ``timeframe`` in the stack's cycles bucket, as ``ffe universe put`` does for a
+        deployed stage; returns its S3 URI. A cycle that names no assets then decides it (docs/universe.md)."""
+        from ffe.adapters.universe import UniverseStore
+
+        store = UniverseStore(self.function_environment("record-decision")["CYCLES_BUCKET"], boto3.client("s3"))
+        store.write(timeframe, entries)
+        return store.uri(timeframe)
 
     def _breaker_table(self) -> Any:
         return boto3.resource("dynamodb", region_name=REGION).Table(local_breakers.table_name(self.stage))

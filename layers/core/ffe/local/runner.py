@@ -26,6 +26,7 @@ from ffe.local.errors import LocalError, PortUnavailableError
 from ffe.local.history import StateVisit, state_visits
 from ffe.local.postgres import EmbeddedPostgres
 from ffe.local.template import load_sam, project_root
+from ffe.universe_file import UniverseEntry
 
 # A Saturday inside the bundled 2019 crypto data: BTCUSD and ETHUSD trade around the clock (fresh),
 # the FX market is closed for the weekend (GBPUSD stale) and the bundled EURUSD history ended in 2017.
@@ -161,6 +162,7 @@ def run_cycle(
     echo_logs: bool = False,
     provider: str = "replay",
     scenario: Scenario | None = None,
+    universe: list[UniverseEntry] | None = None,
 ) -> CycleReport:
     """Deploy the stack into moto, fire the ``timeframe`` schedule at ``as_of``, wait, collect the outcome.
 
@@ -168,7 +170,9 @@ def run_cycle(
     malformed event is handled); ``assets`` overrides the schedule's universe. ``provider="live"`` fetches
     from the real providers with the credentials in the environment (``provider_secrets_from_env``).
     ``scenario`` (``ffe run --bars``) serves its files to FetchMarketData and starts a manual input with
-    its timeframe and assets at ``as_of`` (``timeframe`` is not used).
+    its timeframe and assets at ``as_of`` (``timeframe`` is not used). ``universe`` (``ffe run --universe``) is
+    stored as the stage's universe file for the cycle's timeframe, and the cycle names no assets (unless
+    ``assets`` does), so "Open the cycle" decides the file on the Distributed Map (docs/scaling.md).
     """
     t0 = time.perf_counter()
     with state.postgres() as pg:
@@ -190,11 +194,15 @@ def run_cycle(
             inference = cloud.inference.describe()
             t2 = time.perf_counter()
             schedule = cloud.schedules[timeframe] if timeframe in cloud.schedules else None
+            if universe is not None:
+                cloud.put_universe(str(scenario.timeframe) if scenario is not None else timeframe, universe)
             if scenario is not None:
                 cloud.serve_scenario(scenario.files)
                 scenario_input = scenario.cycle_input(as_of, f"scenario-{uuid.uuid4()}")
                 if assets:
                     scenario_input["assets"] = assets
+                elif universe is not None:
+                    del scenario_input["assets"]  # the universe file's assets, not the scenario's
                 name, body = None, json.dumps(scenario_input)
             elif raw_input is not None:
                 name, body = None, raw_input

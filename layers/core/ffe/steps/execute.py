@@ -25,7 +25,11 @@ def execute_order(
     if risk is None or not risk.approved or risk.side is None or risk.quantity <= 0 or inp.recorded.id is None:
         raise InvalidInputError(f"no approved order to execute for {inp.asset} in cycle {inp.cycle_id}")
     order = OrderRequest(
-        client_order_id(inp.cycle_id, inp.asset, inp.bar_time), inp.asset, OrderSide(risk.side), risk.quantity
+        client_order_id(inp.cycle_id, inp.asset, inp.bar_time),
+        inp.asset,
+        OrderSide(risk.side),
+        risk.quantity,
+        inp.asset_class,
     )
     with reservations.account(broker.account_id) as book:
         reservation = book.get(order.client_order_id)

@@ -70,7 +70,7 @@ def gate_risk(
         if prior is not None:
             return _again(decision, prior, order_id)
         portfolio = _portfolio(broker, inp.asset, price, inp.as_of.date(), memory, book)
-        rules = broker.product_rules(inp.asset)
+        rules = broker.product_rules(inp.asset, inp.asset_class)
         try:
             verdict = gate(decision.action, decision.confidence, inp.asset, returns, portfolio, limits, rules)
             broken = (

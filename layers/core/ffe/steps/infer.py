@@ -141,6 +141,7 @@ def _prepare(inp: DecideInput, params: StrategyParams, entry_threshold: float, f
         "as_of": inp.as_of,
         "timeframe": inp.timeframe,
         "asset": inp.asset,
+        "asset_class": inp.asset_class,
         "execution_id": inp.execution_id,
         "bar_time": open_time(bars, -1),
         "bar_close": bars.close[-1],

@@ -61,7 +61,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from ffe.adapters.brokers import RulesCache, check_quantity, decimal_field, field_of, plain, send_json
 from ffe.adapters.providers.base import Call, Credentials, split_pair
 from ffe.domain.errors import AuthError, InvalidInputError
-from ffe.domain.models import Bar
+from ffe.domain.models import AssetClass, Bar
 from ffe.domain.portfolio import (
     Balance,
     OrderRequest,
@@ -157,7 +157,7 @@ class CoinbaseBroker:
         """Nothing to do: the venue fills its own orders and its account reads are current."""
         return []
 
-    def product_rules(self, asset: str) -> ProductRules:
+    def product_rules(self, asset: str, asset_class: AssetClass | None = None) -> ProductRules:
         """``base_min_size``, ``base_increment`` and ``quote_min_size`` of the product, cached for 5 minutes."""
         cached = self._rules.get(asset)
         if cached is not None:

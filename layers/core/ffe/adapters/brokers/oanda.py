@@ -42,7 +42,7 @@ import httpx
 from ffe.adapters.brokers import RulesCache, check_quantity, decimal_field, field_of, plain, send_json
 from ffe.adapters.providers.base import Call, Credentials, provider_message, split_pair
 from ffe.domain.errors import AuthError, InvalidInputError
-from ffe.domain.models import Bar
+from ffe.domain.models import AssetClass, Bar
 from ffe.domain.portfolio import (
     Balance,
     OrderRequest,
@@ -127,7 +127,7 @@ class OandaBroker:
         """Nothing to do: the venue fills its own orders and its account reads are current."""
         return []
 
-    def product_rules(self, asset: str) -> ProductRules:
+    def product_rules(self, asset: str, asset_class: AssetClass | None = None) -> ProductRules:
         """``minimumTradeSize`` and ``10 ** -tradeUnitsPrecision`` of the instrument, cached for 5 minutes."""
         cached = self._rules.get(asset)
         if cached is not None:

@@ -1,0 +1,136 @@
+"""A cycle of a 1,000-asset universe file through the real Distributed Map: template deployed into moto (with the
+offline runtime's Distributed Map, docs/offline-runtime.md), the real handlers, real PostgreSQL, the inference
+server on loopback. Synthetic assets: their class comes from the universe file, their bars from a scenario."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import random
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from ffe.adapters.scenario import parse_scenario
+from ffe.contracts import MAX_BATCH_ASSETS
+from ffe.local.aws import LocalCloud
+from ffe.universe_file import parse_universe
+from tests.conftest import ROOT
+
+AS_OF = datetime(2019, 6, 15, 12, 1, tzinfo=UTC)  # a minute after the 11:00 bar closed
+ASSETS = 1000
+NO_BARS = ("SYN0007", "SYN0500", "SYN0999")  # in the universe, not in the scenario: each fails alone at fetch
+DISABLED = "SYN1001"  # in the file, disabled: never decided
+
+
+def symbol(i: int) -> str:
+    return f"SYN{i:04d}"
+
+
+def universe_csv() -> bytes:
+    rows = ["asset,class,enabled"] + [f"{symbol(i)},crypto,true" for i in range(ASSETS)] + [f"{DISABLED},crypto,false"]
+    return ("\n".join(rows) + "\n").encode()
+
+
+def scenario_csv(bars: int = 130) -> bytes:
+    """Each synthetic asset's hourly bars up to AS_OF: a seeded random walk (the same on every machine)."""
+    out = io.StringIO()
+    out.write("asset,timeframe,time,open,high,low,close,volume\n")
+    first = AS_OF.replace(minute=0) - timedelta(hours=bars)
+    for i in range(ASSETS):
+        if symbol(i) in NO_BARS:
+            continue
+        rng = random.Random(i)
+        price = 10.0 + i % 90
+        drift = (i % 7 - 3) * 0.002
+        for k in range(bars):
+            opened = price
+            price = opened * math.exp(drift + rng.gauss(0.0, 0.01))
+            high, low = max(opened, price) * 1.002, min(opened, price) * 0.998
+            when = (first + timedelta(hours=k)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            out.write(f"{symbol(i)},1h,{when},{opened:.6f},{high:.6f},{low:.6f},{price:.6f},1000\n")
+    return out.getvalue().encode()
+
+
+@pytest.fixture(scope="module")
+def outcome(postgres: str) -> Iterator[dict[str, Any]]:
+    """One 1,000-asset cycle, run once for every test here."""
+    universe = parse_universe(universe_csv(), "universe.csv")
+    scenario = parse_scenario({"bars.csv": scenario_csv()}, name="synthetic-universe")
+    with LocalCloud(ROOT, postgres) as cloud:
+        cloud.put_universe("1h", universe)
+        cloud.serve_scenario(scenario.files)
+        cycle = {"cycle_id": "universe-1000", "as_of": AS_OF.strftime("%Y-%m-%dT%H:%M:%SZ"), "timeframe": "1h"}
+        arn = cloud.start_execution(cycle)
+        desc = cloud.wait(arn, timeout_s=1800)
+        history = cloud.history(arn)
+        s3 = boto3.client("s3")
+        bucket = cloud.function_environment("record-decision")["CYCLES_BUCKET"]
+        keys = [
+            o["Key"]
+            for prefix in ("cycles/1h/universe-1000/", "map-runs/")
+            for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]
+        ]
+        files = {key: s3.get_object(Bucket=bucket, Key=key)["Body"].read() for key in keys}
+        with psycopg.connect(postgres, row_factory=dict_row) as conn:
+            decisions = conn.execute("SELECT * FROM decisions WHERE execution_id = %s", (arn,)).fetchall()
+            failures = conn.execute("SELECT * FROM failures WHERE cycle_id = 'universe-1000'").fetchall()
+            cycle_row = conn.execute("SELECT * FROM cycles WHERE id = 'universe-1000'").fetchone()
+        yield {
+            "desc": desc,
+            "history": history,
+            "files": files,
+            "decisions": decisions,
+            "failures": failures,
+            "cycle": cycle_row,
+        }
+
+
+def test_every_enabled_asset_is_decided_or_failed_exactly_once(outcome: dict[str, Any]) -> None:
+    assert outcome["desc"]["status"] == "SUCCEEDED", outcome["desc"].get("cause")
+    decided = [d["asset"] for d in outcome["decisions"]]
+    failed = [f["asset"] for f in outcome["failures"]]
+    assert len(decided) == len(set(decided)) == ASSETS - len(NO_BARS)
+    assert sorted(failed) == sorted(NO_BARS)
+    assert set(decided) | set(failed) == {symbol(i) for i in range(ASSETS)}  # the disabled one is not there
+    for failure in outcome["failures"]:  # each fails alone, at fetch, with its reason
+        assert failure["error_class"] == "InvalidInputError" and "has no bars for" in failure["message"]
+    fresh = [d for d in outcome["decisions"] if not d["stale"]]
+    assert len(fresh) == len(decided)  # a minute old: every series was fresh
+    assert {d["model"] for d in fresh} == {"inference_ensemble"}  # the endpoint decided each (RL voter)
+
+
+def test_the_cycle_ran_on_the_distributed_map_and_closed(outcome: dict[str, Any]) -> None:
+    cycle = outcome["cycle"]
+    assert cycle["status"] == "SUCCEEDED" and cycle["reason"] == ""
+    assert len(cycle["assets"]) == ASSETS
+    names = [e.get("stateEnteredEventDetails", {}).get("name") for e in outcome["history"]]
+    assert "Decide the universe" in names and "Close the distributed cycle" in names
+    assert "Decide each asset" not in names
+    # the children's events are theirs: the parent's history stays small whatever the universe's size
+    assert len(outcome["history"]) < 60
+    assert "Fetch market data" not in names and "Decide the batch" not in names
+
+
+def test_the_snapshot_and_the_map_runs_results_are_in_the_cycles_bucket(outcome: dict[str, Any]) -> None:
+    files = outcome["files"]
+    snapshot = json.loads(files["cycles/1h/universe-1000/universe.json"])
+    assert [item["asset"] for item in snapshot] == [symbol(i) for i in range(ASSETS)]
+    assert {item["asset_class"] for item in snapshot} == {"crypto"}
+    [manifest_key] = [k for k in files if k.endswith("/manifest.json")]
+    manifest = json.loads(files[manifest_key])
+    assert manifest["ResultFiles"]["FAILED"] == []
+    children = [c for f in manifest["ResultFiles"]["SUCCEEDED"] for c in json.loads(files[f["Key"]])]
+    assert len(children) == math.ceil(ASSETS / MAX_BATCH_ASSETS)  # 20 assets per child execution
+    batches = [json.loads(child["Input"]) for child in children]
+    assert all(len(b["Items"]) <= MAX_BATCH_ASSETS for b in batches)
+    assert sorted(item["asset"] for b in batches for item in b["Items"]) == [symbol(i) for i in range(ASSETS)]
+    assert {b["BatchInput"]["cycle_id"] for b in batches} == {"universe-1000"}
+    outcomes = [o for child in children for o in json.loads(child["Output"])["outcomes"]]
+    assert len(outcomes) == ASSETS and {o["outcome"] for o in outcomes} == {"recorded"}
