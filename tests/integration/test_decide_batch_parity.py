@@ -19,8 +19,12 @@ endpoint, not of DecideBatch (strict xfail: it fails loudly once the endpoint's 
 from __future__ import annotations
 
 import importlib.util
+import io
+import json
+from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, redirect_stdout
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -106,17 +110,35 @@ class BatchWalk(Walk):
         self._task("record_decision", closing)
 
 
-def run(walk: Walk, database_url: str, url: str) -> None:
+def run(walk: Walk, database_url: str, url: str) -> Counter[str]:
+    """``walk`` through ``CYCLES``; the metrics the functions emitted (their EMF documents on stdout), less those that
+    time something and the per-state latency (five states inline, one for a batch)."""
     stage: str | None = None
+    out = io.StringIO()
     try:
-        for cycle in CYCLES:
-            if cycle.stage != stage:
-                containers.reset()  # a new stage (or database): new settings, clients and connections
-                stage = cycle.stage
-            with environ(environment(database_url, cycle.stage, url)):
-                walk.cycle(cycle)
+        with redirect_stdout(out):
+            for cycle in CYCLES:
+                if cycle.stage != stage:
+                    containers.reset()  # a new stage (or database): new settings, clients and connections
+                    stage = cycle.stage
+                with environ(environment(database_url, cycle.stage, url)):
+                    walk.cycle(cycle)
     finally:
         containers.reset()
+    documents = [json.loads(line) for line in out.getvalue().splitlines() if line.startswith('{"_aws"')]
+    timed = {"state_latency_ms", "decision_latency_ms", "llm_latency_ms", "experiment_latency_ms"}
+    return Counter(
+        json.dumps({k: v for k, v in doc.items() if k != "_aws"}, sort_keys=True)
+        for doc in documents
+        if not timed & doc.keys()
+    )
+
+
+@dataclass(frozen=True)
+class Ran:
+    walk: Walk
+    database_url: str
+    metrics: Counter[str]
 
 
 def as_stored(record: dict[str, Any]) -> Any:
@@ -169,23 +191,21 @@ ENDPOINT_BATCHES = (
 
 
 @pytest.fixture(scope="module")
-def inline(postgres: str) -> tuple[Walk, str]:
+def inline(postgres: str) -> Ran:
     """The cycles through the five per-asset functions (every request one instance per version)."""
     url = own_database(postgres, "ffe_parity_inline")
     walk = Walk(load_handlers(ROOT))
     with endpoint() as endpoint_url:
-        run(walk, url, endpoint_url)
-    return walk, url
+        return Ran(walk, url, run(walk, url, endpoint_url))
 
 
 @pytest.fixture(scope="module", params=["alone", "batched"])
-def batched(request: pytest.FixtureRequest, postgres: str) -> tuple[BatchWalk, str]:
+def batched(request: pytest.FixtureRequest, postgres: str) -> Ran:
     """The same cycles, one batch per cycle through DecideBatch, the endpoint rolling as ``request.param`` says."""
     url = own_database(postgres, f"ffe_parity_batch_{request.param}")
     walk = BatchWalk(load_handlers(ROOT), load_decide_batch())
     with rolling_alone() if request.param == "alone" else nullcontext(), endpoint() as endpoint_url:
-        run(walk, url, endpoint_url)
-    return walk, url
+        return Ran(walk, url, run(walk, url, endpoint_url))
 
 
 def known_endpoint_difference(request: pytest.FixtureRequest) -> None:
@@ -194,11 +214,12 @@ def known_endpoint_difference(request: pytest.FixtureRequest) -> None:
 
 
 def test_each_asset_gets_the_record_the_per_asset_functions_give(
-    request: pytest.FixtureRequest, inline: tuple[Walk, str], batched: tuple[BatchWalk, str]
+    request: pytest.FixtureRequest, inline: Ran, batched: Ran
 ) -> None:
     known_endpoint_difference(request)
-    expected = {(cycle.cycle_id, step.asset): step.outputs["record"] for cycle, step in inline[0].steps}
-    got = batched[0].records
+    expected = {(cycle.cycle_id, step.asset): step.outputs["record"] for cycle, step in inline.walk.steps}
+    assert isinstance(batched.walk, BatchWalk)
+    got = batched.walk.records
     assert set(expected) == set(got)
     differ = [key for key, record in expected.items() if differences(as_stored(record), as_stored(got[key]))]
     assert not differ, f"{len(differ)} of {len(expected)} differ, e.g. {differ[:3]}: " + "; ".join(
@@ -206,11 +227,9 @@ def test_each_asset_gets_the_record_the_per_asset_functions_give(
     )
 
 
-def test_every_stored_row_is_the_same(
-    request: pytest.FixtureRequest, inline: tuple[Walk, str], batched: tuple[BatchWalk, str]
-) -> None:
+def test_every_stored_row_is_the_same(request: pytest.FixtureRequest, inline: Ran, batched: Ran) -> None:
     known_endpoint_difference(request)
-    expected, got = rows(inline[1]), rows(batched[1])
+    expected, got = rows(inline.database_url), rows(batched.database_url)
     assert expected.keys() == got.keys()
     differ = [key for key in expected if differences(expected[key], got[key])]
     assert not differ, f"{len(differ)} rows differ, e.g. {differ[:3]}: " + "; ".join(
@@ -218,8 +237,15 @@ def test_every_stored_row_is_the_same(
     )
 
 
-def test_the_walk_covers_fresh_stale_blocked_and_failed_assets(batched: tuple[BatchWalk, str]) -> None:
-    records = list(batched[0].records.values())
+def test_each_asset_emits_the_metrics_the_per_asset_functions_emit(inline: Ran, batched: Ran) -> None:
+    assert sum(inline.metrics.values()) > 500
+    missing, extra = inline.metrics - batched.metrics, batched.metrics - inline.metrics
+    assert not missing and not extra, f"missing {list(missing)[:3]}, extra {list(extra)[:3]}"
+
+
+def test_the_walk_covers_fresh_stale_blocked_and_failed_assets(batched: Ran) -> None:
+    assert isinstance(batched.walk, BatchWalk)
+    records = list(batched.walk.records.values())
     decisions = [r for r in records if r["kind"] == "decision"]
     assert {r["step"] for r in records if r["kind"] == "failure"} == {"fetch"}
     assert any(r["stale"] for r in decisions) and any(r.get("size") for r in decisions)
