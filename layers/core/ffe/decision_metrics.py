@@ -40,7 +40,13 @@ def record_metrics(record: Record, result: RecordDecisionResult, now: datetime |
     elif isinstance(record, DecisionRecord):
         emit("decisions", 1, asset, action=str(result.action))
         if str(result.action) == "HOLD":
-            emit("hold_reasons", 1, asset, reason=hold_reason(record), asset_class=asset_class(record.asset))
+            emit(
+                "hold_reasons",
+                1,
+                asset,
+                reason=hold_reason(record),
+                asset_class=asset_class(record.asset, record.asset_class),
+            )
         latency = record.path_latency_ms(now or utc.now())
         if latency is not None:
             emit("decision_latency_ms", latency, asset)
