@@ -192,6 +192,12 @@ def the_error(err: str) -> str:
         ),
         (["run", "--assets", ","], "ffe run: error: argument --assets: ',' names no symbol; give e.g. BTCUSD,ETHUSD"),
         (["run", "--assets", "BTCUSD, ETHUSD,BTCUSD"], "argument --assets: BTCUSD given more than once"),
+        (["run", "--universe", "/nonexistent/u.csv"], "ffe run: error: --universe /nonexistent/u.csv: No such file"),
+        (["run", "--universe", str(ROOT / "README.md")], "README.md: a universe file is .csv or .json"),
+        (
+            ["run", "--universe", str(ROOT / "examples/universe/crypto-fx.csv"), "--assets", "BTCUSD"],
+            "ffe run: error: --universe takes the place of --input and --assets: use one of them",
+        ),
         (["decisions", "--limit", "-1"], "ffe decisions: error: argument --limit: -1 is not 1 or more"),
         (["decisions", "--id", "x"], "ffe decisions: error: argument --id: 'x' is not a whole number"),
         (["decisions", "--id", "3", "--asset", "BTCUSD"], "ffe decisions: error: --id shows one decision: leave out"),
@@ -329,3 +335,20 @@ def test_api_keeps_its_database_while_run_comes_and_goes_and_sigterm_stops_it(
     finally:
         if api.poll() is None:
             api.kill()
+
+
+def test_run_universe_decides_the_file_on_the_distributed_map(
+    own_state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    example = ROOT / "examples/universe/crypto-fx.csv"  # 7 enabled rows, LTCUSD disabled
+    assert ffe("--state-dir", str(own_state), "run", "--universe", str(example), "--json") == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["status"] == "SUCCEEDED" and "assets" not in report["cycle_input"]
+    visited = {visit["name"] for visit in report["visits"]}
+    assert "Decide the universe" in visited and "Decide each asset" not in visited
+    decided = {d["asset"] for d in report["decisions"]}
+    failed = {f["asset"]: f for f in report["failures"]}
+    assert decided == {"BTCUSD", "ETHUSD", "EURUSD", "GBPUSD", "USDJPY"}
+    # the universe file knows SOLUSD and AUDUSD; replay has no bars for them: each fails alone, saying so
+    assert set(failed) == {"SOLUSD", "AUDUSD"}
+    assert all("replay has no bars for" in f["message"] for f in failed.values())

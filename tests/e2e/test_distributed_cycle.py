@@ -1,15 +1,14 @@
 """A cycle of a 1,000-asset universe file through the real Distributed Map: template deployed into moto (with the
 offline runtime's Distributed Map, docs/offline-runtime.md), the real handlers, real PostgreSQL, the inference
-server on loopback. Synthetic assets: their class comes from the universe file, their bars from a scenario."""
+server on loopback. Synthetic assets (ffe.local.synthetic_universe): their class comes from the universe file, their
+bars from a scenario."""
 
 from __future__ import annotations
 
-import io
 import json
 import math
-import random
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -20,6 +19,7 @@ from psycopg.rows import dict_row
 from ffe.adapters.scenario import parse_scenario
 from ffe.contracts import MAX_BATCH_ASSETS
 from ffe.local.aws import LocalCloud
+from ffe.local.synthetic_universe import scenario_csv, symbol, universe_csv
 from ffe.universe_file import parse_universe
 from tests.conftest import ROOT
 
@@ -29,40 +29,11 @@ NO_BARS = ("SYN0007", "SYN0500", "SYN0999")  # in the universe, not in the scena
 DISABLED = "SYN1001"  # in the file, disabled: never decided
 
 
-def symbol(i: int) -> str:
-    return f"SYN{i:04d}"
-
-
-def universe_csv() -> bytes:
-    rows = ["asset,class,enabled"] + [f"{symbol(i)},crypto,true" for i in range(ASSETS)] + [f"{DISABLED},crypto,false"]
-    return ("\n".join(rows) + "\n").encode()
-
-
-def scenario_csv(bars: int = 130) -> bytes:
-    """Each synthetic asset's hourly bars up to AS_OF: a seeded random walk (the same on every machine)."""
-    out = io.StringIO()
-    out.write("asset,timeframe,time,open,high,low,close,volume\n")
-    first = AS_OF.replace(minute=0) - timedelta(hours=bars)
-    for i in range(ASSETS):
-        if symbol(i) in NO_BARS:
-            continue
-        rng = random.Random(i)
-        price = 10.0 + i % 90
-        drift = (i % 7 - 3) * 0.002
-        for k in range(bars):
-            opened = price
-            price = opened * math.exp(drift + rng.gauss(0.0, 0.01))
-            high, low = max(opened, price) * 1.002, min(opened, price) * 0.998
-            when = (first + timedelta(hours=k)).strftime("%Y-%m-%dT%H:%M:%SZ")
-            out.write(f"{symbol(i)},1h,{when},{opened:.6f},{high:.6f},{low:.6f},{price:.6f},1000\n")
-    return out.getvalue().encode()
-
-
 @pytest.fixture(scope="module")
 def outcome(postgres: str) -> Iterator[dict[str, Any]]:
     """One 1,000-asset cycle, run once for every test here."""
-    universe = parse_universe(universe_csv(), "universe.csv")
-    scenario = parse_scenario({"bars.csv": scenario_csv()}, name="synthetic-universe")
+    universe = parse_universe(universe_csv(ASSETS, disabled=[DISABLED]), "universe.csv")
+    scenario = parse_scenario({"bars.csv": scenario_csv(ASSETS, AS_OF, without=NO_BARS)}, name="synthetic-universe")
     with LocalCloud(ROOT, postgres) as cloud:
         cloud.put_universe("1h", universe)
         cloud.serve_scenario(scenario.files)

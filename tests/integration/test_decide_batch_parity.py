@@ -12,8 +12,11 @@ Lambda's own cause also carries a ``stackTrace``, the batch's record does not (t
 The inference endpoint is the container's own server on loopback (bundled champion, CPU, LLM off), as ``ffe run``
 and the golden walk use it, run two ways for the batch: rolling each instance on its own (``rolled="alone"``: what
 every inline request is, one instance per version) and as shipped (``rolled="batched"``: a version's instances as
-one float32 batch, whose rows' last bits depend on the batch's size). The second is a known difference of the
-endpoint, not of DecideBatch (strict xfail: it fails loudly once the endpoint's rollout no longer depends on it).
+one float32 batch, whose rows' last bits depend on the batch's size). Rolled alone, everything is equal. As shipped,
+everything is equal but the RL voter's own floats (its blend weights, its confidence and what is derived from them in
+the voters' records), which may differ in their last float32 bits (~1e-8 seen): they are held within 1e-5, the
+predictor's own tolerance (gpu_inference tests), and the action, confidence, size and every stored column but those
+must still be equal (docs/scaling.md#decidebatch).
 """
 
 from __future__ import annotations
@@ -158,12 +161,17 @@ def comparable(value: Any) -> Any:
     return value
 
 
-def differences(a: Any, b: Any, at: str = "") -> list[str]:
-    """Where ``a`` and ``b`` differ: ``path: a != b`` per leaf."""
+def differences(a: Any, b: Any, at: str = "", close: bool = False) -> list[str]:
+    """Where ``a`` and ``b`` differ: ``path: a != b`` per leaf; with ``close``, the RL voter's floats (under
+    ``weights`` or ``voters``) may differ by 1e-5, everything else must be equal."""
     if isinstance(a, dict) and isinstance(b, dict):
-        return [d for k in sorted(a.keys() | b.keys()) for d in differences(a.get(k), b.get(k), f"{at}.{k}")]
+        keys = sorted(a.keys() | b.keys())
+        return [d for k in keys for d in differences(a.get(k), b.get(k), f"{at}.{k}", close)]
     if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        return [d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in differences(x, y, f"{at}[{i}]")]
+        return [d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in differences(x, y, f"{at}[{i}]", close)]
+    rl_float = isinstance(a, float) and isinstance(b, float) and (".weights." in at or ".voters[" in at)
+    if close and rl_float and abs(a - b) <= 1e-5:
+        return []
     return [] if a == b else [f"{at}: {a!r} != {b!r}"]
 
 
@@ -184,12 +192,6 @@ def rolling_alone() -> Iterator[None]:
         yield
 
 
-ENDPOINT_BATCHES = (
-    "the endpoint's batched float32 rollout (gpu_inference/predictor.py Policy.rollout) gives a row other last bits "
-    "than the same instance alone: RL weights ~1e-8 apart, now and then a voter's 6-digit confidence 1e-6 apart"
-)
-
-
 @pytest.fixture(scope="module")
 def inline(postgres: str) -> Ran:
     """The cycles through the five per-asset functions (every request one instance per version)."""
@@ -208,32 +210,32 @@ def batched(request: pytest.FixtureRequest, postgres: str) -> Ran:
         return Ran(walk, url, run(walk, url, endpoint_url))
 
 
-def known_endpoint_difference(request: pytest.FixtureRequest) -> None:
-    if request.node.callspec.params["batched"] == "batched":
-        request.node.add_marker(pytest.mark.xfail(strict=True, reason=ENDPOINT_BATCHES))
+def rolled_in_one_batch(request: pytest.FixtureRequest) -> bool:
+    """The endpoint as shipped: the RL voter's floats may differ in their last float32 bits (module docstring)."""
+    return bool(request.node.callspec.params["batched"] == "batched")
 
 
 def test_each_asset_gets_the_record_the_per_asset_functions_give(
     request: pytest.FixtureRequest, inline: Ran, batched: Ran
 ) -> None:
-    known_endpoint_difference(request)
+    close = rolled_in_one_batch(request)
     expected = {(cycle.cycle_id, step.asset): step.outputs["record"] for cycle, step in inline.walk.steps}
     assert isinstance(batched.walk, BatchWalk)
     got = batched.walk.records
     assert set(expected) == set(got)
-    differ = [key for key, record in expected.items() if differences(as_stored(record), as_stored(got[key]))]
+    differ = [key for key, record in expected.items() if differences(as_stored(record), as_stored(got[key]), "", close)]
     assert not differ, f"{len(differ)} of {len(expected)} differ, e.g. {differ[:3]}: " + "; ".join(
-        differences(as_stored(expected[differ[0]]), as_stored(got[differ[0]]))
+        differences(as_stored(expected[differ[0]]), as_stored(got[differ[0]]), "", close)
     )
 
 
 def test_every_stored_row_is_the_same(request: pytest.FixtureRequest, inline: Ran, batched: Ran) -> None:
-    known_endpoint_difference(request)
+    close = rolled_in_one_batch(request)
     expected, got = rows(inline.database_url), rows(batched.database_url)
     assert expected.keys() == got.keys()
-    differ = [key for key in expected if differences(expected[key], got[key])]
+    differ = [key for key in expected if differences(expected[key], got[key], "", close)]
     assert not differ, f"{len(differ)} rows differ, e.g. {differ[:3]}: " + "; ".join(
-        differences(expected[differ[0]], got[differ[0]])
+        differences(expected[differ[0]], got[differ[0]], "", close)
     )
 
 

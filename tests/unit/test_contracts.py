@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from ffe import contracts
 from ffe.adapters.replay import ReplayProvider, datasets, load_bars
 from ffe.contracts import (
+    MAX_CYCLE_ASSETS,
     AssetTask,
     BarColumns,
     BarModel,
@@ -62,9 +63,19 @@ def test_malformed_cycle_input_names_the_field(change: dict, field: str, why: st
 
 def test_missing_field_is_named() -> None:
     raw = event("cycle_input.json")
-    del raw["assets"]
-    with pytest.raises(InvalidInputError, match="assets: Field required"):
+    del raw["timeframe"]
+    with pytest.raises(InvalidInputError, match="timeframe: Field required"):
         parse(CycleInput, raw)
+
+
+def test_a_cycle_without_assets_is_the_universes_and_one_past_the_universe_files_bound_is_refused() -> None:
+    raw = event("cycle_input.json")
+    del raw["assets"]
+    assert parse(CycleInput, raw).assets is None  # "Open the cycle" reads the stage's universe file
+    many = [f"A{i:05d}" for i in range(MAX_CYCLE_ASSETS + 1)]
+    assert len(parse(CycleInput, {**raw, "assets": many[:-1]}).assets or []) == MAX_CYCLE_ASSETS
+    with pytest.raises(InvalidInputError, match="assets: List should have at most 10000 items"):
+        parse(CycleInput, {**raw, "assets": many})
 
 
 def test_non_object_event_is_rejected() -> None:

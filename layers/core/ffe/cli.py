@@ -66,6 +66,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "and timeframe, at --as-of or the JSON's as_of (format: examples/README.md)",
     )
     run.add_argument(
+        "--universe",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="store FILE (.csv or .json: asset, class[, venue][, enabled]) as the local stage's universe file for "
+        "the cycle's timeframe and decide it on the Distributed Map (docs/universe.md)",
+    )
+    run.add_argument(
         "--provider",
         choices=["replay", "live"],
         default="replay",
@@ -300,6 +308,13 @@ def _run(state: Any, args: argparse.Namespace) -> int:
         except ValueError as exc:  # InvalidInputError too: one line naming the file, line or row, and field
             print(f"ffe run: error: {exc}", file=sys.stderr)
             return 2
+    universe = None
+    if args.universe is not None:
+        try:
+            universe = _universe_file(args)
+        except ValueError as exc:  # InvalidInputError too: one line naming the file, row and field
+            print(f"ffe run: error: {exc}", file=sys.stderr)
+            return 2
     timeframe = args.timeframe or "1h"
     with _stdout_to_stderr(args.json):
         if scenario is None:
@@ -314,6 +329,7 @@ def _run(state: Any, args: argparse.Namespace) -> int:
             echo_logs=args.logs,
             provider=args.provider,
             scenario=scenario,
+            universe=universe,
         )
         book = paper_portfolio(state)
     if args.json:
@@ -321,6 +337,20 @@ def _run(state: Any, args: argparse.Namespace) -> int:
     else:
         show_run(report, book, args.wide)
     return 0 if report.status == "SUCCEEDED" else 1
+
+
+def _universe_file(args: argparse.Namespace) -> Any:
+    """``--universe``: the file's entries, validated as ``ffe universe put`` validates them."""
+    from ffe.universe_file import MAX_UNIVERSE_BYTES, parse_universe
+
+    if args.raw_input is not None or args.assets:
+        raise ValueError("--universe takes the place of --input and --assets: use one of them")
+    try:
+        with args.universe.open("rb") as file:
+            content = file.read(MAX_UNIVERSE_BYTES + 1)
+    except OSError as exc:
+        raise ValueError(f"--universe {args.universe}: {exc.strerror or exc}") from None
+    return parse_universe(content, str(args.universe))
 
 
 def _scenario(args: argparse.Namespace) -> tuple[Any, datetime]:
@@ -605,7 +635,7 @@ def _check_schedule(args: argparse.Namespace, timeframe: str) -> None:
     from ffe.adapters.replay import no_bars_at
     from ffe.domain.models import Timeframe
     from ffe.local.errors import LocalError
-    from ffe.local.runner import scheduled_inputs
+    from ffe.local.runner import default_universe, scheduled_inputs
     from ffe.terminal import show
 
     scheduled = scheduled_inputs(_project())
@@ -617,7 +647,8 @@ def _check_schedule(args: argparse.Namespace, timeframe: str) -> None:
         return
     cycle = json.loads(args.raw_input) if args.raw_input is not None else scheduled[timeframe]
     cycle = cycle if isinstance(cycle, dict) else {}  # a malformed --input is the state machine's to refuse
-    fired, assets = cycle.get("timeframe"), (args.assets if args.raw_input is None else None) or cycle.get("assets")
+    named = (args.assets if args.raw_input is None else None) or cycle.get("assets")
+    fired, assets = cycle.get("timeframe"), named if named is not None else default_universe(_project())
     if fired not in [t.value for t in Timeframe] or not isinstance(assets, list):
         return
     bundled: dict[str, list[str]] = {}

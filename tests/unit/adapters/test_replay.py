@@ -49,7 +49,7 @@ def test_daily_is_resampled_from_hourly_and_only_closed_days() -> None:
 
 
 def test_unknown_asset_is_invalid_input() -> None:
-    with pytest.raises(InvalidInputError, match="unknown asset 'XAUUSD'"):
+    with pytest.raises(InvalidInputError, match="replay has no bars for XAUUSD"):
         provider.fetch("XAUUSD", Timeframe.H1, AS_OF, 120)
 
 

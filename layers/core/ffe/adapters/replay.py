@@ -14,10 +14,11 @@ from functools import cache
 from importlib import resources
 
 from ffe.adapters.synthetic import synthetic_bars
+from ffe.domain.errors import InvalidInputError
 from ffe.domain.models import Bar, Timeframe
 from ffe.domain.ports import FetchedSeries
 from ffe.domain.resample import resample
-from ffe.domain.universe import asset_class_of
+from ffe.domain.universe import ASSET_CLASSES
 
 DATA_PACKAGE = "ffe.data.bars"
 
@@ -40,7 +41,12 @@ class ReplayProvider:
     name = "replay"
 
     def fetch(self, asset: str, timeframe: Timeframe, as_of: datetime, lookback: int) -> FetchedSeries:
-        asset_class_of(asset)  # unknown symbols fail here, before any data is touched
+        if asset not in ASSET_CLASSES:  # unknown symbols fail here, before any data is touched
+            raise InvalidInputError(
+                f"replay has no bars for {asset}: it serves the built-in symbols ({', '.join(sorted(ASSET_CLASSES))});"
+                " decide other assets on your own bars (ffe run --bars)",
+                asset=asset,
+            )
         dataset = datasets().get(asset)
         if dataset is None:
             bars = synthetic_bars(asset, timeframe, as_of, lookback)

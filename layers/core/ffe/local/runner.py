@@ -244,6 +244,16 @@ def run_cycle(
     return report
 
 
+def default_universe(project: Path) -> list[str]:
+    """The assets a scheduled cycle decides when the stage has no universe file: the AssetUniverseJson default."""
+    parameter = (load_sam(project).get("Parameters") or {}).get("AssetUniverseJson") or {}
+    try:
+        assets = json.loads(str(parameter.get("Default", "[]")))
+    except ValueError:
+        return []
+    return [a for a in assets if isinstance(a, str)] if isinstance(assets, list) else []
+
+
 def scheduled_inputs(project: Path) -> dict[str, dict[str, Any]]:
     """The cycle input each schedule in template.yaml starts, by timeframe, with the parameters' defaults: what
     ``ffe run --timeframe`` can fire, read without deploying (the deployed stack's schedules are the same)."""

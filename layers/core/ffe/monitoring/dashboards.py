@@ -92,6 +92,7 @@ _FUNCTIONS = (
     "detect-regime",
     "infer-decision",
     "gate-risk",
+    "decide-batch",
     "execute-order",
     "record-decision",
     "preflight",
