@@ -34,4 +34,17 @@ ASSUMED: dict[str, Assumption] = {
     "dynamodb_writes_per_fetch": Assumption(1, "WRU per live fetch", "new bars to the bar cache"),
     "secret_calls_per_cycle": Assumption(8, "GetSecretValue per cycle", "one per warm container the Map fans out to"),
     "s3_gets_per_cycle": Assumption(2, "GET per cycle", "the champion's model bundle, when ModelSource=bucket"),
+    "express_memory_mb": Assumption(
+        64,
+        "MB per Express child execution",
+        "the memory AWS bills a child workflow for: its definition and one batch's state (at most 256 KB), "
+        "so one 64-MB chunk, the smallest; not observable offline",
+    ),
+    "result_files_per_cycle": Assumption(
+        1,
+        "ResultWriter result file per distributed cycle",
+        "AWS writes the Map Run's results by status in files of up to 5 GB: a 10,000-asset cycle's child results "
+        "are a few MB, so one SUCCEEDED_0.json on the happy path (a FAILED_0.json only when a child fails), "
+        "beside the manifest; one PUT each",
+    ),
 }

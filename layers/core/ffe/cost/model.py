@@ -1,6 +1,10 @@
 """A stage's monthly cost, per component: quantities from the template (``template_facts``), the measured handler
 durations (``durations.json``, bench/bench_durations.py) and the stated assumptions (``assumptions``), times the
 price table (``prices``). Pure arithmetic; the month is AWS's 730 hours. Free tiers are not subtracted.
+
+A cycle of at most ``INLINE_MAX_ASSETS`` assets is priced on the inline Map (the default universe, one iteration
+per asset); a larger one on the Distributed Map (a universe file: one child execution per ItemBatcher batch), as
+"Open the cycle" chooses (ffe/steps/record.py ``_open``).
 """
 
 from __future__ import annotations
@@ -12,13 +16,27 @@ from pathlib import Path
 from typing import Any
 
 from ffe.cost.assumptions import ASSUMED
-from ffe.cost.prices import Price, price
-from ffe.cost.template_facts import DAYS_PER_MONTH, HOURS_PER_MONTH, TIMEFRAMES, StageFacts
+from ffe.cost.prices import (
+    EXPRESS_DURATION_STEP_MS,
+    EXPRESS_FIRST_TIER_GB_SECONDS,
+    EXPRESS_MEMORY_CHUNK_MB,
+    SFN_TRANSITIONS_PAGE,
+    Price,
+    price,
+)
+from ffe.cost.template_facts import DAYS_PER_MONTH, HOURS_PER_MONTH, TIMEFRAMES, DistributedPath, StageFacts
 
 DURATIONS = Path(__file__).with_name("durations.json")
 GB = 1024**3
 PROXY_MIN_ACU = 8  # RDS Proxy bills a Serverless v2 target at 8 ACUs at least (prices.py, proxy.acu_hour)
 CYCLE_WINDOW_S = {"15m": 900.0, "1h": 3600.0, "1d": 86400.0}  # the time a cycle's decisions must fit in
+BATCH = ".batch"  # durations.json's key suffix for a function's invocation on a whole batch (record_decision.batch)
+# S3 requests of a distributed cycle besides the ResultWriter's result files: "Open the cycle" PUTs the universe
+# snapshot (CycleFiles.write_snapshot), the Map's ItemReader GETs it, the ResultWriter PUTs its manifest and
+# "Close the distributed cycle" GETs it back with each result file (CycleFiles.read_results)
+SNAPSHOT_AND_MANIFEST_PUTS = 2
+SNAPSHOT_AND_MANIFEST_GETS = 2
+UNIVERSE_FILE_GETS = 1  # every scheduled cycle names no assets: Open reads the universe file (UniverseStore.read)
 
 
 @dataclass(frozen=True)
@@ -96,17 +114,57 @@ class _Month:
     def live(self) -> bool:
         return self.facts.parameters.get("MarketDataProvider") == "live"
 
+    @property
+    def distributed(self) -> DistributedPath | None:
+        """The Distributed Map branch when this many assets take it (more than INLINE_MAX_ASSETS), else None."""
+        if self.assets > self.facts.inline_max_assets:
+            return self.facts.distributed
+        return None
+
+    @property
+    def batches(self) -> int:
+        """Child executions per cycle: ItemBatcher batches of MaxItemsPerBatch (0 on the inline Map)."""
+        d = self.distributed
+        return math.ceil(self.assets / d.batch_size) if d else 0
+
     def invocations(self) -> dict[str, float]:
-        """Invocations a month per handler folder: the cycle's own, each asset's, the daily schedules'."""
+        """Invocations a month per durations key (the handler folder; ``<folder>.batch`` for a batch path's
+        invocation measured apart): the cycle's own, each asset's or each batch's, the daily schedules'."""
+        d = self.distributed
+        paths = (
+            [
+                (d.cycle_path.invocations, self.cycles),
+                (tuple(self.batch_key(c) for c in d.batch_path.invocations), self.cycles * self.batches),
+            ]
+            if d
+            else [(self.facts.cycle_path.invocations, self.cycles), (self.facts.asset_path.invocations, self.decisions)]
+        )
         out: dict[str, float] = {}
-        for codes, count in (
-            (self.facts.cycle_path.invocations, self.cycles),
-            (self.facts.asset_path.invocations, self.decisions),
-            (self.facts.daily_functions, DAYS_PER_MONTH),
-        ):
+        for codes, count in (*paths, (self.facts.daily_functions, DAYS_PER_MONTH)):
             for code in codes:
                 out[code] = out.get(code, 0) + count
         return out
+
+    def batch_key(self, code: str) -> str:
+        """The durations key of ``code`` invoked on a batch: ``<code>.batch`` when the bench measured it apart."""
+        return code + BATCH if code + BATCH in self.measured["functions"] else code
+
+    def milliseconds(self, key: str) -> float:
+        """One invocation's billed wall time: its offline p50 (the daily functions: assumed), plus the LLM voter's
+        wait where the function waits on the endpoint (per asset: InferDecision; per batch: DecideBatch)."""
+        measured = self.measured["functions"]
+        if key in measured:
+            ms = float(measured[key]["p50_ms"])
+        elif key in self.facts.daily_functions:
+            ms = ASSUMED["daily_function_ms"].value
+        else:
+            raise KeyError(f"{key}: no offline duration in {DURATIONS.name} (run bench/bench_durations.py --write)")
+        if self.llm and key in ("infer_decision", "decide_batch"):
+            # one request per batch; the endpoint's LLM voter votes its instances in turn (gpu_inference/predictor.py
+            # _llm_votes), so DecideBatch waits the LLM's seconds of every asset in its batch
+            per_call = self.assets / self.batches if key == "decide_batch" else 1
+            ms += ASSUMED["llm_seconds"].value * 1000 * per_call
+        return ms
 
 
 def durations(path: Path = DURATIONS) -> dict[str, Any]:
@@ -134,8 +192,19 @@ def estimate(
             "the stage's decision-cycle schedules are disabled (SchedulesEnabled): no scheduled cycles; "
             "pass --cadence to price one"
         )
+    d = month.distributed
+    month.notes.insert(
+        0,
+        f"a universe file: Distributed Map, batches of {d.batch_size}, {d.execution_type.title()} children "
+        f"({month.batches:,} per cycle)"
+        if d
+        else "the default universe, inline Map",
+    )
+    if facts.distributed is None and assets > facts.inline_max_assets:
+        month.notes.append(f"the ASL has no Distributed Map: {assets:,} assets priced on the inline Map")
     lines = [
         *_workflow(month),
+        *_express(month),
         *_lambda(month),
         *_endpoint(month),
         *_database(month),
@@ -155,11 +224,18 @@ def estimate(
 
 
 def _workflow(m: _Month) -> list[Line]:
-    f = m.facts
+    f, d = m.facts, m.distributed
     if f.workflow_type != "STANDARD":
         return [Line("Step Functions requests (Express)", m.cycles, "requests", price("sfn.express.request"))]
-    transitions = m.cycles * (f.cycle_path.transitions + m.assets * f.asset_path.transitions)
-    note = f"{f.cycle_path.transitions}/cycle + {f.asset_path.transitions}/asset (ASL happy path)"
+    if d:  # AWS bills one transition per child execution the Map starts (SFN_TRANSITIONS_PAGE)
+        child = d.batch_path.transitions if d.execution_type == "STANDARD" else 0
+        transitions = m.cycles * (d.cycle_path.transitions + m.batches * (1 + child))
+        inside = f" + {child} inside" if child else ""
+        note = f"{d.cycle_path.transitions}/cycle + 1/batch of {d.batch_size}{inside} (the child's start)"
+        m.notes.append(f"a Distributed Map's transition per child execution: {SFN_TRANSITIONS_PAGE}")
+    else:
+        transitions = m.cycles * (f.cycle_path.transitions + m.assets * f.asset_path.transitions)
+        note = f"{f.cycle_path.transitions}/cycle + {f.asset_path.transitions}/asset (ASL happy path)"
     return [
         Line(
             "Step Functions transitions (Standard)", transitions, "transitions", price("sfn.standard.transition"), note
@@ -167,17 +243,50 @@ def _workflow(m: _Month) -> list[Line]:
     ]
 
 
+def _express(m: _Month) -> list[Line]:
+    """A distributed cycle's Express children: one request each and their duration (DecideBatch + RecordDecision
+    back to back, the LLM wait included) at the billed memory, rounded up to 100 ms."""
+    d = m.distributed
+    if d is None or d.execution_type != "EXPRESS":
+        return []
+    children = m.cycles * m.batches
+    ms = sum(m.milliseconds(m.batch_key(code)) for code in d.batch_path.invocations)
+    billed_s = math.ceil(ms / EXPRESS_DURATION_STEP_MS) * EXPRESS_DURATION_STEP_MS / 1000
+    memory_mb = math.ceil(ASSUMED["express_memory_mb"].value / EXPRESS_MEMORY_CHUNK_MB) * EXPRESS_MEMORY_CHUNK_MB
+    gb_seconds = children * memory_mb / 1024 * billed_s
+    if gb_seconds > EXPRESS_FIRST_TIER_GB_SECONDS:
+        m.notes.append("Express duration past its first price tier (1,000 GB-hours): priced at the first tier's")
+    return [
+        Line(
+            "Step Functions requests (Express)",
+            children,
+            "requests",
+            price("sfn.express.request"),
+            f"1 child execution/batch of {d.batch_size}",
+        ),
+        Line(
+            "Step Functions duration (Express)",
+            gb_seconds,
+            "GB-seconds",
+            price("sfn.express.gb_second"),
+            f"{memory_mb} MB x {billed_s:g} s/child",
+        ),
+    ]
+
+
 def _lambda(m: _Month) -> list[Line]:
-    measured = m.measured["functions"]
     invocations = m.invocations()
     gb_seconds = 0.0
-    for code, count in invocations.items():
-        ms = measured[code]["p50_ms"] if code in measured else ASSUMED["daily_function_ms"].value
-        if code == "infer_decision" and m.llm:
-            ms += ASSUMED["llm_seconds"].value * 1000
-        gb_seconds += count * m.facts.functions[code].memory_mb / 1024 * math.ceil(ms) / 1000  # billed per ms
+    for key, count in invocations.items():
+        memory_mb = m.facts.functions[key.removesuffix(BATCH)].memory_mb
+        gb_seconds += count * memory_mb / 1024 * math.ceil(m.milliseconds(key)) / 1000  # billed per ms
     arch = next(iter({f.architecture for f in m.facts.functions.values()}))
-    per = f"{len(m.facts.asset_path.invocations)}/asset + {len(m.facts.cycle_path.invocations)}/cycle"
+    d = m.distributed
+    per = (
+        f"{len(d.batch_path.invocations)}/batch + {len(d.cycle_path.invocations)}/cycle"
+        if d
+        else f"{len(m.facts.asset_path.invocations)}/asset + {len(m.facts.cycle_path.invocations)}/cycle"
+    )
     wait = " + LLM wait" if m.llm else ""
     return [
         Line("Lambda requests", sum(invocations.values()), "requests", price("lambda.request"), per),
@@ -212,7 +321,8 @@ def _endpoint(m: _Month) -> list[Line]:
             f"the stage scales to {f.instance_max}"
         )
     scale = "scheduled scale-down" if f.scheduled_scale_down else "no scheduled scale-down"
-    note = f"{running} all month, {scale}"
+    requests = f"1 request/batch ({m.batches:,}/cycle)" if m.distributed else "1 request/asset"
+    note = f"{running} all month, {scale}; {requests}"
     return [Line(component, running * HOURS_PER_MONTH, "instance-hours", instance, note)]
 
 
@@ -349,15 +459,25 @@ def _storage_and_keys(m: _Month) -> list[Line]:
             )
         )
     bucket = f.parameters.get("ModelSource") == "bucket"
-    lines.append(
-        Line(
-            "S3 requests",
-            m.cycles * ASSUMED["s3_gets_per_cycle"].value if bucket else 0.0,
-            "GET",
-            price("s3.get"),
-            "model bundles" if bucket else "ModelSource=bundled",
+    gets = UNIVERSE_FILE_GETS + (ASSUMED["s3_gets_per_cycle"].value if bucket else 0.0)
+    what = ["universe file"] + ["model bundle"] * bucket
+    puts = 0.0
+    if m.distributed:
+        files = ASSUMED["result_files_per_cycle"].value if m.distributed.result_writer else 0.0
+        puts = SNAPSHOT_AND_MANIFEST_PUTS + files
+        gets += SNAPSHOT_AND_MANIFEST_GETS + files
+        what.append("snapshot, Map Run results")
+    lines.append(Line("S3 GET requests", m.cycles * gets, "GET", price("s3.get"), f"{gets:g}/cycle: {', '.join(what)}"))
+    if m.distributed:
+        lines.append(
+            Line(
+                "S3 PUT requests",
+                m.cycles * puts,
+                "PUT",
+                price("s3.put"),
+                f"{puts:g}/cycle: snapshot, Map Run manifest + results",
+            )
         )
-    )
     if f.kms_keys:
         lines.append(Line("KMS keys", f.kms_keys, "keys", price("kms.key"), "requests not modelled"))
     lines += [

@@ -14,6 +14,14 @@ READ = "2026-12-03"
 CURRENCY = "USD"
 
 _SFN = "https://aws.amazon.com/step-functions/pricing/"
+# a Distributed Map bills one Standard transition per child execution it starts (the "Transitions in Distributed
+# Map state" section); read on READ like the rest
+SFN_TRANSITIONS_PAGE = "https://docs.aws.amazon.com/step-functions/latest/dg/concepts-transitions.html"
+# Express duration: the memory a workflow uses, billed in 64-MB chunks, times its duration rounded up to the next
+# 100 ms (_SFN, "Express Workflows"); the GB-second price below is the first tier's (1,000 GB-hours a month)
+EXPRESS_MEMORY_CHUNK_MB = 64
+EXPRESS_DURATION_STEP_MS = 100
+EXPRESS_FIRST_TIER_GB_SECONDS = 1000 * 3600
 _LAMBDA = "https://aws.amazon.com/lambda/pricing/"
 _SAGEMAKER = "https://aws.amazon.com/sagemaker/pricing/"
 _AURORA = "https://aws.amazon.com/rds/aurora/pricing/"

@@ -2,7 +2,8 @@
 and ``samconfig.toml``: the counts and sizes the cost model prices (``ffe.cost.model``). Nothing here is typed per
 resource: every figure is read off a resource, a Condition, a Mapping or a parameter for the chosen stage.
 
-Pure: PyYAML and the standard library only (no boto3, no aws-sam-translator). The CLI alone imports it.
+Pure: PyYAML, the standard library and ``ffe.contracts``' INLINE_MAX_ASSETS (no boto3, no aws-sam-translator). The CLI
+alone imports it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from ffe.contracts import INLINE_MAX_ASSETS
 
 STAGES = ("dev", "staging", "prod")
 TIMEFRAMES = ("15m", "1h", "1d")
@@ -81,6 +84,20 @@ class Path_:
 
 
 @dataclass(frozen=True)
+class DistributedPath:
+    """The cycle on its Distributed Map, read off the ASL: the parent's states on the branch a Choice sends a
+    distributed cycle down, one child execution's happy path (no order: its inline Map of orders runs no iteration),
+    and the Map's ItemBatcher and ProcessorConfig."""
+
+    cycle_path: Path_  # the parent's states: open, the lock's Choice, the Distributed Map, close, succeed
+    batch_path: Path_  # one child execution (one batch)
+    batch_size: int  # ItemBatcher.MaxItemsPerBatch
+    execution_type: str  # ItemProcessor.ProcessorConfig.ExecutionType: EXPRESS or STANDARD
+    max_concurrency: int
+    result_writer: bool
+
+
+@dataclass(frozen=True)
 class StageFacts:
     stage: str
     parameters: dict[str, str]
@@ -116,6 +133,8 @@ class StageFacts:
     stack_secrets: int
     retention_days: int
     archive: bool
+    distributed: DistributedPath | None  # None: the ASL has no Distributed Map (every cycle runs inline)
+    inline_max_assets: int  # ffe.contracts.INLINE_MAX_ASSETS: larger cycles (and universe files) run distributed
     notes: list[str] = field(default_factory=list)
 
 
@@ -207,8 +226,16 @@ def _runs_per_day(expression: str) -> float:
     return float(count(match.group(1), 60) * count(match.group(2), 24))
 
 
-def _walk(states: dict[str, Any], start: str, substitutions: dict[str, str]) -> tuple[int, list[str], dict[str, Any]]:
-    """Follow Next, a Choice's Default, until End/Succeed/Fail; returns transitions, invoked code, the Map met."""
+def _distributed(state: dict[str, Any]) -> bool:
+    processor = state.get("ItemProcessor") or {}
+    return state.get("Type") == "Map" and processor.get("ProcessorConfig", {}).get("Mode") == "DISTRIBUTED"
+
+
+def _walk(
+    states: dict[str, Any], start: str, substitutions: dict[str, str], distributed: bool = False
+) -> tuple[int, list[str], dict[str, Any]]:
+    """Follow Next and, at a Choice, its Default (``distributed``: the rule that leads to a Distributed Map, where
+    one does), until End/Succeed/Fail; returns transitions, invoked code and the (last) Map met."""
     transitions, invoked, the_map = 0, [], {}
     name: str | None = start
     while name is not None:
@@ -222,7 +249,11 @@ def _walk(states: dict[str, Any], start: str, substitutions: dict[str, str]) -> 
             the_map = state
         if state.get("End") or state["Type"] in ("Succeed", "Fail"):
             break
-        name = state.get("Default") if state["Type"] == "Choice" else state.get("Next")
+        if state["Type"] == "Choice":
+            rules = [c["Next"] for c in state.get("Choices", []) if distributed and _distributed(states[c["Next"]])]
+            name = rules[0] if rules else state.get("Default")
+        else:
+            name = state.get("Next")
     return transitions, invoked, the_map
 
 
@@ -293,6 +324,8 @@ def _cycle(root: Path, ev: _Evaluator, resources: dict[str, Any], by_logical: di
     processor = the_map.get("ItemProcessor") or the_map["Iterator"]
     asset_t, asset_inv, _ = _walk(processor["States"], processor["StartAt"], substitutions)
     return {
+        "distributed": _distributed_path(asl, substitutions),
+        "inline_max_assets": INLINE_MAX_ASSETS,
         "workflow_type": str(machine["Properties"].get("Type", "STANDARD")),
         "cycle_path": Path_(cycle_t, tuple(cycle_inv)),
         "asset_path": Path_(asset_t, tuple(asset_inv)),
@@ -300,6 +333,24 @@ def _cycle(root: Path, ev: _Evaluator, resources: dict[str, Any], by_logical: di
         "schedules": _schedules(ev, resources, machine_id),
         "daily_functions": _daily(ev, resources, by_logical),
     }
+
+
+def _distributed_path(asl: dict[str, Any], substitutions: dict[str, str]) -> DistributedPath | None:
+    """The distributed branch of the cycle: None when no Choice on the way leads to a Distributed Map."""
+    cycle_t, cycle_inv, the_map = _walk(asl["States"], asl["StartAt"], substitutions, distributed=True)
+    if not _distributed(the_map):
+        return None
+    processor = the_map["ItemProcessor"]
+    batch_t, batch_inv, _ = _walk(processor["States"], processor["StartAt"], substitutions)
+    batcher = the_map.get("ItemBatcher") or {}
+    return DistributedPath(
+        cycle_path=Path_(cycle_t, tuple(cycle_inv)),
+        batch_path=Path_(batch_t, tuple(batch_inv)),
+        batch_size=int(batcher.get("MaxItemsPerBatch", 1)),  # no ItemBatcher: one item per child execution
+        execution_type=str(processor["ProcessorConfig"].get("ExecutionType", "STANDARD")),
+        max_concurrency=int(the_map.get("MaxConcurrency", 0)),
+        result_writer="ResultWriter" in the_map,
+    )
 
 
 def _schedules(ev: _Evaluator, resources: dict[str, Any], machine_id: str) -> dict[str, Schedule]:
