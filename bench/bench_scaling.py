@@ -58,6 +58,11 @@ with tempfile.TemporaryDirectory() as tmp:
         reference = statistics.median(inline)
         print(f"reference: inline Map, 4 assets: {reference * 1000:.0f} s per 1,000 assets (median of 3)\n")
         cloud.serve_scenario(scenario.files)
+        # warm-up, not counted: DecideBatch's first invocation reads and checks the whole scenario (a user's
+        # own bars, here every size's), once per container
+        cloud.put_universe("1h", parse_universe(universe_csv(1), "universe.csv"))
+        warm = {"cycle_id": "bench-scaling-warm", "as_of": AS_OF.strftime("%Y-%m-%dT%H:%M:%SZ"), "timeframe": "1h"}
+        cloud.wait(cloud.start_execution(warm), timeout_s=600)
         print(f"{'assets':>7} {'cycle s':>9} {'s per 1,000':>12} {'vs inline':>10} {'vs 10 assets':>13} {'decided':>8}")
         first = None
         for n in SIZES:

@@ -9,6 +9,7 @@ import json
 import math
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -17,7 +18,9 @@ import pytest
 from psycopg.rows import dict_row
 
 from ffe.adapters.scenario import parse_scenario
+from ffe.adapters.store import PostgresDecisionStore
 from ffe.contracts import MAX_BATCH_ASSETS
+from ffe.domain.errors import TransientError
 from ffe.local.aws import LocalCloud
 from ffe.local.synthetic_universe import scenario_csv, symbol, universe_csv
 from ffe.universe_file import parse_universe
@@ -105,3 +108,47 @@ def test_the_snapshot_and_the_map_runs_results_are_in_the_cycles_bucket(outcome:
     assert {b["BatchInput"]["cycle_id"] for b in batches} == {"universe-1000"}
     outcomes = [o for child in children for o in json.loads(child["Output"])["outcomes"]]
     assert len(outcomes) == ASSETS and {o["outcome"] for o in outcomes} == {"recorded"}
+
+
+def test_a_batch_the_store_refuses_is_parked_whole_and_replayed_exactly_once(
+    postgres: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = PostgresDecisionStore.record_batch
+
+    def refuses_syn0003s_batch(self: PostgresDecisionStore, records: Any) -> Any:
+        if any(record.asset == "SYN0003" for record, _ in records):
+            raise TransientError("cannot reach the decision store: connection refused")
+        return real(self, records)
+
+    size, cycle_id = 45, "universe-parked"
+    universe = parse_universe(universe_csv(size), "universe.csv")
+    scenario = parse_scenario({"bars.csv": scenario_csv(size, AS_OF)}, name="synthetic-universe")
+    parked = tmp_path / "dead-letters.json"
+    # Given the store refuses the first batch (SYN0000..SYN0019) on every attempt
+    monkeypatch.setattr(PostgresDecisionStore, "record_batch", refuses_syn0003s_batch)
+    with LocalCloud(ROOT, postgres, dlq_file=parked) as cloud:
+        cloud.put_universe("1h", universe)
+        cloud.serve_scenario(scenario.files)
+        arn = cloud.start_execution(
+            {"cycle_id": cycle_id, "as_of": AS_OF.strftime("%Y-%m-%dT%H:%M:%SZ"), "timeframe": "1h"}
+        )
+        # Then the cycle carries on and succeeds, the batch waits in the queue as one record
+        assert cloud.wait(arn, timeout_s=600)["status"] == "SUCCEEDED"
+        [message] = cloud.dead_letters()
+    body = json.loads(message["Body"])
+    assert body["kind"] == "batch" and [r["asset"] for r in body["records"]] == [symbol(i) for i in range(20)]
+
+    def stored() -> list[str]:
+        with psycopg.connect(postgres) as conn:
+            rows = conn.execute("SELECT asset FROM decisions WHERE cycle_id = %s", (cycle_id,)).fetchall()
+        return sorted(row[0] for row in rows)
+
+    assert stored() == [symbol(i) for i in range(20, size)]  # nothing of the refused batch, all of the others
+    # When the store is back and the queue is replayed (twice: replay is idempotent)
+    monkeypatch.setattr(PostgresDecisionStore, "record_batch", real)
+    with LocalCloud(ROOT, postgres, dlq_file=parked) as cloud:
+        report, again = cloud.replay_dead_letters(), cloud.replay_dead_letters()
+        assert cloud.dead_letters() == []
+    # Then every asset of the cycle is stored exactly once
+    assert (report.replayed, report.failed, again.replayed) == (1, [], 0)
+    assert stored() == [symbol(i) for i in range(size)]
