@@ -20,6 +20,7 @@ from psycopg.rows import dict_row
 from ffe.adapters.scenario import parse_scenario
 from ffe.adapters.store import PostgresDecisionStore
 from ffe.contracts import MAX_BATCH_ASSETS
+from ffe.dlq import parked
 from ffe.domain.errors import TransientError
 from ffe.local.aws import LocalCloud
 from ffe.local.synthetic_universe import scenario_csv, symbol, universe_csv
@@ -123,10 +124,10 @@ def test_a_batch_the_store_refuses_is_parked_whole_and_replayed_exactly_once(
     size, cycle_id = 45, "universe-parked"
     universe = parse_universe(universe_csv(size), "universe.csv")
     scenario = parse_scenario({"bars.csv": scenario_csv(size, AS_OF)}, name="synthetic-universe")
-    parked = tmp_path / "dead-letters.json"
+    queue = tmp_path / "dead-letters.json"
     # Given the store refuses the first batch (SYN0000..SYN0019) on every attempt
     monkeypatch.setattr(PostgresDecisionStore, "record_batch", refuses_syn0003s_batch)
-    with LocalCloud(ROOT, postgres, dlq_file=parked) as cloud:
+    with LocalCloud(ROOT, postgres, dlq_file=queue) as cloud:
         cloud.put_universe("1h", universe)
         cloud.serve_scenario(scenario.files)
         arn = cloud.start_execution(
@@ -137,6 +138,8 @@ def test_a_batch_the_store_refuses_is_parked_whole_and_replayed_exactly_once(
         [message] = cloud.dead_letters()
     body = json.loads(message["Body"])
     assert body["kind"] == "batch" and [r["asset"] for r in body["records"]] == [symbol(i) for i in range(20)]
+    [listed] = parked([message])  # what `ffe dlq list` shows of it
+    assert (listed.kind, listed.cycle_id, listed.asset) == ("batch", cycle_id, "20 assets: SYN0000 .. SYN0019")
 
     def stored() -> list[str]:
         with psycopg.connect(postgres) as conn:
@@ -146,7 +149,7 @@ def test_a_batch_the_store_refuses_is_parked_whole_and_replayed_exactly_once(
     assert stored() == [symbol(i) for i in range(20, size)]  # nothing of the refused batch, all of the others
     # When the store is back and the queue is replayed (twice: replay is idempotent)
     monkeypatch.setattr(PostgresDecisionStore, "record_batch", real)
-    with LocalCloud(ROOT, postgres, dlq_file=parked) as cloud:
+    with LocalCloud(ROOT, postgres, dlq_file=queue) as cloud:
         report, again = cloud.replay_dead_letters(), cloud.replay_dead_letters()
         assert cloud.dead_letters() == []
     # Then every asset of the cycle is stored exactly once

@@ -53,16 +53,18 @@ def parked(messages: list[dict[str, Any]]) -> list[Parked]:
         error = body["record_error"] if isinstance(body.get("record_error"), dict) else {}
         attribute = (message.get("MessageAttributes") or {}).get(REASON_ATTRIBUTE, {}).get("StringValue")
         reason = attribute or str(error.get("Error") or "") or ("not a JSON object" if not body else "")
-        out.append(
-            Parked(
-                message["MessageId"],
-                str(body.get("kind", "?")),
-                str(body.get("cycle_id", "-")),
-                str(body.get("asset", "-"))[:64],
-                reason,
-            )
-        )
+        records = body.get("records") if body.get("kind") == "batch" else None
+        batch = [r for r in records if isinstance(r, dict)] if isinstance(records, list) else []
+        asset = _batch_assets(batch) if batch else str(body.get("asset", "-"))[:64]
+        cycle = batch[0].get("cycle_id", "-") if batch else body.get("cycle_id", "-")
+        out.append(Parked(message["MessageId"], str(body.get("kind", "?")), str(cycle), asset, reason))
     return out
+
+
+def _batch_assets(records: list[dict[str, Any]]) -> str:
+    """A parked batch's assets in the list's asset column: ``20 assets: SYN0000 .. SYN0019``."""
+    first, last = str(records[0].get("asset", "?")), str(records[-1].get("asset", "?"))
+    return (f"{len(records)} assets: {first} .. {last}" if len(records) > 1 else first)[:64]
 
 
 def record_payload(body: str) -> dict[str, Any]:
