@@ -76,7 +76,7 @@ class StageDefaults:
 # Prod keeps two instances so one can fail without a "model serving down" outage.
 #                                 instance type  min max target/min sampling %
 STAGES: dict[str, StageDefaults] = {
-    "dev": StageDefaults("ml.g5.xlarge", 1, 1, 100, 100),
+    "dev": StageDefaults("ml.c5.xlarge", 1, 1, 100, 100),  # CPU: the RL voter alone (docs/inference.md#instances)
     "staging": StageDefaults("ml.g5.xlarge", 1, 2, 100, 100),
     "prod": StageDefaults("ml.g5.xlarge", 2, 4, 100, 100),
 }

@@ -48,7 +48,7 @@ def test_endpoint_is_named_per_stage_with_one_all_traffic_variant(stack) -> None
     variants = only(stack, "AWS::SageMaker::EndpointConfig")["ProductionVariants"]
     assert [v["VariantName"] for v in variants] == [deploy.VARIANT_NAME] == ["AllTraffic"]
     assert variants[0]["InstanceType"] == {"Ref": "InstanceType"}
-    assert stack["Parameters"]["InstanceType"]["Default"] == deploy.STAGES["dev"].instance_type == "ml.g5.xlarge"
+    assert stack["Parameters"]["InstanceType"]["Default"] == deploy.STAGES["prod"].instance_type == "ml.g5.xlarge"
     assert variants[0]["ContainerStartupHealthCheckTimeoutInSeconds"] == deploy.STARTUP_TIMEOUT_S
 
 
@@ -203,11 +203,14 @@ def test_nested_inference_stack_is_optional_and_sized_per_stage(sam) -> None:
     assert params["ModelDataUrl"] == {"Ref": "InferenceModelDataUrl"}
     # stage capacities agree with deploy.py's
     mapping = sam["Mappings"]["StageConfig"]
+    assert params["InstanceType"] == {"Fn::FindInMap": ["StageConfig", {"Ref": "Stage"}, "InferenceInstanceType"]}
     for stage, defaults in deploy.STAGES.items():
-        assert (mapping[stage]["InferenceMinCapacity"], mapping[stage]["InferenceMaxCapacity"]) == (
-            defaults.min_capacity,
-            defaults.max_capacity,
-        ), stage
+        assert (
+            mapping[stage]["InferenceMinCapacity"],
+            mapping[stage]["InferenceMaxCapacity"],
+            mapping[stage]["InferenceInstanceType"],
+        ) == (defaults.min_capacity, defaults.max_capacity, defaults.instance_type), stage
+    assert mapping["dev"]["InferenceInstanceType"] == "ml.c5.xlarge"  # dev: no GPU (docs/inference.md#instances)
     # an image without model data is refused before anything is created
     rule = sam["Rules"]["InferenceEndpointNeedsModelData"]
     assert rule["Assertions"][0]["Assert"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "InferenceModelDataUrl"}, ""]}]}
