@@ -3,7 +3,9 @@ call, the risk gate), each asset exactly as the five per-asset functions decide 
 
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -41,7 +43,7 @@ from ffe.stage_data import deployed
 from ffe.steps.batch import BatchStages, decide_batch
 from ffe.steps.fetch import fetch_market_data
 from ffe.steps.gate import gate_risk
-from ffe.steps.infer import UNAVAILABLE, infer_outcomes
+from ffe.steps.infer import UNAVAILABLE, infer_outcomes, split_by_llm
 from ffe.steps.regime import cycle_route, detect_regimes, stored_bundle
 from ffe.steps.staleness import check_staleness
 
@@ -52,7 +54,7 @@ from ffe.steps.staleness import check_staleness
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     inp = parse(DecideBatchInput, event)
     logger.append_keys(cycle_id=inp.batch.cycle_id, timeframe=inp.batch.timeframe)
-    result = decide_batch(inp, STAGES, remaining_ms=context.get_remaining_time_in_millis)
+    result = decide_batch(inp, stages(inp), remaining_ms=context.get_remaining_time_in_millis)
     kinds = [r.kind for r in result.records]
     logger.info("batch decided", extra={"assets": len(kinds), "failures": kinds.count("failure")})
     return result.model_dump(mode="json", by_alias=True)
@@ -92,12 +94,21 @@ def regime(inp: DetectRegimeInput) -> RegimeResult:
     return result
 
 
-def infer_many(inps: Sequence[DecideInput]) -> list[DecisionRecord | Exception]:
+def infer_many(
+    inps: Sequence[DecideInput], llm_assets: frozenset[str] | None = None
+) -> list[DecisionRecord | Exception]:
+    """One endpoint request for the batch; two when the cycle's LLM budget ends inside it (``llm_assets``: the
+    batch's assets within the budget, None: no budget)."""
     settings = get_settings(InferenceSettings)
     trace = os.environ.get("_X_AMZN_TRACE_ID")  # the Lambda's X-Ray trace, carried into the container's spans
-    outcomes = infer_outcomes(
-        inps, get_inference(settings), StrategyParams(), settings.entry_threshold, settings.inference_llm, trace
-    )
+
+    def ask(group: Sequence[DecideInput], llm: bool) -> list[DecisionRecord | Exception]:
+        return infer_outcomes(group, get_inference(settings), StrategyParams(), settings.entry_threshold, llm, trace)
+
+    def wants_llm(inp: DecideInput) -> bool:
+        return settings.inference_llm and (llm_assets is None or inp.asset in llm_assets)
+
+    outcomes = split_by_llm(inps, wants_llm, ask)
     for outcome in outcomes:
         if isinstance(outcome, DecisionRecord):
             inference_metrics(outcome, outcome.reason.startswith(UNAVAILABLE))
@@ -122,3 +133,13 @@ def gate(inp: GateRiskInput) -> DecisionRecord:
 
 
 STAGES = BatchStages(fetch=fetch, staleness=staleness, regime=regime, infer_many=infer_many, gate=gate)
+
+
+def stages(inp: DecideBatchInput) -> BatchStages:
+    """The stages for this batch: with an LLM budget, the LLM voter votes only on the assets whose position in the
+    cycle's universe is within it (INFERENCE_LLM_ASSETS_PER_CYCLE)."""
+    budget = get_settings(InferenceSettings).inference_llm_assets_per_cycle
+    if budget is None:
+        return STAGES
+    within = frozenset(str(item.asset) for item in inp.items if item.item < budget)
+    return replace(STAGES, infer_many=partial(infer_many, llm_assets=within))

@@ -155,3 +155,25 @@ def test_a_batch_the_store_refuses_is_parked_whole_and_replayed_exactly_once(
     # Then every asset of the cycle is stored exactly once
     assert (report.replayed, report.failed, again.replayed) == (1, [], 0)
     assert stored() == [symbol(i) for i in range(size)]
+
+
+def test_the_llm_voter_votes_on_the_first_assets_of_the_universe_within_its_budget(postgres: str) -> None:
+    size, budget, cycle_id = 25, 5, "universe-llm-budget"
+    universe = parse_universe(universe_csv(size), "universe.csv")
+    scenario = parse_scenario({"bars.csv": scenario_csv(size, AS_OF)}, name="synthetic-universe")
+    with LocalCloud(ROOT, postgres) as cloud:
+        cloud.put_universe("1h", universe)
+        cloud.serve_scenario(scenario.files)
+        cloud.configure_function("decide-batch", INFERENCE_LLM_ASSETS_PER_CYCLE=str(budget))
+        arn = cloud.start_execution(
+            {"cycle_id": cycle_id, "as_of": AS_OF.strftime("%Y-%m-%dT%H:%M:%SZ"), "timeframe": "1h"}
+        )
+        assert cloud.wait(arn, timeout_s=600)["status"] == "SUCCEEDED"
+    with psycopg.connect(postgres, row_factory=dict_row) as conn:
+        rows = conn.execute("SELECT asset, reasons FROM decisions WHERE cycle_id = %s", (cycle_id,)).fetchall()
+    llm = {row["asset"]: next(v for v in row["reasons"]["voters"] if v["voter"] == "llm") for row in rows}
+    assert len(llm) == size
+    asked = {asset for asset, vote in llm.items() if vote["status"] != "skipped"}
+    # the first 5 of the file were asked (no Ollama offline: the voter says it is unreachable); the rest skipped
+    assert asked == {symbol(i) for i in range(budget)}
+    assert all(llm[symbol(i)]["status"] == "unavailable" for i in range(budget))

@@ -169,6 +169,9 @@ class InferenceSettings(BaseSettings):
     inference_timeout_s: float = Field(default=2.0, gt=0, le=60)
     inference_connect_timeout_s: float = Field(default=1.0, gt=0, le=10)
     inference_llm: bool = True  # False: the RL voter alone (the latency-critical path)
+    # the LLM voter votes on the first this many assets of a Distributed Map cycle's universe, in file order; the
+    # rest are decided by the RL voter alone (None: every asset; docs/scaling.md#the-llm-budget)
+    inference_llm_assets_per_cycle: int | None = Field(default=None, ge=0, le=10_000)
     breaker_table: str | None = None
     breaker_fail_max: int = Field(default=3, ge=1, le=100)
     breaker_reset_timeout_s: float = Field(default=30.0, gt=0, le=3600)

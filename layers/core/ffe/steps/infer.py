@@ -3,9 +3,9 @@ answer, the decision is a HOLD that says ``inference_unavailable`` and why (fail
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from ffe.adapters.inference import InferenceUnavailableError
 from ffe.contracts import (
@@ -24,6 +24,8 @@ from ffe.domain.models import Action, BarColumnsLike, open_time
 from ffe.domain.ports import InferenceClient
 from ffe.domain.strategies import StrategyParams, score_columns
 from ffe.steps.regime import cycle_route
+
+T = TypeVar("T")
 
 INFERENCE_MODEL = "inference_ensemble"
 UNAVAILABLE = "inference_unavailable"
@@ -269,3 +271,23 @@ def _hold(common: dict[str, Any], reason: str, route: Route | None) -> DecisionR
         model_version="unavailable",
         arms=arms,
     )
+
+
+def split_by_llm(
+    inps: Sequence[DecideInput],
+    wants_llm: Callable[[DecideInput], bool],
+    ask: Callable[[Sequence[DecideInput], bool], Sequence[T]],
+) -> list[T]:
+    """``ask`` with the LLM voter for the inputs ``wants_llm`` admits and without it for the rest: at most two
+    requests, none for an empty group; the answers in ``inps``' order."""
+    groups: dict[bool, list[int]] = {True: [], False: []}
+    for index, inp in enumerate(inps):
+        groups[wants_llm(inp)].append(index)
+    answers: dict[int, T] = {}
+    for llm, indices in groups.items():
+        if indices:
+            got = ask([inps[i] for i in indices], llm)
+            if len(got) != len(indices):
+                raise RuntimeError(f"inference answered {len(got)} outcomes for {len(indices)} assets")
+            answers.update(zip(indices, got, strict=True))
+    return [answers[i] for i in range(len(inps))]
