@@ -117,7 +117,7 @@ def infer_many(
 
 def gate(inp: GateRiskInput) -> DecisionRecord:
     settings = get_settings(RiskSettings)
-    broker = get_broker(settings, inp.as_of, inp.asset)
+    broker = get_broker(settings, inp.as_of, inp.asset, inp.asset_class)
     record = gate_risk(
         inp,
         broker,

@@ -21,7 +21,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     settings = get_settings(RiskSettings)
     # The order goes in at the close of the bar it was decided on, so it fills at the next bar's open.
     placed_at = inp.bar_time + inp.timeframe.duration if inp.bar_time else inp.as_of
-    broker = get_broker(settings, placed_at, inp.asset)
+    broker = get_broker(settings, placed_at, inp.asset, inp.asset_class)
     result = execute_order(inp, broker, get_store(), settings.execution_mode, get_reservations(settings))
     side = inp.risk.side if inp.risk is not None and inp.risk.side else str(inp.action)
     emit("orders", int(result.created), {"asset": inp.asset, "venue": result.venue}, side=side)

@@ -20,7 +20,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     inp = parse(GateRiskInput, event)
     logger.append_keys(cycle_id=inp.cycle_id, asset=inp.asset, timeframe=inp.timeframe)
     settings = get_settings(RiskSettings)
-    broker = get_broker(settings, inp.as_of, inp.asset)
+    broker = get_broker(settings, inp.as_of, inp.asset, inp.asset_class)
     record = gate_risk(
         inp,
         broker,

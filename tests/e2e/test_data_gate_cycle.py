@@ -46,7 +46,7 @@ def run(cloud: LocalCloud, assets: list[str]) -> tuple[dict[str, dict[str, Any]]
 def serve(monkeypatch: pytest.MonkeyPatch, change: dict[str, Any]) -> None:
     """Replay, with the series of the assets in ``change`` rewritten by their function."""
 
-    def fetch(self, asset, timeframe, as_of, lookback):
+    def fetch(self, asset, timeframe, as_of, lookback, asset_class=None):
         series = REAL_FETCH(self, asset, timeframe, as_of, lookback)
         return replace(series, bars=change[asset](list(series.bars))) if asset in change else series
 

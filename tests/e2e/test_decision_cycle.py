@@ -118,7 +118,7 @@ def test_one_asset_failing_permanently_never_stops_the_others(cloud: LocalCloud)
 def test_bad_bars_fail_their_asset_alone_and_are_never_decided_on(cloud, monkeypatch) -> None:
     real_fetch = ReplayProvider.fetch
 
-    def nan_for_eth(self, asset, timeframe, as_of, lookback):
+    def nan_for_eth(self, asset, timeframe, as_of, lookback, asset_class=None):
         series = real_fetch(self, asset, timeframe, as_of, lookback)
         if asset != "ETHUSD":
             return series
@@ -135,7 +135,7 @@ def test_bad_bars_fail_their_asset_alone_and_are_never_decided_on(cloud, monkeyp
 def test_transient_fetch_error_is_retried_then_decided(cloud, monkeypatch, retry_waits) -> None:
     real_fetch, calls = ReplayProvider.fetch, []
 
-    def flaky(self, asset, timeframe, as_of, lookback):
+    def flaky(self, asset, timeframe, as_of, lookback, asset_class=None):
         calls.append(asset)
         if asset == "BTCUSD" and calls.count("BTCUSD") == 1:
             raise TransientError("provider timed out")

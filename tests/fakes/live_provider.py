@@ -19,12 +19,21 @@ class ScriptedProvider:
             asset, tf, end, 300
         )
         self.calls: list[tuple[str, Timeframe, datetime | None, datetime]] = []
+        self.classes_given: list[AssetClass | None] = []  # the asset_class each call passed (the universe file's)
 
     def supports(self, asset_class: AssetClass) -> bool:
         return asset_class in self.classes
 
-    def candles(self, asset: str, timeframe: Timeframe, start: datetime | None, end: datetime) -> list[Bar]:
+    def candles(
+        self,
+        asset: str,
+        timeframe: Timeframe,
+        start: datetime | None,
+        end: datetime,
+        asset_class: AssetClass | None = None,
+    ) -> list[Bar]:
         self.calls.append((asset, timeframe, start, end))
+        self.classes_given.append(asset_class)
         if self.failure is not None:
             raise self.failure
         return [b for b in self.bars(asset, timeframe, end) if (start is None or b.time >= start) and b.time < end]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from ffe.domain.models import Bar, Timeframe
+from ffe.domain.models import AssetClass, Bar, Timeframe
 from ffe.domain.ports import FetchedSeries
 
 
@@ -16,7 +16,9 @@ class FixedProvider:
         self.bars = list(bars)
         self.simulated_clock = simulated_clock
 
-    def fetch(self, asset: str, timeframe: Timeframe, as_of: datetime, lookback: int) -> FetchedSeries:
+    def fetch(
+        self, asset: str, timeframe: Timeframe, as_of: datetime, lookback: int, asset_class: AssetClass | None = None
+    ) -> FetchedSeries:
         return FetchedSeries(self.bars[-lookback:], "fixed:test", synthetic=False, simulated_clock=self.simulated_clock)
 
 

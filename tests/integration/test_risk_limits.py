@@ -51,12 +51,16 @@ def test_live_mode_routes_each_asset_class_to_its_broker_or_refuses() -> None:
     from ffe.adapters.brokers.coinbase import CoinbaseBroker
     from ffe.adapters.brokers.oanda import OandaBroker
     from ffe.adapters.brokers_factory import close_brokers, get_broker
+    from ffe.domain.models import AssetClass
 
     arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:ffe/dev/x"
     live = settings(execution_mode="live", oanda_secret_arn=arn, coinbase_trading_secret_arn=arn)
     now = datetime(2026, 1, 5, tzinfo=UTC)
     assert isinstance(get_broker(live, now, "EURUSD"), OandaBroker)
     assert isinstance(get_broker(live, now, "BTCUSD"), CoinbaseBroker)
+    # a universe file's asset the built-in table does not know trades on its class's venue
+    assert isinstance(get_broker(live, now, "SOLUSD", AssetClass.CRYPTO), CoinbaseBroker)
+    assert isinstance(get_broker(live, now, "AUDUSD", AssetClass.FX), OandaBroker)
     with pytest.raises(PermanentError, match="no live broker is configured for SPY"):
         get_broker(live, now, "SPY")
     close_brokers()

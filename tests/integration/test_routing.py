@@ -15,6 +15,7 @@ from moto import mock_aws
 from ffe.adapters.bar_cache import DynamoDBBarCache
 from ffe.adapters.breaker import Cooldowns, DynamoDBBreakerStorage, dynamodb_breakers, make_breaker
 from ffe.adapters.routing import RoutedProvider
+from ffe.adapters.synthetic import synthetic_bars
 from ffe.domain.errors import AuthError, InvalidInputError, RateLimitedError, TransientError
 from ffe.domain.models import AssetClass, Timeframe
 from tests.fakes.dynamodb import bar_cache_table, breaker_table
@@ -52,6 +53,24 @@ def test_each_asset_class_takes_its_chain(tables) -> None:
     assert len(series.bars) == 120 and series.bars[-1].time + timedelta(hours=1) <= AS_OF
     assert not series.simulated_clock and not series.synthetic
     assert oanda.calls and not coinbase.calls and not av.calls
+
+
+def test_a_universe_file_asset_takes_its_classs_chain_and_the_providers_are_told_its_class(tables) -> None:
+    coinbase, oanda, av = ScriptedProvider("coinbase"), ScriptedProvider("oanda"), ScriptedProvider("alpha_vantage")
+    for provider in (coinbase, oanda, av):
+        provider.bars = lambda asset, tf, end: synthetic_bars("BTCUSD", tf, end, 300)  # SOLUSD's, say
+    routed = router(tables, coinbase, oanda, av)
+    with pytest.raises(InvalidInputError, match="unknown asset 'SOLUSD'"):
+        routed.chain("SOLUSD")  # the built-in table does not know it ...
+    assert routed.chain("SOLUSD", AssetClass.CRYPTO) == ["coinbase", "alpha_vantage"]  # ... its universe file does
+    series = routed.fetch("SOLUSD", Timeframe.H1, AS_OF, 120, AssetClass.CRYPTO)
+    assert [s.provider for s in series.route] == ["coinbase"] and len(series.bars) == 120
+    assert coinbase.classes_given == [AssetClass.CRYPTO] and not oanda.calls
+    # a failing first provider hands the class on to the next (Alpha Vantage builds its query from it)
+    coinbase.failure = TransientError("coinbase server error", provider="coinbase", http_status=503)
+    later = AS_OF + timedelta(hours=1)
+    series = routed.fetch("SOLUSD", Timeframe.H1, later, 120, AssetClass.CRYPTO)
+    assert series.dataset.startswith("alpha_vantage:") and av.classes_given == [AssetClass.CRYPTO]
 
 
 def test_failing_provider_falls_back_and_the_route_says_why(tables) -> None:

@@ -28,16 +28,16 @@ def plan_for(stage: str, *extra: str) -> deploy.DeployPlan:
 
 
 @pytest.mark.parametrize(
-    ("stage", "initial", "maximum"),
-    [("dev", 1, 1), ("staging", 1, 2), ("prod", 2, 4)],
+    ("stage", "initial", "maximum", "instance"),
+    [("dev", 1, 1, "ml.c5.xlarge"), ("staging", 1, 2, "ml.g5.xlarge"), ("prod", 2, 4, "ml.g5.xlarge")],
 )
-def test_plan_per_stage_uses_the_stage_defaults(stage: str, initial: int, maximum: int) -> None:
+def test_plan_per_stage_uses_the_stage_defaults(stage: str, initial: int, maximum: int, instance: str) -> None:
     # When planning a stage with no overrides
     p = plan_for(stage)
     # Then names, counts and the autoscaling requests follow the stage table
     name = f"ffe-{stage}-inference"
     resource_id = f"endpoint/{name}/variant/AllTraffic"
-    assert (p.endpoint_name, p.variant_name, p.instance_type) == (name, "AllTraffic", "ml.g5.xlarge")
+    assert (p.endpoint_name, p.variant_name, p.instance_type) == (name, "AllTraffic", instance)
     assert p.initial_instance_count == initial
     assert p.model_name.startswith(f"{name}-") and len(p.model_name) <= 63
     assert p.scalable_target == {

@@ -38,7 +38,7 @@ from ffe.contracts import (
 )
 from ffe.domain.errors import InvalidInputError, RateLimitedError, TransientError
 from ffe.domain.features import FeatureParams
-from ffe.domain.models import Action, Timeframe
+from ffe.domain.models import Action, AssetClass, Timeframe
 from ffe.domain.ports import FetchedSeries
 from ffe.domain.risk import RiskLimits
 from ffe.domain.strategies import StrategyParams
@@ -75,7 +75,9 @@ class Provider:
         self.replay = ReplayProvider()
         self.extra = extra or {}
 
-    def fetch(self, asset: str, timeframe: Timeframe, as_of: datetime, lookback: int) -> FetchedSeries:
+    def fetch(
+        self, asset: str, timeframe: Timeframe, as_of: datetime, lookback: int, asset_class: AssetClass | None = None
+    ) -> FetchedSeries:
         if asset in self.extra:
             return self.extra[asset]
         return self.replay.fetch(asset, timeframe, as_of, lookback)

@@ -14,7 +14,7 @@ from ffe.containers import container_cached
 from ffe.domain.errors import PermanentError
 from ffe.domain.models import AssetClass
 from ffe.domain.ports import Broker
-from ffe.domain.universe import asset_class_of
+from ffe.domain.universe import class_of
 from ffe.settings import RiskSettings
 
 if TYPE_CHECKING:
@@ -24,12 +24,15 @@ Venue = Literal["coinbase", "oanda"]
 _VENUES: dict[AssetClass, Venue] = {AssetClass.CRYPTO: "coinbase", AssetClass.FX: "oanda"}  # live, by asset class
 
 
-def get_broker(settings: RiskSettings, as_of: datetime, asset: str | None = None) -> Broker:
+def get_broker(
+    settings: RiskSettings, as_of: datetime, asset: str | None = None, asset_class: AssetClass | None = None
+) -> Broker:
     """The stage's venue for ``asset``: the paper account (one per container, so its connection is reused),
-    or in live mode the asset class's broker (crypto: Coinbase Advanced Trade; FX: Oanda). Paper orders
-    are stamped with ``as_of`` (the decision bar's close), so they fill at the next bar's open."""
+    or in live mode the asset class's broker (crypto: Coinbase Advanced Trade; FX: Oanda; the class is the universe
+    file's, else the built-in table's). Paper orders are stamped with ``as_of`` (the decision bar's close), so they
+    fill at the next bar's open."""
     if settings.execution_mode == "live":
-        return _live_broker(settings, asset)
+        return _live_broker(settings, asset, asset_class)
     broker = _paper_account(settings)
     broker.set_clock(lambda: as_of)
     return broker
@@ -48,8 +51,8 @@ def _paper_account(settings: RiskSettings) -> PaperBroker:
     )
 
 
-def _live_broker(settings: RiskSettings, asset: str | None) -> Broker:
-    asset_class = asset_class_of(asset) if asset else None
+def _live_broker(settings: RiskSettings, asset: str | None, given: AssetClass | None = None) -> Broker:
+    asset_class = class_of(asset, given) if asset else None
     venue = _VENUES.get(asset_class) if asset_class is not None else None
     broker = _live(venue, settings) if venue else None
     if broker is None:

@@ -15,7 +15,7 @@ from importlib import resources
 
 from ffe.adapters.synthetic import synthetic_bars
 from ffe.domain.errors import InvalidInputError
-from ffe.domain.models import Bar, Timeframe
+from ffe.domain.models import AssetClass, Bar, Timeframe
 from ffe.domain.ports import FetchedSeries
 from ffe.domain.resample import resample
 from ffe.domain.universe import ASSET_CLASSES
@@ -40,7 +40,9 @@ class ReplayProvider:
 
     name = "replay"
 
-    def fetch(self, asset: str, timeframe: Timeframe, as_of: datetime, lookback: int) -> FetchedSeries:
+    def fetch(
+        self, asset: str, timeframe: Timeframe, as_of: datetime, lookback: int, asset_class: AssetClass | None = None
+    ) -> FetchedSeries:
         if asset not in ASSET_CLASSES:  # unknown symbols fail here, before any data is touched
             raise InvalidInputError(
                 f"replay has no bars for {asset}: it serves the built-in symbols ({', '.join(sorted(ASSET_CLASSES))});"

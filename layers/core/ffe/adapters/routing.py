@@ -23,7 +23,7 @@ from ffe.domain.errors import AuthError, FfeError, InvalidInputError, RateLimite
 from ffe.domain.models import AssetClass, Bar, Timeframe
 from ffe.domain.ports import FetchedSeries, LiveProvider, RouteStep
 from ffe.domain.series import validate_series
-from ffe.domain.universe import asset_class_of
+from ffe.domain.universe import class_of
 from ffe.observability import logger
 
 # crypto -> Coinbase then Alpha Vantage; FX -> Oanda then Alpha Vantage; equities -> Alpha Vantage.
@@ -55,16 +55,20 @@ class RoutedProvider:
         self.clock = clock
         self.limiter = limiter
 
-    def chain(self, asset: str) -> list[str]:
-        """The providers this asset would be fetched from, in order (configured ones only)."""
-        return [name for name in self.chains[asset_class_of(asset)] if name in self.providers]
+    def chain(self, asset: str, asset_class: AssetClass | None = None) -> list[str]:
+        """The providers this asset would be fetched from, in order (configured ones only); its class is the universe
+        file's, else the built-in table's."""
+        return [name for name in self.chains[class_of(asset, asset_class)] if name in self.providers]
 
-    def fetch(self, asset: str, timeframe: Timeframe, as_of: datetime, lookback: int) -> FetchedSeries:
+    def fetch(
+        self, asset: str, timeframe: Timeframe, as_of: datetime, lookback: int, asset_class: AssetClass | None = None
+    ) -> FetchedSeries:
         route: list[RouteStep] = []
         errors: list[FfeError] = []
-        chain = self.chain(asset)
+        chain = self.chain(asset, asset_class)
         if not chain:
-            raise InvalidInputError(f"no configured provider serves {asset_class_of(asset)} assets", asset=asset)
+            klass = class_of(asset, asset_class)
+            raise InvalidInputError(f"no configured provider serves {klass} assets", asset=asset)
         for name in chain:
             until = self.cooldowns.until(name)
             if until is not None and until > self.clock():
@@ -74,9 +78,14 @@ class RoutedProvider:
             try:
                 if self.limiter is None:
                     provider = self.providers[name]
-                    bars, cached = breaker.call(self._fetch_from, provider, asset, timeframe, as_of, lookback)
+                    bars, cached = breaker.call(
+                        self._fetch_from, provider, asset, timeframe, as_of, lookback, asset_class
+                    )
                 else:
-                    bars, cached = self._fetch_limited(breaker, self.providers[name], asset, timeframe, as_of, lookback)
+                    provider = self.providers[name]
+                    bars, cached = self._fetch_limited(
+                        breaker, provider, asset, timeframe, as_of, lookback, asset_class
+                    )
             except pybreaker.CircuitBreakerError:
                 route.append(RouteStep(name, "skipped", "CircuitOpen", "circuit breaker open"))
                 continue
@@ -104,10 +113,16 @@ class RoutedProvider:
         raise _exhausted(asset, timeframe, route, errors)
 
     def _fetch_from(
-        self, provider: LiveProvider, asset: str, timeframe: Timeframe, as_of: datetime, lookback: int
+        self,
+        provider: LiveProvider,
+        asset: str,
+        timeframe: Timeframe,
+        as_of: datetime,
+        lookback: int,
+        asset_class: AssetClass | None = None,
     ) -> tuple[list[Bar], int]:
         cached = self.cache.recent(provider.name, asset, timeframe, as_of, lookback) if self.cache else []
-        return self._complete(provider, asset, timeframe, as_of, lookback, cached)
+        return self._complete(provider, asset, timeframe, as_of, lookback, cached, asset_class)
 
     def _fetch_limited(
         self,
@@ -117,6 +132,7 @@ class RoutedProvider:
         timeframe: Timeframe,
         as_of: datetime,
         lookback: int,
+        asset_class: AssetClass | None = None,
     ) -> tuple[list[Bar], int]:
         """``_fetch_from`` with a token taken between the cache read and the provider call, outside the breaker
         (a refused token is no failure of the provider, and no success either)."""
@@ -131,7 +147,7 @@ class RoutedProvider:
                 self.limiter.acquire(provider.name)
             except RateLimitedError as exc:
                 raise _NoTokenError(exc) from exc
-        return breaker.call(self._complete, provider, asset, timeframe, as_of, lookback, cached)
+        return breaker.call(self._complete, provider, asset, timeframe, as_of, lookback, cached, asset_class)
 
     def _complete(
         self,
@@ -141,11 +157,12 @@ class RoutedProvider:
         as_of: datetime,
         lookback: int,
         cached: list[Bar],
+        asset_class: AssetClass | None = None,
     ) -> tuple[list[Bar], int]:
         start = _start(cached, timeframe, as_of, lookback)
         fresh: list[Bar] = []
         if start + timeframe.duration <= as_of:  # a newer bar may have closed since the last cached one
-            fetched = provider.candles(asset, timeframe, start, as_of)
+            fetched = provider.candles(asset, timeframe, start, as_of, asset_class)
             fresh = [b for b in fetched if start <= b.time and b.time + timeframe.duration <= as_of]
         bars = (cached + fresh)[-lookback:]
         try:

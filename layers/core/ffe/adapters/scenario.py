@@ -23,7 +23,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from ffe.contracts import Symbol, describe_errors
 from ffe.domain.errors import InvalidInputError
-from ffe.domain.models import Bar, Timeframe
+from ffe.domain.models import AssetClass, Bar, Timeframe
 from ffe.domain.ports import FetchedSeries
 
 COLUMNS = ("asset", "timeframe", "time", "open", "high", "low", "close", "volume")
@@ -123,7 +123,9 @@ class ScenarioProvider:
             raise InvalidInputError(f"no scenario files under {uri}")
         return cls(parse_scenario(files, name=uri))
 
-    def fetch(self, asset: str, timeframe: Timeframe, as_of: datetime, lookback: int) -> FetchedSeries:
+    def fetch(
+        self, asset: str, timeframe: Timeframe, as_of: datetime, lookback: int, asset_class: AssetClass | None = None
+    ) -> FetchedSeries:
         scenario = self.scenario
         if timeframe != scenario.timeframe:
             raise InvalidInputError(f"scenario {scenario.name} has {scenario.timeframe} bars, not {timeframe}")

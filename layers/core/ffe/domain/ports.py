@@ -74,8 +74,11 @@ class FetchedSeries:
 class MarketDataProvider(Protocol):
     name: str
 
-    def fetch(self, asset: str, timeframe: Timeframe, as_of: datetime, lookback: int) -> FetchedSeries:
-        """Completed bars of ``asset`` closing at or before ``as_of``, at most ``lookback`` of them."""
+    def fetch(
+        self, asset: str, timeframe: Timeframe, as_of: datetime, lookback: int, asset_class: AssetClass | None = None
+    ) -> FetchedSeries:
+        """Completed bars of ``asset`` closing at or before ``as_of``, at most ``lookback`` of them; ``asset_class``
+        is the universe file's (None: the built-in table's)."""
         ...
 
 
@@ -86,9 +89,17 @@ class LiveProvider(Protocol):
 
     def supports(self, asset_class: AssetClass) -> bool: ...
 
-    def candles(self, asset: str, timeframe: Timeframe, start: datetime | None, end: datetime) -> list[Bar]:
+    def candles(
+        self,
+        asset: str,
+        timeframe: Timeframe,
+        start: datetime | None,
+        end: datetime,
+        asset_class: AssetClass | None = None,
+    ) -> list[Bar]:
         """Bars of ``asset`` opening in [start, end), oldest first; ``start=None`` asks for the venue's
-        most recent page. May include a bar still in progress; the router drops it."""
+        most recent page. May include a bar still in progress; the router drops it. ``asset_class``: the universe
+        file's (None: the built-in table's)."""
         ...
 
     def probe(self) -> None:

@@ -48,7 +48,7 @@ def fetch_market_data(
             duplicated, out-of-order or future timestamps, naive times).
     """
     class_of(task.asset, task.asset_class)  # an asset neither the universe file nor the table knows fails here
-    fetched = provider.fetch(task.asset, task.timeframe, task.as_of, lookback)
+    fetched = provider.fetch(task.asset, task.timeframe, task.as_of, lookback, task.asset_class)
     fields = _bar_fields(fetched.bars, provider.name)
     validate_columns(*fields, task.as_of)  # before dropping: a future bar is an error
     step, as_of = task.timeframe.duration, task.as_of

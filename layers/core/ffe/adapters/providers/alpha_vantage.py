@@ -23,7 +23,7 @@ from ffe.adapters.providers.base import Call, Credentials, get_json, looks_like_
 from ffe.domain.errors import AuthError, FfeError, InvalidInputError, RateLimitedError
 from ffe.domain.models import AssetClass, Bar, Timeframe
 from ffe.domain.resample import resample
-from ffe.domain.universe import asset_class_of
+from ffe.domain.universe import class_of
 
 BASE_URL = "https://www.alphavantage.co/query"
 INTERVALS = {
@@ -70,10 +70,17 @@ class AlphaVantageProvider:
     def supports(self, asset_class: AssetClass) -> bool:
         return asset_class in (AssetClass.FX, AssetClass.CRYPTO, AssetClass.EQUITY)
 
-    def candles(self, asset: str, timeframe: Timeframe, start: datetime | None, end: datetime) -> list[Bar]:
+    def candles(
+        self,
+        asset: str,
+        timeframe: Timeframe,
+        start: datetime | None,
+        end: datetime,
+        asset_class: AssetClass | None = None,
+    ) -> list[Bar]:
         call = Call(self.name, asset, timeframe)
         try:
-            asset_class = asset_class_of(asset)
+            asset_class = class_of(asset, asset_class)
         except InvalidInputError as exc:
             raise InvalidInputError(f"{self.name}: {exc}", **call.context()) from exc
         # 4h is not an Alpha Vantage interval: fetch 60min and merge (a 4h bar at or after start only holds hours

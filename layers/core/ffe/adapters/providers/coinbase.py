@@ -49,7 +49,14 @@ class CoinbaseProvider:
     def supports(self, asset_class: AssetClass) -> bool:
         return asset_class is AssetClass.CRYPTO
 
-    def candles(self, asset: str, timeframe: Timeframe, start: datetime | None, end: datetime) -> list[Bar]:
+    def candles(
+        self,
+        asset: str,
+        timeframe: Timeframe,
+        start: datetime | None,
+        end: datetime,
+        asset_class: AssetClass | None = None,
+    ) -> list[Bar]:
         """Bars opening in [start, end), oldest first; ``start=None`` gives the last 300 bars up to ``end``.
 
         Native granularities include the bar still in progress at ``end`` (the router drops it); merged

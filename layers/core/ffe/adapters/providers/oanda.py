@@ -66,7 +66,14 @@ class OandaProvider:
     def supports(self, asset_class: AssetClass) -> bool:
         return asset_class is AssetClass.FX
 
-    def candles(self, asset: str, timeframe: Timeframe, start: datetime | None, end: datetime) -> list[Bar]:
+    def candles(
+        self,
+        asset: str,
+        timeframe: Timeframe,
+        start: datetime | None,
+        end: datetime,
+        asset_class: AssetClass | None = None,
+    ) -> list[Bar]:
         """Mid-price bars opening in [start, end), oldest first; ``start=None`` gives the last 500 up to ``end``."""
         call = Call(self.name, asset, timeframe)
         self._check_asset(call)
