@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,8 +33,9 @@ DISABLED = "SYN1001"  # in the file, disabled: never decided
 
 
 @pytest.fixture(scope="module")
-def outcome(postgres: str) -> Iterator[dict[str, Any]]:
-    """One 1,000-asset cycle, run once for every test here."""
+def outcome(postgres: str) -> dict[str, Any]:
+    """One 1,000-asset cycle, run once for the tests that read it; the local stack is gone before they run (the
+    other tests here start stacks of their own, and two at once would share moto's state)."""
     universe = parse_universe(universe_csv(ASSETS, disabled=[DISABLED]), "universe.csv")
     scenario = parse_scenario({"bars.csv": scenario_csv(ASSETS, AS_OF, without=NO_BARS)}, name="synthetic-universe")
     with LocalCloud(ROOT, postgres) as cloud:
@@ -53,18 +53,18 @@ def outcome(postgres: str) -> Iterator[dict[str, Any]]:
             for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]
         ]
         files = {key: s3.get_object(Bucket=bucket, Key=key)["Body"].read() for key in keys}
-        with psycopg.connect(postgres, row_factory=dict_row) as conn:
-            decisions = conn.execute("SELECT * FROM decisions WHERE execution_id = %s", (arn,)).fetchall()
-            failures = conn.execute("SELECT * FROM failures WHERE cycle_id = 'universe-1000'").fetchall()
-            cycle_row = conn.execute("SELECT * FROM cycles WHERE id = 'universe-1000'").fetchone()
-        yield {
-            "desc": desc,
-            "history": history,
-            "files": files,
-            "decisions": decisions,
-            "failures": failures,
-            "cycle": cycle_row,
-        }
+    with psycopg.connect(postgres, row_factory=dict_row) as conn:
+        decisions = conn.execute("SELECT * FROM decisions WHERE execution_id = %s", (arn,)).fetchall()
+        failures = conn.execute("SELECT * FROM failures WHERE cycle_id = 'universe-1000'").fetchall()
+        cycle_row = conn.execute("SELECT * FROM cycles WHERE id = 'universe-1000'").fetchone()
+    return {
+        "desc": desc,
+        "history": history,
+        "files": files,
+        "decisions": decisions,
+        "failures": failures,
+        "cycle": cycle_row,
+    }
 
 
 def test_every_enabled_asset_is_decided_or_failed_exactly_once(outcome: dict[str, Any]) -> None:
