@@ -392,6 +392,14 @@ def test_post_cycle_starts_an_execution_named_after_the_cycle(state_machine: str
     assert cycle["timeframe"] == "1h" and cycle["as_of"] == "2019-06-15T12:01:00Z"
 
 
+def test_post_cycle_without_assets_decides_the_stages_universe(state_machine: str, call: Any) -> None:
+    accepted = call("POST", "/cycles", body={"timeframe": "1h"}).json
+    sfn = boto3.client("stepfunctions", region_name="us-east-1")
+    started = json.loads(sfn.describe_execution(executionArn=accepted["execution_arn"])["input"])
+    # no assets: "Open the cycle" reads the stage's universe file for 1h (docs/universe.md)
+    assert started["assets"] is None and started["timeframe"] == "1h"
+
+
 def test_post_cycle_defaults_as_of_to_this_minute(state_machine: str, call: Any) -> None:
     before = datetime.now(UTC).replace(second=0, microsecond=0)
     accepted = call("POST", "/cycles", body={"assets": ["EURUSD"], "timeframe": "15m"}).json
@@ -456,7 +464,7 @@ def test_a_skipped_cycle_says_so_and_why_whatever_its_execution_reads(
         ({"assets": ["BTCUSD", "XAUUSD"], "timeframe": "1h"}, ["XAUUSD"]),
         ({"assets": ["BTCUSD", "BTCUSD"], "timeframe": "1h"}, ["duplicated assets: BTCUSD"]),
         ({"assets": [], "timeframe": "1h"}, ["body.assets", "at least 1"]),
-        ({"assets": ["BTCUSD"] * 51, "timeframe": "1h"}, ["body.assets", "at most 50"]),
+        ({"assets": ["BTCUSD"] * 10_001, "timeframe": "1h"}, ["body.assets", "at most 10000"]),
         ({"assets": ["btcusd"], "timeframe": "1h"}, ["body.assets.0"]),
         ({"assets": "BTCUSD", "timeframe": "1h"}, ["body.assets"]),
         ({"assets": [1], "timeframe": "1h"}, ["body.assets.0"]),

@@ -132,7 +132,7 @@ def post_cycle(request: Annotated[CycleRequest, Body()]) -> Response[CycleAccept
         cycle_id=f"api-{uuid.uuid4()}",
         as_of=request.resolved_as_of(),
         timeframe=request.timeframe,
-        assets=list(request.assets),
+        assets=list(request.assets) if request.assets is not None else None,  # None: the stage's universe file
     )
     arn = start_cycle(cycle)
     logger.info("cycle started", extra={"cycle_id": cycle.cycle_id, "execution_arn": arn})

@@ -22,7 +22,7 @@ from pydantic import (
 
 from ffe.api.problems import BadRequest, FieldProblem
 from ffe.breakers import BreakerStatus
-from ffe.contracts import Symbol, check_as_of, unique_assets
+from ffe.contracts import MAX_CYCLE_ASSETS, Symbol, check_as_of, unique_assets
 from ffe.domain.models import Action, Timeframe
 from ffe.domain.universe import ASSET_CLASSES, asset_class_of
 from ffe.health import MarketDataHealth
@@ -88,12 +88,16 @@ class CycleRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    assets: Annotated[
-        list[Annotated[Symbol, Field(json_schema_extra={"enum": sorted(ASSET_CLASSES)})]],
-        Field(
-            min_length=1, max_length=50, json_schema_extra={"uniqueItems": True}, description="known symbols, unique"
-        ),
-    ]
+    assets: (
+        Annotated[
+            list[Annotated[Symbol, Field(json_schema_extra={"enum": sorted(ASSET_CLASSES)})]],
+            Field(min_length=1, max_length=MAX_CYCLE_ASSETS, json_schema_extra={"uniqueItems": True}),
+        ]
+        | None
+    ) = Field(
+        default=None,
+        description="known symbols, unique; left out: the stage's universe file for the timeframe (docs/universe.md)",
+    )
     timeframe: Timeframe
     as_of: IsoDatetime | None = Field(
         default=None, description="ISO-8601 with offset; default: now (UTC, to the minute)"
@@ -101,7 +105,9 @@ class CycleRequest(BaseModel):
 
     @field_validator("assets")
     @classmethod
-    def _known_and_unique(cls, assets: list[str]) -> list[str]:
+    def _known_and_unique(cls, assets: list[str] | None) -> list[str] | None:
+        if assets is None:
+            return None
         unique_assets(assets)
         for asset in assets:
             asset_class_of(asset)  # InvalidInputError (a ValueError) naming the unknown asset
