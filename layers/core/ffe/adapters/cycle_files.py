@@ -18,7 +18,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from ffe.adapters.universe import _s3_errors
+from ffe.adapters.s3_files import S3Files
 from ffe.contracts import AssetOutcome, MapRunResults, UniverseItem, UniverseSnapshot
 from ffe.domain.errors import InvalidInputError
 
@@ -27,25 +27,13 @@ def snapshot_key(timeframe: str, cycle_id: str) -> str:
     return f"cycles/{timeframe}/{cycle_id}/universe.json"
 
 
-class CycleFiles:
-    def __init__(self, bucket: str, client: Any = None) -> None:
-        self.bucket = bucket
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            import boto3
-
-            self._client = boto3.client("s3")
-        return self._client
-
+class CycleFiles(S3Files):
     def write_snapshot(
         self, timeframe: str, cycle_id: str, items: Sequence[UniverseItem], source: str
     ) -> UniverseSnapshot:
         key = snapshot_key(timeframe, cycle_id)
         body = json.dumps([item.model_dump(mode="json") for item in items], separators=(",", ":")).encode()
-        with _s3_errors("write", f"s3://{self.bucket}/{key}", self.bucket):
+        with self.errors("write", key):
             self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType="application/json")
         return UniverseSnapshot(bucket=self.bucket, key=key, count=len(items), source=source)
 
@@ -63,7 +51,7 @@ class CycleFiles:
 
     def _json(self, bucket: str, key: str) -> Any:
         uri = f"s3://{bucket}/{key}"
-        with _s3_errors("read", uri, bucket):
+        with self.errors("read", key):
             body = self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
         try:
             return json.loads(body)

@@ -86,24 +86,12 @@ def record(
             kind=rec.kind, id=None, created=created, cycle_id=rec.cycle_id, asset=None, timeframe=rec.timeframe
         )
     if isinstance(rec, DecisionRecord):
-        stored = store.record_decision(rec)
-        execute = rec.risk is not None and rec.risk.approved and rec.action is not Action.HOLD
-        return RecordDecisionResult(
-            kind="decision",
-            id=stored.id,
-            created=stored.created,
-            cycle_id=rec.cycle_id,
-            asset=rec.asset,
-            action=rec.action,
-            execute=execute,
-        )
+        return _recorded(rec, store.record_decision(rec))
     rec, message = explain_failure(rec)
     stored = store.record_failure(rec, message)
     if (rec.cycle_failure or rec.cycle_input is not None) and rec.cycle_id:  # the cycle failed: close it if opened
         store.close_cycle(rec.cycle_id, "FAILED")
-    return RecordDecisionResult(
-        kind="failure", id=stored.id, created=stored.created, cycle_id=rec.cycle_id, asset=rec.asset, error=rec.error
-    )
+    return _recorded(rec, stored)
 
 
 def _open(
