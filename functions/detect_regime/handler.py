@@ -4,11 +4,9 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from ffe import stage_steps
 from ffe.contracts import DetectRegimeInput, parse
-from ffe.decision_metrics import regime_metrics
-from ffe.domain.features import FeatureParams
 from ffe.observability import logger, timed, tracer
-from ffe.steps.regime import detect_regimes, stored_bundle
 
 
 @logger.inject_lambda_context(correlation_id_path="execution_id")
@@ -17,7 +15,6 @@ from ffe.steps.regime import detect_regimes, stored_bundle
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     inp = parse(DetectRegimeInput, event)
     logger.append_keys(cycle_id=inp.cycle_id, asset=inp.asset, timeframe=inp.timeframe)
-    result = detect_regimes(inp, stored_bundle, FeatureParams())
-    regime_metrics(inp, result)
+    result = stage_steps.regime(inp)
     logger.info("regime detected", extra={"regime": result.label, "available": result.available, "why": result.reason})
     return result.model_dump(mode="json")

@@ -4,13 +4,9 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ffe import utc
-from ffe.adapters.market_data import get_provider
+from ffe import stage_steps, utc
 from ffe.contracts import AssetTask, parse
-from ffe.decision_metrics import fetch_metrics
 from ffe.observability import logger, timed, tracer
-from ffe.settings import MarketDataSettings, get_settings
-from ffe.steps.fetch import fetch_market_data
 
 
 @logger.inject_lambda_context(correlation_id_path="execution_id")
@@ -20,8 +16,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     started = utc.now()  # the decision path's latency (RecordDecision) runs from here
     task = parse(AssetTask, event)
     logger.append_keys(cycle_id=task.cycle_id, asset=task.asset, timeframe=task.timeframe)
-    settings = get_settings(MarketDataSettings)
-    data = fetch_market_data(task, provider=get_provider(settings), lookback=settings.lookback_bars, started_at=started)
-    fetch_metrics(data)
+    data = stage_steps.fetch(task, started)
     logger.info("fetched", extra={"bars": len(data.bars), "dataset": data.source.dataset})
     return data.model_dump(mode="json")

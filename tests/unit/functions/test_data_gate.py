@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from ffe.adapters import market_data
 from ffe.adapters.models import load_bundle
 from ffe.contracts import BarColumns, digest_bars
 from ffe.domain.errors import InvalidInputError, PermanentError
@@ -28,7 +29,7 @@ def task(**change: object) -> dict:
 
 def gate(lambda_context, monkeypatch, bars: list[Bar], **change: object) -> tuple[dict, dict]:
     """Fetch ``bars`` through the real FetchMarketData, then judge them with the real CheckStaleness."""
-    monkeypatch.setattr(fetch, "get_provider", lambda settings: FixedProvider(bars))
+    monkeypatch.setattr(market_data, "get_provider", lambda settings: FixedProvider(bars))
     data = fetch.lambda_handler(task(**change), lambda_context)
     return data, check_staleness.lambda_handler(data, lambda_context)
 
