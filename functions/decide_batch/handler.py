@@ -8,10 +8,14 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ffe import stage_steps
 from ffe.contracts import DecideBatchInput, parse
 from ffe.observability import logger, timed, tracer
 from ffe.settings import InferenceSettings, get_settings
+from ffe.stage_steps.fetch import fetch
+from ffe.stage_steps.gate import gate
+from ffe.stage_steps.infer import infer_many
+from ffe.stage_steps.regime import regime
+from ffe.stage_steps.staleness import staleness
 from ffe.steps.batch import BatchStages, decide_batch
 
 
@@ -27,13 +31,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     return result.model_dump(mode="json", by_alias=True)
 
 
-STAGES = BatchStages(
-    fetch=stage_steps.fetch,
-    staleness=stage_steps.staleness,
-    regime=stage_steps.regime,
-    infer_many=stage_steps.infer_many,
-    gate=stage_steps.gate,
-)
+STAGES = BatchStages(fetch=fetch, staleness=staleness, regime=regime, infer_many=infer_many, gate=gate)
 
 
 def stages(inp: DecideBatchInput) -> BatchStages:
@@ -43,4 +41,4 @@ def stages(inp: DecideBatchInput) -> BatchStages:
     if budget is None:
         return STAGES
     within = frozenset(str(item.asset) for item in inp.items if item.item < budget)
-    return replace(STAGES, infer_many=partial(stage_steps.infer_many, llm_assets=within))
+    return replace(STAGES, infer_many=partial(infer_many, llm_assets=within))

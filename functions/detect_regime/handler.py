@@ -4,9 +4,9 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ffe import stage_steps
 from ffe.contracts import DetectRegimeInput, parse
 from ffe.observability import logger, timed, tracer
+from ffe.stage_steps.regime import regime
 
 
 @logger.inject_lambda_context(correlation_id_path="execution_id")
@@ -15,6 +15,6 @@ from ffe.observability import logger, timed, tracer
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     inp = parse(DetectRegimeInput, event)
     logger.append_keys(cycle_id=inp.cycle_id, asset=inp.asset, timeframe=inp.timeframe)
-    result = stage_steps.regime(inp)
+    result = regime(inp)
     logger.info("regime detected", extra={"regime": result.label, "available": result.available, "why": result.reason})
     return result.model_dump(mode="json")

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from ffe.adapters import market_data
 from ffe.adapters.models import load_bundle
 from ffe.contracts import BarColumns, digest_bars
 from ffe.domain.errors import InvalidInputError, PermanentError
 from ffe.domain.features import FeatureParams
 from ffe.domain.models import Bar
 from ffe.domain.strategies import StrategyParams
+from ffe.stage_steps import fetch as fetch_step
 from functions.check_staleness import handler as check_staleness
 from functions.fetch_market_data import handler as fetch
 from tests.fakes.market_data import FixedProvider, hourly
@@ -29,7 +29,7 @@ def task(**change: object) -> dict:
 
 def gate(lambda_context, monkeypatch, bars: list[Bar], **change: object) -> tuple[dict, dict]:
     """Fetch ``bars`` through the real FetchMarketData, then judge them with the real CheckStaleness."""
-    monkeypatch.setattr(market_data, "get_provider", lambda settings: FixedProvider(bars))
+    monkeypatch.setattr(fetch_step, "get_provider", lambda settings: FixedProvider(bars))
     data = fetch.lambda_handler(task(**change), lambda_context)
     return data, check_staleness.lambda_handler(data, lambda_context)
 

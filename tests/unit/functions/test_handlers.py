@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from ffe.adapters import market_data
 from ffe.contracts import MarketData
 from ffe.domain.errors import InvalidInputError
+from ffe.stage_steps import fetch as fetch_step
 from functions.check_staleness import handler as check_staleness
 from functions.detect_regime import handler as detect_regime
 from functions.fetch_market_data import handler as fetch
@@ -62,7 +62,7 @@ def test_fetch_rejects_bad_tasks_with_invalid_input(lambda_context, change, mess
 )
 def test_fetch_never_passes_bad_bars_on(lambda_context, monkeypatch, corrupt, message) -> None:
     bars = hourly([100 + i * 0.1 for i in range(80)], AS_OF - timedelta(hours=2))
-    monkeypatch.setattr(market_data, "get_provider", lambda settings: FixedProvider(corrupt(bars)))
+    monkeypatch.setattr(fetch_step, "get_provider", lambda settings: FixedProvider(corrupt(bars)))
     with pytest.raises(InvalidInputError, match=message):
         fetch.lambda_handler(task(), lambda_context)
 
