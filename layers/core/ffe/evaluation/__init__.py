@@ -1,0 +1,1 @@
+"""Walk-forward evaluation: the statistics of a strategy's returns with their uncertainty (docs/evaluation.md)."""
