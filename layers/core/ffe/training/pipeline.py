@@ -17,6 +17,7 @@ import logging
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,9 @@ class TrainPlan:
     ewc_epochs: int = 6
     meta: MetaTrainConfig = field(default_factory=MetaTrainConfig)
     progress: bool = True
+    # None: whole series. Else every series is cut to the bars opening before it (UTC) before any split:
+    # a walk-forward fold (ffe.evaluation.walk_forward) retrains on the bars before its test window only.
+    train_end: datetime | None = None
 
 
 @dataclass
@@ -153,7 +157,13 @@ def _train(
 
 def _load(plan: TrainPlan) -> list[TrainingSeries]:
     wanted = plan.symbols or tuple(sym for syms in asset_class_symbols().values() for sym in syms)
-    return [load_series(sym) for sym in wanted]
+    series = [load_series(sym) for sym in wanted]
+    if plan.train_end is None:
+        return series
+    if plan.train_end.tzinfo is None:
+        raise ValueError(f"train_end {plan.train_end.isoformat()} has no timezone; it is a UTC bar open time")
+    end = np.datetime64(plan.train_end.astimezone(UTC).replace(tzinfo=None), "s")
+    return [s.slice(0, int(np.searchsorted(s.times, end, side="left"))) for s in series]
 
 
 def _fit_regimes(plan: TrainPlan, series: Sequence[TrainingSeries]) -> dict[str, RegimeModel]:
@@ -188,7 +198,9 @@ def _training_range(series: TrainingSeries, holdout_fraction: float) -> dict[str
 
 def _params(plan: TrainPlan) -> dict[str, Any]:
     flat = {f"meta.{k}": v for k, v in asdict(plan.meta).items()}
-    flat.update({k: v for k, v in asdict(plan).items() if k not in ("meta", "progress")})
+    flat.update({k: v for k, v in asdict(plan).items() if k not in ("meta", "progress", "train_end")})
+    if plan.train_end is not None:  # logged only when set: a whole-series run's params are as before
+        flat["train_end"] = plan.train_end.isoformat()
     return flat
 
 
