@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -184,18 +184,22 @@ def deflated_sharpe(sr: float, n_obs: int, skew: float, kurtosis: float, trial_s
     return probabilistic_sharpe(sr, expected_max_sharpe(trial_sharpes), n_obs, skew, kurtosis)
 
 
-def _resamples(n: int, block: int | None, n_boot: int, seed: int) -> list[NDArray[np.intp]]:
-    """``n_boot`` index arrays of length ``n`` for the circular block bootstrap, from one seeded generator."""
+def _resamples(n: int, block: int | None, n_boot: int, seed: int) -> Iterator[NDArray[np.intp]]:
+    """``n_boot`` index arrays of length ``n`` for the circular block bootstrap, from one seeded generator.
+
+    The block starts are drawn at once (``n_boot x ceil(n / block)``, small); the index arrays are made one at a
+    time, so memory stays O(n) however many resamples (all at once would be ``n_boot x n`` integers: 800 MB for
+    2000 resamples of 50,000 bars).
+    """
     if n_boot < 1:
         raise ValueError(f"n_boot must be at least 1, got {n_boot}")
     size = default_block(n) if block is None else block
     if not 1 <= size <= n:
         raise ValueError(f"block must lie in [1, {n}], got {size}")
     blocks = -(-n // size)
-    rng = np.random.default_rng(seed)
-    starts = rng.integers(0, n, size=(n_boot, blocks))
+    starts = np.random.default_rng(seed).integers(0, n, size=(n_boot, blocks))
     offsets = np.arange(size)
-    return [((row[:, None] + offsets).ravel()[:n] % n) for row in starts]
+    return ((row[:, None] + offsets).ravel()[:n] % n for row in starts)
 
 
 def _series(returns: ArrayLike) -> NDArray[np.float64]:
