@@ -206,6 +206,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             "metrics for every strategy, JSON report and plots",
         )
     )
+    from ffe.evaluation.cli import add_arguments as add_evaluate_arguments
+
+    add_evaluate_arguments(
+        commands.add_parser(
+            "evaluate",
+            help="walk-forward evaluation: retrain per fold, backtest every strategy on the unseen bars, "
+            "means with bootstrap intervals (docs/evaluation.md)",
+        )
+    )
 
     commands.add_parser(
         "reset", help="stop the embedded Postgres and delete the local state (not while another ffe command uses it)"
@@ -231,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     with _sigterm_interrupts():
         try:
-            no_local_state = {"cost": _cost, "universe": _universe}  # no local state, no moto
+            no_local_state = {"cost": _cost, "universe": _universe, "evaluate": _evaluate}  # no local state, no moto
             return no_local_state[args.command](args) if args.command in no_local_state else _dispatch(args)
         except LocalError as exc:  # the user's input or set-up: one line, no traceback
             print(f"ffe {args.command}: error: {exc}", file=sys.stderr)
@@ -382,6 +391,12 @@ def _secrets(args: argparse.Namespace) -> int:
 
 def _cost(args: argparse.Namespace) -> int:
     from ffe.cost_cli import command
+
+    return command(args)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from ffe.evaluation.cli import command
 
     return command(args)
 

@@ -1,0 +1,420 @@
+"""Walk-forward evaluation: retrain per fold, backtest every strategy row on the fold's unseen bars, aggregate.
+
+CLI only (``ffe evaluate``), never imported by a Lambda: it trains (torch, scikit-learn) and backtests.
+
+Folds (``folds``). Expanding windows over one series of ``n`` bars: the last ``n - min_train`` bars are cut
+into ``n_folds`` contiguous, non-overlapping test windows (equal, the last one taking the remainder;
+``ffe.training.data.walk_forward``); fold ``i`` trains on every bar before its test window, ``[0, test_lo)``.
+
+Per fold and seed (``evaluate``). A bundle is trained with ``TrainPlan.train_end`` = the open time of the test
+window's first bar, so the training pipeline (regime mixtures, meta-controller, EWC update, its own inner holdout)
+never reads a test bar; then ``run_backtest`` replays the test window with that bundle: every strategy row on the
+same bars, costs, risk gate and fills (bars before the window are look-back only, as in production).
+
+Aggregation, per series and row. ``metrics``: the mean over folds and seeds of what ``BacktestResult`` computes.
+``path``: the row's out-of-sample return path, the folds' per-bar returns concatenated in time, averaged over
+seeds bar by bar (the rows that do not depend on the bundle are the same under every seed, so seeds add no fake
+observations); its Sharpe, Sortino, total return and max drawdown come with a block-bootstrap interval
+(``ffe.evaluation.stats.block_bootstrap_ci``). For the meta-controller: P(its Sharpe > the naive router's) and
+P(> buy and hold) on the paired paths (``prob_outperforms``), and its deflated Sharpe ratio over the
+seeds x folds configurations tried (``deflated_sharpe``). The JSON schema is ``EvaluationReport.as_dict``.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ffe.adapters.models import load_bundle
+from ffe.adapters.replay import datasets, load_bars
+from ffe.backtest.engine import BacktestConfig, BacktestResult, BarArrays, StrategyName, run_backtest
+from ffe.evaluation import stats
+from ffe.training.data import walk_forward
+from ffe.training.meta_config import MetaTrainConfig
+
+if TYPE_CHECKING:  # the pipeline (MLflow, Postgres) is imported when a fold trains, not with the folds
+    from ffe.training.pipeline import TrainPlan
+
+SCHEMA = "ffe.evaluation/1"
+META, NAIVE, HOLD = StrategyName.META_CONTROLLER.value, StrategyName.NAIVE_ROUTER.value, StrategyName.BUY_AND_HOLD.value
+MEAN_METRICS = ("total_return", "sharpe", "sortino", "max_drawdown", "turnover", "churn_rate", "max_disruption")
+
+PlanFactory = Callable[[tuple[str, ...], int, datetime], "TrainPlan"]
+
+
+@dataclass(frozen=True, slots=True)
+class Fold:
+    """Bars ``[train_lo, train_hi)`` train the bundle, bars ``[test_lo, test_hi)`` test it (``train_hi == test_lo``)."""
+
+    train_lo: int
+    train_hi: int
+    test_lo: int
+    test_hi: int
+
+
+def folds(n_bars: int, n_folds: int, min_train: int) -> list[Fold]:
+    """Expanding-window folds: ``n_folds`` contiguous test windows covering the bars after ``min_train``.
+
+    Raises:
+        ValueError: ``n_folds < 1``, ``min_train < 1``, or too few bars for one test bar per fold.
+    """
+    return [
+        Fold(train.start, train.stop, test.start, test.stop) for train, test in walk_forward(n_bars, n_folds, min_train)
+    ]
+
+
+def quick_plan(symbols: tuple[str, ...], seed: int, train_end: datetime) -> TrainPlan:
+    """The few-second training config (``MetaTrainConfig.quick``): smoke runs and tests, not a traded model."""
+    from ffe.training.pipeline import TrainPlan
+
+    return TrainPlan(
+        seed=seed,
+        symbols=symbols,
+        meta=MetaTrainConfig.quick(seed=seed),
+        ewc_epochs=2,
+        progress=False,
+        train_end=train_end,
+    )
+
+
+def full_plan(symbols: tuple[str, ...], seed: int, train_end: datetime) -> TrainPlan:
+    """``ffe train``'s default config, as production trains it."""
+    from ffe.training.pipeline import TrainPlan
+
+    return TrainPlan(seed=seed, symbols=symbols, meta=MetaTrainConfig(seed=seed), progress=False, train_end=train_end)
+
+
+@dataclass(frozen=True)
+class FoldRun:
+    """One fold under one seed: the bundle it trained and every row's figures on the test window."""
+
+    fold: int
+    seed: int
+    train_bars: int  # bars before the test window (the training pipeline's input, its inner holdout included)
+    test_start: str  # ISO open time of the first and last test bar
+    test_end: str
+    test_bars: int
+    bundle_version: str | None
+    metrics: dict[str, dict[str, float]]  # row -> Metrics.as_dict()
+    returns: dict[str, NDArray[np.float64]]  # row -> per-bar returns over the test window
+
+
+@dataclass(frozen=True)
+class RowSummary:
+    metrics: dict[str, float]  # mean over folds and seeds
+    intervals: dict[str, stats.Interval]  # on the seed-averaged, fold-concatenated path
+    sharpe_by_seed: dict[int, float]  # of each seed's own fold-concatenated path
+
+
+@dataclass(frozen=True)
+class SeriesReport:
+    symbol: str
+    timeframe: str
+    periods_per_year: float
+    bars: int
+    folds: list[Fold]
+    runs: list[FoldRun]
+    rows: dict[str, RowSummary]
+    skipped: dict[str, str]  # row -> why it did not run in some fold
+    p_meta_beats_naive: float | None
+    p_meta_beats_buy_and_hold: float | None
+    meta_deflated_sharpe: float | None
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    seeds: tuple[int, ...]
+    n_folds: int
+    config: dict[str, Any]
+    series: list[SeriesReport] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON document (schema ``ffe.evaluation/1``; docs/evaluation.md, "Walk-forward evaluation")."""
+        return {
+            "schema": SCHEMA,
+            "seeds": list(self.seeds),
+            "n_folds": self.n_folds,
+            "config": self.config,
+            "series": {s.symbol: _series_dict(s) for s in self.series},
+        }
+
+
+def evaluate(
+    series_symbols: Sequence[str],
+    n_folds: int,
+    seeds: Sequence[int],
+    plan_factory: PlanFactory = quick_plan,
+    *,
+    test_bars: int | None = None,
+    min_train_fraction: float = 0.5,
+    config: BacktestConfig | None = None,
+    block: int | None = None,
+    n_boot: int = 2000,
+    level: float = 0.95,
+    work_dir: Path | None = None,
+    log: Callable[[str], None] | None = None,
+) -> EvaluationReport:
+    """Walk-forward evaluation of every strategy row on each series (see the module docstring).
+
+    ``test_bars``: how many final bars the test windows cover (None: all bars after ``min_train_fraction``).
+
+    Raises:
+        KeyError: a symbol with no bundled series.
+        ValueError: no seeds, or a series too short for the folds.
+    """
+    from ffe.training.pipeline import train
+
+    if not seeds:
+        raise ValueError("need at least one seed")
+    cfg = config or BacktestConfig()
+    known = datasets()
+    report = EvaluationReport(
+        seeds=tuple(seeds),
+        n_folds=n_folds,
+        config={
+            "test_bars": test_bars,
+            "min_train_fraction": min_train_fraction,
+            "block": block,
+            "n_boot": n_boot,
+            "level": level,
+            "strategies": [str(s) for s in cfg.strategies],
+        },
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        root = work_dir or Path(tmp)
+        for symbol in series_symbols:
+            if symbol not in known:
+                raise KeyError(f"no bundled series for {symbol!r}; bundled: {', '.join(sorted(known))}")
+            dataset = known[symbol]
+            bars = BarArrays.from_bars(load_bars(dataset.file))
+            n = len(bars)
+            min_train = n - test_bars if test_bars is not None else round(n * min_train_fraction)
+            cuts = folds(n, n_folds, min_train)
+            runs: list[FoldRun] = []
+            skipped: dict[str, str] = {}
+            ppy = math.nan
+            for k, fold in enumerate(cuts):
+                start = _time(bars.times[fold.test_lo])
+                end = _time(bars.times[fold.test_hi]) if fold.test_hi < n else None
+                for seed in seeds:
+                    if log:
+                        log(f"{symbol} fold {k + 1}/{len(cuts)} seed {seed}: train on {fold.train_hi} bars")
+                    outcome = train(plan_factory((symbol,), seed, start), root / f"{symbol}-f{k}-s{seed}")
+                    result = run_backtest(
+                        bars, symbol, dataset.timeframe, load_bundle(str(outcome.bundle_dir)), start, end, cfg
+                    )
+                    ppy = result.periods_per_year
+                    skipped.update(result.skipped)
+                    runs.append(_fold_run(k, seed, fold, result))
+            report.series.append(
+                _summarise(symbol, str(dataset.timeframe), ppy, n, cuts, runs, skipped, block, n_boot, level)
+            )
+    return report
+
+
+# --- aggregation --------------------------------------------------------------------------------------
+
+
+def _fold_run(k: int, seed: int, fold: Fold, result: BacktestResult) -> FoldRun:
+    return FoldRun(
+        fold=k,
+        seed=seed,
+        train_bars=fold.train_hi - fold.train_lo,
+        test_start=f"{result.times[0]}Z",
+        test_end=f"{result.times[-1]}Z",
+        test_bars=result.bars,
+        bundle_version=result.bundle_version,
+        metrics={name: {k: float(v) for k, v in run.metrics.as_dict().items()} for name, run in result.runs.items()},
+        returns={name: run.returns for name, run in result.runs.items()},
+    )
+
+
+def _path(runs: Sequence[FoldRun], row: str, seed: int) -> NDArray[np.float64] | None:
+    """One seed's out-of-sample path of ``row``: its folds' returns in time order (None if a fold lacks the row)."""
+    mine = sorted((r for r in runs if r.seed == seed), key=lambda r: r.fold)
+    if any(row not in r.returns for r in mine):
+        return None
+    return np.concatenate([r.returns[row] for r in mine])
+
+
+def _summarise(
+    symbol: str,
+    timeframe: str,
+    ppy: float,
+    n: int,
+    cuts: list[Fold],
+    runs: list[FoldRun],
+    skipped: dict[str, str],
+    block: int | None,
+    n_boot: int,
+    level: float,
+) -> SeriesReport:
+    seeds = sorted({r.seed for r in runs})
+    names = list(dict.fromkeys(name for r in runs for name in r.returns))
+    statistics: dict[str, Callable[[NDArray[np.float64]], float]] = {
+        "sharpe": lambda r: stats.sharpe(r, ppy),
+        "sortino": lambda r: stats.sortino(r, ppy),
+        "total_return": stats.total_return,
+        "max_drawdown": stats.max_drawdown,
+    }
+    rows: dict[str, RowSummary] = {}
+    paths: dict[str, NDArray[np.float64]] = {}
+    for name in names:
+        per_seed = {s: _path(runs, name, s) for s in seeds}
+        complete = {s: p for s, p in per_seed.items() if p is not None}
+        if len(complete) != len(seeds):
+            skipped.setdefault(name, "did not run in every fold")
+            continue
+        path = np.mean(np.stack(list(complete.values())), axis=0)
+        paths[name] = path
+        means = {m: float(np.mean([r.metrics[name][m] for r in runs])) for m in MEAN_METRICS}
+        intervals = {
+            m: stats.block_bootstrap_ci(path, f, block=block, n_boot=n_boot, level=level) for m, f in statistics.items()
+        }
+        rows[name] = RowSummary(means, intervals, {s: float(stats.sharpe(p, ppy)) for s, p in complete.items()})
+    p_naive = p_hold = dsr = None
+    if META in paths:
+        meta = paths[META]
+        if NAIVE in paths:
+            p_naive = float(stats.prob_outperforms(meta, paths[NAIVE], ppy, block=block, n_boot=n_boot))
+        if HOLD in paths:
+            p_hold = float(stats.prob_outperforms(meta, paths[HOLD], ppy, block=block, n_boot=n_boot))
+        dsr = _deflated(meta, [r.returns[META] for r in runs if META in r.returns])
+    return SeriesReport(symbol, timeframe, ppy, n, cuts, runs, rows, skipped, p_naive, p_hold, dsr)
+
+
+def _deflated(path: NDArray[np.float64], trials: list[NDArray[np.float64]]) -> float | None:
+    """The deflated Sharpe ratio of the meta-controller's path (per-bar Sharpe), the trials being its seeds x
+    folds test windows (each one configuration tried)."""
+    sd = float(np.std(path, ddof=1)) if path.size > 1 else 0.0
+    if sd == 0.0 or len(trials) < 2:
+        return None
+    centred = (path - path.mean()) / float(np.std(path))
+    skew, kurtosis = float(np.mean(centred**3)), float(np.mean(centred**4))
+    trial_sharpes = [float(t.mean() / t.std(ddof=1)) if t.size > 1 and t.std(ddof=1) > 0 else 0.0 for t in trials]
+    return float(stats.deflated_sharpe(float(path.mean()) / sd, path.size, skew, kurtosis, trial_sharpes))
+
+
+# --- output -------------------------------------------------------------------------------------------
+
+
+def _series_dict(s: SeriesReport) -> dict[str, Any]:
+    return {
+        "timeframe": s.timeframe,
+        "periods_per_year": s.periods_per_year,
+        "bars": s.bars,
+        "folds": [{"train": [f.train_lo, f.train_hi], "test": [f.test_lo, f.test_hi]} for f in s.folds],
+        "runs": [
+            {
+                "fold": r.fold,
+                "seed": r.seed,
+                "train_bars": r.train_bars,
+                "test_start": r.test_start,
+                "test_end": r.test_end,
+                "test_bars": r.test_bars,
+                "bundle_version": r.bundle_version,
+                "metrics": {name: _finite(m) for name, m in r.metrics.items()},
+            }
+            for r in s.runs
+        ],
+        "rows": {
+            name: {
+                "mean": _finite(row.metrics),
+                "interval": {m: _interval(i) for m, i in row.intervals.items()},
+                "sharpe_by_seed": {str(k): _num(v) for k, v in row.sharpe_by_seed.items()},
+            }
+            for name, row in s.rows.items()
+        },
+        "skipped": s.skipped,
+        "meta_controller": {
+            "p_sharpe_above_naive_router": _num(s.p_meta_beats_naive),
+            "p_sharpe_above_buy_and_hold": _num(s.p_meta_beats_buy_and_hold),
+            "deflated_sharpe": _num(s.meta_deflated_sharpe),
+        },
+    }
+
+
+def _interval(i: stats.Interval) -> dict[str, float | None]:
+    return {"low": _num(i.low), "estimate": _num(i.estimate), "high": _num(i.high), "level": _num(i.level)}
+
+
+def _num(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def _finite(d: dict[str, float]) -> dict[str, float | None]:
+    return {k: _num(v) for k, v in d.items()}
+
+
+def format_table(report: EvaluationReport) -> str:
+    """One plain table per series: each row's mean figures and its Sharpe interval, then the meta-controller's
+    probabilities and deflated Sharpe."""
+    from ffe.terminal import Column, render, table
+
+    blocks: list[str] = []
+    for s in report.series:
+        columns = [Column("strategy")] + [
+            Column(h, "right")
+            for h in ("return", "sharpe", "sharpe CI", "sortino", "max dd", "turnover", "churn", "max disr.")
+        ]
+        lines = []
+        for name, row in s.rows.items():
+            m, ci = row.metrics, row.intervals["sharpe"]
+            lines.append(
+                [
+                    name,
+                    f"{m['total_return']:+.2%}",
+                    f"{m['sharpe']:+.2f}",
+                    f"[{ci.low:+.2f}, {ci.high:+.2f}]",
+                    f"{m['sortino']:+.2f}",
+                    f"{m['max_drawdown']:.2%}",
+                    f"{m['turnover']:.4f}",
+                    f"{m['churn_rate']:.3f}",
+                    f"{m['max_disruption']:.3f}",
+                ]
+            )
+        head = (
+            f"{s.symbol} {s.timeframe}: {len(s.folds)} folds x {len(report.seeds)} seeds, "
+            f"test bars {s.folds[0].test_lo}..{s.folds[-1].test_hi - 1} of {s.bars} "
+            f"(means over folds and seeds; Sharpe CI: block bootstrap of the test path)"
+        )
+        tail = (
+            f"P(meta Sharpe > naive router) {_pct(s.p_meta_beats_naive)}, "
+            f"P(> buy and hold) {_pct(s.p_meta_beats_buy_and_hold)}, "
+            f"deflated Sharpe {_pct(s.meta_deflated_sharpe)}"
+        )
+        skipped = [f"skipped {k}: {v}" for k, v in s.skipped.items()]
+        blocks.append(render(head, table(columns, lines), tail, *skipped))
+    return "\n\n".join(blocks)
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None or not math.isfinite(x) else f"{x:.2f}"
+
+
+def _time(value: np.datetime64) -> datetime:
+    micros = int(value.astype("datetime64[us]").astype(np.int64))
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
+
+
+__all__ = [
+    "SCHEMA",
+    "EvaluationReport",
+    "Fold",
+    "FoldRun",
+    "RowSummary",
+    "SeriesReport",
+    "evaluate",
+    "folds",
+    "format_table",
+    "full_plan",
+    "quick_plan",
+]
