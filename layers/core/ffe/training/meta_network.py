@@ -29,6 +29,19 @@ from ffe.training.meta_config import MetaTrainConfig
 from ffe.training.meta_env import N_OPTIONS, EnvData, regime_count
 
 
+class Linear(nn.Linear):
+    """``nn.Linear`` without TorchScript constants, so a saved policy is the same bytes in every process.
+
+    ``nn.Linear`` declares ``in_features``/``out_features`` as ``__constants__``; ``torch.jit`` collects those in a
+    set and writes them in its iteration order, which follows ``str`` hashing (``PYTHONHASHSEED``, random per
+    process): the same weights saved twice could differ in ``code/__torch__/torch/nn/modules/linear.py``. As plain
+    attributes they are written in definition order. Same parameters, same initialisation, same ``isinstance``.
+    ``tests/integration/test_training_reproducible.py`` trains under two hash seeds and compares the files.
+    """
+
+    __constants__: list[str] = []  # noqa: RUF012 (nn.Linear declares it an instance-typed list; mypy wants the same)
+
+
 class PolicyNet(nn.Module):
     """The torch twin of ``ffe.domain.meta.step``: same input layout, standardization, tanh layers and smoothing."""
 
@@ -49,7 +62,7 @@ class PolicyNet(nn.Module):
         self.register_buffer("input_mean", torch.as_tensor(np.asarray(input_mean), dtype=torch.float32))
         self.register_buffer("input_scale", torch.as_tensor(np.asarray(input_scale), dtype=torch.float32))
         sizes = [n_features + n_regimes + N_OPTIONS, *hidden, N_OPTIONS]
-        self.layers = nn.ModuleList([nn.Linear(a, b) for a, b in pairwise(sizes)])
+        self.layers = nn.ModuleList([Linear(a, b) for a, b in pairwise(sizes)])
         # Zero output layer: the untrained policy targets equal weights, so training starts from a neutral blend.
         last = self.layers[-1]
         assert isinstance(last, nn.Linear)
