@@ -42,6 +42,10 @@ def test_training_is_tracked_registered_and_loadable(tracker: Tracker, tmp_path:
     run = client.get_run(str(outcome.run_id))
     assert run.info.status == "FINISHED" and run.data.tags["ffe.bundle_version"] == outcome.version
     assert run.data.params["meta.seed"] == "11" and run.data.params["data.BTCUSD.sha256"] == outcome.data["BTCUSD"]
+    # What reproducing it takes (ffe.training.provenance): the same record as the bundle's manifest
+    assert run.data.tags["ffe.code_version"] == manifest["code_version"]
+    assert json.loads(run.data.tags["ffe.training_config"]) == manifest["training_config"]
+    assert run.data.tags["ffe.library.torch"] == manifest["libraries"]["torch"]
     history = client.get_metric_history(run.info.run_id, "train.train_return")
     assert [m.step for m in history] == list(range(PLAN.meta.epochs))
     assert np.isfinite(run.data.metrics["ewc.degradation_pct"])

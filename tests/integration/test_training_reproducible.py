@@ -8,12 +8,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import sklearn
+import torch
+
 from ffe.training.meta_config import MetaTrainConfig
 from ffe.training.pipeline import TrainPlan, train
+from ffe.training.provenance import code_version, plan_from_config
 
 SYMBOLS = ("EURUSD",)
 
@@ -21,6 +28,10 @@ SYMBOLS = ("EURUSD",)
 _CHILD = """
 import sys
 from pathlib import Path
+
+import numpy as np
+import sklearn
+import torch
 from ffe.training.meta_config import MetaTrainConfig
 from ffe.training.pipeline import TrainPlan, train
 seed = int(sys.argv[2])
@@ -62,6 +73,23 @@ def test_same_seed_and_data_give_the_same_bundle_bit_for_bit(tmp_path: Path) -> 
     assert {"manifest.json", "meta-controller.json", "meta-controller.pt"} <= set(files(tmp_path / "a"))
     manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
     assert manifest["version"] == first and manifest["seed"] == 11
+
+
+def test_the_bundle_records_what_it_takes_to_reproduce_it(tmp_path: Path) -> None:
+    outcome = train(plan(11), tmp_path / "a")
+    manifest = json.loads((outcome.bundle_dir / "manifest.json").read_text())
+    assert manifest["seed"] == 11 and set(manifest["data_sha256"]) == set(SYMBOLS)
+    # The recorded config is the plan (less its progress bars), and turns back into it
+    assert plan_from_config(manifest["training_config"], TrainPlan) == plan(11)
+    assert manifest["training_config"]["meta"]["epochs"] == MetaTrainConfig.quick().epochs
+    # This checkout's commit (a sha, "-dirty" with changes) and the libraries the numbers depend on
+    assert manifest["code_version"] == code_version() and re.fullmatch(r"[0-9a-f]{40}(-dirty)?", code_version())
+    assert manifest["libraries"] == {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "torch": torch.__version__,
+        "scikit-learn": sklearn.__version__,
+    }
 
 
 def test_another_seed_gives_another_version(tmp_path: Path) -> None:

@@ -33,6 +33,7 @@ from ffe.training.meta import train_meta
 from ffe.training.meta_config import MetaTrainConfig
 from ffe.training.meta_env import EnvData, build_env, equal_weights, evaluate, evaluate_weights
 from ffe.training.meta_network import save_torch
+from ffe.training.provenance import mlflow_tags, provenance
 from ffe.training.regime import fit_regime
 from ffe.training.tracking import Tracker
 
@@ -85,7 +86,7 @@ def train(plan: TrainPlan, out_dir: Path, tracker: Tracker | None = None) -> Tra
     """Fit, train, update, evaluate on the holdout, export the bundle into ``out_dir`` and track it all."""
     if tracker is None:
         return _train(plan, _load(plan), out_dir, None, None)
-    tags = {"ffe.kind": "meta-controller"}
+    tags = {"ffe.kind": "meta-controller", **mlflow_tags(provenance(plan))}
     with tracker.run(run_name=f"train-seed{plan.seed}", params=_params(plan), tags=tags) as run_id:
         series = _load(plan)  # inside the run: a bad symbol is a FAILED run, not a silent nothing
         tracker.log_data_hashes(run_id, {s.symbol: s.sha256 for s in series})
@@ -133,6 +134,7 @@ def _train(
             "trained_on": {s.series.symbol: _training_range(s.series, plan.holdout_fraction) for s in splits},
             "data_sha256": {s.series.symbol: s.series.sha256 for s in splits},
             "mlflow_run_id": run_id,
+            **provenance(plan),  # training config, code and library versions: ffe train --reproduce
         }
         bundle_dir = write_bundle(out_dir, policy, regimes, torch_file, info)
     ewc = {
