@@ -13,7 +13,7 @@ import pytest
 
 from ffe.backtest.engine import ALL_STRATEGIES
 from ffe.cli import main
-from ffe.evaluation.walk_forward import SCHEMA, EvaluationReport, evaluate, quick_plan
+from ffe.evaluation.walk_forward import SCHEMA, EvaluationReport, evaluate, format_table, quick_plan
 from ffe.training import pipeline
 from ffe.training.data import TrainingSeries
 
@@ -48,6 +48,8 @@ def test_every_row_is_reported_and_no_test_bar_is_trained_on(monkeypatch: pytest
         assert set(row.metrics) >= {"total_return", "sharpe", "churn_rate", "max_disruption"}
     assert series.p_meta_beats_naive is not None and 0.0 <= series.p_meta_beats_naive <= 1.0
     assert series.p_meta_beats_buy_and_hold is not None and 0.0 <= series.p_meta_beats_buy_and_hold <= 1.0
+    table = format_table(report)
+    assert all(str(s) in table for s in ALL_STRATEGIES) and "P(meta Sharpe > naive router)" in table
 
 
 def test_the_same_seed_gives_the_same_report() -> None:

@@ -355,15 +355,15 @@ def _finite(d: dict[str, float]) -> dict[str, float | None]:
 
 
 def format_table(report: EvaluationReport) -> str:
-    """One plain table per series: each row's mean figures and its Sharpe interval, then the meta-controller's
-    probabilities and deflated Sharpe."""
+    """One plain table per series: each row's mean figures, its out-of-sample path's Sharpe with its interval, then
+    the meta-controller's probabilities and deflated Sharpe."""
     from ffe.terminal import Column, render, table
 
     blocks: list[str] = []
     for s in report.series:
         columns = [Column("strategy")] + [
             Column(h, "right")
-            for h in ("return", "sharpe", "sharpe CI", "sortino", "max dd", "turnover", "churn", "max disr.")
+            for h in ("return", "sharpe", "path sharpe [CI]", "sortino", "max dd", "turnover", "churn", "max disr.")
         ]
         lines = []
         for name, row in s.rows.items():
@@ -373,7 +373,7 @@ def format_table(report: EvaluationReport) -> str:
                     name,
                     f"{m['total_return']:+.2%}",
                     f"{m['sharpe']:+.2f}",
-                    f"[{ci.low:+.2f}, {ci.high:+.2f}]",
+                    f"{ci.estimate:+.2f} [{ci.low:+.2f}, {ci.high:+.2f}]",
                     f"{m['sortino']:+.2f}",
                     f"{m['max_drawdown']:.2%}",
                     f"{m['turnover']:.4f}",
@@ -384,7 +384,8 @@ def format_table(report: EvaluationReport) -> str:
         head = (
             f"{s.symbol} {s.timeframe}: {len(s.folds)} folds x {len(report.seeds)} seeds, "
             f"test bars {s.folds[0].test_lo}..{s.folds[-1].test_hi - 1} of {s.bars} "
-            f"(means over folds and seeds; Sharpe CI: block bootstrap of the test path)"
+            f"(columns: means over folds and seeds; path sharpe: the seed-averaged test path's, "
+            f"{report.config['level']:.0%} block-bootstrap interval)"
         )
         tail = (
             f"P(meta Sharpe > naive router) {_pct(s.p_meta_beats_naive)}, "
