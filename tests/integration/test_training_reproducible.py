@@ -10,14 +10,17 @@ import json
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import sklearn
 import torch
 
+from ffe.cli import main
 from ffe.training.meta_config import MetaTrainConfig
 from ffe.training.pipeline import TrainPlan, train
 from ffe.training.provenance import code_version, plan_from_config
@@ -94,3 +97,46 @@ def test_the_bundle_records_what_it_takes_to_reproduce_it(tmp_path: Path) -> Non
 
 def test_another_seed_gives_another_version(tmp_path: Path) -> None:
     assert train(plan(12), tmp_path / "a").version != train(plan(11), tmp_path / "b").version
+
+
+def reproduce(capsys: pytest.CaptureFixture[str], tmp_path: Path, version: str, bundle: Path) -> tuple[int, str]:
+    """``ffe train --reproduce VERSION --bundle DIR`` (offline: the recorded bundle is a folder, nothing is
+    tracked or registered), its exit status and output."""
+    code = main(["--state-dir", str(tmp_path / ".ffe"), "train", "--reproduce", version, "--bundle", str(bundle)])
+    return code, capsys.readouterr().out
+
+
+def test_reproduce_retrains_a_recorded_bundle_and_says_whether_it_matches(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recorded = train(plan(11), tmp_path / "recorded")
+    code, out = reproduce(capsys, tmp_path, recorded.version, recorded.bundle_dir)
+    assert code == 0 and f"version: {recorded.version}, as recorded" in out and "MATCH" in out
+    # Another file's bytes (a weight rewritten) and another torch recorded: a mismatch naming both
+    tampered = tmp_path / "tampered"
+    shutil.copytree(recorded.bundle_dir, tampered)
+    meta = json.loads((tampered / "meta-controller.json").read_text())
+    meta["smoothing"] += 0.1
+    (tampered / "meta-controller.json").write_text(json.dumps(meta, indent=1) + "\n")
+    manifest = json.loads((tampered / "manifest.json").read_text())
+    manifest["libraries"]["torch"] = "1.0.0"
+    (tampered / "manifest.json").write_text(json.dumps(manifest))
+    code, out = reproduce(capsys, tmp_path, recorded.version, tampered)
+    assert code == 1 and "MISMATCH" in out and "file differs: meta-controller.json" in out
+    assert f"changed since: torch 1.0.0 -> {torch.__version__}" in out
+
+
+def test_reproduce_refuses_when_the_bundled_data_changed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    recorded = train(plan(11), tmp_path / "recorded")
+    manifest = json.loads((recorded.bundle_dir / "manifest.json").read_text())
+    manifest["data_sha256"]["EURUSD"] = "0" * 64
+    (recorded.bundle_dir / "manifest.json").write_text(json.dumps(manifest))
+    code, out = reproduce(capsys, tmp_path, recorded.version, recorded.bundle_dir)
+    assert code == 1 and "the bundled data changed" in out and f"EURUSD: data sha256 {'0' * 64}" not in out
+    assert "EURUSD: data sha256" in out and "differs from the recorded " + "0" * 64 in out
+    # A bundle from before the config was recorded cannot be reproduced, and says so
+    del manifest["training_config"]
+    manifest["data_sha256"]["EURUSD"] = recorded.data["EURUSD"]
+    (recorded.bundle_dir / "manifest.json").write_text(json.dumps(manifest))
+    code, out = reproduce(capsys, tmp_path, recorded.version, recorded.bundle_dir)
+    assert code == 1 and "records no training config" in out

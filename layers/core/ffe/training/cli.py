@@ -30,12 +30,27 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=None, help="also write the bundle here")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--no-mlflow", action="store_true", help="train and export without tracking or registering")
+    parser.add_argument(
+        "--reproduce",
+        metavar="VERSION",
+        default=None,
+        help="retrain a version (ffe-..., or a registry number) from its recorded plan, without registering, and"
+        " say whether the bundle matches bit for bit (exit 1 when not): docs/models.md",
+    )
+    parser.add_argument(
+        "--bundle", type=Path, default=None, help="with --reproduce: the recorded bundle folder (no model store)"
+    )
 
 
 def train_command(args: argparse.Namespace, state: Any) -> int:
     from ffe.training.meta_config import MetaTrainConfig
     from ffe.training.pipeline import TrainPlan, summary, train
 
+    if getattr(args, "reproduce", None) is not None:  # getattr: callers may build the Namespace themselves
+        return reproduce_command(args.reproduce, args.bundle, args.out, state)
+    if getattr(args, "bundle", None) is not None:
+        print("--bundle names the recorded bundle of --reproduce VERSION")
+        return 2
     meta = MetaTrainConfig.quick(seed=args.seed) if args.quick else MetaTrainConfig(seed=args.seed)
     if args.epochs is not None:
         meta = replace(meta, epochs=args.epochs)
@@ -67,6 +82,65 @@ def train_command(args: argparse.Namespace, state: Any) -> int:
             f" it the champion, `ffe experiments create --treatment {outcome.version}` compares it first"
         )
     return 0
+
+
+def reproduce_command(version: str, bundle: Path | None, out: Path | None, state: Any) -> int:
+    """``ffe train --reproduce VERSION``: exit 0 when the retrained bundle matches the recorded one bit for bit."""
+    from ffe.training.reproduce import check_data, read_manifest, reproduce
+
+    with tempfile.TemporaryDirectory() as tmp:
+        recorded = bundle if bundle is not None else _recorded_bundle(version, state, Path(tmp) / "recorded")
+        if recorded is None:
+            print(f"no bundle {version}: not in {state.models}/ nor registered; name its folder with --bundle DIR")
+            return 1
+        manifest = read_manifest(recorded)
+        if version != manifest.get("version") and not _registry_number(version):
+            print(f"{recorded}/ holds bundle {manifest.get('version')}, not {version}")
+            return 1
+        problems = check_data(manifest)
+        if problems:
+            print(f"cannot reproduce {manifest.get('version')}: the bundled data changed", *problems, sep="\n  ")
+            return 1
+        print(
+            f"retraining {manifest.get('version')} (seed {manifest.get('seed')}, code {manifest.get('code_version')})"
+        )
+        try:
+            comparison = reproduce(recorded, Path(tmp) / "retrained")
+        except ValueError as exc:
+            print(f"cannot reproduce: {exc}")
+            return 1
+        if out is not None:
+            _copy(Path(tmp) / "retrained", out)
+        print(*comparison.lines(), sep="\n")
+    return 0 if comparison.matches else 1
+
+
+def _registry_number(version: str) -> bool:
+    return version.removeprefix("v").isdigit()
+
+
+def _recorded_bundle(version: str, state: Any, dst: Path) -> Path | None:
+    """The local store's ``.ffe/models/<version>/``, else the registered version's bundle artifacts (MLflow: a
+    registry number, or the run tagged with that bundle version) downloaded into ``dst``."""
+    local = state.model_dir(version)
+    if not _registry_number(version) and (local / "manifest.json").is_file():
+        return Path(local)
+    from mlflow.exceptions import MlflowException
+
+    from ffe.training.pipeline import BUNDLE_ARTIFACT_PATH, MODEL_NAME
+
+    with local_tracker(state) as tracker:
+        client = tracker.client
+        try:
+            versions = client.search_model_versions(f"name = '{MODEL_NAME}'")
+        except MlflowException:
+            return None
+        for mv in versions:
+            tag = client.get_run(mv.run_id).data.tags.get("ffe.bundle_version")
+            if mv.version == version.removeprefix("v") or tag == version:
+                dst.mkdir(parents=True, exist_ok=True)
+                return Path(client.download_artifacts(mv.run_id, BUNDLE_ARTIFACT_PATH, str(dst)))
+    return None
 
 
 def set_local_champion(state: Any, version: str, reason: str) -> None:
