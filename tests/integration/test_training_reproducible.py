@@ -13,7 +13,11 @@ import re
 import shutil
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -21,9 +25,12 @@ import sklearn
 import torch
 
 from ffe.cli import main
+from ffe.local.runner import LocalState
+from ffe.training import cli
 from ffe.training.meta_config import MetaTrainConfig
-from ffe.training.pipeline import TrainPlan, train
+from ffe.training.pipeline import EXPERIMENT, TrainPlan, train
 from ffe.training.provenance import code_version, plan_from_config
+from ffe.training.tracking import Tracker, tracking_uri
 
 SYMBOLS = ("EURUSD",)
 
@@ -140,3 +147,25 @@ def test_reproduce_refuses_when_the_bundled_data_changed(tmp_path: Path, capsys:
     (recorded.bundle_dir / "manifest.json").write_text(json.dumps(manifest))
     code, out = reproduce(capsys, tmp_path, recorded.version, recorded.bundle_dir)
     assert code == 1 and "records no training config" in out
+
+
+def test_reproduce_finds_a_registered_version_in_mlflow(
+    postgres: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The way ``ffe models`` finds versions: the registry (by number or bundle version), artifacts downloaded."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    uri = tracking_uri(postgres, database=f"mlflow_{uuid.uuid4().hex[:12]}")
+    tracker = Tracker(uri, EXPERIMENT, artifact_location=(tmp_path / "artifacts").as_uri())
+    registered = train(plan(11), tmp_path / "bundle", tracker)
+
+    @contextmanager
+    def local_tracker(state: Any) -> Iterator[Tracker]:
+        yield tracker
+
+    monkeypatch.setattr(cli, "local_tracker", local_tracker)
+    state = LocalState(tmp_path / ".ffe")  # an empty local store: only the registry has the bundle
+    for version in (str(registered.registered_version), registered.version):
+        assert cli.reproduce_command(version, None, None, state) == 0
+        assert "MATCH" in capsys.readouterr().out
+    assert cli.reproduce_command("ffe-000000000000", None, None, state) == 1
+    assert "no bundle ffe-000000000000" in capsys.readouterr().out

@@ -125,19 +125,14 @@ def _recorded_bundle(version: str, state: Any, dst: Path) -> Path | None:
     local = state.model_dir(version)
     if not _registry_number(version) and (local / "manifest.json").is_file():
         return Path(local)
-    from mlflow.exceptions import MlflowException
-
     from ffe.training.pipeline import BUNDLE_ARTIFACT_PATH, MODEL_NAME
 
     with local_tracker(state) as tracker:
         client = tracker.client
-        try:
-            versions = client.search_model_versions(f"name = '{MODEL_NAME}'")
-        except MlflowException:
-            return None
+        versions = client.search_model_versions(f"name = '{MODEL_NAME}'")
         for mv in versions:
             tag = client.get_run(mv.run_id).data.tags.get("ffe.bundle_version")
-            if mv.version == version.removeprefix("v") or tag == version:
+            if str(mv.version) == version.removeprefix("v") or tag == version:
                 dst.mkdir(parents=True, exist_ok=True)
                 return Path(client.download_artifacts(mv.run_id, BUNDLE_ARTIFACT_PATH, str(dst)))
     return None
