@@ -36,7 +36,7 @@ class Linear(nn.Linear):
     set and writes them in its iteration order, which follows ``str`` hashing (``PYTHONHASHSEED``, random per
     process): the same weights saved twice could differ in ``code/__torch__/torch/nn/modules/linear.py``. As plain
     attributes they are written in definition order. Same parameters, same initialisation, same ``isinstance``.
-    ``tests/integration/test_training_reproducible.py`` trains under two hash seeds and compares the files.
+    ``tests/integration/test_training_reproducible.py`` trains in processes of opposite set orders and compares files.
     """
 
     __constants__: list[str] = []  # noqa: RUF012 (nn.Linear declares it an instance-typed list; mypy wants the same)
