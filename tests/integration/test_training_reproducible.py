@@ -173,3 +173,9 @@ def test_reproduce_finds_a_registered_version_in_mlflow(
         assert "MATCH" in capsys.readouterr().out
     assert cli.reproduce_command("ffe-000000000000", None, None, state) == 1
     assert "no bundle ffe-000000000000" in capsys.readouterr().out
+    # A version in the local model store (.ffe/models/<version>/, where `ffe train` keeps every bundle) is read
+    # from there, without MLflow
+    shutil.copytree(registered.bundle_dir, state.model_dir(registered.version))
+    monkeypatch.setattr(cli, "local_tracker", None)
+    assert cli.reproduce_command(registered.version, None, None, state) == 0
+    assert "MATCH" in capsys.readouterr().out
