@@ -68,13 +68,16 @@ def plan_from_config(config: dict[str, Any], plan_type: type[Any]) -> Any:
 
 def code_version() -> str:
     """The git commit of the working tree holding this package (``-dirty`` when it has changes, untracked files
-    included), else ``ffe <package version>`` (an installed package, a training container)."""
+    included), else ``ffe <package version>`` (an installed package), else ``ffe unknown``."""
     root = Path(__file__).resolve().parent
     try:
         commit = _git(root, "rev-parse", "HEAD")
         dirty = _git(root, "status", "--porcelain")
-    except (OSError, subprocess.CalledProcessError):
-        return f"{PACKAGE} {importlib.metadata.version(PACKAGE)}"
+    except (OSError, subprocess.CalledProcessError, subprocess.TimeoutExpired):
+        try:
+            return f"{PACKAGE} {importlib.metadata.version(PACKAGE)}"
+        except importlib.metadata.PackageNotFoundError:  # source copied without metadata (a training container)
+            return f"{PACKAGE} unknown"
     return f"{commit}-dirty" if dirty else commit
 
 
