@@ -18,6 +18,8 @@ import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,7 @@ from ffe.local.runner import LocalState
 from ffe.training import cli
 from ffe.training.meta_config import MetaTrainConfig
 from ffe.training.pipeline import EXPERIMENT, TrainPlan, train
-from ffe.training.provenance import code_version, plan_from_config
+from ffe.training.provenance import code_version, plan_from_config, training_config
 from ffe.training.tracking import Tracker, tracking_uri
 
 SYMBOLS = ("EURUSD",)
@@ -179,3 +181,11 @@ def test_reproduce_finds_a_registered_version_in_mlflow(
     monkeypatch.setattr(cli, "local_tracker", None)
     assert cli.reproduce_command(registered.version, None, None, state) == 0
     assert "MATCH" in capsys.readouterr().out
+
+
+def test_a_walk_forward_fold_plan_round_trips_with_its_cuts() -> None:
+    cuts = {"EURUSD": datetime(2017, 6, 1, tzinfo=UTC), "SPX": datetime(2009, 1, 2, tzinfo=UTC)}
+    fold = replace(plan(11), symbols=("EURUSD", "SPX"), train_end=cuts)
+    config = json.loads(json.dumps(training_config(fold)))  # as a manifest stores it
+    assert config["train_end"] == {"EURUSD": "2017-06-01T00:00:00+00:00", "SPX": "2009-01-02T00:00:00+00:00"}
+    assert plan_from_config(config, TrainPlan) == fold

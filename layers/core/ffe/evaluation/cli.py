@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 REPORT_JSON = "evaluation.json"
+PATHS_NPZ = "paths.npz"
 DEFAULT_STATE_DIR = Path(".ffe")
 
 
@@ -39,6 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def command(args: argparse.Namespace) -> int:
     """Run the evaluation the arguments describe, write ``evaluation.json``, print the table; 2 on a user error."""
+    import numpy as np
+
     from ffe.adapters.replay import datasets
     from ffe.evaluation.walk_forward import evaluate, format_table, full_plan, quick_plan
 
@@ -71,6 +74,7 @@ def command(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     text = json.dumps(document, indent=2, allow_nan=False) + "\n"
     (out / REPORT_JSON).write_text(text)
+    np.savez(out / PATHS_NPZ, **report.arrays())  # the returns the promotion gate pairs (docs/evaluation.md)
     if args.json:
         sys.stdout.write(text)
     else:

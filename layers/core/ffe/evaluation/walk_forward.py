@@ -6,10 +6,14 @@ Folds (``folds``). Expanding windows over one series of ``n`` bars: the last ``n
 into ``n_folds`` contiguous, non-overlapping test windows (equal, the last one taking the remainder;
 ``ffe.training.data.walk_forward``); fold ``i`` trains on every bar before its test window, ``[0, test_lo)``.
 
-Per fold and seed (``evaluate``). A bundle is trained with ``TrainPlan.train_end`` = the open time of the test
-window's first bar, so the training pipeline (regime mixtures, meta-controller, EWC update, its own inner holdout)
-never reads a test bar; then ``run_backtest`` replays the test window with that bundle: every strategy row on the
-same bars, costs, risk gate and fills (bars before the window are look-back only, as in production).
+Per fold and seed (``evaluate``), as production trains: ONE bundle on every evaluated series at once (``ffe train``
+trains one joint bundle on every bundled series). Fold ``k`` cuts each series at its own ``k``-th test window
+(``TrainPlan.train_end``: symbol -> the open time of that window's first bar), so the training pipeline (regime
+mixtures, meta-controller, EWC update, its own inner holdout) never reads a test bar of any series; then
+``run_backtest`` replays each series' test window with that bundle: every strategy row on the same bars, costs,
+risk gate and fills (bars before the window are look-back only, as in production). The bundled series cover
+different years, so fold ``k``'s cuts are at the same position in each series, not at one calendar time: a bundle
+may have trained on another asset's bars that are later in calendar time than a test bar (never the same asset's).
 
 Aggregation, per series and row. ``metrics``: the mean over folds and seeds of what ``BacktestResult`` computes.
 ``path``: the row's out-of-sample return path, the folds' per-bar returns concatenated in time, averaged over
@@ -43,11 +47,11 @@ from ffe.training.meta_config import MetaTrainConfig
 if TYPE_CHECKING:  # the pipeline (MLflow, Postgres) is imported when a fold trains, not with the folds
     from ffe.training.pipeline import TrainPlan
 
-SCHEMA = "ffe.evaluation/1"
+SCHEMA = "ffe.evaluation/2"
 META, NAIVE, HOLD = StrategyName.META_CONTROLLER.value, StrategyName.NAIVE_ROUTER.value, StrategyName.BUY_AND_HOLD.value
 MEAN_METRICS = ("total_return", "sharpe", "sortino", "max_drawdown", "turnover", "churn_rate", "max_disruption")
 
-PlanFactory = Callable[[tuple[str, ...], int, datetime], "TrainPlan"]
+PlanFactory = Callable[[tuple[str, ...], int, dict[str, datetime]], "TrainPlan"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +75,7 @@ def folds(n_bars: int, n_folds: int, min_train: int) -> list[Fold]:
     ]
 
 
-def quick_plan(symbols: tuple[str, ...], seed: int, train_end: datetime) -> TrainPlan:
+def quick_plan(symbols: tuple[str, ...], seed: int, train_end: dict[str, datetime]) -> TrainPlan:
     """The few-second training config (``MetaTrainConfig.quick``): smoke runs and tests, not a traded model."""
     from ffe.training.pipeline import TrainPlan
 
@@ -85,7 +89,7 @@ def quick_plan(symbols: tuple[str, ...], seed: int, train_end: datetime) -> Trai
     )
 
 
-def full_plan(symbols: tuple[str, ...], seed: int, train_end: datetime) -> TrainPlan:
+def full_plan(symbols: tuple[str, ...], seed: int, train_end: dict[str, datetime]) -> TrainPlan:
     """``ffe train``'s default config, as production trains it."""
     from ffe.training.pipeline import TrainPlan
 
@@ -127,24 +131,44 @@ class SeriesReport:
     p_meta_beats_naive: float | None
     p_meta_beats_buy_and_hold: float | None
     meta_deflated_sharpe: float | None
+    paths: dict[str, NDArray[np.float64]]  # row -> the seed-averaged out-of-sample path (paths.npz)
+    meta_paths: dict[int, NDArray[np.float64]]  # seed -> the meta-controller's own path (equity bands)
 
 
-@dataclass(frozen=True)
+@dataclass
 class EvaluationReport:
     seeds: tuple[int, ...]
     n_folds: int
     config: dict[str, Any]
     series: list[SeriesReport] = field(default_factory=list)
+    bundle_versions: list[str] = field(default_factory=list)  # fold by fold, seed by seed
+    training_config: dict[str, Any] = field(default_factory=dict)  # what each fold trained with, less seed and cuts
+    registered_version: str | None = None  # the registered version whose recorded config this evaluates
 
     def as_dict(self) -> dict[str, Any]:
-        """The JSON document (schema ``ffe.evaluation/1``; docs/evaluation.md, "Walk-forward evaluation")."""
+        """The JSON document (schema ``ffe.evaluation/2``; docs/evaluation.md, "Walk-forward evaluation")."""
         return {
             "schema": SCHEMA,
             "seeds": list(self.seeds),
             "n_folds": self.n_folds,
             "config": self.config,
+            "model": {
+                "registered_version": self.registered_version,
+                "bundle_versions": list(self.bundle_versions),
+                "training_config": self.training_config,
+            },
             "series": {s.symbol: _series_dict(s) for s in self.series},
         }
+
+    def arrays(self) -> dict[str, NDArray[np.float64]]:
+        """``paths.npz``: "SYMBOL/ROW" -> the row's seed-averaged out-of-sample returns, "SYMBOL/meta_controller/
+        seed<S>" -> each seed's own; every evaluation on the same series, folds and test bars has them on the same
+        bars."""
+        out: dict[str, NDArray[np.float64]] = {}
+        for s in self.series:
+            out.update({f"{s.symbol}/{row}": path for row, path in s.paths.items()})
+            out.update({f"{s.symbol}/{META}/seed{seed}": path for seed, path in s.meta_paths.items()})
+        return out
 
 
 def evaluate(
@@ -164,7 +188,8 @@ def evaluate(
 ) -> EvaluationReport:
     """Walk-forward evaluation of every strategy row on each series (see the module docstring).
 
-    ``test_bars``: how many final bars the test windows cover (None: all bars after ``min_train_fraction``).
+    ``test_bars``: how many final bars of each series the test windows cover (None: all bars after
+    ``min_train_fraction``).
 
     Raises:
         KeyError: a symbol with no bundled series.
@@ -176,6 +201,19 @@ def evaluate(
         raise ValueError("need at least one seed")
     cfg = config or BacktestConfig()
     known = datasets()
+    symbols = tuple(dict.fromkeys(series_symbols))
+    unknown = [s for s in symbols if s not in known]
+    if unknown:
+        raise KeyError(f"no bundled series for {', '.join(unknown)}; bundled: {', '.join(sorted(known))}")
+    data = {s: BarArrays.from_bars(load_bars(known[s].file)) for s in symbols}
+    cuts: dict[str, list[Fold]] = {}
+    for symbol, bars in data.items():
+        n = len(bars)
+        min_train = n - test_bars if test_bars is not None else round(n * min_train_fraction)
+        try:
+            cuts[symbol] = folds(n, n_folds, min_train)
+        except ValueError as exc:
+            raise ValueError(f"{symbol}: {exc}") from None
     report = EvaluationReport(
         seeds=tuple(seeds),
         n_folds=n_folds,
@@ -186,38 +224,59 @@ def evaluate(
             "n_boot": n_boot,
             "level": level,
             "strategies": [str(s) for s in cfg.strategies],
+            "trained_on": list(symbols),
         },
     )
+    runs: dict[str, list[FoldRun]] = {s: [] for s in symbols}
+    skipped: dict[str, dict[str, str]] = {s: {} for s in symbols}
+    ppy: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = work_dir or Path(tmp)
-        for symbol in series_symbols:
-            if symbol not in known:
-                raise KeyError(f"no bundled series for {symbol!r}; bundled: {', '.join(sorted(known))}")
-            dataset = known[symbol]
-            bars = BarArrays.from_bars(load_bars(dataset.file))
-            n = len(bars)
-            min_train = n - test_bars if test_bars is not None else round(n * min_train_fraction)
-            cuts = folds(n, n_folds, min_train)
-            runs: list[FoldRun] = []
-            skipped: dict[str, str] = {}
-            ppy = math.nan
-            for k, fold in enumerate(cuts):
-                start = _time(bars.times[fold.test_lo])
-                end = _time(bars.times[fold.test_hi]) if fold.test_hi < n else None
-                for seed in seeds:
-                    if log:
-                        log(f"{symbol} fold {k + 1}/{len(cuts)} seed {seed}: train on {fold.train_hi} bars")
-                    outcome = train(plan_factory((symbol,), seed, start), root / f"{symbol}-f{k}-s{seed}")
-                    result = run_backtest(
-                        bars, symbol, dataset.timeframe, load_bundle(str(outcome.bundle_dir)), start, end, cfg
-                    )
-                    ppy = result.periods_per_year
-                    skipped.update(result.skipped)
-                    runs.append(_fold_run(k, seed, fold, result))
-            report.series.append(
-                _summarise(symbol, str(dataset.timeframe), ppy, n, cuts, runs, skipped, block, n_boot, level)
+        for k in range(n_folds):
+            starts = {s: _time(data[s].times[cuts[s][k].test_lo]) for s in symbols}
+            for seed in seeds:
+                if log:
+                    log(f"fold {k + 1}/{n_folds} seed {seed}: one bundle on {len(symbols)} series' training bars")
+                plan = plan_factory(symbols, seed, starts)
+                if not report.training_config:
+                    report.training_config = _config_of(plan)
+                outcome = train(plan, root / f"f{k}-s{seed}")
+                bundle = load_bundle(str(outcome.bundle_dir))
+                report.bundle_versions.append(outcome.version)
+                for symbol in symbols:
+                    fold, bars = cuts[symbol][k], data[symbol]
+                    end = _time(bars.times[fold.test_hi]) if fold.test_hi < len(bars) else None
+                    result = run_backtest(bars, symbol, known[symbol].timeframe, bundle, starts[symbol], end, cfg)
+                    ppy[symbol] = result.periods_per_year
+                    skipped[symbol].update(result.skipped)
+                    runs[symbol].append(_fold_run(k, seed, fold, result))
+    for symbol in symbols:
+        report.series.append(
+            _summarise(
+                symbol,
+                str(known[symbol].timeframe),
+                ppy[symbol],
+                len(data[symbol]),
+                cuts[symbol],
+                runs[symbol],
+                skipped[symbol],
+                block,
+                n_boot,
+                level,
             )
+        )
     return report
+
+
+def _config_of(plan: TrainPlan) -> dict[str, Any]:
+    """The plan's recorded training config without what a fold or seed sets (``seed``, ``meta.seed``, the cuts)."""
+    from ffe.training.provenance import training_config
+
+    config = training_config(plan)
+    config.pop("seed", None)
+    config.pop("train_end", None)
+    config.get("meta", {}).pop("seed", None)
+    return config
 
 
 # --- aggregation --------------------------------------------------------------------------------------
@@ -288,7 +347,8 @@ def _summarise(
         if HOLD in paths:
             p_hold = float(stats.prob_outperforms(meta, paths[HOLD], ppy, block=block, n_boot=n_boot))
         dsr = _deflated(meta, [r.returns[META] for r in runs if META in r.returns])
-    return SeriesReport(symbol, timeframe, ppy, n, cuts, runs, rows, skipped, p_naive, p_hold, dsr)
+    meta_paths = {seed: p for seed in seeds if META in paths and (p := _path(runs, META, seed)) is not None}
+    return SeriesReport(symbol, timeframe, ppy, n, cuts, runs, rows, skipped, p_naive, p_hold, dsr, paths, meta_paths)
 
 
 def _deflated(path: NDArray[np.float64], trials: list[NDArray[np.float64]]) -> float | None:

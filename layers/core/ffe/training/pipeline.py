@@ -55,9 +55,10 @@ class TrainPlan:
     ewc_epochs: int = 6
     meta: MetaTrainConfig = field(default_factory=MetaTrainConfig)
     progress: bool = True
-    # None: whole series. Else every series is cut to the bars opening before it (UTC) before any split:
-    # a walk-forward fold (ffe.evaluation.walk_forward) retrains on the bars before its test window only.
-    train_end: datetime | None = None
+    # None: whole series. Else symbol -> a UTC bar open time: that series is cut to the bars opening before it,
+    # before any split; a walk-forward fold (ffe.evaluation.walk_forward) retrains on the bars before its test
+    # windows only. Every trained symbol must have one.
+    train_end: dict[str, datetime] | None = None
 
 
 @dataclass
@@ -162,10 +163,16 @@ def _load(plan: TrainPlan) -> list[TrainingSeries]:
     series = [load_series(sym) for sym in wanted]
     if plan.train_end is None:
         return series
-    if plan.train_end.tzinfo is None:
-        raise ValueError(f"train_end {plan.train_end.isoformat()} has no timezone; it is a UTC bar open time")
-    end = np.datetime64(plan.train_end.astimezone(UTC).replace(tzinfo=None), "s")
-    return [s.slice(0, int(np.searchsorted(s.times, end, side="left"))) for s in series]
+    return [s.slice(0, int(np.searchsorted(s.times, _cut(plan.train_end, s.symbol), side="left"))) for s in series]
+
+
+def _cut(train_end: dict[str, datetime], symbol: str) -> np.datetime64:
+    if symbol not in train_end:
+        raise ValueError(f"train_end names no cut for {symbol}: {', '.join(sorted(train_end))}")
+    end = train_end[symbol]
+    if end.tzinfo is None:
+        raise ValueError(f"train_end {end.isoformat()} for {symbol} has no timezone; it is a UTC bar open time")
+    return np.datetime64(end.astimezone(UTC).replace(tzinfo=None), "s")
 
 
 def _fit_regimes(plan: TrainPlan, series: Sequence[TrainingSeries]) -> dict[str, RegimeModel]:
@@ -202,7 +209,7 @@ def _params(plan: TrainPlan) -> dict[str, Any]:
     flat = {f"meta.{k}": v for k, v in asdict(plan.meta).items()}
     flat.update({k: v for k, v in asdict(plan).items() if k not in ("meta", "progress", "train_end")})
     if plan.train_end is not None:  # logged only when set: a whole-series run's params are as before
-        flat["train_end"] = plan.train_end.isoformat()
+        flat.update({f"train_end.{sym}": end.isoformat() for sym, end in sorted(plan.train_end.items())})
     return flat
 
 

@@ -57,8 +57,8 @@ def plan_from_config(config: dict[str, Any], plan_type: type[Any]) -> Any:
             value = MetaTrainConfig(**meta)
         elif isinstance(value, list):
             value = tuple(value)
-        elif isinstance(value, str) and "datetime" in str(hints.get(f.name)):
-            value = datetime.fromisoformat(value)
+        elif isinstance(value, dict) and "datetime" in str(hints.get(f.name)):  # train_end: symbol -> time
+            value = {k: datetime.fromisoformat(v) for k, v in value.items()}
         kwargs[f.name] = value
     unknown = sorted(set(config) - {f.name for f in dataclasses.fields(plan_type)})
     if unknown:
