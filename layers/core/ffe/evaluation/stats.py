@@ -133,6 +133,32 @@ def prob_outperforms(
     return score / n_boot
 
 
+def paired_differences(
+    a: ArrayLike,
+    b: ArrayLike,
+    statistic: Statistic,
+    *,
+    block: int | None = None,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> NDArray[np.float64]:
+    """``n_boot`` bootstrap draws of ``statistic(a) - statistic(b)`` by the paired circular block bootstrap.
+
+    As in :func:`prob_outperforms`: ``a`` and ``b`` are aligned on the same bars and every resample takes the SAME
+    indices from both (:func:`block_bootstrap_ci`'s resamples, ``block`` defaulting to :func:`default_block`), so
+    identical series give all zeros. Deterministic given ``seed``. Draws of several series made with different
+    seeds are independent resamples of each series (``ffe.evaluation.gate`` averages them over series).
+    """
+    x, y = _series(a), _series(b)
+    if x.size != y.size:
+        raise ValueError(f"paired series must be aligned: {x.size} returns against {y.size}")
+    return np.fromiter(
+        (statistic(x[idx]) - statistic(y[idx]) for idx in _resamples(x.size, block, n_boot, seed)),
+        dtype=np.float64,
+        count=n_boot,
+    )
+
+
 def probabilistic_sharpe(sr: float, sr_benchmark: float, n_obs: int, skew: float, kurtosis: float) -> float:
     """Probabilistic Sharpe ratio: the probability that the true Sharpe exceeds ``sr_benchmark``.
 

@@ -1,0 +1,337 @@
+"""The promotion gate: does a registered version's walk-forward evidence beat the champion and the naive router?
+
+Pure (numpy and ``ffe.evaluation.stats``; no MLflow): ``ffe models promote`` downloads the evidence folders that
+``ffe evaluate --version V`` attached to the registered versions and asks :func:`decide`. See docs/models.md,
+"Promotion gate".
+
+Evidence (:func:`load_evidence`) is an ``ffe evaluate`` report folder: ``evaluation.json`` (schema
+``ffe.evaluation/2``, docs/evaluation.md) and ``paths.npz``, each row's out-of-sample per-bar returns over every
+test window in time order, averaged over seeds, keyed ``SYMBOL/ROW``.
+
+The statistic (:func:`decide`). For a bar (the candidate's own naive-router path, or the champion's
+meta-controller path): over the series both evaluations share, P(mean over series of
+[metric(candidate meta path) - metric(bar path)] > 0), estimated by a paired circular block bootstrap
+(``stats.paired_differences``): within a series the candidate and the bar take the same resampled bars, series are
+resampled independently (their own seeds), and each resample's differences are averaged over the series. A tie
+counts one half, as in ``stats.prob_outperforms``, so identical evidence gives 0.5. The comparison passes when
+that probability is at least the configured confidence. Paths pair only when both evaluations cut the same folds of
+the same bars: anything else is refused, naming the series and what differs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ffe.evaluation import stats
+
+SCHEMA = "ffe.evaluation/2"
+REPORT_JSON, PATHS_NPZ = "evaluation.json", "paths.npz"
+META, NAIVE = "meta_controller", "naive_router"
+METRICS = ("sharpe", "sortino", "total_return")
+DEFAULT_METRIC, DEFAULT_CONFIDENCE = "sharpe", 0.9
+METRIC_ENV, CONFIDENCE_ENV = "FFE_PROMOTION_METRIC", "FFE_PROMOTION_CONFIDENCE"
+
+Folds = tuple[tuple[int, int, int, int], ...]  # (train lo, train hi, test lo, test hi) per fold, hi exclusive
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """What the gate compares on and how sure it must be: P(candidate beats the bar) >= ``confidence``.
+
+    Defaults here; ``from_env`` lets a project override them (``FFE_PROMOTION_METRIC``,
+    ``FFE_PROMOTION_CONFIDENCE``); the ``ffe models promote`` flags override both.
+    """
+
+    metric: str = DEFAULT_METRIC
+    confidence: float = DEFAULT_CONFIDENCE
+    n_boot: int = 2000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.metric not in METRICS:
+            raise ValueError(f"the gate's metric is one of {', '.join(METRICS)}, not {self.metric!r}")
+        if not 0.0 < self.confidence < 1.0:
+            raise ValueError(f"the gate's confidence lies strictly between 0 and 1, not {self.confidence}")
+        if self.n_boot < 1:
+            raise ValueError(f"the gate needs at least one bootstrap resample, not {self.n_boot}")
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, metric: str | None = None, confidence: float | None = None
+    ) -> GateConfig:
+        """The defaults, overridden by the environment, overridden by ``metric``/``confidence`` when given.
+
+        Raises:
+            ValueError: a bad value, naming the variable it came from.
+        """
+        env = os.environ if environ is None else environ
+        metric_from = "--metric" if metric is not None else METRIC_ENV
+        if metric is None:
+            metric = env.get(METRIC_ENV) or DEFAULT_METRIC
+        if metric not in METRICS:
+            raise ValueError(f"{metric_from} is one of {', '.join(METRICS)}, not {metric!r}")
+        confidence_from = "--confidence" if confidence is not None else CONFIDENCE_ENV
+        if confidence is None:
+            text = env.get(CONFIDENCE_ENV) or str(DEFAULT_CONFIDENCE)
+            try:
+                confidence = float(text)
+            except ValueError:
+                raise ValueError(f"{CONFIDENCE_ENV} is a number in (0, 1), not {text!r}") from None
+        if not 0.0 < confidence < 1.0:
+            raise ValueError(f"{confidence_from} lies strictly between 0 and 1, not {confidence}")
+        return cls(metric=metric, confidence=confidence)
+
+
+@dataclass(frozen=True)
+class SeriesEvidence:
+    """One series of an evaluation: its bars per year, its folds and each row's out-of-sample path."""
+
+    periods_per_year: float
+    folds: Folds
+    paths: Mapping[str, NDArray[np.float64]]
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """A loaded ``ffe evaluate`` folder (:func:`load_evidence`)."""
+
+    folder: Path
+    series: Mapping[str, SeriesEvidence]
+    registered_version: str | None
+    bundle_versions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SeriesFigures:
+    """Point figures of one series: the metric of the candidate's meta path, of the bar's path, and their gap."""
+
+    candidate: float
+    bar: float
+
+    @property
+    def difference(self) -> float:
+        return self.candidate - self.bar
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The candidate against one bar: P(it beats the bar), the per-series figures, pass or fail and why."""
+
+    bar: str
+    probability: float | None  # None: not computed (the evidence could not be compared)
+    per_series: Mapping[str, SeriesFigures]
+    passed: bool
+    reason: str
+
+    def line(self) -> str:
+        mark = "pass" if self.passed else "FAIL"
+        return f"{mark} vs {self.bar}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Every comparison the gate made; it passes only when each one does (and there was at least one)."""
+
+    config: GateConfig
+    comparisons: tuple[Comparison, ...]
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.comparisons) and all(c.passed for c in self.comparisons)
+
+    def probabilities(self) -> dict[str, float]:
+        return {c.bar: c.probability for c in self.comparisons if c.probability is not None}
+
+    def lines(self) -> list[str]:
+        head = "passed" if self.passed else "refused"
+        out = [f"promotion gate {head} ({self.config.metric}, confidence {self.config.confidence:g}):"]
+        for c in self.comparisons:
+            out.append(f"  {c.line()}")
+            out.extend(
+                f"    {symbol}: candidate {f.candidate:+.4f}, {c.bar} {f.bar:+.4f}, gap {f.difference:+.4f}"
+                for symbol, f in sorted(c.per_series.items())
+            )
+        return out
+
+
+def refused(config: GateConfig, bar: str, reason: str) -> Verdict:
+    """A verdict of one failed comparison that could not be made (missing or unreadable evidence)."""
+    return Verdict(config, (Comparison(bar, None, {}, False, reason),))
+
+
+def load_evidence(folder: Path | str) -> Evidence:
+    """Read and validate an ``ffe evaluate`` folder.
+
+    Raises:
+        ValueError: a missing file, another schema, a malformed field, a missing or non-finite path, naming it.
+    """
+    root = Path(folder)
+    report_file, paths_file = root / REPORT_JSON, root / PATHS_NPZ
+    for f in (report_file, paths_file):
+        if not f.is_file():
+            raise ValueError(f"evidence {root}/ has no {f.name}")
+    try:
+        report = json.loads(report_file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"evidence {report_file} is not JSON: {exc}") from None
+    if not isinstance(report, dict) or report.get("schema") != SCHEMA:
+        got = report.get("schema") if isinstance(report, dict) else type(report).__name__
+        raise ValueError(f"evidence {report_file} has schema {got!r}, the gate reads {SCHEMA!r}")
+    series_doc = report.get("series")
+    if not isinstance(series_doc, dict) or not series_doc:
+        raise ValueError(f"evidence {report_file} holds no series")
+    try:
+        with np.load(paths_file, allow_pickle=False) as npz:
+            arrays = {key: np.asarray(npz[key], dtype=np.float64) for key in npz.files}
+    except (OSError, ValueError, TypeError) as exc:  # not an npz, or object arrays
+        raise ValueError(f"evidence {paths_file} is not a numpy .npz of float arrays: {exc}") from None
+    series = {symbol: _series(report_file, symbol, doc, arrays) for symbol, doc in series_doc.items()}
+    model = report.get("model") or {}
+    if not isinstance(model, dict):
+        raise ValueError(f"evidence {report_file}: 'model' is not an object")
+    registered = model.get("registered_version")
+    bundles = model.get("bundle_versions") or []
+    return Evidence(
+        folder=root,
+        series=series,
+        registered_version=None if registered is None else str(registered),
+        bundle_versions=tuple(str(b) for b in bundles),
+    )
+
+
+def _series(report_file: Path, symbol: str, doc: Any, arrays: Mapping[str, NDArray[np.float64]]) -> SeriesEvidence:
+    where = f"evidence {report_file}, series {symbol}"
+    if not isinstance(doc, dict):
+        raise ValueError(f"{where}: not an object")
+    ppy = doc.get("periods_per_year")
+    if isinstance(ppy, bool) or not isinstance(ppy, int | float) or not math.isfinite(ppy) or ppy <= 0:
+        raise ValueError(f"{where}: periods_per_year must be a positive number, got {ppy!r}")
+    folds = _folds(where, doc.get("folds"))
+    paths = {key.partition("/")[2]: a for key, a in arrays.items() if key.partition("/")[0] == symbol}
+    for row in (META, NAIVE):
+        if row not in paths:
+            raise ValueError(f"{where}: paths.npz has no {symbol}/{row} path")
+    for row, path in paths.items():
+        if path.ndim != 1 or path.size < 2:
+            raise ValueError(
+                f"{where}: path {symbol}/{row} must be 1-D with at least 2 returns, has shape {path.shape}"
+            )
+        if not np.all(np.isfinite(path)):
+            raise ValueError(f"{where}: path {symbol}/{row} holds non-finite returns")
+    sizes = {row: path.size for row, path in paths.items()}
+    if len(set(sizes.values())) != 1:
+        raise ValueError(f"{where}: its rows' paths differ in length ({sizes}); they must cover the same bars")
+    return SeriesEvidence(periods_per_year=float(ppy), folds=folds, paths=paths)
+
+
+def _folds(where: str, doc: Any) -> Folds:
+    if not isinstance(doc, list) or not doc:
+        raise ValueError(f"{where}: folds must be a non-empty list")
+    out = []
+    for i, fold in enumerate(doc):
+        try:
+            (train_lo, train_hi), (test_lo, test_hi) = fold["train"], fold["test"]
+            bounds = tuple(int(b) for b in (train_lo, train_hi, test_lo, test_hi))
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(f"{where}: fold {i} is not {{'train': [lo, hi], 'test': [lo, hi]}}: {fold!r}") from None
+        if not bounds[0] <= bounds[1] <= bounds[2] < bounds[3]:
+            raise ValueError(
+                f"{where}: fold {i} trains on [{bounds[0]}, {bounds[1]}) and tests on [{bounds[2]}, {bounds[3]})"
+            )
+        out.append((bounds[0], bounds[1], bounds[2], bounds[3]))
+    return tuple(out)
+
+
+def decide(
+    candidate: Evidence,
+    champion: Evidence | None,
+    config: GateConfig,
+    *,
+    champion_label: str = "champion",
+) -> Verdict:
+    """The candidate's meta-controller against its own naive router and, when there is one, the champion's.
+
+    ``champion`` None means there is no champion at all (a first version): only the naive router is a bar. A
+    champion WITHOUT evidence is the caller's to refuse (:func:`refused`), since nothing can show it is beaten.
+    """
+    comparisons = [_compare(candidate, candidate, NAIVE, NAIVE, config)]
+    if champion is not None:
+        comparisons.append(_compare(candidate, champion, META, champion_label, config))
+    return Verdict(config, tuple(comparisons))
+
+
+def _compare(candidate: Evidence, bar: Evidence, bar_row: str, label: str, config: GateConfig) -> Comparison:
+    shared = sorted(set(candidate.series) & set(bar.series))
+    if not shared:
+        return Comparison(
+            label, None, {}, False, f"no series in common (candidate: {_names(candidate)}; {label}: {_names(bar)})"
+        )
+    mismatches = [m for s in shared if (m := _mismatch(s, candidate.series[s], bar.series[s]))]
+    if mismatches:
+        return Comparison(
+            label,
+            None,
+            {},
+            False,
+            "the evaluations are not on the same bars, re-evaluate both: " + "; ".join(mismatches),
+        )
+    draws = np.zeros(config.n_boot)
+    figures = {}
+    for symbol in shared:
+        mine, theirs = candidate.series[symbol], bar.series[symbol]
+        statistic = _statistic(config.metric, mine.periods_per_year)
+        a, b = mine.paths[META], theirs.paths[bar_row]
+        figures[symbol] = SeriesFigures(statistic(a), statistic(b))
+        draws += stats.paired_differences(a, b, statistic, n_boot=config.n_boot, seed=_series_seed(config.seed, symbol))
+    draws /= len(shared)
+    probability = float((np.sum(draws > 0) + 0.5 * np.sum(draws == 0)) / config.n_boot)
+    gap = float(np.mean([f.difference for f in figures.values()]))
+    passed = probability >= config.confidence
+    relation = ">=" if passed else "<"
+    reason = (
+        f"P(mean {config.metric} gap > 0) = {probability:.3f} {relation} {config.confidence:g}"
+        f" over {len(shared)} series ({', '.join(shared)}); mean gap {gap:+.4f}"
+    )
+    return Comparison(label, probability, figures, passed, reason)
+
+
+def _mismatch(symbol: str, a: SeriesEvidence, b: SeriesEvidence) -> str | None:
+    if a.folds != b.folds:
+        return f"{symbol}: folds differ (candidate {_fold_text(a.folds)}, other {_fold_text(b.folds)})"
+    n_a, n_b = next(iter(a.paths.values())).size, next(iter(b.paths.values())).size
+    if n_a != n_b:
+        return f"{symbol}: test bars differ ({n_a} against {n_b})"
+    if a.periods_per_year != b.periods_per_year:
+        return f"{symbol}: bars per year differ ({a.periods_per_year:g} against {b.periods_per_year:g})"
+    return None
+
+
+def _fold_text(folds: Folds) -> str:
+    return " ".join(f"test[{lo},{hi})" for _, _, lo, hi in folds)
+
+
+def _names(evidence: Evidence) -> str:
+    return ", ".join(sorted(evidence.series)) or "none"
+
+
+def _statistic(metric: str, periods_per_year: float) -> Callable[[NDArray[np.float64]], float]:
+    if metric == "sharpe":
+        return lambda r: stats.sharpe(r, periods_per_year)
+    if metric == "sortino":
+        return lambda r: stats.sortino(r, periods_per_year)
+    return stats.total_return
+
+
+def _series_seed(seed: int, symbol: str) -> int:
+    """A seed per series (stable across runs and processes, unlike ``hash``): series resample independently."""
+    return seed * 1_000_003 + zlib.crc32(symbol.encode())
