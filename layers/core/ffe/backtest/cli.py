@@ -1,4 +1,5 @@
-"""``ffe backtest``: replay a bundled series through every strategy and write the report.
+"""``ffe backtest``: replay a bundled series, or a user's own bars (``--bars``), through every strategy and
+write the report.
 
 Registered by ``ffe.cli``: ``add_arguments(subparser)`` then ``command(args)``.
 """
@@ -7,16 +8,31 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from ffe.adapters.models import ModelBundle, ModelStore, ModelUnavailableError, bundled_version, load_bundle
+from ffe.domain.errors import InvalidInputError
+from ffe.domain.models import Bar, Timeframe
 
 DEFAULT_STATE_DIR = Path(".ffe")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--asset", default="EURUSD", help="a bundled series (default EURUSD)")
+    parser.add_argument(
+        "--asset",
+        default=None,
+        help="a bundled series (default EURUSD); with --bars, the file's asset to backtest (default: its only one)",
+    )
+    parser.add_argument(
+        "--bars",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="your own bars instead of a bundled series: a scenario file (CSV or JSON: asset,timeframe,time,open,"
+        "high,low,close[,volume]; examples/README.md), one asset of one timeframe, at least 120 bars",
+    )
     parser.add_argument(
         "--span",
         choices=["holdout", "all"],
@@ -43,16 +59,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def command(args: argparse.Namespace) -> int:
     """Run the backtest the arguments describe, print the table, write the report; 0 on success."""
     # Imported here: `ffe` builds every subcommand's parser, and `ffe run` should not pay for the engine.
-    from ffe.adapters.replay import datasets, load_bars
     from ffe.backtest.engine import BacktestConfig, BarArrays, holdout_start, run_backtest
     from ffe.backtest.report import format_table, write_report
     from ffe.training.data import HOLDOUT_FRACTION
 
-    known = datasets()
-    dataset = known.get(args.asset)
-    if dataset is None:
-        print(f"no bundled series for {args.asset!r}; bundled: {', '.join(sorted(known))}", file=sys.stderr)
+    series = _own_bars(args) if args.bars is not None else _bundled(args.asset or "EURUSD")
+    if series is None:
         return 2
+    asset, timeframe, rows = series
     bundle: ModelBundle | ModelUnavailableError
     try:
         if args.model_uri:
@@ -66,11 +80,11 @@ def command(args: argparse.Namespace) -> int:
     except ModelUnavailableError as exc:
         bundle = exc
         print(f"model bundle unavailable, the meta-controller row runs the naive-router fallback: {exc}")
-    bars = BarArrays.from_bars(load_bars(dataset.file))
+    bars = BarArrays.from_bars(rows)
     start = holdout_start(bars.times, HOLDOUT_FRACTION) if args.span == "holdout" else None
     config = BacktestConfig(progress=not args.no_progress)
-    result = run_backtest(bars, args.asset, dataset.timeframe, bundle, start=start, config=config)
-    out = args.out or _default_out(args, args.asset)
+    result = run_backtest(bars, asset, timeframe, bundle, start=start, config=config)
+    out = args.out or _default_out(args, asset)
     paths = write_report(result, out)
     print(format_table(result))
     print(f"report: {paths['json']}")
@@ -78,6 +92,31 @@ def command(args: argparse.Namespace) -> int:
         if name != "json":
             print(f"  {name}: {path}")
     return 0
+
+
+def _bundled(asset: str) -> tuple[str, Timeframe, Sequence[Bar]] | None:
+    """A bundled series' bars; None (the message printed) when none is bundled for ``asset``."""
+    from ffe.adapters.replay import datasets, load_bars
+
+    known = datasets()
+    dataset = known.get(asset)
+    if dataset is None:
+        print(f"no bundled series for {asset!r}; bundled: {', '.join(sorted(known))}", file=sys.stderr)
+        return None
+    return asset, dataset.timeframe, load_bars(dataset.file)
+
+
+def _own_bars(args: argparse.Namespace) -> tuple[str, Timeframe, Sequence[Bar]] | None:
+    """``--bars``: the file's bars, checked; None (one line printed on stderr) when the file is not usable."""
+    from ffe.training.data import read_bars_file
+
+    try:
+        own = read_bars_file(args.bars, args.asset)
+    except InvalidInputError as exc:  # names the file, and the line or row at fault
+        print(f"ffe backtest: error: {exc}", file=sys.stderr)
+        return None
+    print(f"bars: {own.path}: {len(own.bars)} {own.timeframe} bars of {own.asset} (sha256 {own.sha256[:12]})")
+    return own.asset, own.timeframe, own.bars
 
 
 def _state_dir(args: argparse.Namespace) -> Path:
