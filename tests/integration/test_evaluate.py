@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +17,12 @@ import pytest
 from ffe.backtest.engine import ALL_STRATEGIES
 from ffe.cli import main
 from ffe.evaluation.walk_forward import SCHEMA, EvaluationReport, evaluate, format_table, quick_plan
+from ffe.training import cli as training_cli
 from ffe.training import pipeline
 from ffe.training.data import TrainingSeries
+from ffe.training.meta_config import MetaTrainConfig
+from ffe.training.pipeline import EXPERIMENT, MODEL_NAME
+from ffe.training.tracking import Tracker, tracking_uri
 
 SYMBOL, OTHER, TEST_BARS = "SPX", "EURUSD", 240
 
@@ -49,13 +56,14 @@ def test_every_row_is_reported_and_no_test_bar_is_trained_on(monkeypatch: pytest
         for row in series.rows.values():
             assert row.intervals["sharpe"].low <= row.intervals["sharpe"].high
             assert set(row.metrics) >= {"total_return", "sharpe", "churn_rate", "max_disruption"}
+            assert len(row.sharpe_by_fold) == 2 and all(i.low <= i.estimate <= i.high for i in row.sharpe_by_fold)
         assert series.p_meta_beats_naive is not None and 0.0 <= series.p_meta_beats_naive <= 1.0
         assert series.p_meta_beats_buy_and_hold is not None and 0.0 <= series.p_meta_beats_buy_and_hold <= 1.0
     # The paths the promotion gate pairs: every row of every series, one value per test bar
     arrays = report.arrays()
     for series in report.series:
-        for row in series.rows:
-            assert arrays[f"{series.symbol}/{row}"].shape == (TEST_BARS,)
+        for name in series.rows:
+            assert arrays[f"{series.symbol}/{name}"].shape == (TEST_BARS,)
         assert arrays[f"{series.symbol}/meta_controller/seed3"].shape == (TEST_BARS,)
     assert report.training_config["symbols"] == [SYMBOL, OTHER] and "train_end" not in report.training_config
     table = format_table(report)
@@ -73,7 +81,10 @@ def test_ffe_evaluate_writes_the_json_and_refuses_a_bad_symbol(
 ) -> None:
     code = main(
         [
+            "--state-dir",
+            str(tmp_path / ".ffe"),
             "evaluate",
+            "--no-mlflow",
             "--symbols",
             SYMBOL,
             "--folds",
@@ -97,5 +108,63 @@ def test_ffe_evaluate_writes_the_json_and_refuses_a_bad_symbol(
     with np.load(tmp_path / "paths.npz") as paths:
         assert paths[f"{SYMBOL}/meta_controller"].shape == (TEST_BARS,)
         assert set(paths.files) >= {f"{SYMBOL}/{s}" for s in ALL_STRATEGIES}
-    assert main(["evaluate", "--symbols", "NOPE", "--quick"]) == 2
+    assert {"fold_sharpe.png", "equity.png"} <= {p.name for p in tmp_path.iterdir()}
+    assert not (tmp_path / ".ffe").exists()  # --no-mlflow: no embedded Postgres was started
+    assert main(["evaluate", "--symbols", "NOPE", "--quick", "--no-mlflow"]) == 2
     assert "NOPE" in capsys.readouterr().err
+    assert main(["evaluate", "--version", "3", "--no-mlflow"]) == 2
+    assert "--version evaluates the version's recorded config" in capsys.readouterr().err
+
+
+@pytest.fixture
+def tracker(postgres: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Tracker:
+    """A fresh MLflow on the test cluster, served to ``ffe evaluate`` as the local one."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    uri = tracking_uri(postgres, database=f"mlflow_{uuid.uuid4().hex[:12]}")
+    made = Tracker(uri, EXPERIMENT, artifact_location=(tmp_path / "artifacts").as_uri())
+
+    @contextmanager
+    def local_tracker(state: Any) -> Iterator[Tracker]:
+        yield made
+
+    monkeypatch.setattr(training_cli, "local_tracker", local_tracker)
+    return made
+
+
+def evaluate_cli(tmp_path: Path, *extra: str) -> int:
+    args = ["--folds", "2", "--seeds", "3", "--test-bars", str(TEST_BARS), "--n-boot", "100"]
+    return main(["--state-dir", str(tmp_path / ".ffe"), "evaluate", *args, "--out", str(tmp_path / "report"), *extra])
+
+
+def test_a_registered_versions_config_is_evaluated_and_the_report_is_its_evidence(
+    tracker: Tracker, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recorded = pipeline.TrainPlan(seed=11, symbols=(SYMBOL,), meta=MetaTrainConfig.quick(seed=11, epochs=3))
+    registered = pipeline.train(replace(recorded, progress=False), tmp_path / "bundle", tracker)
+    assert registered.registered_version is not None
+    assert tracker.download_evidence(MODEL_NAME, registered.registered_version, tmp_path / "none") is None
+    # By bundle version: the recorded config (3 epochs, not --quick's 4), the folds' seeds and cuts
+    assert evaluate_cli(tmp_path, "--version", registered.version) == 0
+    assert f"evidence of registered version {registered.registered_version}" in capsys.readouterr().out
+    evidence = tracker.download_evidence(MODEL_NAME, registered.registered_version, tmp_path / "evidence")
+    assert evidence is not None
+    document = json.loads((evidence / "evaluation.json").read_text())
+    assert document["model"]["registered_version"] == registered.registered_version
+    assert document["model"]["training_config"]["meta"]["epochs"] == 3
+    assert document["model"]["training_config"]["symbols"] == [SYMBOL] and list(document["series"]) == [SYMBOL]
+    assert {"paths.npz", "fold_sharpe.png", "equity.png"} <= {p.name for p in evidence.iterdir()}
+    run = tracker.client.get_run(str(registered.run_id))
+    sharpe = document["series"][SYMBOL]["rows"]["meta_controller"]["interval"]["sharpe"]["estimate"]
+    assert run.data.metrics[f"evaluation.{SYMBOL}.meta_controller.sharpe"] == pytest.approx(sharpe)
+    # An unknown version is one line and exit 2, nothing run
+    assert evaluate_cli(tmp_path, "--version", "v99") == 2
+    assert "no registered version v99" in capsys.readouterr().err
+
+
+def test_an_evaluation_of_the_code_is_a_run_of_its_own(tracker: Tracker, tmp_path: Path) -> None:
+    assert evaluate_cli(tmp_path, "--symbols", SYMBOL, "--quick", "--json") == 0
+    (run,) = tracker.client.search_runs([tracker.experiment_id], "tags.`ffe.kind` = 'evaluation'")
+    assert f"evaluation.{SYMBOL}.naive_router.sharpe" in run.data.metrics
+    assert run.data.params["symbols"] == SYMBOL and run.data.params["n_folds"] == "2"
+    names = {a.path for a in tracker.client.list_artifacts(run.info.run_id, "evaluation")}
+    assert {"evaluation/evaluation.json", "evaluation/paths.npz"} <= names

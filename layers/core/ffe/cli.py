@@ -240,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     with _sigterm_interrupts():
         try:
-            no_local_state = {"cost": _cost, "universe": _universe, "evaluate": _evaluate}  # no local state, no moto
+            no_local_state = {"cost": _cost, "universe": _universe}  # no local state, no moto
             return no_local_state[args.command](args) if args.command in no_local_state else _dispatch(args)
         except LocalError as exc:  # the user's input or set-up: one line, no traceback
             print(f"ffe {args.command}: error: {exc}", file=sys.stderr)
@@ -279,6 +279,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         "portfolio": lambda: _portfolio(state, args.json),
         "experiments": lambda: _experiments(state, args),
         "secrets": lambda: _secrets(args),
+        "evaluate": lambda: _evaluate(state, args),
     }
     if args.command in reads:
         return reads[args.command]()
@@ -395,10 +396,10 @@ def _cost(args: argparse.Namespace) -> int:
     return command(args)
 
 
-def _evaluate(args: argparse.Namespace) -> int:
+def _evaluate(state: Any, args: argparse.Namespace) -> int:
     from ffe.evaluation.cli import command
 
-    return command(args)
+    return command(args, state)
 
 
 def _universe(args: argparse.Namespace) -> int:

@@ -116,6 +116,7 @@ class RowSummary:
     metrics: dict[str, float]  # mean over folds and seeds
     intervals: dict[str, stats.Interval]  # on the seed-averaged, fold-concatenated path
     sharpe_by_seed: dict[int, float]  # of each seed's own fold-concatenated path
+    sharpe_by_fold: list[stats.Interval]  # of each fold's seed-averaged test path, with its interval
 
 
 @dataclass(frozen=True)
@@ -304,6 +305,11 @@ def _path(runs: Sequence[FoldRun], row: str, seed: int) -> NDArray[np.float64] |
     return np.concatenate([r.returns[row] for r in mine])
 
 
+def _fold_path(runs: Sequence[FoldRun], row: str, fold: int) -> NDArray[np.float64]:
+    """Fold ``fold``'s test returns of ``row``, averaged over seeds bar by bar."""
+    return np.mean(np.stack([r.returns[row] for r in runs if r.fold == fold]), axis=0)
+
+
 def _summarise(
     symbol: str,
     timeframe: str,
@@ -338,7 +344,15 @@ def _summarise(
         intervals = {
             m: stats.block_bootstrap_ci(path, f, block=block, n_boot=n_boot, level=level) for m, f in statistics.items()
         }
-        rows[name] = RowSummary(means, intervals, {s: float(stats.sharpe(p, ppy)) for s, p in complete.items()})
+        by_fold = [
+            stats.block_bootstrap_ci(
+                _fold_path(runs, name, k), statistics["sharpe"], block=block, n_boot=n_boot, level=level
+            )
+            for k in sorted({r.fold for r in runs})
+        ]
+        rows[name] = RowSummary(
+            means, intervals, {s: float(stats.sharpe(p, ppy)) for s, p in complete.items()}, by_fold
+        )
     p_naive = p_hold = dsr = None
     if META in paths:
         meta = paths[META]
@@ -390,6 +404,7 @@ def _series_dict(s: SeriesReport) -> dict[str, Any]:
                 "mean": _finite(row.metrics),
                 "interval": {m: _interval(i) for m, i in row.intervals.items()},
                 "sharpe_by_seed": {str(k): _num(v) for k, v in row.sharpe_by_seed.items()},
+                "sharpe_by_fold": [_interval(i) for i in row.sharpe_by_fold],
             }
             for name, row in s.rows.items()
         },
