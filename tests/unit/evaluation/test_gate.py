@@ -12,6 +12,7 @@ import pytest
 
 from ffe.evaluation import stats
 from ffe.evaluation.gate import (
+    CHAMPION,
     CONFIDENCE_ENV,
     METRIC_ENV,
     Evidence,
@@ -19,7 +20,7 @@ from ffe.evaluation.gate import (
     Verdict,
     decide,
     load_evidence,
-    refused,
+    not_compared,
 )
 from tests.fakes.evidence import returns, write_evidence
 
@@ -98,7 +99,11 @@ def test_a_candidate_that_clearly_beats_the_naive_router_and_the_champion_passes
     champion = evidence(tmp_path, "champ", {"BTCUSD": NAIVE, "EURUSD": NAIVE})
     verdict = decide(candidate, champion, GateConfig(), champion_label="champion v1")
     assert verdict.passed
-    assert [c.bar for c in verdict.comparisons] == ["naive_router", "champion v1"]
+    assert [(c.kind, c.bar) for c in verdict.comparisons] == [
+        ("naive_router", "naive_router"),
+        (CHAMPION, "champion v1"),
+    ]
+    assert set(verdict.probabilities()) == {"naive_router", "champion"}
     assert all(p >= 0.99 for p in verdict.probabilities().values())
     figures = verdict.comparisons[1].per_series
     assert set(figures) == {"BTCUSD", "EURUSD"}
@@ -171,8 +176,9 @@ def test_evidence_on_other_test_bars_or_no_shared_series_is_refused(tmp_path: Pa
     assert reason == "no series in common (candidate: BTCUSD; champion: SPX)"
 
 
-def test_a_refusal_without_evidence_fails_with_its_reason() -> None:
-    verdict = refused(GateConfig(), "champion v2", "v2 has no evidence: run `ffe evaluate --version 2`")
+def test_a_comparison_that_could_not_be_made_fails_with_its_reason() -> None:
+    missing = not_compared(CHAMPION, "champion v2", "v2 has no evidence: run `ffe evaluate --version 2`")
+    verdict = Verdict(GateConfig(), (missing,))
     assert not verdict.passed and verdict.probabilities() == {}
     assert "FAIL vs champion v2: v2 has no evidence" in "\n".join(verdict.lines())
     assert not Verdict(GateConfig(), ()).passed  # nothing compared is nothing shown

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -33,63 +32,37 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ffe.evaluation import stats
+from ffe.evaluation.gate_config import (  # re-exported: the gate's settings live apart, light for the CLI parser
+    CONFIDENCE_ENV,
+    DEFAULT_CONFIDENCE,
+    DEFAULT_METRIC,
+    METRIC_ENV,
+    METRICS,
+    GateConfig,
+)
 
 SCHEMA = "ffe.evaluation/2"
 REPORT_JSON, PATHS_NPZ = "evaluation.json", "paths.npz"
+__all__ = [
+    "CONFIDENCE_ENV",
+    "DEFAULT_CONFIDENCE",
+    "DEFAULT_METRIC",
+    "METRICS",
+    "METRIC_ENV",
+    "Comparison",
+    "Evidence",
+    "GateConfig",
+    "SeriesEvidence",
+    "SeriesFigures",
+    "Verdict",
+    "decide",
+    "load_evidence",
+    "not_compared",
+]
+
 META, NAIVE = "meta_controller", "naive_router"
-METRICS = ("sharpe", "sortino", "total_return")
-DEFAULT_METRIC, DEFAULT_CONFIDENCE = "sharpe", 0.9
-METRIC_ENV, CONFIDENCE_ENV = "FFE_PROMOTION_METRIC", "FFE_PROMOTION_CONFIDENCE"
-
+CHAMPION = "champion"
 Folds = tuple[tuple[int, int, int, int], ...]  # (train lo, train hi, test lo, test hi) per fold, hi exclusive
-
-
-@dataclass(frozen=True)
-class GateConfig:
-    """What the gate compares on and how sure it must be: P(candidate beats the bar) >= ``confidence``.
-
-    Defaults here; ``from_env`` lets a project override them (``FFE_PROMOTION_METRIC``,
-    ``FFE_PROMOTION_CONFIDENCE``); the ``ffe models promote`` flags override both.
-    """
-
-    metric: str = DEFAULT_METRIC
-    confidence: float = DEFAULT_CONFIDENCE
-    n_boot: int = 2000
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.metric not in METRICS:
-            raise ValueError(f"the gate's metric is one of {', '.join(METRICS)}, not {self.metric!r}")
-        if not 0.0 < self.confidence < 1.0:
-            raise ValueError(f"the gate's confidence lies strictly between 0 and 1, not {self.confidence}")
-        if self.n_boot < 1:
-            raise ValueError(f"the gate needs at least one bootstrap resample, not {self.n_boot}")
-
-    @classmethod
-    def from_env(
-        cls, environ: Mapping[str, str] | None = None, *, metric: str | None = None, confidence: float | None = None
-    ) -> GateConfig:
-        """The defaults, overridden by the environment, overridden by ``metric``/``confidence`` when given.
-
-        Raises:
-            ValueError: a bad value, naming the variable it came from.
-        """
-        env = os.environ if environ is None else environ
-        metric_from = "--metric" if metric is not None else METRIC_ENV
-        if metric is None:
-            metric = env.get(METRIC_ENV) or DEFAULT_METRIC
-        if metric not in METRICS:
-            raise ValueError(f"{metric_from} is one of {', '.join(METRICS)}, not {metric!r}")
-        confidence_from = "--confidence" if confidence is not None else CONFIDENCE_ENV
-        if confidence is None:
-            text = env.get(CONFIDENCE_ENV) or str(DEFAULT_CONFIDENCE)
-            try:
-                confidence = float(text)
-            except ValueError:
-                raise ValueError(f"{CONFIDENCE_ENV} is a number in (0, 1), not {text!r}") from None
-        if not 0.0 < confidence < 1.0:
-            raise ValueError(f"{confidence_from} lies strictly between 0 and 1, not {confidence}")
-        return cls(metric=metric, confidence=confidence)
 
 
 @dataclass(frozen=True)
@@ -127,7 +100,8 @@ class SeriesFigures:
 class Comparison:
     """The candidate against one bar: P(it beats the bar), the per-series figures, pass or fail and why."""
 
-    bar: str
+    kind: str  # NAIVE or CHAMPION: what the bar is
+    bar: str  # how the bar is named to the user ("naive_router", "champion v3")
     probability: float | None  # None: not computed (the evidence could not be compared)
     per_series: Mapping[str, SeriesFigures]
     passed: bool
@@ -150,7 +124,8 @@ class Verdict:
         return bool(self.comparisons) and all(c.passed for c in self.comparisons)
 
     def probabilities(self) -> dict[str, float]:
-        return {c.bar: c.probability for c in self.comparisons if c.probability is not None}
+        """P(the candidate beats the bar) by kind of bar (NAIVE, CHAMPION), where it could be computed."""
+        return {c.kind: c.probability for c in self.comparisons if c.probability is not None}
 
     def lines(self) -> list[str]:
         head = "passed" if self.passed else "refused"
@@ -164,9 +139,9 @@ class Verdict:
         return out
 
 
-def refused(config: GateConfig, bar: str, reason: str) -> Verdict:
-    """A verdict of one failed comparison that could not be made (missing or unreadable evidence)."""
-    return Verdict(config, (Comparison(bar, None, {}, False, reason),))
+def not_compared(kind: str, bar: str, reason: str) -> Comparison:
+    """A comparison that could not be made (missing or unreadable evidence): it fails, saying why."""
+    return Comparison(kind, bar, None, {}, False, reason)
 
 
 def load_evidence(folder: Path | str) -> Evidence:
@@ -266,23 +241,22 @@ def decide(
     """
     comparisons = [_compare(candidate, candidate, NAIVE, NAIVE, config)]
     if champion is not None:
-        comparisons.append(_compare(candidate, champion, META, champion_label, config))
+        comparisons.append(_compare(candidate, champion, CHAMPION, champion_label, config))
     return Verdict(config, tuple(comparisons))
 
 
-def _compare(candidate: Evidence, bar: Evidence, bar_row: str, label: str, config: GateConfig) -> Comparison:
+def _compare(candidate: Evidence, bar: Evidence, kind: str, label: str, config: GateConfig) -> Comparison:
+    bar_row = NAIVE if kind == NAIVE else META
     shared = sorted(set(candidate.series) & set(bar.series))
     if not shared:
-        return Comparison(
-            label, None, {}, False, f"no series in common (candidate: {_names(candidate)}; {label}: {_names(bar)})"
+        return not_compared(
+            kind, label, f"no series in common (candidate: {_names(candidate)}; {label}: {_names(bar)})"
         )
     mismatches = [m for s in shared if (m := _mismatch(s, candidate.series[s], bar.series[s]))]
     if mismatches:
-        return Comparison(
+        return not_compared(
+            kind,
             label,
-            None,
-            {},
-            False,
             "the evaluations are not on the same bars, re-evaluate both: " + "; ".join(mismatches),
         )
     draws = np.zeros(config.n_boot)
@@ -302,7 +276,7 @@ def _compare(candidate: Evidence, bar: Evidence, bar_row: str, label: str, confi
         f"P(mean {config.metric} gap > 0) = {probability:.3f} {relation} {config.confidence:g}"
         f" over {len(shared)} series ({', '.join(shared)}); mean gap {gap:+.4f}"
     )
-    return Comparison(label, probability, figures, passed, reason)
+    return Comparison(kind, label, probability, figures, passed, reason)
 
 
 def _mismatch(symbol: str, a: SeriesEvidence, b: SeriesEvidence) -> str | None:

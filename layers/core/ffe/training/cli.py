@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 import tarfile
 import tempfile
 from collections.abc import Iterator
@@ -178,8 +179,12 @@ def _keep_run_metrics(state: Any, outcome: Any) -> None:
 def add_models_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="models_action", required=True)
     actions.add_parser("list", help="registered versions and their aliases")
-    promote = actions.add_parser("promote", help="make a registered version the champion (old one: previous_champion)")
-    promote.add_argument("version")
+    promote = actions.add_parser(
+        "promote",
+        help="make a registered version the champion (old one: previous_champion) if its walk-forward evidence beats"
+        " the champion and the naive router: docs/models.md, Promotion gate",
+    )
+    add_promote_arguments(promote)
     publish = actions.add_parser("publish", help="copy a bundle to a deployed stage's model store (models/<version>/)")
     publish.add_argument("--stage", required=True)
     publish.add_argument(
@@ -198,20 +203,15 @@ def add_models_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def models_command(args: argparse.Namespace, state: Any) -> int:
-    from ffe.training.pipeline import BUNDLE_ARTIFACT_PATH, MODEL_NAME
+    from ffe.training.pipeline import MODEL_NAME
 
     if args.models_action == "publish":
         return _publish(state, args.stage, args.bucket, args.region, args.version)
     if args.models_action == "cleanup":
         return _cleanup(args, state)
+    if args.models_action == "promote":
+        return promote_command(args, state)
     with local_tracker(state) as tracker:
-        if args.models_action == "promote":
-            tracker.promote(MODEL_NAME, args.version)
-            version = _download_champion(tracker, state, MODEL_NAME, BUNDLE_ARTIFACT_PATH)
-            set_local_champion(state, version, f"ffe models promote {args.version}")
-            where = state.model_dir(version)
-            print(f"{MODEL_NAME} v{args.version} ({version}) is the champion; its bundle is in {where}/")
-            return 0
         client = tracker.client
         versions = client.search_model_versions(f"name = '{MODEL_NAME}'")
         aliases = {v: a for a, v in client.get_registered_model(MODEL_NAME).aliases.items()} if versions else {}
@@ -231,6 +231,81 @@ def models_command(args: argparse.Namespace, state: Any) -> int:
 
     show(table([Column("version"), Column("alias"), Column("bundle"), Column("MLflow run")], rows))
     return 0
+
+
+def add_promote_arguments(parser: argparse.ArgumentParser) -> None:
+    from ffe.evaluation.gate_config import CONFIDENCE_ENV, DEFAULT_CONFIDENCE, DEFAULT_METRIC, METRIC_ENV, METRICS
+
+    parser.add_argument("version", help="the registry number (3 or v3)")
+    parser.add_argument(
+        "--metric",
+        choices=METRICS,
+        default=None,
+        help=f"what the evidence must win on (default: ${METRIC_ENV}, else {DEFAULT_METRIC})",
+    )
+    parser.add_argument(
+        "--confidence",
+        type=float,
+        default=None,
+        help=f"the bootstrap probability of winning it needs, in (0, 1) (default: ${CONFIDENCE_ENV}, else"
+        f" {DEFAULT_CONFIDENCE})",
+    )
+    parser.add_argument("--force", action="store_true", help="promote even when the gate refuses (needs --reason)")
+    parser.add_argument("--reason", default=None, help="with --force: why, recorded on the model version")
+
+
+def promote_command(args: argparse.Namespace, state: Any) -> int:
+    """``ffe models promote VERSION``: the promotion gate, then the champion alias; 1 refused, 2 a usage mistake."""
+    from ffe.evaluation.gate import GateConfig
+    from ffe.training.pipeline import BUNDLE_ARTIFACT_PATH, MODEL_NAME
+    from ffe.training.promotion import promotion_tags, verdict_for
+    from ffe.training.tracking import ModelNotFoundError
+
+    force, reason = getattr(args, "force", False), (getattr(args, "reason", None) or "").strip() or None
+    if force and reason is None:
+        return _promote_error("--force needs --reason TEXT: why the gate is overruled is recorded on the version")
+    if reason is not None and not force:
+        return _promote_error("--reason goes with --force")
+    try:
+        config = GateConfig.from_env(metric=getattr(args, "metric", None), confidence=getattr(args, "confidence", None))
+    except ValueError as exc:
+        return _promote_error(str(exc))
+    number = str(args.version).removeprefix("v")
+    with local_tracker(state) as tracker:
+        try:
+            tracker.model_version(MODEL_NAME, number)
+        except ModelNotFoundError as exc:
+            return _promote_error(f"{exc}: `ffe models list` shows the registered versions")
+        champion = tracker.version_for_alias(MODEL_NAME, CHAMPION)
+        if champion != number:
+            with tempfile.TemporaryDirectory() as tmp:
+                verdict = verdict_for(tracker, MODEL_NAME, number, champion, config, Path(tmp))
+            lines = verdict.lines()
+            if not verdict.passed and not force:
+                print(*lines, sep="\n", file=sys.stderr)
+                print(
+                    f"v{number} stays where it is; `ffe models promote {number} --force --reason TEXT` overrules the"
+                    " gate (recorded on the version)",
+                    file=sys.stderr,
+                )
+                return 1
+            print(*lines, sep="\n")
+            if not verdict.passed:
+                print(f"forced: {reason}")
+            tracker.promote(MODEL_NAME, number)
+            tags = promotion_tags(verdict, forced=force, reason=reason, champion=champion)
+            tracker.set_model_version_tags(MODEL_NAME, number, tags)
+        version = _download_champion(tracker, state, MODEL_NAME, BUNDLE_ARTIFACT_PATH)
+    why = f"ffe models promote {number}" + (f" (forced: {reason})" if force else "")
+    set_local_champion(state, version, why)
+    where = state.model_dir(version)
+    print(f"{MODEL_NAME} v{number} ({version}) is the champion; its bundle is in {where}/")
+    return 0
+
+
+def _promote_error(message: str) -> int:
+    print(f"ffe models promote: error: {message}", file=sys.stderr)
+    return 2
 
 
 @contextmanager

@@ -66,6 +66,9 @@ from sqlalchemy.engine import URL, make_url
 DEFAULT_DATABASE = "mlflow"
 DEFAULT_ARTIFACT_DIR = Path(".ffe") / "mlartifacts"
 CHAMPION, CHALLENGER, PREVIOUS_CHAMPION = "champion", "challenger", "previous_champion"
+# Model-version tag naming where in the version's run the walk-forward evidence (``ffe evaluate --version V``'s
+# folder) lies; ``ffe models promote``'s gate reads it back (``Tracker.download_evidence``).
+EVIDENCE_TAG, EVIDENCE_ARTIFACT_PATH = "ffe.evidence", "evidence"
 
 RunStatus = Literal["FINISHED", "FAILED", "KILLED"]
 
@@ -423,3 +426,47 @@ class Tracker:
         source = self.client.get_model_version_download_uri(model_name, version)
         Path(dst_dir).mkdir(parents=True, exist_ok=True)
         return Path(mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(dst_dir)))
+
+    # --- model-version tags and the walk-forward evidence ---
+
+    def model_version(self, model_name: str, version: str) -> Any:
+        """The registered version (an ``mlflow.entities.model_registry.ModelVersion``).
+
+        Raises:
+            ModelNotFoundError: no such model or version.
+        """
+        try:
+            return self.client.get_model_version(model_name, str(version))
+        except MlflowException as exc:
+            if _is(exc, RESOURCE_DOES_NOT_EXIST):
+                raise ModelNotFoundError(f"model {model_name!r} has no version {version!r}") from None
+            raise
+
+    def model_version_tags(self, model_name: str, version: str) -> dict[str, str]:
+        return dict(self.model_version(model_name, version).tags)
+
+    def set_model_version_tags(self, model_name: str, version: str, tags: Mapping[str, str]) -> None:
+        for key, value in tags.items():
+            self.client.set_model_version_tag(model_name, str(version), key, str(value))
+
+    def attach_evidence(
+        self, model_name: str, version: str, folder: Path | str, artifact_path: str = EVIDENCE_ARTIFACT_PATH
+    ) -> None:
+        """``folder`` (an ``ffe evaluate`` report) as the version's run artifacts under ``artifact_path``, and the
+        version tagged ``ffe.evidence`` = ``artifact_path`` (what ``download_evidence`` reads back)."""
+        run_id = self.model_version(model_name, version).run_id
+        self.log_artifacts(run_id, folder, artifact_path)
+        self.set_model_version_tags(model_name, version, {EVIDENCE_TAG: artifact_path})
+
+    def download_evidence(self, model_name: str, version: str, dst: Path | str) -> Path | None:
+        """The version's walk-forward evidence folder downloaded into ``dst``; None when the version has none.
+
+        Raises:
+            ModelNotFoundError: no such model or version.
+        """
+        mv = self.model_version(model_name, version)
+        artifact_path = mv.tags.get(EVIDENCE_TAG)
+        if not artifact_path or not mv.run_id:
+            return None
+        Path(dst).mkdir(parents=True, exist_ok=True)
+        return Path(self.client.download_artifacts(mv.run_id, artifact_path, str(dst)))

@@ -1,0 +1,112 @@
+"""The promotion gate over the MLflow registry: find the evidence, ask the gate, record the promotion on the version.
+
+CLI only (``ffe models promote``; MLflow). The gate itself is ``ffe.evaluation.gate`` (pure); this module
+downloads the walk-forward evidence that ``ffe evaluate --version V`` attached to the candidate and to the current
+champion (``Tracker.download_evidence``), turns missing or unreadable evidence into a refusal that says how to get
+it, and builds the model-version tags a promotion leaves behind. See docs/models.md, "Promotion gate".
+"""
+
+from __future__ import annotations
+
+import getpass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ffe.evaluation.gate import (
+    CHAMPION,
+    NAIVE,
+    Evidence,
+    GateConfig,
+    Verdict,
+    decide,
+    load_evidence,
+    not_compared,
+)
+
+GATE_TAG, REASON_TAG = "ffe.promotion.gate", "ffe.promotion.reason"
+_TAG_LIMIT = 5000  # MLflow's limit on a tag value
+
+
+def verdict_for(
+    tracker: Any, model_name: str, version: str, champion: str | None, config: GateConfig, workdir: Path
+) -> Verdict:
+    """The gate's verdict on promoting ``version`` over ``champion`` (None: there is none), evidence from MLflow."""
+    candidate, why_not = _evidence(tracker, model_name, version, workdir / "candidate")
+    if candidate is not None and candidate.registered_version not in (None, str(version)):
+        why_not = f"the evidence attached to v{version} evaluates v{candidate.registered_version}"
+        candidate = None
+    bar = f"champion v{champion}"
+    if champion is None or str(champion) == str(version):
+        theirs, their_problem = None, None
+    else:
+        theirs, their_problem = _evidence(tracker, model_name, champion, workdir / "champion")
+    if candidate is None:
+        comparisons = [not_compared(NAIVE, NAIVE, f"{why_not}: {_how(version)}")]
+        if their_problem is not None:
+            comparisons.append(not_compared(CHAMPION, bar, _champion_unshown(their_problem, version, champion)))
+        elif theirs is not None:
+            comparisons.append(not_compared(CHAMPION, bar, str(why_not)))
+        return Verdict(config, tuple(comparisons))
+    verdict = decide(candidate, theirs, config, champion_label=bar)
+    if their_problem is None:
+        return verdict
+    missing = not_compared(CHAMPION, bar, _champion_unshown(their_problem, version, champion))
+    return Verdict(config, (*verdict.comparisons, missing))
+
+
+def _champion_unshown(problem: str, version: str, champion: Any) -> str:
+    return f"{problem}, so nothing shows v{version} beats it: {_how(str(champion))}"
+
+
+def _evidence(tracker: Any, model_name: str, version: str, dst: Path) -> tuple[Evidence | None, str | None]:
+    """The version's loaded evidence, or None and why not."""
+    try:
+        folder = tracker.download_evidence(model_name, version, dst)
+    except Exception as exc:  # a tag pointing at artifacts that are gone, an unreachable store: refuse, say why
+        return None, f"the evidence of v{version} could not be downloaded ({type(exc).__name__}: {exc})"
+    if folder is None:
+        return None, f"v{version} has no walk-forward evidence"
+    try:
+        return load_evidence(folder), None
+    except ValueError as exc:
+        return None, f"the evidence of v{version} is unusable ({exc})"
+
+
+def _how(version: str) -> str:
+    return f"run `ffe evaluate --version {version}`, or promote anyway with --force --reason TEXT"
+
+
+def promotion_tags(
+    verdict: Verdict, *, forced: bool, reason: str | None, champion: str | None, now: datetime | None = None
+) -> dict[str, str]:
+    """What a promotion records on the promoted model version: the gate's outcome, settings, figures, who and when.
+
+    ``ffe.promotion.gate`` is ``passed`` when the gate passed (even under --force) and ``forced`` otherwise.
+    """
+    probabilities = verdict.probabilities()
+    tags = {
+        GATE_TAG: "passed" if verdict.passed else "forced" if forced else "refused",
+        "ffe.promotion.metric": verdict.config.metric,
+        "ffe.promotion.confidence": f"{verdict.config.confidence:g}",
+        "ffe.promotion.p_naive_router": _p(probabilities.get(NAIVE)),
+        "ffe.promotion.p_champion": _p(probabilities.get(CHAMPION)) if champion is not None else "no champion",
+        "ffe.promotion.previous_champion": champion or "none",
+        "ffe.promotion.verdict": "\n".join(verdict.lines())[:_TAG_LIMIT],
+        "ffe.promotion.by": _user(),
+        "ffe.promotion.at": (now or datetime.now(UTC)).isoformat(timespec="seconds"),
+    }
+    if reason:
+        tags[REASON_TAG] = reason[:_TAG_LIMIT]
+    return tags
+
+
+def _p(probability: float | None) -> str:
+    return "not computed" if probability is None else f"{probability:.4f}"
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name and no passwd entry (some containers)
+        return "unknown"

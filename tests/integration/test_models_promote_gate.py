@@ -1,0 +1,170 @@
+"""`ffe models promote VERSION` behind the promotion gate, through the real MLflow tracker on the test Postgres.
+
+Registered versions carry seeded fake bundles and synthetic walk-forward evidence (tests/fakes/evidence.py), attached
+the way `ffe evaluate --version V` attaches it (run artifacts under evidence/, model-version tag ffe.evidence): no
+training, a few seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from ffe.local.runner import LocalState
+from ffe.training import cli
+from ffe.training.pipeline import BUNDLE_ARTIFACT_PATH, EXPERIMENT, MODEL_NAME
+from ffe.training.tracking import CHALLENGER, CHAMPION, EVIDENCE_TAG, PREVIOUS_CHAMPION, Tracker, tracking_uri
+from tests.database import own_database
+from tests.fakes.evidence import returns, write_evidence
+from tests.fakes.models import random_bundle, write_bundle
+
+NAIVE = returns(1, 0.0002)
+WINNER = NAIVE + returns(2, 0.002, sd=0.002)
+LOSER = NAIVE - returns(3, 0.002, sd=0.002)
+
+
+class _State(LocalState):
+    """The CLI's state dir, with a test database standing in for the embedded cluster (the local champion)."""
+
+    url: str
+
+    def __init__(self, root: Path, url: str) -> None:
+        super().__init__(root)
+        object.__setattr__(self, "url", url)
+        self.pgdata.mkdir(parents=True, exist_ok=True)
+
+    @contextmanager
+    def postgres(self) -> Iterator[Any]:  # type: ignore[override]
+        yield SimpleNamespace(url=self.url)
+
+
+@pytest.fixture
+def registry(postgres: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Tracker, _State]:
+    """Versions 1 (champion), 2 and 3 (challengers) of the model, each with its own bundle, no evidence yet."""
+    for key in ("MLFLOW_TRACKING_URI", "FFE_PROMOTION_METRIC", "FFE_PROMOTION_CONFIDENCE"):
+        monkeypatch.delenv(key, raising=False)
+    name = uuid.uuid4().hex[:12]
+    tracker = Tracker(
+        tracking_uri(postgres, database=f"mlflow_{name}"), EXPERIMENT, artifact_location=(tmp_path / "art").as_uri()
+    )
+    for v in (1, 2, 3):
+        run_id = tracker.start_run(f"v{v}", tags={"ffe.bundle_version": f"ffe-gate{v}"})
+        bundle = write_bundle(random_bundle(seed=v, version=f"ffe-gate{v}"), tmp_path / f"bundle{v}")
+        tracker.log_artifacts(run_id, bundle, BUNDLE_ARTIFACT_PATH)
+        tracker.end_run(run_id)
+        tracker.register_and_alias(run_id, BUNDLE_ARTIFACT_PATH, MODEL_NAME)
+
+    @contextmanager
+    def local_tracker(state: Any) -> Iterator[Tracker]:
+        yield tracker
+
+    monkeypatch.setattr(cli, "local_tracker", local_tracker)
+    return tracker, _State(tmp_path / ".ffe", own_database(postgres, f"promote_gate_{name}"))
+
+
+def attach(tracker: Tracker, tmp_path: Path, version: str, meta: np.ndarray) -> None:
+    folder = write_evidence(
+        tmp_path / f"evidence{version}",
+        {s: {"meta_controller": meta, "naive_router": NAIVE} for s in ("BTCUSD", "EURUSD")},
+        registered_version=version,
+    )
+    tracker.attach_evidence(MODEL_NAME, version, folder)
+
+
+def promote(state: _State, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    parser = argparse.ArgumentParser()
+    cli.add_models_arguments(parser)
+    code = cli.models_command(parser.parse_args(["promote", *argv]), state)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def aliases(tracker: Tracker) -> dict[str, str]:
+    return {alias: str(v) for alias, v in tracker.client.get_registered_model(MODEL_NAME).aliases.items()}
+
+
+def test_refused_without_evidence_or_on_losing_evidence_and_usage_mistakes_exit_2(
+    registry: tuple[Tracker, _State], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tracker, state = registry
+    attach(tracker, tmp_path, "1", NAIVE)
+    before, local_before = aliases(tracker), cli.local_champion(state)
+    assert before == {CHAMPION: "1", CHALLENGER: "3"}
+    # No evidence on v2: refused, saying how to get some
+    code, out, err = promote(state, capsys, "2")
+    assert code == 1 and out == ""
+    assert "promotion gate refused" in err and "v2 has no walk-forward evidence" in err
+    assert "`ffe evaluate --version 2`" in err and "--force --reason" in err
+    # Losing evidence on v3: refused, every comparison on its own line with the per-series figures
+    attach(tracker, tmp_path, "3", LOSER)
+    code, _, err = promote(state, capsys, "v3")
+    assert code == 1
+    assert "FAIL vs naive_router: P(mean sharpe gap > 0) = 0.000 < 0.9" in err and "FAIL vs champion v1" in err
+    assert "    BTCUSD: candidate " in err
+    # Usage mistakes are exit 2 and change nothing
+    for argv, message in (
+        (["3", "--force"], "--force needs --reason"),
+        (["3", "--force", "--reason", "  "], "--force needs --reason"),
+        (["3", "--reason", "because"], "--reason goes with --force"),
+        (["3", "--confidence", "1.5"], "--confidence lies strictly between 0 and 1"),
+        (["9"], "has no version '9'"),
+    ):
+        code, _, err = promote(state, capsys, *argv)
+        assert code == 2 and message in err, argv
+    assert aliases(tracker) == before
+    assert EVIDENCE_TAG in tracker.model_version_tags(MODEL_NAME, "3")
+    assert not any(k.startswith("ffe.promotion.") for k in tracker.model_version_tags(MODEL_NAME, "3"))
+    assert cli.local_champion(state) == local_before  # nothing was promoted locally either
+
+
+def test_winning_evidence_promotes_and_records_the_gate_on_the_version(
+    registry: tuple[Tracker, _State], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tracker, state = registry
+    attach(tracker, tmp_path, "1", NAIVE)
+    attach(tracker, tmp_path, "2", WINNER)
+    code, out, _ = promote(state, capsys, "2", "--metric", "sortino", "--confidence", "0.95")
+    assert code == 0 and "promotion gate passed (sortino, confidence 0.95)" in out
+    assert "v2 (ffe-gate2) is the champion" in out
+    assert aliases(tracker) == {CHAMPION: "2", PREVIOUS_CHAMPION: "1", CHALLENGER: "3"}
+    tags = tracker.model_version_tags(MODEL_NAME, "2")
+    assert tags["ffe.promotion.gate"] == "passed" and "ffe.promotion.reason" not in tags
+    assert (tags["ffe.promotion.metric"], tags["ffe.promotion.confidence"]) == ("sortino", "0.95")
+    assert float(tags["ffe.promotion.p_naive_router"]) >= 0.95 and float(tags["ffe.promotion.p_champion"]) >= 0.95
+    assert tags["ffe.promotion.previous_champion"] == "1" and tags["ffe.promotion.by"]
+    assert datetime.fromisoformat(tags["ffe.promotion.at"]).utcoffset() is not None
+    # The bundle is in the local store and is the local champion, as before the gate
+    assert cli.local_champion(state) == "ffe-gate2" and (state.model_dir("ffe-gate2") / "manifest.json").is_file()
+
+
+def test_a_champion_without_evidence_refuses_until_forced_with_a_reason(
+    registry: tuple[Tracker, _State],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tracker, state = registry
+    attach(tracker, tmp_path, "3", WINNER)
+    code, _, err = promote(state, capsys, "3")
+    assert code == 1 and "pass vs naive_router" in err
+    assert "FAIL vs champion v1: v1 has no walk-forward evidence, so nothing shows v3 beats it" in err
+    assert "`ffe evaluate --version 1`" in err
+    # The project's settings come from the environment; forcing overrules the gate and records why
+    monkeypatch.setenv("FFE_PROMOTION_CONFIDENCE", "0.8")
+    code, out, _ = promote(state, capsys, "3", "--force", "--reason", "v1's evaluation predates the gate")
+    assert code == 0 and "forced: v1's evaluation predates the gate" in out
+    assert aliases(tracker)[CHAMPION] == "3"
+    tags = tracker.model_version_tags(MODEL_NAME, "3")
+    assert tags["ffe.promotion.gate"] == "forced" and tags["ffe.promotion.confidence"] == "0.8"
+    assert tags["ffe.promotion.reason"] == "v1's evaluation predates the gate"
+    assert float(tags["ffe.promotion.p_naive_router"]) >= 0.99 and tags["ffe.promotion.p_champion"] == "not computed"
+    assert cli.local_champion(state) == "ffe-gate3"
