@@ -198,6 +198,19 @@ def test_load_evidence_reads_series_folds_paths_and_model(tmp_path: Path) -> Non
     assert np.array_equal(btc.paths["meta_controller"], WINNER)
 
 
+def test_each_seeds_own_path_is_not_a_row(tmp_path: Path) -> None:
+    folder = _good(tmp_path)
+    _write_paths(  # what `ffe evaluate` writes: the rows, and each seed's own meta-controller path under the row
+        folder,
+        {
+            "BTCUSD/meta_controller": WINNER,
+            "BTCUSD/naive_router": NAIVE,
+            "BTCUSD/meta_controller/seed1": WINNER[:-5],
+        },
+    )
+    assert set(load_evidence(folder).series["BTCUSD"].paths) == {"meta_controller", "naive_router"}
+
+
 def _good(tmp_path: Path) -> Path:
     return write_evidence(tmp_path / "ev", {"BTCUSD": {"meta_controller": WINNER, "naive_router": NAIVE}})
 

@@ -192,7 +192,10 @@ def _series(report_file: Path, symbol: str, doc: Any, arrays: Mapping[str, NDArr
     if isinstance(ppy, bool) or not isinstance(ppy, int | float) or not math.isfinite(ppy) or ppy <= 0:
         raise ValueError(f"{where}: periods_per_year must be a positive number, got {ppy!r}")
     folds = _folds(where, doc.get("folds"))
-    paths = {key.partition("/")[2]: a for key, a in arrays.items() if key.partition("/")[0] == symbol}
+    # "SYMBOL/ROW" only: deeper keys ("SYMBOL/meta_controller/seed1", each seed's own path) are not the rows' paths
+    paths = {
+        row: a for key, a in arrays.items() for sym, row in [key.split("/", 1)] if sym == symbol and "/" not in row
+    }
     for row in (META, NAIVE):
         if row not in paths:
             raise ValueError(f"{where}: paths.npz has no {symbol}/{row} path")
