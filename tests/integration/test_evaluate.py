@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from ffe.adapters.replay import datasets, load_bars
 from ffe.backtest.engine import ALL_STRATEGIES
 from ffe.cli import main
 from ffe.evaluation.walk_forward import SCHEMA, EvaluationReport, evaluate, format_table, quick_plan
@@ -168,3 +169,40 @@ def test_an_evaluation_of_the_code_is_a_run_of_its_own(tracker: Tracker, tmp_pat
     assert run.data.params["symbols"] == SYMBOL and run.data.params["n_folds"] == "2"
     names = {a.path for a in tracker.client.list_artifacts(run.info.run_id, "evaluation")}
     assert {"evaluation/evaluation.json", "evaluation/paths.npz"} <= names
+
+
+def test_your_own_bars_are_trained_on_and_evaluated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trained: list[dict[str, int]] = []
+    real_train = pipeline._train
+
+    def spy(plan: pipeline.TrainPlan, series: Sequence[TrainingSeries], *args: Any) -> pipeline.TrainOutcome:
+        trained.append({s.symbol: s.offset + len(s) for s in series})
+        return real_train(plan, series, *args)
+
+    monkeypatch.setattr(pipeline, "_train", spy)
+    bars = load_bars(datasets()["ETHUSD"].file)[:2000]  # a user's 2,000 hourly ETHUSD bars, in the scenario format
+    own = tmp_path / "eth.csv"
+    own.write_text(
+        "asset,timeframe,time,open,high,low,close,volume\n"
+        + "".join(
+            f"ETHUSD,1h,{b.time:%Y-%m-%dT%H:%M:%SZ},{b.open},{b.high},{b.low},{b.close},{b.volume}\n" for b in bars
+        )
+    )
+    args = ["--symbols", "ETHUSD", "--bars", str(own), "--quick", "--no-mlflow", "--json", "--set", "meta.epochs=3"]
+    assert evaluate_cli(tmp_path, *args) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["series"]["ETHUSD"]["bars"] == 2000  # the file's bars, not the bundled 6,000
+    assert document["config"]["own_data"]["ETHUSD"]["file"] == str(own)
+    assert document["model"]["training_config"]["data_files"] == {"ETHUSD": str(own)}
+    assert document["model"]["training_config"]["meta"]["epochs"] == 3  # --set reached every fold's plan
+    assert [t["ETHUSD"] for t in trained] == [2000 - TEST_BARS, 2000 - TEST_BARS // 2]  # cut before each window
+    # A file the loader refuses, an unknown setting: one line each, exit 2, nothing trained
+    bad = tmp_path / "bad.csv"
+    bad.write_text("asset,timeframe,time,open,high,low,close\nETHUSD,1h,yesterday,1,1,1,1\n")
+    trained.clear()
+    assert evaluate_cli(tmp_path, "--bars", str(bad), "--quick", "--no-mlflow") == 2
+    assert "bad.csv" in capsys.readouterr().err
+    assert evaluate_cli(tmp_path, "--quick", "--no-mlflow", "--set", "meta.nope=1") == 2
+    assert "no such setting" in capsys.readouterr().err and not trained

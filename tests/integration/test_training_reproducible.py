@@ -28,6 +28,7 @@ import pytest
 import sklearn
 import torch
 
+from ffe.adapters.replay import datasets, load_bars
 from ffe.cli import main
 from ffe.local.runner import LocalState
 from ffe.training import cli
@@ -189,3 +190,21 @@ def test_a_walk_forward_fold_plan_round_trips_with_its_cuts() -> None:
     config = json.loads(json.dumps(training_config(fold)))  # as a manifest stores it
     assert config["train_end"] == {"EURUSD": "2017-06-01T00:00:00+00:00", "SPX": "2009-01-02T00:00:00+00:00"}
     assert plan_from_config(config, TrainPlan) == fold
+
+
+def test_a_version_trained_on_your_own_bars_reproduces_from_that_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    own = tmp_path / "eurusd.csv"
+    bars = load_bars(datasets()["EURUSD"].file)[:3000]
+    own.write_text(
+        "asset,timeframe,time,open,high,low,close\n"
+        + "".join(f"EURUSD,1h,{b.time:%Y-%m-%dT%H:%M:%SZ},{b.open},{b.high},{b.low},{b.close}\n" for b in bars)
+    )
+    recorded = train(replace(plan(11), data_files={"EURUSD": str(own)}), tmp_path / "recorded")
+    assert recorded.data["EURUSD"] == hashlib.sha256(own.read_bytes()).hexdigest()  # the file, not the bundled one
+    code, out = reproduce(capsys, tmp_path, recorded.version, recorded.bundle_dir)
+    assert code == 0 and "MATCH" in out
+    own.write_text(own.read_text().replace(f"{bars[-1].close}\n", f"{bars[-1].close}0\n"))  # same bars, other bytes
+    code, out = reproduce(capsys, tmp_path, recorded.version, recorded.bundle_dir)
+    assert code == 1 and "the bundled data changed" in out and "EURUSD: data sha256" in out

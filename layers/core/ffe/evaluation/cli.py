@@ -10,7 +10,11 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ffe.evaluation.walk_forward import EvaluationReport, PlanFactory
+    from ffe.training.pipeline import TrainPlan
 
 REPORT_JSON = "evaluation.json"
 PATHS_NPZ = "paths.npz"
@@ -45,64 +49,61 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         " it as its evidence, which `ffe models promote` requires",
     )
     parser.add_argument(
+        "--bars",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="your own bars (scenario format: examples/README.md; repeatable): each asset in the file is trained on"
+        " and evaluated in place of, or beside, the bundled series",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change one training hyper-parameter for every fold (repeatable): meta.churn_penalty=0.05, ewc_lambda=5,"
+        " meta.hidden=64,32 ... (docs/evaluation.md)",
+    )
+    parser.add_argument(
         "--no-mlflow", action="store_true", help="keep the report in --out only (default: also in the local MLflow)"
     )
+
+
+class _Refused(Exception):
+    """A user's mistake: one line on stderr and exit 2."""
 
 
 def command(args: argparse.Namespace, state: Any) -> int:
     """Run the evaluation the arguments describe, write the report folder (``evaluation.json``, ``paths.npz``, the
     plots), keep it in MLflow unless ``--no-mlflow``, print the table; 2 on a user error."""
-    import numpy as np
+    from ffe.domain.errors import InvalidInputError
+    from ffe.evaluation.walk_forward import evaluate, format_table
 
-    from ffe.adapters.replay import datasets
-    from ffe.evaluation.plots import write_plots
-    from ffe.evaluation.walk_forward import PlanFactory, evaluate, format_table, full_plan, quick_plan
-
-    known = datasets()
     try:
-        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    except ValueError:
-        return _error(f"--seeds takes integers separated by commas, got {args.seeds!r}")
-    if not seeds or args.folds < 1 or args.n_boot < 1 or (args.test_bars is not None and args.test_bars < 1):
-        return _error("need at least one seed, --folds >= 1, --n-boot >= 1 and --test-bars >= 1")
-    registered: str | None = None
-    factory: PlanFactory = quick_plan if args.quick else full_plan
-    recorded_symbols: tuple[str, ...] = ()
-    if args.version is not None:
-        if args.no_mlflow or args.quick:
-            return _error(
-                "--version evaluates the version's recorded config from the registry: drop --no-mlflow/--quick"
-            )
-        from ffe.evaluation.tracking import VersionNotFoundError, plan_factory, registered_plan
-        from ffe.training.cli import local_tracker
-
+        seeds = _seeds(args)
+        factory, registered, recorded_symbols = _factory(args, state)
+        files = _files(args.bars)
+        symbols = _symbols(args.symbols, recorded_symbols, files)
+        log = None if args.json else (lambda line: print(line, file=sys.stderr))
         try:
-            with local_tracker(state) as tracker:
-                registered, recorded = registered_plan(tracker, args.version)
-        except (VersionNotFoundError, ValueError) as exc:
-            return _error(str(exc))
-        factory, recorded_symbols = plan_factory(recorded), recorded.symbols
-    if args.symbols:
-        symbols = [s.strip() for s in args.symbols.split(",") if s.strip()]
-    else:
-        symbols = list(recorded_symbols) or sorted(known)
-    unknown = [s for s in symbols if s not in known]
-    if unknown:
-        return _error(f"no bundled series for {', '.join(unknown)}; bundled: {', '.join(sorted(known))}")
-    log = None if args.json else (lambda line: print(line, file=sys.stderr))
-    try:
-        report = evaluate(symbols, args.folds, seeds, factory, test_bars=args.test_bars, n_boot=args.n_boot, log=log)
-    except ValueError as exc:  # a series too short for the folds asked for
+            report = evaluate(
+                symbols,
+                args.folds,
+                seeds,
+                factory,
+                test_bars=args.test_bars,
+                n_boot=args.n_boot,
+                log=log,
+                files=files,
+            )
+        except (ValueError, InvalidInputError) as exc:  # a series too short for the folds, a bad file
+            raise _Refused(str(exc)) from None
+    except _Refused as exc:
         return _error(str(exc))
     report.registered_version = registered
-    document = report.as_dict()
     out = args.out or _default_out(args)
-    out.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(document, indent=2, allow_nan=False) + "\n"
-    (out / REPORT_JSON).write_text(text)
-    arrays: dict[str, Any] = report.arrays()
-    np.savez(out / PATHS_NPZ, **arrays)  # the returns the promotion gate pairs (docs/evaluation.md)
-    write_plots(report, out)
+    text = _write(report, out)
     where = "not kept in MLflow (--no-mlflow)"
     if not args.no_mlflow:
         from ffe.evaluation.tracking import keep
@@ -121,6 +122,107 @@ def command(args: argparse.Namespace, state: Any) -> int:
         print(format_table(report))
         print(f"report: {out}/ ({REPORT_JSON}, {PATHS_NPZ}, plots); {where}")
     return 0
+
+
+def _seeds(args: argparse.Namespace) -> list[int]:
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    except ValueError:
+        raise _Refused(f"--seeds takes integers separated by commas, got {args.seeds!r}") from None
+    if not seeds or args.folds < 1 or args.n_boot < 1 or (args.test_bars is not None and args.test_bars < 1):
+        raise _Refused("need at least one seed, --folds >= 1, --n-boot >= 1 and --test-bars >= 1")
+    return seeds
+
+
+def _factory(args: argparse.Namespace, state: Any) -> tuple[PlanFactory, str | None, tuple[str, ...]]:
+    """The fold plans (the code's config, or a registered version's), the registry number, the recorded series."""
+    from ffe.evaluation.walk_forward import full_plan, quick_plan
+
+    factory: PlanFactory = quick_plan if args.quick else full_plan
+    registered: str | None = None
+    recorded_symbols: tuple[str, ...] = ()
+    if args.version is not None:
+        if args.no_mlflow or args.quick:
+            raise _Refused(
+                "--version evaluates the version's recorded config from the registry: drop --no-mlflow/--quick"
+            )
+        from ffe.evaluation.tracking import VersionNotFoundError, plan_factory, registered_plan
+        from ffe.training.cli import local_tracker
+
+        try:
+            with local_tracker(state) as tracker:
+                registered, recorded = registered_plan(tracker, args.version)
+        except (VersionNotFoundError, ValueError) as exc:
+            raise _Refused(str(exc)) from None
+        factory, recorded_symbols = plan_factory(recorded), recorded.symbols
+    if args.set:
+        factory = _with_overrides(factory, args.set)
+    return factory, registered, recorded_symbols
+
+
+def _files(paths: list[Path]) -> dict[str, Path]:
+    """``--bars``: every asset of every file -> its file (an asset in two files is refused)."""
+    from ffe.adapters.scenario import load_scenario
+    from ffe.domain.errors import InvalidInputError
+
+    found: dict[str, Path] = {}
+    for path in paths:
+        try:
+            assets = load_scenario(path).assets
+        except (OSError, InvalidInputError) as exc:
+            raise _Refused(str(exc)) from None
+        for asset in assets:
+            if asset in found:
+                raise _Refused(f"{asset} has bars in both {found[asset]} and {path}")
+            found[asset] = path
+    return found
+
+
+def _symbols(text: str | None, recorded: tuple[str, ...], files: dict[str, Path]) -> list[str]:
+    from ffe.adapters.replay import datasets
+
+    known = datasets()
+    if text:
+        symbols = [s.strip() for s in text.split(",") if s.strip()]
+    else:
+        symbols = list(recorded) or list(dict.fromkeys([*sorted(known), *files]))
+    unknown = [s for s in symbols if s not in known and s not in files]
+    if unknown:
+        raise _Refused(f"no bundled series for {', '.join(unknown)}; bundled: {', '.join(sorted(known))}")
+    return symbols
+
+
+def _write(report: EvaluationReport, out: Path) -> str:
+    """The report folder; returns the JSON text."""
+    import numpy as np
+
+    from ffe.evaluation.plots import write_plots
+
+    out.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(report.as_dict(), indent=2, allow_nan=False) + "\n"
+    (out / REPORT_JSON).write_text(text)
+    arrays: dict[str, Any] = report.arrays()
+    np.savez(out / PATHS_NPZ, **arrays)  # the returns the promotion gate pairs (docs/evaluation.md)
+    write_plots(report, out)
+    return text
+
+
+def _with_overrides(factory: PlanFactory, assignments: list[str]) -> PlanFactory:
+    """``factory`` with ``--set`` applied to every fold's plan; refused before any training when they are bad."""
+    from datetime import UTC, datetime
+
+    from ffe.training.overrides import apply_overrides
+
+    try:
+        apply_overrides(factory((), 0, {"": datetime.now(UTC)}), assignments)
+    except ValueError as exc:
+        raise _Refused(str(exc)) from None
+
+    def make(symbols: tuple[str, ...], seed: int, train_end: dict[str, datetime]) -> TrainPlan:
+        plan: TrainPlan = apply_overrides(factory(symbols, seed, train_end), assignments)
+        return plan
+
+    return make
 
 
 def _error(message: str) -> int:

@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import math
 import tempfile
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -186,27 +186,34 @@ def evaluate(
     level: float = 0.95,
     work_dir: Path | None = None,
     log: Callable[[str], None] | None = None,
+    files: Mapping[str, Path] | None = None,
 ) -> EvaluationReport:
     """Walk-forward evaluation of every strategy row on each series (see the module docstring).
 
     ``test_bars``: how many final bars of each series the test windows cover (None: all bars after
-    ``min_train_fraction``).
+    ``min_train_fraction``). ``files``: symbol -> a user's own bars (scenario format) standing in for the bundled
+    series of that symbol, in training (``TrainPlan.data_files``) and in the backtest.
 
     Raises:
-        KeyError: a symbol with no bundled series.
+        KeyError: a symbol with neither a bundled series nor a file.
         ValueError: no seeds, or a series too short for the folds.
+        InvalidInputError: a file the scenario loader or the series checks refuse.
     """
+    from ffe.training.data import read_bars_file
     from ffe.training.pipeline import train
 
     if not seeds:
         raise ValueError("need at least one seed")
     cfg = config or BacktestConfig()
     known = datasets()
+    own = {s: read_bars_file(path, s) for s, path in (files or {}).items()}
     symbols = tuple(dict.fromkeys(series_symbols))
-    unknown = [s for s in symbols if s not in known]
+    unknown = [s for s in symbols if s not in known and s not in own]
     if unknown:
         raise KeyError(f"no bundled series for {', '.join(unknown)}; bundled: {', '.join(sorted(known))}")
-    data = {s: BarArrays.from_bars(load_bars(known[s].file)) for s in symbols}
+    data = {s: BarArrays.from_bars(own[s].bars if s in own else load_bars(known[s].file)) for s in symbols}
+    timeframes = {s: own[s].timeframe if s in own else known[s].timeframe for s in symbols}
+    data_files = {s: str(own[s].path) for s in symbols if s in own} or None
     cuts: dict[str, list[Fold]] = {}
     for symbol, bars in data.items():
         n = len(bars)
@@ -226,6 +233,7 @@ def evaluate(
             "level": level,
             "strategies": [str(s) for s in cfg.strategies],
             "trained_on": list(symbols),
+            "own_data": {s: {"file": str(own[s].path), "sha256": own[s].sha256} for s in symbols if s in own},
         },
     )
     runs: dict[str, list[FoldRun]] = {s: [] for s in symbols}
@@ -238,7 +246,7 @@ def evaluate(
             for seed in seeds:
                 if log:
                     log(f"fold {k + 1}/{n_folds} seed {seed}: one bundle on {len(symbols)} series' training bars")
-                plan = plan_factory(symbols, seed, starts)
+                plan = replace(plan_factory(symbols, seed, starts), data_files=data_files)
                 if not report.training_config:
                     report.training_config = _config_of(plan)
                 outcome = train(plan, root / f"f{k}-s{seed}")
@@ -247,7 +255,7 @@ def evaluate(
                 for symbol in symbols:
                     fold, bars = cuts[symbol][k], data[symbol]
                     end = _time(bars.times[fold.test_hi]) if fold.test_hi < len(bars) else None
-                    result = run_backtest(bars, symbol, known[symbol].timeframe, bundle, starts[symbol], end, cfg)
+                    result = run_backtest(bars, symbol, timeframes[symbol], bundle, starts[symbol], end, cfg)
                     ppy[symbol] = result.periods_per_year
                     skipped[symbol].update(result.skipped)
                     runs[symbol].append(_fold_run(k, seed, fold, result))
@@ -255,7 +263,7 @@ def evaluate(
         report.series.append(
             _summarise(
                 symbol,
-                str(known[symbol].timeframe),
+                str(timeframes[symbol]),
                 ppy[symbol],
                 len(data[symbol]),
                 cuts[symbol],

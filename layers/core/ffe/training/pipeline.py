@@ -26,7 +26,14 @@ import numpy as np
 from ffe.domain.features import FeatureParams, feature_matrix
 from ffe.domain.meta import MetaPolicy
 from ffe.domain.regime import RegimeModel
-from ffe.training.data import HOLDOUT_FRACTION, TrainingSeries, asset_class_symbols, holdout, load_series
+from ffe.training.data import (
+    HOLDOUT_FRACTION,
+    TrainingSeries,
+    asset_class_symbols,
+    holdout,
+    load_series,
+    series_from_file,
+)
 from ffe.training.ewc import ewc_update
 from ffe.training.export import TORCH_FILE, bundle_version, write_bundle
 from ffe.training.meta import train_meta
@@ -59,6 +66,9 @@ class TrainPlan:
     # before any split; a walk-forward fold (ffe.evaluation.walk_forward) retrains on the bars before its test
     # windows only. Every trained symbol must have one.
     train_end: dict[str, datetime] | None = None
+    # symbol -> a user's own bars (a scenario-format file, ffe.training.data.series_from_file) instead of the bundled
+    # series of that symbol; with no symbols named, these are trained on beside every bundled series.
+    data_files: dict[str, str] | None = None
 
 
 @dataclass
@@ -159,8 +169,10 @@ def _train(
 
 
 def _load(plan: TrainPlan) -> list[TrainingSeries]:
-    wanted = plan.symbols or tuple(sym for syms in asset_class_symbols().values() for sym in syms)
-    series = [load_series(sym) for sym in wanted]
+    files = plan.data_files or {}
+    bundled = tuple(sym for syms in asset_class_symbols().values() for sym in syms)
+    wanted = plan.symbols or tuple(dict.fromkeys(bundled + tuple(files)))
+    series = [series_from_file(Path(files[sym]), sym) if sym in files else load_series(sym) for sym in wanted]
     if plan.train_end is None:
         return series
     return [s.slice(0, int(np.searchsorted(s.times, _cut(plan.train_end, s.symbol), side="left"))) for s in series]
@@ -207,7 +219,8 @@ def _training_range(series: TrainingSeries, holdout_fraction: float) -> dict[str
 
 def _params(plan: TrainPlan) -> dict[str, Any]:
     flat = {f"meta.{k}": v for k, v in asdict(plan.meta).items()}
-    flat.update({k: v for k, v in asdict(plan).items() if k not in ("meta", "progress", "train_end")})
+    flat.update({k: v for k, v in asdict(plan).items() if k not in ("meta", "progress", "train_end", "data_files")})
+    flat.update({f"data_file.{sym}": path for sym, path in sorted((plan.data_files or {}).items())})
     if plan.train_end is not None:  # logged only when set: a whole-series run's params are as before
         flat.update({f"train_end.{sym}": end.isoformat() for sym, end in sorted(plan.train_end.items())})
     return flat

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ffe.adapters.models import MANIFEST
-from ffe.training.data import load_series
+from ffe.domain.errors import InvalidInputError
+from ffe.training.data import load_series, series_from_file
 from ffe.training.pipeline import TrainPlan, train
 from ffe.training.provenance import CIRCUMSTANTIAL, code_version, libraries, plan_from_config
 
@@ -54,11 +55,17 @@ def read_manifest(folder: Path) -> dict[str, Any]:
 def check_data(manifest: dict[str, Any]) -> list[str]:
     """What no longer hashes as recorded (one line per series); empty when every bundled file is the same."""
     problems = []
+    files = (manifest.get("training_config") or {}).get("data_files") or {}
     for symbol, recorded in sorted(manifest.get("data_sha256", {}).items()):
         try:
-            now = load_series(symbol).sha256
+            now = (
+                series_from_file(Path(files[symbol]), symbol).sha256 if symbol in files else load_series(symbol).sha256
+            )
         except KeyError:
             problems.append(f"{symbol}: no longer bundled")
+            continue
+        except (OSError, InvalidInputError) as exc:  # the user's file moved or changed shape
+            problems.append(f"{symbol}: {exc}")
             continue
         if now != recorded:
             problems.append(f"{symbol}: data sha256 {now} differs from the recorded {recorded}")
