@@ -8,10 +8,11 @@ training, a few seconds.
 from __future__ import annotations
 
 import argparse
+import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -19,6 +20,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from ffe import experiments_cli
+from ffe.domain.experiments import CanaryPlan, CanaryStep, Experiment, Mode
+from ffe.local.errors import LocalError
 from ffe.local.runner import LocalState
 from ffe.training import cli
 from ffe.training.pipeline import BUNDLE_ARTIFACT_PATH, EXPERIMENT, MODEL_NAME
@@ -56,19 +60,26 @@ def registry(postgres: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     tracker = Tracker(
         tracking_uri(postgres, database=f"mlflow_{name}"), EXPERIMENT, artifact_location=(tmp_path / "art").as_uri()
     )
+    runs: dict[str, str] = {}
     for v in (1, 2, 3):
         run_id = tracker.start_run(f"v{v}", tags={"ffe.bundle_version": f"ffe-gate{v}"})
         bundle = write_bundle(random_bundle(seed=v, version=f"ffe-gate{v}"), tmp_path / f"bundle{v}")
         tracker.log_artifacts(run_id, bundle, BUNDLE_ARTIFACT_PATH)
         tracker.end_run(run_id)
         tracker.register_and_alias(run_id, BUNDLE_ARTIFACT_PATH, MODEL_NAME)
+        runs[f"ffe-gate{v}"] = run_id
 
     @contextmanager
     def local_tracker(state: Any) -> Iterator[Tracker]:
         yield tracker
 
     monkeypatch.setattr(cli, "local_tracker", local_tracker)
-    return tracker, _State(tmp_path / ".ffe", own_database(postgres, f"promote_gate_{name}"))
+    state = _State(tmp_path / ".ffe", own_database(postgres, f"promote_gate_{name}"))
+    for version, run_id in runs.items():  # what `ffe train` leaves in the local store: the manifest names the run
+        folder = write_bundle(random_bundle(seed=int(version[-1]), version=version), state.model_dir(version))
+        manifest = json.loads((folder / "manifest.json").read_text())
+        (folder / "manifest.json").write_text(json.dumps(manifest | {"mlflow_run_id": run_id}))
+    return tracker, state
 
 
 def attach(tracker: Tracker, tmp_path: Path, version: str, meta: np.ndarray) -> None:
@@ -168,3 +179,49 @@ def test_a_champion_without_evidence_refuses_until_forced_with_a_reason(
     assert tags["ffe.promotion.reason"] == "v1's evaluation predates the gate"
     assert float(tags["ffe.promotion.p_naive_router"]) >= 0.99 and tags["ffe.promotion.p_champion"] == "not computed"
     assert cli.local_champion(state) == "ffe-gate3"
+
+
+def experiments(state: _State, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    parser = argparse.ArgumentParser()
+    experiments_cli.add_arguments(parser)
+    code = experiments_cli.command(parser.parse_args(list(argv)), state)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def split_experiment(state: _State, capsys: pytest.CaptureFixture[str], name: str, treatment: str, asset: str) -> None:
+    """A running split experiment of ``treatment`` against ffe-gate1 on ``asset``, at its last (only) canary step."""
+    plan = CanaryPlan((CanaryStep(1.0, 0, timedelta(0)),))
+    assets = frozenset({asset})
+    experiment = Experiment(name, "ffe-gate1", treatment, Mode.SPLIT, datetime.now(UTC), assets, plan=plan)
+    with experiments_cli._store(state) as store:
+        store.create(experiment)
+    assert experiments(state, capsys, "start", name)[0] == 0
+
+
+def test_experiment_promotion_runs_the_gate_on_a_registered_treatment_with_evidence(
+    registry: tuple[Tracker, _State], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tracker, state = registry
+    attach(tracker, tmp_path, "1", NAIVE)
+    attach(tracker, tmp_path, "3", LOSER)
+    attach(tracker, tmp_path, "2", WINNER)
+    # Losing evidence: refused, the experiment keeps running; --force needs a reason
+    split_experiment(state, capsys, "exp-lose", "ffe-gate3", "BTCUSD")
+    code, _, err = experiments(state, capsys, "promote", "exp-lose")
+    assert code == 1 and "FAIL vs naive_router" in err and "FAIL vs champion v1" in err
+    with pytest.raises(LocalError, match="--force needs --why"):
+        experiments(state, capsys, "promote", "exp-lose", "--force")
+    assert experiments(state, capsys, "show", "exp-lose", "--json")[1].count('"status": "running"') == 1
+    # Winning evidence against the control's: promoted, and the promotion recorded on the registered version
+    split_experiment(state, capsys, "exp-win", "ffe-gate2", "EURUSD")
+    code, _, err = experiments(state, capsys, "promote", "exp-win", "--why", "canary clean")
+    assert code == 0 and "promotion gate passed" in err
+    tags = tracker.model_version_tags(MODEL_NAME, "2")
+    assert tags["ffe.promotion.gate"] == "passed" and tags["ffe.promotion.experiment"] == "exp-win"
+    assert tags["ffe.promotion.previous_champion"] == "1" and tags["ffe.promotion.reason"] == "canary clean"
+    # Forced past a refusal: promoted, recorded as forced with the reason
+    code, _, _ = experiments(state, capsys, "promote", "exp-lose", "--force", "--why", "accepting the risk")
+    assert code == 0
+    tags = tracker.model_version_tags(MODEL_NAME, "3")
+    assert tags["ffe.promotion.gate"] == "forced" and tags["ffe.promotion.reason"] == "accepting the risk"

@@ -13,7 +13,7 @@ import getpass
 import os
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
@@ -107,6 +107,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         moved = actions.add_parser(action, parents=[as_json], help=text)
         moved.add_argument("id", type=_experiment_id)
         moved.add_argument("--why", default="", help="the reason, recorded with your name")
+        if action == "promote":
+            moved.add_argument(
+                "--force",
+                action="store_true",
+                help="promote even when the promotion gate refuses (needs --why, recorded on the registered version)",
+            )
     results = actions.add_parser("results", parents=[as_json], help="compare the arms over the experiment's life")
     results.add_argument("id", type=_experiment_id)
     results.add_argument("--since", type=_utc, default=None, metavar="ISO-8601", help="window start")
@@ -142,10 +148,101 @@ def _act(args: argparse.Namespace, state: Any, store: Any) -> int:
         return _results(args, state)
     elif action == "advance":
         experiment = store.advance(args.id, actor(), Trigger.MANUAL, args.why)
+    elif action == "promote":
+        gate = _promotion_gate(args, state, store)
+        if isinstance(gate, int):
+            return gate
+        experiment = store.transition(args.id, ExperimentStatus.PROMOTED, actor(), Trigger.MANUAL, args.why)
+        if gate is not None:
+            gate()
     else:
         to = ExperimentStatus(_TRANSITIONS[action])
         experiment = store.transition(args.id, to, actor(), Trigger.MANUAL, args.why)
     return _print_one(experiment, store.transitions(experiment.id), args.json)
+
+
+def _promotion_gate(args: argparse.Namespace, state: Any, store: Any) -> int | Callable[[], None] | None:
+    """The promotion gate of ``ffe models promote`` on the treatment, when it is a registered version with evidence.
+
+    None: no gate (the treatment's bundle was not trained with MLflow tracking, or its registered version has no
+    walk-forward evidence; said on stderr); 1: refused (the verdict on stderr); else the call that records the
+    promotion on the registered version once the transition is made. The bar besides the naive router is the
+    experiment's control: its registered version's evidence. See docs/models.md, "Promotion gate".
+    """
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from ffe.evaluation.gate import CHAMPION, GateConfig, Verdict, not_compared
+    from ffe.local.errors import LocalError
+    from ffe.training.cli import local_tracker
+    from ffe.training.pipeline import MODEL_NAME
+    from ffe.training.promotion import promotion_tags, verdict_for
+    from ffe.training.tracking import EVIDENCE_TAG
+
+    force, reason = bool(getattr(args, "force", False)), (args.why or "").strip() or None
+    if force and reason is None:
+        raise LocalError("--force needs --why TEXT: why the promotion gate is overruled is recorded")
+    experiment = store.get(args.id)
+    treatment_run = None if experiment is None else _mlflow_run_of(state, experiment.treatment_version)
+    if experiment is None or treatment_run is None:
+        return None  # an unknown experiment is the transition's to report; an untracked bundle has no evidence
+    try:
+        config = GateConfig.from_env()
+    except ValueError as exc:
+        raise LocalError(str(exc)) from None
+    with local_tracker(state) as tracker:
+        number = _registered_number(tracker, treatment_run)
+        if number is None or EVIDENCE_TAG not in tracker.model_version_tags(MODEL_NAME, number):
+            what = "is not a registered version" if number is None else f"(v{number}) has no walk-forward evidence"
+            print(f"the treatment {experiment.treatment_version} {what}: no promotion gate", file=sys.stderr)
+            return None
+        control_run = _mlflow_run_of(state, experiment.control_version)
+        control = None if control_run is None else _registered_number(tracker, control_run)
+        with tempfile.TemporaryDirectory() as tmp:
+            verdict = verdict_for(tracker, MODEL_NAME, number, control, config, Path(tmp))
+        if control is None:
+            unshown = not_compared(
+                CHAMPION,
+                f"control {experiment.control_version}",
+                "the control is not a registered version, so no evidence shows the treatment beats it:"
+                " promote with --force --why TEXT",
+            )
+            verdict = Verdict(config, (*verdict.comparisons, unshown))
+    lines = verdict.lines()
+    if not verdict.passed and not force:
+        print(*lines, sep="\n", file=sys.stderr)
+        print(f"{args.id} stays where it is; --force --why TEXT overrules the gate", file=sys.stderr)
+        return 1
+    print(*lines, sep="\n", file=sys.stderr)  # stderr: stdout may be the --json document
+
+    def record() -> None:
+        tags = promotion_tags(verdict, forced=force, reason=reason, champion=control)
+        tags["ffe.promotion.experiment"] = args.id
+        with local_tracker(state) as tracker:
+            tracker.set_model_version_tags(MODEL_NAME, number, tags)
+
+    return record
+
+
+def _mlflow_run_of(state: Any, version: str) -> str | None:
+    """The MLflow run that trained a bundle of the local model store (its manifest's ``mlflow_run_id``), if any."""
+    import json
+
+    manifest = state.root / "models" / version / "manifest.json"
+    try:
+        run_id = json.loads(manifest.read_text()).get("mlflow_run_id")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(run_id) if run_id else None
+
+
+def _registered_number(tracker: Any, run_id: str) -> str | None:
+    """The newest registered version of the model whose source is that run; None if it was never registered."""
+    from ffe.training.pipeline import MODEL_NAME
+
+    found = tracker.client.search_model_versions(f"name = '{MODEL_NAME}' and run_id = '{run_id}'")
+    return str(max(int(mv.version) for mv in found)) if found else None
 
 
 def _new_experiment(args: argparse.Namespace, state: Any, store: Any) -> Any:
