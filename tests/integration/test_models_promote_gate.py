@@ -1,4 +1,5 @@
-"""`ffe models promote VERSION` behind the promotion gate, through the real MLflow tracker on the test Postgres.
+"""`ffe models promote VERSION` and `ffe experiments promote ID` behind the promotion gate, through the real MLflow
+tracker on the test Postgres.
 
 Registered versions carry seeded fake bundles and synthetic walk-forward evidence (tests/fakes/evidence.py), attached
 the way `ffe evaluate --version V` attaches it (run artifacts under evidence/, model-version tag ffe.evidence): no
