@@ -271,6 +271,8 @@ def promote_command(args: argparse.Namespace, state: Any) -> int:
     except ValueError as exc:
         return _promote_error(str(exc))
     number = str(args.version).removeprefix("v")
+    if not number.isdigit():
+        return _promote_error(f"{args.version!r} is not a registry number (3 or v3): `ffe models list` shows them")
     with local_tracker(state) as tracker:
         try:
             tracker.model_version(MODEL_NAME, number)
