@@ -40,7 +40,11 @@ def test_slice_keeps_the_digest_and_remembers_its_offset() -> None:
 
 
 def test_asset_class_symbols_groups_the_real_series() -> None:
-    assert asset_class_symbols() == {"crypto": ("BTCUSD", "ETHUSD"), "equity": ("SPX",), "fx": ("EURUSD",)}
+    assert asset_class_symbols() == {
+        "crypto": ("BTCUSD", "ETHUSD", "LTCUSD", "XRPUSD"),
+        "equity": ("IXIC", "MSFT", "SPX"),
+        "fx": ("EURUSD",),
+    }
 
 
 def test_load_series_rejects_a_symbol_without_bundled_data() -> None:

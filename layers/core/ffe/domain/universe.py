@@ -6,13 +6,16 @@ from ffe.domain.models import AssetClass
 ASSET_CLASSES: dict[str, AssetClass] = {
     "BTCUSD": AssetClass.CRYPTO,
     "ETHUSD": AssetClass.CRYPTO,
+    "LTCUSD": AssetClass.CRYPTO,  # bundled hourly history (ffe/data/bars/SOURCES.md)
+    "XRPUSD": AssetClass.CRYPTO,  # bundled hourly history
     "EURUSD": AssetClass.FX,
     "GBPUSD": AssetClass.FX,
     "USDJPY": AssetClass.FX,
     "SPY": AssetClass.EQUITY,
     "AAPL": AssetClass.EQUITY,
-    "MSFT": AssetClass.EQUITY,
+    "MSFT": AssetClass.EQUITY,  # also bundled daily history
     "SPX": AssetClass.EQUITY,  # the S&P 500 index: bundled daily history for training and backtests
+    "IXIC": AssetClass.EQUITY,  # the NASDAQ Composite index: bundled daily history, as SPX
 }
 
 DEFAULT_UNIVERSE: tuple[str, ...] = ("BTCUSD", "ETHUSD", "EURUSD", "GBPUSD")
