@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
+from ffe.cli import main
 from ffe.training.meta_config import MetaTrainConfig
 from ffe.training.overrides import apply_overrides, settable
 from ffe.training.pipeline import TrainPlan
@@ -45,3 +49,13 @@ def test_a_bad_assignment_is_refused_naming_it(assignment: str, message: str) ->
 def test_every_settable_key_is_accepted() -> None:
     keys = settable(TrainPlan())
     assert "meta.churn_penalty" in keys and "ewc_lambda" in keys and "seed" not in keys and "meta.seed" not in keys
+
+
+def test_ffe_train_set_trains_and_records_the_setting(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    state = ["--state-dir", str(tmp_path / ".ffe")]
+    base = [*state, "train", "--quick", "--symbols", "EURUSD", "--no-mlflow", "--no-progress"]
+    assert main([*base, "--set", "meta.churn_penalty=0.07", "--out", str(tmp_path / "bundle")]) == 0
+    manifest = json.loads((tmp_path / "bundle" / "manifest.json").read_text())
+    assert manifest["training_config"]["meta"]["churn_penalty"] == 0.07
+    assert main([*base, "--set", "meta.nope=1"]) == 2
+    assert "no such setting" in capsys.readouterr().err

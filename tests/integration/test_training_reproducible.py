@@ -146,7 +146,7 @@ def test_reproduce_refuses_when_the_bundled_data_changed(tmp_path: Path, capsys:
     manifest["data_sha256"]["EURUSD"] = "0" * 64
     (recorded.bundle_dir / "manifest.json").write_text(json.dumps(manifest))
     code, out = reproduce(capsys, tmp_path, recorded.version, recorded.bundle_dir)
-    assert code == 1 and "the bundled data changed" in out and f"EURUSD: data sha256 {'0' * 64}" not in out
+    assert code == 1 and "the training data changed" in out and f"EURUSD: data sha256 {'0' * 64}" not in out
     assert "EURUSD: data sha256" in out and "differs from the recorded " + "0" * 64 in out
     # A bundle from before the config was recorded cannot be reproduced, and says so
     del manifest["training_config"]
@@ -207,4 +207,4 @@ def test_a_version_trained_on_your_own_bars_reproduces_from_that_file(
     assert code == 0 and "MATCH" in out
     own.write_text(own.read_text().replace(f"{bars[-1].close}\n", f"{bars[-1].close}0\n"))  # same bars, other bytes
     code, out = reproduce(capsys, tmp_path, recorded.version, recorded.bundle_dir)
-    assert code == 1 and "the bundled data changed" in out and "EURUSD: data sha256" in out
+    assert code == 1 and "the training data changed" in out and "EURUSD: data sha256" in out

@@ -29,6 +29,13 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=None, help="meta-controller epochs (default: the config's)")
     parser.add_argument("--quick", action="store_true", help="a few seconds of training: a smoke test, not a model")
     parser.add_argument("--out", type=Path, default=None, help="also write the bundle here")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change one training hyper-parameter (repeatable), as `ffe evaluate --set` does: docs/evaluation.md",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--no-mlflow", action="store_true", help="train and export without tracking or registering")
     parser.add_argument(
@@ -57,6 +64,14 @@ def train_command(args: argparse.Namespace, state: Any) -> int:
         meta = replace(meta, epochs=args.epochs)
     symbols = tuple(s.strip() for s in args.symbols.split(",") if s.strip())
     plan = TrainPlan(seed=args.seed, symbols=symbols, meta=meta, progress=not args.no_progress)
+    if getattr(args, "set", None):
+        from ffe.training.overrides import apply_overrides
+
+        try:
+            plan = apply_overrides(plan, args.set)
+        except ValueError as exc:
+            print(f"ffe train: error: {exc}", file=sys.stderr)
+            return 2
     with tempfile.TemporaryDirectory() as tmp:
         bundle = Path(tmp) / "bundle"
         try:
@@ -100,7 +115,7 @@ def reproduce_command(version: str, bundle: Path | None, out: Path | None, state
             return 1
         problems = check_data(manifest)
         if problems:
-            print(f"cannot reproduce {manifest.get('version')}: the bundled data changed", *problems, sep="\n  ")
+            print(f"cannot reproduce {manifest.get('version')}: the training data changed", *problems, sep="\n  ")
             return 1
         print(
             f"retraining {manifest.get('version')} (seed {manifest.get('seed')}, code {manifest.get('code_version')})"
