@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 REPORT_JSON = "evaluation.json"
 PATHS_NPZ = "paths.npz"
+REPORT_MD = "report.md"
 DEFAULT_STATE_DIR = Path(".ffe")
 
 
@@ -120,7 +121,7 @@ def command(args: argparse.Namespace, state: Any) -> int:
         sys.stdout.write(text)
     else:
         print(format_table(report))
-        print(f"report: {out}/ ({REPORT_JSON}, {PATHS_NPZ}, plots); {where}")
+        print(f"report: {out}/ ({REPORT_JSON}, {PATHS_NPZ}, {REPORT_MD}, plots); {where}")
     return 0
 
 
@@ -197,12 +198,14 @@ def _write(report: EvaluationReport, out: Path) -> str:
     import numpy as np
 
     from ffe.evaluation.plots import write_plots
+    from ffe.evaluation.walk_forward import format_markdown
 
     out.mkdir(parents=True, exist_ok=True)
     text = json.dumps(report.as_dict(), indent=2, allow_nan=False) + "\n"
     (out / REPORT_JSON).write_text(text)
     arrays: dict[str, Any] = report.arrays()
     np.savez(out / PATHS_NPZ, **arrays)  # the returns the promotion gate pairs (docs/evaluation.md)
+    (out / REPORT_MD).write_text(format_markdown(report))
     write_plots(report, out)
     return text
 

@@ -437,6 +437,9 @@ def _finite(d: dict[str, float]) -> dict[str, float | None]:
     return {k: _num(v) for k, v in d.items()}
 
 
+HEADERS = ("return", "sharpe", "path sharpe [CI]", "sortino", "max dd", "turnover", "churn", "max disr.")
+
+
 def format_table(report: EvaluationReport) -> str:
     """One plain table per series: each row's mean figures, its out-of-sample path's Sharpe with its interval, then
     the meta-controller's probabilities and deflated Sharpe."""
@@ -444,40 +447,64 @@ def format_table(report: EvaluationReport) -> str:
 
     blocks: list[str] = []
     for s in report.series:
-        columns = [Column("strategy")] + [
-            Column(h, "right")
-            for h in ("return", "sharpe", "path sharpe [CI]", "sortino", "max dd", "turnover", "churn", "max disr.")
-        ]
-        lines = []
-        for name, row in s.rows.items():
-            m, ci = row.metrics, row.intervals["sharpe"]
-            lines.append(
-                [
-                    name,
-                    f"{m['total_return']:+.2%}",
-                    f"{m['sharpe']:+.2f}",
-                    f"{ci.estimate:+.2f} [{ci.low:+.2f}, {ci.high:+.2f}]",
-                    f"{m['sortino']:+.2f}",
-                    f"{m['max_drawdown']:.2%}",
-                    f"{m['turnover']:.4f}",
-                    f"{m['churn_rate']:.3f}",
-                    f"{m['max_disruption']:.3f}",
-                ]
-            )
-        head = (
-            f"{s.symbol} {s.timeframe}: {len(s.folds)} folds x {len(report.seeds)} seeds, "
-            f"test bars {s.folds[0].test_lo}..{s.folds[-1].test_hi - 1} of {s.bars} "
-            f"(columns: means over folds and seeds; path sharpe: the seed-averaged test path's, "
-            f"{report.config['level']:.0%} block-bootstrap interval)"
-        )
-        tail = (
-            f"P(meta Sharpe > naive router) {_pct(s.p_meta_beats_naive)}, "
-            f"P(> buy and hold) {_pct(s.p_meta_beats_buy_and_hold)}, "
-            f"deflated Sharpe {_pct(s.meta_deflated_sharpe)}"
-        )
+        columns = [Column("strategy")] + [Column(h, "right") for h in HEADERS]
+        lines = [[name, *_cells(row)] for name, row in s.rows.items()]
         skipped = [f"skipped {k}: {v}" for k, v in s.skipped.items()]
-        blocks.append(render(head, table(columns, lines), tail, *skipped))
+        blocks.append(render(_head(report, s), table(columns, lines), _tail(s), *skipped))
     return "\n\n".join(blocks)
+
+
+def format_markdown(report: EvaluationReport) -> str:
+    """The report as Markdown (``report.md``; the model card's tables): a summary across series of the
+    meta-controller and its bars, then every row of every series."""
+    bars = (META, NAIVE, "regime_switch", HOLD)
+    head = "| series | " + " | ".join(f"{b} Sharpe [CI]" for b in bars) + " | P(meta > naive) | P(meta > B&H) | DSR |"
+    out = [head, "|---" * (len(bars) + 4) + "|"]
+    for s in report.series:
+        cells = [_ci(s.rows[b].intervals["sharpe"]) if b in s.rows else "n/a" for b in bars]
+        probabilities = (s.p_meta_beats_naive, s.p_meta_beats_buy_and_hold, s.meta_deflated_sharpe)
+        out.append(f"| {s.symbol} {s.timeframe} | " + " | ".join([*cells, *map(_pct, probabilities)]) + " |")
+    for s in report.series:
+        out += ["", f"**{_head(report, s)}**", "", "| strategy | " + " | ".join(HEADERS) + " |"]
+        out.append("|---" + "|---:" * len(HEADERS) + "|")
+        out += [f"| {name} | " + " | ".join(_cells(row)) + " |" for name, row in s.rows.items()]
+        out += ["", _tail(s)]
+    return "\n".join(out) + "\n"
+
+
+def _cells(row: RowSummary) -> list[str]:
+    m = row.metrics
+    return [
+        f"{m['total_return']:+.2%}",
+        f"{m['sharpe']:+.2f}",
+        _ci(row.intervals["sharpe"]),
+        f"{m['sortino']:+.2f}",
+        f"{m['max_drawdown']:.2%}",
+        f"{m['turnover']:.4f}",
+        f"{m['churn_rate']:.3f}",
+        f"{m['max_disruption']:.3f}",
+    ]
+
+
+def _ci(i: stats.Interval) -> str:
+    return f"{i.estimate:+.2f} [{i.low:+.2f}, {i.high:+.2f}]"
+
+
+def _head(report: EvaluationReport, s: SeriesReport) -> str:
+    return (
+        f"{s.symbol} {s.timeframe}: {len(s.folds)} folds x {len(report.seeds)} seeds, "
+        f"test bars {s.folds[0].test_lo}..{s.folds[-1].test_hi - 1} of {s.bars} "
+        f"(columns: means over folds and seeds; path sharpe: the seed-averaged test path's, "
+        f"{report.config['level']:.0%} block-bootstrap interval)"
+    )
+
+
+def _tail(s: SeriesReport) -> str:
+    return (
+        f"P(meta Sharpe > naive router) {_pct(s.p_meta_beats_naive)}, "
+        f"P(> buy and hold) {_pct(s.p_meta_beats_buy_and_hold)}, "
+        f"deflated Sharpe {_pct(s.meta_deflated_sharpe)}"
+    )
 
 
 def _pct(x: float | None) -> str:
@@ -498,6 +525,7 @@ __all__ = [
     "SeriesReport",
     "evaluate",
     "folds",
+    "format_markdown",
     "format_table",
     "full_plan",
     "quick_plan",
