@@ -12,13 +12,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ffe.evaluation.files import PATHS_NPZ, REPORT_JSON, REPORT_MD
+
 if TYPE_CHECKING:
     from ffe.evaluation.walk_forward import EvaluationReport, PlanFactory
     from ffe.training.pipeline import TrainPlan
 
-REPORT_JSON = "evaluation.json"
-PATHS_NPZ = "paths.npz"
-REPORT_MD = "report.md"
 DEFAULT_STATE_DIR = Path(".ffe")
 
 

@@ -32,6 +32,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ffe.evaluation import stats
+from ffe.evaluation.files import PATHS_NPZ, REPORT_JSON, SCHEMA
 from ffe.evaluation.gate_config import (  # re-exported: the gate's settings live apart, light for the CLI parser
     CONFIDENCE_ENV,
     DEFAULT_CONFIDENCE,
@@ -41,8 +42,6 @@ from ffe.evaluation.gate_config import (  # re-exported: the gate's settings liv
     GateConfig,
 )
 
-SCHEMA = "ffe.evaluation/2"
-REPORT_JSON, PATHS_NPZ = "evaluation.json", "paths.npz"
 __all__ = [
     "CONFIDENCE_ENV",
     "DEFAULT_CONFIDENCE",

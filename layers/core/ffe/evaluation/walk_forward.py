@@ -41,13 +41,13 @@ from ffe.adapters.models import load_bundle
 from ffe.adapters.replay import datasets, load_bars
 from ffe.backtest.engine import BacktestConfig, BacktestResult, BarArrays, StrategyName, run_backtest
 from ffe.evaluation import stats
+from ffe.evaluation.files import SCHEMA
 from ffe.training.data import walk_forward
 from ffe.training.meta_config import MetaTrainConfig
 
 if TYPE_CHECKING:  # the pipeline (MLflow, Postgres) is imported when a fold trains, not with the folds
     from ffe.training.pipeline import TrainPlan
 
-SCHEMA = "ffe.evaluation/2"
 META, NAIVE, HOLD = StrategyName.META_CONTROLLER.value, StrategyName.NAIVE_ROUTER.value, StrategyName.BUY_AND_HOLD.value
 MEAN_METRICS = ("total_return", "sharpe", "sortino", "max_drawdown", "turnover", "churn_rate", "max_disruption")
 
