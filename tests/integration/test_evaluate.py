@@ -71,8 +71,8 @@ def test_every_row_is_reported_and_no_test_bar_is_trained_on(monkeypatch: pytest
     assert all(str(s) in table for s in ALL_STRATEGIES) and "P(meta Sharpe > naive router)" in table
 
 
-def test_the_same_seed_gives_the_same_report() -> None:
-    first, second = _run().as_dict(), _run().as_dict()
+def test_the_same_seed_gives_the_same_report_one_job_or_several() -> None:
+    first, second = _run().as_dict(), _run(jobs=2).as_dict()  # two folds trained at once, in two processes
     assert first == second and first["schema"] == SCHEMA
     json.dumps(first, allow_nan=False)  # the JSON holds no NaN
 
@@ -116,6 +116,11 @@ def test_ffe_evaluate_writes_the_json_and_refuses_a_bad_symbol(
     assert main(["evaluate", "--symbols", "NOPE", "--quick", "--no-mlflow"]) == 2
     assert "NOPE" in capsys.readouterr().err
     assert main(["evaluate", "--version", "3", "--no-mlflow"]) == 2
+    assert "--version evaluates the version's recorded config" in capsys.readouterr().err
+    for flag in ("--test-bars", "--jobs", "--folds", "--n-boot"):
+        assert main(["evaluate", "--quick", "--no-mlflow", flag, "0"]) == 2
+        assert ">= 1" in capsys.readouterr().err
+    assert main(["evaluate", "--quick", "--no-mlflow", "--version", "3"]) == 2
     assert "--version evaluates the version's recorded config" in capsys.readouterr().err
 
 

@@ -34,6 +34,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="how many final bars the folds' test windows cover (default: the second half of each series)",
     )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="folds x seeds trained at once, each in its own process (default 1; the report is the same for any N)",
+    )
     parser.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples per interval (default 2000)")
     parser.add_argument(
         "--out", type=Path, default=None, help="report folder (default: <state dir>/evaluations/<timestamp>/)"
@@ -96,6 +102,7 @@ def command(args: argparse.Namespace, state: Any) -> int:
                 n_boot=args.n_boot,
                 log=log,
                 files=files,
+                jobs=args.jobs,
             )
         except (ValueError, InvalidInputError) as exc:  # a series too short for the folds, a bad file
             raise _Refused(str(exc)) from None
@@ -129,8 +136,8 @@ def _seeds(args: argparse.Namespace) -> list[int]:
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     except ValueError:
         raise _Refused(f"--seeds takes integers separated by commas, got {args.seeds!r}") from None
-    if not seeds or args.folds < 1 or args.n_boot < 1 or (args.test_bars is not None and args.test_bars < 1):
-        raise _Refused("need at least one seed, --folds >= 1, --n-boot >= 1 and --test-bars >= 1")
+    if not seeds or min(args.folds, args.n_boot, args.jobs, 1 if args.test_bars is None else args.test_bars) < 1:
+        raise _Refused("need at least one seed, --folds >= 1, --n-boot >= 1, --jobs >= 1 and --test-bars >= 1")
     return seeds
 
 

@@ -40,6 +40,7 @@ from numpy.typing import NDArray
 from ffe.adapters.models import load_bundle
 from ffe.adapters.replay import datasets, load_bars
 from ffe.backtest.engine import BacktestConfig, BacktestResult, BarArrays, StrategyName, run_backtest
+from ffe.domain.models import Timeframe
 from ffe.evaluation import stats
 from ffe.evaluation.files import SCHEMA
 from ffe.training.data import walk_forward
@@ -187,12 +188,14 @@ def evaluate(
     work_dir: Path | None = None,
     log: Callable[[str], None] | None = None,
     files: Mapping[str, Path] | None = None,
+    jobs: int = 1,
 ) -> EvaluationReport:
     """Walk-forward evaluation of every strategy row on each series (see the module docstring).
 
     ``test_bars``: how many final bars of each series the test windows cover (None: all bars after
     ``min_train_fraction``). ``files``: symbol -> a user's own bars (scenario format) standing in for the bundled
-    series of that symbol, in training (``TrainPlan.data_files``) and in the backtest.
+    series of that symbol, in training (``TrainPlan.data_files``) and in the backtest. ``jobs``: how many folds x
+    seeds train at once, each in a process of its own (the report is the same for any number).
 
     Raises:
         KeyError: a symbol with neither a bundled series nor a file.
@@ -200,7 +203,6 @@ def evaluate(
         InvalidInputError: a file the scenario loader or the series checks refuse.
     """
     from ffe.training.data import read_bars_file
-    from ffe.training.pipeline import train
 
     if not seeds:
         raise ValueError("need at least one seed")
@@ -241,24 +243,25 @@ def evaluate(
     ppy: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = work_dir or Path(tmp)
+        jobs_to_run: list[_Job] = []
         for k in range(n_folds):
             starts = {s: _time(data[s].times[cuts[s][k].test_lo]) for s in symbols}
+            ends = {
+                s: _time(data[s].times[cuts[s][k].test_hi]) if cuts[s][k].test_hi < len(data[s]) else None
+                for s in symbols
+            }
             for seed in seeds:
-                if log:
-                    log(f"fold {k + 1}/{n_folds} seed {seed}: one bundle on {len(symbols)} series' training bars")
                 plan = replace(plan_factory(symbols, seed, starts), data_files=data_files)
                 if not report.training_config:
                     report.training_config = _config_of(plan)
-                outcome = train(plan, root / f"f{k}-s{seed}")
-                bundle = load_bundle(str(outcome.bundle_dir))
-                report.bundle_versions.append(outcome.version)
-                for symbol in symbols:
-                    fold, bars = cuts[symbol][k], data[symbol]
-                    end = _time(bars.times[fold.test_hi]) if fold.test_hi < len(bars) else None
-                    result = run_backtest(bars, symbol, timeframes[symbol], bundle, starts[symbol], end, cfg)
-                    ppy[symbol] = result.periods_per_year
-                    skipped[symbol].update(result.skipped)
-                    runs[symbol].append(_fold_run(k, seed, fold, result))
+                windows = {s: (cuts[s][k], starts[s], ends[s], timeframes[s]) for s in symbols}
+                jobs_to_run.append(_Job(k, seed, plan, root / f"f{k}-s{seed}", windows, cfg))
+        for job, (version, results) in zip(jobs_to_run, _run_jobs(jobs_to_run, data, jobs, n_folds, log), strict=True):
+            report.bundle_versions.append(version)
+            for symbol, result in results.items():
+                ppy[symbol] = result.periods_per_year
+                skipped[symbol].update(result.skipped)
+                runs[symbol].append(_fold_run(job.fold, job.seed, job.windows[symbol][0], result))
     for symbol in symbols:
         report.series.append(
             _summarise(
@@ -275,6 +278,63 @@ def evaluate(
             )
         )
     return report
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One fold under one seed: the plan of its bundle, and per series the test window it is backtested on."""
+
+    fold: int
+    seed: int
+    plan: TrainPlan
+    out_dir: Path
+    windows: dict[str, tuple[Fold, datetime, datetime | None, Timeframe]]  # symbol -> fold, start, end, timeframe
+    config: BacktestConfig
+
+
+def _run_job(job: _Job, data: Mapping[str, BarArrays]) -> tuple[str, dict[str, BacktestResult]]:
+    """Train the job's bundle, backtest each series' test window with it: (bundle version, symbol -> result)."""
+    from ffe.training.pipeline import train
+
+    outcome = train(job.plan, job.out_dir)
+    bundle = load_bundle(str(outcome.bundle_dir))
+    results = {
+        symbol: run_backtest(data[symbol], symbol, timeframe, bundle, start, end, job.config)
+        for symbol, (_fold, start, end, timeframe) in job.windows.items()
+    }
+    return outcome.version, results
+
+
+def _run_jobs(
+    todo: list[_Job], data: Mapping[str, BarArrays], jobs: int, n_folds: int, log: Callable[[str], None] | None
+) -> list[tuple[str, dict[str, BacktestResult]]]:
+    """Every job's outcome, in ``todo``'s order: here one by one, or ``jobs`` at a time in fresh processes (each job
+    is seeded and self-contained, so the results are the same either way)."""
+
+    def say(job: _Job, what: str) -> None:
+        if log:
+            log(f"fold {job.fold + 1}/{n_folds} seed {job.seed}: {what}")
+
+    if jobs <= 1 or len(todo) <= 1:
+        out = []
+        for job in todo:
+            say(job, f"one bundle on {len(job.windows)} series' training bars")
+            out.append(_run_job(job, data))
+        return out
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn: a fresh interpreter per worker (no forked torch or Postgres state)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=context) as pool:
+        futures = []
+        for job in todo:
+            futures.append(pool.submit(_run_job, job, {s: data[s] for s in job.windows}))
+        results = []
+        for job, future in zip(todo, futures, strict=True):
+            results.append(future.result())
+            say(job, f"done ({len(job.windows)} series)")
+        return results
 
 
 def _config_of(plan: TrainPlan) -> dict[str, Any]:
