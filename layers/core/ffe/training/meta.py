@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -133,5 +133,5 @@ def _fold_metrics(
 
 
 def _derive_version(policy: MetaPolicy, config: MetaTrainConfig) -> str:
-    digest = hashlib.sha256(json.dumps([policy.to_dict(), asdict(config)], sort_keys=True).encode()).hexdigest()
+    digest = hashlib.sha256(json.dumps([policy.to_dict(), config.recorded()], sort_keys=True).encode()).hexdigest()
     return f"meta-s{config.seed}-{digest[:12]}"

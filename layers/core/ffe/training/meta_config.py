@@ -5,12 +5,25 @@ and episode length), the network (width, smoothing, rolled bars), the REINFORCE 
 learning rate, batch sizes, gradient clip) and the walk-forward loop (epochs, folds). It checks the
 combinations the training loop cannot run with when it is built, and ``quick`` gives the few-second
 configuration the tests and smoke runs use.
+
+Fields added after versions were first recorded (``LATE_FIELDS``) default to the old behaviour and are left out
+of ``recorded()`` while at their default, so a default config names the same policy version
+(``ffe.training.meta._derive_version``) and records the same training config (``ffe.training.provenance``) as
+before they existed: every recorded version still reproduces bit for bit.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
+
+# The position the training reward earns on (``ffe.training.reinforce.reward_positions``):
+#   continuous  clip(Σ w_i · score_i, -1, 1), the blend itself (the original reward);
+#   traded      the blend outside the entry band, flat inside it (``meta_env.evaluate``'s decision position);
+#   latched     spot, as ``ffe backtest`` trades: long (1) from a blend above the band until one below it, then
+#               flat; inside the band the position is held (BUY sizes hit the per-asset cap, SELL only reduces).
+REWARD_POSITIONS = ("continuous", "traded", "latched")
+LATE_FIELDS = ("reward_position", "naive_pull")  # recorded only when not at their default (see the docstring)
 
 
 @dataclass(frozen=True)
@@ -31,6 +44,8 @@ class MetaTrainConfig:
     folds: int = 3
     min_train_fraction: float = 0.4  # of a series' training rows before the first walk-forward test block
     grad_clip: float = 1.0
+    reward_position: str = "continuous"  # one of REWARD_POSITIONS
+    naive_pull: float = 0.0  # weight of KL(equal blend || softmax(logits)) in the loss (ffe.training.reinforce)
 
     def __post_init__(self) -> None:
         if self.epochs < self.folds or self.folds < 1:
@@ -39,6 +54,17 @@ class MetaTrainConfig:
             raise ValueError("need 2 <= batch_episodes <= episodes_per_epoch (the baseline is a batch mean)")
         if not 0.0 < self.smoothing <= 1.0 or self.exploration_sigma <= 0 or self.episode_bars < 2:
             raise ValueError("need smoothing in (0, 1], exploration_sigma > 0 and episode_bars >= 2")
+        if self.reward_position not in REWARD_POSITIONS:
+            raise ValueError(
+                f"reward_position must be one of {', '.join(REWARD_POSITIONS)}, got {self.reward_position!r}"
+            )
+        if not self.naive_pull >= 0.0:
+            raise ValueError(f"need naive_pull >= 0, got {self.naive_pull}")
+
+    def recorded(self) -> dict[str, Any]:
+        """The config as a dict, without the ``LATE_FIELDS`` still at their default (see the module docstring)."""
+        defaults = {f.name: f.default for f in fields(self) if f.name in LATE_FIELDS}
+        return {k: v for k, v in asdict(self).items() if k not in defaults or v != defaults[k]}
 
     @property
     def hidden_sizes(self) -> tuple[int, ...]:

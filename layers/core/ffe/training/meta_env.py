@@ -8,7 +8,8 @@ position ``clip(Σ_i w_i · score_i, -1, 1)`` (flat scores 0), which earns the n
 ``roll_bars`` from equal weights (``ffe.domain.meta.rolled_weights``), and the blended score ``s`` trades only
 when ``|s|`` exceeds ``entry_threshold`` and then holds ``s`` (long or short, sized by confidence); inside the
 dead band it is flat. The continuous position the policy is trained on is reported beside it
-(``*_continuous``), and ``episode_return`` scores a weight path with the training reward (``ffe.training.reinforce``).
+(``*_continuous``), and ``episode_return`` scores a weight path with the training reward (``ffe.training.reinforce``,
+on the position ``MetaTrainConfig.reward_position`` names).
 """
 
 from __future__ import annotations
@@ -201,7 +202,10 @@ def episode_return(
     if not rows.any():
         return 0.0
     w = weights[rows]
-    pnl = _pnl(_positions(w, env.scores[rows]), env.returns[rows], config.cost_per_turn)
+    pos = _positions(w, env.scores[rows])
+    if config.reward_position != "continuous":
+        pos = reward_positions(pos, config)
+    pnl = _pnl(pos, env.returns[rows], config.cost_per_turn)
     unit = (scale or env.return_scale()) * math.sqrt(config.episode_bars)
     per_bar = pnl / unit - config.churn_penalty * disruption(w)
     return float(per_bar.sum() * config.episode_bars / per_bar.size)
@@ -210,6 +214,22 @@ def episode_return(
 def mean_episode_return(policy: MetaPolicy, envs: Sequence[EnvData], config: MetaTrainConfig) -> float:
     """The deterministic training objective of ``policy``, averaged over ``envs``."""
     return float(np.mean([episode_return(rolled_weights(policy, e.features, e.posteriors), e, config) for e in envs]))
+
+
+def reward_positions(blend: NDArray[np.float64], config: MetaTrainConfig) -> NDArray[np.float64]:
+    """The position the training reward earns on, from the blend path: ``ffe.training.reinforce.reward_positions``
+    for one path, in numpy."""
+    if config.reward_position == "continuous":
+        return blend
+    band = config.entry_threshold
+    if config.reward_position == "traded":
+        return np.where(np.abs(blend) > band, blend, 0.0)
+    out = np.empty_like(blend)
+    held = 0.0
+    for t, s in enumerate(blend):
+        held = 1.0 if s > band else 0.0 if s < -band else held
+        out[t] = held
+    return out
 
 
 def _positions(w: NDArray[np.float64], scores: NDArray[np.float64]) -> NDArray[np.float64]:

@@ -66,6 +66,8 @@ def _parse(key: str, text: str, hint: Any) -> Any:
                 return kind(text)
             except ValueError:
                 continue
+        if kind is str:  # meta.reward_position=traded; the config checks the value
+            return text
     raise ValueError(f"--set {key}={text}: not a {' or '.join(getattr(k, '__name__', str(k)) for k in kinds)}")
 
 

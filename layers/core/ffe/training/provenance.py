@@ -40,8 +40,14 @@ def mlflow_tags(record: dict[str, Any]) -> dict[str, str]:
 
 
 def training_config(plan: Any) -> dict[str, Any]:
-    """The plan (with its meta config) as JSON values; the progress bar setting is not part of it."""
-    return {k: _jsonable(v) for k, v in dataclasses.asdict(plan).items() if k != "progress"}
+    """The plan (with its meta config) as JSON values; the progress bar setting is not part of it.
+
+    The meta config is ``MetaTrainConfig.recorded()``: fields added later are left out while at their default,
+    so an old version's recorded config and its retraining's are the same (``ffe train --reproduce``)."""
+    out = {k: _jsonable(v) for k, v in dataclasses.asdict(plan).items() if k != "progress"}
+    if isinstance(getattr(plan, "meta", None), MetaTrainConfig):
+        out["meta"] = _jsonable(plan.meta.recorded())
+    return out
 
 
 def plan_from_config(config: dict[str, Any], plan_type: type[Any]) -> Any:

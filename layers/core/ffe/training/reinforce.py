@@ -18,6 +18,13 @@ lucky positions), and keeps the reward additive, so REINFORCE can use the reward
 batch-mean baseline instead of one episode total. The ``√episode_bars`` makes an episode's return a
 t-statistic-like number of order one whatever its length.
 
+The position the P&L and costs are computed on is ``MetaTrainConfig.reward_position`` (``reward_positions``):
+the continuous blend above (the default), the blend only outside the entry band (``traded``: the position
+``meta_env.evaluate`` scores), or the spot position ``ffe backtest`` holds (``latched``). The rewards need no
+gradient, so the dead band and the latch are fine for REINFORCE. ``naive_pull > 0`` adds
+``naive_pull · KL(equal blend ‖ softmax(logits))``, averaged over bars, to the loss: a pull of the policy's
+target weights toward the naive router's equal blend of the three strategies (flat weighted 0).
+
 An update draws its episodes and exploration noise from the caller's generator; ``train_meta`` and
 ``fine_tune`` seed it from the config and run their updates under ``deterministic_torch``, so a seed gives the
 same parameters every time. ``fine_tune`` is the online update (every valid row, an optional penalty such as
@@ -38,7 +45,7 @@ from numpy.typing import NDArray
 from torch import nn
 
 from ffe.training.meta_config import MetaTrainConfig
-from ffe.training.meta_env import N_OPTIONS, N_STRATEGIES, EnvData
+from ffe.training.meta_env import EQUAL_BLEND, N_OPTIONS, N_STRATEGIES, EnvData
 from ffe.training.meta_network import PolicyNet
 
 Penalty = Callable[[PolicyNet], torch.Tensor]  # an extra loss term on the parameters (e.g. EWC's)
@@ -136,9 +143,33 @@ def explore(
     return noisy_rollout(module, batch, noise, config)
 
 
+def reward_positions(blend: torch.Tensor, config: MetaTrainConfig) -> torch.Tensor:
+    """The position ``(B, L)`` the reward earns on, from the blend ``clip(Σ w_i · score_i, -1, 1)`` ``(B, L)``.
+
+    ``config.reward_position``: ``continuous`` is the blend; ``traded`` the blend where ``|blend| >
+    entry_threshold``, else 0; ``latched`` 1 from a bar whose blend is above ``entry_threshold`` until one below
+    ``-entry_threshold`` (then 0), held inside the band, flat before the episode's first signal.
+    ``ffe.training.meta_env.reward_positions`` is the same rule in numpy.
+    """
+    if config.reward_position == "continuous":
+        return blend
+    band = config.entry_threshold
+    if config.reward_position == "traded":
+        return torch.where(torch.abs(blend) > band, blend, torch.zeros_like(blend))
+    buy, sell = blend > band, blend < -band
+    held = torch.zeros_like(blend[:, 0])
+    out = torch.empty_like(blend)
+    for t in range(blend.shape[1]):
+        held = torch.where(buy[:, t], torch.ones_like(held), torch.where(sell[:, t], torch.zeros_like(held), held))
+        out[:, t] = held
+    return out
+
+
 def bar_rewards(weights: torch.Tensor, batch: EpisodeBatch, config: MetaTrainConfig) -> torch.Tensor:
     """The reward of the module docstring for every bar of the weight paths ``weights`` ``(B, L, 4)``."""
     pos = torch.clamp((weights[..., :N_STRATEGIES] * batch.scores).sum(-1), -1.0, 1.0)
+    if config.reward_position != "continuous":
+        pos = reward_positions(pos, config)
     traded = torch.abs(torch.diff(pos, dim=1, prepend=pos[:, :1]))
     pnl = pos * batch.returns - config.cost_per_turn * traded
     start = torch.full_like(weights[:, :1], 1.0 / N_OPTIONS)
@@ -152,7 +183,18 @@ def log_likelihood(
 ) -> torch.Tensor:
     """``log π(a_t | s_t)`` per bar, up to a constant, with gradients (one batched forward over every bar)."""
     mu = module.logits(batch.features, batch.posteriors, inputs)
+    return _gaussian_log_likelihood(actions, mu, sigma)
+
+
+def _gaussian_log_likelihood(actions: torch.Tensor, mu: torch.Tensor, sigma: float) -> torch.Tensor:
     return -0.5 * (((actions - mu) / sigma) ** 2).sum(-1)
+
+
+def naive_divergence(logits: torch.Tensor) -> torch.Tensor:
+    """``KL(equal blend ‖ softmax(logits))`` per bar: 0 where the target weights are the naive router's blend."""
+    target = torch.as_tensor(EQUAL_BLEND[:N_STRATEGIES], dtype=logits.dtype)
+    log_p = torch.log_softmax(logits, dim=-1)[..., :N_STRATEGIES]
+    return (target * (torch.log(target) - log_p)).sum(-1)
 
 
 def reinforce_step(
@@ -169,7 +211,12 @@ def reinforce_step(
     to_go = torch.flip(torch.cumsum(torch.flip(rewards, [1]), 1), [1])
     advantage = to_go - to_go.mean(dim=0, keepdim=True)
     advantage = advantage / (advantage.std() + 1e-8)
-    loss = -(log_likelihood(module, batch, inputs, actions, config.exploration_sigma) * advantage).mean()
+    if config.naive_pull > 0.0:  # one forward for both terms; at 0 the loss is computed exactly as before
+        mu = module.logits(batch.features, batch.posteriors, inputs)
+        ll = _gaussian_log_likelihood(actions, mu, config.exploration_sigma)
+        loss = -(ll * advantage).mean() + config.naive_pull * naive_divergence(mu).mean()
+    else:
+        loss = -(log_likelihood(module, batch, inputs, actions, config.exploration_sigma) * advantage).mean()
     if penalty is not None:
         loss = loss + penalty(module)
     optimizer.zero_grad()
