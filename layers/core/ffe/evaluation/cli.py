@@ -207,11 +207,12 @@ def _write(report: EvaluationReport, out: Path) -> str:
     from ffe.evaluation.walk_forward import format_markdown
 
     out.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(report.as_dict(), indent=2, allow_nan=False) + "\n"
+    document = report.as_dict()
+    text = json.dumps(document, indent=2, allow_nan=False) + "\n"
     (out / REPORT_JSON).write_text(text)
     arrays: dict[str, Any] = report.arrays()
     np.savez(out / PATHS_NPZ, **arrays)  # the returns the promotion gate pairs (docs/evaluation.md)
-    (out / REPORT_MD).write_text(format_markdown(report))
+    (out / REPORT_MD).write_text(format_markdown(document))
     write_plots(report, out)
     return text
 

@@ -505,66 +505,81 @@ def format_table(report: EvaluationReport) -> str:
     the meta-controller's probabilities and deflated Sharpe."""
     from ffe.terminal import Column, render, table
 
+    document = report.as_dict()
     blocks: list[str] = []
-    for s in report.series:
+    for symbol, s in document["series"].items():
         columns = [Column("strategy")] + [Column(h, "right") for h in HEADERS]
-        lines = [[name, *_cells(row)] for name, row in s.rows.items()]
-        skipped = [f"skipped {k}: {v}" for k, v in s.skipped.items()]
-        blocks.append(render(_head(report, s), table(columns, lines), _tail(s), *skipped))
+        lines = [[name, *_cells_doc(row)] for name, row in s["rows"].items()]
+        skipped = [f"skipped {k}: {v}" for k, v in s["skipped"].items()]
+        blocks.append(render(_title(document, symbol), table(columns, lines), _comparisons(s), *skipped))
     return "\n\n".join(blocks)
 
 
-def format_markdown(report: EvaluationReport) -> str:
-    """The report as Markdown (``report.md``; the model card's tables): a summary across series of the
-    meta-controller and its bars, then every row of every series."""
+def format_markdown(document: dict[str, Any]) -> str:
+    """An evaluation's JSON document (``EvaluationReport.as_dict``, or a saved ``evaluation.json``) as Markdown
+    (``report.md``, the model card's tables): a summary across series of the meta-controller and its bars, then
+    every row of every series."""
     bars = (META, NAIVE, "regime_switch", HOLD)
     head = "| series | " + " | ".join(f"{b} Sharpe [CI]" for b in bars) + " | P(meta > naive) | P(meta > B&H) | DSR |"
     out = [head, "|---" * (len(bars) + 4) + "|"]
-    for s in report.series:
-        cells = [_ci(s.rows[b].intervals["sharpe"]) if b in s.rows else "n/a" for b in bars]
-        probabilities = (s.p_meta_beats_naive, s.p_meta_beats_buy_and_hold, s.meta_deflated_sharpe)
-        out.append(f"| {s.symbol} {s.timeframe} | " + " | ".join([*cells, *map(_pct, probabilities)]) + " |")
-    for s in report.series:
-        out += ["", f"**{_head(report, s)}**", "", "| strategy | " + " | ".join(HEADERS) + " |"]
+    for symbol, s in document["series"].items():
+        rows, meta = s["rows"], s["meta_controller"]
+        cells = [_ci_doc(rows[b]["interval"]["sharpe"]) if b in rows else "n/a" for b in bars]
+        probabilities = (
+            meta["p_sharpe_above_naive_router"],
+            meta["p_sharpe_above_buy_and_hold"],
+            meta["deflated_sharpe"],
+        )
+        out.append(f"| {symbol} {s['timeframe']} | " + " | ".join([*cells, *map(_pct, probabilities)]) + " |")
+    for symbol, s in document["series"].items():
+        out += ["", f"**{_title(document, symbol)}**", "", "| strategy | " + " | ".join(HEADERS) + " |"]
         out.append("|---" + "|---:" * len(HEADERS) + "|")
-        out += [f"| {name} | " + " | ".join(_cells(row)) + " |" for name, row in s.rows.items()]
-        out += ["", _tail(s)]
+        out += [f"| {name} | " + " | ".join(_cells_doc(row)) + " |" for name, row in s["rows"].items()]
+        out += ["", _comparisons(s)]
     return "\n".join(out) + "\n"
 
 
-def _cells(row: RowSummary) -> list[str]:
-    m = row.metrics
+def _title(document: dict[str, Any], symbol: str) -> str:
+    s = document["series"][symbol]
+    folds = s["folds"]
+    return (
+        f"{symbol} {s['timeframe']}: {len(folds)} folds x {len(document['seeds'])} seeds, test bars "
+        f"{folds[0]['test'][0]}..{folds[-1]['test'][1] - 1} of {s['bars']}; path Sharpe with its "
+        f"{document['config']['level']:.0%} block-bootstrap interval, the other columns means over folds and seeds"
+    )
+
+
+def _comparisons(s: dict[str, Any]) -> str:
+    meta = s["meta_controller"]
+    return (
+        f"P(meta Sharpe > naive router) {_pct(meta['p_sharpe_above_naive_router'])}, "
+        f"P(> buy and hold) {_pct(meta['p_sharpe_above_buy_and_hold'])}, "
+        f"deflated Sharpe {_pct(meta['deflated_sharpe'])}"
+    )
+
+
+def _cells_doc(row: dict[str, Any]) -> list[str]:
+    m = row["mean"]
     return [
-        f"{m['total_return']:+.2%}",
-        f"{m['sharpe']:+.2f}",
-        _ci(row.intervals["sharpe"]),
-        f"{m['sortino']:+.2f}",
-        f"{m['max_drawdown']:.2%}",
-        f"{m['turnover']:.4f}",
-        f"{m['churn_rate']:.3f}",
-        f"{m['max_disruption']:.3f}",
+        _fmt(m["total_return"], "{:+.2%}"),
+        _fmt(m["sharpe"], "{:+.2f}"),
+        _ci_doc(row["interval"]["sharpe"]),
+        _fmt(m["sortino"], "{:+.2f}"),
+        _fmt(m["max_drawdown"], "{:.2%}"),
+        _fmt(m["turnover"], "{:.4f}"),
+        _fmt(m["churn_rate"], "{:.3f}"),
+        _fmt(m["max_disruption"], "{:.3f}"),
     ]
 
 
-def _ci(i: stats.Interval) -> str:
-    return f"{i.estimate:+.2f} [{i.low:+.2f}, {i.high:+.2f}]"
+def _ci_doc(i: dict[str, float | None]) -> str:
+    if i["estimate"] is None or i["low"] is None or i["high"] is None:
+        return "n/a"
+    return f"{i['estimate']:+.2f} [{i['low']:+.2f}, {i['high']:+.2f}]"
 
 
-def _head(report: EvaluationReport, s: SeriesReport) -> str:
-    return (
-        f"{s.symbol} {s.timeframe}: {len(s.folds)} folds x {len(report.seeds)} seeds, "
-        f"test bars {s.folds[0].test_lo}..{s.folds[-1].test_hi - 1} of {s.bars} "
-        f"(columns: means over folds and seeds; path sharpe: the seed-averaged test path's, "
-        f"{report.config['level']:.0%} block-bootstrap interval)"
-    )
-
-
-def _tail(s: SeriesReport) -> str:
-    return (
-        f"P(meta Sharpe > naive router) {_pct(s.p_meta_beats_naive)}, "
-        f"P(> buy and hold) {_pct(s.p_meta_beats_buy_and_hold)}, "
-        f"deflated Sharpe {_pct(s.meta_deflated_sharpe)}"
-    )
+def _fmt(x: float | None, spec: str) -> str:
+    return "n/a" if x is None else spec.format(x)
 
 
 def _pct(x: float | None) -> str:
