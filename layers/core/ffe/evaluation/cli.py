@@ -88,8 +88,8 @@ def command(args: argparse.Namespace, state: Any) -> int:
 
     try:
         seeds = _seeds(args)
-        factory, registered, recorded_symbols = _factory(args, state)
-        files = _files(args.bars)
+        factory, registered, recorded_symbols, recorded_files = _factory(args, state)
+        files = {**recorded_files, **_files(args.bars)}
         symbols = _symbols(args.symbols, recorded_symbols, files)
         log = None if args.json else (lambda line: print(line, file=sys.stderr))
         try:
@@ -141,13 +141,15 @@ def _seeds(args: argparse.Namespace) -> list[int]:
     return seeds
 
 
-def _factory(args: argparse.Namespace, state: Any) -> tuple[PlanFactory, str | None, tuple[str, ...]]:
-    """The fold plans (the code's config, or a registered version's), the registry number, the recorded series."""
+def _factory(args: argparse.Namespace, state: Any) -> tuple[PlanFactory, str | None, tuple[str, ...], dict[str, Path]]:
+    """The fold plans (the code's config, or a registered version's), the registry number, and the series and
+    user files the version was trained on."""
     from ffe.evaluation.walk_forward import full_plan, quick_plan
 
     factory: PlanFactory = quick_plan if args.quick else full_plan
     registered: str | None = None
     recorded_symbols: tuple[str, ...] = ()
+    recorded_files: dict[str, Path] = {}
     if args.version is not None:
         if args.no_mlflow or args.quick:
             raise _Refused(
@@ -162,9 +164,10 @@ def _factory(args: argparse.Namespace, state: Any) -> tuple[PlanFactory, str | N
         except (VersionNotFoundError, ValueError) as exc:
             raise _Refused(str(exc)) from None
         factory, recorded_symbols = plan_factory(recorded), recorded.symbols
+        recorded_files = {sym: Path(path) for sym, path in (recorded.data_files or {}).items()}
     if args.set:
         factory = _with_overrides(factory, args.set)
-    return factory, registered, recorded_symbols
+    return factory, registered, recorded_symbols, recorded_files
 
 
 def _files(paths: list[Path]) -> dict[str, Path]:

@@ -28,7 +28,8 @@ class VersionNotFoundError(LookupError):
 
 
 def registered_plan(tracker: Tracker, text: str) -> tuple[str, TrainPlan]:
-    """``(registry number, recorded plan)`` of the registered version ``text`` names.
+    """``(registry number, recorded plan)`` of the registered version ``text`` names; the plan names the series the
+    version was trained on even when it was trained on "every bundled series" (more may be bundled since).
 
     Raises:
         VersionNotFoundError: no such registered version.
@@ -47,8 +48,11 @@ def registered_plan(tracker: Tracker, text: str) -> tuple[str, TrainPlan]:
             wanted is None and client.get_run(mv.run_id).data.tags.get("ffe.bundle_version") == text
         ):
             with tempfile.TemporaryDirectory() as tmp:
-                bundle = Path(client.download_artifacts(mv.run_id, BUNDLE_ARTIFACT_PATH, tmp))
-                return str(mv.version), recorded_plan(read_manifest(bundle))
+                manifest = read_manifest(Path(client.download_artifacts(mv.run_id, BUNDLE_ARTIFACT_PATH, tmp)))
+            plan = recorded_plan(manifest)
+            if not plan.symbols:  # "every bundled series" when it was trained: name those, in training order
+                plan = replace(plan, symbols=tuple(manifest.get("data_sha256", {})))
+            return str(mv.version), plan
     raise VersionNotFoundError(f"no registered version {text} of {MODEL_NAME} (`ffe models list` shows them)")
 
 
