@@ -22,7 +22,7 @@ from ffe.backtest.engine import BacktestConfig, BacktestResult, StrategyName, St
 
 CHUNK = 250
 STRATEGIES = (StrategyName.META_CONTROLLER, StrategyName.NAIVE_ROUTER)
-SERIES = ("BTCUSD", "ETHUSD", "EURUSD", "SPX")  # every bundled real series (``ffe.data.bars``)
+SERIES = ("BTCUSD", "ETHUSD", "EURUSD", "SPX")  # the four series bundled when the golden files were made
 NUMBERS = ("equity", "returns", "positions", "exposure", "weights", "scores", "confidence", "orders")
 ACTION_CODES = {"BUY": "B", "SELL": "S", "HOLD": "H"}
 
