@@ -189,3 +189,39 @@ def test_the_endpoint_loads_a_version_from_the_s3_store(tmp_path: Path) -> None:
         ModelLoadError, match=r"model ffe-0000000000b3 is not readable in s3://ffe-dev-models-123/models"
     ):
         policies.get("ffe-0000000000b3")
+
+
+@mock_aws
+def test_evidence_is_read_from_beside_the_version_over_s3_a_folder_and_never_bundled(tmp_path: Path) -> None:
+    # Given a version published with its evidence in a bucket, and the same in a folder store
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="ffe-dev-models-123")
+    folder_root = tmp_path / "models"
+    for name, body in (("evaluation.json", b'{"schema": "x"}'), ("paths.npz", b"npz bytes")):
+        s3.put_object(Bucket="ffe-dev-models-123", Key=f"models/{V1.version}/evidence/{name}", Body=body)
+        (folder_root / V1.version / "evidence").mkdir(parents=True, exist_ok=True)
+        (folder_root / V1.version / "evidence" / name).write_bytes(body)
+    for root in ("s3://ffe-dev-models-123/models", str(folder_root)):
+        store = ModelStore(root)
+        # Then both files come back into the destination, byte for byte
+        got = store.evidence(V1.version, tmp_path / "dst" / root.replace("/", "_"))
+        assert got is not None and sorted(p.name for p in got.iterdir()) == ["evaluation.json", "paths.npz"]
+        assert (got / "paths.npz").read_bytes() == b"npz bytes"
+        # And a version without evidence (or not a version name) has none
+        assert store.evidence(V2.version, tmp_path / "none") is None and not (tmp_path / "none").exists()
+        assert store.evidence("../etc", tmp_path / "none") is None
+    assert ModelStore().evidence(bundled_version(), tmp_path / "none") is None  # the layer ships no evidence
+
+
+def test_evidence_over_an_s3_that_fails_is_transient(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from botocore.exceptions import ClientError
+
+    from ffe.domain.errors import TransientError
+
+    class Failing:
+        def get_object(self, **_: object) -> None:
+            raise ClientError({"Error": {"Code": "SlowDown"}, "ResponseMetadata": {"HTTPStatusCode": 503}}, "GetObject")
+
+    monkeypatch.setattr(boto3, "client", lambda *_a, **_k: Failing())
+    with pytest.raises(TransientError, match="S3 error reading s3://b/models/ffe-000000000001/evidence/"):
+        ModelStore("s3://b/models").evidence(V1.version, tmp_path)

@@ -8,6 +8,10 @@ A bundle is a folder (or S3 prefix) holding ``manifest.json`` and the files it n
 store's business: the champion is the newest ``model_champions`` row (``ffe.adapters.experiments``), resolved
 once per cycle. A missing or corrupt bundle is not an error for the cycle: the steps fall back to the naive
 router and say why in every decision.
+
+A version may also have its walk-forward evidence beside it, ``<root>/<version>/evidence/`` (``evaluation.json``
+and ``paths.npz``, what ``ffe evaluate --version`` attached to it in MLflow; ``ffe models publish`` uploads them
+before the manifest): the API's promotion gate reads it (``ModelStore.evidence``; docs/models.md, "Promotion gate").
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ from ffe.version_cache import VersionCache
 BUNDLE_FORMAT = "ffe.models/1"
 BUNDLED = "bundled"
 MANIFEST = "manifest.json"
+EVIDENCE = "evidence"
+# ffe.evaluation.files' REPORT_JSON and PATHS_NPZ: named here too, so reading the store never imports numpy
+EVIDENCE_FILES = ("evaluation.json", "paths.npz")
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # contracts.NAME_PATTERN: one path segment, no ..
 
 
@@ -205,6 +212,33 @@ class ModelStore:
                 found.update(p.parent.name for p in folder.glob(f"*/{MANIFEST}") if _VERSION.match(p.parent.name))
         return sorted(found)
 
+    def evidence(self, version: str, dst: Path | str) -> Path | None:
+        """``version``'s walk-forward evidence (``<root>/<version>/evidence/``) downloaded into ``dst``; None when
+        the store has none for it (the ``bundled`` root never has; a folder missing one of the files still comes
+        back, for ``ffe.evaluation.gate.load_evidence`` to name what is missing).
+
+        Raises:
+            TransientError: S3 failed in a way worth retrying.
+        """
+        if self.root == BUNDLED or not _VERSION.match(version):
+            return None
+        folder = Path(dst)
+        found = []
+        for name in EVIDENCE_FILES:
+            body = self._evidence_file(version, name)
+            if body is not None:
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / name).write_bytes(body)
+                found.append(name)
+        return folder if found else None
+
+    def _evidence_file(self, version: str, name: str) -> bytes | None:
+        if self.root.startswith("s3://"):
+            bucket, _, prefix = self.root.removeprefix("s3://").partition("/")
+            return _s3_get_if_any(bucket, _key(prefix, f"{version}/{EVIDENCE}/{name}"))
+        path = Path(self.root.removeprefix("file://")) / version / EVIDENCE / name
+        return path.read_bytes() if path.is_file() else None
+
     def clear(self) -> None:
         self._cache.clear()
 
@@ -223,6 +257,23 @@ def _s3_exists(bucket: str, key: str) -> bool:
     except BotoCoreError as exc:
         raise TransientError(f"S3 unreachable looking for s3://{bucket}/{key}: {exc}", bucket=bucket) from exc
     return True
+
+
+def _s3_get_if_any(bucket: str, key: str) -> bytes | None:
+    """One object's bytes; None when it is missing (or forbidden: without s3:ListBucket a missing key reads 403)."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        body: bytes = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as exc:
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+        if 400 <= status < 500:
+            return None
+        raise TransientError(f"S3 error reading s3://{bucket}/{key}: {exc}", bucket=bucket, key=key) from exc
+    except BotoCoreError as exc:
+        raise TransientError(f"S3 unreachable reading s3://{bucket}/{key}: {exc}", bucket=bucket, key=key) from exc
+    return body
 
 
 def _s3_versions(bucket: str, prefix: str) -> set[str]:
