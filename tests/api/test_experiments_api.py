@@ -4,6 +4,7 @@ the caller's identity recorded on each transition."""
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -23,6 +24,7 @@ from functions.api.handler import lambda_handler
 from tests.api.conftest import ApiResponse, assert_problem, rest_event, to_response
 from tests.conftest import FakeLambdaContext
 from tests.database import own_database
+from tests.fakes.evidence import returns, write_evidence
 
 CHALLENGER = "ffe-challenger01"
 OTHER = "ffe-challenger02"
@@ -108,7 +110,7 @@ def test_the_guardrails_default_to_the_stages_settings(env: str, monkeypatch: py
 
 
 def test_the_control_defaults_to_the_champion_set_through_the_api(env: str) -> None:
-    assert call("PUT", "/models/champion", body={"version": OTHER, "reason": "published"}).status == 200
+    assert call("PUT", "/models/champion", body={"version": OTHER, "reason": "published", "force": True}).status == 200
     assert create()["control_version"] == OTHER
 
 
@@ -148,8 +150,8 @@ def test_a_split_canary_runs_to_promotion_and_back(env: str) -> None:
     assert call("POST", f"/experiments/{experiment_id}/start", user=ALICE).json["status"] == "running"
     advanced = call("POST", f"/experiments/{experiment_id}/advance", body={"reason": "looks fine"}).json
     assert advanced["step"] == 1 and advanced["share"] == 1.0
-    promoted = call("POST", f"/experiments/{experiment_id}/promote", body={"reason": "better"}).json
-    assert promoted["status"] == "promoted"
+    promoted = call("POST", f"/experiments/{experiment_id}/promote", body={"reason": "better", "force": True}).json
+    assert promoted["status"] == "promoted"  # forced: the bundled control has no evidence (tests below: the gate)
     champion = call("GET", "/models/champion").json
     assert champion["champion"]["version"] == CHALLENGER
     assert champion["champion"]["previous_version"] == bundled_version()
@@ -222,10 +224,11 @@ def test_the_champion_is_the_bundle_until_one_is_set(env: str) -> None:
 
 
 def test_put_champion_records_who_and_why(env: str) -> None:
-    response = call("PUT", "/models/champion", body={"version": CHALLENGER, "reason": "retrained"}, user=ALICE)
+    body = {"version": CHALLENGER, "reason": "retrained", "force": True}
+    response = call("PUT", "/models/champion", body=body, user=ALICE)
     assert response.status == 200
     assert response.json["version"] == CHALLENGER and response.json["previous_version"] == bundled_version()
-    assert response.json["actor"] == ALICE and response.json["reason"] == "retrained"
+    assert response.json["actor"] == ALICE and response.json["reason"] == "gate forced: retrained"
     history = call("GET", "/models/champion").json["history"]
     assert [c["version"] for c in history] == [CHALLENGER]
 
@@ -234,6 +237,144 @@ def test_put_champion_refuses_an_unpublished_version(env: str) -> None:
     response = call("PUT", "/models/champion", body={"version": "ffe-nowhere"})
     assert_problem(response, 409, "ffe-nowhere")
     assert call("GET", "/models/champion").json["history"] == []
+
+
+# --- the promotion gate -------------------------------------------------------------------------------
+
+NAIVE = returns(1, 0.0002)
+WINNER = NAIVE + returns(2, 0.002, sd=0.002)
+LOSER = NAIVE - returns(3, 0.002, sd=0.002)
+
+
+def publish_evidence(store: Path, version: str, meta: Any) -> None:
+    """What `ffe models publish` leaves beside a version: its walk-forward evidence (tests/fakes/evidence.py)."""
+    paths = {symbol: {"meta_controller": meta, "naive_router": NAIVE} for symbol in ("BTCUSD", "EURUSD")}
+    write_evidence(store / version / "evidence", paths)
+
+
+def promotable(control: str | None = None) -> str:
+    """A running split experiment at share 1.0: the lifecycle lets it be promoted."""
+    body: dict[str, Any] = {"mode": "split", "plan": SPLIT_PLAN} | ({"control_version": control} if control else {})
+    experiment_id = create(body)["id"]
+    assert call("POST", f"/experiments/{experiment_id}/start").status == 200
+    assert call("POST", f"/experiments/{experiment_id}/advance").json["share"] == 1.0
+    return experiment_id
+
+
+def last_transition(experiment_id: str) -> dict[str, Any]:
+    transition: dict[str, Any] = call("GET", f"/experiments/{experiment_id}").json["transitions"][-1]
+    return transition
+
+
+def test_promote_is_refused_without_evidence_or_on_losing_evidence(env: str, tmp_path: Path) -> None:
+    # Without evidence (nor the bundled control any): a 409 naming the verdict and how to get past it
+    experiment_id = promotable()
+    refused = call("POST", f"/experiments/{experiment_id}/promote", body={"reason": "better"})
+    assert_problem(refused, 409, "promotion gate refused", f"{CHALLENGER} has no walk-forward evidence")
+    assert_problem(refused, 409, f"control {bundled_version()}", "nothing shows", '"force": true')
+    # On losing evidence against a control with evidence: every comparison fails, each on its line
+    call("POST", f"/experiments/{experiment_id}/stop")
+    publish_evidence(tmp_path, CHALLENGER, LOSER)
+    publish_evidence(tmp_path, OTHER, NAIVE)
+    losing = promotable(control=OTHER)
+    refused = call("POST", f"/experiments/{losing}/promote")
+    assert_problem(refused, 409, "FAIL vs naive_router", f"FAIL vs control {OTHER}", "BTCUSD: candidate")
+    # And nothing moved: the experiment runs on, the champion is still the bundled one
+    assert call("GET", f"/experiments/{losing}").json["status"] == "running"
+    assert call("GET", "/models/champion").json["history"] == []
+
+
+def test_promote_passes_on_winning_evidence_and_records_it(env: str, tmp_path: Path) -> None:
+    publish_evidence(tmp_path, CHALLENGER, WINNER)
+    publish_evidence(tmp_path, OTHER, NAIVE)
+    experiment_id = promotable(control=OTHER)
+    promoted = call("POST", f"/experiments/{experiment_id}/promote", body={"reason": "better"}, user=ALICE)
+    assert promoted.status == 200, promoted.text
+    # The gate's outcome is in the transition's reason and evidence, and in the champion's reason
+    transition = last_transition(experiment_id)
+    assert transition["to_status"] == "promoted" and transition["actor"] == ALICE
+    assert re.fullmatch(r"better; gate passed: P\(naive\)=1\.00, P\(control\)=1\.00", transition["reason"])
+    gate = transition["evidence"]["promotion_gate"]
+    assert gate["outcome"] == "passed" and gate["metric"] == "sharpe" and gate["confidence"] == 0.9
+    assert gate["p_naive_router"] > 0.9 and gate["p_champion"] > 0.9 and gate["bar"] == f"control {OTHER}"
+    champion = call("GET", "/models/champion").json["champion"]
+    assert champion["version"] == CHALLENGER and champion["reason"] == f"experiment promoted: {transition['reason']}"
+    # And a rollback is not gated (the control has evidence here, but it would not need any)
+    assert call("POST", f"/experiments/{experiment_id}/rollback").json["status"] == "rolled_back"
+
+
+def test_promote_forced_with_a_reason_is_recorded_and_force_needs_one(env: str) -> None:
+    experiment_id = promotable()
+    for body in ({"force": True}, {"force": True, "reason": "   "}):
+        assert_problem(call("POST", f"/experiments/{experiment_id}/promote", body=body), 400, "force", "reason")
+    assert call("GET", f"/experiments/{experiment_id}").json["status"] == "running"
+    forced = call("POST", f"/experiments/{experiment_id}/promote", body={"force": True, "reason": "urgent fix"})
+    assert forced.status == 200, forced.text
+    transition = last_transition(experiment_id)
+    assert transition["reason"] == "gate forced: urgent fix"
+    assert transition["evidence"]["promotion_gate"]["outcome"] == "forced"
+    assert transition["evidence"]["promotion_gate"]["p_naive_router"] is None  # nothing to compute it from
+    assert call("GET", "/models/champion").json["champion"]["reason"] == "experiment promoted: gate forced: urgent fix"
+
+
+def test_the_gate_settings_come_from_the_environment(env: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    publish_evidence(tmp_path, CHALLENGER, WINNER)
+    publish_evidence(tmp_path, OTHER, NAIVE)
+    monkeypatch.setenv("FFE_PROMOTION_METRIC", "total_return")
+    monkeypatch.setenv("FFE_PROMOTION_CONFIDENCE", "0.99")
+    experiment_id = promotable(control=OTHER)
+    assert call("POST", f"/experiments/{experiment_id}/promote").status == 200
+    gate = last_transition(experiment_id)["evidence"]["promotion_gate"]
+    assert (gate["metric"], gate["confidence"]) == ("total_return", 0.99)
+
+
+def test_put_champion_passes_the_gate_against_the_champion(env: str, tmp_path: Path) -> None:
+    # The bundled champion has no evidence: nothing shows a version beats it, so it is refused unless forced
+    publish_evidence(tmp_path, OTHER, NAIVE)
+    refused = call("PUT", "/models/champion", body={"version": OTHER, "reason": "published"})
+    assert_problem(refused, 409, "promotion gate refused", f"champion {bundled_version()}", "nothing shows")
+    assert call("GET", "/models/champion").json["history"] == []
+    assert_problem(call("PUT", "/models/champion", body={"version": OTHER, "force": True}), 400, "reason")
+    forced = call("PUT", "/models/champion", body={"version": OTHER, "force": True, "reason": "first one"})
+    assert forced.status == 200 and forced.json["reason"] == "gate forced: first one"
+    # Losing evidence against the champion's: refused, naming the verdict
+    publish_evidence(tmp_path, CHALLENGER, LOSER)
+    losing = call("PUT", "/models/champion", body={"version": CHALLENGER})
+    assert_problem(losing, 409, "FAIL vs naive_router", f"FAIL vs champion {OTHER}")
+    # Winning evidence: passed, the probabilities in the champion's reason
+    publish_evidence(tmp_path, CHALLENGER, WINNER)
+    passed = call("PUT", "/models/champion", body={"version": CHALLENGER, "reason": "retrained"})
+    assert passed.status == 200, passed.text
+    assert re.fullmatch(r"retrained; gate passed: P\(naive\)=1\.00, P\(champion\)=1\.00", passed.json["reason"])
+    assert [c["version"] for c in call("GET", "/models/champion").json["history"]] == [CHALLENGER, OTHER]
+    # And the champion again is no promotion: nothing to gate
+    again = call("PUT", "/models/champion", body={"version": CHALLENGER, "reason": "same"})
+    assert again.status == 200 and again.json["reason"] == "same"
+
+
+def test_put_champion_reads_the_evidence_from_an_s3_store(
+    env: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+    from moto import mock_aws
+
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    publish_evidence(tmp_path, OTHER, NAIVE)
+    publish_evidence(tmp_path, CHALLENGER, WINNER)
+    with mock_aws():
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket="ffe-dev-models-1")
+        for f in sorted(tmp_path.glob("ffe-challenger0*/**/*")):
+            if f.is_file():
+                s3.upload_file(str(f), "ffe-dev-models-1", f"models/{f.relative_to(tmp_path).as_posix()}")
+        monkeypatch.setenv("MODEL_STORE", "s3://ffe-dev-models-1/models")
+        containers.reset()
+        assert call("PUT", "/models/champion", body={"version": OTHER, "force": True, "reason": "x"}).status == 200
+        passed = call("PUT", "/models/champion", body={"version": CHALLENGER})
+    assert passed.status == 200, passed.text
+    assert passed.json["reason"].startswith("gate passed: P(naive)=")
 
 
 # --- hostile input ------------------------------------------------------------------------------------

@@ -4,7 +4,9 @@ Experiments live in ``ffe.adapters.experiments`` (``get_experiments()``); the li
 ``ffe.domain.experiments``. A transition records who asked: the caller's IAM identity (API Gateway's
 ``requestContext.identity.userArn``, else ``caller``), else ``api``. An unknown experiment is a 404; a
 transition the lifecycle refuses, an id already taken, a start on assets another experiment holds, or a model
-version the model store does not have is a 409 naming the reason.
+version the model store does not have is a 409 naming the reason. Promoting (an experiment's treatment, or a version
+by ``PUT /models/champion``) passes the promotion gate first (``ffe.api.promotion``): a refusal is a 409 naming the
+verdict unless the body says ``"force": true`` with a reason.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ffe import utc
 from ffe.adapters.experiments import get_experiments
 from ffe.api.models import IsoDatetime
 from ffe.api.openapi import responses
 from ffe.api.problems import BadRequest, Conflict, FieldProblem
+from ffe.api.promotion import gate
 from ffe.api.resolver import ProxyResolver
 from ffe.contracts import NAME_PATTERN, Symbol, unique_assets
 from ffe.domain.errors import UnknownExperimentError
@@ -35,6 +38,7 @@ from ffe.domain.experiments import (
     Mode,
     Transition,
     Trigger,
+    check_transition,
     guardrails_to_json,
     plan_from_json,
     plan_to_json,
@@ -123,9 +127,40 @@ class TransitionBody(_Strict):
     reason: Reason = ""
 
 
+Force = Annotated[
+    bool,
+    Field(description="promote even when the promotion gate refuses; needs a non-empty reason, recorded with it"),
+]
+
+
+def _force_needs_a_reason(force: bool, reason: str) -> None:
+    if force and not reason.strip():
+        raise ValueError("force needs a non-empty reason: why the promotion gate is overruled is recorded")
+
+
+class PromoteBody(_Strict):
+    """The promotion gate decides, unless force overrules it with a reason (recorded)."""
+
+    reason: Reason = ""
+    force: Force = False
+
+    @model_validator(mode="after")
+    def _forced_with_a_reason(self) -> PromoteBody:
+        _force_needs_a_reason(self.force, self.reason)
+        return self
+
+
 class ChampionBody(_Strict):
+    """The promotion gate decides, unless force overrules it with a reason (recorded)."""
+
     version: Version = Field(description="a version published in the stage's model store")
     reason: Reason = ""
+    force: Force = False
+
+    @model_validator(mode="after")
+    def _forced_with_a_reason(self) -> ChampionBody:
+        _force_needs_a_reason(self.force, self.reason)
+        return self
 
 
 # --- responses ----------------------------------------------------------------------------------------
@@ -339,9 +374,35 @@ def _transition_routes(app: ProxyResolver) -> None:
     transition_route("start", ExperimentStatus.RUNNING, "Start a draft, or resume a paused experiment")
     transition_route("pause", ExperimentStatus.PAUSED, "Pause: every asset is served by the control")
     transition_route("stop", ExperimentStatus.STOPPED, "Stop: all traffic to the control; final")
-    transition_route(
-        "promote", ExperimentStatus.PROMOTED, "Promote: the treatment becomes the champion (split, at share 1.0)"
+
+    @app.endpoint(
+        "POST",
+        "/experiments/<id>/promote",
+        summary="Promote: the treatment becomes the champion (split, at share 1.0), if the promotion gate passes",
+        description="The promotion gate compares the treatment's walk-forward evidence (published with it) with its "
+        "naive router and with the control's; 409 naming the verdict when it refuses, unless the body has "
+        '"force": true and a reason. The outcome is recorded in the reason (and the transition\'s evidence).',
+        responses=responses(200, "The experiment after the transition", 404, 409, 503),
+        tags=["experiments"],
+        operation_id="promote_experiment",
     )
+    def promote_experiment(
+        experiment_id: ExperimentIdPath, request: Annotated[PromoteBody | None, Body()] = None
+    ) -> ExperimentDetail:
+        body = request or PromoteBody()
+        store = get_experiments()
+        current = store.get(experiment_id)
+        if current is None:
+            raise UnknownExperimentError(f"no experiment {experiment_id!r}")
+        check_transition(current, ExperimentStatus.PROMOTED)  # the lifecycle's refusal says more than the gate's
+        outcome = gate(
+            current.treatment_version, current.control_version, "control", force=body.force, reason=body.reason
+        )
+        changed = store.transition(
+            experiment_id, ExperimentStatus.PROMOTED, caller(app), Trigger.MANUAL, outcome.reason, outcome.evidence
+        )
+        return _detail(changed)
+
     transition_route(
         "rollback",
         ExperimentStatus.ROLLED_BACK,
@@ -380,12 +441,20 @@ def _champion_routes(app: ProxyResolver) -> None:
         "PUT",
         "/models/champion",
         summary="Make a published version the champion (every reader serves it from the next cycle)",
+        description="The promotion gate compares the version's walk-forward evidence (published with it) with its "
+        "naive router and with the current champion's; 409 naming the verdict when it refuses, unless the body has "
+        '"force": true and a reason. The outcome is recorded in the champion\'s reason.',
         responses=responses(200, "The new champion", 409, 503),
         tags=["models"],
     )
     def put_champion(request: Annotated[ChampionBody, Body()]) -> ChampionView:
         _require_published(request.version, "body.version")
-        return ChampionView.of(get_experiments().set_champion(request.version, caller(app), request.reason))
+        store = get_experiments()
+        current = store.champion().version
+        reason = request.reason
+        if request.version != current:  # the champion already: nothing changes what serves, nothing to gate
+            reason = gate(request.version, current, "champion", force=request.force, reason=request.reason).reason
+        return ChampionView.of(store.set_champion(request.version, caller(app), reason))
 
 
 def default_guardrails() -> Guardrails:
