@@ -208,3 +208,10 @@ def test_a_version_trained_on_your_own_bars_reproduces_from_that_file(
     own.write_text(own.read_text().replace(f"{bars[-1].close}\n", f"{bars[-1].close}0\n"))  # same bars, other bytes
     code, out = reproduce(capsys, tmp_path, recorded.version, recorded.bundle_dir)
     assert code == 1 and "the training data changed" in out and "EURUSD: data sha256" in out
+
+
+def test_a_plan_without_your_own_files_records_the_config_it_recorded_before_they_existed() -> None:
+    assert "data_files" not in training_config(plan(11))  # so a version recorded before still compares equal
+    with_files = training_config(replace(plan(11), data_files={"EURUSD": "mine.csv"}))
+    assert with_files["data_files"] == {"EURUSD": "mine.csv"}
+    assert plan_from_config(with_files, TrainPlan).data_files == {"EURUSD": "mine.csv"}

@@ -25,6 +25,7 @@ from ffe.training.meta_config import MetaTrainConfig
 PACKAGE = "ffe"
 # Manifest keys that describe where a bundle was trained, not what it is: left out when bundles are compared.
 CIRCUMSTANTIAL = ("mlflow_run_id", "code_version", "libraries")
+LATE_PLAN_FIELDS = ("data_files",)  # TrainPlan fields recorded only when set (see training_config)
 
 
 def provenance(plan: Any) -> dict[str, Any]:
@@ -47,6 +48,9 @@ def training_config(plan: Any) -> dict[str, Any]:
     out = {k: _jsonable(v) for k, v in dataclasses.asdict(plan).items() if k != "progress"}
     if isinstance(getattr(plan, "meta", None), MetaTrainConfig):
         out["meta"] = _jsonable(plan.meta.recorded())
+    for late in LATE_PLAN_FIELDS:  # added after configs were first recorded: left out while unset, as there
+        if out.get(late) is None:
+            out.pop(late, None)
     return out
 
 
