@@ -8,12 +8,17 @@ take ``postgres`` as a parameter of its own fixtures.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import psycopg
 import pytest
 
 from ffe.adapters.reservations import PostgresReservations
 from ffe.local.postgres import EmbeddedPostgres
+from ffe.local.runner import LocalState
 
 _SERVER = pytest.StashKey[EmbeddedPostgres]()
 
@@ -61,3 +66,18 @@ def fixture_reservations(postgres: str) -> Iterator[PostgresReservations]:
     book = PostgresReservations(postgres, ttl_seconds=1200)
     yield book
     book.close()
+
+
+class StateOnDatabase(LocalState):
+    """The CLI's state dir (``.ffe/``), with a test database standing in for the embedded cluster."""
+
+    url: str
+
+    def __init__(self, root: Path, url: str) -> None:
+        super().__init__(root)
+        object.__setattr__(self, "url", url)
+        self.pgdata.mkdir(parents=True, exist_ok=True)
+
+    @contextmanager
+    def postgres(self) -> Iterator[Any]:  # type: ignore[override]
+        yield SimpleNamespace(url=self.url)

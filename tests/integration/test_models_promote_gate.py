@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -24,11 +23,10 @@ import pytest
 from ffe import experiments_cli
 from ffe.domain.experiments import CanaryPlan, CanaryStep, Experiment, Mode
 from ffe.local.errors import LocalError
-from ffe.local.runner import LocalState
 from ffe.training import cli
 from ffe.training.pipeline import BUNDLE_ARTIFACT_PATH, EXPERIMENT, MODEL_NAME
 from ffe.training.tracking import CHALLENGER, CHAMPION, EVIDENCE_TAG, PREVIOUS_CHAMPION, Tracker, tracking_uri
-from tests.database import own_database
+from tests.database import StateOnDatabase, own_database
 from tests.fakes.evidence import returns, write_evidence
 from tests.fakes.models import random_bundle, write_bundle
 
@@ -37,23 +35,8 @@ WINNER = NAIVE + returns(2, 0.002, sd=0.002)
 LOSER = NAIVE - returns(3, 0.002, sd=0.002)
 
 
-class _State(LocalState):
-    """The CLI's state dir, with a test database standing in for the embedded cluster (the local champion)."""
-
-    url: str
-
-    def __init__(self, root: Path, url: str) -> None:
-        super().__init__(root)
-        object.__setattr__(self, "url", url)
-        self.pgdata.mkdir(parents=True, exist_ok=True)
-
-    @contextmanager
-    def postgres(self) -> Iterator[Any]:  # type: ignore[override]
-        yield SimpleNamespace(url=self.url)
-
-
 @pytest.fixture
-def registry(postgres: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Tracker, _State]:
+def registry(postgres: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Tracker, StateOnDatabase]:
     """Versions 1 (champion), 2 and 3 (challengers) of the model, each with its own bundle, no evidence yet."""
     for key in ("MLFLOW_TRACKING_URI", "FFE_PROMOTION_METRIC", "FFE_PROMOTION_CONFIDENCE"):
         monkeypatch.delenv(key, raising=False)
@@ -75,7 +58,7 @@ def registry(postgres: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         yield tracker
 
     monkeypatch.setattr(cli, "local_tracker", local_tracker)
-    state = _State(tmp_path / ".ffe", own_database(postgres, f"promote_gate_{name}"))
+    state = StateOnDatabase(tmp_path / ".ffe", own_database(postgres, f"promote_gate_{name}"))
     for version, run_id in runs.items():  # what `ffe train` leaves in the local store: the manifest names the run
         folder = write_bundle(random_bundle(seed=int(version[-1]), version=version), state.model_dir(version))
         manifest = json.loads((folder / "manifest.json").read_text())
@@ -92,7 +75,7 @@ def attach(tracker: Tracker, tmp_path: Path, version: str, meta: np.ndarray) -> 
     tracker.attach_evidence(MODEL_NAME, version, folder)
 
 
-def promote(state: _State, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+def promote(state: StateOnDatabase, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     parser = argparse.ArgumentParser()
     cli.add_models_arguments(parser)
     code = cli.models_command(parser.parse_args(["promote", *argv]), state)
@@ -105,7 +88,7 @@ def aliases(tracker: Tracker) -> dict[str, str]:
 
 
 def test_refused_without_evidence_or_on_losing_evidence_and_usage_mistakes_exit_2(
-    registry: tuple[Tracker, _State], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    registry: tuple[Tracker, StateOnDatabase], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     tracker, state = registry
     attach(tracker, tmp_path, "1", NAIVE)
@@ -140,7 +123,7 @@ def test_refused_without_evidence_or_on_losing_evidence_and_usage_mistakes_exit_
 
 
 def test_winning_evidence_promotes_and_records_the_gate_on_the_version(
-    registry: tuple[Tracker, _State], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    registry: tuple[Tracker, StateOnDatabase], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     tracker, state = registry
     attach(tracker, tmp_path, "1", NAIVE)
@@ -160,7 +143,7 @@ def test_winning_evidence_promotes_and_records_the_gate_on_the_version(
 
 
 def test_a_champion_without_evidence_refuses_until_forced_with_a_reason(
-    registry: tuple[Tracker, _State],
+    registry: tuple[Tracker, StateOnDatabase],
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
@@ -183,7 +166,7 @@ def test_a_champion_without_evidence_refuses_until_forced_with_a_reason(
     assert cli.local_champion(state) == "ffe-gate3"
 
 
-def experiments(state: _State, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+def experiments(state: StateOnDatabase, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     parser = argparse.ArgumentParser()
     experiments_cli.add_arguments(parser)
     code = experiments_cli.command(parser.parse_args(list(argv)), state)
@@ -191,7 +174,9 @@ def experiments(state: _State, capsys: pytest.CaptureFixture[str], *argv: str) -
     return code, captured.out, captured.err
 
 
-def split_experiment(state: _State, capsys: pytest.CaptureFixture[str], name: str, treatment: str, asset: str) -> None:
+def split_experiment(
+    state: StateOnDatabase, capsys: pytest.CaptureFixture[str], name: str, treatment: str, asset: str
+) -> None:
     """A running split experiment of ``treatment`` against ffe-gate1 on ``asset``, at its last (only) canary step."""
     plan = CanaryPlan((CanaryStep(1.0, 0, timedelta(0)),))
     assets = frozenset({asset})
@@ -202,7 +187,7 @@ def split_experiment(state: _State, capsys: pytest.CaptureFixture[str], name: st
 
 
 def test_experiment_promotion_runs_the_gate_on_a_registered_treatment_with_evidence(
-    registry: tuple[Tracker, _State], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    registry: tuple[Tracker, StateOnDatabase], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     tracker, state = registry
     attach(tracker, tmp_path, "1", NAIVE)

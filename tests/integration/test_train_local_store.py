@@ -8,32 +8,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from ffe.adapters.experiments import PostgresExperiments
 from ffe.adapters.models import ModelStore, bundled_version
-from ffe.local.runner import LocalState
 from ffe.training import cli, pipeline
-from tests.database import own_database
+from tests.database import StateOnDatabase, own_database
 from tests.fakes.models import random_bundle, write_bundle
-
-
-class _State(LocalState):
-    """The CLI's state dir, with the test database standing in for the embedded cluster."""
-
-    url: str
-
-    def __init__(self, root: Path, url: str) -> None:
-        super().__init__(root)
-        object.__setattr__(self, "url", url)
-        self.pgdata.mkdir(parents=True, exist_ok=True)
-
-    @contextmanager
-    def postgres(self) -> Iterator[Any]:  # type: ignore[override]
-        yield SimpleNamespace(url=self.url)
 
 
 def fake_train(version: str, alias: str | None) -> Any:
@@ -47,10 +30,10 @@ def fake_train(version: str, alias: str | None) -> Any:
 
 
 @pytest.fixture
-def state(postgres: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> _State:
+def state(postgres: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> StateOnDatabase:
     monkeypatch.setattr(pipeline, "summary", lambda outcome: f"bundle {outcome.version}")
     monkeypatch.setattr(cli, "local_tracker", lambda state: _nothing())
-    return _State(tmp_path / ".ffe", own_database(postgres, "train_local_store"))
+    return StateOnDatabase(tmp_path / ".ffe", own_database(postgres, "train_local_store"))
 
 
 @contextmanager
@@ -63,7 +46,7 @@ def args(**change: Any) -> Namespace:
     return Namespace(**{**base, "no_mlflow": False, **change})
 
 
-def champion(state: _State) -> str:
+def champion(state: StateOnDatabase) -> str:
     store = PostgresExperiments(state.url)
     try:
         return store.champion().version
@@ -72,7 +55,7 @@ def champion(state: _State) -> str:
 
 
 def test_a_champion_is_stored_and_recorded_a_challenger_only_stored(
-    state: _State, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    state: StateOnDatabase, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert champion(state) == bundled_version()  # nothing set yet: the layer's bundle
     # When a first version trains and becomes the champion
@@ -92,7 +75,7 @@ def test_a_champion_is_stored_and_recorded_a_challenger_only_stored(
     assert cli.local_champion(state) == "ffe-00000000c001"
 
 
-def test_publish_defaults_to_the_local_champion(state: _State, capsys: pytest.CaptureFixture[str]) -> None:
+def test_publish_defaults_to_the_local_champion(state: StateOnDatabase, capsys: pytest.CaptureFixture[str]) -> None:
     # Given the shipped bundle in the store but a champion with no local bundle
     shutil.copytree(
         Path(str(resources.files("ffe.data.models"))),
