@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -226,3 +227,19 @@ def test_record_decision_may_ask_step_functions_only_about_this_stage_s_cycles(t
     assert len(policies) == 1
     resource = json.dumps(policies[0]["Resource"])
     assert "execution:ffe-${Stage}-decision-cycle:*" in resource
+
+
+def test_the_api_gates_promotions_with_the_clis_settings_and_defaults(translated) -> None:
+    """PromotionMetric/PromotionConfidence reach the Api function as the CLI's FFE_PROMOTION_* (same defaults)."""
+    from ffe.evaluation.gate_config import CONFIDENCE_ENV, DEFAULT_CONFIDENCE, DEFAULT_METRIC, METRIC_ENV, METRICS
+
+    parameters = translated["Parameters"]
+    env = translated["Resources"]["ApiFunction"]["Properties"]["Environment"]["Variables"]
+    assert env[METRIC_ENV] == {"Ref": "PromotionMetric"} and env[CONFIDENCE_ENV] == {"Ref": "PromotionConfidence"}
+    metric, confidence = parameters["PromotionMetric"], parameters["PromotionConfidence"]
+    assert metric["Default"] == DEFAULT_METRIC and metric["AllowedValues"] == list(METRICS)
+    assert float(confidence["Default"]) == DEFAULT_CONFIDENCE
+    pattern = re.compile(confidence["AllowedPattern"])
+    assert all(pattern.match(v) for v in ("0.9", ".95", "0.999")) and not any(
+        pattern.match(v) for v in ("0", "0.0", "1", "1.0", "0.", "-0.5", "abc")
+    )
