@@ -10,7 +10,7 @@ dotted lines mark where a fold's test window starts (its bundle was retrained th
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -40,6 +40,7 @@ def write_plots(report: EvaluationReport, out: Path) -> list[Path]:
 
     fig, axes = plt.subplots(n, 1, figsize=(9, 2.8 * n), squeeze=False)
     for ax, s in zip(axes[:, 0], report.series, strict=True):
+        ax.axhline(0.0, color="black", linewidth=0.6)
         rows = [r for r in ROWS if r in s.rows]
         width = 0.8 / max(len(rows), 1)
         for j, row in enumerate(rows):
@@ -48,14 +49,10 @@ def write_plots(report: EvaluationReport, out: Path) -> list[Path]:
             est = np.array([i.estimate for i in intervals])
             err = np.array([[i.estimate - i.low for i in intervals], [i.high - i.estimate for i in intervals]])
             ax.errorbar(x, est, yerr=np.clip(err, 0, None), fmt="o", capsize=3, color=COLOURS[row], label=row)
-        ax.axhline(0.0, color="black", linewidth=0.6)
         ax.set_xticks(range(len(s.folds)), [f"fold {k + 1}" for k in range(len(s.folds))])
-        ax.set_ylabel("Sharpe (annualised)")
-        ax.set_title(f"{s.symbol} {s.timeframe}: each fold's test window, {level:.0%} block-bootstrap interval")
-        ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    fig.savefig(paths[0], dpi=110)
-    plt.close(fig)
+        title = f"{s.symbol} {s.timeframe}: each fold's test window, {level:.0%} block-bootstrap interval"
+        _label(ax, "Sharpe (annualised)", title)
+    _save(plt, fig, paths[0])
 
     fig, axes = plt.subplots(n, 1, figsize=(9, 2.8 * n), squeeze=False)
     for ax, s in zip(axes[:, 0], report.series, strict=True):
@@ -70,14 +67,22 @@ def write_plots(report: EvaluationReport, out: Path) -> list[Path]:
         starts = np.cumsum([0] + [f.test_hi - f.test_lo for f in s.folds[:-1]])
         for start in starts[1:]:
             ax.axvline(start, color="black", linestyle=":", linewidth=0.6)
-        ax.set_ylabel("equity (start 1.0)")
         ax.set_xlabel("test bar (folds' windows in time order)")
-        ax.set_title(f"{s.symbol} {s.timeframe}: out-of-sample equity")
-        ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    fig.savefig(paths[1], dpi=110)
-    plt.close(fig)
+        _label(ax, "equity (start 1.0)", f"{s.symbol} {s.timeframe}: out-of-sample equity")
+    _save(plt, fig, paths[1])
     return paths
+
+
+def _label(ax: Any, ylabel: str, title: str) -> None:
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="best")
+
+
+def _save(plt: Any, fig: Any, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 __all__ = ["EQUITY_PNG", "FOLD_SHARPE_PNG", "write_plots"]
