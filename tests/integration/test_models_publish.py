@@ -37,6 +37,7 @@ def test_publish_writes_the_version_to_the_store_and_a_versioned_endpoint_tarbal
 ) -> None:
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(key, "testing")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # and the state dir has no local cluster
     version = VERSION
     with mock_aws():
         s3 = boto3.client("s3", region_name="us-east-1")
@@ -69,6 +70,8 @@ def test_publish_writes_the_version_to_the_store_and_a_versioned_endpoint_tarbal
     assert keys == {f"models/{version}/{name}" for name in files} | {f"endpoint/{version}/model.tar.gz"}
     assert published == version
     assert "no redeploy is needed" in out and "PUT /models/champion" in out and "decisions hold" not in out
+    # No MLflow to find the version's evidence in: published without it, saying so (the API's gate will refuse it)
+    assert "no walk-forward evidence: no MLflow to ask" in out
     # And the tarball is SageMaker's layout (files at the root) that the endpoint's predictor loads
     with tarfile.open(tmp_path / "model.tar.gz") as tar:
         assert sorted(tar.getnames()) == files
@@ -90,3 +93,72 @@ def test_publish_of_a_version_not_in_the_local_store_names_what_is(
     assert main([*argv, "--version", "ffe-00000000beef"]) == 1
     out = capsys.readouterr().out
     assert f"no bundle ffe-00000000beef in {state / 'models'}/" in out and f"holds {VERSION})" in out
+
+
+def test_publish_uploads_the_registered_versions_evidence_before_the_manifest(
+    state: Path, postgres: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uuid
+    from collections.abc import Iterator
+    from contextlib import contextmanager
+
+    from ffe.adapters.models import ModelStore
+    from ffe.evaluation.gate import load_evidence
+    from ffe.training import cli
+    from ffe.training.pipeline import BUNDLE_ARTIFACT_PATH, EXPERIMENT, MODEL_NAME
+    from ffe.training.tracking import Tracker, tracking_uri
+    from tests.fakes.evidence import returns, write_evidence
+
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, "testing")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    # Given the bundle registered as v1 of the model (its manifest names the run), with evidence attached to v1
+    tracker = Tracker(
+        tracking_uri(postgres, database=f"mlflow_{uuid.uuid4().hex[:12]}"),
+        EXPERIMENT,
+        artifact_location=(tmp_path / "art").as_uri(),
+    )
+    run_id = tracker.start_run("v1")
+    tracker.log_artifacts(run_id, state / "models" / VERSION, BUNDLE_ARTIFACT_PATH)
+    tracker.end_run(run_id)
+    tracker.register_and_alias(run_id, BUNDLE_ARTIFACT_PATH, MODEL_NAME)
+    manifest = state / "models" / VERSION / "manifest.json"
+    manifest.write_text(json.dumps(json.loads(manifest.read_text()) | {"mlflow_run_id": run_id}))
+    paths = {"BTCUSD": {"meta_controller": returns(2, 0.001), "naive_router": returns(1, 0.0)}}
+    tracker.attach_evidence(MODEL_NAME, "1", write_evidence(tmp_path / "evidence", paths, registered_version="1"))
+
+    @contextmanager
+    def local_tracker(_: object) -> Iterator[Tracker]:
+        yield tracker
+
+    monkeypatch.setattr(cli, "local_tracker", local_tracker)
+    (state / "pgdata").mkdir()  # the local cluster the tracker stands in for
+    uploaded: list[str] = []
+    real_client = boto3.client
+
+    def recording_client(service: str, **kwargs: object) -> object:
+        client = real_client(service, **kwargs)
+        upload = client.upload_file
+
+        def upload_file(filename: str, bucket: str, key: str) -> None:
+            uploaded.append(key)
+            upload(filename, bucket, key)
+
+        client.upload_file = upload_file
+        return client
+
+    argv = ["--state-dir", str(state), "models", "publish", "--stage", "dev", "--bucket", BUCKET, "--region"]
+    with mock_aws():
+        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=BUCKET)
+        monkeypatch.setattr(boto3, "client", recording_client)
+        # When it is published
+        code = main([*argv, "us-east-1", "--version", VERSION])
+        monkeypatch.setattr(boto3, "client", real_client)
+        got = ModelStore(f"s3://{BUCKET}/models").evidence(VERSION, tmp_path / "read-back")
+    out = capsys.readouterr().out
+    # Then the evidence lies beside the version, uploaded before the manifest, and the gate reads it back
+    assert code == 0, out
+    evidence = [f"models/{VERSION}/evidence/evaluation.json", f"models/{VERSION}/evidence/paths.npz"]
+    assert set(evidence) <= set(uploaded) and uploaded[-1] == f"models/{VERSION}/manifest.json"
+    assert got is not None and set(load_evidence(got).series) == {"BTCUSD"}
+    assert f"with the walk-forward evidence of v1 (models/{VERSION}/evidence/)" in out

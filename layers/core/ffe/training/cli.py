@@ -14,7 +14,7 @@ import shutil
 import sys
 import tarfile
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -352,7 +352,7 @@ def _download_champion(tracker: Any, state: Any, model_name: str, artifact_path:
 def _publish(state: Any, stage: str, bucket: str | None, region: str | None, version: str | None) -> int:
     import boto3
 
-    from ffe.adapters.models import ModelUnavailableError, load_bundle
+    from ffe.adapters.models import EVIDENCE, EVIDENCE_FILES, ModelUnavailableError, load_bundle
 
     if state.model_store() is None:
         print(f"no bundle in {state.models}/: run `ffe train` (or `ffe models promote VERSION`) first")
@@ -389,8 +389,17 @@ def _publish(state: Any, stage: str, bucket: str | None, region: str | None, ver
     for f in sorted(folder.iterdir()):
         if f != manifest and f.is_file():
             s3.upload_file(str(f), bucket, f"{prefix}/{f.name}")
+    with tempfile.TemporaryDirectory() as tmp:
+        evidence, which = _evidence_for(state, bundle.manifest, Path(tmp))
+        if evidence is not None:  # before the manifest too: a reader that finds the version finds its evidence
+            for name in EVIDENCE_FILES:
+                s3.upload_file(str(evidence / name), bucket, f"{prefix}/{EVIDENCE}/{name}")
     s3.upload_file(str(manifest), bucket, f"{prefix}/manifest.json")  # last: readers never see a half bundle
     print(f"published {bundle.version} to s3://{bucket}/{prefix}/: DetectRegime, CheckStaleness and the endpoint")
+    if evidence is not None:
+        print(f"  with the walk-forward evidence of {which} ({prefix}/{EVIDENCE}/): the API's promotion gate reads it")
+    else:
+        print(f"  no walk-forward evidence: {which}; the API's promotion gate will refuse it unless forced")
     print("  read any published version from there (ModelSource=bucket); no redeploy is needed.")
     print(
         f'Next: make it the champion (PUT /models/champion with {{"version": "{bundle.version}"}}) or compare it first'
@@ -398,6 +407,42 @@ def _publish(state: Any, stage: str, bucket: str | None, region: str | None, ver
     print(f"  (ffe experiments create --treatment {bundle.version} --mode shadow). The endpoint's start-up model data,")
     print(f"  if you (re)deploy it: s3://{bucket}/{model_data}")
     return 0
+
+
+def _evidence_for(state: Any, manifest: Mapping[str, Any], dst: Path) -> tuple[Path | None, str]:
+    """The walk-forward evidence of the registered version whose run trained this bundle (the manifest's
+    ``mlflow_run_id``), downloaded into ``dst`` and checked as the gate reads it; else None and why there is none.
+
+    Returns the folder and the registered version (``v3``), or None and the reason.
+    """
+    import os
+
+    run_id = manifest.get("mlflow_run_id")
+    if not run_id:
+        return None, "the bundle names no MLflow run"
+    if not os.environ.get("MLFLOW_TRACKING_URI") and not state.pgdata.exists():
+        return None, f"no MLflow to ask (MLFLOW_TRACKING_URI is unset and {state.root}/ has no local cluster)"
+    from ffe.evaluation.gate import load_evidence
+    from ffe.training.pipeline import MODEL_NAME
+
+    try:
+        with local_tracker(state) as tracker:
+            found = tracker.client.search_model_versions(f"name = '{MODEL_NAME}' and run_id = '{run_id}'")
+            if not found:
+                return None, f"its MLflow run {run_id} is not a registered version of {MODEL_NAME}"
+            number = str(max(int(mv.version) for mv in found))
+            folder = tracker.download_evidence(MODEL_NAME, number, dst)
+    except Exception as exc:  # an unreachable tracker or artifact store: publish the bundle anyway, say why
+        return None, f"MLflow could not be asked ({type(exc).__name__}: {exc})"
+    if folder is None:
+        return None, f"v{number} has none (`ffe evaluate --version {number}` attaches it; then publish again)"
+    try:
+        evidence = load_evidence(folder)
+    except ValueError as exc:
+        return None, f"the evidence of v{number} is unusable ({exc})"
+    if evidence.registered_version not in (None, number):
+        return None, f"the evidence attached to v{number} evaluates v{evidence.registered_version}"
+    return folder, f"v{number}"
 
 
 def _cleanup(args: argparse.Namespace, state: Any) -> int:
