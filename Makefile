@@ -105,6 +105,7 @@ bench: $(VENV)/.dev-installed  ## figures, never assertions
 	$(BIN)/python bench/bench_rate_limit.py
 	$(BIN)/python bench/bench_batch.py
 	$(BIN)/python bench/bench_scaling.py 10 100 1000
+	PYTHONPATH=. $(BIN)/python bench/bench_promotion_gate.py
 
 build:  ## needs the AWS SAM CLI, make and python3.12 with pip (each layer's Makefile builds it: docs/performance.md)
 	sam build --config-env $(STAGE)

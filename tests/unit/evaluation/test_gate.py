@@ -38,29 +38,47 @@ def evidence(tmp_path: Path, name: str, meta: dict[str, np.ndarray], **kwargs: A
     return load_evidence(write_evidence(tmp_path / name, paths, **kwargs))
 
 
-# --- stats.paired_differences ---
+# --- stats.paired_metric_differences ---
 
 
 def test_paired_differences_of_identical_series_are_all_zero() -> None:
-    draws = stats.paired_differences(NAIVE, NAIVE, lambda r: stats.sharpe(r, 252), n_boot=50)
-    assert draws.shape == (50,) and np.all(draws == 0.0)
+    for metric in ("sharpe", "sortino", "total_return"):
+        draws = stats.paired_metric_differences(NAIVE, NAIVE, metric, 252, n_boot=50)
+        assert draws.shape == (50,) and np.all(draws == 0.0)
+
+
+def test_paired_differences_are_the_resampled_gaps_one_resample_at_a_time() -> None:
+    """From block sums, the draws are those of the plain loop over the same resamples (to float rounding)."""
+    plain = {"sharpe": lambda r: stats.sharpe(r, 252), "sortino": lambda r: stats.sortino(r, 252)}
+    plain["total_return"] = stats.total_return
+    for metric, statistic in plain.items():
+        loop = [statistic(WINNER[i]) - statistic(NAIVE[i]) for i in stats._resamples(NAIVE.size, None, 300, 4)]
+        draws = stats.paired_metric_differences(WINNER, NAIVE, metric, 252, n_boot=300, seed=4)
+        np.testing.assert_allclose(draws, loop, rtol=1e-9, atol=1e-12)
+    # blocks that do not divide the bars (the last one is cut) and a block of one bar
+    for block in (7, 1):
+        resamples = stats._resamples(NAIVE.size, block, 50, 2)
+        loop = [plain["sharpe"](WINNER[i]) - plain["sharpe"](NAIVE[i]) for i in resamples]
+        draws = stats.paired_metric_differences(WINNER, NAIVE, "sharpe", 252, block=block, n_boot=50, seed=2)
+        np.testing.assert_allclose(draws, loop, rtol=1e-9, atol=1e-12)
 
 
 def test_paired_differences_are_deterministic_by_seed_and_pair_the_bars() -> None:
-    def statistic(r: np.ndarray) -> float:
-        return float(np.mean(r))
-
-    a = stats.paired_differences(WINNER, NAIVE, statistic, n_boot=200, seed=4)
-    assert np.array_equal(a, stats.paired_differences(WINNER, NAIVE, statistic, n_boot=200, seed=4))
-    assert not np.array_equal(a, stats.paired_differences(WINNER, NAIVE, statistic, n_boot=200, seed=5))
-    # Paired: the mean is linear, so each draw is the mean of the resampled bar-by-bar gaps, all positive here
-    gaps = WINNER - NAIVE
-    assert np.all(a > 0) and abs(float(np.mean(a)) - float(np.mean(gaps))) < 3 * float(np.std(gaps))
+    a = stats.paired_metric_differences(WINNER, NAIVE, "total_return", 252, n_boot=200, seed=4)
+    assert np.array_equal(a, stats.paired_metric_differences(WINNER, NAIVE, "total_return", 252, n_boot=200, seed=4))
+    assert not np.array_equal(
+        a, stats.paired_metric_differences(WINNER, NAIVE, "total_return", 252, n_boot=200, seed=5)
+    )
+    assert np.all(a > 0)  # paired: WINNER beats NAIVE on every bar, so on every resample
 
 
-def test_paired_differences_refuse_unaligned_series() -> None:
+def test_paired_differences_refuse_unaligned_series_and_unknown_metrics() -> None:
     with pytest.raises(ValueError, match="aligned"):
-        stats.paired_differences(NAIVE, NAIVE[:-1], np.mean)
+        stats.paired_metric_differences(NAIVE, NAIVE[:-1], "sharpe", 252)
+    with pytest.raises(ValueError, match="metric must be one of"):
+        stats.paired_metric_differences(NAIVE, NAIVE, "calmar", 252)
+    with pytest.raises(ValueError, match="finite"):
+        stats.paired_metric_differences(np.array([0.1, np.nan, 0.2]), np.zeros(3), "sharpe", 252)
 
 
 # --- the configuration ---

@@ -11,11 +11,11 @@ test window in time order, averaged over seeds, keyed ``SYMBOL/ROW``.
 The statistic (:func:`decide`). For a bar (the candidate's own naive-router path, or the champion's
 meta-controller path): over the series both evaluations share, P(mean over series of
 [metric(candidate meta path) - metric(bar path)] > 0), estimated by a paired circular block bootstrap
-(``stats.paired_differences``): within a series the candidate and the bar take the same resampled bars, series are
-resampled independently (their own seeds), and each resample's differences are averaged over the series. A tie
-counts one half, as in ``stats.prob_outperforms``, so identical evidence gives 0.5. The comparison passes when
-that probability is at least the configured confidence. Paths pair only when both evaluations cut the same folds of
-the same bars: anything else is refused, naming the series and what differs.
+(``stats.paired_metric_differences``): within a series the candidate and the bar take the same resampled bars,
+series are resampled independently (their own seeds), and each resample's differences are averaged over the
+series. A tie counts one half, as in ``stats.prob_outperforms``, so identical evidence gives 0.5. The comparison
+passes when that probability is at least the configured confidence. Paths pair only when both evaluations cut the
+same folds of the same bars: anything else is refused, naming the series and what differs.
 """
 
 from __future__ import annotations
@@ -268,7 +268,9 @@ def _compare(candidate: Evidence, bar: Evidence, kind: str, label: str, config: 
         statistic = _statistic(config.metric, mine.periods_per_year)
         a, b = mine.paths[META], theirs.paths[bar_row]
         figures[symbol] = SeriesFigures(statistic(a), statistic(b))
-        draws += stats.paired_differences(a, b, statistic, n_boot=config.n_boot, seed=_series_seed(config.seed, symbol))
+        draws += stats.paired_metric_differences(
+            a, b, config.metric, mine.periods_per_year, n_boot=config.n_boot, seed=_series_seed(config.seed, symbol)
+        )
     draws /= len(shared)
     probability = float((np.sum(draws > 0) + 0.5 * np.sum(draws == 0)) / config.n_boot)
     gap = float(np.mean([f.difference for f in figures.values()]))

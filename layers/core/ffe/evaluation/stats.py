@@ -133,30 +133,77 @@ def prob_outperforms(
     return score / n_boot
 
 
-def paired_differences(
+def paired_metric_differences(
     a: ArrayLike,
     b: ArrayLike,
-    statistic: Statistic,
+    metric: str,
+    periods_per_year: float,
     *,
     block: int | None = None,
     n_boot: int = 2000,
     seed: int = 0,
 ) -> NDArray[np.float64]:
-    """``n_boot`` bootstrap draws of ``statistic(a) - statistic(b)`` by the paired circular block bootstrap.
+    """``n_boot`` bootstrap draws of ``metric(a) - metric(b)`` (``sharpe``, ``sortino`` or ``total_return``) by
+    the paired circular block bootstrap.
 
     As in :func:`prob_outperforms`: ``a`` and ``b`` are aligned on the same bars and every resample takes the SAME
-    indices from both (:func:`block_bootstrap_ci`'s resamples, ``block`` defaulting to :func:`default_block`), so
-    identical series give all zeros. Deterministic given ``seed``. Draws of several series made with different
-    seeds are independent resamples of each series (``ffe.evaluation.gate`` averages them over series).
+    bars from both (:func:`block_bootstrap_ci`'s resamples, ``block`` defaulting to :func:`default_block`), so
+    identical series give all zeros. Deterministic given ``seed``; draws of several series made with different
+    seeds are independent resamples of each (``ffe.evaluation.gate`` averages them over series). No resample is
+    materialised: each metric needs only sums over the resampled bars (of r, r², min(r, 0)², log(1 + r)), and a
+    resample is a set of circular blocks, so each sum is a sum of block sums read off prefix sums; the draws are
+    a plain loop's over the same resamples up to float rounding (tested), at a fraction of the cost (the promotion
+    gate runs it, in the API's Lambda too: bench/bench_promotion_gate.py). ``a`` and ``b`` must be finite.
     """
+    if metric not in _ROW_METRICS:
+        raise ValueError(f"metric must be one of {', '.join(_ROW_METRICS)}, got {metric!r}")
     x, y = _series(a), _series(b)
     if x.size != y.size:
         raise ValueError(f"paired series must be aligned: {x.size} returns against {y.size}")
-    return np.fromiter(
-        (statistic(x[idx]) - statistic(y[idx]) for idx in _resamples(x.size, block, n_boot, seed)),
-        dtype=np.float64,
-        count=n_boot,
-    )
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+        raise ValueError("paired_metric_differences needs finite returns")
+    starts, size = _block_starts(x.size, block, n_boot, seed)
+    body, last = starts[:, :-1], starts[:, -1]
+    cut = x.size - body.shape[1] * size  # the last block is cut to n bars in all
+    every = np.arange(x.size)
+
+    def total(values: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Per resample, the sum of ``values`` over its bars: the sums of the windows starting at each bar (full
+        blocks, and the cut last one) read off prefix sums, then gathered by the resample's block starts."""
+        prefix = np.concatenate([[0.0], np.cumsum(np.concatenate([values, values[:size]]))])
+        window, window_cut = prefix[every + size] - prefix[every], prefix[every + cut] - prefix[every]
+        return window[body].sum(axis=1) + window_cut[last]
+
+    statistic = _ROW_METRICS[metric]
+    return statistic(total, x, periods_per_year) - statistic(total, y, periods_per_year)
+
+
+Sums = Callable[[NDArray[np.float64]], NDArray[np.float64]]
+
+
+def _sharpe_sums(total: Sums, r: NDArray[np.float64], periods_per_year: float) -> NDArray[np.float64]:
+    n = r.size
+    mean = total(r) / n
+    var = np.maximum(total(r * r) - n * mean * mean, 0.0) / (n - 1) if n > 1 else np.zeros_like(mean)
+    sd = np.sqrt(var)
+    return np.where(sd > 0, mean / np.where(sd > 0, sd, 1.0) * math.sqrt(periods_per_year), 0.0)
+
+
+def _sortino_sums(total: Sums, r: NDArray[np.float64], periods_per_year: float) -> NDArray[np.float64]:
+    downside = np.sqrt(total(np.minimum(r, 0.0) ** 2) / r.size)
+    mean = total(r) / r.size
+    return np.where(downside > 0, mean / np.where(downside > 0, downside, 1.0) * math.sqrt(periods_per_year), 0.0)
+
+
+def _total_return_sums(total: Sums, r: NDArray[np.float64], _periods_per_year: float) -> NDArray[np.float64]:
+    return np.expm1(total(np.log1p(r)))  # prod(1 + r) - 1 (a bar losing everything gives -1)
+
+
+_ROW_METRICS: dict[str, Callable[[Sums, NDArray[np.float64], float], NDArray[np.float64]]] = {
+    "sharpe": _sharpe_sums,
+    "sortino": _sortino_sums,
+    "total_return": _total_return_sums,
+}
 
 
 def probabilistic_sharpe(sr: float, sr_benchmark: float, n_obs: int, skew: float, kurtosis: float) -> float:
@@ -213,19 +260,25 @@ def deflated_sharpe(sr: float, n_obs: int, skew: float, kurtosis: float, trial_s
 def _resamples(n: int, block: int | None, n_boot: int, seed: int) -> Iterator[NDArray[np.intp]]:
     """``n_boot`` index arrays of length ``n`` for the circular block bootstrap, from one seeded generator.
 
-    The block starts are drawn at once (``n_boot x ceil(n / block)``, small); the index arrays are made one at a
-    time, so memory stays O(n) however many resamples (all at once would be ``n_boot x n`` integers: 800 MB for
-    2000 resamples of 50,000 bars).
+    The block starts are drawn at once (``_block_starts``, small); the index arrays are made one at a time, so
+    memory stays O(n) however many resamples (all at once would be ``n_boot x n`` integers: 800 MB for 2000
+    resamples of 50,000 bars).
     """
+    starts, size = _block_starts(n, block, n_boot, seed)
+    offsets = np.arange(size)
+    return ((row[:, None] + offsets).ravel()[:n] % n for row in starts)
+
+
+def _block_starts(n: int, block: int | None, n_boot: int, seed: int) -> tuple[NDArray[np.int64], int]:
+    """``(n_boot x ceil(n / size))`` circular block starts and the block size: resample ``i`` is the blocks
+    ``starts[i, j] .. starts[i, j] + size - 1`` (mod ``n``) in order, cut to ``n`` bars."""
     if n_boot < 1:
         raise ValueError(f"n_boot must be at least 1, got {n_boot}")
     size = default_block(n) if block is None else block
     if not 1 <= size <= n:
         raise ValueError(f"block must lie in [1, {n}], got {size}")
     blocks = -(-n // size)
-    starts = np.random.default_rng(seed).integers(0, n, size=(n_boot, blocks))
-    offsets = np.arange(size)
-    return ((row[:, None] + offsets).ravel()[:n] % n for row in starts)
+    return np.random.default_rng(seed).integers(0, n, size=(n_boot, blocks)), size
 
 
 def _series(returns: ArrayLike) -> NDArray[np.float64]:
