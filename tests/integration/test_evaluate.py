@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -14,10 +15,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from ffe.adapters.models import ModelStore
 from ffe.adapters.replay import datasets, load_bars
 from ffe.backtest.engine import ALL_STRATEGIES
 from ffe.cli import main
 from ffe.evaluation.walk_forward import SCHEMA, EvaluationReport, evaluate, format_table, quick_plan
+from ffe.local.runner import LocalState
 from ffe.training import cli as training_cli
 from ffe.training import pipeline
 from ffe.training.data import TrainingSeries
@@ -151,6 +154,8 @@ def test_a_registered_versions_config_is_evaluated_and_the_report_is_its_evidenc
     registered = pipeline.train(replace(recorded, progress=False), tmp_path / "bundle", tracker)
     assert registered.registered_version is not None
     assert tracker.download_evidence(MODEL_NAME, registered.registered_version, tmp_path / "none") is None
+    local = LocalState(tmp_path / ".ffe")  # the bundle in the local model store, as `ffe train` leaves it
+    shutil.copytree(registered.bundle_dir, local.model_dir(registered.version))
     # By bundle version: the recorded config (3 epochs, not --quick's 4), the folds' seeds and cuts
     assert evaluate_cli(tmp_path, "--version", registered.version) == 0
     assert f"evidence of registered version {registered.registered_version}" in capsys.readouterr().out
@@ -161,6 +166,9 @@ def test_a_registered_versions_config_is_evaluated_and_the_report_is_its_evidenc
     assert document["model"]["training_config"]["meta"]["epochs"] == 3
     assert document["model"]["training_config"]["symbols"] == [SYMBOL] and list(document["series"]) == [SYMBOL]
     assert {"paths.npz", "fold_sharpe.png", "equity.png"} <= {p.name for p in evidence.iterdir()}
+    # ...and beside the bundle in the local store, where `ffe api`'s promotion gate reads it
+    here = ModelStore(str(local.models)).evidence(registered.version, tmp_path / "local-evidence")
+    assert here is not None and (here / "paths.npz").read_bytes() == (evidence / "paths.npz").read_bytes()
     run = tracker.client.get_run(str(registered.run_id))
     sharpe = document["series"][SYMBOL]["rows"]["meta_controller"]["interval"]["sharpe"]["estimate"]
     assert run.data.metrics[f"evaluation.{SYMBOL}.meta_controller.sharpe"] == pytest.approx(sharpe)

@@ -21,7 +21,9 @@ import numpy as np
 import pytest
 
 from ffe import experiments_cli
+from ffe.adapters.models import ModelStore
 from ffe.domain.experiments import CanaryPlan, CanaryStep, Experiment, Mode
+from ffe.evaluation.gate import load_evidence
 from ffe.local.errors import LocalError
 from ffe.training import cli
 from ffe.training.pipeline import BUNDLE_ARTIFACT_PATH, EXPERIMENT, MODEL_NAME
@@ -140,6 +142,9 @@ def test_winning_evidence_promotes_and_records_the_gate_on_the_version(
     assert datetime.fromisoformat(tags["ffe.promotion.at"]).utcoffset() is not None
     # The bundle is in the local store and is the local champion, as before the gate
     assert cli.local_champion(state) == "ffe-gate2" and (state.model_dir("ffe-gate2") / "manifest.json").is_file()
+    # ...with its evidence beside it, where `ffe api`'s gate reads the champion's (ModelStore.evidence)
+    local = ModelStore(str(state.models)).evidence("ffe-gate2", tmp_path / "read-back")
+    assert local is not None and load_evidence(local).series.keys() == {"BTCUSD", "EURUSD"}
 
 
 def test_a_champion_without_evidence_refuses_until_forced_with_a_reason(

@@ -30,14 +30,14 @@ from ffe.containers import container_cached
 from ffe.domain.errors import InvalidInputError, TransientError
 from ffe.domain.meta import MetaPolicy
 from ffe.domain.regime import RegimeModel
+from ffe.evaluation.files import PATHS_NPZ, REPORT_JSON
 from ffe.version_cache import VersionCache
 
 BUNDLE_FORMAT = "ffe.models/1"
 BUNDLED = "bundled"
 MANIFEST = "manifest.json"
 EVIDENCE = "evidence"
-# ffe.evaluation.files' REPORT_JSON and PATHS_NPZ: named here too, so reading the store never imports numpy
-EVIDENCE_FILES = ("evaluation.json", "paths.npz")
+EVIDENCE_FILES = (REPORT_JSON, PATHS_NPZ)  # ffe.evaluation.files imports nothing: the store never loads numpy
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # contracts.NAME_PATTERN: one path segment, no ..
 
 

@@ -118,6 +118,8 @@ def command(args: argparse.Namespace, state: Any) -> int:
 
         with local_tracker(state) as tracker:
             run_id = keep(tracker, report, out)
+            if registered is not None:
+                _evidence_in_local_store(state, tracker.client.get_run(run_id).data.tags.get("ffe.bundle_version"), out)
         where = (
             f"evidence of registered version {registered} (MLflow run {run_id})"
             if registered
@@ -129,6 +131,21 @@ def command(args: argparse.Namespace, state: Any) -> int:
         print(format_table(report))
         print(f"report: {out}/ ({REPORT_JSON}, {PATHS_NPZ}, {REPORT_MD}, plots); {where}")
     return 0
+
+
+def _evidence_in_local_store(state: Any, bundle: str | None, out: Path) -> None:
+    """The evidence beside the version's bundle in the local model store (``.ffe/models/<bundle>/evidence/``),
+    where ``ffe api``'s promotion gate reads it as a stage's reads ``models/<version>/evidence/``."""
+    import shutil
+
+    from ffe.adapters.models import EVIDENCE, EVIDENCE_FILES
+
+    if bundle is None or not (state.model_dir(bundle) / "manifest.json").is_file():
+        return  # not in the local store (trained elsewhere): `ffe models publish` carries it to a stage
+    folder = state.model_dir(bundle) / EVIDENCE
+    folder.mkdir(exist_ok=True)
+    for name in EVIDENCE_FILES:
+        shutil.copyfile(out / name, folder / name)
 
 
 def _seeds(args: argparse.Namespace) -> list[int]:

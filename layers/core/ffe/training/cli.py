@@ -313,6 +313,8 @@ def promote_command(args: argparse.Namespace, state: Any) -> int:
             tags = promotion_tags(verdict, forced=force, reason=reason, champion=champion)
             tracker.set_model_version_tags(MODEL_NAME, number, tags)
         version = _download_champion(tracker, state, MODEL_NAME, BUNDLE_ARTIFACT_PATH)
+        # its evidence beside it (model_dir/evidence/), where `ffe api`'s promotion gate reads the champion's
+        tracker.download_evidence(MODEL_NAME, number, state.model_dir(version))
     why = f"ffe models promote {number}" + (f" (forced: {reason})" if force else "")
     set_local_champion(state, version, why)
     where = state.model_dir(version)
