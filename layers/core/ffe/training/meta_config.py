@@ -20,8 +20,10 @@ from typing import Any
 # The position the training reward earns on (``ffe.training.reinforce.reward_positions``):
 #   continuous  clip(Σ w_i · score_i, -1, 1), the blend itself (the original reward);
 #   traded      the blend outside the entry band, flat inside it (``meta_env.evaluate``'s decision position);
-#   latched     spot, as ``ffe backtest`` trades: long (1) from a blend above the band until one below it, then
-#               flat; inside the band the position is held (BUY sizes hit the per-asset cap, SELL only reduces).
+#   latched     long (1) from a blend above the band until one below it, then flat, held inside the band: an
+#               approximation of the spot position ``ffe backtest`` and production hold (no shorting; a BUY adds a
+#               volatility-targeted order up to the per-asset cap and a SELL reduces the long,
+#               ``ffe.domain.risk.gate_on_stats``; inside the band the decision is HOLD).
 REWARD_POSITIONS = ("continuous", "traded", "latched")
 LATE_FIELDS = ("reward_position", "naive_pull")  # recorded only when not at their default (see the docstring)
 

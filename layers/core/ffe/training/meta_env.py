@@ -7,7 +7,7 @@ position ``clip(Σ_i w_i · score_i, -1, 1)`` (flat scores 0), which earns the n
 ``cost_per_turn · |Δposition|``. Deterministic evaluation acts as a decision does: the weights are rolled over
 ``roll_bars`` from equal weights (``ffe.domain.meta.rolled_weights``), and the blended score ``s`` trades only
 when ``|s|`` exceeds ``entry_threshold`` and then holds ``s`` (long or short, sized by confidence); inside the
-dead band it is flat. The continuous position the policy is trained on is reported beside it
+dead band it is flat. The continuous position the default reward trains on is reported beside it
 (``*_continuous``), and ``episode_return`` scores a weight path with the training reward (``ffe.training.reinforce``,
 on the position ``MetaTrainConfig.reward_position`` names).
 """
