@@ -215,3 +215,14 @@ def test_a_plan_without_your_own_files_records_the_config_it_recorded_before_the
     with_files = training_config(replace(plan(11), data_files={"EURUSD": "mine.csv"}))
     assert with_files["data_files"] == {"EURUSD": "mine.csv"}
     assert plan_from_config(with_files, TrainPlan).data_files == {"EURUSD": "mine.csv"}
+
+
+def test_ffe_train_s_recipe_is_recorded_and_old_configs_keep_their_reward() -> None:
+    """The recipe differs from the class defaults only in the reward, and says so in what it records; a config
+    recorded before the recipe (no reward_position) still means the continuous reward it was trained with."""
+    recorded = training_config(TrainPlan())
+    assert TrainPlan().meta == replace(MetaTrainConfig(), reward_position="latched")
+    assert recorded["meta"]["reward_position"] == "latched"
+    assert plan_from_config(recorded, TrainPlan) == replace(TrainPlan(), progress=False)
+    old = {**recorded, "meta": {k: v for k, v in recorded["meta"].items() if k != "reward_position"}}
+    assert plan_from_config(old, TrainPlan).meta.reward_position == "continuous"

@@ -92,9 +92,9 @@ def quick_plan(symbols: tuple[str, ...], seed: int, train_end: dict[str, datetim
 
 def full_plan(symbols: tuple[str, ...], seed: int, train_end: dict[str, datetime]) -> TrainPlan:
     """``ffe train``'s default config, as production trains it."""
-    from ffe.training.pipeline import TrainPlan
+    from ffe.training.pipeline import TrainPlan, recipe
 
-    return TrainPlan(seed=seed, symbols=symbols, meta=MetaTrainConfig(seed=seed), progress=False, train_end=train_end)
+    return TrainPlan(seed=seed, symbols=symbols, meta=recipe(seed), progress=False, train_end=train_end)
 
 
 @dataclass(frozen=True)

@@ -52,14 +52,14 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 def train_command(args: argparse.Namespace, state: Any) -> int:
     from ffe.training.meta_config import MetaTrainConfig
-    from ffe.training.pipeline import TrainPlan, summary, train
+    from ffe.training.pipeline import TrainPlan, recipe, summary, train
 
     if getattr(args, "reproduce", None) is not None:  # getattr: callers may build the Namespace themselves
         return reproduce_command(args.reproduce, args.bundle, args.out, state)
     if getattr(args, "bundle", None) is not None:
         print("--bundle names the recorded bundle of --reproduce VERSION")
         return 2
-    meta = MetaTrainConfig.quick(seed=args.seed) if args.quick else MetaTrainConfig(seed=args.seed)
+    meta = MetaTrainConfig.quick(seed=args.seed) if args.quick else recipe(seed=args.seed)
     if args.epochs is not None:
         meta = replace(meta, epochs=args.epochs)
     symbols = tuple(s.strip() for s in args.symbols.split(",") if s.strip())

@@ -34,8 +34,7 @@ if __package__ in (None, ""):  # script mode runs this file directly from source
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from ffe.training.meta_config import MetaTrainConfig
-    from ffe.training.pipeline import EXPERIMENT, TrainPlan, summary, train
+    from ffe.training.pipeline import EXPERIMENT, TrainPlan, recipe, summary, train
     from ffe.training.run_metrics import run_metrics
     from ffe.training.tracking import Tracker, quiet_mlflow_logging
 
@@ -45,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--symbols", default="")
     parser.add_argument("--model-dir", type=Path, default=Path(os.environ.get("SM_MODEL_DIR", "model")))
     args = parser.parse_args(argv)
-    meta = MetaTrainConfig(seed=args.seed)
+    meta = recipe(seed=args.seed)
     if args.epochs is not None:
         meta = replace(meta, epochs=args.epochs)
     plan = TrainPlan(seed=args.seed, symbols=tuple(s for s in args.symbols.split(",") if s), meta=meta, progress=False)
