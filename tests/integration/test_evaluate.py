@@ -113,7 +113,10 @@ def test_ffe_evaluate_writes_the_json_and_refuses_a_bad_symbol(
         assert paths[f"{SYMBOL}/meta_controller"].shape == (TEST_BARS,)
         assert set(paths.files) >= {f"{SYMBOL}/{s}" for s in ALL_STRATEGIES}
     assert {"fold_sharpe.png", "equity.png"} <= {p.name for p in tmp_path.iterdir()}
-    card = (tmp_path / "report.md").read_text()  # the model card's tables
+    card = (tmp_path / "report.md").read_text()  # the model card's tables, a page with its contents
+    assert (
+        card.startswith("# Walk-forward evaluation\n") and "\n## Summary\n" in card and "\n## Every strategy\n" in card
+    )
     assert f"| {SYMBOL} 1d | " in card and all(f"| {s} |" in card for s in ALL_STRATEGIES)
     assert not (tmp_path / ".ffe").exists()  # --no-mlflow: no embedded Postgres was started
     assert main(["evaluate", "--symbols", "NOPE", "--quick", "--no-mlflow"]) == 2

@@ -518,10 +518,11 @@ def format_table(report: EvaluationReport) -> str:
 def format_markdown(document: dict[str, Any]) -> str:
     """An evaluation's JSON document (``EvaluationReport.as_dict``, or a saved ``evaluation.json``) as Markdown
     (``report.md``, the model card's tables): a summary across series of the meta-controller and its bars, then
-    every row of every series."""
+    every row of every series. A page of its own: a title, its contents and two sections."""
     bars = (META, NAIVE, "regime_switch", HOLD)
     head = "| series | " + " | ".join(f"{b} Sharpe [CI]" for b in bars) + " | P(meta > naive) | P(meta > B&H) | DSR |"
-    out = [head, "|---" * (len(bars) + 4) + "|"]
+    out = ["# Walk-forward evaluation", "", "- [Summary](#summary)", "- [Every strategy](#every-strategy)"]
+    out += ["", "## Summary", "", head, "|---" * (len(bars) + 4) + "|"]
     for symbol, s in document["series"].items():
         rows, meta = s["rows"], s["meta_controller"]
         cells = [_ci_doc(rows[b]["interval"]["sharpe"]) if b in rows else "n/a" for b in bars]
@@ -531,6 +532,7 @@ def format_markdown(document: dict[str, Any]) -> str:
             meta["deflated_sharpe"],
         )
         out.append(f"| {symbol} {s['timeframe']} | " + " | ".join([*cells, *map(_pct, probabilities)]) + " |")
+    out += ["", "## Every strategy"]
     for symbol, s in document["series"].items():
         out += ["", f"**{_title(document, symbol)}**", "", "| strategy | " + " | ".join(HEADERS) + " |"]
         out.append("|---" + "|---:" * len(HEADERS) + "|")
