@@ -17,8 +17,10 @@ from ffe.evaluation.gate import (
     METRIC_ENV,
     Evidence,
     GateConfig,
+    Side,
     Verdict,
     decide,
+    judge,
     load_evidence,
     not_compared,
 )
@@ -200,6 +202,30 @@ def test_a_comparison_that_could_not_be_made_fails_with_its_reason() -> None:
     assert not verdict.passed and verdict.probabilities() == {}
     assert "FAIL vs champion v2: v2 has no evidence" in "\n".join(verdict.lines())
     assert not Verdict(GateConfig(), ()).passed  # nothing compared is nothing shown
+
+
+def test_judge_refuses_whatever_side_lacks_evidence_saying_what_to_do(tmp_path: Path) -> None:
+    winner = evidence(tmp_path, "cand", {"BTCUSD": WINNER})
+    champion = evidence(tmp_path, "champ", {"BTCUSD": NAIVE})
+    fix = "run `ffe evaluate --version 3`"
+    # A candidate with evidence and no champion: decide() on the naive router alone
+    alone = judge(Side("v3", winner), None, GateConfig())
+    assert alone.passed and [c.kind for c in alone.comparisons] == ["naive_router"]
+    # The bar without evidence: nothing shows it is beaten, so the winner is refused all the same
+    unshown = judge(
+        Side("v3", winner), Side("champion v1", problem="v1 has no walk-forward evidence", fix="x"), GateConfig()
+    )
+    assert not unshown.passed and [c.passed for c in unshown.comparisons] == [True, False]
+    assert unshown.comparisons[1].reason == "v1 has no walk-forward evidence, so nothing shows v3 beats it: x"
+    # A candidate without evidence fails both bars, the fix on the naive router's line
+    missing = judge(
+        Side("v3", problem="v3 has no walk-forward evidence", fix=fix), Side("champion v1", champion), GateConfig()
+    )
+    assert [(c.kind, c.passed, c.reason) for c in missing.comparisons] == [
+        ("naive_router", False, f"v3 has no walk-forward evidence: {fix}"),
+        (CHAMPION, False, "v3 has no walk-forward evidence"),
+    ]
+    assert not judge(Side("v3"), None, GateConfig()).passed  # no evidence and no reason given: still refused
 
 
 # --- loading ---

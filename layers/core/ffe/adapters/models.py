@@ -244,36 +244,31 @@ class ModelStore:
 
 
 def _s3_exists(bucket: str, key: str) -> bool:
-    import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        boto3.client("s3").head_object(Bucket=bucket, Key=key)
-    except ClientError as exc:
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
-        if 400 <= status < 500:
-            return False
-        raise TransientError(f"S3 error looking for s3://{bucket}/{key}: {exc}", bucket=bucket, key=key) from exc
-    except BotoCoreError as exc:
-        raise TransientError(f"S3 unreachable looking for s3://{bucket}/{key}: {exc}", bucket=bucket) from exc
-    return True
+    return _s3_or_none(bucket, key, "looking for", lambda s3: s3.head_object(Bucket=bucket, Key=key)) is not None
 
 
 def _s3_get_if_any(bucket: str, key: str) -> bytes | None:
     """One object's bytes; None when it is missing (or forbidden: without s3:ListBucket a missing key reads 403)."""
+    body: bytes | None = _s3_or_none(
+        bucket, key, "reading", lambda s3: s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    )
+    return body
+
+
+def _s3_or_none(bucket: str, key: str, doing: str, call: Callable[[Any], Any]) -> Any:
+    """``call`` on an S3 client; None on a 4xx (the object is missing, or forbidden); TransientError otherwise."""
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
-        body: bytes = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        return call(boto3.client("s3"))
     except ClientError as exc:
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
         if 400 <= status < 500:
             return None
-        raise TransientError(f"S3 error reading s3://{bucket}/{key}: {exc}", bucket=bucket, key=key) from exc
+        raise TransientError(f"S3 error {doing} s3://{bucket}/{key}: {exc}", bucket=bucket, key=key) from exc
     except BotoCoreError as exc:
-        raise TransientError(f"S3 unreachable reading s3://{bucket}/{key}: {exc}", bucket=bucket, key=key) from exc
-    return body
+        raise TransientError(f"S3 unreachable {doing} s3://{bucket}/{key}: {exc}", bucket=bucket, key=key) from exc
 
 
 def _s3_versions(bucket: str, prefix: str) -> set[str]:

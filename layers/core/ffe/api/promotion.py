@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ffe.api.problems import Conflict
 
 if TYPE_CHECKING:
-    from ffe.evaluation.gate import Comparison, Evidence, GateConfig, Verdict
+    from ffe.evaluation.gate import Evidence, GateConfig, Verdict
 
 HOW = (
     "publish it with its evidence (`ffe evaluate --version N`, then `ffe models publish`), or send"
@@ -76,21 +76,12 @@ def gate(candidate: str, bar: str, kind: str, *, force: bool, reason: str) -> Ou
 
 def verdict_for(candidate: str, bar: str, bar_label: str, config: GateConfig) -> Verdict:
     """The gate's verdict, the evidence read from the stage's model store (``ModelStore.evidence``)."""
-    from ffe.evaluation.gate import CHAMPION, NAIVE, Verdict, decide, not_compared
+    from ffe.evaluation.gate import Side, judge
 
     with tempfile.TemporaryDirectory() as tmp:
         mine, why_not = _evidence(candidate, Path(tmp) / "candidate")
         theirs, their_problem = _evidence(bar, Path(tmp) / "bar")
-    unshown = None
-    if their_problem is not None:
-        unshown = not_compared(CHAMPION, bar_label, f"{their_problem}, so nothing shows {candidate} beats it")
-    if mine is None:
-        comparisons: list[Comparison] = [not_compared(NAIVE, NAIVE, str(why_not))]
-        if unshown is not None:
-            comparisons.append(unshown)
-        return Verdict(config, tuple(comparisons))
-    verdict = decide(mine, theirs, config, champion_label=bar_label)
-    return verdict if unshown is None else Verdict(config, (*verdict.comparisons, unshown))
+    return judge(Side(candidate, mine, why_not), Side(bar_label, theirs, their_problem), config)
 
 
 def _evidence(version: str, dst: Path) -> tuple[Evidence | None, str | None]:

@@ -53,8 +53,10 @@ __all__ = [
     "GateConfig",
     "SeriesEvidence",
     "SeriesFigures",
+    "Side",
     "Verdict",
     "decide",
+    "judge",
     "load_evidence",
     "not_compared",
 ]
@@ -239,12 +241,52 @@ def decide(
     """The candidate's meta-controller against its own naive router and, when there is one, the champion's.
 
     ``champion`` None means there is no champion at all (a first version): only the naive router is a bar. A
-    champion WITHOUT evidence is the caller's to refuse (:func:`refused`), since nothing can show it is beaten.
+    champion WITHOUT evidence is refused by :func:`judge`, since nothing can show it is beaten.
     """
     comparisons = [_compare(candidate, candidate, NAIVE, NAIVE, config)]
     if champion is not None:
         comparisons.append(_compare(candidate, champion, CHAMPION, champion_label, config))
     return Verdict(config, tuple(comparisons))
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of a promotion as its caller found it: the loaded evidence, or why there is none (``problem``),
+    its name in a message (``label``) and what a user does about a missing evidence (``fix``)."""
+
+    label: str
+    evidence: Evidence | None = None
+    problem: str | None = None
+    fix: str = ""
+
+    def why(self, reason: str) -> str:
+        return f"{reason}: {self.fix}" if self.fix else reason
+
+
+def judge(candidate: Side, bar: Side | None, config: GateConfig) -> Verdict:
+    """:func:`decide`, or a refusal naming what is missing: the CLI's and the API's gate.
+
+    ``bar`` None means there is no champion (or it is the candidate itself): only the naive router is a bar. A bar
+    with a ``problem`` (no evidence, unusable evidence) fails its comparison, since nothing shows it is beaten; a
+    candidate without evidence fails the naive router's (and the bar's, when the bar has some).
+    """
+    unshown = None
+    if bar is not None and bar.problem is not None:
+        unshown = not_compared(
+            CHAMPION, bar.label, bar.why(f"{bar.problem}, so nothing shows {candidate.label} beats it")
+        )
+    if candidate.evidence is None:
+        why_not = candidate.problem or f"{candidate.label} has no walk-forward evidence"
+        comparisons = [not_compared(NAIVE, NAIVE, candidate.why(why_not))]
+        if unshown is not None:
+            comparisons.append(unshown)
+        elif bar is not None and bar.evidence is not None:
+            comparisons.append(not_compared(CHAMPION, bar.label, why_not))
+        return Verdict(config, tuple(comparisons))
+    verdict = decide(
+        candidate.evidence, None if bar is None else bar.evidence, config, champion_label=bar.label if bar else CHAMPION
+    )
+    return verdict if unshown is None else Verdict(config, (*verdict.comparisons, unshown))
 
 
 def _compare(candidate: Evidence, bar: Evidence, kind: str, label: str, config: GateConfig) -> Comparison:

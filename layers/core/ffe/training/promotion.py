@@ -13,16 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ffe.evaluation.gate import (
-    CHAMPION,
-    NAIVE,
-    Evidence,
-    GateConfig,
-    Verdict,
-    decide,
-    load_evidence,
-    not_compared,
-)
+from ffe.evaluation.gate import CHAMPION, NAIVE, Evidence, GateConfig, Side, Verdict, judge, load_evidence
 
 GATE_TAG, REASON_TAG = "ffe.promotion.gate", "ffe.promotion.reason"
 _TAG_LIMIT = 5000  # MLflow's limit on a tag value
@@ -36,27 +27,11 @@ def verdict_for(
     if candidate is not None and candidate.registered_version not in (None, str(version)):
         why_not = f"the evidence attached to v{version} evaluates v{candidate.registered_version}"
         candidate = None
-    bar = f"champion v{champion}"
+    mine = Side(f"v{version}", candidate, why_not, fix=_how(version))
     if champion is None or str(champion) == str(version):
-        theirs, their_problem = None, None
-    else:
-        theirs, their_problem = _evidence(tracker, model_name, champion, workdir / "champion")
-    if candidate is None:
-        comparisons = [not_compared(NAIVE, NAIVE, f"{why_not}: {_how(version)}")]
-        if their_problem is not None:
-            comparisons.append(not_compared(CHAMPION, bar, _champion_unshown(their_problem, version, champion)))
-        elif theirs is not None:
-            comparisons.append(not_compared(CHAMPION, bar, str(why_not)))
-        return Verdict(config, tuple(comparisons))
-    verdict = decide(candidate, theirs, config, champion_label=bar)
-    if their_problem is None:
-        return verdict
-    missing = not_compared(CHAMPION, bar, _champion_unshown(their_problem, version, champion))
-    return Verdict(config, (*verdict.comparisons, missing))
-
-
-def _champion_unshown(problem: str, version: str, champion: Any) -> str:
-    return f"{problem}, so nothing shows v{version} beats it: {_how(str(champion))}"
+        return judge(mine, None, config)
+    theirs, their_problem = _evidence(tracker, model_name, champion, workdir / "champion")
+    return judge(mine, Side(f"champion v{champion}", theirs, their_problem, fix=_how(str(champion))), config)
 
 
 def _evidence(tracker: Any, model_name: str, version: str, dst: Path) -> tuple[Evidence | None, str | None]:
