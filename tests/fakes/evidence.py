@@ -28,6 +28,7 @@ def write_evidence(
     folds: Sequence[tuple[tuple[int, int], tuple[int, int]]] = FOLDS,
     periods_per_year: float = 8760.0,
     registered_version: str | None = None,
+    bars_sha256: str | None = None,
 ) -> Path:
     """``folder`` holding an evaluation of ``paths`` ({symbol: {row: returns}}) on ``folds``; returns ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -38,6 +39,7 @@ def write_evidence(
             "bars": N_BARS,
             "folds": [{"train": list(train), "test": list(test)} for train, test in folds],
             "rows": {row: {} for row in rows},
+            **({"bars_sha256": bars_sha256} if bars_sha256 is not None else {}),
         }
         for symbol, rows in paths.items()
     }

@@ -17,7 +17,7 @@ import pytest
 
 from ffe.adapters.models import ModelStore
 from ffe.adapters.replay import datasets, load_bars
-from ffe.backtest.engine import ALL_STRATEGIES
+from ffe.backtest.engine import ALL_STRATEGIES, BarArrays
 from ffe.cli import main
 from ffe.evaluation.walk_forward import SCHEMA, EvaluationReport, evaluate, format_table, quick_plan
 from ffe.local.runner import LocalState
@@ -109,6 +109,8 @@ def test_ffe_evaluate_writes_the_json_and_refuses_a_bad_symbol(
     document = json.loads(capsys.readouterr().out)
     assert set(document["series"][SYMBOL]["rows"]) == {str(s) for s in ALL_STRATEGIES}
     assert json.loads((tmp_path / "evaluation.json").read_text()) == document
+    bundled = BarArrays.from_bars(load_bars(datasets()[SYMBOL].file))
+    assert document["series"][SYMBOL]["bars_sha256"] == bundled.digest()  # what the promotion gate pairs on
     with np.load(tmp_path / "paths.npz") as paths:
         assert paths[f"{SYMBOL}/meta_controller"].shape == (TEST_BARS,)
         assert set(paths.files) >= {f"{SYMBOL}/{s}" for s in ALL_STRATEGIES}

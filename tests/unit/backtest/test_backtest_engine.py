@@ -269,3 +269,11 @@ def test_a_malformed_series_is_refused_before_anything_is_decided() -> None:
     negative = BarArrays(bars.times, bars.open, bars.high, bars.low, -bars.close, bars.volume)
     with pytest.raises(ValueError, match="positive"):
         run_backtest(negative, "BTCUSD", Timeframe.H1, None)
+
+
+def test_the_digest_names_the_bars_exactly() -> None:
+    bars = _btc()
+    assert bars.digest() == BarArrays.from_bars(load_bars(datasets()["BTCUSD"].file)[:N_BARS]).digest()
+    assert _perturbed(bars, N_BARS - 2, seed=1, scale=1e-9).digest() != bars.digest()  # one close, a hair apart
+    shifted = replace(bars, times=bars.times + np.timedelta64(1, "h"))
+    assert shifted.digest() != bars.digest()  # the same prices an hour later are other bars

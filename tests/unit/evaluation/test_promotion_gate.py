@@ -196,6 +196,17 @@ def test_evidence_on_other_test_bars_or_no_shared_series_is_refused(tmp_path: Pa
     assert reason == "no series in common (candidate: BTCUSD; champion: SPX)"
 
 
+def test_evidence_on_other_prices_is_refused_and_older_evidence_without_a_digest_still_pairs(tmp_path: Path) -> None:
+    mine, theirs, neither = "a" * 64, "b" * 64, None
+    paths = {"BTCUSD": {"meta_controller": WINNER, "naive_router": NAIVE}}
+    on = {d: load_evidence(write_evidence(tmp_path / str(d), paths, bars_sha256=d)) for d in (mine, theirs, neither)}
+    refused = decide(on[mine], on[theirs], GateConfig()).comparisons[1]
+    assert not refused.passed and refused.probability is None
+    assert refused.reason.endswith("BTCUSD: evaluated on other prices (bars aaaaaaaaaaaa against bbbbbbbbbbbb)")
+    assert decide(on[mine], on[mine], GateConfig()).comparisons[1].probability is not None
+    assert decide(on[mine], on[neither], GateConfig()).comparisons[1].probability is not None
+
+
 def test_a_comparison_that_could_not_be_made_fails_with_its_reason() -> None:
     missing = not_compared(CHAMPION, "champion v2", "v2 has no evidence: run `ffe evaluate --version 2`")
     verdict = Verdict(GateConfig(), (missing,))
@@ -283,6 +294,7 @@ def _edit_report(folder: Path, edit: Callable[[dict[str, Any]], object]) -> None
             "periods_per_year must be a positive number",
         ),
         (lambda f: _edit_report(f, lambda r: r["series"]["BTCUSD"].update(folds=[{"train": [0]}])), "fold 0 is not"),
+        (lambda f: _edit_report(f, lambda r: r["series"]["BTCUSD"].update(bars_sha256="xyz")), "bars_sha256 must be"),
         (
             lambda f: _edit_report(
                 f, lambda r: r["series"]["BTCUSD"].update(folds=[{"train": [0, 300], "test": [200, 400]}])

@@ -149,6 +149,13 @@ class BarArrays:
     def __len__(self) -> int:
         return int(self.times.size)
 
+    def digest(self) -> str:
+        """SHA-256 of every column's bytes, in order: two series with the same digest are the same bars."""
+        h = hashlib.sha256(np.ascontiguousarray(self.times.astype("datetime64[us]").view(np.int64)).tobytes())
+        for column in (self.open, self.high, self.low, self.close, self.volume):
+            h.update(np.ascontiguousarray(column, dtype=np.float64).tobytes())
+        return h.hexdigest()
+
     def validate(self) -> None:
         """The checks the series validator makes at every boundary, on whole columns.
 

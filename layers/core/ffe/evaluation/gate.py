@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -73,6 +74,7 @@ class SeriesEvidence:
     periods_per_year: float
     folds: Folds
     paths: Mapping[str, NDArray[np.float64]]
+    bars_sha256: str | None = None  # the evaluated prices' digest; None in evidence written before it was recorded
 
 
 @dataclass(frozen=True)
@@ -210,7 +212,10 @@ def _series(report_file: Path, symbol: str, doc: Any, arrays: Mapping[str, NDArr
     sizes = {row: path.size for row, path in paths.items()}
     if len(set(sizes.values())) != 1:
         raise ValueError(f"{where}: its rows' paths differ in length ({sizes}); they must cover the same bars")
-    return SeriesEvidence(periods_per_year=float(ppy), folds=folds, paths=paths)
+    digest = doc.get("bars_sha256")
+    if digest is not None and not (isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest)):
+        raise ValueError(f"{where}: bars_sha256 must be 64 lowercase hex digits, got {digest!r}")
+    return SeriesEvidence(periods_per_year=float(ppy), folds=folds, paths=paths, bars_sha256=digest)
 
 
 def _folds(where: str, doc: Any) -> Folds:
@@ -333,6 +338,8 @@ def _mismatch(symbol: str, a: SeriesEvidence, b: SeriesEvidence) -> str | None:
         return f"{symbol}: test bars differ ({n_a} against {n_b})"
     if a.periods_per_year != b.periods_per_year:
         return f"{symbol}: bars per year differ ({a.periods_per_year:g} against {b.periods_per_year:g})"
+    if a.bars_sha256 and b.bars_sha256 and a.bars_sha256 != b.bars_sha256:
+        return f"{symbol}: evaluated on other prices (bars {a.bars_sha256[:12]} against {b.bars_sha256[:12]})"
     return None
 
 

@@ -135,6 +135,7 @@ class SeriesReport:
     meta_deflated_sharpe: float | None
     paths: dict[str, NDArray[np.float64]]  # row -> the seed-averaged out-of-sample path (paths.npz)
     meta_paths: dict[int, NDArray[np.float64]]  # seed -> the meta-controller's own path (equity bands)
+    bars_sha256: str = ""  # BarArrays.digest of the whole series: the promotion gate pairs only the same prices
 
 
 @dataclass
@@ -263,7 +264,7 @@ def evaluate(
                 skipped[symbol].update(result.skipped)
                 runs[symbol].append(_fold_run(job.fold, job.seed, job.windows[symbol][0], result))
     for symbol in symbols:
-        report.series.append(
+        summary = replace(
             _summarise(
                 symbol,
                 str(timeframes[symbol]),
@@ -275,8 +276,10 @@ def evaluate(
                 block,
                 n_boot,
                 level,
-            )
+            ),
+            bars_sha256=data[symbol].digest(),
         )
+        report.series.append(summary)
     return report
 
 
@@ -453,6 +456,7 @@ def _series_dict(s: SeriesReport) -> dict[str, Any]:
         "timeframe": s.timeframe,
         "periods_per_year": s.periods_per_year,
         "bars": s.bars,
+        "bars_sha256": s.bars_sha256,
         "folds": [{"train": [f.train_lo, f.train_hi], "test": [f.test_lo, f.test_hi]} for f in s.folds],
         "runs": [
             {
