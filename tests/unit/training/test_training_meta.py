@@ -139,6 +139,12 @@ def test_torchscript_file_reproduces_the_module_and_carries_the_numpy_export(
     # a module saved without the export has none
     save_torch(quick_result.module, tmp_path / "bare.pt")
     assert load_torch_policy(tmp_path / "bare.pt") is None
+    # and the file names no folder: the same module saved anywhere is the same bytes (ffe train --reproduce)
+    raw = path.read_bytes()
+    assert b"debug_pkl" not in raw and str(Path(torch.__file__).parent).encode() not in raw
+    assert str(Path(__file__).resolve().parents[3]).encode() not in raw
+    save_torch(quick_result.module, tmp_path / "again.pt", quick_result.policy)
+    assert (tmp_path / "again.pt").read_bytes() == raw
 
 
 def test_training_twice_with_one_seed_gives_identical_metrics_and_weights(

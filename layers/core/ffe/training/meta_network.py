@@ -12,8 +12,10 @@ which carries the numpy export beside the module.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import warnings
+import zipfile
 from collections.abc import Iterator, Sequence
 from itertools import pairwise
 from pathlib import Path
@@ -160,11 +162,30 @@ def from_meta_policy(policy: MetaPolicy) -> PolicyNet:
 def save_torch(module: PolicyNet, path: str | Path, policy: MetaPolicy | None = None) -> None:
     """TorchScript the module (``forward`` = one step, ``rollout`` = the weights of a decision) to ``path``.
 
-    The numpy export rides along as ``meta_policy.json`` when given, so one file carries both forms.
+    The numpy export rides along as ``meta_policy.json`` when given, so one file carries both forms. The file's
+    bytes depend on the module and the export only (:func:`_without_debug_info`), not on where the code lives.
     """
     extra = {"meta_policy.json": json.dumps(policy.to_dict())} if policy is not None else {}
+    buffer = io.BytesIO()
     with _torchscript():
-        torch.jit.script(module).save(str(path), _extra_files=extra)
+        torch.jit.save(torch.jit.script(module), buffer, _extra_files=extra)
+    Path(path).write_bytes(_without_debug_info(buffer.getvalue()))
+
+
+def _without_debug_info(archive: bytes) -> bytes:
+    """A TorchScript archive less its ``*.debug_pkl`` records, rewritten with fixed timestamps.
+
+    Those records map the scripted code back to its source lines by absolute path (this checkout's, the virtual
+    environment's), so the same weights saved from another folder were other bytes and ``ffe train --reproduce``
+    reported a mismatch. ``torch.jit.load`` needs none of them: an error raised inside the script just names no
+    Python source line.
+    """
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(archive)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as dst:
+        for info in src.infolist():
+            if not info.filename.endswith(".debug_pkl"):
+                dst.writestr(zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0)), src.read(info))
+    return out.getvalue()
 
 
 def load_torch(path: str | Path) -> torch.jit.ScriptModule:
