@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import uuid
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -138,6 +139,13 @@ def test_reproduce_retrains_a_recorded_bundle_and_says_whether_it_matches(
     code, out = reproduce(capsys, tmp_path, recorded.version, tampered)
     assert code == 1 and "MISMATCH" in out and "file differs: meta-controller.json" in out
     assert f"changed since: torch 1.0.0 -> {torch.__version__}" in out
+    # A bundle saved while TorchScript's debug records were kept (they name the folder it was saved from) matches
+    older = tmp_path / "older"
+    shutil.copytree(recorded.bundle_dir, older)
+    with zipfile.ZipFile(older / "meta-controller.pt", "a") as pt:
+        pt.writestr("meta-controller/code/__torch__/ffe/training/meta.py.debug_pkl", b"/elsewhere/meta_network.py")
+    code, out = reproduce(capsys, tmp_path, recorded.version, older)
+    assert code == 0 and "MATCH" in out
 
 
 def test_reproduce_refuses_when_the_bundled_data_changed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

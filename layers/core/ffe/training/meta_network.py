@@ -163,16 +163,16 @@ def save_torch(module: PolicyNet, path: str | Path, policy: MetaPolicy | None = 
     """TorchScript the module (``forward`` = one step, ``rollout`` = the weights of a decision) to ``path``.
 
     The numpy export rides along as ``meta_policy.json`` when given, so one file carries both forms. The file's
-    bytes depend on the module and the export only (:func:`_without_debug_info`), not on where the code lives.
+    bytes depend on the module and the export only (:func:`without_debug_info`), not on where the code lives.
     """
     extra = {"meta_policy.json": json.dumps(policy.to_dict())} if policy is not None else {}
     buffer = io.BytesIO()
     with _torchscript():
         torch.jit.save(torch.jit.script(module), buffer, _extra_files=extra)
-    Path(path).write_bytes(_without_debug_info(buffer.getvalue()))
+    Path(path).write_bytes(without_debug_info(buffer.getvalue()))
 
 
-def _without_debug_info(archive: bytes) -> bytes:
+def without_debug_info(archive: bytes) -> bytes:
     """A TorchScript archive less its ``*.debug_pkl`` records, rewritten with fixed timestamps.
 
     Those records map the scripted code back to its source lines by absolute path (this checkout's, the virtual

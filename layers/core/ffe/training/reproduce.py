@@ -18,6 +18,8 @@ from typing import Any
 from ffe.adapters.models import MANIFEST
 from ffe.domain.errors import InvalidInputError
 from ffe.training.data import load_series, series_from_file
+from ffe.training.export import TORCH_FILE
+from ffe.training.meta_network import without_debug_info
 from ffe.training.pipeline import TrainPlan, train
 from ffe.training.provenance import CIRCUMSTANTIAL, code_version, libraries, plan_from_config
 
@@ -112,9 +114,12 @@ def compare(recorded_dir: Path, new_dir: Path) -> Comparison:
 
 
 def _files(folder: Path) -> dict[str, str]:
-    """Every file of a bundle folder but the manifest (compared field by field): name -> sha256."""
+    """Every file of a bundle folder but the manifest (compared field by field): name -> sha256. The TorchScript
+    file is hashed without its debug records, which older bundles carry and which name the folder it was saved
+    from, not the model (``without_debug_info``)."""
     return {
-        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        p.name: hashlib.sha256(without_debug_info(raw) if p.name == TORCH_FILE else raw).hexdigest()
         for p in sorted(folder.iterdir())
         if p.is_file() and p.name != MANIFEST
+        for raw in [p.read_bytes()]
     }
