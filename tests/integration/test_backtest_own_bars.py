@@ -53,6 +53,19 @@ def test_asset_picks_one_of_several(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert json.loads((tmp_path / "out" / "report.json").read_text())["asset"] == "GBPUSD"
 
 
+def test_a_symbol_outside_the_table_is_backtested_as_the_class_its_file_gives(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _csv(tmp_path, [f"{row},fx" for row in _rows("NZDUSD")], header=f"{HEADER},asset_class")
+    assert _backtest(tmp_path, path) == 0
+    assert f"{N} 1h bars of NZDUSD (fx, sha256" in capsys.readouterr().out
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["asset"] == "NZDUSD" and set(report["strategies"]) == {str(s) for s in ALL_STRATEGIES}
+    unclassed = _csv(tmp_path, _rows("NZDUSD"), name="unclassed.csv")
+    assert _backtest(tmp_path, unclassed) == 2
+    assert "or give the file an asset_class column (crypto, fx, equity)" in capsys.readouterr().err
+
+
 def test_a_json_file_is_read_too(tmp_path: Path) -> None:
     fields = HEADER.split(",")
     bars = [dict(zip(fields, row.split(","), strict=True)) for row in _rows()]
@@ -93,7 +106,7 @@ BAD = {
     ),
     "too few bars": (HEADER, GOOD[:60], "60 EURUSD bars; a backtest needs at least 120"),
     "two assets, no --asset": (HEADER, GOOD + _rows("GBPUSD"), "bars for EURUSD, GBPUSD; pick one with --asset"),
-    "unknown asset": (HEADER, _rows("XYZABC"), "unknown asset 'XYZABC'"),
+    "unknown asset": (HEADER, _rows("XYZABC"), "unknown asset 'XYZABC'; known assets: AAPL, BTCUSD"),
     "not a number": (
         HEADER,
         [GOOD[0].rsplit(",", 1)[0] + ",lots", *GOOD[1:]],

@@ -226,3 +226,21 @@ def test_your_own_bars_are_trained_on_and_evaluated(
     assert "bad.csv" in capsys.readouterr().err
     assert evaluate_cli(tmp_path, "--quick", "--no-mlflow", "--set", "meta.nope=1") == 2
     assert "no such setting" in capsys.readouterr().err and not trained
+
+
+def test_a_symbol_outside_the_table_is_evaluated_with_the_class_its_file_gives(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bars = load_bars(datasets()["ETHUSD"].file)[:1500]  # a user's hourly bars of a pair ffe has no entry for
+    rows = "".join(f"SOLUSD,1h,{b.time:%Y-%m-%dT%H:%M:%SZ},{b.open},{b.high},{b.low},{b.close}\n" for b in bars)
+    unclassed = tmp_path / "sol.csv"
+    unclassed.write_text("asset,timeframe,time,open,high,low,close\n" + rows)
+    assert evaluate_cli(tmp_path, "--bars", str(unclassed), "--symbols", "SOLUSD", "--quick", "--no-mlflow") == 2
+    assert "unknown asset 'SOLUSD'" in (err := capsys.readouterr().err) and "asset_class column" in err
+    classed = tmp_path / "sol-crypto.csv"
+    classed.write_text("asset,timeframe,time,open,high,low,close,asset_class\n" + rows.replace("\n", ",crypto\n"))
+    args = ["--bars", str(classed), "--symbols", "SOLUSD", "--quick", "--no-mlflow", "--json", "--set", "meta.epochs=2"]
+    assert evaluate_cli(tmp_path, *args) == 0
+    series = json.loads(capsys.readouterr().out)["series"]["SOLUSD"]
+    assert series["bars"] == 1500 and series["periods_per_year"] == 24 * 365  # crypto trades every hour
+    assert set(series["rows"]) == {str(s) for s in ALL_STRATEGIES}

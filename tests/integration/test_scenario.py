@@ -16,7 +16,7 @@ from ffe.adapters.scenario import ScenarioProvider, load_scenario, parse_scenari
 from ffe.cli import main
 from ffe.contracts import AssetTask
 from ffe.domain.errors import InvalidInputError, PermanentError
-from ffe.domain.models import Bar, Timeframe
+from ffe.domain.models import AssetClass, Bar, Timeframe
 from ffe.local.runner import DEFAULT_AS_OF, LocalState
 from ffe.settings import MarketDataSettings, get_settings
 from ffe.steps.fetch import fetch_market_data
@@ -62,6 +62,21 @@ def test_any_bar_written_as_csv_reads_back_exactly(values: list[tuple[float, flo
     bars = [Bar(T0 + i * timedelta(hours=1), a, max(a, b), min(a, b), b, v) for i, (a, b, v) in enumerate(values)]
     rows = [f"SPY,1h,{b.time.isoformat()},{b.open!r},{b.high!r},{b.low!r},{b.close!r},{b.volume!r}" for b in bars]
     assert parse_scenario({"spy.csv": csv_file(*rows)}, name="spy.csv").bars == {"SPY": tuple(bars)}
+
+
+CLASSED = b"asset,timeframe,time,open,high,low,close,volume,asset_class\n"
+
+
+def test_an_asset_class_column_classes_a_symbol_outside_the_table_and_may_be_left_empty() -> None:
+    rows = [
+        b"SOLUSD,1h,2020-01-15T12:00:00Z,1,2,0.5,1,,crypto",
+        b"SOLUSD,1h,2020-01-15T13:00:00Z,1,2,0.5,1,,",  # a row may leave it out once another gave it
+        b"BTCUSD,1h,2020-01-15T12:00:00Z,1,2,0.5,1,,crypto",  # the table's own class, restated
+        b"ETHUSD,1h,2020-01-15T12:00:00Z,1,2,0.5,1,,",
+    ]
+    scenario = parse_scenario({"s.csv": CLASSED + b"\n".join(rows) + b"\n"}, name="s.csv")
+    assert scenario.classes == {"SOLUSD": AssetClass.CRYPTO, "BTCUSD": AssetClass.CRYPTO}
+    assert len(scenario.bars["SOLUSD"]) == 2 and "ETHUSD" not in scenario.classes
 
 
 @pytest.mark.parametrize(
@@ -150,6 +165,22 @@ def test_any_bar_written_as_csv_reads_back_exactly(values: list[tuple[float, flo
             's.json: expected an object {"as_of": ..., "bars": [...]}, not a JSON list',
         ),
         ("s.txt", b"anything", "s.txt: unknown format '.txt'; use .csv or .json"),
+        (
+            "s.csv",
+            CLASSED + b"SOLUSD,1h,2020-01-15T12:00:00Z,1,2,0.5,1,,gold\n",
+            "s.csv line 2: asset_class: Input should be 'crypto', 'fx' or 'equity'",
+        ),
+        (
+            "s.csv",
+            CLASSED
+            + b"SOLUSD,1h,2020-01-15T12:00:00Z,1,2,0.5,1,,crypto\nSOLUSD,1h,2020-01-15T13:00:00Z,1,2,0.5,1,,fx\n",
+            "s.csv line 3: asset_class fx for SOLUSD, an earlier row gave crypto",
+        ),
+        (
+            "s.csv",
+            CLASSED + b"BTCUSD,1h,2020-01-15T12:00:00Z,1,2,0.5,1,,equity\n",
+            "s.csv line 2: asset_class equity, but BTCUSD is crypto; leave the column empty",
+        ),
     ],
 )
 def test_a_file_that_is_not_a_scenario_is_named_with_its_line_or_row_and_field(

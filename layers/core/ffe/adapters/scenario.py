@@ -1,7 +1,8 @@
 """Scenario files: bars a user writes (CSV or JSON) to run the real cycle on a what-if (``ffe run --bars``).
 
-Format (examples/README.md): one row per bar with ``asset, timeframe, time, open, high, low, close, volume``;
-``time`` is the bar's open time, ISO-8601 with a UTC offset. A JSON file is ``{"as_of": ..., "bars": [rows]}``
+Format (examples/README.md): one row per bar with ``asset, timeframe, time, open, high, low, close, volume``
+and an optional ``asset_class`` (a symbol outside the built-in table can then be backtested, evaluated and trained
+on); ``time`` is the bar's open time, ISO-8601 with a UTC offset. A JSON file is ``{"as_of": ..., "bars": [rows]}``
 (``as_of`` optional). Reading a file checks only that every row *is* a bar (types, symbol, timeframe, one
 timeframe per run, each asset in one file) and names the file, line or row and field otherwise. Whether the
 bars are sound (finite positive prices, high/low bracketing, order, duplicates) is the cycle's business: a
@@ -14,7 +15,7 @@ import csv
 import io
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,8 +26,10 @@ from ffe.contracts import Symbol, describe_errors
 from ffe.domain.errors import InvalidInputError
 from ffe.domain.models import AssetClass, Bar, Timeframe
 from ffe.domain.ports import FetchedSeries
+from ffe.domain.universe import ASSET_CLASSES
 
-COLUMNS = ("asset", "timeframe", "time", "open", "high", "low", "close", "volume")
+COLUMNS = ("asset", "timeframe", "time", "open", "high", "low", "close", "volume", "asset_class")
+OPTIONAL = ("volume", "asset_class")
 FORMATS = (".csv", ".json")
 
 
@@ -64,6 +67,7 @@ class ScenarioRow(BaseModel):
     low: Number
     close: Number
     volume: Number = 0.0
+    asset_class: AssetClass | None = None
 
     def to_bar(self) -> Bar:
         return Bar(self.time, self.open, self.high, self.low, self.close, self.volume)
@@ -86,6 +90,7 @@ class Scenario:
     bars: Mapping[str, tuple[Bar, ...]]
     sources: Mapping[str, str]  # asset -> the name of the file its bars came from
     files: Mapping[str, bytes]  # file name -> content, exactly as read (what the local stack serves)
+    classes: Mapping[str, AssetClass] = field(default_factory=dict)  # asset -> the asset_class its rows give
 
     @property
     def assets(self) -> list[str]:
@@ -165,6 +170,7 @@ def parse_scenario(files: Mapping[str, bytes], name: str) -> Scenario:
     as_of: tuple[datetime, str] | None = None
     bars: dict[str, list[Bar]] = {}
     sources: dict[str, str] = {}
+    classes: dict[str, AssetClass] = {}
     for file, content in files.items():
         file_as_of, rows = _parse_file(file, content)
         if file_as_of is not None:
@@ -190,6 +196,9 @@ def parse_scenario(files: Mapping[str, bytes], name: str) -> Scenario:
             seen_here.add(row.asset)
             sources[row.asset] = Path(file).name
             bars.setdefault(row.asset, []).append(row.to_bar())
+            if row.asset_class is not None:
+                _check_class(f"{file} {where}", row.asset, row.asset_class, classes)
+                classes[row.asset] = row.asset_class
     if timeframe is None:
         raise InvalidInputError(f"{name}: no bars")
     return Scenario(
@@ -199,7 +208,17 @@ def parse_scenario(files: Mapping[str, bytes], name: str) -> Scenario:
         bars={asset: tuple(series) for asset, series in bars.items()},
         sources=sources,
         files={Path(file).name: content for file, content in files.items()},
+        classes=classes,
     )
+
+
+def _check_class(where: str, asset: str, given: AssetClass, classes: Mapping[str, AssetClass]) -> None:
+    """An asset's rows agree on its class, and a symbol of the built-in table keeps the table's."""
+    if asset in classes and classes[asset] != given:
+        raise InvalidInputError(f"{where}: asset_class {given} for {asset}, an earlier row gave {classes[asset]}")
+    known = ASSET_CLASSES.get(asset)
+    if known is not None and known != given:
+        raise InvalidInputError(f"{where}: asset_class {given}, but {asset} is {known}; leave the column empty")
 
 
 def _parse_file(file: str, content: bytes) -> tuple[datetime | None, list[tuple[str, ScenarioRow]]]:
@@ -232,12 +251,13 @@ def _csv_rows(file: str, text: str) -> Iterator[tuple[str, dict[str, str]]]:
     reader = csv.reader(io.StringIO(text), skipinitialspace=True)
     header = [name.strip() for name in next(reader, [])]
     unknown = [name for name in header if name not in COLUMNS]
-    missing = [name for name in COLUMNS if name not in header and name != "volume"]
+    missing = [name for name in COLUMNS if name not in header and name not in OPTIONAL]
     duplicated = [name for i, name in enumerate(header) if name in header[:i]]
     for problem, names in (("unknown", unknown), ("missing", missing), ("duplicated", duplicated)):
         if names:
             raise InvalidInputError(
-                f"{file} line 1: {problem} column {names[0]!r}; the header is {','.join(COLUMNS)} (volume optional)"
+                f"{file} line 1: {problem} column {names[0]!r}; the header is {','.join(COLUMNS)} "
+                f"({' and '.join(OPTIONAL)} optional)"
             )
     try:
         for cells in reader:

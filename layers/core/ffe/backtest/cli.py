@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ffe.adapters.models import ModelBundle, ModelStore, ModelUnavailableError, bundled_version, load_bundle
 from ffe.domain.errors import InvalidInputError
-from ffe.domain.models import Bar, Timeframe
+from ffe.domain.models import AssetClass, Bar, Timeframe
 
 DEFAULT_STATE_DIR = Path(".ffe")
 
@@ -66,7 +66,7 @@ def command(args: argparse.Namespace) -> int:
     series = _own_bars(args) if args.bars is not None else _bundled(args.asset or "EURUSD")
     if series is None:
         return 2
-    asset, timeframe, rows = series
+    asset, timeframe, rows, asset_class = series
     bundle: ModelBundle | ModelUnavailableError
     try:
         if args.model_uri:
@@ -83,7 +83,7 @@ def command(args: argparse.Namespace) -> int:
     bars = BarArrays.from_bars(rows)
     start = holdout_start(bars.times, HOLDOUT_FRACTION) if args.span == "holdout" else None
     config = BacktestConfig(progress=not args.no_progress)
-    result = run_backtest(bars, asset, timeframe, bundle, start=start, config=config)
+    result = run_backtest(bars, asset, timeframe, bundle, start=start, config=config, asset_class=asset_class)
     out = args.out or _default_out(args, asset)
     paths = write_report(result, out)
     print(format_table(result))
@@ -94,7 +94,7 @@ def command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bundled(asset: str) -> tuple[str, Timeframe, Sequence[Bar]] | None:
+def _bundled(asset: str) -> tuple[str, Timeframe, Sequence[Bar], AssetClass | None] | None:
     """A bundled series' bars; None (the message printed) when none is bundled for ``asset``."""
     from ffe.adapters.replay import datasets, load_bars
 
@@ -103,10 +103,10 @@ def _bundled(asset: str) -> tuple[str, Timeframe, Sequence[Bar]] | None:
     if dataset is None:
         print(f"no bundled series for {asset!r}; bundled: {', '.join(sorted(known))}", file=sys.stderr)
         return None
-    return asset, dataset.timeframe, load_bars(dataset.file)
+    return asset, dataset.timeframe, load_bars(dataset.file), None  # a bundled symbol is in the table
 
 
-def _own_bars(args: argparse.Namespace) -> tuple[str, Timeframe, Sequence[Bar]] | None:
+def _own_bars(args: argparse.Namespace) -> tuple[str, Timeframe, Sequence[Bar], AssetClass] | None:
     """``--bars``: the file's bars, checked; None (one line printed on stderr) when the file is not usable."""
     from ffe.training.data import read_bars_file
 
@@ -115,8 +115,11 @@ def _own_bars(args: argparse.Namespace) -> tuple[str, Timeframe, Sequence[Bar]] 
     except InvalidInputError as exc:  # names the file, and the line or row at fault
         print(f"ffe backtest: error: {exc}", file=sys.stderr)
         return None
-    print(f"bars: {own.path}: {len(own.bars)} {own.timeframe} bars of {own.asset} (sha256 {own.sha256[:12]})")
-    return own.asset, own.timeframe, own.bars
+    print(
+        f"bars: {own.path}: {len(own.bars)} {own.timeframe} bars of {own.asset} ({own.asset_class}, "
+        f"sha256 {own.sha256[:12]})"
+    )
+    return own.asset, own.timeframe, own.bars, own.asset_class
 
 
 def _state_dir(args: argparse.Namespace) -> Path:

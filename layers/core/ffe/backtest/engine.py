@@ -269,10 +269,12 @@ def run_backtest(
     start: datetime | None = None,
     end: datetime | None = None,
     config: BacktestConfig | None = None,
+    asset_class: AssetClass | None = None,
 ) -> BacktestResult:
     """Backtest every configured strategy on the bars opening in ``[start, end)`` (None: the series' ends).
 
     Bars before ``start`` serve as look-back (and as the regime switch's selection data), never as trades.
+    ``asset_class`` None: the built-in table's (a user's file may give one for a symbol outside it).
 
     Raises:
         ValueError: an empty window, or bars the features cannot read (non-positive prices).
@@ -287,7 +289,7 @@ def run_backtest(
     if hi <= lo:
         raise ValueError(f"no bars in the window [{start}, {end})")
     data = series.head(hi)  # nothing after the window is ever read
-    asset_class = asset_class_of(asset)
+    asset_class = asset_class or asset_class_of(asset)
     limits = cfg.limits or RiskLimits(bars_per_day=timeframe.bars_per_day)  # as GateRisk sets it
     with _one_blas_thread():
         market = _market(data, asset_class, bundle, cfg)

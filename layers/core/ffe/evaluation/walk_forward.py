@@ -40,7 +40,7 @@ from numpy.typing import NDArray
 from ffe.adapters.models import load_bundle
 from ffe.adapters.replay import datasets, load_bars
 from ffe.backtest.engine import BacktestConfig, BacktestResult, BarArrays, StrategyName, run_backtest
-from ffe.domain.models import Timeframe
+from ffe.domain.models import AssetClass, Timeframe
 from ffe.evaluation import stats
 from ffe.evaluation.files import SCHEMA
 from ffe.training.data import walk_forward
@@ -216,6 +216,7 @@ def evaluate(
         raise KeyError(f"no bundled series for {', '.join(unknown)}; bundled: {', '.join(sorted(known))}")
     data = {s: BarArrays.from_bars(own[s].bars if s in own else load_bars(known[s].file)) for s in symbols}
     timeframes = {s: own[s].timeframe if s in own else known[s].timeframe for s in symbols}
+    classes = {s: own[s].asset_class if s in own else None for s in symbols}  # None: the built-in table's
     data_files = {s: str(own[s].path) for s in symbols if s in own} or None
     cuts: dict[str, list[Fold]] = {}
     for symbol, bars in data.items():
@@ -255,7 +256,7 @@ def evaluate(
                 plan = replace(plan_factory(symbols, seed, starts), data_files=data_files)
                 if not report.training_config:
                     report.training_config = _config_of(plan)
-                windows = {s: (cuts[s][k], starts[s], ends[s], timeframes[s]) for s in symbols}
+                windows = {s: (cuts[s][k], starts[s], ends[s], timeframes[s], classes[s]) for s in symbols}
                 jobs_to_run.append(_Job(k, seed, plan, root / f"f{k}-s{seed}", windows, cfg))
         for job, (version, results) in zip(jobs_to_run, _run_jobs(jobs_to_run, data, jobs, n_folds, log), strict=True):
             report.bundle_versions.append(version)
@@ -291,7 +292,7 @@ class _Job:
     seed: int
     plan: TrainPlan
     out_dir: Path
-    windows: dict[str, tuple[Fold, datetime, datetime | None, Timeframe]]  # symbol -> fold, start, end, timeframe
+    windows: dict[str, tuple[Fold, datetime, datetime | None, Timeframe, AssetClass | None]]  # and asset class
     config: BacktestConfig
 
 
@@ -302,8 +303,8 @@ def _run_job(job: _Job, data: Mapping[str, BarArrays]) -> tuple[str, dict[str, B
     outcome = train(job.plan, job.out_dir)
     bundle = load_bundle(str(outcome.bundle_dir))
     results = {
-        symbol: run_backtest(data[symbol], symbol, timeframe, bundle, start, end, job.config)
-        for symbol, (_fold, start, end, timeframe) in job.windows.items()
+        symbol: run_backtest(data[symbol], symbol, timeframe, bundle, start, end, job.config, asset_class)
+        for symbol, (_fold, start, end, timeframe, asset_class) in job.windows.items()
     }
     return outcome.version, results
 

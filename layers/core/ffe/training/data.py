@@ -143,6 +143,7 @@ class FileBars:
     timeframe: Timeframe
     bars: tuple[Bar, ...]
     sha256: str  # of that file's bytes
+    asset_class: AssetClass  # the file's asset_class column, else the built-in table's
 
 
 def read_bars_file(path: Path, asset: str | None = None, min_bars: int = MIN_FILE_BARS) -> FileBars:
@@ -150,7 +151,8 @@ def read_bars_file(path: Path, asset: str | None = None, min_bars: int = MIN_FIL
 
     ``asset`` picks one of the file's assets; None takes its only one. The bars must be sound
     (:func:`ffe.domain.series.validate_series`: ascending unique times, finite positive prices, high/low
-    bracketing open/close), belong to a known symbol, and number at least ``min_bars``.
+    bracketing open/close), belong to a symbol of the built-in table or carry an ``asset_class`` column, and
+    number at least ``min_bars``.
 
     Raises:
         InvalidInputError: one line naming the file, and the line (CSV) or ``bars[i]`` (JSON) where a row is at
@@ -168,9 +170,9 @@ def read_bars_file(path: Path, asset: str | None = None, min_bars: int = MIN_FIL
     name = scenario.sources[asset]
     file = path / name if path.is_dir() else path
     try:
-        asset_class_of(asset)
+        asset_class = scenario.classes.get(asset) or asset_class_of(asset)
     except InvalidInputError as exc:
-        raise InvalidInputError(f"{file}: {exc}") from None
+        raise InvalidInputError(f"{file}: {exc}, or give the file an asset_class column ({_CLASSES})") from None
     bars = scenario.bars[asset]
     try:
         validate_series(bars, datetime.max.replace(tzinfo=UTC))  # history: no bar is "in the future"
@@ -181,7 +183,10 @@ def read_bars_file(path: Path, asset: str | None = None, min_bars: int = MIN_FIL
             f"{file}: {len(bars)} {asset} bars; a backtest needs at least {min_bars} (the cycle's look-back)"
         )
     sha256 = hashlib.sha256(scenario.files[name]).hexdigest()
-    return FileBars(file, asset, scenario.timeframe, bars, sha256)
+    return FileBars(file, asset, scenario.timeframe, bars, sha256, asset_class)
+
+
+_CLASSES = ", ".join(str(c) for c in AssetClass)
 
 
 _BAR_AT = re.compile(r"^bar (\d+) \(([^)]*)\): (.*)$")  # validate_series' "bar 7 (2019-...): why"
@@ -245,4 +250,4 @@ def series_from_file(path: Path, asset: str | None = None) -> TrainingSeries:
         InvalidInputError: as :func:`read_bars_file`.
     """
     own = read_bars_file(path, asset)
-    return series_from_bars(own.asset, str(asset_class_of(own.asset)), str(own.timeframe), own.bars, own.sha256)
+    return series_from_bars(own.asset, str(own.asset_class), str(own.timeframe), own.bars, own.sha256)
