@@ -237,6 +237,7 @@ def test_judge_refuses_whatever_side_lacks_evidence_saying_what_to_do(tmp_path: 
         (CHAMPION, False, "v3 has no walk-forward evidence"),
     ]
     assert not judge(Side("v3"), None, GateConfig()).passed  # no evidence and no reason given: still refused
+    assert not judge(Side("v3", winner), Side("champion v1"), GateConfig()).passed  # nor a bar without either
 
 
 # --- loading ---

@@ -272,14 +272,13 @@ def judge(candidate: Side, bar: Side | None, config: GateConfig) -> Verdict:
     """:func:`decide`, or a refusal naming what is missing: the CLI's and the API's gate.
 
     ``bar`` None means there is no champion (or it is the candidate itself): only the naive router is a bar. A bar
-    with a ``problem`` (no evidence, unusable evidence) fails its comparison, since nothing shows it is beaten; a
-    candidate without evidence fails the naive router's (and the bar's, when the bar has some).
+    without evidence (none, or unusable: its ``problem``) fails its comparison, since nothing shows it is beaten;
+    a candidate without evidence fails the naive router's (and the bar's, when the bar has some).
     """
     unshown = None
-    if bar is not None and bar.problem is not None:
-        unshown = not_compared(
-            CHAMPION, bar.label, bar.why(f"{bar.problem}, so nothing shows {candidate.label} beats it")
-        )
+    if bar is not None and bar.evidence is None:
+        problem = bar.problem or f"{bar.label} has no walk-forward evidence"
+        unshown = not_compared(CHAMPION, bar.label, bar.why(f"{problem}, so nothing shows {candidate.label} beats it"))
     if candidate.evidence is None:
         why_not = candidate.problem or f"{candidate.label} has no walk-forward evidence"
         comparisons = [not_compared(NAIVE, NAIVE, candidate.why(why_not))]
