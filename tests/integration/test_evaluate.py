@@ -19,6 +19,7 @@ from ffe.adapters.models import ModelStore
 from ffe.adapters.replay import datasets, load_bars
 from ffe.backtest.engine import ALL_STRATEGIES, BarArrays
 from ffe.cli import main
+from ffe.evaluation.gate_config import GateConfig
 from ffe.evaluation.walk_forward import SCHEMA, EvaluationReport, evaluate, format_table, quick_plan
 from ffe.local.runner import LocalState
 from ffe.training import cli as training_cli
@@ -26,6 +27,7 @@ from ffe.training import pipeline
 from ffe.training.data import TrainingSeries
 from ffe.training.meta_config import MetaTrainConfig
 from ffe.training.pipeline import EXPERIMENT, MODEL_NAME
+from ffe.training.promotion import verdict_for
 from ffe.training.tracking import Tracker, tracking_uri
 
 SYMBOL, OTHER, TEST_BARS = "SPX", "EURUSD", 240
@@ -130,6 +132,26 @@ def test_ffe_evaluate_writes_the_json_and_refuses_a_bad_symbol(
         assert ">= 1" in capsys.readouterr().err
     assert main(["evaluate", "--quick", "--no-mlflow", "--version", "3"]) == 2
     assert "--version evaluates the version's recorded config" in capsys.readouterr().err
+    # Refused before any training: a seed twice, an --out that is a file or holds another run's files, test
+    # windows longer than the series, and --version with anything that would evaluate another model
+    quick = ["evaluate", "--quick", "--no-mlflow", "--symbols", SYMBOL, "--folds", "2", "--n-boot", "50"]
+    assert main([*quick, "--seeds", "1,2,1"]) == 2
+    assert "a seed given twice would count its path twice" in capsys.readouterr().err
+    (tmp_path / "a-file").write_text("")
+    assert main([*quick, "--out", str(tmp_path / "a-file")]) == 2
+    assert f"--out {tmp_path / 'a-file'}: cannot use it" in capsys.readouterr().err
+    assert main([*quick, "--out", str(tmp_path)]) == 2
+    assert f"--out {tmp_path} is not empty" in capsys.readouterr().err
+    assert main([*quick, "--test-bars", "100000", "--out", str(tmp_path / "long")]) == 2
+    assert "SPX: 100000 test bars leave none of its 5031 bars to train on" in capsys.readouterr().err
+    for extra in (["--set", "meta.epochs=9"], ["--symbols", SYMBOL], ["--bars", str(tmp_path / "a-file")]):
+        assert main(["--state-dir", str(tmp_path / "st"), "evaluate", "--version", "3", *extra]) == 2
+        assert "as it was trained (its recorded config, on its own series)" in (err := capsys.readouterr().err)
+        assert f"drop {extra[0]}" in err
+    assert not (tmp_path / "st").exists()  # nothing was started to answer that
+    # A fold that cannot train on what its window leaves (31 bars) names the fold and the bars, no traceback
+    assert main([*quick, "--seeds", "3", "--test-bars", "5000", "--out", str(tmp_path / "short")]) == 2
+    assert "fold 1 seed 3, training on the bars before each test window (SPX 31): " in capsys.readouterr().err
 
 
 @pytest.fixture
@@ -177,6 +199,17 @@ def test_a_registered_versions_config_is_evaluated_and_the_report_is_its_evidenc
     run = tracker.client.get_run(str(registered.run_id))
     sharpe = document["series"][SYMBOL]["rows"]["meta_controller"]["interval"]["sharpe"]["estimate"]
     assert run.data.metrics[f"evaluation.{SYMBOL}.meta_controller.sharpe"] == pytest.approx(sharpe)
+    # The gate takes this evidence as the version's (it was made with the recorded config) and refuses evidence of
+    # another config attached to it, naming the settings that differ
+    number = str(registered.registered_version)
+    compared = verdict_for(tracker, MODEL_NAME, number, None, GateConfig(), tmp_path / "gate")
+    assert compared.comparisons[0].probability is not None
+    tampered = json.loads((evidence / "evaluation.json").read_text())
+    tampered["model"]["training_config"]["meta"]["epochs"] = 9
+    (evidence / "evaluation.json").write_text(json.dumps(tampered))
+    tracker.attach_evidence(MODEL_NAME, number, evidence)
+    refused = verdict_for(tracker, MODEL_NAME, number, None, GateConfig(), tmp_path / "gate2").comparisons[0]
+    assert not refused.passed and "another training config than it was trained with (meta.epochs)" in refused.reason
     # An unknown version is one line and exit 2, nothing run
     assert evaluate_cli(tmp_path, "--version", "v99") == 2
     assert "no registered version v99" in capsys.readouterr().err

@@ -112,7 +112,8 @@ def test_refused_without_evidence_or_on_losing_evidence_and_usage_mistakes_exit_
         (["3", "--force"], "--force needs --reason"),
         (["3", "--force", "--reason", "  "], "--force needs --reason"),
         (["3", "--reason", "because"], "--reason goes with --force"),
-        (["3", "--confidence", "1.5"], "--confidence lies strictly between 0 and 1"),
+        (["3", "--confidence", "1.5"], "--confidence lies strictly between 0.5 and 1"),
+        (["3", "--confidence", "0.3"], "--confidence lies strictly between 0.5 and 1"),
         (["9"], "has no version '9'"),
         (["ffe-gate3"], "is not a registry number"),
     ):

@@ -240,6 +240,6 @@ def test_the_api_gates_promotions_with_the_clis_settings_and_defaults(translated
     assert metric["Default"] == DEFAULT_METRIC and metric["AllowedValues"] == list(METRICS)
     assert float(confidence["Default"]) == DEFAULT_CONFIDENCE
     pattern = re.compile(confidence["AllowedPattern"])
-    assert all(pattern.match(v) for v in ("0.9", ".95", "0.999")) and not any(
-        pattern.match(v) for v in ("0", "0.0", "1", "1.0", "0.", "-0.5", "abc")
-    )
+    assert all(pattern.match(v) for v in ("0.9", ".95", "0.999", "0.51", "0.6")) and not any(
+        pattern.match(v) for v in ("0", "0.0", "1", "1.0", "0.", "-0.5", "abc", "0.5", "0.50", "0.3", "0.05")
+    )  # what GateConfig accepts: (0.5, 1)

@@ -101,6 +101,8 @@ def test_defaults_env_and_flags_in_that_order() -> None:
         ({METRIC_ENV: "calmar"}, {}, METRIC_ENV),
         ({}, {"confidence": 1.0}, "--confidence"),
         ({}, {"confidence": 0.0}, "--confidence"),
+        ({}, {"confidence": 0.5}, "--confidence"),  # a coin toss would pass
+        ({CONFIDENCE_ENV: "0.3"}, {}, CONFIDENCE_ENV),
         ({}, {"metric": "calmar"}, "--metric"),
     ],
 )
@@ -193,7 +195,14 @@ def test_evidence_on_other_test_bars_or_no_shared_series_is_refused(tmp_path: Pa
     )
     elsewhere = evidence(tmp_path, "else", {"SPX": NAIVE})
     reason = decide(candidate, elsewhere, GateConfig()).comparisons[1].reason
-    assert reason == "no series in common (candidate: BTCUSD; champion: SPX)"
+    assert reason == "the candidate's evidence leaves out SPX, which champion was evaluated on"
+    # nor may the candidate drop a series the champion was judged on, however well it does on the rest
+    both = evidence(tmp_path, "both", {"BTCUSD": NAIVE, "SPX": NAIVE})
+    assert (
+        decide(candidate, both, GateConfig())
+        .comparisons[1]
+        .reason.startswith("the candidate's evidence leaves out SPX")
+    )
 
 
 def test_evidence_on_other_prices_is_refused_and_older_evidence_without_a_digest_still_pairs(tmp_path: Path) -> None:
@@ -288,6 +297,12 @@ def _edit_report(folder: Path, edit: Callable[[dict[str, Any]], object]) -> None
         (lambda f: (f / "evaluation.json").unlink(), "has no evaluation.json"),
         (lambda f: (f / "evaluation.json").write_text("{nope"), "is not JSON"),
         (lambda f: (f / "paths.npz").write_text("not numpy"), "not a numpy .npz"),
+        (lambda f: (f / "paths.npz").write_bytes((f / "paths.npz").read_bytes()[:300]), "not a numpy .npz"),
+        (
+            lambda f: _write_paths(f, {"BTCUSD/meta_controller": WINNER, "BTCUSD/naive_router": NAIVE, "stray": NAIVE}),
+            "array 'stray' is not named SYMBOL/ROW",
+        ),
+        (lambda f: _edit_report(f, lambda r: r["model"].update(training_config=[1])), "is not an object"),
         (lambda f: _edit_report(f, lambda r: r.update(schema="ffe.evaluation/1")), "schema 'ffe.evaluation/1'"),
         (lambda f: _edit_report(f, lambda r: r.update(series={})), "holds no series"),
         (

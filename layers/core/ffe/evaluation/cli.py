@@ -91,6 +91,7 @@ def command(args: argparse.Namespace, state: Any) -> int:
         factory, registered, recorded_symbols, recorded_files = _factory(args, state)
         files = {**recorded_files, **_files(args.bars)}
         symbols = _symbols(args.symbols, recorded_symbols, files)
+        out = _out(args.out or _default_out(args))
         log = None if args.json else (lambda line: print(line, file=sys.stderr))
         try:
             report = evaluate(
@@ -104,12 +105,11 @@ def command(args: argparse.Namespace, state: Any) -> int:
                 files=files,
                 jobs=args.jobs,
             )
-        except (ValueError, InvalidInputError) as exc:  # a series too short for the folds, a bad file
+        except InvalidInputError as exc:  # a series too short for the folds, a bad file, a fold that cannot train
             raise _Refused(str(exc)) from None
     except _Refused as exc:
         return _error(str(exc))
     report.registered_version = registered
-    out = args.out or _default_out(args)
     text = _write(report, out)
     where = "not kept in MLflow (--no-mlflow)"
     if not args.no_mlflow:
@@ -155,7 +155,22 @@ def _seeds(args: argparse.Namespace) -> list[int]:
         raise _Refused(f"--seeds takes integers separated by commas, got {args.seeds!r}") from None
     if not seeds or min(args.folds, args.n_boot, args.jobs, 1 if args.test_bars is None else args.test_bars) < 1:
         raise _Refused("need at least one seed, --folds >= 1, --n-boot >= 1, --jobs >= 1 and --test-bars >= 1")
+    if len(set(seeds)) != len(seeds):
+        raise _Refused(f"--seeds {args.seeds}: a seed given twice would count its path twice")
     return seeds
+
+
+def _out(out: Path) -> Path:
+    """The report folder, made now (before hours of training) and empty: everything in it is the evidence MLflow
+    keeps, so files from another run must not ride along."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        leftovers = sorted(p.name for p in out.iterdir())
+    except OSError as exc:
+        raise _Refused(f"--out {out}: cannot use it as the report folder ({exc.strerror or exc})") from None
+    if leftovers:
+        raise _Refused(f"--out {out} is not empty ({', '.join(leftovers[:3])}...): give a new or empty folder")
+    return out
 
 
 def _factory(args: argparse.Namespace, state: Any) -> tuple[PlanFactory, str | None, tuple[str, ...], dict[str, Path]]:
@@ -171,6 +186,14 @@ def _factory(args: argparse.Namespace, state: Any) -> tuple[PlanFactory, str | N
         if args.no_mlflow or args.quick:
             raise _Refused(
                 "--version evaluates the version's recorded config from the registry: drop --no-mlflow/--quick"
+            )
+        changed = [
+            flag for flag, given in (("--set", args.set), ("--bars", args.bars), ("--symbols", args.symbols)) if given
+        ]
+        if changed:
+            raise _Refused(
+                f"--version evaluates the version as it was trained (its recorded config, on its own series), since "
+                f"the report becomes its promotion evidence: drop {', '.join(changed)}"
             )
         from ffe.evaluation.tracking import VersionNotFoundError, plan_factory, registered_plan
         from ffe.training.cli import local_tracker

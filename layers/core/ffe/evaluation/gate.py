@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import zipfile
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -85,6 +86,7 @@ class Evidence:
     series: Mapping[str, SeriesEvidence]
     registered_version: str | None
     bundle_versions: tuple[str, ...]
+    training_config: Mapping[str, Any] | None = None  # the folds' config less seed and cuts (``ffe evaluate``)
 
 
 @dataclass(frozen=True)
@@ -171,19 +173,26 @@ def load_evidence(folder: Path | str) -> Evidence:
     try:
         with np.load(paths_file, allow_pickle=False) as npz:
             arrays = {key: np.asarray(npz[key], dtype=np.float64) for key in npz.files}
-    except (OSError, ValueError, TypeError) as exc:  # not an npz, or object arrays
+    except (OSError, ValueError, TypeError, EOFError, zipfile.BadZipFile, zlib.error) as exc:  # not an npz, cut short
         raise ValueError(f"evidence {paths_file} is not a numpy .npz of float arrays: {exc}") from None
+    odd = sorted(key for key in arrays if "/" not in key)
+    if odd:
+        raise ValueError(f"evidence {paths_file}: array {odd[0]!r} is not named SYMBOL/ROW")
     series = {symbol: _series(report_file, symbol, doc, arrays) for symbol, doc in series_doc.items()}
     model = report.get("model") or {}
     if not isinstance(model, dict):
         raise ValueError(f"evidence {report_file}: 'model' is not an object")
     registered = model.get("registered_version")
     bundles = model.get("bundle_versions") or []
+    config = model.get("training_config")
+    if config is not None and not isinstance(config, dict):
+        raise ValueError(f"evidence {report_file}: 'model.training_config' is not an object")
     return Evidence(
         folder=root,
         series=series,
         registered_version=None if registered is None else str(registered),
         bundle_versions=tuple(str(b) for b in bundles),
+        training_config=config,
     )
 
 
@@ -295,11 +304,12 @@ def judge(candidate: Side, bar: Side | None, config: GateConfig) -> Verdict:
 
 def _compare(candidate: Evidence, bar: Evidence, kind: str, label: str, config: GateConfig) -> Comparison:
     bar_row = NAIVE if kind == NAIVE else META
-    shared = sorted(set(candidate.series) & set(bar.series))
-    if not shared:
+    left_out = sorted(set(bar.series) - set(candidate.series))
+    if left_out:  # the candidate would choose the series it is judged on
         return not_compared(
-            kind, label, f"no series in common (candidate: {_names(candidate)}; {label}: {_names(bar)})"
+            kind, label, f"the candidate's evidence leaves out {', '.join(left_out)}, which {label} was evaluated on"
         )
+    shared = sorted(bar.series)  # every one of them, and load_evidence refuses evidence without series
     mismatches = [m for s in shared if (m := _mismatch(s, candidate.series[s], bar.series[s]))]
     if mismatches:
         return not_compared(
@@ -344,10 +354,6 @@ def _mismatch(symbol: str, a: SeriesEvidence, b: SeriesEvidence) -> str | None:
 
 def _fold_text(folds: Folds) -> str:
     return " ".join(f"test[{lo},{hi})" for _, _, lo, hi in folds)
-
-
-def _names(evidence: Evidence) -> str:
-    return ", ".join(sorted(evidence.series)) or "none"
 
 
 def _statistic(metric: str, periods_per_year: float) -> Callable[[NDArray[np.float64]], float]:

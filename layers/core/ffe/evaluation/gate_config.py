@@ -29,8 +29,8 @@ class GateConfig:
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
             raise ValueError(f"the gate's metric is one of {', '.join(METRICS)}, not {self.metric!r}")
-        if not 0.0 < self.confidence < 1.0:
-            raise ValueError(f"the gate's confidence lies strictly between 0 and 1, not {self.confidence}")
+        if not 0.5 < self.confidence < 1.0:  # at 0.5 or below, a version more likely worse than the bar would pass
+            raise ValueError(f"the gate's confidence lies strictly between 0.5 and 1, not {self.confidence}")
         if self.n_boot < 1:
             raise ValueError(f"the gate needs at least one bootstrap resample, not {self.n_boot}")
 
@@ -55,7 +55,7 @@ class GateConfig:
             try:
                 confidence = float(text)
             except ValueError:
-                raise ValueError(f"{CONFIDENCE_ENV} is a number in (0, 1), not {text!r}") from None
-        if not 0.0 < confidence < 1.0:
-            raise ValueError(f"{confidence_from} lies strictly between 0 and 1, not {confidence}")
+                raise ValueError(f"{CONFIDENCE_ENV} is a number in (0.5, 1), not {text!r}") from None
+        if not 0.5 < confidence < 1.0:  # at 0.5 or below, a version more likely worse than the bar would pass
+            raise ValueError(f"{confidence_from} lies strictly between 0.5 and 1, not {confidence}")
         return cls(metric=metric, confidence=confidence)

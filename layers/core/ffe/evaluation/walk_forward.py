@@ -26,6 +26,7 @@ seeds x folds configurations tried (``deflated_sharpe``). The JSON schema is ``E
 
 from __future__ import annotations
 
+import functools
 import math
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -40,6 +41,7 @@ from numpy.typing import NDArray
 from ffe.adapters.models import load_bundle
 from ffe.adapters.replay import datasets, load_bars
 from ffe.backtest.engine import BacktestConfig, BacktestResult, BarArrays, StrategyName, run_backtest
+from ffe.domain.errors import InvalidInputError
 from ffe.domain.models import AssetClass, Timeframe
 from ffe.evaluation import stats
 from ffe.evaluation.files import SCHEMA
@@ -200,13 +202,16 @@ def evaluate(
 
     Raises:
         KeyError: a symbol with neither a bundled series nor a file.
-        ValueError: no seeds, or a series too short for the folds.
-        InvalidInputError: a file the scenario loader or the series checks refuse.
+        InvalidInputError: before any training: no series, no seeds or a seed twice (its path would count twice),
+            a series too short for the folds or ``test_bars``, a file the scenario loader or the series checks
+            refuse; during it, :class:`FoldFailedError`.
     """
     from ffe.training.data import read_bars_file
 
-    if not seeds:
-        raise ValueError("need at least one seed")
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise InvalidInputError(f"need one or more distinct seeds, got {list(seeds)}")
+    if not series_symbols:
+        raise InvalidInputError("no series to evaluate")
     cfg = config or BacktestConfig()
     known = datasets()
     own = {s: read_bars_file(path, s) for s, path in (files or {}).items()}
@@ -218,14 +223,7 @@ def evaluate(
     timeframes = {s: own[s].timeframe if s in own else known[s].timeframe for s in symbols}
     classes = {s: own[s].asset_class if s in own else None for s in symbols}  # None: the built-in table's
     data_files = {s: str(own[s].path) for s in symbols if s in own} or None
-    cuts: dict[str, list[Fold]] = {}
-    for symbol, bars in data.items():
-        n = len(bars)
-        min_train = n - test_bars if test_bars is not None else round(n * min_train_fraction)
-        try:
-            cuts[symbol] = folds(n, n_folds, min_train)
-        except ValueError as exc:
-            raise ValueError(f"{symbol}: {exc}") from None
+    cuts = {symbol: _cuts(symbol, len(bars), n_folds, test_bars, min_train_fraction) for symbol, bars in data.items()}
     report = EvaluationReport(
         seeds=tuple(seeds),
         n_folds=n_folds,
@@ -255,7 +253,7 @@ def evaluate(
             for seed in seeds:
                 plan = replace(plan_factory(symbols, seed, starts), data_files=data_files)
                 if not report.training_config:
-                    report.training_config = _config_of(plan)
+                    report.training_config = evaluated_config(plan)
                 windows = {s: (cuts[s][k], starts[s], ends[s], timeframes[s], classes[s]) for s in symbols}
                 jobs_to_run.append(_Job(k, seed, plan, root / f"f{k}-s{seed}", windows, cfg))
         for job, (version, results) in zip(jobs_to_run, _run_jobs(jobs_to_run, data, jobs, n_folds, log), strict=True):
@@ -282,6 +280,16 @@ def evaluate(
         )
         report.series.append(summary)
     return report
+
+
+def _cuts(symbol: str, n: int, n_folds: int, test_bars: int | None, min_train_fraction: float) -> list[Fold]:
+    if test_bars is not None and test_bars >= n:
+        raise InvalidInputError(f"{symbol}: {test_bars} test bars leave none of its {n} bars to train on")
+    min_train = n - test_bars if test_bars is not None else round(n * min_train_fraction)
+    try:
+        return folds(n, n_folds, min_train)
+    except ValueError as exc:
+        raise InvalidInputError(f"{symbol}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -323,7 +331,7 @@ def _run_jobs(
         out = []
         for job in todo:
             say(job, f"one bundle on {len(job.windows)} series' training bars")
-            out.append(_run_job(job, data))
+            out.append(_outcome(job, functools.partial(_run_job, job, data)))
         return out
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -335,14 +343,37 @@ def _run_jobs(
         for job in todo:
             futures.append(pool.submit(_run_job, job, {s: data[s] for s in job.windows}))
         results = []
-        for job, future in zip(todo, futures, strict=True):
-            results.append(future.result())
-            say(job, f"done ({len(job.windows)} series)")
+        try:
+            for job, future in zip(todo, futures, strict=True):
+                results.append(_outcome(job, future.result))
+                say(job, f"done ({len(job.windows)} series)")
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)  # the jobs not started yet never start
+            raise
         return results
 
 
-def _config_of(plan: TrainPlan) -> dict[str, Any]:
-    """The plan's recorded training config without what a fold or seed sets (``seed``, ``meta.seed``, the cuts)."""
+def _outcome(
+    job: _Job, run: Callable[[], tuple[str, dict[str, BacktestResult]]]
+) -> tuple[str, dict[str, BacktestResult]]:
+    """``run()``, a failure of the user's data or settings (InvalidInputError, ValueError) named by its fold."""
+    try:
+        return run()
+    except ValueError as exc:
+        bars = ", ".join(f"{s} {window[0].train_hi}" for s, window in job.windows.items())
+        raise FoldFailedError(
+            f"fold {job.fold + 1} seed {job.seed}, training on the bars before each test window ({bars}): {exc}"
+        ) from exc
+
+
+class FoldFailedError(InvalidInputError):
+    """A fold could not be trained or backtested on the data and settings it was given (too few training bars for
+    the config's episodes, a file the training refuses): one line naming the fold."""
+
+
+def evaluated_config(plan: TrainPlan) -> dict[str, Any]:
+    """The plan's recorded training config without what a fold or seed sets (``seed``, ``meta.seed``, the cuts):
+    the report's ``model.training_config``, which the promotion gate holds against the version's own."""
     from ffe.training.provenance import training_config
 
     config = training_config(plan)
@@ -602,10 +633,12 @@ __all__ = [
     "SCHEMA",
     "EvaluationReport",
     "Fold",
+    "FoldFailedError",
     "FoldRun",
     "RowSummary",
     "SeriesReport",
     "evaluate",
+    "evaluated_config",
     "folds",
     "format_markdown",
     "format_table",

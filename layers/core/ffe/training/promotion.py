@@ -24,9 +24,6 @@ def verdict_for(
 ) -> Verdict:
     """The gate's verdict on promoting ``version`` over ``champion`` (None: there is none), evidence from MLflow."""
     candidate, why_not = _evidence(tracker, model_name, version, workdir / "candidate")
-    if candidate is not None and candidate.registered_version not in (None, str(version)):
-        why_not = f"the evidence attached to v{version} evaluates v{candidate.registered_version}"
-        candidate = None
     mine = Side(f"v{version}", candidate, why_not, fix=_how(version))
     if champion is None or str(champion) == str(version):
         return judge(mine, None, config)
@@ -43,9 +40,37 @@ def _evidence(tracker: Any, model_name: str, version: str, dst: Path) -> tuple[E
     if folder is None:
         return None, f"v{version} has no walk-forward evidence"
     try:
-        return load_evidence(folder), None
+        evidence = load_evidence(folder)
     except ValueError as exc:
         return None, f"the evidence of v{version} is unusable ({exc})"
+    if evidence.registered_version not in (None, str(version)):
+        return None, f"the evidence attached to v{version} evaluates v{evidence.registered_version}"
+    differs = _config_differs(tracker, version, evidence)
+    if differs:
+        return (
+            None,
+            f"the evidence of v{version} evaluates another training config than it was trained with ({differs})",
+        )
+    return evidence, None
+
+
+def _config_differs(tracker: Any, version: str, evidence: Evidence) -> str:
+    """The settings in which the evidence's training config differs from the version's recorded one (``meta.epochs,
+    symbols``), or "" when they agree or the version recorded none (trained before configs were recorded)."""
+    from ffe.evaluation.tracking import VersionNotFoundError, registered_plan
+    from ffe.evaluation.walk_forward import evaluated_config
+
+    try:
+        _, recorded = registered_plan(tracker, version)
+    except (VersionNotFoundError, ValueError):
+        return ""
+    expected, got = evaluated_config(recorded), dict(evidence.training_config or {})
+    keys = sorted(k for k in set(expected) | set(got) if expected.get(k) != got.get(k))
+    if "meta" in keys and isinstance(expected.get("meta"), dict) and isinstance(got.get("meta"), dict):
+        mine, theirs = expected["meta"], got["meta"]
+        keys.remove("meta")
+        keys += sorted(f"meta.{k}" for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+    return ", ".join(keys)
 
 
 def _how(version: str) -> str:
