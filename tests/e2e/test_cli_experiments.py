@@ -109,9 +109,16 @@ def test_the_lifecycle_through_the_command(state_dir: Path, capsys: pytest.Captu
     code, out, _ = ffe(state_dir, capsys, "show", "exp-shadow")
     assert code == 0 and "transitions" in out and "stop it" in out
     # the split canary: start, advance by hand, promote; the treatment is the champion
-    for action in ("start", "advance", "promote"):
+    for action in ("start", "advance"):
         code, _, err = ffe(state_dir, capsys, action, split, "--why", "fine")
         assert code == 0, err
+    # its treatment was not trained with MLflow tracking, so no evidence shows it beats anything: refused, as the
+    # API refuses it, until --force overrules the gate with the reason recorded
+    code, _, err = ffe(state_dir, capsys, "promote", split, "--why", "fine")
+    assert code == 1 and "promotion gate refused: the treatment" in err and "--force --why" in err
+    assert document(state_dir, capsys, "show", split)["experiment"]["status"] == "running"
+    code, _, err = ffe(state_dir, capsys, "promote", split, "--why", "fine", "--force")
+    assert code == 0 and "promoted under --force" in err, err
     assert document(state_dir, capsys, "show", split)["experiment"]["status"] == "promoted"
     # results: the comparison, readable and as JSON
     code, out, err = ffe(state_dir, capsys, "results", split)

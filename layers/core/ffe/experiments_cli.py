@@ -162,41 +162,50 @@ def _act(args: argparse.Namespace, state: Any, store: Any) -> int:
 
 
 def _promotion_gate(args: argparse.Namespace, state: Any, store: Any) -> int | Callable[[], None] | None:
-    """The promotion gate of ``ffe models promote`` on the treatment, when it is a registered version with evidence.
+    """The promotion gate of ``ffe models promote`` on the treatment, after the lifecycle allows the promotion.
 
-    None: no gate (the treatment's bundle was not trained with MLflow tracking, or its registered version has no
-    walk-forward evidence; said on stderr); 1: refused (the verdict on stderr); else the call that records the
-    promotion on the registered version once the transition is made. The bar besides the naive router is the
-    experiment's control: its registered version's evidence. See docs/models.md, "Promotion gate".
+    1: refused (why on stderr), as the API refuses: the treatment has no walk-forward evidence (its bundle was not
+    trained with MLflow tracking, it is not a registered version, or its version has none) or the evidence does
+    not pass; ``--force --why`` overrules either. Else the call that records the promotion on the registered
+    version once the transition is made, or None (an unknown experiment, for the transition to report; a forced
+    promotion of an unregistered treatment, which has nowhere to record it). The bar besides the naive router is
+    the experiment's control: its registered version's evidence. See docs/models.md, "Promotion gate".
     """
     import sys
     import tempfile
     from pathlib import Path
 
+    from ffe.domain.experiments import ExperimentStatus, check_transition
     from ffe.evaluation.gate import CHAMPION, GateConfig, Verdict, not_compared
     from ffe.local.errors import LocalError
     from ffe.training.cli import local_tracker
     from ffe.training.pipeline import MODEL_NAME
     from ffe.training.promotion import promotion_tags, verdict_for
-    from ffe.training.tracking import EVIDENCE_TAG
 
     force, reason = bool(getattr(args, "force", False)), (args.why or "").strip() or None
     if force and reason is None:
         raise LocalError("--force needs --why TEXT: why the promotion gate is overruled is recorded")
     experiment = store.get(args.id)
-    treatment_run = None if experiment is None else _mlflow_run_of(state, experiment.treatment_version)
-    if experiment is None or treatment_run is None:
-        return None  # an unknown experiment is the transition's to report; an untracked bundle has no evidence
+    if experiment is None:
+        return None  # an unknown experiment is the transition's to report
+    check_transition(experiment, ExperimentStatus.PROMOTED)  # the lifecycle's refusal says more than the gate's
     try:
         config = GateConfig.from_env()
     except ValueError as exc:
         raise LocalError(str(exc)) from None
+    treatment_run = _mlflow_run_of(state, experiment.treatment_version)
+    if treatment_run is None:
+        return _without_evidence(
+            args.id,
+            f"the treatment {experiment.treatment_version} was not trained with MLflow "
+            "tracking, so no walk-forward evidence shows it beats anything",
+            force,
+        )
     with local_tracker(state) as tracker:
         number = _registered_number(tracker, treatment_run)
-        if number is None or EVIDENCE_TAG not in tracker.model_version_tags(MODEL_NAME, number):
-            what = "is not a registered version" if number is None else f"(v{number}) has no walk-forward evidence"
-            print(f"the treatment {experiment.treatment_version} {what}: no promotion gate", file=sys.stderr)
-            return None
+        if number is None:
+            why = f"the treatment {experiment.treatment_version} is not a registered version, so it has no evidence"
+            return _without_evidence(args.id, why, force)
         control_run = _mlflow_run_of(state, experiment.control_version)
         control = None if control_run is None else _registered_number(tracker, control_run)
         with tempfile.TemporaryDirectory() as tmp:
@@ -223,6 +232,22 @@ def _promotion_gate(args: argparse.Namespace, state: Any, store: Any) -> int | C
             tracker.set_model_version_tags(MODEL_NAME, number, tags)
 
     return record
+
+
+def _without_evidence(experiment_id: str, why: str, force: bool) -> int | None:
+    """1 and why on stderr, unless ``--force`` (then a note, and the promotion goes ahead)."""
+    import sys
+
+    if not force:
+        print(f"promotion gate refused: {why}", file=sys.stderr)
+        print(
+            f"{experiment_id} stays where it is: register the treatment and run `ffe evaluate --version N`, or "
+            "promote anyway with --force --why TEXT",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"{why}: promoted under --force", file=sys.stderr)
+    return None
 
 
 def _mlflow_run_of(state: Any, version: str) -> str | None:
