@@ -243,12 +243,13 @@ def test_your_own_bars_are_trained_on_and_evaluated(
             f"ETHUSD,1h,{b.time:%Y-%m-%dT%H:%M:%SZ},{b.open},{b.high},{b.low},{b.close},{b.volume}\n" for b in bars
         )
     )
-    args = ["--symbols", "ETHUSD", "--bars", str(own), "--quick", "--no-mlflow", "--json", "--set", "meta.epochs=3"]
+    monkeypatch.chdir(tmp_path)  # named relative to where the user stands, recorded whole (--reproduce from anywhere)
+    args = ["--symbols", "ETHUSD", "--bars", "eth.csv", "--quick", "--no-mlflow", "--json", "--set", "meta.epochs=3"]
     assert evaluate_cli(tmp_path, *args) == 0
     document = json.loads(capsys.readouterr().out)
     assert document["series"]["ETHUSD"]["bars"] == 2000  # the file's bars, not the bundled 6,000
-    assert document["config"]["own_data"]["ETHUSD"]["file"] == str(own)
-    assert document["model"]["training_config"]["data_files"] == {"ETHUSD": str(own)}
+    assert document["config"]["own_data"]["ETHUSD"]["file"] == str(own.resolve())
+    assert document["model"]["training_config"]["data_files"] == {"ETHUSD": str(own.resolve())}
     assert document["model"]["training_config"]["meta"]["epochs"] == 3  # --set reached every fold's plan
     assert [t["ETHUSD"] for t in trained] == [2000 - TEST_BARS, 2000 - TEST_BARS // 2]  # cut before each window
     # A file the loader refuses, an unknown setting: one line each, exit 2, nothing trained

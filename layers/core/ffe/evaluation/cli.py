@@ -224,7 +224,7 @@ def _files(paths: list[Path]) -> dict[str, Path]:
         for asset in assets:
             if asset in found:
                 raise _Refused(f"{asset} has bars in both {found[asset]} and {path}")
-            found[asset] = path
+            found[asset] = path.resolve()  # recorded in the bundles: --reproduce must find it from any folder
     return found
 
 
