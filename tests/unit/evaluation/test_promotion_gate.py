@@ -57,6 +57,14 @@ def test_paired_differences_are_the_resampled_gaps_one_resample_at_a_time() -> N
         loop = [statistic(WINNER[i]) - statistic(NAIVE[i]) for i in stats._resamples(NAIVE.size, None, 300, 4)]
         draws = stats.paired_metric_differences(WINNER, NAIVE, metric, 252, n_boot=300, seed=4)
         np.testing.assert_allclose(draws, loop, rtol=1e-9, atol=1e-12)
+    # a bar that lost everything: the resamples holding it are -1, the others unchanged (not NaN, as log(0) made them)
+    ruined = WINNER.copy()
+    ruined[100] = -1.0
+    resamples = stats._resamples(NAIVE.size, None, 300, 4)
+    loop = [stats.total_return(ruined[i]) - stats.total_return(NAIVE[i]) for i in resamples]
+    draws = stats.paired_metric_differences(ruined, NAIVE, "total_return", 252, n_boot=300, seed=4)
+    np.testing.assert_allclose(draws, loop, rtol=1e-9, atol=1e-12)
+    assert np.isfinite(draws).all() and 0 < np.sum(draws > 0) < draws.size
     # blocks that do not divide the bars (the last one is cut) and a block of one bar
     for block in (7, 1):
         resamples = stats._resamples(NAIVE.size, block, 50, 2)

@@ -196,7 +196,11 @@ def _sortino_sums(total: Sums, r: NDArray[np.float64], periods_per_year: float) 
 
 
 def _total_return_sums(total: Sums, r: NDArray[np.float64], _periods_per_year: float) -> NDArray[np.float64]:
-    return np.expm1(total(np.log1p(r)))  # prod(1 + r) - 1 (a bar losing everything gives -1)
+    """prod(1 + r) - 1 as exp(sum of log(1 + r)) - 1; a resample holding a bar that lost everything (r <= -1,
+    whose log is -inf) is -1, counted apart so that it does not poison the prefix sums of every other window."""
+    ruined = r <= -1.0
+    growth = np.expm1(total(np.log1p(np.where(ruined, 0.0, r))))
+    return growth if not ruined.any() else np.where(total(ruined.astype(np.float64)) > 0, -1.0, growth)
 
 
 _ROW_METRICS: dict[str, Callable[[Sums, NDArray[np.float64], float], NDArray[np.float64]]] = {
