@@ -278,10 +278,25 @@ def test_each_seeds_own_path_is_not_a_row(tmp_path: Path) -> None:
         {
             "BTCUSD/meta_controller": WINNER,
             "BTCUSD/naive_router": NAIVE,
-            "BTCUSD/meta_controller/seed1": WINNER[:-5],
+            "BTCUSD/meta_controller/seed1": LOSER,
         },
     )
-    assert set(load_evidence(folder).series["BTCUSD"].paths) == {"meta_controller", "naive_router"}
+    btc = load_evidence(folder).series["BTCUSD"]
+    assert set(btc.paths) == {"meta_controller", "naive_router"} and list(btc.meta_by_seed) == [1]
+    np.testing.assert_array_equal(btc.meta_by_seed[1], LOSER)
+
+
+def test_the_gate_judges_each_seeds_own_model_not_their_smoother_average(tmp_path: Path) -> None:
+    # The seed-averaged row beats the naive router, but the version serves one seed's bundle, and each loses
+    paths = {"meta_controller": WINNER, "naive_router": NAIVE, "meta_controller/seed1": LOSER}
+    seeds = load_evidence(write_evidence(tmp_path / "s", {"BTCUSD": {**paths, "meta_controller/seed2": LOSER * 1.1}}))
+    verdict = decide(seeds, None, GateConfig())
+    assert not verdict.passed and verdict.probabilities()["naive_router"] < 0.1
+    figures = verdict.comparisons[0].per_series["BTCUSD"]
+    mean = np.mean([stats.sharpe(LOSER, 8760.0), stats.sharpe(LOSER * 1.1, 8760.0)])
+    assert figures.candidate == pytest.approx(mean) and figures.bar == pytest.approx(stats.sharpe(NAIVE, 8760.0))
+    # against a champion, its seeds are averaged the same way: the same per-seed paths on both sides are a tie
+    assert decide(seeds, seeds, GateConfig()).probabilities()[CHAMPION] == 0.5
 
 
 def _good(tmp_path: Path) -> Path:
@@ -311,6 +326,17 @@ def _edit_report(folder: Path, edit: Callable[[dict[str, Any]], object]) -> None
             "array 'stray' is not named SYMBOL/ROW",
         ),
         (lambda f: _edit_report(f, lambda r: r["model"].update(training_config=[1])), "is not an object"),
+        (
+            lambda f: _write_paths(
+                f,
+                {
+                    "BTCUSD/meta_controller": WINNER,
+                    "BTCUSD/naive_router": NAIVE,
+                    "BTCUSD/meta_controller/seed1": NAIVE[:9],
+                },
+            ),
+            "path BTCUSD/meta_controller/seed1 must hold 200 finite returns",
+        ),
         (lambda f: _edit_report(f, lambda r: r.update(schema="ffe.evaluation/1")), "schema 'ffe.evaluation/1'"),
         (lambda f: _edit_report(f, lambda r: r.update(series={})), "holds no series"),
         (

@@ -26,7 +26,7 @@ import re
 import zipfile
 import zlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,7 @@ class SeriesEvidence:
     folds: Folds
     paths: Mapping[str, NDArray[np.float64]]
     bars_sha256: str | None = None  # the evaluated prices' digest; None in evidence written before it was recorded
+    meta_by_seed: Mapping[int, NDArray[np.float64]] = field(default_factory=dict)  # each seed's own bundle's path
 
 
 @dataclass(frozen=True)
@@ -224,7 +225,25 @@ def _series(report_file: Path, symbol: str, doc: Any, arrays: Mapping[str, NDArr
     digest = doc.get("bars_sha256")
     if digest is not None and not (isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest)):
         raise ValueError(f"{where}: bars_sha256 must be 64 lowercase hex digits, got {digest!r}")
-    return SeriesEvidence(periods_per_year=float(ppy), folds=folds, paths=paths, bars_sha256=digest)
+    by_seed = _seed_paths(where, symbol, arrays, paths[META].size)
+    return SeriesEvidence(float(ppy), folds, paths, bars_sha256=digest, meta_by_seed=by_seed)
+
+
+def _seed_paths(
+    where: str, symbol: str, arrays: Mapping[str, NDArray[np.float64]], size: int
+) -> dict[int, NDArray[np.float64]]:
+    """``SYMBOL/meta_controller/seed<S>``: each seed's own meta-controller path, on the rows' bars."""
+    prefix = f"{symbol}/{META}/seed"
+    out: dict[int, NDArray[np.float64]] = {}
+    for key, path in arrays.items():
+        if not key.startswith(prefix):
+            continue
+        if not key[len(prefix) :].isdigit():
+            raise ValueError(f"{where}: path {key} does not name a seed")
+        if path.shape != (size,) or not np.all(np.isfinite(path)):
+            raise ValueError(f"{where}: path {key} must hold {size} finite returns, as the rows do")
+        out[int(key[len(prefix) :])] = path
+    return out
 
 
 def _folds(where: str, doc: Any) -> Folds:
@@ -322,11 +341,19 @@ def _compare(candidate: Evidence, bar: Evidence, kind: str, label: str, config: 
     for symbol in shared:
         mine, theirs = candidate.series[symbol], bar.series[symbol]
         statistic = _statistic(config.metric, mine.periods_per_year)
-        a, b = mine.paths[META], theirs.paths[bar_row]
-        figures[symbol] = SeriesFigures(statistic(a), statistic(b))
-        draws += stats.paired_metric_differences(
-            a, b, config.metric, mine.periods_per_year, n_boot=config.n_boot, seed=_series_seed(config.seed, symbol)
+        ours = _served(mine)
+        others = _served(theirs) if bar_row == META else [theirs.paths[NAIVE]]
+        figures[symbol] = SeriesFigures(
+            float(np.mean([statistic(a) for a in ours])), float(np.mean([statistic(b) for b in others]))
         )
+
+        def draw(
+            path: NDArray[np.float64], symbol: str = symbol, ppy: float = mine.periods_per_year
+        ) -> NDArray[np.float64]:
+            seed = _series_seed(config.seed, symbol)  # one seed per series: every path takes the same resamples
+            return stats.metric_draws(path, config.metric, ppy, n_boot=config.n_boot, seed=seed)
+
+        draws += np.mean([draw(a) for a in ours], axis=0) - np.mean([draw(b) for b in others], axis=0)
     draws /= len(shared)
     probability = float((np.sum(draws > 0) + 0.5 * np.sum(draws == 0)) / config.n_boot)
     gap = float(np.mean([f.difference for f in figures.values()]))
@@ -337,6 +364,12 @@ def _compare(candidate: Evidence, bar: Evidence, kind: str, label: str, config: 
         f" over {len(shared)} series ({', '.join(shared)}); mean gap {gap:+.4f}"
     )
     return Comparison(kind, label, probability, figures, passed, reason)
+
+
+def _served(series: SeriesEvidence) -> list[NDArray[np.float64]]:
+    """The meta-controller paths to judge: each seed's own (the version serves one bundle, not the average of
+    several, whose path is smoother than any one of them), or the seed-averaged row where none was recorded."""
+    return list(series.meta_by_seed.values()) or [series.paths[META]]
 
 
 def _mismatch(symbol: str, a: SeriesEvidence, b: SeriesEvidence) -> str | None:

@@ -155,13 +155,31 @@ def paired_metric_differences(
     a plain loop's over the same resamples up to float rounding (tested), at a fraction of the cost (the promotion
     gate runs it, in the API's Lambda too: bench/bench_promotion_gate.py). ``a`` and ``b`` must be finite.
     """
-    if metric not in _ROW_METRICS:
-        raise ValueError(f"metric must be one of {', '.join(_ROW_METRICS)}, got {metric!r}")
     x, y = _series(a), _series(b)
     if x.size != y.size:
         raise ValueError(f"paired series must be aligned: {x.size} returns against {y.size}")
-    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
-        raise ValueError("paired_metric_differences needs finite returns")
+    return metric_draws(x, metric, periods_per_year, block=block, n_boot=n_boot, seed=seed) - metric_draws(
+        y, metric, periods_per_year, block=block, n_boot=n_boot, seed=seed
+    )
+
+
+def metric_draws(
+    a: Sequence[float] | NDArray[np.float64],
+    metric: str,
+    periods_per_year: float,
+    *,
+    block: int | None = None,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> NDArray[np.float64]:
+    """``metric(a)`` on each of the ``n_boot`` resamples :func:`paired_metric_differences` takes: the resamples
+    depend only on the length, ``block``, ``n_boot`` and ``seed``, so two series of one length drawn with the same
+    arguments are paired bar for bar (``ffe.evaluation.gate`` averages several seeds' paths this way)."""
+    if metric not in _ROW_METRICS:
+        raise ValueError(f"metric must be one of {', '.join(_ROW_METRICS)}, got {metric!r}")
+    x = _series(a)
+    if not np.all(np.isfinite(x)):
+        raise ValueError("metric_draws needs finite returns")
     starts, size = _block_starts(x.size, block, n_boot, seed)
     body, last = starts[:, :-1], starts[:, -1]
     cut = x.size - body.shape[1] * size  # the last block is cut to n bars in all
@@ -174,8 +192,7 @@ def paired_metric_differences(
         window, window_cut = prefix[every + size] - prefix[every], prefix[every + cut] - prefix[every]
         return window[body].sum(axis=1) + window_cut[last]
 
-    statistic = _ROW_METRICS[metric]
-    return statistic(total, x, periods_per_year) - statistic(total, y, periods_per_year)
+    return _ROW_METRICS[metric](total, x, periods_per_year)
 
 
 Sums = Callable[[NDArray[np.float64]], NDArray[np.float64]]
