@@ -52,26 +52,26 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 def train_command(args: argparse.Namespace, state: Any) -> int:
     from ffe.training.meta_config import MetaTrainConfig
-    from ffe.training.pipeline import TrainPlan, recipe, summary, train
+    from ffe.training.pipeline import TrainPlan, UnloadableBundleError, recipe, summary, train
 
     if getattr(args, "reproduce", None) is not None:  # getattr: callers may build the Namespace themselves
         return reproduce_command(args.reproduce, args.bundle, args.out, state)
     if getattr(args, "bundle", None) is not None:
         print("--bundle names the recorded bundle of --reproduce VERSION")
         return 2
-    meta = MetaTrainConfig.quick(seed=args.seed) if args.quick else recipe(seed=args.seed)
-    if args.epochs is not None:
-        meta = replace(meta, epochs=args.epochs)
-    symbols = tuple(s.strip() for s in args.symbols.split(",") if s.strip())
-    plan = TrainPlan(seed=args.seed, symbols=symbols, meta=meta, progress=not args.no_progress)
-    if getattr(args, "set", None):
-        from ffe.training.overrides import apply_overrides
+    try:  # every setting is checked here, before any training (MetaTrainConfig, TrainPlan, --set)
+        meta = MetaTrainConfig.quick(seed=args.seed) if args.quick else recipe(seed=args.seed)
+        if args.epochs is not None:
+            meta = replace(meta, epochs=args.epochs)
+        symbols = tuple(s.strip() for s in args.symbols.split(",") if s.strip())
+        plan = TrainPlan(seed=args.seed, symbols=symbols, meta=meta, progress=not args.no_progress)
+        if getattr(args, "set", None):
+            from ffe.training.overrides import apply_overrides
 
-        try:
             plan = apply_overrides(plan, args.set)
-        except ValueError as exc:
-            print(f"ffe train: error: {exc}", file=sys.stderr)
-            return 2
+    except ValueError as exc:
+        print(f"ffe train: error: {exc}", file=sys.stderr)
+        return 2
     with tempfile.TemporaryDirectory() as tmp:
         bundle = Path(tmp) / "bundle"
         try:
@@ -80,6 +80,10 @@ def train_command(args: argparse.Namespace, state: Any) -> int:
             else:
                 with local_tracker(state) as tracker:
                     outcome = train(plan, bundle, tracker)
+        except UnloadableBundleError as exc:  # nothing registered (the run failed), kept or made the champion
+            _keep_run_metrics(state, None)
+            print(f"ffe train: error: {exc}", file=sys.stderr)
+            return 1
         except Exception:
             _keep_run_metrics(state, None)
             raise
@@ -102,6 +106,7 @@ def train_command(args: argparse.Namespace, state: Any) -> int:
 
 def reproduce_command(version: str, bundle: Path | None, out: Path | None, state: Any) -> int:
     """``ffe train --reproduce VERSION``: exit 0 when the retrained bundle matches the recorded one bit for bit."""
+    from ffe.training.pipeline import UnloadableBundleError
     from ffe.training.reproduce import check_data, read_manifest, reproduce
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -122,7 +127,7 @@ def reproduce_command(version: str, bundle: Path | None, out: Path | None, state
         )
         try:
             comparison = reproduce(recorded, Path(tmp) / "retrained")
-        except ValueError as exc:
+        except (ValueError, UnloadableBundleError) as exc:
             print(f"cannot reproduce: {exc}")
             return 1
         if out is not None:

@@ -3,8 +3,9 @@
 Keys are the plan's fields (``ewc_lambda``, ``online_fraction``...) or its meta-controller config's as
 ``meta.<field>`` (``meta.churn_penalty``, ``meta.hidden``...); the value is parsed as the field's type
 (``meta.hidden=64,32`` is a tuple). What a walk-forward fold or the command itself sets (``seed``, ``symbols``,
-``train_end``, ``progress``) cannot be set, and a bad key or value is a ``ValueError`` naming it; the config's own
-checks (``MetaTrainConfig.__post_init__``) still apply.
+``train_end``, ``progress``) cannot be set, and a bad key or value is a ``ValueError`` naming it. The new plan is
+built here, so the plan's and the config's own checks (``TrainPlan.__post_init__``, ``MetaTrainConfig.__post_init__``:
+every number finite and in its range) refuse a value the training could not run with before any training starts.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ def apply_overrides(plan: Any, assignments: Sequence[str]) -> Any:
     """``plan`` with each ``KEY=VALUE`` applied, in order.
 
     Raises:
-        ValueError: an assignment without ``=``, an unknown or fixed key, a value of the wrong type, or a config
-            the training loop cannot run with.
+        ValueError: an assignment without ``=``, an unknown or fixed key, a value of the wrong type, or a value
+            out of its range (the message names the setting: ``--set: meta.hidden: every layer width must be...``).
     """
     top: dict[str, Any] = {}
     meta: dict[str, Any] = {}

@@ -37,7 +37,7 @@ from ffe.training.data import (
 from ffe.training.ewc import ewc_update
 from ffe.training.export import TORCH_FILE, bundle_version, write_bundle
 from ffe.training.meta import train_meta
-from ffe.training.meta_config import MetaTrainConfig
+from ffe.training.meta_config import MetaTrainConfig, require_fraction, require_integer, require_non_negative
 from ffe.training.meta_env import EnvData, build_env, equal_weights, evaluate, evaluate_weights
 from ffe.training.meta_network import save_torch
 from ffe.training.provenance import mlflow_tags, provenance
@@ -78,6 +78,21 @@ class TrainPlan:
     # series of that symbol; with no symbols named, these are trained on beside every bundled series.
     data_files: dict[str, str] | None = None
 
+    def __post_init__(self) -> None:
+        """The plan's own settings, checked as ``MetaTrainConfig`` checks its (a ``ValueError`` naming the setting,
+        its value and what it needs), so a bad one is refused before any training."""
+        require_integer("seed", self.seed, 0)
+        require_fraction("holdout_fraction", self.holdout_fraction, "(0, 1)")  # ffe.training.data.holdout
+        require_fraction("online_fraction", self.online_fraction, "(0, 1)")  # both old and new rows non-empty
+        require_integer("n_components", self.n_components, 1)
+        require_non_negative("ewc_lambda", self.ewc_lambda)
+        require_integer("ewc_epochs", self.ewc_epochs, 1)
+
+
+class UnloadableBundleError(RuntimeError):
+    """The trained bundle is one the runtime could not load (``ffe.adapters.models.load_bundle``): it is neither
+    registered nor made the champion."""
+
 
 @dataclass
 class TrainOutcome:
@@ -102,7 +117,12 @@ class _Split:
 
 
 def train(plan: TrainPlan, out_dir: Path, tracker: Tracker | None = None) -> TrainOutcome:
-    """Fit, train, update, evaluate on the holdout, export the bundle into ``out_dir`` and track it all."""
+    """Fit, train, update, evaluate on the holdout, export the bundle into ``out_dir`` and track it all.
+
+    Raises:
+        UnloadableBundleError: the exported bundle does not load as the runtime loads it; with a tracker the run
+            fails and nothing is registered.
+    """
     if tracker is None:
         return _train(plan, _load(plan), out_dir, None, None)
     tags = {"ffe.kind": "meta-controller", **mlflow_tags(provenance(plan))}
@@ -156,6 +176,7 @@ def _train(
             **provenance(plan),  # training config, code and library versions: ffe train --reproduce
         }
         bundle_dir = write_bundle(out_dir, policy, regimes, torch_file, info)
+    _check_loadable(bundle_dir)  # before the caller registers it or makes it the champion
     ewc = {
         "degradation_pct": float(update.degradation_pct),
         "degradation_pct_without_ewc": float(update.degradation_pct_without_ewc),
@@ -174,6 +195,16 @@ def _train(
         data={s.series.symbol: s.series.sha256 for s in splits},
         seed=plan.seed,
     )
+
+
+def _check_loadable(bundle_dir: Path) -> None:
+    """Load ``bundle_dir`` as the runtime does (a few small JSON files); UnloadableBundleError when it cannot."""
+    from ffe.adapters.models import load_bundle
+
+    try:
+        load_bundle(str(bundle_dir))
+    except Exception as exc:  # whatever the loader raises, the runtime would fail on it the same way
+        raise UnloadableBundleError(f"the trained bundle cannot be loaded, so it is not kept: {exc}") from exc
 
 
 def _load(plan: TrainPlan) -> list[TrainingSeries]:
