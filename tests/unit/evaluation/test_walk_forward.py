@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import itertools
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ffe.evaluation.walk_forward import Fold, folds
+from ffe.evaluation.walk_forward import Fold, calendar_cuts, folds
 
 
 def test_folds_cut_the_tail_into_contiguous_test_windows() -> None:
@@ -39,3 +40,35 @@ def test_no_test_bar_is_ever_trained_on_and_folds_are_ordered(n: int, k: int, mi
         assert not set(range(fold.test_lo, fold.test_hi)) & set(range(fold.train_lo, fold.train_hi))
     for a, b in itertools.pairwise(cuts):
         assert a.test_hi == b.test_lo and a.train_hi < b.train_hi  # contiguous, non-overlapping, in order
+
+
+T0 = datetime(2019, 1, 1, tzinfo=UTC)
+days = st.integers(0, 2000).map(lambda d: T0 + timedelta(days=d))
+
+
+@given(st.dictionaries(st.sampled_from("ABCDEF"), st.tuples(days, days), min_size=1))
+def test_a_bundle_never_reads_a_bar_as_late_as_a_test_window_inside_that_series_history(
+    spans: dict[str, tuple[datetime, datetime]],
+) -> None:
+    firsts = {s: min(a, b) for s, (a, b) in spans.items()}
+    starts = {s: max(a, b) + timedelta(hours=1) for s, (a, b) in spans.items()}  # each test starts after its first bar
+    cuts = calendar_cuts(starts, firsts)
+    for s, cut in cuts.items():
+        assert firsts[s] < cut <= starts[s]  # something to train on, nothing of its own test window
+        for start in starts.values():
+            if firsts[s] < start:  # another series' test window starting inside this one's history bounds it
+                assert cut <= start
+        assert cut in {starts[s], *starts.values()}  # it stops at a test window's start, never earlier
+
+
+def test_series_of_other_years_do_not_bound_each_other() -> None:
+    # SPX 1999-2018 beside BTCUSD 2019: BTC's 2019 test window starts after SPX's own, SPX's before BTC's history
+    firsts = {"SPX": datetime(1999, 1, 4, tzinfo=UTC), "BTCUSD": datetime(2019, 1, 1, tzinfo=UTC)}
+    starts = {"SPX": datetime(2009, 1, 5, tzinfo=UTC), "BTCUSD": datetime(2019, 5, 1, tzinfo=UTC)}
+    assert calendar_cuts(starts, firsts) == starts
+    # ...but MSFT's window from 2002 bounds SPX's training in the same fold, and ETH's bounds BTC's
+    firsts |= {"MSFT": datetime(1986, 3, 13, tzinfo=UTC), "ETHUSD": datetime(2019, 1, 1, tzinfo=UTC)}
+    starts |= {"MSFT": datetime(2002, 1, 2, tzinfo=UTC), "ETHUSD": datetime(2019, 4, 10, tzinfo=UTC)}
+    cuts = calendar_cuts(starts, firsts)
+    assert cuts["SPX"] == starts["MSFT"] and cuts["BTCUSD"] == starts["ETHUSD"]
+    assert cuts["MSFT"] == starts["MSFT"] and cuts["ETHUSD"] == starts["ETHUSD"]

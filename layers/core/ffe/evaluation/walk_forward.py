@@ -12,8 +12,10 @@ trains one joint bundle on every bundled series). Fold ``k`` cuts each series at
 mixtures, meta-controller, EWC update, its own inner holdout) never reads a test bar of any series; then
 ``run_backtest`` replays each series' test window with that bundle: every strategy row on the same bars, costs,
 risk gate and fills (bars before the window are look-back only, as in production). The bundled series cover
-different years, so fold ``k``'s cuts are at the same position in each series, not at one calendar time: a bundle
-may have trained on another asset's bars that are later in calendar time than a test bar (never the same asset's).
+different years, so fold ``k``'s test windows are at the same position in each series, not at one calendar time;
+each series' training then stops before the earliest test window that starts inside its history
+(``calendar_cuts``), so the bundle has read no bar, of any series, as late as a test window it is judged on. Only
+series whose histories do not overlap in time (crypto 2019 beside SPX to 2018) keep bars later than another's.
 
 Aggregation, per series and row. ``metrics``: the mean over folds and seeds of what ``BacktestResult`` computes.
 ``path``: the row's out-of-sample return path, the folds' per-bar returns concatenated in time, averaged over
@@ -59,7 +61,8 @@ PlanFactory = Callable[[tuple[str, ...], int, dict[str, datetime]], "TrainPlan"]
 
 @dataclass(frozen=True, slots=True)
 class Fold:
-    """Bars ``[train_lo, train_hi)`` train the bundle, bars ``[test_lo, test_hi)`` test it (``train_hi == test_lo``)."""
+    """Bars ``[train_lo, train_hi)`` train the bundle, bars ``[test_lo, test_hi)`` test it (``train_hi <= test_lo``:
+    ``folds`` makes them adjacent, ``calendar_cuts`` may stop a series' training earlier)."""
 
     train_lo: int
     train_hi: int
@@ -244,17 +247,21 @@ def evaluate(
     with tempfile.TemporaryDirectory() as tmp:
         root = work_dir or Path(tmp)
         jobs_to_run: list[_Job] = []
+        trained: dict[str, list[Fold]] = {s: [] for s in symbols}
         for k in range(n_folds):
             starts = {s: _time(data[s].times[cuts[s][k].test_lo]) for s in symbols}
             ends = {
                 s: _time(data[s].times[cuts[s][k].test_hi]) if cuts[s][k].test_hi < len(data[s]) else None
                 for s in symbols
             }
+            train_end = calendar_cuts(starts, {s: _time(data[s].times[0]) for s in symbols})
+            for s in symbols:  # the bars each series' training reads: up to its calendar cut
+                trained[s].append(replace(cuts[s][k], train_hi=_bars_before(data[s], train_end[s])))
             for seed in seeds:
-                plan = replace(plan_factory(symbols, seed, starts), data_files=data_files)
+                plan = replace(plan_factory(symbols, seed, train_end), data_files=data_files)
                 if not report.training_config:
                     report.training_config = evaluated_config(plan)
-                windows = {s: (cuts[s][k], starts[s], ends[s], timeframes[s], classes[s]) for s in symbols}
+                windows = {s: (trained[s][k], starts[s], ends[s], timeframes[s], classes[s]) for s in symbols}
                 jobs_to_run.append(_Job(k, seed, plan, root / f"f{k}-s{seed}", windows, cfg))
         for job, (version, results) in zip(jobs_to_run, _run_jobs(jobs_to_run, data, jobs, n_folds, log), strict=True):
             report.bundle_versions.append(version)
@@ -269,7 +276,7 @@ def evaluate(
                 str(timeframes[symbol]),
                 ppy[symbol],
                 len(data[symbol]),
-                cuts[symbol],
+                trained[symbol],
                 runs[symbol],
                 skipped[symbol],
                 block,
@@ -280,6 +287,26 @@ def evaluate(
         )
         report.series.append(summary)
     return report
+
+
+def _bars_before(bars: BarArrays, when: datetime) -> int:
+    return int(np.searchsorted(bars.times, np.datetime64(when.astimezone(UTC).replace(tzinfo=None), "us"), "left"))
+
+
+def calendar_cuts(starts: Mapping[str, datetime], firsts: Mapping[str, datetime]) -> dict[str, datetime]:
+    """Where a fold's joint bundle stops reading each series: before its own test window, and before any other
+    series' test window that starts inside its history.
+
+    ``starts``: symbol -> the open time of the fold's first test bar; ``firsts``: symbol -> its first bar. One bundle
+    is tested on every series, so it must not have read, on any series, a bar as late as a test window it is judged
+    on (production, at the start of that window, had no later bar of anything). A test window that starts before a
+    series' first bar cannot bound it (its whole history is later): such pairs, of series from different years,
+    are left as they are (docs/evaluation.md).
+    """
+    return {
+        s: min([start, *(other for u, other in starts.items() if u != s and firsts[s] < other < start)])
+        for s, start in starts.items()
+    }
 
 
 def _cuts(symbol: str, n: int, n_folds: int, test_bars: int | None, min_train_fraction: float) -> list[Fold]:
@@ -637,6 +664,7 @@ __all__ = [
     "FoldRun",
     "RowSummary",
     "SeriesReport",
+    "calendar_cuts",
     "evaluate",
     "evaluated_config",
     "folds",
