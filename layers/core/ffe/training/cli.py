@@ -429,8 +429,9 @@ def _evidence_for(state: Any, manifest: Mapping[str, Any], dst: Path) -> tuple[P
         return None, "the bundle names no MLflow run"
     if not os.environ.get("MLFLOW_TRACKING_URI") and not state.pgdata.exists():
         return None, f"no MLflow to ask (MLFLOW_TRACKING_URI is unset and {state.root}/ has no local cluster)"
-    from ffe.evaluation.gate import load_evidence
     from ffe.training.pipeline import MODEL_NAME
+    from ffe.training.promotion import evidence_of
+    from ffe.training.tracking import EVIDENCE_TAG
 
     try:
         with local_tracker(state) as tracker:
@@ -438,18 +439,14 @@ def _evidence_for(state: Any, manifest: Mapping[str, Any], dst: Path) -> tuple[P
             if not found:
                 return None, f"its MLflow run {run_id} is not a registered version of {MODEL_NAME}"
             number = str(max(int(mv.version) for mv in found))
-            folder = tracker.download_evidence(MODEL_NAME, number, dst)
+            if EVIDENCE_TAG not in tracker.model_version_tags(MODEL_NAME, number):
+                return None, f"v{number} has none (`ffe evaluate --version {number}` attaches it; then publish again)"
+            evidence, why_not = evidence_of(tracker, MODEL_NAME, number, dst)  # checked as the gate checks it
     except Exception as exc:  # an unreachable tracker or artifact store: publish the bundle anyway, say why
         return None, f"MLflow could not be asked ({type(exc).__name__}: {exc})"
-    if folder is None:
-        return None, f"v{number} has none (`ffe evaluate --version {number}` attaches it; then publish again)"
-    try:
-        evidence = load_evidence(folder)
-    except ValueError as exc:
-        return None, f"the evidence of v{number} is unusable ({exc})"
-    if evidence.registered_version not in (None, number):
-        return None, f"the evidence attached to v{number} evaluates v{evidence.registered_version}"
-    return folder, f"v{number}"
+    if evidence is None:
+        return None, str(why_not)
+    return evidence.folder, f"v{number}"
 
 
 def _cleanup(args: argparse.Namespace, state: Any) -> int:

@@ -23,16 +23,17 @@ def verdict_for(
     tracker: Any, model_name: str, version: str, champion: str | None, config: GateConfig, workdir: Path
 ) -> Verdict:
     """The gate's verdict on promoting ``version`` over ``champion`` (None: there is none), evidence from MLflow."""
-    candidate, why_not = _evidence(tracker, model_name, version, workdir / "candidate")
+    candidate, why_not = evidence_of(tracker, model_name, version, workdir / "candidate")
     mine = Side(f"v{version}", candidate, why_not, fix=_how(version))
     if champion is None or str(champion) == str(version):
         return judge(mine, None, config)
-    theirs, their_problem = _evidence(tracker, model_name, champion, workdir / "champion")
+    theirs, their_problem = evidence_of(tracker, model_name, champion, workdir / "champion")
     return judge(mine, Side(f"champion v{champion}", theirs, their_problem, fix=_how(str(champion))), config)
 
 
-def _evidence(tracker: Any, model_name: str, version: str, dst: Path) -> tuple[Evidence | None, str | None]:
-    """The version's loaded evidence, or None and why not."""
+def evidence_of(tracker: Any, model_name: str, version: str, dst: Path) -> tuple[Evidence | None, str | None]:
+    """The version's evidence downloaded into ``dst`` and loaded, checked to be its own (its registered version and
+    training config); else None and why not (``ffe models promote``, ``ffe models publish``)."""
     try:
         folder = tracker.download_evidence(model_name, version, dst)
     except Exception as exc:  # a tag pointing at artifacts that are gone, an unreachable store: refuse, say why
