@@ -7,8 +7,9 @@ into ``n_folds`` contiguous, non-overlapping test windows (equal, the last one t
 ``ffe.training.data.walk_forward``); fold ``i`` trains on every bar before its test window, ``[0, test_lo)``.
 
 Per fold and seed (``evaluate``), as production trains: ONE bundle on every evaluated series at once (``ffe train``
-trains one joint bundle on every bundled series). Fold ``k`` cuts each series at its own ``k``-th test window
-(``TrainPlan.train_end``: symbol -> the open time of that window's first bar), so the training pipeline (regime
+trains one joint bundle on every bundled series). Fold ``k`` cuts each series at the latest at its own ``k``-th
+test window (``TrainPlan.train_end``: symbol -> the open time of that window's first bar, or earlier: see below),
+so the training pipeline (regime
 mixtures, meta-controller, EWC update, its own inner holdout) never reads a test bar of any series; then
 ``run_backtest`` replays each series' test window with that bundle: every strategy row on the same bars, costs,
 risk gate and fills (bars before the window are look-back only, as in production). The bundled series cover
