@@ -9,9 +9,9 @@ Evidence (:func:`load_evidence`) is an ``ffe evaluate`` report folder: ``evaluat
 test window in time order, averaged over seeds, keyed ``SYMBOL/ROW``.
 
 The statistic (:func:`decide`). For a bar (the candidate's own naive-router path, or the champion's
-meta-controller path): over the series both evaluations share, P(mean over series of
-[metric(candidate meta path) - metric(bar path)] > 0), estimated by a paired circular block bootstrap
-(``stats.paired_metric_differences``): within a series the candidate and the bar take the same resampled bars,
+meta-controller paths): over the bar's series, P(mean over series of [metric(candidate meta paths) - metric(bar
+paths)] > 0), a meta-controller's metric being the mean over its seeds' own paths, estimated by a paired circular
+block bootstrap (``stats.metric_draws``): within a series every path takes the same resampled bars,
 series are resampled independently (their own seeds), and each resample's differences are averaged over the
 series. A tie counts one half, as in ``stats.prob_outperforms``, so identical evidence gives 0.5. The comparison
 passes when that probability is at least the configured confidence. Paths pair only when both evaluations cut the
@@ -25,7 +25,7 @@ import math
 import re
 import zipfile
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -346,14 +346,10 @@ def _compare(candidate: Evidence, bar: Evidence, kind: str, label: str, config: 
         figures[symbol] = SeriesFigures(
             float(np.mean([statistic(a) for a in ours])), float(np.mean([statistic(b) for b in others]))
         )
-
-        def draw(
-            path: NDArray[np.float64], symbol: str = symbol, ppy: float = mine.periods_per_year
-        ) -> NDArray[np.float64]:
-            seed = _series_seed(config.seed, symbol)  # one seed per series: every path takes the same resamples
-            return stats.metric_draws(path, config.metric, ppy, n_boot=config.n_boot, seed=seed)
-
-        draws += np.mean([draw(a) for a in ours], axis=0) - np.mean([draw(b) for b in others], axis=0)
+        seed = _series_seed(config.seed, symbol)  # one seed per series: every path takes the same resamples
+        draws += _mean_draws(ours, config, mine.periods_per_year, seed) - _mean_draws(
+            others, config, mine.periods_per_year, seed
+        )
     draws /= len(shared)
     probability = float((np.sum(draws > 0) + 0.5 * np.sum(draws == 0)) / config.n_boot)
     gap = float(np.mean([f.difference for f in figures.values()]))
@@ -364,6 +360,16 @@ def _compare(candidate: Evidence, bar: Evidence, kind: str, label: str, config: 
         f" over {len(shared)} series ({', '.join(shared)}); mean gap {gap:+.4f}"
     )
     return Comparison(kind, label, probability, figures, passed, reason)
+
+
+def _mean_draws(
+    paths: Sequence[NDArray[np.float64]], config: GateConfig, periods_per_year: float, seed: int
+) -> NDArray[np.float64]:
+    """Per resample, the mean over ``paths`` of the configured metric (``stats.metric_draws``)."""
+    return np.mean(
+        [stats.metric_draws(p, config.metric, periods_per_year, n_boot=config.n_boot, seed=seed) for p in paths],
+        axis=0,
+    )
 
 
 def _served(series: SeriesEvidence) -> list[NDArray[np.float64]]:
